@@ -1,0 +1,20 @@
+"""The ``derptool`` command line: a thin Typer layer over the library.
+
+Each command lives in its own module of this package and registers itself on :data:`app`.
+Commands import their heavy dependencies lazily so that ``derptool --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from derptool.cli._common import app
+
+# Importing a command module registers its commands on ``app``.
+# command modules are imported below
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="derptool")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,91 @@
+"""Shared pieces of the CLI: the Typer app, error mapping and common options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from derptool import __version__
+from derptool.errors import DerptoolError
+
+app = typer.Typer(
+    name="derptool",
+    help="Measure, geofence and self-host Tailscale DERP relays; write and validate tailnet policy files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"derptool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Measure, geofence and self-host Tailscale DERP relays; write and validate tailnet policy files."""
+
+
+def warn(message: str) -> None:
+    """Print a one-line notice on stderr."""
+    print(f"derptool: {message}", file=sys.stderr)
+
+
+def fail(err: DerptoolError) -> typer.Exit:
+    """Print *err* as one line on stderr and return the ``typer.Exit`` to raise."""
+    print(f"derptool: error: {err}", file=sys.stderr)
+    return typer.Exit(err.exit_code)
+
+
+def handle_errors(func: F) -> F:
+    """Decorate a command so that a :class:`DerptoolError` becomes one line and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DerptoolError as err:
+            raise fail(err) from None
+        except KeyboardInterrupt:
+            print("derptool: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class MapFormat(str, Enum):
+    """Output formats for DERP-map shaped output."""
+
+    table = "table"
+    json = "json"
+
+
+MapOption = Annotated[
+    str,
+    typer.Option(
+        "--map",
+        "-m",
+        envvar="DERPTOOL_MAP",
+        help="DERP map: 'default' (live, cached, bundled fallback), 'snapshot', a file (DERP map JSON, "
+        "policy HuJSON, headscale YAML), an http(s) URL, or '-' for stdin.",
+        show_default=True,
+    ),
+]
