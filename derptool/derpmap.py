@@ -392,7 +392,7 @@ def _dump(model: BaseModel, *, always: set[str], skip: Iterable[str] = ()) -> di
         if alias in skipped:
             continue
         value = getattr(model, name)
-        if alias in always or value not in (0, 0.0, "", False, None) or isinstance(value, bool) and value:
+        if alias in always or value not in (0, 0.0, "", False, None) or (isinstance(value, bool) and value):
             out[alias] = value
     return out
 

@@ -7,6 +7,7 @@ old file or the new one, never a mix. A write is refused when the file changed o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -96,10 +97,8 @@ def atomic_write(path: str | Path, data: bytes, *, expect: FileSnapshot | None =
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, p)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        except OSError:
-            pass
         raise
     try:
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -6,10 +6,10 @@ Commands import their heavy dependencies lazily so that ``derptool --help`` stay
 
 from __future__ import annotations
 
-from derptool.cli._common import app
-
 # Importing a command module registers its commands on ``app``.
 # command modules are imported below
+from derptool.cli import maps as _maps  # noqa: F401
+from derptool.cli._common import app
 
 
 def main() -> None:
