@@ -1,0 +1,52 @@
+"""``derptool nat``: what kind of NAT is this machine behind, and what that means for direct connections."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from derptool.cli._common import MapOption, app, handle_errors, warn
+
+
+class NatFormat(StrEnum):
+    """Output formats of ``derptool nat``."""
+
+    table = "table"
+    json = "json"
+
+
+@app.command("nat")
+@handle_errors
+def nat_command(
+    map_spec: MapOption = "default",
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", "-r", help="Probe STUN servers of these regions only (selector, repeatable)."),
+    ] = None,
+    fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "-t", help="Seconds to wait for STUN answers.", min=0.1, max=60)
+    ] = 3.0,
+) -> None:
+    """Detect the NAT type by STUN to several DERP servers from one UDP socket.
+
+    Easy NAT (the same public address for every server) lets Tailscale connect peers directly; hard NAT
+    (a new public port per destination) usually forces traffic through a DERP relay.
+    """
+    from derptool import natprobe, render
+    from derptool.sources import load_map
+
+    loaded = load_map(map_spec, notice=warn)
+    region_ids = None
+    if region:
+        from derptool.geo import resolve
+
+        res = resolve(region, loaded.derp_map)
+        for note in res.notes:
+            warn(note)
+        region_ids = res.region_ids
+    report = natprobe.run(loaded.derp_map, region_ids, timeout=timeout)
+    data = report.to_data()
+    typer.echo(render.to_json(data) if fmt is NatFormat.json else render.nat_text(data))
