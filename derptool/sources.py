@@ -381,6 +381,8 @@ def classify(data: Any) -> Literal["derpmap", "policy", "unknown"]:
 
 def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[], LoadedMap]) -> LoadedMap:
     """Build a map from a document's bytes; overlays (policy ``derpMap``, null regions) go over ``base()``."""
+    if not data.strip():
+        raise MapError(f"{name}: empty; expected a DERP map JSON, a policy file or headscale DERP YAML")
     is_yaml = not _looks_like_json(data)
     doc = decode_document(data, name)
     if is_yaml:
