@@ -1,0 +1,47 @@
+"""HuJSON (JSON with comments and trailing commas), compatible with Tailscale's Go ``hujson``.
+
+Text API (bytes in and out; ``str`` input is encoded as UTF-8)::
+
+    parse(src) -> Value          # Value.pack() gives src back byte for byte
+    standardize(src) -> bytes    # comments/trailing commas become spaces, positions unchanged
+    minimize(src) -> bytes       # plain JSON, no whitespace
+    format(src) -> bytes         # byte-identical to Go's hujson.Format
+    patch(src, patch) -> bytes   # RFC 6902, comments kept; all or nothing
+    loads(src) -> Any            # plain Python data, exact integers
+    find(src_or_value, pointer) -> Value | None
+
+Every rejection raises :class:`HuJSONError` (a ``ValueError`` and a ``DerptoolError``, exit code 2) with
+``.line``, ``.column`` (1-based, columns in bytes) and ``.offset`` (0-based byte offset).
+
+Positions for tools that report problems (e.g. policy validation): every :class:`Value` from
+:func:`parse` has ``start_offset``/``end_offset``, the byte span of the trimmed value in the source.
+:func:`position` turns an offset into ``(line, column)``. ``Value.find(pointer)`` gives the value at a
+JSON Pointer, :func:`find_name` the member-name ``Value`` (to point at a key), and ``Value.walk()``
+yields ``(pointer, value, name_value_or_None)`` for every value in the tree.
+"""
+
+from __future__ import annotations
+
+from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
+from derptool.hujson.decode import loads
+from derptool.hujson.errors import HuJSONError, position
+from derptool.hujson.parse import parse
+from derptool.hujson.pointer import find, find_name
+from derptool.hujson.standard import is_standard, minimize, standardize
+
+__all__ = [
+    "Array",
+    "HuJSONError",
+    "Literal",
+    "Object",
+    "ObjectMember",
+    "Value",
+    "find",
+    "find_name",
+    "is_standard",
+    "loads",
+    "minimize",
+    "parse",
+    "position",
+    "standardize",
+]

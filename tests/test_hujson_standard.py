@@ -1,0 +1,145 @@
+"""standardize, minimize, is_standard, loads and find."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from derptool import hujson
+from derptool.hujson import HuJSONError, find, loads, minimize, standardize
+
+
+@pytest.mark.parametrize(
+    ("src", "want"),
+    [
+        (b' { "k" : "v" , } ', b' { "k" : "v"   } '),
+        (b"[1,2,/*c*/]", b"[1,2      ]"),
+        (b"// \xf0\x9f\x98\x82\nnull", b"       \nnull"),
+        (b"/* a\r\n\tb */ 1", b"    \r\n\t     1"),
+        (b'["//not a comment", "/*nor this*/",]', b'["//not a comment", "/*nor this*/" ]'),
+        (b'{"a":[1,],"b":{},}', b'{"a":[1 ],"b":{} }'),
+        (b"[1 /*x*/ , /*y*/ ]", b"[1       ,       ]".replace(b",", b" ")),
+        (b'"\xff" // \xc3\xa9\n', b'"\xff"      \n'),
+        (b"null", b"null"),
+    ],
+)
+def test_standardize(src: bytes, want: bytes) -> None:
+    out = standardize(src)
+    assert out == want
+    assert len(out) == len(src)
+    assert hujson.is_standard(out)
+
+
+def test_standardize_keeps_positions() -> None:
+    src = b'{ // c\n  "a": /* \xc3\xa9 */ [1, 2,], /* x */ "b": "c",\n}'
+    out = standardize(src)
+    v1, v2 = hujson.parse(src), hujson.parse(out)
+    assert [(x.start_offset, x.end_offset) for x in v1.all()] == [(x.start_offset, x.end_offset) for x in v2.all()]
+
+
+@pytest.mark.parametrize(
+    "src", [b"[,]", b"{,}", b"[1,,]", b"[1,]x", b"NaN", b"[Infinity]", b"\xef\xbb\xbf{}", b"/*\xff*/{}",
+            b"[1/*x*/2]", b"tr/**/ue", b'{"a":,}', b"/ 1", b'"\\x"', b"1 //"])
+def test_fast_path_rejects_what_go_rejects(src: bytes) -> None:
+    with pytest.raises(HuJSONError) as a:
+        standardize(src)
+    with pytest.raises(HuJSONError) as b:
+        hujson.parse(src)
+    with pytest.raises(HuJSONError):
+        loads(src)
+    assert str(a.value) == str(b.value)
+
+
+def test_minimize() -> None:
+    src = b' [ null , false , true , "string" , 0 , { } , [ ] , ] // x\n'
+    assert minimize(src) == b'[null,false,true,"string",0,{},[]]'
+    assert minimize(b'{"a" : 1.0E+2, "\\u0041": "\\/"}') == b'{"a":1.0E+2,"\\u0041":"\\/"}'
+
+
+def test_is_standard() -> None:
+    assert hujson.is_standard(b' {"a": [1, 2]} \n')
+    assert not hujson.is_standard(b"[1,]")
+    assert not hujson.is_standard(b"1 // c\n")
+    assert not hujson.is_standard(b"{/**/}")
+    assert hujson.parse(b"[1]").is_standard()
+
+
+def test_loads() -> None:
+    src = """// policy
+    {
+        "groups": {"group:a": ["x@example.com",],}, /* c */
+        "big": 123456789012345678901234567890,
+        "f": 1.5, "e": 1E2, "t": true, "n": null,
+        "dup": 1, "dup": 2,
+        "s": "\\u00e9\\ud83d\\ude02",
+    }
+    """
+    assert loads(src) == {
+        "groups": {"group:a": ["x@example.com"]}, "big": 123456789012345678901234567890,
+        "f": 1.5, "e": 100.0, "t": True, "n": None, "dup": 2, "s": "é😂",
+    }
+    assert isinstance(loads("1e2"), float)
+    assert loads(b'"\xff"') == "\ufffd"
+    assert loads(b'// \xc3\xa9\n"\xff"') == "\ufffd"
+    assert loads(b"[1,]") == [1]
+    assert hujson.parse(b"[1, /*x*/ 2,]").to_python() == [1, 2]
+
+
+def test_loads_matches_json_for_plain_json() -> None:
+    doc = {"a": [1, 2.5, None, True, "x\"y\\z\n"], "b": {"c": {}}, "d": -0.0}
+    text = json.dumps(doc, indent=2)
+    assert loads(text) == json.loads(text)
+
+
+def test_find() -> None:
+    doc = b"""{
+        "foo": ["bar", "baz"], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4, "i\\\\j": 5,
+        "k\\"l": 6, " ": 7, "m~n": 8, "\\u0066izz": 9, "dup": 10, "dup": 11, "lit": "x",
+    }"""
+    v = hujson.parse(doc)
+
+    def get(ptr: str) -> object:
+        node = find(v, ptr)
+        return None if node is None else loads(node.pack())
+
+    assert get("") == loads(doc)
+    assert get("/foo") == ["bar", "baz"]
+    assert get("/foo/0") == "bar"
+    assert get("/foo/01") == "baz"  # Go accepts a leading zero
+    assert get("/foo/00") is None  # invalid index
+    assert get("/foo/-1") is None
+    assert get("/foo/") is None
+    assert get("/foo/-") is None
+    assert get("/foo/2") is None
+    assert get("/") == 0
+    assert get("/a~1b") == 1
+    assert get("/c%d") == 2
+    assert get("/e^f") == 3
+    assert get("/g|h") == 4
+    assert get("/i\\j") == 5
+    assert get('/k"l') == 6
+    assert get("/ ") == 7
+    assert get("/m~0n") == 8
+    assert get("/fizz") == 9
+    assert get("/dup") == 10  # first one wins
+    assert get("/foo ") is None
+    assert get("foo") is None  # no leading slash: invalid, nil as in Go
+    assert get("/lit/0") is None  # cannot index into a literal
+    assert get("/////") is None
+    assert find(doc, "/foo/1") is not None
+    assert hujson.parse(b'{"~x": 1}').find("/~x") is not None  # unknown ~ sequence kept
+
+
+def test_pointer_errors() -> None:
+    from derptool.hujson.pointer import locate
+
+    v = hujson.parse(b'{"a": "x", "b": [1]}')
+    for ptr, msg in [("a", "invalid pointer: lacks a forward slash prefix"),
+                     ("/b/00", "invalid array index: 00"), ("/b/-1", "invalid array index: -1"),
+                     ("/b/", "invalid array index: "),
+                     ("/a/0", "invalid pointer: cannot index into literal at /a")]:
+        with pytest.raises(HuJSONError) as info:
+            locate(v, ptr)
+        assert str(info.value) == f"hujson: {msg}"
+        assert info.value.line is None
