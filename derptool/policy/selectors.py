@@ -1,0 +1,139 @@
+"""The grammar of policy entries: selectors, ``host:ports``, port ranges, protocols, tag names."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from derptool.policy._go import quote
+
+Kind = Literal["wildcard", "tag", "group", "autogroup", "ipset", "service", "user", "userpattern", "posture",
+               "ip", "host"]
+
+ROLE_AUTOGROUPS = frozenset({"admin", "owner", "network-admin", "it-admin", "billing-admin", "auditor"})
+MEMBER_AUTOGROUPS = frozenset({"member", "members"}) | ROLE_AUTOGROUPS
+AUTOGROUPS = MEMBER_AUTOGROUPS | {"internet", "self", "tagged", "shared", "danger-all", "nonroot"}
+"""Every autogroup Tailscale documents (``members`` is the legacy spelling of ``member``)."""
+
+PROTOCOLS = {
+    "icmp": 1, "igmp": 2, "ipv4": 4, "ip-in-ip": 4, "tcp": 6, "egp": 8, "igp": 9, "udp": 17, "gre": 47,
+    "esp": 50, "ah": 51, "ipv6-icmp": 58, "sctp": 132, "fc": 133,
+}
+"""Protocol names Tailscale accepts in ``proto`` and grant ``ip``, with their IANA numbers."""
+
+PORT_PROTOCOLS = frozenset({6, 17, 132})
+"""Protocols that have ports (TCP, UDP, SCTP); the others only take ``*``."""
+
+
+def kind(selector: str) -> Kind:
+    """Classify a src/dst selector (already stripped of surrounding spaces)."""
+    if selector == "*":
+        return "wildcard"
+    prefix, sep, _ = selector.partition(":")
+    if sep:
+        known: dict[str, Kind] = {"tag": "tag", "group": "group", "autogroup": "autogroup", "ipset": "ipset",
+                                  "svc": "service", "user": "userpattern", "posture": "posture"}
+        if prefix in known:
+            return known[prefix]
+    if "@" in selector:
+        return "user"
+    if is_address(selector):
+        return "ip"
+    return "host"
+
+
+def is_address(text: str) -> bool:
+    """True for an IP address, a CIDR prefix, or an IP range ``a-b`` of the same family."""
+    if "-" in text and "/" not in text:
+        first, _, last = text.partition("-")
+        try:
+            a, b = ipaddress.ip_address(first), ipaddress.ip_address(last)
+        except ValueError:
+            return False
+        return a.version == b.version and int(a) <= int(b)
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text, strict=False)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A CIDR prefix (host bits allowed, as Go's ``netip.ParsePrefix``), a bare IP as /32 or /128, or None."""
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def check_tag_name(tag: str) -> str | None:
+    """``tailcfg.CheckTag``: the error text for a malformed tag, or None."""
+    if not tag.startswith("tag:"):
+        return "tags must start with 'tag:'"
+    name = tag[4:]
+    if not name:
+        return "tag names must not be empty"
+    if not ("a" <= name[0] <= "z" or "A" <= name[0] <= "Z"):
+        return "tag names must start with a letter, after 'tag:'"
+    for ch in name:
+        if not (ch.isascii() and (ch.isalnum() or ch == "-")):
+            return "tag names can only contain numbers, letters, or dashes"
+    return None
+
+
+def split_host_ports(entry: str) -> tuple[str, str] | None:
+    """Split an ACL ``dst`` entry at its last ``:`` (``[v6]:port`` brackets removed); None without a colon."""
+    host, sep, ports = entry.rpartition(":")
+    if not sep:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, ports
+
+
+def port_error(spec: str) -> str | None:
+    """Check a port list (``*``, ``22``, ``80,443``, ``1000-2000``); the error text, or None."""
+    if spec == "*":
+        return None
+    for part in spec.split(","):
+        first, dash, last = part.partition("-")
+        a = _port(first)
+        if a is None:
+            return f"port range {quote(part)}: invalid first integer"
+        if a == 0:
+            return f"port range {quote(part)}: first port must be >0, or use '*' for wildcard"
+        if dash:
+            b = _port(last)
+            if b is None:
+                return f"port range {quote(part)}: invalid last integer"
+            if b < a:
+                return f"port range {quote(part)}: first port must not be greater than the last port"
+    return None
+
+
+def _port(text: str) -> int | None:
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= 65535 else None
+
+
+def protocol_number(proto: str) -> int | None:
+    """The IANA number of a protocol name (any case) or decimal number 1..255, or None."""
+    name = proto.lower()
+    if name in PROTOCOLS:
+        return PROTOCOLS[name]
+    if name.isascii() and name.isdigit() and not name.startswith("0"):
+        number = int(name)
+        if 1 <= number <= 255:
+            return number
+    return None
+
+
+def protocol_error(proto: str) -> str:
+    """The message for an unknown protocol."""
+    return (f"proto {quote(proto)} is not a known protocol: use a name such as tcp, udp, icmp, sctp "
+            "or an IANA number 1-255")

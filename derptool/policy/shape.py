@@ -1,0 +1,234 @@
+"""The shape check: plain data against the policy models, as Go's ``encoding/json`` decodes it.
+
+Keys of model objects match the models' names case-insensitively (an exact match wins), unknown keys are
+reported as ``json: unknown field "x"`` like Tailscale's server, wrong value types as Go's
+``json: cannot unmarshal ...``. ``null`` is accepted everywhere and means the zero value.
+
+The result is *canonical* data (keys renamed to the documented spelling, ``null`` members dropped) for the
+semantic checks, plus the renames needed to map a canonical path back to the keys the file uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from pydantic import BaseModel
+
+from derptool.policy.problems import Finding, Path
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a value must look like: a JSON kind, its element spec, or a model's members."""
+
+    kind: str  # "str" "bool" "int" "float" "any" "list" "dict" "model"
+    go: str  # the Go type name used in messages
+    item: Spec | None = None
+    int_keys: bool = False
+    nullable_items: bool = False
+    members: dict[str, tuple[str, Spec]] = field(default_factory=dict)  # lower name -> (name, spec)
+    names: frozenset[str] = frozenset()
+
+
+class DictWithDuplicates(dict[str, Any]):
+    """A decoded JSON object that remembers keys given more than once (the last value is kept)."""
+
+    duplicates: list[str]
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.duplicates = []
+        if len(self) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and key not in self.duplicates:
+                    self.duplicates.append(key)
+                seen.add(key)
+
+
+_SCALARS = {str: ("str", "string"), bool: ("bool", "bool"), int: ("int", "int"), float: ("float", "float64")}
+
+
+def _spec(annotation: Any) -> Spec:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        spec = _spec(inner[0]) if len(inner) == 1 else Spec("any", "interface {}")
+        return spec
+    if annotation in _SCALARS:
+        kind, go = _SCALARS[annotation]
+        return Spec(kind, go)
+    if annotation is Any:
+        return Spec("any", "interface {}")
+    if origin is list:
+        item = _spec(args[0])
+        return Spec("list", "[]" + item.go, item=item)
+    if origin is dict:
+        item = _spec(args[1])
+        nullable = any(a is type(None) for a in typing.get_args(args[1]))
+        int_keys = args[0] is int
+        return Spec("dict", f"map[{'int' if int_keys else 'string'}]{item.go}", item=item, int_keys=int_keys,
+                    nullable_items=nullable)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return model_spec(annotation)
+    raise TypeError(f"unsupported annotation {annotation!r}")  # pragma: no cover - programming error
+
+
+@functools.cache
+def model_spec(model: type[BaseModel]) -> Spec:
+    """The :class:`Spec` of a pydantic model (cached)."""
+    members: dict[str, tuple[str, Spec]] = {}
+    hints = typing.get_type_hints(model)
+    for name, info in model.model_fields.items():
+        alias = info.alias or name
+        members[alias.lower()] = (alias, _spec(hints[name]))
+    return Spec("model", model.__name__, members=members, names=frozenset(a for a, _ in members.values()))
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return "null"
+
+
+_ZERO: dict[str, Any] = {"str": "", "bool": False, "int": 0, "float": 0.0, "any": None}
+
+
+class ShapeChecker:
+    """Walks data against a :class:`Spec`; collects findings and key renames."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self.renames: dict[Path, str] = {}
+
+    def _type_error(self, value: Any, spec: Spec, path: Path) -> None:
+        kind = _kind_of(value)
+        if kind == "number" and spec.kind == "int":
+            kind = f"number {value}"
+        self.findings.append(Finding(path, f"json: cannot unmarshal {kind} into Go value of type {spec.go}"))
+
+    def walk(self, value: Any, spec: Spec, path: Path, cpath: Path) -> Any:
+        """Return the canonical form of *value*, or ``None`` where it has the wrong type."""
+        kind = spec.kind
+        if kind == "any":
+            return value
+        if value is None:
+            if kind == "list":
+                return []
+            if kind in ("dict", "model"):
+                return {}
+            return _ZERO[kind]
+        if kind == "str":
+            if isinstance(value, str):
+                return value
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+                return int(value)
+        elif kind == "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        elif kind == "list":
+            if isinstance(value, list):
+                assert spec.item is not None
+                item = spec.item
+                return [self.walk(v, item, (*path, i), (*cpath, i)) for i, v in enumerate(value)]
+        elif kind == "dict":
+            if isinstance(value, Mapping):
+                return self._dict(value, spec, path, cpath)
+        elif kind == "model" and isinstance(value, Mapping):
+            return self._model(value, spec, path, cpath)
+        self._type_error(value, spec, path)
+        return None
+
+    def _duplicates(self, value: Mapping[str, Any], path: Path) -> None:
+        for key in getattr(value, "duplicates", ()):
+            self.findings.append(
+                Finding((*path, key), f'duplicate key "{key}": only the last value counts', "warning", at_key=True)
+            )
+
+    def _dict(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[Any, Any]:
+        self._duplicates(value, path)
+        assert spec.item is not None
+        item = spec.item
+        out: dict[Any, Any] = {}
+        for key, v in value.items():
+            ckey: Any = key
+            if spec.int_keys:
+                try:
+                    ckey = int(key, 10)
+                except ValueError:
+                    self.findings.append(Finding(
+                        (*path, key), f"json: cannot unmarshal number {key} into Go value of type int", at_key=True))
+                    continue
+                if str(ckey) != key:
+                    self.renames[(*cpath, ckey)] = key
+            if v is None and spec.nullable_items:
+                out[ckey] = None
+                continue
+            out[ckey] = self.walk(v, item, (*path, key), (*cpath, ckey))
+        return out
+
+    def _model(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[str, Any]:
+        self._duplicates(value, path)
+        out: dict[str, Any] = {}
+        seen: dict[str, str] = {}
+        for key, v in value.items():
+            if key in spec.names:
+                name, member = spec.members[key.lower()]
+            else:
+                found = spec.members.get(key.lower())
+                if found is None:
+                    self.findings.append(Finding((*path, key), f'json: unknown field "{key}"', at_key=True))
+                    continue
+                name, member = found
+            if name in seen:
+                self.findings.append(Finding(
+                    (*path, key), f'duplicate key "{key}" (same as "{seen[name]}"): only the last value counts',
+                    "warning", at_key=True))
+            seen[name] = key
+            if key != name:
+                self.renames[(*cpath, name)] = key
+            if v is None:
+                out.pop(name, None)
+                continue
+            out[name] = self.walk(v, member, (*path, key), (*cpath, name))
+        return out
+
+    def original_path(self, cpath: Path) -> Path:
+        """Map a path in the canonical data to the keys the file uses."""
+        if not self.renames:
+            return cpath
+        out: list[str | int] = []
+        for i, part in enumerate(cpath):
+            out.append(self.renames.get(cpath[: i + 1], part))
+        return tuple(out)
+
+
+def check_shape(data: Any, model: type[BaseModel]) -> tuple[Any, ShapeChecker]:
+    """Check *data* against *model*; return the canonical data and the checker (findings, renames)."""
+    checker = ShapeChecker()
+    if not isinstance(data, Mapping):
+        checker.findings.append(Finding((), f"json: cannot unmarshal {_kind_of(data)} into Go value of type "
+                                            f"{model.__name__}"))
+        return {}, checker
+    canonical = checker.walk(data, model_spec(model), (), ())
+    return canonical, checker

@@ -1,0 +1,111 @@
+"""Validate policy files: HuJSON syntax, shape (types, unknown keys), semantic checks, with positions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path as FsPath
+from typing import Any
+
+from derptool.policy.problems import Finding, Path, Problem, json_pointer
+
+
+class _Constant(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Constant(name)
+
+
+def decode(src: bytes) -> Any:
+    """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
+    from derptool.hujson import parse, standardize
+    from derptool.policy.shape import DictWithDuplicates
+
+    std = standardize(src)  # raises HuJSONError with Go's message and position
+    try:
+        return json.loads(std.decode("utf-8", "replace"), object_pairs_hook=DictWithDuplicates,
+                          parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # pragma: no cover - standardize accepted it, so this is unexpected
+        parse(src)
+        raise
+
+
+def findings(data: Any) -> list[Finding]:
+    """Shape and semantic findings for decoded policy *data*, with paths into *data* as written."""
+    from derptool.policy.checks import check_policy
+    from derptool.policy.models import Policy
+    from derptool.policy.shape import check_shape
+
+    canonical, shape = check_shape(data, Policy)
+    out = list(shape.findings)
+    for f in check_policy(canonical):
+        out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
+    return out
+
+
+def validate_bytes(src: bytes, file: str = "<policy>") -> list[Problem]:
+    """All problems of one policy file's bytes, sorted by position.
+
+    A HuJSON syntax error is one problem at its position (nothing else can be checked then).
+    """
+    from derptool.hujson import HuJSONError, parse, position
+
+    try:
+        data = decode(src)
+    except HuJSONError as err:
+        return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
+    found = findings(data)
+    if not found:
+        return []
+    root = parse(src)
+    problems = []
+    for f in found:
+        offset = _offset(root, f.path, f.at_key)
+        line, column = position(src, offset)
+        problems.append(Problem(file, line, column, f.path, f.message, f.severity))
+    problems.sort(key=lambda p: (p.line, p.column))
+    return problems
+
+
+def _offset(root: Any, path: Path, at_key: bool) -> int:
+    """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
+    from derptool.hujson import Array, Literal, Object
+
+    node = root
+    for depth, part in enumerate(path):
+        t = node.value
+        if isinstance(t, Object):
+            name = str(part)
+            match = None
+            for m in t.members:  # the last member with the name is the one that counts
+                if isinstance(m.name.value, Literal) and m.name.value.decode() == name:
+                    match = m
+            if match is None:
+                return int(node.start_offset)
+            if at_key and depth == len(path) - 1:
+                return int(match.name.start_offset)
+            node = match.value
+        elif isinstance(t, Array) and isinstance(part, int) and part < len(t.elements):
+            node = t.elements[part]
+        else:
+            return int(node.start_offset)
+    return int(node.start_offset)
+
+
+def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
+    """All problems of all files, in order (``-`` reads stdin).
+
+    A file that cannot be read raises :class:`~derptool.errors.InputError` (exit 2).
+    """
+    from derptool.fileio import read_file
+
+    out: list[Problem] = []
+    for path in paths:
+        snap = read_file(path)
+        out.extend(validate_bytes(snap.data, str(path)))
+    return out
+
+
+__all__ = ["decode", "findings", "json_pointer", "validate_bytes", "validate_files"]
