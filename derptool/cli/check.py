@@ -1,0 +1,68 @@
+"""``derptool check``: does a (self-hosted) DERP server really work?"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from derptool.cli._common import MapOption, app, handle_errors, warn
+
+
+class CheckFormat(StrEnum):
+    """Output formats of ``derptool check``."""
+
+    table = "table"
+    json = "json"
+
+
+@app.command("check")
+@handle_errors
+def check_command(
+    target: Annotated[str, typer.Argument(
+        help="A host name or IP (optionally host:port), an https:// URL, or a region selector of the map "
+        "(ID or code; every node of the region is checked).", show_default=False)],
+    map_spec: MapOption = "default",
+    stun_port: Annotated[int | None, typer.Option(
+        "--stun-port", help="UDP STUN port (default: the map's, else 3478).", min=1, max=65535)] = None,
+    derp_port: Annotated[int | None, typer.Option(
+        "--derp-port", help="TCP port of DERP over HTTPS (default: the map's or the URL's, else 443).",
+        min=1, max=65535)] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Do not verify the certificate chain (like InsecureForTests).")] = False,
+    ca_file: Annotated[str | None, typer.Option(
+        "--ca-file", envvar="DERPTOOL_CA_FILE", help="Also trust the CA certificates in this PEM file.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", "-t", help="Seconds to wait for each network step.", min=0.1, max=120)] = 5.0,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
+) -> None:
+    """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake.
+
+    Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 bad input, 3 the map could
+    not be had.
+    """
+    from derptool import check, render
+
+    node = check.parse_target(target, stun_port=stun_port, derp_port=derp_port)
+    if node is not None:
+        targets = [node]
+    else:
+        from derptool.geo import resolve
+        from derptool.sources import load_map
+
+        loaded = load_map(map_spec, notice=warn)
+        res = resolve([target], loaded.derp_map)
+        for note in res.notes:
+            warn(note)
+        targets = check.targets_from_map(loaded.derp_map, res.region_ids, stun_port=stun_port,
+                                         derp_port=derp_port)
+        if not targets:
+            from derptool.errors import UsageError
+
+            raise UsageError(f"the regions selected by {target!r} have no nodes to check")
+    report = check.run(target, targets, timeout=timeout, ca_file=ca_file, insecure=insecure)
+    data = report.to_data()
+    typer.echo(render.to_json(data) if fmt is CheckFormat.json else render.check_text(data))
+    if not report.ok:
+        raise typer.Exit(1)
