@@ -6,7 +6,7 @@ Functions here format data they are given; they compute nothing and do no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -81,3 +81,48 @@ def check_text(data: dict[str, Any]) -> str:
     verdict = "all checks passed" if data["ok"] else "some checks FAILED"
     out.append(f"{verdict}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     return "\n".join(out)
+
+
+# -- policy validation problems (derptool validate) ------------------------------------------------
+# Each function takes the problems as dicts: {"file", "line", "column", "severity", "path", "message"}.
+
+
+def problems_text(problems: Sequence[Mapping[str, Any]]) -> str:
+    """``file:line:col: severity: message``, one line per problem."""
+    return "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['severity']}: {p['message']}" for p in problems)
+
+
+def problems_json(problems: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list of problem objects (the ``derptool validate --format json`` contract)."""
+    keys = ("file", "line", "column", "severity", "path", "message")
+    return to_json([{k: p[k] for k in keys} for p in problems])
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def problems_github(problems: Sequence[Mapping[str, Any]]) -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C::message`` (``::warning`` likewise)."""
+    return "\n".join(
+        f"::{p['severity']} file={_gh_property(str(p['file']))},line={p['line']},col={p['column']}::"
+        f"{_gh_data(str(p['message']))}"
+        for p in problems
+    )
+
+
+def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:
+    """``2 errors, 1 warning in 3 files`` (or ``no problems in 3 files``)."""
+    errors = sum(1 for p in problems if p["severity"] == "error")
+    warnings = len(problems) - errors
+    where = f"in {files} file{'s' if files != 1 else ''}"
+    if not problems:
+        return f"no problems {where}"
+    parts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors else []
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"{', '.join(parts)} {where}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from derptool.cli import check as _check  # noqa: F401
 from derptool.cli import maps as _maps  # noqa: F401
 from derptool.cli import nat as _nat  # noqa: F401
+from derptool.cli import validate as _validate  # noqa: F401
 from derptool.cli._common import app
 
 
