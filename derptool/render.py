@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from derptool.netcheck import RegionResult, Report
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -126,3 +129,91 @@ def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:
     if warnings:
         parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
     return f"{', '.join(parts)} {where}"
+
+
+# -- derptool latency (helper-latency) ------------------------------------------------------------
+
+_BAR_WIDTH = 24
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _bar(value: float | None, scale: float) -> str:
+    if value is None or scale <= 0:
+        return ""
+    eighths = max(1, round(value / scale * _BAR_WIDTH * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else "")
+
+
+def latency_table(report: Report) -> str:
+    """The latency report as text: a summary, then one row per region (sorted) with a bar."""
+    pref = report.preferred
+    out = [f"Nearest DERP: {pref.name} ({pref.code}, region {pref.id})" if pref else "Nearest DERP: none"]
+    v4 = f"yes, {report.global_v4}" if report.ipv4 else "no"
+    v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
+    out.append(f"UDP: {_yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
+               f"MappingVariesByDestIP: {_yes_no(report.mapping_varies_by_dest_ip)}")
+    out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
+               f"(map: {report.map_source})")
+    scale = max((r.latency_ms for r in report.reachable if r.latency_ms is not None), default=0.0)
+    rows = []
+    for r in report.regions:
+        note = r.error or ("Avoid: never preferred" if r.avoid else "")
+        rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
+                     _ms(r.latency_ms), r.method or "-", r.node or "-", _bar(r.latency_ms, scale) or note])
+    out.append("")
+    out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
+    return "\n".join(out)
+
+
+def latency_json(report: Report) -> str:
+    """The latency report as the JSON object of the DESIGN.md contract."""
+    return to_json(report.to_data())
+
+
+def _label_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def _region_labels(r: RegionResult) -> str:
+    return (f'region_id="{r.id}",region_code="{_label_value(r.code)}",'
+            f'country="{_label_value(r.country or "")}"')
+
+
+def latency_prometheus(report: Report) -> str:
+    """The latency report in the Prometheus text exposition format (ends with a newline)."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            num = str(int(value)) if value.is_integer() else repr(round(value, 6))
+            out.append(f"{name}{{{labels}}} {num}" if labels else f"{name} {num}")
+
+    metric("derptool_region_latency_seconds", "gauge",
+           "Round-trip time to the DERP region (its first answer) in the last run.",
+           [(f'{_region_labels(r)},method="{r.method}"', (r.latency_ms or 0.0) / 1000)
+            for r in report.regions if r.latency_ms is not None])
+    metric("derptool_region_up", "gauge", "1 when the DERP region answered in the last run, else 0.",
+           [(_region_labels(r), 1.0 if r.latency_ms is not None else 0.0) for r in report.regions])
+    metric("derptool_region_probe_errors", "gauge", "Probes to the DERP region that failed in the last run.",
+           [(_region_labels(r), float(r.probe_errors)) for r in report.regions])
+    pref = report.preferred
+    metric("derptool_preferred_region", "gauge", "ID of the preferred (home) DERP region; 0 when none.",
+           [(_region_labels(pref) if pref else "", float(report.preferred_region or 0))])
+    metric("derptool_udp", "gauge", "1 when any STUN answer arrived over UDP.", [("", float(report.udp))])
+    metric("derptool_ipv4", "gauge", "1 when any STUN answer arrived over IPv4.", [("", float(report.ipv4))])
+    metric("derptool_ipv6", "gauge", "1 when any STUN answer arrived over IPv6.", [("", float(report.ipv6))])
+    if report.mapping_varies_by_dest_ip is not None:
+        metric("derptool_mapping_varies_by_dest_ip", "gauge",
+               "1 when servers saw different addresses for the same socket (hard NAT).",
+               [("", float(report.mapping_varies_by_dest_ip))])
+    metric("derptool_latency_run_duration_seconds", "gauge", "How long the last run took.",
+           [("", report.duration_s)])
+    metric("derptool_latency_run_timestamp_seconds", "gauge", "When the last run started (Unix time).",
+           [("", report.started)])
+    return "\n".join(out) + "\n"

@@ -1,0 +1,198 @@
+"""``derptool latency``: DERP region latency, measured like ``tailscale netcheck``."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.errors import UsageError
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from derptool.netcheck import RegionResult, Report
+
+
+class LatencyFormat(StrEnum):
+    """Output formats of ``derptool latency``."""
+
+    table = "table"
+    json = "json"
+    prometheus = "prometheus"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds in *text* (``500ms``, ``5s``, ``2m``, ``1h`` or a plain number of seconds); > 0."""
+    m = _DURATION.match(text)
+    if not m or float(m.group(1)) * _UNITS[m.group(2)] <= 0:
+        raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) as a (host, port) pair."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen: {text!r} is not ADDR:PORT (example: 127.0.0.1:9427)")
+    return host or "0.0.0.0", int(port)
+
+
+def _metrics_server(host: str, port: int, latest: Callable[[], str | None]) -> ThreadingHTTPServer:
+    """Serve ``latest()`` as Prometheus text on ``/metrics`` in a daemon thread."""
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            text = latest()
+            if self.path.split("?", 1)[0] != "/metrics":
+                self._send(404, "not found; metrics are on /metrics\n")
+            elif text is None:
+                self._send(503, "no measurement yet\n")
+            else:
+                self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
+
+        def _send(self, status: int, body: str, ctype: str = "text/plain; charset=utf-8") -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    try:
+        server = Server((host, port), Handler)
+    except OSError as err:
+        raise UsageError(f"--listen {host}:{port}: {err.strerror or err}") from None
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def _progress() -> Callable[[RegionResult], None] | None:
+    if not sys.stderr.isatty():
+        return None
+    done = 0
+
+    def show(result: RegionResult) -> None:
+        nonlocal done
+        done += 1
+        print(f"\rmeasured {done} regions (last: {result.code})\x1b[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+RegionsOption = Annotated[
+    list[str] | None,
+    typer.Option("--region", "-r", metavar="SEL",
+                 help="Measure only these regions: ID, code, country, continent, 'all' "
+                 "(repeatable, or comma-separated)."),
+]
+DurationOption = Annotated[str, typer.Option("--timeout", metavar="DURATION",
+                                             help="Time limit of a measurement (the STUN phase takes at most 3 s).")]
+EveryOption = Annotated[str | None, typer.Option("--every", metavar="DURATION", show_default=False,
+                                                 help="Repeat at this interval (e.g. 30s) and redraw.")]
+ListenOption = Annotated[str | None, typer.Option(
+    "--listen", metavar="ADDR:PORT", show_default=False,
+    help="Serve Prometheus text on http://ADDR:PORT/metrics while repeating (every 60s unless --every).")]
+
+
+@app.command("latency")
+@handle_errors
+def latency_command(
+    map_spec: MapOption = "default",
+    region: RegionsOption = None,
+    fmt: Annotated[LatencyFormat, typer.Option("--format", "-f", help="Output format.")] = LatencyFormat.table,
+    timeout: DurationOption = "5s",
+    https: Annotated[bool, typer.Option(
+        "--https", help="Measure every region over HTTPS, not only those without a UDP answer.")] = False,
+    ipv4: Annotated[bool, typer.Option("--ipv4/--no-ipv4", help="Probe over IPv4.")] = True,
+    ipv6: Annotated[bool, typer.Option("--ipv6/--no-ipv6", help="Probe over IPv6.")] = True,
+    every: EveryOption = None,
+    listen: ListenOption = None,
+    count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", envvar="DERPTOOL_CA_FILE", hidden=True,
+                                                help="Also trust this CA for HTTPS probes.")] = None,
+) -> None:
+    """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
+
+    Exit status: 0 when at least one region answered, 1 when none did.
+    """
+    from derptool import render
+    from derptool.geo import resolve
+    from derptool.netcheck import measure
+    from derptool.sources import load_map
+
+    limit = parse_duration(timeout, "--timeout")
+    interval = parse_duration(every, "--every") if every is not None else None
+    address = parse_listen(listen) if listen is not None else None
+    if count is not None and count < 1:
+        raise UsageError("--count must be at least 1")
+    if not (ipv4 or ipv6):
+        raise UsageError("--no-ipv4 and --no-ipv6 together leave nothing to probe")
+    if address is not None and interval is None:
+        interval = 60.0
+
+    loaded = load_map(map_spec, notice=warn)
+    dmap = loaded.derp_map
+    if region:
+        res = resolve(region, dmap)
+        for note in res.notes:
+            warn(note)
+        dmap = dmap.subset(res.region_ids)
+
+    renderers: dict[LatencyFormat, Callable[[Report], str]] = {
+        LatencyFormat.table: render.latency_table,
+        LatencyFormat.json: render.latency_json,
+        LatencyFormat.prometheus: render.latency_prometheus,
+    }
+    metrics: list[str] = []
+    server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
+    redraw = interval is not None and sys.stdout.isatty() and fmt is LatencyFormat.table
+    rounds = 0
+    try:
+        while True:
+            started = time.monotonic()
+            progress = _progress()
+            report = measure(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4,
+                             ipv6=ipv6, ca_file=ca_file, progress=progress)
+            if progress is not None:
+                print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+            metrics.append(render.latency_prometheus(report))
+            del metrics[:-1]
+            text = renderers[fmt](report)
+            if redraw:
+                typer.echo("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + text)
+            else:
+                typer.echo(text.rstrip("\n"))
+            rounds += 1
+            if interval is None or (count is not None and rounds >= count):
+                break
+            if not redraw and fmt is not LatencyFormat.json:
+                typer.echo("")
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    if not report.reachable:
+        raise typer.Exit(1)
