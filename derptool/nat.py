@@ -172,7 +172,9 @@ def classify(observations: Sequence[Observation], local: Endpoint | None = None)
     answered = [o for o in observations if o.mapped is not None]
     mapped = _distinct([o.mapped for o in answered if o.mapped is not None])
     if not answered:
-        return NatResult(False, "blocked", None, local, (), None, _explain_blocked(len(observations)), family)
+        errors = {o.error for o in observations if o.error and o.error != "no answer"}
+        return NatResult(False, "blocked", None, local, (), None,
+                         _explain_blocked(len(observations), errors), family)
 
     port_preserved = None if local is None else all(m.port == local.port for m in mapped)
     varies, mapping = _mapping(answered)
@@ -215,7 +217,12 @@ def summarize(observations: Sequence[Observation], locals_: Sequence[Endpoint] =
 
 # Plain-language explanations: what the result means for direct (peer-to-peer) connections.
 
-def _explain_blocked(probes: int) -> str:
+def _explain_blocked(probes: int, errors: set[str]) -> str:
+    if errors:
+        return (
+            f"No STUN probe got through ({'; '.join(sorted(errors))}): this machine has no working route "
+            "for this address family. Tailscale falls back to relaying through DERP over HTTPS (TCP 443)."
+        )
     return (
         f"None of the {probes} STUN probes got an answer: UDP to the internet looks blocked. "
         "Tailscale will still connect, but every packet is relayed through a DERP server over HTTPS "

@@ -136,10 +136,14 @@ def _sockets(targets: list[Target]) -> Iterator[tuple[int, socket.socket, nat.En
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         try:
             sock = socket.socket(af, socket.SOCK_DGRAM)
-        except OSError:
+        except OSError:  # no such address family on this machine
             continue
-        sock.setblocking(False)
-        sock.bind(("0.0.0.0", 0) if family == 4 else ("::", 0))
+        try:
+            sock.setblocking(False)
+            sock.bind(("0.0.0.0", 0) if family == 4 else ("::", 0))
+        except OSError:
+            sock.close()
+            continue
         port = int(sock.getsockname()[1])
         ip = next((ip for t in fam_targets if (ip := _local_ip(family, t.server))), None)
         yield family, sock, nat.Endpoint(ip, port) if ip else None
@@ -230,7 +234,16 @@ def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     regions = [r for i in ids if (r := dmap.regions.get(i)) is not None]
     if not any(n.effective_stun_port is not None for r in regions for n in r.nodes):
         raise InputError("the selected regions have no STUN server (every node has STUNPort -1, or no nodes)")
-    targets = plan_targets(dmap, ids, families=families)
+    resolved: list[str] = []
+
+    def resolver(host: str, family: int) -> list[str]:
+        resolved.append(host)
+        return resolve_host(host, family)
+
+    targets = plan_targets(dmap, ids, families=families, resolver=resolver)
+    if not targets and not resolved:
+        raise InputError("no STUN server of the selected regions has an address for the families probed "
+                         "(IPv4 and IPv6 are \"none\")")
     if not targets:
         raise NetworkError("no STUN server of the selected regions has an address to probe "
                            "(no IP address in the map, and the host names do not resolve)")

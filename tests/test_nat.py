@@ -172,7 +172,7 @@ def _write(tmp_path: Path, data: Any) -> str:
     return str(path)
 
 
-def test_cli_json_and_errors(tmp_path: Path) -> None:
+def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     with StunResponder() as responder:
         a = responder.add("127.0.0.1")
@@ -193,6 +193,12 @@ def test_cli_json_and_errors(tmp_path: Path) -> None:
                                                    "Nodes": [node("900a", 900, "127.0.0.1", port=-1)]}}})
     res = runner.invoke(app, ["nat", "--map", nostun])
     assert res.exit_code == 2 and "no STUN server" in res.output
+    no_family = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
+                                                      "Nodes": [node("900a", 900, "none", port=3478)]}}})
+    res = runner.invoke(app, ["nat", "--map", no_family])
+    assert res.exit_code == 2 and "no STUN server" in res.output
+    # A host name that does not resolve (no DNS query leaves the machine: the resolver is replaced).
+    monkeypatch.setattr(natprobe, "resolve_host", lambda host, family: [])
     unresolvable = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
                                                          "Nodes": [node("900a", 900, "", v6="", port=3478)]}}})
     res = runner.invoke(app, ["nat", "--map", unresolvable])
