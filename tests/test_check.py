@@ -209,6 +209,11 @@ def test_unknown_selector_and_unreadable_map(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = runner.invoke(app, ["check", "nyc", "--map", str(tmp_path / "none.json")])
     assert res.exit_code == 2
+    res = runner.invoke(app, ["check", "localhost", "--ca-file", str(tmp_path / "none.pem")])
+    assert res.exit_code == 2 and "CA file" in res.output
+    # The map URL is refused (loopback port 9): the map could not be had.
+    res = runner.invoke(app, ["check", "nyc", "--map", "http://127.0.0.1:9/derpmap.json"])
+    assert res.exit_code == 3 and "Traceback" not in res.output
 
 
 def test_parse_target() -> None:
@@ -247,3 +252,20 @@ def test_cert_info_reads_names_and_dates(ca: trustme.CA) -> None:
     assert check.name_matches("192.0.2.7", info) and not check.name_matches("derp.test", info)
     with pytest.raises(ValueError):
         check.cert_info(der[:50])
+
+
+def test_ipv6_literal_with_ip_certificate(ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 on this machine")
+    with StunResponder() as responder, _serve(ca.issue_cert("::1"), tmp_path, host="::1") as srv:
+        port = responder.add("::1").port
+        code, data = _invoke([f"[::1]:{srv.port}", "--stun-port", str(port)], ca_file)
+    assert code == 0, data
+    st = _statuses(data)
+    assert st["dns"] == "skip" and st["cert_name"] == "pass" and st["derp"] == "pass"
+    assert "[::1]:" in _detail(data, "stun")

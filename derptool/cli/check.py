@@ -22,7 +22,7 @@ class CheckFormat(StrEnum):
 def check_command(
     target: Annotated[str, typer.Argument(
         help="A host name or IP (optionally host:port), an https:// URL, or a region selector of the map "
-        "(ID or code; every node of the region is checked).", show_default=False)],
+        "(ID, code, country, continent; every node of the selected regions is checked).", show_default=False)],
     map_spec: MapOption = "default",
     stun_port: Annotated[int | None, typer.Option(
         "--stun-port", help="UDP STUN port (default: the map's, else 3478).", min=1, max=65535)] = None,
