@@ -74,6 +74,10 @@ class PolicyChecker:
         """Record an error at *path*."""
         self.findings.append(Finding(path, message))
 
+    def error_key(self, path: Path, message: str) -> None:
+        """Record an error about the key at the end of *path* (its position is the key's)."""
+        self.findings.append(Finding(path, message, at_key=True))
+
     def warning(self, path: Path, message: str) -> None:
         """Record a warning at *path*."""
         self.findings.append(Finding(path, message, "warning"))
@@ -288,11 +292,11 @@ class PolicyChecker:
         """An app capability name: ``{domain}/{path}``, not one of the server's own."""
         domain, slash, rest = name.partition("/")
         if not slash or not rest or not _CAP_DOMAIN.match(domain):
-            self.error(where, "capability name must have the form {domain}/{path}")
+            self.error_key(where, "capability name must have the form {domain}/{path}")
             return
         if domain.lower() == "tailscale.com" and rest.lower().startswith("cap/") \
                 and rest[len("cap/"):].lower() in SERVER_CAPS:
-            self.error(where, "capability name must not be in the tailscale.com domain")
+            self.error_key(where, "capability name must not be in the tailscale.com domain")
 
     # -- ssh --------------------------------------------------------------------------------------
 
@@ -374,7 +378,7 @@ class PolicyChecker:
         for tag, owners in _mapping(self.data.get("tagOwners")).items():
             err = sel.check_tag_name(tag)
             if err:
-                self.error(("tagOwners", tag), f"tagOwners[{quote(tag)}]: {err}")
+                self.error_key(("tagOwners", tag), f"tagOwners[{quote(tag)}]: {err}")
             allowed = sel.MEMBER_AUTOGROUPS | {"tagged"}
             for i, owner in _strings(owners):
                 item = owner.strip()
@@ -388,7 +392,7 @@ class PolicyChecker:
         reported: set[str] = set()
         for name, members in self.groups.items():
             if not name.startswith("group:") or name == "group:":
-                self.error(("groups", name), f'groups[{quote(name)}]: group names must start with "group:"')
+                self.error_key(("groups", name), f'groups[{quote(name)}]: group names must start with "group:"')
             for i, member in _strings(members):
                 item = member.strip()
                 k = sel.kind(item)
@@ -415,10 +419,11 @@ class PolicyChecker:
         """``hosts``: alias names without ``@``, values that are IPs or CIDRs."""
         for name, value in self.hosts.items():
             if "@" in name or name.strip() == "" or (":" in name and sel.kind(name) != "ip"):
-                self.error(("hosts", name), f"hosts[{quote(name)}]: host names cannot contain '@' or ':' "
+                self.error_key(("hosts", name), f"hosts[{quote(name)}]: host names cannot contain '@' or ':' "
                                             "and must not be empty")
             elif sel.is_address(name):
-                self.warning(("hosts", name), f"hosts[{quote(name)}]: a host name that is an address is confusing")
+                message = f"hosts[{quote(name)}]: a host name that is an address is confusing"
+                self.findings.append(Finding(("hosts", name), message, "warning", at_key=True))
             if isinstance(value, str) and sel.parse_prefix(value) is None:
                 self.error(("hosts", name), f"hosts[{quote(name)}]: {quote(value)}: invalid address")
 
@@ -426,7 +431,7 @@ class PolicyChecker:
         """``postures`` names and condition syntax; ``defaultSrcPosture`` references."""
         for name, conditions in _mapping(self.data.get("postures")).items():
             if not name.startswith("posture:") or name == "posture:":
-                self.error(("postures", name), f'postures[{quote(name)}]: posture names must start with "posture:"')
+                self.error_key(("postures", name), f'postures[{quote(name)}]: posture names must start with "posture:"')
             for i, cond in _strings(conditions):
                 if not _POSTURE_CONDITION.match(cond):
                     self.error(("postures", name, i), f"postures[{quote(name)}]: invalid condition {quote(cond)}: "
@@ -438,7 +443,7 @@ class PolicyChecker:
         graph: dict[str, list[str]] = {}
         for name, entries in self.ipsets.items():
             if not name.startswith("ipset:") or name == "ipset:":
-                self.error(("ipsets", name), f'ipsets[{quote(name)}]: ipset names must start with "ipset:"')
+                self.error_key(("ipsets", name), f'ipsets[{quote(name)}]: ipset names must start with "ipset:"')
             ops = [e.strip().split(None, 1) for _, e in _strings(entries)]
             has_remove = any(op and op[0] == "remove" for op in ops)
             refs = graph.setdefault(name, [])
@@ -520,12 +525,13 @@ class PolicyChecker:
         allowed = sel.MEMBER_AUTOGROUPS | {"tagged"}
         for route, approvers in _mapping(aa.get("routes")).items():
             if sel.parse_prefix(route) is None:
-                self.error(("autoApprovers", "routes", route), f"autoApprovers.routes: {quote(route)}: invalid prefix")
+                self.error_key(("autoApprovers", "routes", route),
+                               f"autoApprovers.routes: {quote(route)}: invalid prefix")
             self._approvers(("autoApprovers", "routes", route), approvers, allowed)
         self._approvers(("autoApprovers", "exitNode"), aa.get("exitNode"), allowed)
         for svc, tags in _mapping(aa.get("services")).items():
             if sel.kind(svc) not in ("service", "tag"):
-                self.error(("autoApprovers", "services", svc),
+                self.error_key(("autoApprovers", "services", svc),
                            f'autoApprovers.services: {quote(svc)}: must be "svc:<name>" or "tag:<name>"')
             self._approvers(("autoApprovers", "services", svc), tags, frozenset())
 
@@ -610,7 +616,7 @@ class PolicyChecker:
                                            "in nodeAttrs instead")
         for name, conf in _mapping(self.data.get("attrConfig")).items():
             if not name.startswith("custom:") or name == "custom:":
-                self.error(("attrConfig", name), f'attrConfig[{quote(name)}]: names must start with "custom:"')
+                self.error_key(("attrConfig", name), f'attrConfig[{quote(name)}]: names must start with "custom:"')
             if isinstance(conf, Mapping):
                 typ = conf.get("type")
                 if isinstance(typ, str) and typ not in ("string", "bool", "number"):

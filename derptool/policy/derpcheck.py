@@ -49,7 +49,7 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
     for rid, region in regions.items():
         rpath = (*path, "Regions", rid)
         if not isinstance(rid, int) or not 0 < rid <= MAX_REGION_ID:
-            error(rpath, f"region ID {rid} is not valid: region IDs are 1..2^53-1")
+            out.append(Finding(rpath, f"region ID {rid} is not valid: region IDs are 1..2^53-1", at_key=True))
             continue
         if not isinstance(region, Mapping):
             continue

@@ -108,6 +108,16 @@ def _kind_of(value: Any) -> str:
 _ZERO: dict[str, Any] = {"str": "", "bool": False, "int": 0, "float": 0.0, "any": None}
 
 
+class _Invalid:
+    """Stands for a value of the wrong type in canonical data: present, but of no type the checks use."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+
+
 class ShapeChecker:
     """Walks data against a :class:`Spec`; collects findings and key renames."""
 
@@ -122,7 +132,7 @@ class ShapeChecker:
         self.findings.append(Finding(path, f"json: cannot unmarshal {kind} into Go value of type {spec.go}"))
 
     def walk(self, value: Any, spec: Spec, path: Path, cpath: Path) -> Any:
-        """Return the canonical form of *value*, or ``None`` where it has the wrong type."""
+        """Return the canonical form of *value*, or :data:`INVALID` where it has the wrong type."""
         kind = spec.kind
         if kind == "any":
             return value
@@ -157,7 +167,7 @@ class ShapeChecker:
         elif kind == "model" and isinstance(value, Mapping):
             return self._model(value, spec, path, cpath)
         self._type_error(value, spec, path)
-        return None
+        return INVALID
 
     def _duplicates(self, value: Mapping[str, Any], path: Path) -> None:
         for key in getattr(value, "duplicates", ()):
@@ -179,8 +189,7 @@ class ShapeChecker:
                     self.findings.append(Finding(
                         (*path, key), f"json: cannot unmarshal number {key} into Go value of type int", at_key=True))
                     continue
-                if str(ckey) != key:
-                    self.renames[(*cpath, ckey)] = key
+                self.renames[(*cpath, ckey)] = key
             if v is None and spec.nullable_items:
                 out[ckey] = None
                 continue
