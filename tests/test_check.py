@@ -269,3 +269,25 @@ def test_ipv6_literal_with_ip_certificate(ca: trustme.CA, ca_file: str, tmp_path
     st = _statuses(data)
     assert st["dns"] == "skip" and st["cert_name"] == "pass" and st["derp"] == "pass"
     assert "[::1]:" in _detail(data, "stun")
+
+
+def test_sha256_raw_pin(tmp_path: Path) -> None:
+    import hashlib
+    import ssl
+
+    cert = trustme.CA().issue_cert("anything.test")  # from a CA nobody trusts: only the pin vouches for it
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest()
+    with _serve(cert, tmp_path) as srv:
+        for pin, want in ((digest, 0), ("00" * 32, 1)):
+            dmap = {"Regions": {"950": {"RegionID": 950, "RegionCode": "pin", "RegionName": "Pinned", "Nodes": [
+                {"Name": "950a", "RegionID": 950, "HostName": "127.0.0.1", "CertName": f"sha256-raw:{pin}",
+                 "STUNPort": -1, "DERPPort": srv.port}]}}}
+            path = tmp_path / "map.json"
+            path.write_text(json.dumps(dmap))
+            code, data = _invoke(["950", "--map", str(path)])
+            assert code == want, data
+            st = _statuses(data)
+            assert st["cert_name"] == "skip"
+            assert st["tls"] == ("pass" if want == 0 else "fail")
+            if want == 0:
+                assert "not verified" not in _detail(data, "derp")

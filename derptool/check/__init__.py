@@ -402,7 +402,8 @@ def _check_tls(t: NodeTarget, address: str, result: NodeCheck, timeout: float, c
         version = sock.version() or "TLS"
     digest = hashlib.sha256(der).hexdigest()
     if pin:
-        if digest == pin:
+        verified = digest == pin
+        if verified:
             result.add("tls", "pass", f"{version} with {where}; certificate matches the sha256-raw pin",
                        sha256=digest)
         else:
@@ -426,8 +427,9 @@ def _check_tls(t: NodeTarget, address: str, result: NodeCheck, timeout: float, c
         _check_name(t, info, result, pin is not None, lenient)
         _check_expiry(info, result, now or dt.datetime.now(dt.UTC), lenient)
     # Later requests go over a context that trusts what a client would trust (or nothing, if insecure).
+    # (A pinned certificate was checked above; later connections need not verify a chain it lacks.)
     trusted = verified and chain_error is None
-    return _Tls(verify if trusted else loose, trusted)
+    return _Tls(verify if trusted and not pin else loose, trusted)
 
 
 def _skip_cert(result: NodeCheck, why: str) -> None:
