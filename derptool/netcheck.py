@@ -369,8 +369,15 @@ class _StunSocket:
         if len(data) < stun.HEADER_LEN:
             return
         pending = self.pending.get(bytes(data[8:20]))
-        if pending is None or pending.future.done():
-            return  # no such transaction (a wrong ID, or a late answer): ignored
+        if pending is None:
+            # no such transaction (a wrong ID, garbage, or a late answer): ignored, but noted on a
+            # probe waiting for an answer from that address
+            pending = next((p for p in self.pending.values() if _same_addr(addr, p.dest)), None)
+            if pending is not None and not pending.future.done():
+                pending.ignored = "an answer with an unknown transaction ID was ignored"
+            return
+        if pending.future.done():
+            return
         if not _same_addr(addr, pending.dest):
             pending.ignored = f"an answer from {_format_addr(addr[0], addr[1])} (not the server) was ignored"
             return
@@ -511,8 +518,8 @@ class _Runner:
                 rtt_ms, resp = await pending.future
             return ProbeResult(probe, dest, latency_ms=rtt_ms, mapped=_format_addr(resp.ip, resp.port))
         except TimeoutError:
-            waited = self.stun_deadline - self.start - probe.delay
-            msg = f"no answer within {waited:.1f} s" if pending else f"timed out after {waited:.1f} s"
+            phase = self.stun_deadline - self.start
+            msg = f"no answer in the {phase:.1f} s STUN phase" if pending else f"timed out after {phase:.1f} s"
             if pending is not None and pending.ignored:
                 msg += f"; {pending.ignored}"
             return ProbeResult(probe, dest, error=msg)
