@@ -25,7 +25,9 @@ from __future__ import annotations
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.decode import loads
 from derptool.hujson.errors import HuJSONError, position
+from derptool.hujson.format import format
 from derptool.hujson.parse import parse
+from derptool.hujson.patch import patch
 from derptool.hujson.pointer import find, find_name
 from derptool.hujson.standard import is_standard, minimize, standardize
 
@@ -38,10 +40,12 @@ __all__ = [
     "Value",
     "find",
     "find_name",
+    "format",
     "is_standard",
     "loads",
     "minimize",
     "parse",
+    "patch",
     "position",
     "standardize",
 ]

@@ -3,29 +3,62 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.parse import as_bytes, parse
 from derptool.hujson.standard import fast_loads, standardize_value
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def _fix(s: str) -> str:
+    return _LONE.sub("\ufffd", s)
+
+
+def _fix_surrogates(data: Any) -> Any:
+    """Replace lone surrogates (from escapes such as ``\\ud800``) by U+FFFD, as Go decodes them."""
+    if isinstance(data, str):
+        return _fix(data)
+    root = [data]
+    stack: list[Any] = [root]
+    while stack:
+        box = stack.pop()
+        if isinstance(box, dict):
+            items = list(box.items())
+            box.clear()
+            for k, v in items:
+                box[_fix(k)] = _fix(v) if isinstance(v, str) else v
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        else:
+            for i, v in enumerate(box):
+                if isinstance(v, str):
+                    box[i] = _fix(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+    return root[0]
+
 
 def loads(src: str | bytes) -> Any:
     """Decode HuJSON to Python data: dict, list, str, int (exact, any size), float, bool, None.
 
     Duplicate names: the last one wins (as in ``json.loads``). Invalid UTF-8 inside strings becomes
-    U+FFFD; escaped lone surrogates are kept as Python's ``json`` keeps them. Raises
+    U+FFFD, and so do escaped lone surrogates (``"\\ud800"``), as in Go. Raises
     :class:`HuJSONError` for invalid text.
     """
     b = as_bytes(src)
     fast = fast_loads(b)
     if fast is not None:
-        return fast[1]
+        return _fix_surrogates(fast[1]) if _SURROGATE_ESCAPE.search(b) else fast[1]
     v = parse(b)  # raises the exact error for invalid text
     standardize_value(v)
     text = v.pack().decode("utf-8", "replace")
     try:
-        return json.loads(text)
+        data = json.loads(text)
+        return _fix_surrogates(data) if _SURROGATE_ESCAPE.search(b) else data
     except RecursionError:
         return _loads_deep(v)
     except ValueError as err:  # e.g. an integer beyond Python's digit limit
