@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derptool.policy import Policy, Problem, validate_bytes
 from derptool.policy._go import format_duration, parse_duration, quote
@@ -468,3 +470,36 @@ def test_valid_policy_loads_into_the_model() -> None:
     canonical, _ = check_shape(data, Policy)
     model = Policy.model_validate(canonical)
     assert model.acls is not None and model.acls[0].dst == ["*:*"]
+
+
+# -- robustness -------------------------------------------------------------------------------------
+
+
+_KEYS = ["acls", "grants", "ssh", "groups", "hosts", "tagOwners", "autoApprovers", "nodeAttrs", "postures",
+         "ipsets", "tests", "sshTests", "derpMap", "Regions", "Nodes", "src", "dst", "ip", "app", "via", "action",
+         "users", "checkPeriod", "acceptEnv", "target", "attr", "ipPool", "routes", "exitNode", "accept", "deny",
+         "RegionID", "HostName", "Name", "900", "1", "x", "OmitDefaultRegions", "proto", "srcPosture"]
+_STRINGS = st.sampled_from(["*", "*:*", "tag:a", "group:a", "autogroup:self", "autogroup:self:*", "10.0.0.0/8",
+                            "::/0", "tcp:0", "icmp:*", "1h", "-1m", "", " ", "host:x", "ipset:a", "add 1.2.3.4",
+                            "remove ipset:a", "tag:a:22", "posture:x", "a@b", "\x00", "сервер"]) | st.text(max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | _STRINGS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=4), inner,
+                                                                max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=5))
+def test_any_data_gives_problems_never_an_exception(data: dict[str, Any]) -> None:
+    problems = validate_bytes(json.dumps(data).encode(), "f")
+    for p in problems:
+        assert p.line >= 1 and p.column >= 1 and p.message and p.severity in ("error", "warning")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=60))
+def test_any_bytes_give_problems_never_an_exception(src: bytes) -> None:
+    for p in validate_bytes(src, "f"):
+        assert p.line >= 1 and p.column >= 1
