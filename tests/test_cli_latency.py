@@ -233,9 +233,9 @@ def test_listen_serves_metrics_while_repeating(lab: tuple[str, StunResponder]) -
         assert body is not None, "no /metrics answer while repeating"
         assert ctype.startswith("text/plain; version=0.0.4")
         assert 'derptool_preferred_region{region_id="901"' in body
-        with pytest.raises(urllib.error.HTTPError) as err:
+        with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=2)
-        assert err.value.code == 404
+        assert missing.value.code == 404
         out, errs = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
