@@ -6,15 +6,19 @@ checker is not told about.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from derptool import check
@@ -240,8 +244,6 @@ def test_read_server_key_rejects_bad_frames() -> None:
 
 
 def test_cert_info_reads_names_and_dates(ca: trustme.CA) -> None:
-    import ssl
-
     cert = ca.issue_cert("derp.example.com", "*.derp.test", "192.0.2.7")
     der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
     info = check.cert_info(der)
@@ -273,7 +275,6 @@ def test_ipv6_literal_with_ip_certificate(ca: trustme.CA, ca_file: str, tmp_path
 
 def test_sha256_raw_pin(tmp_path: Path) -> None:
     import hashlib
-    import ssl
 
     cert = trustme.CA().issue_cert("anything.test")  # from a CA nobody trusts: only the pin vouches for it
     digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest()
@@ -291,3 +292,17 @@ def test_sha256_raw_pin(tmp_path: Path) -> None:
             assert st["tls"] == ("pass" if want == 0 else "fail")
             if want == 0:
                 assert "not verified" not in _detail(data, "derp")
+
+
+_DER = ssl.PEM_cert_to_DER_cert(trustme.CA().issue_cert("fuzz.test", "192.0.2.1").cert_chain_pems[0].bytes().decode())
+
+
+@given(st.lists(st.tuples(st.integers(0, len(_DER) - 1), st.integers(0, 255)), max_size=4),
+       st.integers(0, len(_DER)))
+@settings(max_examples=300, deadline=None)
+def test_cert_info_never_raises_anything_but_value_error(flips: list[tuple[int, int]], cut: int) -> None:
+    data = bytearray(_DER)
+    for pos, value in flips:
+        data[pos] = value
+    with contextlib.suppress(ValueError):
+        check.cert_info(bytes(data[:cut]))

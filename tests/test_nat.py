@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from derptool import nat, natprobe
@@ -203,3 +205,24 @@ def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
                                                          "Nodes": [node("900a", 900, "", v6="", port=3478)]}}})
     res = runner.invoke(app, ["nat", "--map", unresolvable])
     assert res.exit_code == 3 and "no STUN server" in res.output
+
+
+_ips = st.sampled_from(["192.0.2.1", "192.0.2.2", "198.51.100.7"])
+_eps = st.builds(nat.Endpoint, _ips, st.sampled_from([3478, 3479, 40000]))
+
+
+@given(st.lists(st.tuples(_eps, st.none() | _eps), max_size=6), st.none() | _eps)
+def test_classify_is_total_and_consistent(pairs: list[tuple[nat.Endpoint, nat.Endpoint | None]],
+                                          local: nat.Endpoint | None) -> None:
+    r = nat.classify([nat.Observation(s, m) for s, m in pairs], local)
+    answered = [m for _, m in pairs if m is not None]
+    assert r.udp == bool(answered)
+    assert (r.nat_type == "blocked") == (not answered)
+    assert set(r.mapped) == set(answered)
+    if r.nat_type == "easy":
+        assert len(r.mapped) == 1 and r.mapping == "endpoint-independent"
+    if r.nat_type == "hard":
+        assert len(r.mapped) > 1
+    if r.mapping == "address-and-port-dependent":
+        assert r.nat_type == "hard"
+    assert r.explanation
