@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -51,10 +52,21 @@ def missing_requirements() -> str | None:
     return None
 
 
+def remove_stale() -> None:
+    """Delete namespaces an earlier, killed test run of this module left behind (their PID is gone)."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        name = line.split(" ", 1)[0]
+        found = re.fullmatch(r"dtn(\d+)x\d+-\w+", name)
+        if found and not os.path.exists(f"/proc/{found.group(1)}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+
+
 class Lab:
     """A set of namespaces named uniquely for this process; :meth:`close` removes them and their processes."""
 
     def __init__(self) -> None:
+        remove_stale()
         self.prefix = f"dtn{os.getpid()}x{next(_counter)}"
         self.namespaces: dict[str, str] = {}
         self.processes: list[subprocess.Popen[str]] = []
