@@ -94,6 +94,8 @@ def test_wrong_types_use_go_wording() -> None:
     assert messages([1]) == ["json: cannot unmarshal array into Go value of type Policy"]
     assert messages({"derpMap": {"Regions": {"x": None}}}) == [
         "json: cannot unmarshal number x into Go value of type int"]
+    assert "json: cannot unmarshal number 1180591620717411303424 into Go value of type int" in messages(
+        {"derpMap": {"Regions": {"900": {"RegionID": 2**70}}}})
     found = messages({"derpMap": {"Regions": {"900": {"RegionID": 1.5}}}})
     assert "json: cannot unmarshal number 1.5 into Go value of type int" in found
     assert not any("RegionID" in m and "required" in m for m in found)  # reported once, as a type error
@@ -316,6 +318,15 @@ def test_node_attrs() -> None:
         {"target": ["tag:server"], "app": {"tailscale.com/app-connectors": [
             {"name": "x", "connectors": ["tag:server"], "domains": ["example.com"]}]}},
     ])) == []
+
+
+def test_app_connector_parameters_are_shape_checked() -> None:
+    text = ('{"tagOwners": {"tag:c": []}, "nodeAttrs": [{"target": ["*"], "app": {"tailscale.com/app-connectors": '
+            '[{"name": "x", "connectors": ["tag:c"], "domain": ["example.com"]}]}}]}')
+    [p] = run(text)
+    assert p.message == 'json: unknown field "domain"'
+    assert p.path == ("nodeAttrs", 0, "app", "tailscale.com/app-connectors", 0, "domain")
+    assert p.column == text.index('"domain"') + 1
 
 
 def test_auto_approvers() -> None:

@@ -15,8 +15,11 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from derptool.policy import selectors as sel
 from derptool.policy._go import format_duration, parse_duration, quote
+from derptool.policy.models import AppConnector
 from derptool.policy.problems import Finding, Path, Severity
 
 MAX_CHECK_PERIOD_NS = 168 * 3600 * 10**9
@@ -515,9 +518,18 @@ class PolicyChecker:
                     self.check_capability((*path, "app", name), name)
                     if name == "tailscale.com/app-connectors":
                         for j, conn in _items(params):
+                            self.check_shape((*path, "app", name, j), conn, AppConnector)
                             for k, tag in _strings(conn.get("connectors")):
                                 if tag not in self.tags:
                                     self.error((*path, "app", name, j, "connectors", k), f"tag not found: {quote(tag)}")
+
+    def check_shape(self, path: Path, value: Any, model: type[BaseModel]) -> None:
+        """Shape-check a free-form value that has a known structure (e.g. app connector parameters)."""
+        from derptool.policy.shape import ShapeChecker, model_spec
+
+        checker = ShapeChecker()
+        checker.walk(value, model_spec(model), path, path)
+        self.findings.extend(checker.findings)
 
     def check_auto_approvers(self) -> None:
         """``autoApprovers``: routes are CIDRs; approvers are defined users, groups, tags or autogroups."""

@@ -149,7 +149,7 @@ class ShapeChecker:
             if isinstance(value, bool):
                 return value
         elif kind == "int":
-            if isinstance(value, int) and not isinstance(value, bool):
+            if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
                 return value
             if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
                 return int(value)
