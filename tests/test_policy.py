@@ -514,3 +514,36 @@ def test_any_data_gives_problems_never_an_exception(data: dict[str, Any]) -> Non
 def test_any_bytes_give_problems_never_an_exception(src: bytes) -> None:
     for p in validate_bytes(src, "f"):
         assert p.line >= 1 and p.column >= 1
+
+
+def test_examples_load_into_the_models() -> None:
+    from pathlib import Path
+
+    from derptool.policy.shape import check_shape
+
+    examples = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))
+    assert examples
+    for path in examples:
+        canonical, shape = check_shape(decode(path.read_bytes()), Policy)
+        assert shape.findings == []
+        model = Policy.model_validate(canonical)
+        if model.derp_map is not None:
+            assert model.derp_map.is_overlay
+
+
+def test_positions_in_commented_hujson() -> None:
+    text = """// policy
+{
+\t/* groups */
+\t"groups": {"group:a": ["x@example.com"],},
+\t"acls": [
+\t\t// the rule
+\t\t{"action": "accept", "src": ["group:a"], "dst": [
+\t\t\t"tag:web:443", // undefined tag
+\t\t]},
+\t],
+}
+"""
+    [p] = run(text)
+    assert p.message == 'dst="tag:web:443": tag not found: "tag:web"'
+    assert (p.line, p.column) == (8, 4)  # columns count bytes: three tabs
