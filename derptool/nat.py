@@ -136,11 +136,12 @@ def _mapping(answered: Sequence[Observation]) -> tuple[bool, Mapping | None]:
     ``varies`` is True when two destinations saw different public endpoints. ``mapping`` is what can be
     proven: ``None`` when the evidence does not decide it.
     """
-    by_server: dict[Endpoint, Endpoint] = {}
+    by_server: dict[Endpoint, set[Endpoint]] = {}
     for o in answered:
         assert o.mapped is not None
-        by_server.setdefault(o.server, o.mapped)
-    varies = len(set(by_server.values())) > 1
+        by_server.setdefault(o.server, set()).add(o.mapped)
+    # Varies when any two answers differ, even two from one server (the NAT changed its mind).
+    varies = len(set().union(*by_server.values())) > 1
     server_ips = {s.ip for s in by_server}
     # Two ports on one server address decide whether the port of the destination matters.
     same_ip_pairs: list[bool] = []
@@ -148,7 +149,7 @@ def _mapping(answered: Sequence[Observation]) -> tuple[bool, Mapping | None]:
     for i, a in enumerate(servers):
         for b in servers[i + 1:]:
             if a.ip == b.ip and a.port != b.port:
-                same_ip_pairs.append(by_server[a] == by_server[b])
+                same_ip_pairs.append(by_server[a] == by_server[b] and len(by_server[a]) == 1)
     if same_ip_pairs and not all(same_ip_pairs):
         return True, "address-and-port-dependent"
     if not varies:

@@ -103,8 +103,11 @@ def test_summary_prefers_ipv4_and_serialises_contract() -> None:
     # IPv4 blocked but IPv6 answered: the main verdict is IPv6's.
     assert data["family"] == 6 and data["nat_type"] == "none" and data["udp"] is True
     assert data["ipv4"]["nat_type"] == "blocked"
-    for key, kinds in {"udp": bool, "nat_type": str, "mapping": (str, type(None)), "local": str,
-                       "mapped": list, "port_preserved": bool, "explanation": str}.items():
+    kinds_by_key: dict[str, type | tuple[type, ...]] = {
+        "udp": bool, "nat_type": str, "mapping": (str, type(None)), "local": str,
+        "mapped": list, "port_preserved": bool, "explanation": str,
+    }
+    for key, kinds in kinds_by_key.items():
         assert isinstance(data[key], kinds), key
     assert json.loads(json.dumps(data)) == data
 
