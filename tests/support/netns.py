@@ -176,8 +176,9 @@ def nat_topology(lab: Lab, mode: Mode) -> None:
     lab.run("router", "ip", "-6", "addr", "add", "fd77::1/64", "dev", "r0", "nodad")
     lab.run("router", "ip", "addr", "add", "198.51.100.1/24", "dev", "r1")
     lab.run("router", "ip", "-6", "addr", "add", "2001:db8:100::1/64", "dev", "r1", "nodad")
-    lab.run("router", "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    lab.run("router", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    # /proc/sys/net shows the namespace of the process reading it (no need for procps' sysctl).
+    lab.run("router", "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward && "
+            "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")
     for v4, v6 in zip(PUBLIC_V4, PUBLIC_V6, strict=True):
         lab.run("public", "ip", "addr", "add", f"{v4}/24", "dev", "p0")
         lab.run("public", "ip", "-6", "addr", "add", f"{v6}/64", "dev", "p0", "nodad")
