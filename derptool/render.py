@@ -86,51 +86,6 @@ def check_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-# -- policy validation problems (derptool validate) ------------------------------------------------
-# Each function takes the problems as dicts: {"file", "line", "column", "severity", "path", "message"}.
-
-
-def problems_text(problems: Sequence[Mapping[str, Any]]) -> str:
-    """``file:line:col: severity: message``, one line per problem."""
-    return "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['severity']}: {p['message']}" for p in problems)
-
-
-def problems_json(problems: Sequence[Mapping[str, Any]]) -> str:
-    """A JSON list of problem objects (the ``derptool validate --format json`` contract)."""
-    keys = ("file", "line", "column", "severity", "path", "message")
-    return to_json([{k: p[k] for k in keys} for p in problems])
-
-
-def _gh_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_property(text: str) -> str:
-    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def problems_github(problems: Sequence[Mapping[str, Any]]) -> str:
-    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C::message`` (``::warning`` likewise)."""
-    return "\n".join(
-        f"::{p['severity']} file={_gh_property(str(p['file']))},line={p['line']},col={p['column']}::"
-        f"{_gh_data(str(p['message']))}"
-        for p in problems
-    )
-
-
-def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:
-    """``2 errors, 1 warning in 3 files`` (or ``no problems in 3 files``)."""
-    errors = sum(1 for p in problems if p["severity"] == "error")
-    warnings = len(problems) - errors
-    where = f"in {files} file{'s' if files != 1 else ''}"
-    if not problems:
-        return f"no problems {where}"
-    parts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors else []
-    if warnings:
-        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"{', '.join(parts)} {where}"
-
-
 # -- derptool latency (helper-latency) ------------------------------------------------------------
 
 _BAR_WIDTH = 24
@@ -217,3 +172,70 @@ def latency_prometheus(report: Report) -> str:
     metric("derptool_latency_run_timestamp_seconds", "gauge", "When the last run started (Unix time).",
            [("", report.started)])
     return "\n".join(out) + "\n"
+
+
+# -- derptool diff (helper-apply) -------------------------------------------------------------------
+
+
+def map_diff_table(rows: Sequence[Sequence[str]]) -> str:
+    """``derptool diff`` rows (change, region, node, field, old, new) as a table."""
+    return table(rows, ["CHANGE", "REGION", "NODE", "FIELD", "OLD", "NEW"])
+
+
+def map_diff_summary(data: dict[str, Any]) -> str:
+    """One line counting what changed; *data* is :meth:`derptool.mapdiff.MapDiff.to_data`."""
+    nodes_added = sum(len(r["nodes_added"]) for r in data["regions_changed"])
+    nodes_removed = sum(len(r["nodes_removed"]) for r in data["regions_changed"])
+    nodes_changed = sum(len(r["nodes_changed"]) for r in data["regions_changed"])
+    parts = [
+        f"{len(data['regions_added'])} regions added",
+        f"{len(data['regions_removed'])} removed",
+        f"{len(data['regions_changed'])} changed",
+        f"nodes: {nodes_added} added, {nodes_removed} removed, {nodes_changed} changed",
+    ]
+    return ", ".join(parts)
+
+
+# -- policy validation problems (derptool validate) ------------------------------------------------
+# Each function takes the problems as dicts: {"file", "line", "column", "severity", "path", "message"}.
+
+
+def problems_text(problems: Sequence[Mapping[str, Any]]) -> str:
+    """``file:line:col: severity: message``, one line per problem."""
+    return "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['severity']}: {p['message']}" for p in problems)
+
+
+def problems_json(problems: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list of problem objects (the ``derptool validate --format json`` contract)."""
+    keys = ("file", "line", "column", "severity", "path", "message")
+    return to_json([{k: p[k] for k in keys} for p in problems])
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def problems_github(problems: Sequence[Mapping[str, Any]]) -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C::message`` (``::warning`` likewise)."""
+    return "\n".join(
+        f"::{p['severity']} file={_gh_property(str(p['file']))},line={p['line']},col={p['column']}::"
+        f"{_gh_data(str(p['message']))}"
+        for p in problems
+    )
+
+
+def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:
+    """``2 errors, 1 warning in 3 files`` (or ``no problems in 3 files``)."""
+    errors = sum(1 for p in problems if p["severity"] == "error")
+    warnings = len(problems) - errors
+    where = f"in {files} file{'s' if files != 1 else ''}"
+    if not problems:
+        return f"no problems {where}"
+    parts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors else []
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"{', '.join(parts)} {where}"

@@ -9,9 +9,12 @@ from __future__ import annotations
 # Importing a command module registers its commands on ``app``.
 # command modules are imported below
 from derptool.cli import check as _check  # noqa: F401
+from derptool.cli import diff as _diff  # noqa: F401
+from derptool.cli import grants as _grants  # noqa: F401
 from derptool.cli import latency as _latency  # noqa: F401
 from derptool.cli import maps as _maps  # noqa: F401
 from derptool.cli import nat as _nat  # noqa: F401
+from derptool.cli import region as _region  # noqa: F401
 from derptool.cli import validate as _validate  # noqa: F401
 from derptool.cli._common import app
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapFormat, MapOption, app, handle_errors, warn
+from derptool.cli._common import MapOption, app, handle_errors, warn
 
 
 class FragmentFormat(StrEnum):
@@ -15,6 +16,15 @@ class FragmentFormat(StrEnum):
 
     hujson = "hujson"
     json = "json"
+    headscale_yaml = "headscale-yaml"
+
+
+class MapOutputFormat(StrEnum):
+    """Output formats of ``derptool map``."""
+
+    table = "table"
+    json = "json"
+    headscale_yaml = "headscale-yaml"
 
 
 RegionOption = Annotated[
@@ -32,7 +42,9 @@ RegionOption = Annotated[
 def map_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
-    fmt: Annotated[MapFormat, typer.Option("--format", "-f", help="Output format.")] = MapFormat.table,
+    fmt: Annotated[
+        MapOutputFormat, typer.Option("--format", "-f", help="Output format (headscale-yaml: a derp.paths file).")
+    ] = MapOutputFormat.table,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags."""
     from derptool import render
@@ -46,8 +58,15 @@ def map_command(
         for note in res.notes:
             warn(note)
         dmap = dmap.subset(res.region_ids)
-    if fmt is MapFormat.json:
+    if fmt is MapOutputFormat.json:
         typer.echo(render.to_json(dmap.to_data()))
+        return
+    if fmt is MapOutputFormat.headscale_yaml:
+        from derptool import __version__
+        from derptool.snippets import render_headscale_yaml
+
+        header = [f"derptool {__version__}: DERP map ({loaded.description}) for headscale's derp.paths"]
+        typer.echo(render_headscale_yaml(dmap, header=header), nl=False)
         return
     rows = describe_regions(dmap)
     typer.echo(render.table(
@@ -70,16 +89,45 @@ def omit_command(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Allow removing every region (clients then have no DERP relay).")
     ] = False,
+    apply: Annotated[
+        Path | None,
+        typer.Option("--apply", help="Patch this policy file's derpMap in place (comments kept, atomic write).",
+                     dir_okay=False),
+    ] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --apply: also drop existing null entries not selected now.")
+    ] = False,
 ) -> None:
-    """Print a policy-file derpMap fragment that removes the selected DERP regions.
+    """Print a policy-file derpMap fragment that removes the selected DERP regions, or patch it into a file.
 
-    Examples: 'derptool omit --region us' (no relays in the US); 'derptool omit --keep eu' (relays only in the EU).
+    Examples: 'derptool omit --region us' (no relays in the US); 'derptool omit --keep eu' (relays only in the EU);
+    'derptool omit --keep eu --apply policy.hujson' (edit the file in place; --diff to preview).
+    With --apply, regions are selected from --map plus the regions the policy defines itself; existing null
+    entries are kept unless --replace, and a region the policy defines is never replaced by null.
     """
     from derptool import __version__
+    from derptool.errors import UsageError
     from derptool.snippets import plan_omit, render_omit_hujson, render_omit_json
     from derptool.sources import load_map
 
+    if (diff or replace) and apply is None:
+        raise UsageError(f"{'--diff' if diff else '--replace'} needs --apply FILE (the policy file to edit)")
     loaded = load_map(map_spec, notice=warn)
+    if apply is not None:
+        from derptool.apply import apply_omit, omit_universe
+        from derptool.cli._apply import run_apply
+        from derptool.fileio import read_file
+
+        universe = omit_universe(loaded.derp_map, read_file(apply).data, file=str(apply))
+        plan = plan_omit(universe, omit=region, keep=keep, allow_empty=allow_empty)
+        for note in plan.notes:
+            warn(note)
+        if loaded.overlay is not None and replace:
+            warn(f"--map {map_spec} is already an overlay ({loaded.description}); with --replace, regions it "
+                 "removes are not selected and their null entries are dropped: prefer --map default")
+        run_apply(apply, lambda data, name: apply_omit(data, plan, replace=replace, file=name), diff=diff)
+        return
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty)
     for note in plan.notes:
         warn(note)
@@ -87,10 +135,25 @@ def omit_command(
         typer.echo(render_omit_json(plan), nl=False)
         return
     asked = " ".join([*(f"--region {s}" for s in region or []), *(f"--keep {s}" for s in keep or [])])
+    summary = (f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions "
+               f"({loaded.description}).")
+    if fmt is FragmentFormat.headscale_yaml:
+        from derptool.derpmap import DERPMap
+        from derptool.snippets import region_label, render_headscale_yaml
+
+        overlay = DERPMap(Regions={r.region_id: None for r in plan.omitted})
+        header = [
+            f"derptool {__version__}: omit {asked}",
+            summary,
+            "A headscale DERP map file for derp.paths: it is merged after derp.urls, so null removes the region",
+            "(headscale 0.27.0 to 0.29.2; check the behaviour of your version).",
+        ]
+        labels = {r.region_id: region_label(r) for r in plan.omitted}
+        typer.echo(render_headscale_yaml(overlay, header=header, labels=labels), nl=False)
+        return
     header = [
         f"derptool {__version__}: omit {asked}",
-        f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions "
-        f"({loaded.description}).",
+        summary,
         "Merge the derpMap member into your tailnet policy file.",
     ]
     typer.echo(render_omit_hujson(plan, header=header), nl=False)

@@ -1,0 +1,43 @@
+"""The I/O around ``--apply FILE``: read, edit (a pure library call), show a diff or write atomically."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import typer
+
+from derptool.apply import Editor
+from derptool.cli._common import warn
+
+
+def unified_diff(old: bytes, new: bytes, name: str) -> str:
+    """A unified diff of two versions of a file (empty when they are equal)."""
+    a = old.decode("utf-8", "replace").splitlines(keepends=True)
+    b = new.decode("utf-8", "replace").splitlines(keepends=True)
+    lines = list(difflib.unified_diff(a, b, fromfile=f"a/{name}", tofile=f"b/{name}"))
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
+    """Apply *edit* to the policy file *path*: print a diff (``diff``) or write it back atomically.
+
+    The write is refused (exit 1) when the file changed on disk since it was read.
+    """
+    from derptool.fileio import atomic_write, read_file
+
+    snap = read_file(path)
+    result = edit(snap.data, str(path))
+    for note in result.notes:
+        warn(note)
+    if diff:
+        text = unified_diff(snap.data, result.new_bytes, str(path))
+        if text:
+            typer.echo(text, nl=False)
+        warn(f"{result.summary} (--diff: nothing written)" if result.changed else result.summary)
+        return
+    if not result.changed:
+        typer.echo(f"{result.summary}; file not written")
+        return
+    atomic_write(path, result.new_bytes, expect=snap)
+    typer.echo(f"{result.summary}; written")

@@ -1,0 +1,76 @@
+"""``derptool grants``: geofenced egress through tagged exit nodes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from derptool.cli._common import app, handle_errors, warn
+
+
+class GrantsFormat(StrEnum):
+    """Output formats of ``derptool grants``."""
+
+    hujson = "hujson"
+    json = "json"
+
+
+@app.command("grants")
+@handle_errors
+def grants_command(
+    src: Annotated[
+        list[str],
+        typer.Option("--src", help="Who: users, group:..., tag:..., autogroup:member, * (repeatable or comma list)."),
+    ],
+    via: Annotated[
+        list[str], typer.Option("--via", help="Exit nodes (or routers) by tag, e.g. tag:exit-eu (repeatable).")
+    ],
+    dst: Annotated[
+        list[str] | None,
+        typer.Option("--dst", help="Destinations routed through --via instead of autogroup:internet: CIDRs, "
+                     "hosts, app-connector tags (repeatable)."),
+    ] = None,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option("--owner", help="tagOwners for tags the policy does not define yet (default autogroup:admin)."),
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option("--ip", help="Ports/protocols the grant allows (default '*').")
+    ] = None,
+    fmt: Annotated[GrantsFormat, typer.Option("--format", "-f", help="Output format.")] = GrantsFormat.hujson,
+    apply: Annotated[
+        Path | None,
+        typer.Option("--apply", help="Merge into this policy file in place (comments kept, atomic write).",
+                     dir_okay=False),
+    ] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")] = False,
+) -> None:
+    """Grants that send internet traffic of --src only through exit nodes tagged --via (geofenced egress).
+
+    Example: derptool grants --src group:staff-eu --via tag:exit-eu --apply policy.hujson
+    """
+    from derptool import __version__
+    from derptool.grants import plan_egress, render_egress_hujson, render_egress_json
+
+    plan = plan_egress(src, via, dst, owners=owner, ip=ip)
+    for note in plan.notes:
+        warn(note)
+    if apply is not None:
+        from derptool.apply import apply_grants
+        from derptool.cli._apply import run_apply
+
+        run_apply(apply, lambda data, name: apply_grants(data, plan, file=name), diff=diff)
+        return
+    if diff:
+        from derptool.errors import UsageError
+
+        raise UsageError("--diff needs --apply FILE (the policy file to compare against)")
+    if fmt is GrantsFormat.json:
+        typer.echo(render_egress_json(plan), nl=False)
+        return
+    header = [f"derptool {__version__}: grants --src {' '.join(src)} --via {' '.join(via)}",
+              "Merge tagOwners and grants into your tailnet policy file (or run again with --apply FILE)."]
+    typer.echo(render_egress_hujson(plan, header=header), nl=False)

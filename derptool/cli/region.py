@@ -1,0 +1,98 @@
+"""``derptool region add``: a self-hosted DERP region as a policy fragment, headscale YAML, or in place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from derptool.cli._common import app, handle_errors, warn
+
+region_app = typer.Typer(
+    name="region",
+    help="Self-hosted DERP regions: write them into a policy file or headscale's DERP YAML.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(region_app, name="region")
+
+
+class RegionFormat(StrEnum):
+    """Output formats of ``region add``."""
+
+    hujson = "hujson"
+    json = "json"
+    headscale_yaml = "headscale-yaml"
+
+
+ApplyOption = Annotated[
+    Path | None,
+    typer.Option("--apply", help="Patch this policy file in place (comments and formatting kept, atomic write).",
+                 dir_okay=False),
+]
+DiffOption = Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")]
+
+
+@region_app.command("add")
+@handle_errors
+def add_command(
+    region_id: Annotated[int, typer.Option("--id", help="Region ID: 900-999 are reserved for custom regions.")],
+    code: Annotated[str, typer.Option("--code", help="Short region code, such as 'fra-home'.")],
+    node: Annotated[
+        list[str],
+        typer.Option("--node", help="A server: HOST[,ipv4=A][,ipv6=A][,stun-port=N][,derp-port=N][,stun-only]"
+                     "[,cert-name=N][,insecure][,name=N] (repeatable; names default to 900a, 900b, ...)."),
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="Long region name (default: the code).")] = None,
+    lat: Annotated[float | None, typer.Option("--lat", help="Latitude, for display.")] = None,
+    lon: Annotated[float | None, typer.Option("--lon", help="Longitude, for display.")] = None,
+    omit_default: Annotated[
+        bool, typer.Option("--omit-default", help="Also set OmitDefaultRegions: use only your own DERP servers.")
+    ] = False,
+    fmt: Annotated[RegionFormat, typer.Option("--format", "-f", help="Output format.")] = RegionFormat.hujson,
+    apply: ApplyOption = None,
+    diff: DiffOption = False,
+) -> None:
+    """Describe a self-hosted DERP region and print it as a derpMap fragment, or add it to a policy file.
+
+    Example: derptool region add --id 900 --code fra-home --name "Frankfurt (own)"
+    --node derp1.example.com,ipv4=203.0.113.5 --apply policy.hujson
+    """
+    from derptool import __version__
+    from derptool.snippets import (
+        plan_region,
+        region_derpmap,
+        render_headscale_yaml,
+        render_region_hujson,
+        render_region_json,
+    )
+
+    plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default)
+    for note in plan.notes:
+        warn(note)
+    if apply is not None:
+        from derptool.apply import apply_region
+        from derptool.cli._apply import run_apply
+
+        run_apply(apply, lambda data, name: apply_region(data, plan, file=name), diff=diff)
+        return
+    if diff:
+        from derptool.errors import UsageError
+
+        raise UsageError("--diff needs --apply FILE (the policy file to compare against)")
+    if fmt is RegionFormat.json:
+        typer.echo(render_region_json(plan), nl=False)
+    elif fmt is RegionFormat.headscale_yaml:
+        header = [
+            f"derptool {__version__}: self-hosted DERP region {plan.region.region_id} ({plan.region.region_code})",
+            "A headscale DERP map file: list it under derp.paths in headscale's config.",
+        ]
+        typer.echo(render_headscale_yaml(region_derpmap(plan), header=header), nl=False)
+    else:
+        header = [
+            f"derptool {__version__}: self-hosted DERP region {plan.region.region_id} ({plan.region.region_code})",
+            "Merge the derpMap member into your tailnet policy file (or run again with --apply FILE).",
+        ]
+        typer.echo(render_region_hujson(plan, header=header), nl=False)
