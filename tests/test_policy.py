@@ -372,6 +372,9 @@ def test_tests_shape() -> None:
         'test accept "web:80-90": the port must be a single number']
     assert errors(policy(tests=[{"src": "bob@example.com", "deny": ["10.0.0.0/8:22"]}])) == [
         'test deny "10.0.0.0/8:22": the destination must be a single host, not a wildcard or a CIDR range']
+    assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["tag:server", "web", "bob@example.com"]}])) == []
+    assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["nohost"]}])) == [
+        'test accept "nohost": a destination is host:port']
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["nohost:22"]}])) == [
         'test accept "nohost:22": "nohost": invalid address']
 

@@ -586,11 +586,14 @@ class PolicyChecker:
     def test_destination_error(self, dest: str) -> str | None:
         """The error of one test destination ``host:port``, or None."""
         split = sel.split_host_ports(dest)
-        if split is None:
-            return "a destination is host:port"
-        host, port = split
-        if not (port.isascii() and port.isdigit() and int(port) <= 65535):
-            return "the port must be a single number"
+        if split is None or not (split[1].isascii() and split[1].isdigit() and int(split[1]) <= 65535):
+            # Tailscale's default policy shows a destination without port ("tag:example"): accept a whole
+            # destination that names a single known host, user, group or tag.
+            if sel.kind(dest) in ("tag", "group", "user", "host", "ip") and "/" not in dest \
+                    and self.reference_error(dest) is None:
+                return None
+            return "a destination is host:port" if split is None else "the port must be a single number"
+        host = split[0]
         if host == "*" or "/" in host:
             return "the destination must be a single host, not a wildcard or a CIDR range"
         if host == "autogroup:internet":
