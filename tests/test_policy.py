@@ -550,3 +550,24 @@ def test_positions_in_commented_hujson() -> None:
     [p] = run(text)
     assert p.message == 'dst="tag:web:443": tag not found: "tag:web"'
     assert (p.line, p.column) == (8, 4)  # columns count bytes: three tabs
+
+
+def test_policy_shaped_like_tailscales_default_is_valid() -> None:
+    text = """{
+  "groups": {"group:example": ["alice@example.com", "bob@example.com"]},
+  "tagOwners": {"tag:example": ["autogroup:admin"]},
+  "acls": [
+    {"action": "accept", "src": ["*"], "dst": ["*:*"]},
+    {"action": "accept", "src": ["group:example"], "dst": ["tag:example:*"], "srcPosture": ["posture:mac"]},
+  ],
+  "defaultSrcPosture": ["posture:mac"],
+  "postures": {"posture:mac": ["node:os == 'macos'", "node:tsReleaseTrack == 'stable'", "node:tsAutoUpdate"]},
+  "ssh": [{"action": "check", "src": ["autogroup:member"], "dst": ["autogroup:self"],
+           "users": ["autogroup:nonroot", "root"]}],
+  "nodeAttrs": [
+    {"target": ["autogroup:member"], "attr": ["funnel"]},
+    {"target": ["*"], "app": {"tailscale.com/app-connectors": []}},
+  ],
+  "tests": [{"src": "alice@example.com", "accept": ["tag:example"], "deny": ["100.101.102.103:443"]}],
+}"""
+    assert run(text) == []
