@@ -264,6 +264,15 @@ def test_ssh_rules_accepted(rule: dict[str, Any]) -> None:
     assert errors(ssh(**rule)) == []
 
 
+def test_empty_rules_are_warnings() -> None:
+    assert sorted(warnings(ssh(src=[], dst=...))) == ["dst is empty: this rule matches nothing",
+                                                      "src is empty: this rule matches nothing"]
+    assert warnings(policy(grants=[{"src": ["*"], "dst": [], "ip": ["*"]}])) == [
+        "dst is empty: this rule matches nothing"]
+    assert warnings(policy(acls=[{"action": "accept", "users": ["*"], "ports": []}])) == [
+        "ports is empty: this rule matches nothing"]
+
+
 def test_ssh_warnings() -> None:
     assert warnings(ssh(action="check", checkPeriod="30s")) == [
         "checkPeriod 30s is below the documented minimum of 1m"]

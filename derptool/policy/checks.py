@@ -137,6 +137,14 @@ class PolicyChecker:
             return f"{quote(item)}: invalid address"
         return None
 
+    def check_empty(self, rule: Mapping[str, Any], rule_path: Path, keys: tuple[str, str]) -> None:
+        """Warn when a rule's sources or destinations are missing or empty: it then matches nothing."""
+        for key in keys:
+            value = rule.get(key)
+            if value is None or value == []:
+                where = (*rule_path, key) if key in rule else rule_path
+                self.warning(where, f"{key} is empty: this rule matches nothing")
+
     def check_srcs(self, path: Path, srcs: Any, *, section: str) -> None:
         """Check a rule's ``src`` list."""
         for i, raw in _strings(srcs):
@@ -204,6 +212,7 @@ class PolicyChecker:
             dst_key = "dst" if "dst" in rule else "ports"
             srcs, dsts = rule.get(src_key), rule.get(dst_key)
             self.check_srcs((*path, src_key), srcs, section="acls")
+            self.check_empty(rule, path, (src_key, dst_key))
             proto_number: int | None = None
             proto = rule.get("proto")
             if isinstance(proto, str) and proto != "":
@@ -242,6 +251,7 @@ class PolicyChecker:
             srcs, dsts = rule.get("src"), rule.get("dst")
             ips, app, via = rule.get("ip"), rule.get("app"), rule.get("via")
             self.check_srcs((*path, "src"), srcs, section="grants")
+            self.check_empty(rule, path, ("src", "dst"))
             has_self = has_internet = False
             for i, raw in _strings(dsts):
                 item = raw.strip()
@@ -316,6 +326,7 @@ class PolicyChecker:
                     self.error((*path, "action"), f"{quote(action)} is not a valid action")
             srcs, dsts = rule.get("src"), rule.get("dst")
             self.check_srcs((*path, "src"), srcs, section="ssh")
+            self.check_empty(rule, path, ("src", "dst"))
             has_self = False
             for i, raw in _strings(dsts):
                 item = raw.strip()
