@@ -23,7 +23,7 @@ class ProblemFormat(StrEnum):
 @app.command("validate")
 @handle_errors
 def validate_command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="Policy files (HuJSON or JSON); '-' is stdin.")],
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Policy files (HuJSON or JSON); '-' is stdin.")],
     fmt: Annotated[
         ProblemFormat, typer.Option("--format", "-f", help="text (file:line:col), json, or github (annotations).")
     ] = ProblemFormat.text,
