@@ -580,3 +580,21 @@ def test_policy_shaped_like_tailscales_default_is_valid() -> None:
   "tests": [{"src": "alice@example.com", "accept": ["tag:example"], "deny": ["100.101.102.103:443"]}],
 }"""
     assert run(text) == []
+
+
+def test_validate_files_library(tmp_path: Any) -> None:
+    from derptool.errors import InputError
+    from derptool.policy import validate_files
+
+    good = tmp_path / "good.hujson"
+    good.write_text('{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}]}')
+    bad = tmp_path / "bad.hujson"
+    bad.write_text('{"acls": [{"action": "drop"}]}')
+    problems = validate_files([good, str(bad)])
+    assert [(p.file, p.severity, p.message) for p in problems if p.severity == "error"] == [
+        (str(bad), "error", 'action="drop" is not supported')]
+    [err] = [p for p in problems if p.severity == "error"]
+    assert err.to_dict() == {"file": str(bad), "line": 1, "column": 23, "severity": "error", "path": "/acls/0/action",
+                             "message": 'action="drop" is not supported'}
+    with pytest.raises(InputError, match="no such file"):
+        validate_files([tmp_path / "missing.hujson"])
