@@ -594,7 +594,7 @@ def test_validate_files_library(tmp_path: Any) -> None:
     assert [(p.file, p.severity, p.message) for p in problems if p.severity == "error"] == [
         (str(bad), "error", 'action="drop" is not supported')]
     [err] = [p for p in problems if p.severity == "error"]
-    assert err.to_dict() == {"file": str(bad), "line": 1, "column": 23, "severity": "error", "path": "/acls/0/action",
+    assert err.to_dict() == {"file": str(bad), "line": 1, "column": 22, "severity": "error", "path": "/acls/0/action",
                              "message": 'action="drop" is not supported'}
     with pytest.raises(InputError, match="no such file"):
         validate_files([tmp_path / "missing.hujson"])
