@@ -37,7 +37,7 @@ from derptool.errors import DerptoolError, InputError
 if TYPE_CHECKING:
     from derptool.derpmap import DERPMap
     from derptool.grants import EgressPlan
-    from derptool.hujson import Object, Value
+    from derptool.hujson import Array, Object, Value
     from derptool.snippets import OmitPlan, RegionPlan
 
 
@@ -87,7 +87,12 @@ class _Doc:
 
     def add(self, path: str, value: str, *, lead: list[str] | None = None, trail: str | None = None,
             new: _New | None = None) -> None:
-        """Queue an ``add`` op; *value* is HuJSON text, *lead*/*trail* comment texts (without ``//``)."""
+        """Queue an ``add`` op; *value* is HuJSON text, *lead*/*trail* comment texts (without ``//``).
+
+        A multi-line *value* is put in ``hujson.format`` layout, indented for where it lands.
+        """
+        if "\n" in value:
+            value = _formatted_value(value, self.unit, path.count("/"))
         parts = [f'{{"op": "add", "path": {json.dumps(path, ensure_ascii=False)},']
         parts += [f"// {c}" for c in lead or []]
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
@@ -100,6 +105,18 @@ class _Doc:
     def remove(self, path: str) -> None:
         """Queue a ``remove`` op."""
         self.ops.append(f'{{"op": "remove", "path": {json.dumps(path, ensure_ascii=False)}}}')
+
+
+def _formatted_value(text: str, unit: str, depth: int) -> str:
+    """*text* formatted like Tailscale's formatter, its lines after the first indented to *depth*."""
+    from derptool import hujson
+
+    lines = hujson.format(text.encode()).decode().rstrip("\n").split("\n")
+    out = [lines[0]]
+    for line in lines[1:]:
+        body = line.lstrip("\t")
+        out.append(unit * (depth + len(line) - len(body)) + body if body else "")
+    return "\n".join(out)
 
 
 def _open(src: bytes, file: str) -> _Doc:
@@ -229,7 +246,7 @@ def _layout(root: Value, new: list[_New], unit: bytes, inline: set[str]) -> None
                     holder.before_extra = b" "
             continue
         _expand_ancestors(root, parent, unit, inline)
-        if parent in inline:
+        if parent in inline or all(is_new for _, is_new in slots):
             comp.trailing_comma = True
         tops = {n.key for n in items if n.top_blank}
         for i, (holder, is_new) in enumerate(slots):
@@ -571,6 +588,11 @@ def apply_grants(src: bytes, plan: EgressPlan, *, file: str = "<policy>") -> App
         doc.add(_ptr(grants[0], "-"), grant_hujson(plan.grant), lead=plan.comment,
                 new=_New(_ptr(grants[0]), None, 1))
         done.append("grants: 1 grant added")
+    groups = _member(root, "groups")
+    defined = set(_data(groups[1]) or {}) if groups is not None and isinstance(groups[1].value, Object) else set()
+    undefined = [s for s in plan.grant["src"] if s.startswith("group:") and s not in defined]
+    if undefined:
+        notes.append(f"{', '.join(undefined)} not defined in {file}'s groups section; define before using")
     summary = f"{file}: " + "; ".join(done)
     return _finish(doc, summary, notes, unchanged=f"{file}: already up to date (the grant and its tags are there)")
 

@@ -360,7 +360,7 @@ def region_title(region: DERPRegion) -> str:
     return f"{region.region_code} (region {region.region_id}): {region.region_name}, {kind}"
 
 
-OMIT_DEFAULT_COMMENT = ("OmitDefaultRegions: clients use only the regions below, never Tailscale's; "
+OMIT_DEFAULT_COMMENT = ("OmitDefaultRegions: clients use only the regions of this derpMap, never Tailscale's; "
                         "when your servers are down, connections that need a relay fail")
 
 

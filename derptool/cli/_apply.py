@@ -24,6 +24,7 @@ def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
 
     The write is refused (exit 1) when the file changed on disk since it was read.
     """
+    from derptool.errors import InputError
     from derptool.fileio import atomic_write, read_file
 
     snap = read_file(path)
@@ -39,5 +40,8 @@ def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
     if not result.changed:
         typer.echo(f"{result.summary}; file not written")
         return
-    atomic_write(path, result.new_bytes, expect=snap)
+    try:
+        atomic_write(path, result.new_bytes, expect=snap)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write: {err.strerror or err}; the file was left unchanged") from None
     typer.echo(f"{result.summary}; written")

@@ -56,8 +56,6 @@ def grants_command(
     from derptool.grants import plan_egress, render_egress_hujson, render_egress_json
 
     plan = plan_egress(src, via, dst, owners=owner, ip=ip)
-    for note in plan.notes:
-        warn(note)
     if apply is not None:
         from derptool.apply import apply_grants
         from derptool.cli._apply import run_apply
@@ -68,6 +66,8 @@ def grants_command(
         from derptool.errors import UsageError
 
         raise UsageError("--diff needs --apply FILE (the policy file to compare against)")
+    for note in plan.notes:
+        warn(note)
     if fmt is GrantsFormat.json:
         typer.echo(render_egress_json(plan), nl=False)
         return
