@@ -1,0 +1,213 @@
+"""Benchmark of ``derptool latency``: accuracy, ranking and overhead against known delays on loopback.
+
+30 regions x 3 nodes, each node its own 127.0.x.y address served by the stdlib test responder
+(``tests/support/stun_responder.py``, run as a separate process so it never competes with the client for
+the GIL). Region *i* answers after a delay spread evenly over 5..250 ms. The responder logs the delay it
+really applied to every answer; the truth for a region is the applied delay of the answer the client used
+(the node the report names, from the client's socket).
+
+Printed: median and max absolute error of the measured latencies, whether the ranking and the preferred
+region are right, and the wall time beyond the slowest region, both for the library in-process and for the
+CLI as a process (its start-up, timed with ``derptool --version``, subtracted).
+
+Goals: median error <= 1 ms, max <= 3 ms, ranking 100 % right, <= 150 ms beyond the slowest region.
+
+Run from the repository root: ``python bench/latency_bench.py [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from derptool.derpmap import parse_derpmap  # noqa: E402
+from derptool.netcheck import measure  # noqa: E402
+
+REGIONS = 30
+NODES = 3
+
+
+def region_delays() -> dict[int, float]:
+    """Region ID (900 + i) to its delay in ms, spread over 5..250."""
+    return {900 + i: round(5 + i * (245 / (REGIONS - 1)), 3) for i in range(REGIONS)}
+
+
+def addresses() -> dict[int, list[str]]:
+    return {rid: [f"127.0.{100 + rid - 900}.{j + 1}" for j in range(NODES)] for rid in region_delays()}
+
+
+class Responders:
+    """The responder process and its log of applied delays."""
+
+    def __init__(self) -> None:
+        delays = region_delays()
+        binds, per_bind = [], []
+        for rid, hosts in addresses().items():
+            for host in hosts:
+                binds += ["--bind", f"{host}:0"]
+                per_bind.append(str(delays[rid]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.stun_responder", *binds, "--delays-ms", ",".join(per_bind),
+             "--log"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = json.loads(self.proc.stdout.readline())
+        self.listening: list[str] = first["listening"]
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def drain(self, settle: float = 0.3) -> list[dict[str, Any]]:
+        """Every log line so far, waiting *settle* seconds for late answers."""
+        time.sleep(settle)
+        out = []
+        while not self.lines.empty():
+            out.append(self.lines.get())
+        return out
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def build_map(listening: list[str]) -> dict[str, Any]:
+    delays = region_delays()
+    regions: dict[str, Any] = {}
+    it = iter(listening)
+    for rid, hosts in addresses().items():
+        nodes = []
+        for j, host in enumerate(hosts):
+            bound = next(it)
+            assert bound.startswith(host + ":")
+            nodes.append({"Name": f"{rid}{chr(97 + j)}", "RegionID": rid, "HostName": host, "IPv4": host,
+                          "IPv6": "none", "STUNPort": int(bound.rsplit(":", 1)[1]), "DERPPort": 9})
+        regions[str(rid)] = {"RegionID": rid, "RegionCode": f"b{rid}", "RegionName": f"Bench {delays[rid]} ms",
+                             "Nodes": nodes}
+    return {"Regions": regions}
+
+
+def score(data: dict[str, Any], log: list[dict[str, Any]], node_addr: dict[str, str]) -> dict[str, Any]:
+    """Errors against the applied delays, ranking and preferred-region correctness of one JSON report."""
+    peer = data["global_v4"]
+    applied = {(e["bind"], e["peer"]): e["delay_ms"] for e in log}
+    errors, truth = [], {}
+    for r in data["regions"]:
+        if r["latency_ms"] is None:
+            raise SystemExit(f"region {r['id']} did not answer: {r['error']}")
+        true_ms = applied[(node_addr[r["node"]], peer)]
+        truth[r["id"]] = true_ms
+        errors.append(abs(r["latency_ms"] - true_ms))
+    measured_order = [r["id"] for r in data["regions"]]
+    true_order = sorted(truth, key=truth.__getitem__)
+    configured_order = sorted(region_delays(), key=region_delays().__getitem__)
+    return {
+        "errors": errors,
+        "ranking_ok": measured_order == true_order == configured_order,
+        "ranking_right": sum(a == b for a, b in zip(measured_order, configured_order, strict=True)),
+        "preferred_ok": data["preferred_region"] == configured_order[0],
+        "slowest_ms": max(truth.values()),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="runs of each kind (default 5)")
+    args = ap.parse_args()
+
+    responders = Responders()
+    try:
+        data = build_map(responders.listening)
+        node_addr = {n["Name"]: f"{n['IPv4']}:{n['STUNPort']}" for r in data["Regions"].values() for n in r["Nodes"]}
+        dmap = parse_derpmap(data)
+        measure(dmap, timeout=5.0)  # warm-up (imports, first sockets)
+        responders.drain()
+
+        lib: list[dict[str, Any]] = []
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            report = measure(dmap, map_source="bench", timeout=5.0)
+            wall_ms = (time.perf_counter() - t0) * 1000
+            res = score(report.to_data(), responders.drain(), node_addr)
+            res["beyond_ms"] = wall_ms - res["slowest_ms"]
+            lib.append(res)
+
+        cli: list[dict[str, Any]] = []
+        exe = shutil.which("derptool", path=str(Path(sys.executable).parent)) or shutil.which("derptool")
+        base = [exe] if exe else [sys.executable, "-m", "derptool"]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bench-map.json")
+            Path(path).write_text(json.dumps(data))
+            startups = []
+            for _ in range(max(3, args.rounds)):
+                t0 = time.perf_counter()
+                subprocess.run([*base, "--version"], check=True, capture_output=True)
+                startups.append((time.perf_counter() - t0) * 1000)
+            startup_ms = statistics.median(startups)
+            # a second baseline: the interpreter plus every module the latency command imports, so what is
+            # left is map loading, measuring and rendering
+            imports = []
+            warm = ("import derptool.cli, derptool.derpmap, derptool.hujson, derptool.sources, derptool.geo, "
+                    "derptool.netcheck, derptool.render, tabulate")
+            for _ in range(max(3, args.rounds)):
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True, cwd=ROOT)
+                imports.append((time.perf_counter() - t0) * 1000)
+            imports_ms = statistics.median(imports)
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                out = subprocess.run([*base, "latency", "--map", path, "--format", "json"], check=True,
+                                     capture_output=True, text=True).stdout
+                wall_ms = (time.perf_counter() - t0) * 1000
+                res = score(json.loads(out), responders.drain(), node_addr)
+                res["beyond_ms"] = wall_ms - startup_ms - res["slowest_ms"]
+                res["beyond_imports_ms"] = wall_ms - imports_ms - res["slowest_ms"]
+                cli.append(res)
+    finally:
+        responders.close()
+
+    print(f"derptool latency benchmark: {REGIONS} regions x {NODES} nodes on loopback, delays 5..250 ms, "
+          f"{args.rounds} rounds each")
+    ok = True
+    for name, runs in (("library", lib), ("CLI", cli)):
+        errors = [e for r in runs for e in r["errors"]]
+        med, worst = statistics.median(errors), max(errors)
+        ranking = all(r["ranking_ok"] for r in runs)
+        right = sum(r["ranking_right"] for r in runs) / (REGIONS * len(runs)) * 100
+        preferred = all(r["preferred_ok"] for r in runs)
+        beyond = [r["beyond_ms"] for r in runs]
+        print(f"\n{name}:")
+        print(f"  abs error vs applied delay: median {med:.3f} ms, max {worst:.3f} ms   (goals <= 1, <= 3)")
+        print(f"  ranking right: {right:.1f} % of positions, every round fully right: {ranking}; "
+              f"preferred region right: {preferred}")
+        print(f"  wall time beyond the slowest region: median {statistics.median(beyond):.1f} ms, "
+              f"max {max(beyond):.1f} ms   (goal <= 150)")
+        if name == "CLI":
+            later = [r["beyond_imports_ms"] for r in runs]
+            print(f"  the same with the command's imports subtracted too: median {statistics.median(later):.1f} ms, "
+                  f"max {max(later):.1f} ms")
+        ok = ok and med <= 1 and worst <= 3 and ranking and preferred and max(beyond) <= 150
+    print(f"\nCLI start-up subtracted: {startup_ms:.0f} ms (median of `derptool --version`); "
+          f"with the latency command's imports: {imports_ms:.0f} ms")
+    print("all goals met" if ok else "SOME GOALS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

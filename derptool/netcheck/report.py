@@ -1,0 +1,141 @@
+"""The outcome of a run as values: per-probe and per-region results, the :class:`Report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from derptool.netcheck.plan import Probe
+
+Method = Literal["stun", "https"]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one STUN probe got (an answer, or an error)."""
+
+    probe: Probe
+    dest: str | None
+    """The address:port the request went to (after name resolution)."""
+    latency_ms: float | None = None
+    mapped: str | None = None
+    """The address:port the server saw us as."""
+    error: str | None = None
+
+
+@dataclass
+class RegionResult:
+    """The measurement of one region: the values of the JSON contract, and details for other outputs."""
+
+    id: int
+    code: str
+    name: str
+    country: str | None = None
+    continent: str | None = None
+    latency_ms: float | None = None
+    v4_latency_ms: float | None = None
+    v6_latency_ms: float | None = None
+    https_latency_ms: float | None = None
+    method: Method | None = None
+    node: str | None = None
+    error: str | None = None
+    avoid: bool = False
+    score: float | None = None
+    """``HomeParams.RegionScore`` multiplier, when one applies."""
+    probe_errors: int = 0
+    """Probes (STUN and HTTPS) that failed."""
+
+    def to_data(self) -> dict[str, Any]:
+        """The region as in ``derptool latency --format json``."""
+        return {
+            "id": self.id, "code": self.code, "name": self.name, "country": self.country,
+            "continent": self.continent, "latency_ms": _round(self.latency_ms),
+            "v4_latency_ms": _round(self.v4_latency_ms), "v6_latency_ms": _round(self.v6_latency_ms),
+            "method": self.method, "node": self.node, "error": self.error,
+        }
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 3)
+
+
+@dataclass
+class Report:
+    """The outcome of a run: a value, rendered by :mod:`derptool.render`."""
+
+    map_source: str
+    preferred_region: int | None = None
+    udp: bool = False
+    ipv4: bool = False
+    ipv6: bool = False
+    global_v4: str | None = None
+    global_v6: str | None = None
+    mapping_varies_by_dest_ip: bool | None = None
+    regions: list[RegionResult] = field(default_factory=list)
+    """Sorted by latency, unreachable regions last."""
+    probes: list[ProbeResult] = field(default_factory=list)
+    started: float = 0.0
+    """Wall-clock time (Unix seconds) the run started."""
+    duration_s: float = 0.0
+
+    @property
+    def reachable(self) -> list[RegionResult]:
+        """Regions that answered."""
+        return [r for r in self.regions if r.latency_ms is not None]
+
+    @property
+    def preferred(self) -> RegionResult | None:
+        """The preferred region's result."""
+        return next((r for r in self.regions if r.id == self.preferred_region), None)
+
+    def to_data(self) -> dict[str, Any]:
+        """The report as in ``derptool latency --format json`` (DESIGN.md contract)."""
+        return {
+            "map_source": self.map_source,
+            "preferred_region": self.preferred_region,
+            "udp": self.udp,
+            "ipv4": self.ipv4,
+            "ipv6": self.ipv6,
+            "global_v4": self.global_v4,
+            "global_v6": self.global_v6,
+            "mapping_varies_by_dest_ip": self.mapping_varies_by_dest_ip,
+            "regions": [r.to_data() for r in self.regions],
+        }
+
+
+def preferred_region(regions: list[RegionResult]) -> int | None:
+    """The lowest latency (times its RegionScore, when positive) of a region that is not Avoid."""
+    best: tuple[float, int] | None = None
+    for r in regions:
+        if r.latency_ms is None or r.avoid:
+            continue
+        scored = r.latency_ms * r.score if r.score is not None and r.score > 0 else r.latency_ms
+        if best is None or (scored, r.id) < best:
+            best = (scored, r.id)
+    return None if best is None else best[1]
+
+
+def format_addr(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def summarise(report: Report) -> None:
+    """Fill the global fields of *report* from its probes and region results."""
+    answered = [p for p in report.probes if p.latency_ms is not None]
+    report.ipv4 = any(p.probe.family == 4 for p in answered)
+    report.ipv6 = any(p.probe.family == 6 for p in answered)
+    report.udp = report.ipv4 or report.ipv6
+    varies: bool | None = None
+    for family in (4, 6):
+        fam = [p for p in answered if p.probe.family == family and p.mapped]
+        if fam:
+            if family == 4:
+                report.global_v4 = fam[0].mapped
+            else:
+                report.global_v6 = fam[0].mapped
+        by_dest = {p.dest.rsplit(":", 1)[0] if p.dest else "": p.mapped for p in fam}
+        if len(by_dest) >= 2:
+            varies = bool(varies) or len(set(by_dest.values())) > 1
+    report.mapping_varies_by_dest_ip = varies
+    report.preferred_region = preferred_region(report.regions)
+    report.regions.sort(key=lambda r: (r.latency_ms is None, r.latency_ms or 0.0, r.id))

@@ -1,0 +1,279 @@
+"""Executing a probe plan: every region at once in one event loop, STUN first, HTTPS where needed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from derptool.derpmap import DERPMap, DERPNode, is_ip
+from derptool.netcheck import https
+from derptool.netcheck.plan import Family, Probe, ProbePlan, RegionPlan, make_plan
+from derptool.netcheck.report import ProbeResult, RegionResult, Report, format_addr, summarise
+from derptool.netcheck.udp import Pending, ProbeFailed, StunSocket, describe_os_error
+
+if TYPE_CHECKING:
+    import ssl
+
+DEFAULT_TIMEOUT = 5.0
+STUN_PHASE = 3.0
+"""Seconds the STUN phase may last (at most 60 % of the overall timeout) before HTTPS takes over."""
+
+
+@dataclass
+class _FamilyOutcome:
+    latency_ms: float | None = None
+    node: str | None = None
+    results: list[ProbeResult] = field(default_factory=list)
+
+
+class _Runner:
+    def __init__(self, plan: ProbePlan, dmap: DERPMap, *, timeout: float, stun_timeout: float, https: bool,
+                 ca_file: str | None, progress: Callable[[RegionResult], None] | None) -> None:
+        self.plan = plan
+        self.dmap = dmap
+        self.timeout = timeout
+        self.stun_timeout = stun_timeout
+        self.https = https
+        self.ca_file = ca_file
+        self.progress = progress
+        self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
+        self.deadline = self.start + timeout
+        self.stun_deadline = self.start + stun_timeout
+        self.sockets: dict[int, StunSocket | OSError] = {}
+        self.resolved: dict[tuple[str, int], asyncio.Task[str]] = {}
+        self.ssl_contexts: dict[bool, ssl.SSLContext] = {}
+
+    def close(self) -> None:
+        for s in self.sockets.values():
+            if isinstance(s, StunSocket):
+                s.close()
+
+    def _socket(self, family: Family) -> StunSocket:
+        got = self.sockets.get(family)
+        if got is None:
+            try:
+                got = StunSocket(family, self.loop)
+            except OSError as err:
+                got = err
+            self.sockets[family] = got
+        if isinstance(got, OSError):
+            raise ProbeFailed(f"no IPv{family} socket: {describe_os_error(got)}")
+        return got
+
+    async def _resolve(self, host: str, family: Family) -> str:
+        if is_ip(host):
+            return host
+        key = (host, family)
+        task = self.resolved.get(key)
+        if task is None:
+            task = self.loop.create_task(_resolve_name(self.loop, host, family))
+            self.resolved[key] = task
+        return await asyncio.shield(task)
+
+    # STUN --------------------------------------------------------------------------------------
+
+    async def _probe(self, probe: Probe) -> ProbeResult:
+        await asyncio.sleep(max(0.0, self.start + probe.delay - self.loop.time()))
+        dest: str | None = None
+        pending: Pending | None = None
+        sock: StunSocket | None = None
+        try:
+            async with asyncio.timeout_at(self.stun_deadline):
+                ip = await self._resolve(probe.host, probe.family)
+                dest = format_addr(ip, probe.port)
+                sock = self._socket(probe.family)
+                pending = sock.send(ip, probe.port)
+                rtt_ms, resp = await pending.future
+            return ProbeResult(probe, dest, latency_ms=rtt_ms, mapped=format_addr(resp.ip, resp.port))
+        except TimeoutError:
+            phase = self.stun_deadline - self.start
+            msg = f"no answer in the {phase:.1f} s STUN phase" if pending else f"timed out after {phase:.1f} s"
+            if pending is not None and pending.ignored:
+                msg += f"; {pending.ignored}"
+            return ProbeResult(probe, dest, error=msg)
+        except ProbeFailed as err:
+            return ProbeResult(probe, dest, error=str(err))
+        except OSError as err:
+            return ProbeResult(probe, dest, error=describe_os_error(err))
+        finally:
+            if sock is not None and pending is not None:
+                sock.forget(pending)
+
+    async def _family(self, probes: list[Probe]) -> _FamilyOutcome:
+        out = _FamilyOutcome()
+        tasks = {self.loop.create_task(self._probe(p)) for p in probes}
+        try:
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    res = t.result()
+                    out.results.append(res)
+                    if res.latency_ms is not None and (out.latency_ms is None or res.latency_ms < out.latency_ms):
+                        out.latency_ms, out.node = res.latency_ms, res.probe.node
+                if out.latency_ms is not None:
+                    break  # the first answer cancels the rest, as in netcheck
+        finally:
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return out
+
+    # HTTPS -------------------------------------------------------------------------------------
+
+    async def _https_region(self, node: DERPNode) -> tuple[float | None, str | None]:
+        """The HTTPS latency of *node* within the overall deadline, or why there is none."""
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                if node.ipv4 not in ("", "none"):
+                    address = node.ipv4
+                elif node.ipv6 not in ("", "none"):
+                    address = node.ipv6
+                else:
+                    address = await self._resolve(node.host_name, 4 if node.ipv4 != "none" else 6)
+                verify = https.needs_verification(node)
+                ctx = self.ssl_contexts.get(verify)
+                if ctx is None:
+                    ctx = self.ssl_contexts[verify] = https.ssl_context(verify=verify, ca_file=self.ca_file)
+                return await https.latency_check(node, address, ctx), None
+        except TimeoutError:
+            return None, f"HTTPS: no answer before the {self.timeout:.1f} s deadline"
+        except Exception as err:
+            return None, f"HTTPS: {https.describe_error(err)}"
+
+    # a region ----------------------------------------------------------------------------------
+
+    async def region(self, rp: RegionPlan) -> tuple[RegionResult, list[ProbeResult]]:
+        from derptool.geo import geo_for
+
+        region = rp.region
+        geo = geo_for(region)
+        score = None
+        if self.dmap.home_params is not None:
+            score = self.dmap.home_params.region_score.get(region.region_id)
+        res = RegionResult(id=region.region_id, code=region.region_code, name=region.region_name,
+                           country=geo.country, continent=geo.continent, avoid=region.avoid, score=score)
+        results: list[ProbeResult] = []
+        if rp.skip:
+            res.error = rp.skip
+            return res, results
+        try:
+            await self._measure(rp, res, results)
+        except Exception as err:  # one bad region never spoils the others
+            res.error = f"{type(err).__name__}: {err}"
+        if self.progress is not None:
+            self.progress(res)
+        return res, results
+
+    async def _measure(self, rp: RegionPlan, res: RegionResult, results: list[ProbeResult]) -> None:
+        by_family: dict[int, list[Probe]] = {}
+        for p in rp.probes:
+            by_family.setdefault(p.family, []).append(p)
+        https_task = None
+        if self.https and rp.https_node is not None:
+            https_task = self.loop.create_task(self._https_region(rp.https_node))
+        outcomes = await asyncio.gather(*(self._family(ps) for ps in by_family.values()))
+        errors: list[str] = []
+        for family, outcome in zip(by_family, outcomes, strict=True):
+            results.extend(outcome.results)
+            if family == 4:
+                res.v4_latency_ms = outcome.latency_ms
+            else:
+                res.v6_latency_ms = outcome.latency_ms
+            if outcome.latency_ms is not None and (res.latency_ms is None or outcome.latency_ms < res.latency_ms):
+                res.latency_ms, res.node, res.method = outcome.latency_ms, outcome.node, "stun"
+            for r in outcome.results:
+                if r.error is not None:
+                    res.probe_errors += 1
+                    errors.append(f"{r.probe.node} {r.dest or r.probe.host}: {r.error}")
+        if rp.stun_note:
+            errors.append(rp.stun_note)
+        if https_task is None and res.latency_ms is None and rp.https_node is not None:
+            https_task = self.loop.create_task(self._https_region(rp.https_node))
+        if https_task is not None:
+            ms, err = await https_task
+            res.https_latency_ms = ms
+            if ms is not None:
+                res.latency_ms, res.node, res.method = ms, rp.https_node.name if rp.https_node else None, "https"
+            else:
+                res.probe_errors += 1
+                if not any(err and e.endswith(": " + err.removeprefix("HTTPS: ")) for e in errors):
+                    errors.append(err or "HTTPS failed")
+        elif res.latency_ms is None and rp.https_node is None and rp.probes:
+            errors.append("no HTTPS fallback: every node is STUN-only")
+        if res.latency_ms is None:
+            res.error = "; ".join(dict.fromkeys(errors)) or "no answer"
+
+
+async def _resolve_name(loop: asyncio.AbstractEventLoop, host: str, family: Family) -> str:
+    name = host.rstrip(".").lower()
+    if name == "invalid" or name.endswith(".invalid"):
+        # RFC 6761 section 6.4: never resolved, always a negative answer (and no DNS query).
+        raise ProbeFailed(f"cannot resolve {host}: .invalid names never resolve (RFC 6761)")
+    try:
+        infos = await loop.getaddrinfo(host, None, family=socket.AF_INET if family == 4 else socket.AF_INET6,
+                                       type=socket.SOCK_DGRAM)
+    except socket.gaierror as err:
+        raise ProbeFailed(f"cannot resolve {host} (IPv{family}): {err.strerror or err}") from None
+    for info in infos:
+        return str(info[4][0]).split("%")[0]
+    raise ProbeFailed(f"cannot resolve {host} (IPv{family}): no address")
+
+
+
+
+
+
+async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
+              timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
+              ipv4: bool = True, ipv6: bool = True, ca_file: str | None = None,
+              progress: Callable[[RegionResult], None] | None = None) -> Report:
+    """Measure every region of *dmap* (or of *plan*) at once and return the :class:`Report`.
+
+    *timeout* bounds the whole run; the STUN phase lasts at most *stun_timeout* (default: 3 s, or 60 % of a
+    shorter timeout). *https* measures every region over HTTPS too (its latency then comes from HTTPS);
+    otherwise HTTPS measures only regions without a UDP answer. *ca_file* adds a CA to trust for HTTPS.
+    """
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    if stun_timeout is None:
+        stun_timeout = min(STUN_PHASE, timeout * 0.6)
+    stun_timeout = min(stun_timeout, timeout)
+    plan = plan or make_plan(dmap, ipv4=ipv4, ipv6=ipv6)
+    report = Report(map_source=map_source, started=time.time())
+    t0 = time.perf_counter()
+    runner = _Runner(plan, dmap, timeout=timeout, stun_timeout=stun_timeout, https=https, ca_file=ca_file,
+                     progress=progress)
+    try:
+        tasks = [runner.loop.create_task(runner.region(rp)) for rp in plan.regions]
+        # every wait inside a region is bounded by the deadline; the grace only covers closing sockets
+        done, _ = await asyncio.wait(tasks, timeout=timeout + 1.0) if tasks else (set(), set())
+        for rp, task in zip(plan.regions, tasks, strict=True):
+            if task in done:
+                res, probes = task.result()
+            else:
+                task.cancel()
+                region = rp.region
+                res = RegionResult(id=region.region_id, code=region.region_code, name=region.region_name,
+                                   avoid=region.avoid, error=f"no answer within {timeout:.1f} s")
+                probes = []
+            report.regions.append(res)
+            report.probes.extend(probes)
+    finally:
+        runner.close()
+        for t in runner.resolved.values():
+            t.cancel()
+    report.duration_s = time.perf_counter() - t0
+    summarise(report)
+    return report
+
+
+def measure(dmap: DERPMap, **kwargs: Any) -> Report:
+    """Run :func:`run` in a fresh event loop (for callers that are not async)."""
+    coro: Coroutine[Any, Any, Report] = run(dmap, **kwargs)
+    return asyncio.run(coro)
