@@ -118,7 +118,8 @@ def latency_table(report: Report) -> str:
     for r in report.regions:
         note = r.error or ("Avoid: never preferred" if r.avoid else "")
         rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
-                     _ms(r.latency_ms), r.method or "-", r.node or "-", _bar(r.latency_ms, scale) or note])
+                     _ms(r.latency_ms), r.method or "-", r.node or "-",
+                     " ".join(x for x in (_bar(r.latency_ms, scale), note) if x)])
     out.append("")
     out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
     return "\n".join(out)

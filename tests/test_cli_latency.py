@@ -243,3 +243,44 @@ def test_listen_serves_metrics_while_repeating(lab: tuple[str, StunResponder]) -
             proc.wait()
     assert proc.returncode == 0, errs
     assert out.decode().count("# TYPE derptool_region_up gauge") == 4
+
+
+def test_progress_and_redraw_only_on_a_terminal(lab: tuple[str, StunResponder]) -> None:
+    import pty
+
+    path, _ = lab
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "COLUMNS": "200"}
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "derptool", "latency", "--map", path, "--every", "100ms", "--count", "2",
+             "--timeout", "1s"], stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env, timeout=60)
+        os.close(secondary)
+        secondary = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    text = b"".join(chunks).decode()
+    assert proc.returncode == 0, text
+    assert "measured 4 regions" in text  # progress on the terminal
+    assert text.count("\x1b[H\x1b[2J") == 2  # one redraw per round
+    assert text.count("Nearest DERP: Region 901") == 2
+
+
+def test_table_notes_avoid(responder: StunResponder, tmp_path: Path) -> None:
+    ep = responder.add("127.0.42.1", delay_ms=1)
+    path = _write(tmp_path, derp_map(region(1, [stun_node("a", 1, ep)], Avoid=True)))
+    result = runner.invoke(app, ["latency", "--map", path])
+    assert result.exit_code == 0
+    assert "Avoid: never preferred" in result.stdout
+    assert result.stdout.startswith("Nearest DERP: none")

@@ -385,3 +385,26 @@ def test_coturn_region(tmp_path: Path, responder: StunResponder) -> None:
     assert report.preferred_region == 1
     # coturn and our responder saw the same socket
     assert report.mapping_varies_by_dest_ip is False
+
+
+def test_https_that_never_answers_stops_at_the_overall_timeout() -> None:
+    with socket.socket() as listener:  # accepts TCP (backlog) but never speaks TLS
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        node = _https_node("h", 1, listener.getsockname()[1], InsecureForTests=True)
+        timeout = 1.0
+        t0 = time.perf_counter()
+        report = run_map(derp_map(region(1, [node])), timeout=timeout)
+        elapsed = time.perf_counter() - t0
+    assert "HTTPS: no answer before the 1.0 s deadline" in by_id(report)[1].error
+    assert timeout * 0.9 <= elapsed < timeout * 1.5
+
+
+def test_stun_only_region_has_no_https_fallback() -> None:
+    port = closed_udp_port("127.0.39.1")
+    node = {"Name": "s", "RegionID": 1, "HostName": "127.0.39.1", "IPv6": "none", "STUNPort": port,
+            "STUNOnly": True}
+    report = run_map(derp_map(region(1, [node])), timeout=1.0)
+    res = by_id(report)[1]
+    assert "connection refused" in res.error and "no HTTPS fallback: every node is STUN-only" in res.error
+    assert "HTTPS:" not in res.error

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -331,3 +333,21 @@ def test_responder_answers_only_tailscale_requests_after_its_delay() -> None:
         (applied,) = ep.applied_ms
         assert applied >= 30
         assert rtt_ms >= applied
+
+
+def test_responder_command_line() -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.stun_responder", "--bind", "127.0.0.1:0",
+                             "--delay-ms", "20", "--log"], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        (address,) = json.loads(proc.stdout.readline())["listening"]
+        host, port = address.rsplit(":", 1)
+        resp, local, _ = _ask(host, int(port), 5)
+        assert (resp.ip, resp.port) == local
+        logged = json.loads(proc.stdout.readline())
+        assert logged["bind"] == address and logged["delay_ms"] >= 20
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert proc.returncode == 0
