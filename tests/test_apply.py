@@ -305,7 +305,7 @@ def test_cli_diff_prints_a_unified_diff_and_writes_nothing(tmp_path: Path) -> No
     p = write_policy(tmp_path)
     result = runner.invoke(app, ["omit", "-r", "nyc", "-m", "snapshot", "--apply", str(p), "--diff"])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith(f"--- a/{p}\n+++ b/{p}\n@@ ")
+    assert result.stdout.startswith(f"--- {p}\n+++ {p}\n@@ ")
     assert '+\t\t\t"1": null, // nyc (region 1): New York City, United States' in result.stdout
     assert p.read_bytes() == REAL_WORLD
     assert sorted(os.listdir(tmp_path)) == ["policy.hujson"]

@@ -15,7 +15,8 @@ def unified_diff(old: bytes, new: bytes, name: str) -> str:
     """A unified diff of two versions of a file (empty when they are equal)."""
     a = old.decode("utf-8", "replace").splitlines(keepends=True)
     b = new.decode("utf-8", "replace").splitlines(keepends=True)
-    lines = list(difflib.unified_diff(a, b, fromfile=f"a/{name}", tofile=f"b/{name}"))
+    prefix = ("", "") if name.startswith("/") else ("a/", "b/")
+    lines = list(difflib.unified_diff(a, b, fromfile=f"{prefix[0]}{name}", tofile=f"{prefix[1]}{name}"))
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
