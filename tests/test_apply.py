@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from derptool import hujson
@@ -390,3 +392,30 @@ def test_created_sections_are_in_tailscale_format() -> None:
                    apply_grants(src, plan_egress(["a@example.com"], ["tag:e"]))]:
         assert hujson.format(result.new_bytes) == result.new_bytes
         assert b"// nothing yet" in result.new_bytes
+
+
+def test_apply_to_stdin_is_refused() -> None:
+    result = runner.invoke(app, ["omit", "-r", "nyc", "-m", "snapshot", "--apply", "-"])
+    assert result.exit_code == 2 and "not '-'" in result.stderr
+
+
+REGION_CODES = sorted(r.region_code for r in load_snapshot().derp_map.region_list())
+
+
+@given(picked=st.lists(st.sampled_from(REGION_CODES), min_size=1, max_size=6, unique=True),
+       crlf=st.booleans(), replace=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_omit_property_comments_kept_and_idempotent(picked: list[str], crlf: bool, replace: bool) -> None:
+    src = CRLF if crlf else REAL_WORLD
+    plan = omit_plan(src, omit=picked)
+    result = apply_omit(src, plan, replace=replace, file="p")
+    lost = comments(src) - comments(result.new_bytes)
+    if replace:
+        assert set(lost) <= {b"// tok"}  # the dropped null entry takes its own comment along
+    else:
+        assert not lost
+    regions = hujson.loads(result.new_bytes)["derpMap"]["Regions"]
+    assert all(regions[str(r.region_id)] is None for r in plan.omitted if r.region_id != 900)
+    again = apply_omit(result.new_bytes, omit_plan(result.new_bytes, omit=picked), replace=replace, file="p")
+    assert not again.changed
+    assert errors(result.new_bytes) == []

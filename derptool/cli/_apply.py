@@ -20,6 +20,14 @@ def unified_diff(old: bytes, new: bytes, name: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
+def refuse_stdin(path: Path) -> None:
+    """``--apply -`` makes no sense: there is no file to write back."""
+    if str(path) == "-":
+        from derptool.errors import UsageError
+
+        raise UsageError("--apply needs the path of a policy file to edit in place, not '-' (stdin)")
+
+
 def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
     """Apply *edit* to the policy file *path*: print a diff (``diff``) or write it back atomically.
 
@@ -28,6 +36,7 @@ def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
     from derptool.errors import InputError
     from derptool.fileio import atomic_write, read_file
 
+    refuse_stdin(path)
     snap = read_file(path)
     result = edit(snap.data, str(path))
     for note in result.notes:

@@ -116,9 +116,10 @@ def omit_command(
     loaded = load_map(map_spec, notice=warn)
     if apply is not None:
         from derptool.apply import apply_omit, omit_universe
-        from derptool.cli._apply import run_apply
+        from derptool.cli._apply import refuse_stdin, run_apply
         from derptool.fileio import read_file
 
+        refuse_stdin(apply)
         universe = omit_universe(loaded.derp_map, read_file(apply).data, file=str(apply))
         plan = plan_omit(universe, omit=region, keep=keep, allow_empty=allow_empty)
         for note in plan.notes:
