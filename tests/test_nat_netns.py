@@ -87,7 +87,7 @@ def _nat(lab: Lab, tmp_path: Path, mode: Mode, timeout: float = 2.0) -> dict[str
 def test_routed_without_nat(lab: Lab, tmp_path: Path) -> None:
     data = _nat(lab, tmp_path, "routed")
     assert data["udp"] is True
-    assert data["nat_type"] == "none"
+    assert data["nat_type"] == "none", data
     assert data["mapping"] == "endpoint-independent"
     assert data["local"].startswith(f"{CLIENT_V4}:")
     assert data["mapped"] == [data["local"]]

@@ -80,6 +80,9 @@ class Lab:
         name = f"{self.prefix}-{role}"
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, text=True)
         self.namespaces[role] = name
+        # No duplicate address detection on interfaces made here: addresses usable at once.
+        self.run(role, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad && "
+                 "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad")
         self.run(role, "ip", "link", "set", "lo", "up")
         return name
 
