@@ -408,3 +408,26 @@ def test_stun_only_region_has_no_https_fallback() -> None:
     res = by_id(report)[1]
     assert "connection refused" in res.error and "no HTTPS fallback: every node is STUN-only" in res.error
     assert "HTTPS:" not in res.error
+
+
+def test_auto_families_skip_what_the_machine_cannot_use(monkeypatch: pytest.MonkeyPatch,
+                                                        responder: StunResponder) -> None:
+    import ipaddress
+
+    from derptool.netcheck.udp import StunSocket
+
+    monkeypatch.setattr("derptool.netcheck.engine.usable_families", lambda: set())
+    real_send = StunSocket.send
+
+    def guarded(self: StunSocket, ip: str, port: int) -> Any:
+        assert ipaddress.ip_address(ip).is_loopback, "a probe would have left loopback"
+        return real_send(self, ip, port)
+
+    monkeypatch.setattr(StunSocket, "send", guarded)
+    ep = responder.add("127.0.43.1", delay_ms=1)
+    far = {"Name": "far", "RegionID": 2, "HostName": "198.51.100.1", "IPv6": "none", "STUNOnly": True}
+    report = run_map(derp_map(region(1, [stun_node("lo", 1, ep)]), region(2, [far])), ipv4=None, ipv6=None)
+    assert by_id(report)[1].latency_ms is not None  # loopback is always probed
+    res = by_id(report)[2]
+    assert res.error is not None and "no STUN probe sent: this machine has no usable IPv4/IPv6" in res.error
+    assert res.probe_errors == 0

@@ -125,8 +125,10 @@ def latency_command(
     timeout: DurationOption = "5s",
     https: Annotated[bool, typer.Option(
         "--https", help="Measure every region over HTTPS, not only those without a UDP answer.")] = False,
-    ipv4: Annotated[bool, typer.Option("--ipv4/--no-ipv4", help="Probe over IPv4.")] = True,
-    ipv6: Annotated[bool, typer.Option("--ipv6/--no-ipv6", help="Probe over IPv6.")] = True,
+    ipv4: Annotated[bool | None, typer.Option("--ipv4/--no-ipv4", show_default=False,
+                                              help="Probe over IPv4 [default: where this machine has it].")] = None,
+    ipv6: Annotated[bool | None, typer.Option("--ipv6/--no-ipv6", show_default=False,
+                                              help="Probe over IPv6 [default: where this machine has it].")] = None,
     every: EveryOption = None,
     listen: ListenOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
@@ -147,7 +149,7 @@ def latency_command(
     address = parse_listen(listen) if listen is not None else None
     if count is not None and count < 1:
         raise UsageError("--count must be at least 1")
-    if not (ipv4 or ipv6):
+    if ipv4 is False and ipv6 is False:
         raise UsageError("--no-ipv4 and --no-ipv6 together leave nothing to probe")
     if address is not None and interval is None:
         interval = 60.0

@@ -21,6 +21,8 @@ class ProbeResult:
     mapped: str | None = None
     """The address:port the server saw us as."""
     error: str | None = None
+    skipped: bool = False
+    """Not sent: the machine cannot use the family (see ``run``'s auto mode)."""
 
 
 @dataclass

@@ -209,3 +209,26 @@ def describe_os_error(err: OSError) -> str:
     if err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
         return (os.strerror(err.errno) if err.errno else str(err)).lower()
     return (err.strerror or str(err)).lower()
+
+
+def usable_families() -> set[int]:
+    """Address families this machine can reach the Internet over (netcheck's HaveV4/HaveV6).
+
+    A family counts when a route to a documentation address exists and its source address is usable: not
+    link-local, and for IPv6 a global address (a ULA does not reach the Internet). Only a route lookup:
+    ``connect`` on a UDP socket sends nothing.
+    """
+    out: set[int] = set()
+    for family, af, probe_ip in ((4, socket.AF_INET, "192.0.2.1"), (6, socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(af, socket.SOCK_DGRAM) as s:
+                s.connect((probe_ip, 9))
+                source = ipaddress.ip_address(str(s.getsockname()[0]).split("%")[0])
+        except OSError:
+            continue
+        if source.is_loopback or source.is_link_local or source.is_unspecified:
+            continue
+        if family == 6 and not source.is_global:
+            continue
+        out.add(family)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -13,7 +14,7 @@ from derptool.derpmap import DERPMap, DERPNode, is_ip
 from derptool.netcheck import https
 from derptool.netcheck.plan import Family, Probe, ProbePlan, RegionPlan, make_plan
 from derptool.netcheck.report import ProbeResult, RegionResult, Report, format_addr, summarise
-from derptool.netcheck.udp import Pending, ProbeFailed, StunSocket, describe_os_error
+from derptool.netcheck.udp import Pending, ProbeFailed, StunSocket, describe_os_error, usable_families
 
 if TYPE_CHECKING:
     import ssl
@@ -32,7 +33,10 @@ class _FamilyOutcome:
 
 class _Runner:
     def __init__(self, plan: ProbePlan, dmap: DERPMap, *, timeout: float, stun_timeout: float, https: bool,
-                 ca_file: str | None, progress: Callable[[RegionResult], None] | None) -> None:
+                 ca_file: str | None, progress: Callable[[RegionResult], None] | None,
+                 unusable: set[int]) -> None:
+        self.unusable = unusable
+        """Families probed only towards loopback addresses (auto mode, and the machine lacks them)."""
         self.plan = plan
         self.dmap = dmap
         self.timeout = timeout
@@ -86,6 +90,8 @@ class _Runner:
             async with asyncio.timeout_at(self.stun_deadline):
                 ip = await self._resolve(probe.host, probe.family)
                 dest = format_addr(ip, probe.port)
+                if probe.family in self.unusable and not ipaddress.ip_address(ip).is_loopback:
+                    return ProbeResult(probe, dest, skipped=True)
                 sock = self._socket(probe.family)
                 pending = sock.send(ip, probe.port)
                 rtt_ms, resp = await pending.future
@@ -193,6 +199,9 @@ class _Runner:
                     errors.append(f"{r.probe.node} {r.dest or r.probe.host}: {r.error}")
         if rp.stun_note:
             errors.append(rp.stun_note)
+        elif results and all(r.skipped for r in results):
+            families = "/".join(f"IPv{f}" for f in sorted(self.unusable))
+            errors.append(f"no STUN probe sent: this machine has no usable {families}")
         if https_task is None and res.latency_ms is None and rp.https_node is not None:
             https_task = self.loop.create_task(self._https_region(rp.https_node))
         if https_task is not None:
@@ -231,24 +240,28 @@ async def _resolve_name(loop: asyncio.AbstractEventLoop, host: str, family: Fami
 
 async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
               timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
-              ipv4: bool = True, ipv6: bool = True, ca_file: str | None = None,
+              ipv4: bool | None = True, ipv6: bool | None = True, ca_file: str | None = None,
               progress: Callable[[RegionResult], None] | None = None) -> Report:
     """Measure every region of *dmap* (or of *plan*) at once and return the :class:`Report`.
 
     *timeout* bounds the whole run; the STUN phase lasts at most *stun_timeout* (default: 3 s, or 60 % of a
     shorter timeout). *https* measures every region over HTTPS too (its latency then comes from HTTPS);
     otherwise HTTPS measures only regions without a UDP answer. *ca_file* adds a CA to trust for HTTPS.
+    *ipv4*/*ipv6*: True probes the family, False does not, None probes it only where this machine can use
+    it (as netcheck does; loopback addresses are always probed).
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     if stun_timeout is None:
         stun_timeout = min(STUN_PHASE, timeout * 0.6)
     stun_timeout = min(stun_timeout, timeout)
-    plan = plan or make_plan(dmap, ipv4=ipv4, ipv6=ipv6)
+    plan = plan or make_plan(dmap, ipv4=ipv4 is not False, ipv6=ipv6 is not False)
+    auto = {f for f, flag in ((4, ipv4), (6, ipv6)) if flag is None}
+    unusable = auto - usable_families() if auto else set()
     report = Report(map_source=map_source, started=time.time())
     t0 = time.perf_counter()
     runner = _Runner(plan, dmap, timeout=timeout, stun_timeout=stun_timeout, https=https, ca_file=ca_file,
-                     progress=progress)
+                     progress=progress, unusable=unusable)
     try:
         tasks = [runner.loop.create_task(runner.region(rp)) for rp in plan.regions]
         # every wait inside a region is bounded by the deadline; the grace only covers closing sockets
