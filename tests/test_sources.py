@@ -145,15 +145,16 @@ def test_map_file_taken_whole(tmp_path: Path) -> None:
 
 def test_policy_file_derpmap_is_merged_over_the_default(tmp_path: Path) -> None:
     path = tmp_path / "policy.hujson"
-    path.write_text("""// tailnet policy
-{
-  "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
-  "derpMap": {
+    region = json.dumps(own_region())
+    path.write_text(f"""// tailnet policy
+{{
+  "acls": [{{"action": "accept", "src": ["*"], "dst": ["*:*"]}}],
+  "derpMap": {{
     /* no New York */
-    "Regions": {"1": null, "900": %s,},
-  },
-}
-""" % json.dumps(own_region()))
+    "Regions": {{"1": null, "900": {region},}},
+  }},
+}}
+""")
     loaded = load_map(str(path))
     regions = loaded.derp_map.regions
     assert 1 not in regions and 900 in regions and 2 in regions
