@@ -84,6 +84,7 @@ MapOption = Annotated[
         "--map",
         "-m",
         envvar="DERPTOOL_MAP",
+        metavar="MAP",
         help="DERP map: 'default' (live, cached, bundled fallback), 'snapshot', a file (DERP map JSON, "
         "policy HuJSON, headscale YAML), an http(s) URL, or '-' for stdin.",
         show_default=True,

@@ -32,6 +32,7 @@ RegionOption = Annotated[
     typer.Option(
         "--region",
         "-r",
+        metavar="SEL",
         help="Region selector: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
     ),
 ]
@@ -82,7 +83,7 @@ def omit_command(
     region: RegionOption = None,
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", help="Keep only these regions (allow-list) and omit every other one."),
+        typer.Option("--keep", "-k", metavar="SEL", help="Keep only these regions (allow-list) and omit every other one."),
     ] = None,
     map_spec: MapOption = "default",
     fmt: Annotated[FragmentFormat, typer.Option("--format", "-f", help="Output format.")] = FragmentFormat.hujson,
