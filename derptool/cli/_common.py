@@ -6,12 +6,16 @@ import functools
 import sys
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from derptool import __version__
 from derptool.errors import DerptoolError
+
+if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap
+    from derptool.sources import LoadedMap
 
 app = typer.Typer(
     name="derptool",
@@ -90,3 +94,21 @@ MapOption = Annotated[
         show_default=True,
     ),
 ]
+
+
+def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap, DERPMap]:
+    """Load the map *map_spec* names and narrow it to the regions *selectors* match (all when none).
+
+    Notices (fallback source, ambiguous selectors) go to stderr.
+    """
+    from derptool.geo import resolve
+    from derptool.sources import load_map
+
+    loaded = load_map(map_spec, notice=warn)
+    dmap = loaded.derp_map
+    if selectors:
+        res = resolve(selectors, dmap)
+        for note in res.notes:
+            warn(note)
+        dmap = dmap.subset(res.region_ids)
+    return loaded, dmap

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._common import MapOption, app, handle_errors, load_selected, warn
 
 
 class FragmentFormat(StrEnum):
@@ -49,16 +49,9 @@ def map_command(
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags."""
     from derptool import render
-    from derptool.geo import describe_regions, resolve
-    from derptool.sources import load_map
+    from derptool.geo import describe_regions
 
-    loaded = load_map(map_spec, notice=warn)
-    dmap = loaded.derp_map
-    if region:
-        res = resolve(region, dmap)
-        for note in res.notes:
-            warn(note)
-        dmap = dmap.subset(res.region_ids)
+    loaded, dmap = load_selected(map_spec, region)
     if fmt is MapOutputFormat.json:
         typer.echo(render.to_json(dmap.to_data()))
         return
@@ -83,7 +76,9 @@ def omit_command(
     region: RegionOption = None,
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", metavar="SEL", help="Keep only these regions (allow-list) and omit every other one."),
+        typer.Option(
+            "--keep", "-k", metavar="SEL", help="Keep only these regions (allow-list) and omit every other one."
+        ),
     ] = None,
     map_spec: MapOption = "default",
     fmt: Annotated[FragmentFormat, typer.Option("--format", "-f", help="Output format.")] = FragmentFormat.hujson,

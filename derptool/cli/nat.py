@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._common import MapOption, app, handle_errors, load_selected
 
 
 class NatFormat(StrEnum):
@@ -36,17 +36,7 @@ def nat_command(
     (a new public port per destination) usually forces traffic through a DERP relay.
     """
     from derptool import natprobe, render
-    from derptool.sources import load_map
-
-    loaded = load_map(map_spec, notice=warn)
-    region_ids = None
-    if region:
-        from derptool.geo import resolve
-
-        res = resolve(region, loaded.derp_map)
-        for note in res.notes:
-            warn(note)
-        region_ids = res.region_ids
-    report = natprobe.run(loaded.derp_map, region_ids, timeout=timeout)
+    loaded, dmap = load_selected(map_spec, region)
+    report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout)
     data = report.to_data()
     typer.echo(render.to_json(data) if fmt is NatFormat.json else render.nat_text(data))
