@@ -126,6 +126,64 @@ def score(data: dict[str, Any], log: list[dict[str, Any]], node_addr: dict[str, 
     }
 
 
+def https_accuracy(rounds: int) -> list[float]:
+    """Absolute errors (ms) of HTTPS latencies against the delay a local TLS server really applied."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import trustme
+
+    delays = {1: 0.010, 2: 0.050, 3: 0.100}
+    applied: dict[int, list[float]] = {rid: [] for rid in delays}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            start = time.perf_counter()
+            address = self.server.server_address
+            assert isinstance(address, tuple)
+            rid = ports[int(address[1])]
+            time.sleep(delays[rid])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            applied[rid].append((time.perf_counter() - start) * 1000)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    servers, ports = [], {}
+    for rid in delays:
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        ports[int(srv.server_address[1])] = rid
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    data = {"Regions": {str(rid): {"RegionID": rid, "RegionCode": f"h{rid}", "RegionName": f"HTTPS {rid}", "Nodes": [
+        {"Name": f"h{rid}", "RegionID": rid, "HostName": "127.0.0.1", "IPv4": "127.0.0.1", "IPv6": "none",
+         "STUNPort": -1, "DERPPort": port, "InsecureForTests": True}]}
+        for port, rid in ports.items()}}
+    dmap = parse_derpmap(data)
+    errors = []
+    try:
+        for _ in range(rounds):
+            report = measure(dmap, timeout=5.0)
+            for r in report.regions:
+                if r.latency_ms is None:
+                    raise SystemExit(f"HTTPS region {r.id} failed: {r.error}")
+                errors.append(abs(r.latency_ms - applied[r.id][-1]))
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+    return errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="runs of each kind (default 5)")
@@ -203,6 +261,13 @@ def main() -> int:
             print(f"  the same with the command's imports subtracted too: median {statistics.median(later):.1f} ms, "
                   f"max {max(later):.1f} ms")
         ok = ok and med <= 1 and worst <= 3 and ranking and preferred and max(beyond) <= 150
+    try:
+        https_errors = https_accuracy(args.rounds)
+    except ImportError:
+        print("\nHTTPS: skipped (trustme is not installed)")
+    else:
+        print(f"\nHTTPS fallback (3 regions, server delays 10/50/100 ms, {args.rounds} rounds): abs error vs "
+              f"applied delay median {statistics.median(https_errors):.3f} ms, max {max(https_errors):.3f} ms")
     print(f"\nCLI start-up subtracted: {startup_ms:.0f} ms (median of `derptool --version`); "
           f"with the latency command's imports: {imports_ms:.0f} ms")
     print("all goals met" if ok else "SOME GOALS MISSED")
