@@ -38,6 +38,8 @@ class ProbeFailed(Exception):
 
 @dataclass
 class Pending:
+    """A request in flight: its future gets (round trip in ms, response) or a :class:`ProbeFailed`."""
+
     txid: bytes
     dest: tuple[str, int]
     sent_ns: int
@@ -84,14 +86,17 @@ class StunSocket:
 
     @property
     def local_port(self) -> int:
+        """The local UDP port every probe of this family is sent from."""
         return int(self.sock.getsockname()[1])
 
     def close(self) -> None:
+        """Stop reading and close the socket."""
         with contextlib.suppress(Exception):
             self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
 
     def send(self, ip: str, port: int) -> Pending:
+        """Send a fresh binding request to *ip*:*port*; raise :class:`ProbeFailed` if it cannot go out."""
         txid = stun.new_transaction_id()
         packet = stun.binding_request(txid)
         fut: asyncio.Future[tuple[float, stun.BindingResponse]] = self.loop.create_future()
@@ -113,6 +118,7 @@ class StunSocket:
         raise AssertionError("unreachable")
 
     def forget(self, pending: Pending) -> None:
+        """Stop expecting an answer for *pending*; a late answer is then ignored."""
         self.pending.pop(pending.txid, None)
 
     def _readable(self) -> None:
