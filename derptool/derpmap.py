@@ -181,6 +181,24 @@ class DERPNode(_Model):
         """The TCP port DERP (HTTPS) is served on."""
         return self.derp_port or DEFAULT_DERP_PORT
 
+    def stun_host(self, family: Literal[4, 6]) -> str | None:
+        """Where to send STUN over IPv*family*: an IP address, a host name to resolve, or ``None``.
+
+        As Tailscale does: ``"none"`` disables the family, STUNTestIP wins, then the IPv4/IPv6 field, then
+        HostName (an address literal of the other family gives ``None``).
+        """
+        given = self.ipv4 if family == 4 else self.ipv6
+        if given == "none":
+            return None
+        if self.stun_test_ip:
+            test_ip = ipaddress.ip_address(self.stun_test_ip)
+            return str(test_ip) if test_ip.version == family else None
+        if given:
+            return given
+        if is_ip(self.host_name):
+            return self.host_name if ipaddress.ip_address(self.host_name).version == family else None
+        return self.host_name
+
     @property
     def tls_name(self) -> str:
         """The name the TLS certificate must carry (CertName, else HostName)."""

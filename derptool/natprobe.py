@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from derptool import nat, stun
-from derptool.derpmap import DERPMap, DERPNode
+from derptool.derpmap import DERPMap, DERPNode, is_ip
 from derptool.errors import InputError, NetworkError
 
 DEFAULT_TIMEOUT = 3.0
@@ -53,15 +53,10 @@ def resolve_host(host: str, family: int) -> list[str]:
 
 def _node_address(node: DERPNode, family: int, resolver: Resolver) -> str | None:
     """Where to send STUN to *node* over *family*, as tailscale does (STUNTestIP, IPv4/IPv6, HostName)."""
-    given = node.ipv4 if family == 4 else node.ipv6
-    if given == "none":
-        return None
-    if node.stun_test_ip:
-        ip = ipaddress.ip_address(node.stun_test_ip)
-        return str(ip) if ip.version == family else None
-    if given:
-        return given
-    found = resolver(node.host_name, family)
+    host = node.stun_host(4 if family == 4 else 6)
+    if host is None or is_ip(host):
+        return host
+    found = resolver(host, family)
     return found[0] if found else None
 
 

@@ -143,3 +143,20 @@ def test_overlay_detection() -> None:
     assert parse_derpmap({"Regions": {"1": None}}).is_overlay
     assert parse_derpmap({"omitDefaultRegions": True, "Regions": {}}).is_overlay
     assert not parse_derpmap({"Regions": {"900": region()}}).is_overlay
+
+
+@pytest.mark.parametrize(
+    ("fields", "v4", "v6"),
+    [
+        ({}, "derp.example.com", "derp.example.com"),
+        ({"IPv4": "192.0.2.1", "IPv6": "none"}, "192.0.2.1", None),
+        ({"IPv4": "none", "IPv6": "2001:db8::1"}, None, "2001:db8::1"),
+        ({"IPv4": "192.0.2.1", "STUNTestIP": "127.0.0.5"}, "127.0.0.5", None),
+        ({"HostName": "192.0.2.9"}, "192.0.2.9", None),
+        ({"HostName": "2001:db8::9"}, None, "2001:db8::9"),
+    ],
+)
+def test_stun_host_per_family(fields: dict[str, Any], v4: str | None, v6: str | None) -> None:
+    dmap = parse_derpmap({"Regions": {"900": region(Nodes=[node(**fields)])}})
+    n = dmap.regions[900].nodes[0]  # type: ignore[union-attr]
+    assert (n.stun_host(4), n.stun_host(6)) == (v4, v6)
