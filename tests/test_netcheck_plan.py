@@ -92,3 +92,14 @@ def test_preferred_region_lowest_not_avoid_with_scores() -> None:
     # scores of zero or below are ignored, like netcheck
     assert preferred_region([_res(1, 30, score=0.0), _res(3, 20)]) == 3
     assert preferred_region([_res(1, None), _res(2, 5, avoid=True)]) is None
+
+
+def test_previous_home_is_kept_unless_clearly_better() -> None:
+    regions = [_res(1, 30), _res(2, 25), _res(3, 100)]
+    assert preferred_region(regions) == 2
+    assert preferred_region(regions, previous=1) == 1  # 5 ms better: not enough
+    assert preferred_region([_res(1, 60), _res(2, 45)], previous=1) == 1  # 15 ms but not a third better
+    assert preferred_region([_res(1, 30), _res(2, 15)], previous=1) == 2  # 15 ms and half
+    assert preferred_region(regions, previous=3) == 2  # 75 ms and a quarter
+    assert preferred_region([_res(1, None), _res(2, 50)], previous=1) == 2  # the old home is gone
+    assert preferred_region([_res(1, 30, avoid=True), _res(2, 35)], previous=1) == 2

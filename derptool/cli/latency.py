@@ -171,12 +171,15 @@ def latency_command(
     server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
     redraw = interval is not None and sys.stdout.isatty() and fmt is LatencyFormat.table
     rounds = 0
+    previous: int | None = None
     try:
         while True:
             started = time.monotonic()
             progress = _progress()
             report = measure(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4,
-                             ipv6=ipv6, ca_file=ca_file, progress=progress)
+                             ipv6=ipv6, ca_file=ca_file, progress=progress,
+                             previous_preferred=previous)
+            previous = report.preferred_region
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
             metrics.append(render.latency_prometheus(report))

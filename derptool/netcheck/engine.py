@@ -241,14 +241,16 @@ async def _resolve_name(loop: asyncio.AbstractEventLoop, host: str, family: Fami
 async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
               timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
               ipv4: bool | None = True, ipv6: bool | None = True, ca_file: str | None = None,
-              progress: Callable[[RegionResult], None] | None = None) -> Report:
+              progress: Callable[[RegionResult], None] | None = None,
+              previous_preferred: int | None = None) -> Report:
     """Measure every region of *dmap* (or of *plan*) at once and return the :class:`Report`.
 
     *timeout* bounds the whole run; the STUN phase lasts at most *stun_timeout* (default: 3 s, or 60 % of a
     shorter timeout). *https* measures every region over HTTPS too (its latency then comes from HTTPS);
     otherwise HTTPS measures only regions without a UDP answer. *ca_file* adds a CA to trust for HTTPS.
     *ipv4*/*ipv6*: True probes the family, False does not, None probes it only where this machine can use
-    it (as netcheck does; loopback addresses are always probed).
+    it (as netcheck does; loopback addresses are always probed). *previous_preferred*, the preferred
+    region of the last run, is kept unless another is clearly better (see :func:`preferred_region`).
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
@@ -282,7 +284,7 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
         for t in runner.resolved.values():
             t.cancel()
     report.duration_s = time.perf_counter() - t0
-    summarise(report)
+    summarise(report, previous_preferred)
     return report
 
 

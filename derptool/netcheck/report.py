@@ -105,23 +105,34 @@ class Report:
         }
 
 
-def preferred_region(regions: list[RegionResult]) -> int | None:
-    """The lowest latency (times its RegionScore, when positive) of a region that is not Avoid."""
-    best: tuple[float, int] | None = None
-    for r in regions:
-        if r.latency_ms is None or r.avoid:
-            continue
-        scored = r.latency_ms * r.score if r.score is not None and r.score > 0 else r.latency_ms
-        if best is None or (scored, r.id) < best:
-            best = (scored, r.id)
-    return None if best is None else best[1]
+def _scored(r: RegionResult) -> float:
+    assert r.latency_ms is not None
+    return r.latency_ms * r.score if r.score is not None and r.score > 0 else r.latency_ms
+
+
+def preferred_region(regions: list[RegionResult], previous: int | None = None) -> int | None:
+    """The lowest latency (times its RegionScore, when positive) of a region that is not Avoid.
+
+    With the *previous* home region (repeated measurements), keep it unless the new best is at least
+    10 ms better and better by more than a third, as netcheck does to avoid flapping.
+    """
+    candidates = [r for r in regions if r.latency_ms is not None and not r.avoid]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda r: (_scored(r), r.id))
+    old = next((r for r in candidates if r.id == previous), None)
+    if old is not None and old is not best:
+        gain = _scored(old) - _scored(best)
+        if not (gain >= 10 and _scored(best) < _scored(old) * 2 / 3):
+            return old.id
+    return best.id
 
 
 def format_addr(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def summarise(report: Report) -> None:
+def summarise(report: Report, previous_preferred: int | None = None) -> None:
     """Fill the global fields of *report* from its probes and region results."""
     answered = [p for p in report.probes if p.latency_ms is not None]
     report.ipv4 = any(p.probe.family == 4 for p in answered)
@@ -139,5 +150,5 @@ def summarise(report: Report) -> None:
         if len(by_dest) >= 2:
             varies = bool(varies) or len(set(by_dest.values())) > 1
     report.mapping_varies_by_dest_ip = varies
-    report.preferred_region = preferred_region(report.regions)
+    report.preferred_region = preferred_region(report.regions, previous_preferred)
     report.regions.sort(key=lambda r: (r.latency_ms is None, r.latency_ms or 0.0, r.id))
