@@ -259,15 +259,27 @@ def _looks_like_json(text: bytes) -> bool:
 
 
 def decode_document(data: bytes, name: str) -> Any:
-    """Decode a file's bytes as HuJSON (JSON with comments), or as YAML when it does not look like JSON."""
-    from derptool import hujson
+    """Decode a file's bytes as HuJSON (JSON with comments), or as YAML when it does not look like JSON.
 
+    Plain JSON (the common case for DERP maps) is decoded by the standard library without importing the
+    HuJSON parser.
+    """
     if _looks_like_json(data):
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except ValueError:
+            pass
+        from derptool import hujson
+
         try:
             return hujson.loads(data)
         except hujson.HuJSONError as err:
             raise InputError(f"{name}:{err.line}:{err.column}: {_strip_hujson_prefix(str(err))}") from None
     return _load_yaml(data, name)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _strip_hujson_prefix(message: str) -> str:

@@ -224,6 +224,7 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
         ('{"hello": 1}', "neither a DERP map"),
         ('{"Regions": {"900": {"RegionID": 900}}}', "RegionCode is required"),
         ("", "empty; expected a DERP map"),
+        ('{"Regions": NaN}', r"bad\.json:1:13: invalid HuJSON: invalid literal: NaN"),
     ],
 )
 def test_bad_files(tmp_path: Path, content: str, message: str) -> None:
