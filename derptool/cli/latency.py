@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._common import MapOption, app, handle_errors, load_selected
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -140,9 +140,7 @@ def latency_command(
     Exit status: 0 when at least one region answered, 1 when none did.
     """
     from derptool import render
-    from derptool.geo import resolve
     from derptool.netcheck import measure
-    from derptool.sources import load_map
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
@@ -154,13 +152,7 @@ def latency_command(
     if address is not None and interval is None:
         interval = 60.0
 
-    loaded = load_map(map_spec, notice=warn)
-    dmap = loaded.derp_map
-    if region:
-        res = resolve(region, dmap)
-        for note in res.notes:
-            warn(note)
-        dmap = dmap.subset(res.region_ids)
+    loaded, dmap = load_selected(map_spec, region)
 
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
         LatencyFormat.table: render.latency_table,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from derptool.derpmap import DERPMap, DERPNode, DERPRegion, is_ip
+from derptool.derpmap import DERPMap, DERPNode, DERPRegion
 
 PROBES_PER_FAMILY = 3
 PROBE_SPACING = 0.100
@@ -54,21 +53,6 @@ class ProbePlan:
         return [p for rp in self.regions for p in rp.probes]
 
 
-def _stun_host(node: DERPNode, family: Family) -> str | None:
-    """The address to probe *node* at for *family*, the host name to resolve, or None (no such family)."""
-    given = node.ipv4 if family == 4 else node.ipv6
-    if given == "none":
-        return None
-    if node.stun_test_ip:
-        test_ip = ipaddress.ip_address(node.stun_test_ip)
-        return str(test_ip) if test_ip.version == family else None
-    if given:
-        return given
-    if is_ip(node.host_name):
-        return node.host_name if ipaddress.ip_address(node.host_name).version == family else None
-    return node.host_name
-
-
 def make_plan(dmap: DERPMap, *, ipv4: bool = True, ipv6: bool = True) -> ProbePlan:
     """The full-report probe plan for *dmap* (netcheck's initial plan), as data."""
     families: list[Family] = []
@@ -90,7 +74,7 @@ def make_plan(dmap: DERPMap, *, ipv4: bool = True, ipv6: bool = True) -> ProbePl
             for i in range(PROBES_PER_FAMILY):
                 node = region.nodes[i % len(region.nodes)]
                 port = node.effective_stun_port
-                host = _stun_host(node, family)
+                host = node.stun_host(family)
                 if port is None or host is None:
                     continue
                 probes.append(Probe(region.region_id, node.name, family, i * PROBE_SPACING, host, port))
