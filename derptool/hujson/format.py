@@ -200,6 +200,11 @@ class _Estimate:
                 assert isinstance(val, bytes)
                 if val.startswith(b"//"):
                     self.add(len(val) + 1)
+                elif b"\n" in val:
+                    # a multi-line block comment: its first line ends this line, its last starts the next
+                    self.add(val.index(b"\n") + 1)
+                    self.cur = 0
+                    self.add(len(val[val.rindex(b"\n") + 1:].lstrip(b" \t")) + 1)
                 else:
                     self.add(len(val) + 2)
 

@@ -34,7 +34,10 @@ def _split(extra: bytes) -> tuple[int, int]:
     toks = [(m.lastgroup, m.start(), m.end()) for m in _TOKENS.finditer(extra)]
     dividers = [(s, e) for k, s, e in toks if k == "ws" and extra.count(b"\n", s, e) >= 2]
     if dividers:
-        return dividers[0][0], dividers[-1][1]
+        a_end = dividers[0][0]
+        if any(k == "line" and e == a_end for k, _, e in toks):
+            a_end += 1  # a line comment keeps its newline
+        return a_end, dividers[-1][1]
     i = 0
     if toks and toks[0][0] == "ws":
         i = 1
@@ -141,7 +144,7 @@ def _ops_from_data(data: list[Any]) -> list[_Op]:
         value = None
         if "value" in obj:
             try:
-                text = json.dumps(obj["value"], ensure_ascii=False, allow_nan=False)
+                text = json.dumps(obj["value"], ensure_ascii=False, allow_nan=False, separators=(",", ":"))
             except (TypeError, ValueError) as err:
                 raise _err(i, f"value is not JSON data: {err}") from None
             value = _Item(Value(parse(text.encode("utf-8", "surrogatepass")).value))
@@ -196,14 +199,13 @@ def _set_next_extra(comp: Object | Array, i: int, extra: bytes) -> None:
         comp.after_extra = extra
 
 
-def _join_kept(kept: bytes, rest: bytes) -> bytes:
+def _join_kept(kept: bytes, rest: bytes, rest_at_line_start: bool) -> bytes:
     """Put what stays of a removed item's before-extra in front of the next extra."""
-    body = kept.rstrip(b" \t\r\n")
-    last_line = body[body.rfind(b"\n") + 1:]
-    needs_newline = b"//" in last_line and not last_line.rstrip().endswith(b"*/")
-    if needs_newline and not rest.lstrip(b" \t").startswith(b"\n"):
-        body += b"\n"
-    elif not needs_newline and rest[:1] not in (b" ", b"\t", b"\n", b"\r") and rest:
+    body = _close_line(kept.rstrip(b" \t\r\n"))
+    if body.endswith(b"\n"):
+        if not rest_at_line_start and rest.lstrip(b" \t").startswith(b"\n"):
+            rest = rest[rest.index(b"\n") + 1:]
+    elif rest and rest[:1] not in (b" ", b"\t", b"\n", b"\r"):
         body += b" "
     return body + rest
 
@@ -219,7 +221,7 @@ def _remove(comp: Object | Array, i: int) -> _Item:
     trailing = _close_line(nxt[:na]) if _has_comment(nxt[:na]) else b""
     rest = nxt[na:] if trailing else nxt
     if _has_comment(kept):
-        rest = _join_kept(kept, rest)
+        rest = _join_kept(kept, rest, trailing.endswith(b"\n"))
     val = comp.members.pop(i).value if isinstance(comp, Object) else comp.elements.pop(i)
     n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
     if i < n:
@@ -231,6 +233,16 @@ def _remove(comp: Object | Array, i: int) -> _Item:
     return _Item(Value(val.value), leading, trailing)
 
 
+def _attach_trailing(trailing: bytes, rest: bytes) -> bytes:
+    """*trailing* comments followed by *rest*, without doubling the newline between them."""
+    if not trailing:
+        return rest
+    trailing = _close_line(trailing)
+    if trailing.endswith(b"\n") and rest.lstrip(b" \t").startswith(b"\n"):
+        rest = rest[rest.index(b"\n") + 1:]
+    return trailing + rest
+
+
 def _insert(comp: Object | Array, i: int, item: _Item, name: str | None = None) -> None:
     """Insert *item* as item *i* of *comp* (for objects, a member named *name*)."""
     n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
@@ -238,7 +250,7 @@ def _insert(comp: Object | Array, i: int, item: _Item, name: str | None = None) 
     a, _b = _split(extra)
     prev_own, rest = extra[:a], extra[a:]
     before = prev_own + (b"\n" + item.leading if item.leading else b"")
-    after_rest = _close_line(item.trailing) + rest if item.trailing else rest
+    after_rest = _attach_trailing(item.trailing, rest)
     new = Value(item.value.value)
     if isinstance(comp, Object):
         assert name is not None
@@ -274,11 +286,15 @@ def _replace(parent: Object | Array | None, root: Value, key: str | int | None, 
         _, b = _split(before)
         part = before[b:]
         ws = part[: len(part) - len(part.lstrip(b" \t\r\n"))]
-        _set_before(parent, i, before[:b] + ws + item.leading)
+        tail = part[len(part.rstrip(b" \t\r\n")):] if _has_comment(part) else ws
+        body = item.leading.rstrip(b" \t\r\n")
+        if b"\n" not in tail:
+            body = _close_line(body)
+        _set_before(parent, i, before[:b] + ws + body + tail)
     if item.trailing:
         nxt = _next_extra(parent, i)
         na, _ = _split(nxt)
-        _set_next_extra(parent, i, _close_line(item.trailing) + nxt[na:])
+        _set_next_extra(parent, i, _attach_trailing(item.trailing, nxt[na:]))
 
 
 def _decode_for_test(v: Value) -> Any:
