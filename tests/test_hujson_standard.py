@@ -143,3 +143,37 @@ def test_pointer_errors() -> None:
             locate(v, ptr)
         assert str(info.value) == f"hujson: {msg}"
         assert info.value.line is None
+
+
+TRICKY = [
+    b'["http://example.com", "a/*b", "*/", "c, ]"] // real\n',
+    b'{"a": "x\\" // not a comment", "b": 1, /* real */ "c": "y",\n}',
+    b'["\\\\", // comment after an escaped backslash\n 1,\n]',
+    b'["a,\n]"]',  # raw newline in a string: invalid
+    b'["a\n//", "b"]',
+    b'["a/*", "*/", 1,]',
+    b'{"k": [1, 2 ,\n],}',
+    b'[1 /* , ] */ ,\n]',
+    b'["//", /* "x" */ "y" // "z"\n]',
+    b'[1,\n/**/,\n]',
+    b'{"a":1,\n//c\n}',
+    b'// c "\n["\\"", "//"]',
+]
+
+
+@pytest.mark.parametrize("src", TRICKY)
+def test_fast_path_on_tricky_strings(src: bytes) -> None:
+    from derptool.hujson.standard import standardize_value
+
+    try:
+        v = hujson.parse(src)
+    except HuJSONError as err:
+        with pytest.raises(HuJSONError) as info:
+            standardize(src)
+        assert str(info.value) == str(err)
+        with pytest.raises(HuJSONError):
+            loads(src)
+        return
+    standardize_value(v)
+    assert standardize(src) == v.pack()
+    assert loads(src) == json.loads(v.pack())

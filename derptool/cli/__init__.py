@@ -10,6 +10,7 @@ from __future__ import annotations
 # command modules are imported below
 from derptool.cli import check as _check  # noqa: F401
 from derptool.cli import diff as _diff  # noqa: F401
+from derptool.cli import fmt as _fmt  # noqa: F401
 from derptool.cli import grants as _grants  # noqa: F401
 from derptool.cli import latency as _latency  # noqa: F401
 from derptool.cli import maps as _maps  # noqa: F401

@@ -1,27 +1,31 @@
 """Standardize (comments and trailing commas become spaces, positions kept) and minimize.
 
-The byte functions take a fast path first: one regular expression blanks comments and trailing commas,
+The byte functions take a fast path first: comments and trailing commas are found by pattern and blanked,
 and the stdlib JSON decoder checks the result. Whatever that path does not accept goes through the full
 parser, which either gives the same answer or the exact Go error.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.parse import as_bytes, parse
 
-_EXTRA_PART = rb"(?:[ \t\r\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)"
-# Skip runs of plain text, whole strings and non-trailing commas; stop at a comment, a trailing comma,
-# something suspicious (a quote or slash that is not a complete string or comment) or the end.
-_FAST = re.compile(
-    rb'(?:[^"/,]++|"(?:[^"\\]++|\\(?s:.))*+"|,(?!' + _EXTRA_PART + rb"*+[\]}]))*+"
-    rb"(?:(?P<c>//[^\n]*+\n|/\*(?s:.*?)\*/)|(?P<t>,)|(?P<bad>[\"/])|\Z)"
-)
+# A comment, matched whole (a match inside a string is sorted out by the caller).
+_COMMENT = re.compile(rb"//[^\n]*+\n|/\*(?s:.*?)\*/")
+# A trailing comma whose closing bracket is on a later line, right after a value: never inside a
+# string (strings cannot hold a raw newline; one that does is rejected by the JSON decoder anyway).
+_TRAILING_EOL = re.compile(rb",(?<=[^\[{,:\s],)(?=[ \t\r]*+\n[ \t\r\n]*+[\]}])")
+_COMMENT_SPLIT = re.compile(b"(" + _COMMENT.pattern + b")")
+# Any other trailing comma (after comments were blanked); handled one by one.
+_TRAILING = re.compile(rb",(?=[ \t\r\n]*+[\]}])")
+# Text outside strings, and whole strings: stops at the opening quote of a string not closed before endpos.
+_OUTSIDE = re.compile(rb'(?:[^"]++|"(?:[^"\\]++|\\(?s:.))*+")*+')
+_STRING = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _BLANK = bytes(b if b in b" \t\r\n" else 0x20 for b in range(256))
 _WS = frozenset(b" \t\r\n")
 _NO_VALUE_BEFORE = frozenset(b"[{,:")
@@ -35,62 +39,114 @@ def _reject_constant(name: str) -> Any:
     raise _Unsure(name)
 
 
-def fast_standardize(b: bytes) -> bytes | None:
-    """Blank comments and trailing commas by pattern, or ``None`` when the input needs the parser.
+def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
+    """If *s* is inside a string (scanning from *safe*, outside strings), the end of that string; else -1.
 
-    The result is only trustworthy once a strict JSON decoder accepted it.
+    Raises :class:`_Unsure` when the string does not end.
     """
+    if b.find(b"\\", safe, s) < 0:
+        if not b.count(b'"', safe, s) & 1:
+            return -1
+        q = b.rfind(b'"', safe, s)
+    else:
+        o = _OUTSIDE.match(b, safe, s)
+        assert o is not None
+        q = o.end()
+        if q == s:
+            return -1
+    st = _STRING.match(b, q)
+    if st is None:
+        raise _Unsure("unterminated string")
+    return st.end()
+
+
+def _blank_comments(b: bytes) -> bytes:
+    """*b* with every comment blanked (newlines kept), assuming strings close on their own line."""
+    if b.find(b"//") < 0 and b.find(b"/*") < 0:
+        return b
+    if b.find(b'\\"') < 0:
+        # Split at everything that looks like a comment; if a piece of code between two of them holds an
+        # odd number of quotes, some match was really inside a string and the exact scan decides.
+        parts = _COMMENT_SPLIT.split(b)
+        if not any([p.count(b'"') & 1 for p in parts[0::2]]):
+            parts[1::2] = [c.translate(_BLANK) for c in parts[1::2]]
+            return b"".join(parts)
     out: list[bytes] = []
-    pos = 0
-    match = _FAST.match
-    while True:
-        m = match(b, pos)
-        assert m is not None
-        kind = m.lastgroup
-        if kind is None:  # end of input
-            if not out:
-                return b
-            out.append(b[pos:])
-            return b"".join(out)
-        if kind == "bad":
-            return None
-        s = m.start(kind)
+    pos = safe = 0
+    search = _COMMENT.search
+    m = search(b, 0)
+    while m is not None:
+        s, e = m.span()
+        end = _string_end(b, safe, s)
+        if end >= 0:
+            safe = end
+            m = search(b, end)
+            continue
         out.append(b[pos:s])
-        if kind == "c":
-            comment = m.group("c")
-            if not comment.isascii():
-                try:
-                    comment.decode("utf-8")
-                except UnicodeDecodeError:
-                    return None
-            out.append(comment.translate(_BLANK))
-        else:  # a trailing comma: refuse "[,]" and "[1,,]", which blanking would make valid
-            if _last_significant(out) in _NO_VALUE_BEFORE:
-                return None
-            out.append(b" ")
-        pos = m.end()
+        out.append(m[0].translate(_BLANK))
+        pos = safe = e
+        m = search(b, e)
+    out.append(b[pos:])
+    return b"".join(out)
 
 
-def _last_significant(out: list[bytes]) -> int:
-    for chunk in reversed(out):
-        k = len(chunk) - 1
-        while k >= 0 and chunk[k] in _WS:
-            k -= 1
-        if k >= 0:
-            return chunk[k]
-    return -1
+def fast_standardize(b: bytes) -> bytes | None:
+    """Blank comments and trailing commas, assuming valid input; ``None`` when the parser must decide.
+
+    Comments are found by pattern; whether a match sits inside a string is told by the parity of the
+    quotes since the last position known to be outside strings (``bytes.count``; an exact scan where
+    backslashes are around). The result is only trustworthy once a strict JSON decoder accepted it: a
+    string holding a raw newline, the one way to confuse the quote count, is always rejected there.
+    Comments are not checked for UTF-8 here: the caller decodes the whole input strictly.
+    """
+    try:
+        b = _blank_comments(b)
+        if b.find(b",") < 0:
+            return b
+        b = _TRAILING_EOL.sub(b" ", b)
+        m = _TRAILING.search(b)
+        if m is None:
+            return b
+        buf = bytearray(b)
+        safe = 0
+        while m is not None:
+            s = m.start()
+            end = _string_end(buf, safe, s)
+            if end >= 0:
+                safe = end
+                m = _TRAILING.search(buf, end)
+                continue
+            k = s - 1
+            while k >= 0 and buf[k] in _WS:
+                k -= 1
+            if k < 0 or buf[k] in _NO_VALUE_BEFORE:
+                return None  # "[,]" or "[1,,]": blanking would make them valid
+            buf[s] = 0x20
+            safe = s + 1
+            m = _TRAILING.search(buf, s + 1)
+        return bytes(buf)
+    except _Unsure:
+        return None
 
 
-def fast_loads(b: bytes, hook: Callable[[str], Any] | None = None) -> tuple[bytes, Any] | None:
+def fast_loads(b: bytes) -> tuple[bytes, Any] | None:
     """``(standardized, data)`` by the fast path, or ``None`` if the full parser must decide."""
+    try:
+        b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
+    except UnicodeDecodeError:
+        return None
     std = fast_standardize(b)
     if std is None:
         return None
+    enabled = gc.isenabled()
+    gc.disable()  # the decoder makes no cycles; collections during it only cost time
     try:
-        text = std.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(std.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, _Unsure, RecursionError):
         return None
+    finally:
+        if enabled:
+            gc.enable()
     return std, data
 
 

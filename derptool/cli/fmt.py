@@ -1,0 +1,65 @@
+"""``derptool fmt``: format HuJSON files like Tailscale's hujsonfmt (tabs, aligned values, comments kept)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from derptool.cli._common import app, handle_errors
+
+
+@app.command("fmt")
+@handle_errors
+def fmt_command(
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="HuJSON files; '-' reads stdin.")],
+    write: Annotated[bool, typer.Option("--write", "-w", help="Rewrite files in place (atomic, mode kept).")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", "-l", help="Write nothing; list files that would change, exit 1 if any.")
+    ] = False,
+    diff: Annotated[bool, typer.Option("--diff", "-d", help="Print a unified diff instead of the text.")] = False,
+) -> None:
+    """Format HuJSON (tailnet policy) files the way Tailscale's Go hujson.Format does.
+
+    Prints the formatted text unless --write, --check or --diff is given. Exit 0 on success; with
+    --check, 1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax
+    error without --check.
+    """
+    from derptool.errors import DerptoolError, UsageError
+    from derptool.fileio import atomic_write, read_file
+    from derptool.hujson.tool import format_document
+
+    if write and "-" in files:
+        raise UsageError("--write cannot be used with stdin ('-')")
+    if write and check:
+        raise UsageError("--write and --check cannot be used together")
+    unreadable = syntax = changed = 0
+    for name in files:
+        try:
+            snap = read_file(name)
+        except DerptoolError as err:
+            print(f"derptool: error: {err}", file=sys.stderr)
+            unreadable += 1
+            continue
+        result = format_document(snap.data, "<stdin>" if name == "-" else name)
+        if result.error is not None:
+            print(f"derptool: error: {result.error}", file=sys.stderr)
+            syntax += 1
+            continue
+        assert result.formatted is not None
+        changed += result.changed
+        if diff:
+            typer.echo(result.diff(), nl=False)
+        if check:
+            if result.changed and not diff:
+                typer.echo(result.name)
+        elif write:
+            if result.changed:
+                atomic_write(snap.path, result.formatted, expect=snap)
+        elif not diff:
+            typer.echo(result.formatted, nl=False)
+    if unreadable or (syntax and not check):
+        raise typer.Exit(2)
+    if check and (changed or syntax):
+        raise typer.Exit(1)
