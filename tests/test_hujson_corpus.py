@@ -54,12 +54,10 @@ def commented(text: str, rnd: random.Random) -> str:
 
 def _variants(policy: Any, seed: int) -> list[bytes]:
     rnd = random.Random(seed)
-    out = []
-    for indent in (None, 2, "\t"):
-        text = json.dumps(policy, indent=indent, ensure_ascii=False)
-        out.append(text.encode())
-        out.append(commented(text, rnd).encode())
-    return out
+    plain = json.dumps(policy, ensure_ascii=False)
+    return [plain.encode()] + [
+        commented(json.dumps(policy, indent=indent, ensure_ascii=False), rnd).encode() for indent in (2, "\t")
+    ]
 
 
 @pytest.mark.skipif(not CASES, reason=f"verdict corpus not found ({CORPUS})")
@@ -78,4 +76,4 @@ def test_corpus_round_trip_and_format() -> None:
                 assert hujson.is_standard(out), case["id"]
             assert hujson.loads(hujson.standardize(src)) == data
             checked += 1
-    assert checked >= 4 * len(CASES)
+    assert checked == 3 * len(CASES)

@@ -18,7 +18,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _WS = frozenset(b" \t\r\n")
 
 
-@dataclass
+@dataclass(slots=True)
 class Literal:
     """A JSON literal (null, true, false, string or number), raw bytes kept exactly as written."""
 
@@ -62,7 +62,7 @@ def decode_string(raw: bytes) -> str:
     return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectMember:
     """One ``name: value`` member; the name is a full :class:`Value` with its own extras."""
 
@@ -70,7 +70,7 @@ class ObjectMember:
     value: Value
 
 
-@dataclass
+@dataclass(slots=True)
 class Object:
     """A JSON object; ``after_extra`` sits before ``}`` (all of the inside when empty)."""
 
@@ -83,7 +83,7 @@ class Object:
         return "{"
 
 
-@dataclass
+@dataclass(slots=True)
 class Array:
     """A JSON array; ``after_extra`` sits before ``]`` (all of the inside when empty)."""
 
@@ -99,7 +99,7 @@ class Array:
 ValueTrimmed = Union[Literal, Object, Array]  # noqa: UP007 (runtime alias)
 
 
-@dataclass
+@dataclass(slots=True)
 class Value:
     """A value with the extras before and after it and the byte offsets of the trimmed value.
 

@@ -310,13 +310,14 @@ def _layout(root: Value, expanded: dict[int, bool], standard: bool) -> None:
             t.after_extra, md, _Opts(closing=True, empty=n == 0, force_newline=exp))
 
 
-def _has_newline_inside(v: Value, cache: dict[int, bool]) -> bool:
-    return cache.get(id(v), False)
-
-
 def _newline_cache(nodes: list[Value]) -> dict[int, bool]:
     """For each composite: does anything inside it (not its own closing extra) hold a newline?"""
     cache: dict[int, bool] = {}
+
+    def spans_lines(v: Value) -> bool:
+        t = v.value
+        return not isinstance(t, Literal) and (cache[id(v)] or b"\n" in t.after_extra)
+
     for node in reversed(nodes):
         t = node.value
         if isinstance(t, Literal):
@@ -325,12 +326,12 @@ def _newline_cache(nodes: list[Value]) -> dict[int, bool]:
         if isinstance(t, Object):
             for m in t.members:
                 if (b"\n" in m.name.before_extra or b"\n" in m.name.after_extra or b"\n" in m.value.before_extra
-                        or b"\n" in m.value.after_extra or cache.get(id(m.value), False)):
+                        or b"\n" in m.value.after_extra or spans_lines(m.value)):
                     found = True
                     break
         else:
             for e in t.elements:
-                if b"\n" in e.before_extra or b"\n" in e.after_extra or cache.get(id(e), False):
+                if b"\n" in e.before_extra or b"\n" in e.after_extra or spans_lines(e):
                     found = True
                     break
         cache[id(node)] = found

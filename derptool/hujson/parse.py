@@ -81,9 +81,9 @@ def _check_comments(b: bytes, start: int, end: int) -> None:
 def _extra(b: bytes, pos: int) -> int:
     """Skip whitespace and comments from *pos*; return where they end. Raises on bad comments."""
     end = _EXTRA.match(b, pos).end()  # type: ignore[union-attr]  # always matches (may be empty)
-    if end != pos:
+    if end != pos and b.find(b"/", pos, end) >= 0:
         _check_comments(b, pos, end)
-    if end + 1 < len(b) and b[end] == _SLASH and b[end + 1] in (_SLASH, _STAR):
+    if b[end:end + 1] == b"/" and b[end + 1:end + 2] in (b"/", b"*"):
         raise HuJSONError.at(b, end, "parsing comment: unexpected EOF")
     return end
 
