@@ -276,3 +276,24 @@ def test_patch_with_commented_patch_text(seed: int) -> None:
     assert b"// team b" in out and b"// b\n" in out
     assert hujson.parse(out).pack() == out
     del seed
+
+
+ops_data = st.lists(
+    st.dictionaries(
+        st.sampled_from(["op", "path", "from", "value", "x"]),
+        st.one_of(st.sampled_from(["add", "remove", "replace", "move", "copy", "test", "", "/", "/a", "/0",
+                                   "/a/0", "/-", "/a/-", "/b/c", "~", "/~1"]), json_data),
+        max_size=5),
+    max_size=4,
+)
+
+
+@SETTINGS
+@given(documents(), st.one_of(st.binary(max_size=40), ops_data))
+def test_fuzz_patch_only_hujson_errors(doc: tuple[Any, bytes], ops: Any) -> None:
+    _, src = doc
+    try:
+        out = hujson.patch(src, ops)
+    except HuJSONError:
+        return
+    assert hujson.parse(out).pack() == out
