@@ -210,3 +210,17 @@ def test_literal_helpers() -> None:
     assert Literal(b'"\\ud800x"').decode() == "\ufffdx"
     assert Literal(b"1e2").decode() == 100.0
     assert [Literal(x).kind for x in (b"null", b"true", b"false", b'""', b"-1")] == ["n", "t", "f", '"', "0"]
+
+
+def test_value_methods_edit_in_place() -> None:
+    v = parse(b"[1, /*c*/ 2,]")
+    v.standardize()
+    assert v.pack() == b"[1,       2 ]" and v.is_standard()
+    v = parse(b"[1, /*c*/ 2,]")
+    v.minimize()
+    assert v.pack() == b"[1,2]"
+    v = parse(b'{"a":1}')
+    v.format()
+    assert v.pack() == b'{"a": 1}\n'
+    v.patch([{"op": "add", "path": "/b", "value": 2}])
+    assert v.to_python() == {"a": 1, "b": 2}

@@ -17,7 +17,24 @@ Positions for tools that report problems (e.g. policy validation): every :class:
 :func:`parse` has ``start_offset``/``end_offset``, the byte span of the trimmed value in the source.
 :func:`position` turns an offset into ``(line, column)``. ``Value.find(pointer)`` gives the value at a
 JSON Pointer, :func:`find_name` the member-name ``Value`` (to point at a key), and ``Value.walk()``
-yields ``(pointer, value, name_value_or_None)`` for every value in the tree.
+yields ``(pointer, value, name_value_or_None)`` for every value in the tree. ``Value.all()`` walks
+every value (member names included). A trailing comma is ``Object/Array.trailing_comma`` (Go encodes it
+as a non-nil last ``AfterExtra``). Walks, pack, clone and format are iterative; only the dataclass
+``==``/``repr`` of a tree recurse.
+
+Departures from Go, on purpose:
+
+- Byte functions raise :class:`HuJSONError` instead of returning the input together with an error.
+- ``patch`` is all or nothing: the patch is checked whole, applied to a copy, and any failing operation
+  raises with nothing returned (Go's ``Value.Patch`` leaves earlier operations applied). Texts for
+  errors the reference does not spell out are ours: ``cannot move root value``, ``cannot copy root
+  value``, ``cannot replace root value``. The whitespace around comments that patch moves follows the
+  reference's ownership rules; where it is silent we keep lines intact (never leave a ``//`` comment
+  without its newline) and avoid doubled blank lines.
+- ``format`` follows every rule and quirk the reference lists; where it is silent (a ``//`` comment
+  between a name and its colon inside an inline composite) extras sit one level below the members.
+- ``loads`` has no Go counterpart: exact ints, floats, duplicate names last wins, invalid UTF-8 and
+  lone surrogate escapes become U+FFFD.
 """
 
 from __future__ import annotations

@@ -205,6 +205,30 @@ class Value:
 
         return is_standard_value(self)
 
+    def standardize(self) -> None:
+        """Standardize in place (comments and trailing commas become spaces), then update offsets."""
+        from derptool.hujson.standard import standardize_value
+
+        standardize_value(self)
+
+    def minimize(self) -> None:
+        """Minimize in place (no extras, no trailing commas), then update offsets."""
+        from derptool.hujson.standard import minimize_value
+
+        minimize_value(self)
+
+    def format(self) -> None:
+        """Format in place as Go's ``Value.Format`` does, then update offsets."""
+        from derptool.hujson.format import format_value
+
+        format_value(self)
+
+    def patch(self, patch: str | bytes | list[Any]) -> None:
+        """Apply an RFC 6902 patch in place, all or nothing; offsets are not updated (as in Go)."""
+        from derptool.hujson.patch import patch_value
+
+        patch_value(self, patch)
+
     def to_python(self) -> Any:
         """The plain Python data of this value (see :func:`derptool.hujson.loads`)."""
         from derptool.hujson.decode import loads
