@@ -149,3 +149,14 @@ def test_console_script(files: dict[str, Path]) -> None:
     assert proc.returncode == 1 and proc.stdout == f"{files['ugly']}\n"
     proc = subprocess.run([*cmd, "fmt", "-"], input=UGLY, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0 and proc.stdout == PRETTY
+
+
+def test_directory_means_hujson_files_below(files: dict[str, Path]) -> None:
+    sub = files["ugly"].parent / "sub"
+    sub.mkdir()
+    (sub / "deep.hujson").write_text(UGLY)
+    (sub / "ignored.json").write_text(UGLY)
+    result = runner.invoke(app, ["fmt", "--check", str(files["ugly"].parent)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [str(sub / "deep.hujson"), str(files["ugly"])]
+    assert "syntax.hujson:3:25" in result.stderr

@@ -13,7 +13,9 @@ from derptool.cli._common import app, handle_errors
 @app.command("fmt")
 @handle_errors
 def fmt_command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="HuJSON files; '-' reads stdin.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="HuJSON files, directories (*.hujson inside), '-' for stdin.")
+    ],
     write: Annotated[bool, typer.Option("--write", "-w", help="Rewrite files in place (atomic, mode kept).")] = False,
     check: Annotated[
         bool, typer.Option("--check", "-l", help="Write nothing; list files that would change, exit 1 if any.")
@@ -35,7 +37,7 @@ def fmt_command(
     if write and check:
         raise UsageError("--write and --check cannot be used together")
     unreadable = syntax = changed = 0
-    for name in files:
+    for name in _expand(files):
         try:
             snap = read_file(name)
         except DerptoolError as err:
@@ -63,3 +65,17 @@ def fmt_command(
         raise typer.Exit(2)
     if check and (changed or syntax):
         raise typer.Exit(1)
+
+
+def _expand(names: list[str]) -> list[str]:
+    """Files as given; a directory stands for the ``*.hujson`` files below it, sorted."""
+    from pathlib import Path
+
+    out: list[str] = []
+    for name in names:
+        p = Path(name)
+        if name != "-" and p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*.hujson") if f.is_file())
+        else:
+            out.append(name)
+    return out
