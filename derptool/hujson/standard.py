@@ -17,8 +17,9 @@ from derptool.hujson.parse import as_bytes, parse
 
 # A comment, matched whole (a match inside a string is sorted out by the caller).
 _COMMENT = re.compile(rb"//[^\n]*+\n|/\*(?s:.*?)\*/")
-# A trailing comma whose closing bracket is on a later line, right after a value: never inside a
-# string (strings cannot hold a raw newline; one that does is rejected by the JSON decoder anyway).
+# A trailing comma right after a value, the bracket on a later line (only blanks or blanked comments
+# between): never inside a string (strings cannot hold a raw newline; one that does is refused by the
+# JSON decoder).
 _TRAILING_EOL = re.compile(rb",(?<=[^\[{,:\s],)(?=[ \t\r]*+\n[ \t\r\n]*+[\]}])")
 _COMMENT_SPLIT = re.compile(b"(" + _COMMENT.pattern + b")")
 # Any other trailing comma (after comments were blanked); handled one by one.
@@ -27,16 +28,13 @@ _TRAILING = re.compile(rb",(?=[ \t\r\n]*+[\]}])")
 _OUTSIDE = re.compile(rb'(?:[^"]++|"(?:[^"\\]++|\\(?s:.))*+")*+')
 _STRING = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _BLANK = bytes(b if b in b" \t\r\n" else 0x20 for b in range(256))
+_STAR = 0x2A
 _WS = frozenset(b" \t\r\n")
 _NO_VALUE_BEFORE = frozenset(b"[{,:")
 
 
 class _Unsure(Exception):
     """The fast path cannot decide; use the full parser."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Unsure(name)
 
 
 def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
@@ -64,13 +62,18 @@ def _blank_comments(b: bytes) -> bytes:
     """*b* with every comment blanked (newlines kept), assuming strings close on their own line."""
     if b.find(b"//") < 0 and b.find(b"/*") < 0:
         return b
-    if b.find(b'\\"') < 0:
-        # Split at everything that looks like a comment; if a piece of code between two of them holds an
-        # odd number of quotes, some match was really inside a string and the exact scan decides.
-        parts = _COMMENT_SPLIT.split(b)
-        if not any([p.count(b'"') & 1 for p in parts[0::2]]):
-            parts[1::2] = [c.translate(_BLANK) for c in parts[1::2]]
-            return b"".join(parts)
+    # Split at everything that looks like a comment. A "//" match inside a string blanks that string's
+    # closing quote and leaves it open at a raw newline, which the decoder refuses: only "/*" matches
+    # need a check. The code before one must hold whole strings: an even number of quotes and no
+    # backslash settles it; otherwise an exact scan does. If that fails, the exact scan of the whole
+    # input decides.
+    parts = _COMMENT_SPLIT.split(b)
+    code = parts[0::2]
+    doubtful = [p for p, c in zip(code, parts[1::2], strict=False)
+                if c[1] == _STAR and (p.count(b'"') & 1 or b"\\" in p)]
+    if all(_OUTSIDE.fullmatch(p) for p in doubtful):
+        parts[1::2] = [c.translate(_BLANK) for c in parts[1::2]]
+        return b"".join(parts)
     out: list[bytes] = []
     pos = safe = 0
     search = _COMMENT.search
@@ -90,70 +93,105 @@ def _blank_comments(b: bytes) -> bytes:
     return b"".join(out)
 
 
-def fast_standardize(b: bytes) -> bytes | None:
+def _blank_other_trailing(b: bytes) -> bytes | None:
+    """Blank the trailing commas ``_TRAILING_EOL`` leaves (``[1, 2,]``, ``1 ,\n]``), one by one."""
+    m = _TRAILING.search(b)
+    if m is None:
+        return None
+    buf = bytearray(b)
+    safe = 0
+    while m is not None:
+        s = m.start()
+        end = _string_end(buf, safe, s)
+        if end >= 0:
+            safe = end
+            m = _TRAILING.search(buf, end)
+            continue
+        k = s - 1
+        while k >= 0 and buf[k] in _WS:
+            k -= 1
+        if k < 0 or buf[k] in _NO_VALUE_BEFORE:
+            return None  # "[,]" or "[1,,]": blanking would make them valid
+        buf[s] = 0x20
+        safe = s + 1
+        m = _TRAILING.search(buf, s + 1)
+    return bytes(buf)
+
+
+def fast_standardize(b: bytes, *, thorough: bool = True) -> bytes | None:
     """Blank comments and trailing commas, assuming valid input; ``None`` when the parser must decide.
 
-    Comments are found by pattern; whether a match sits inside a string is told by the parity of the
-    quotes since the last position known to be outside strings (``bytes.count``; an exact scan where
-    backslashes are around). The result is only trustworthy once a strict JSON decoder accepted it: a
-    string holding a raw newline, the one way to confuse the quote count, is always rejected there.
-    Comments are not checked for UTF-8 here: the caller decodes the whole input strictly.
+    Comments are found by pattern; whether a match sits inside a string is told by quote counts
+    (exact scans where escaped quotes are around). Trailing commas before a line break go in one
+    substitution; the others (same line, or after a space) only with *thorough*. The result is only
+    trustworthy once a strict JSON decoder accepted it: a string holding a raw newline, the one way to
+    confuse the quote count, is always rejected there. Comments are not checked for UTF-8 here: the
+    caller decodes the whole input strictly. A comma left in place only makes the decoder refuse.
     """
     try:
         b = _blank_comments(b)
         if b.find(b",") < 0:
             return b
         b = _TRAILING_EOL.sub(b" ", b)
-        m = _TRAILING.search(b)
-        if m is None:
+        if not thorough:
             return b
-        buf = bytearray(b)
-        safe = 0
-        while m is not None:
-            s = m.start()
-            end = _string_end(buf, safe, s)
-            if end >= 0:
-                safe = end
-                m = _TRAILING.search(buf, end)
-                continue
-            k = s - 1
-            while k >= 0 and buf[k] in _WS:
-                k -= 1
-            if k < 0 or buf[k] in _NO_VALUE_BEFORE:
-                return None  # "[,]" or "[1,,]": blanking would make them valid
-            buf[s] = 0x20
-            safe = s + 1
-            m = _TRAILING.search(buf, s + 1)
-        return bytes(buf)
+        return _blank_other_trailing(b) or b
     except _Unsure:
         return None
 
 
-def fast_loads(b: bytes) -> tuple[bytes, Any] | None:
-    """``(standardized, data)`` by the fast path, or ``None`` if the full parser must decide."""
+def _reject_constant_hook(name: str) -> Any:
+    raise _Unsure(name)
+
+
+# Reused decoders (``json.loads`` with options builds one per call): strict, no NaN/Infinity.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant_hook)
+_VALIDATOR = json.JSONDecoder(parse_constant=_reject_constant_hook, object_pairs_hook=len)
+
+
+def _decode(std: bytes, decoder: json.JSONDecoder) -> tuple[bool, Any]:
+    enabled = gc.isenabled()
+    gc.disable()  # the decoder makes no cycles; collections during it only cost time
+    try:
+        return True, decoder.decode(std.decode("utf-8"))
+    except (ValueError, _Unsure, RecursionError):
+        return False, None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def fast_loads(b: bytes, *, validate_only: bool = False) -> tuple[bytes, Any] | None:
+    """``(standardized, data)`` by the fast path, or ``None`` if the full parser must decide.
+
+    With *validate_only*, ``data`` is not the real data (objects decode as their size), which is
+    cheaper when only validity matters.
+    """
     try:
         b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
     except UnicodeDecodeError:
         return None
-    std = fast_standardize(b)
+    std = fast_standardize(b, thorough=False)
     if std is None:
         return None
-    enabled = gc.isenabled()
-    gc.disable()  # the decoder makes no cycles; collections during it only cost time
+    decoder = _VALIDATOR if validate_only else _DECODER
+    ok, data = _decode(std, decoder)
+    if ok:
+        return std, data
     try:
-        data = json.loads(std.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, _Unsure, RecursionError):
+        more = _blank_other_trailing(std)  # same-line trailing commas, or a genuinely invalid input
+    except _Unsure:
         return None
-    finally:
-        if enabled:
-            gc.enable()
-    return std, data
+    if more is None:
+        return None
+    ok, data = _decode(more, decoder)
+    return (more, data) if ok else None
 
 
 def standardize(src: str | bytes) -> bytes:
     """Comments and trailing commas become spaces; every value keeps its byte offset, line and column."""
     b = as_bytes(src)
-    fast = fast_loads(b)
+    fast = fast_loads(b, validate_only=True)
     if fast is not None:
         return fast[0]
     v = parse(b)
