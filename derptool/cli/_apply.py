@@ -9,6 +9,7 @@ import typer
 
 from derptool.apply import Editor
 from derptool.cli._common import warn
+from derptool.fileio import FileSnapshot
 
 
 def unified_diff(old: bytes, new: bytes, name: str) -> str:
@@ -28,16 +29,34 @@ def refuse_stdin(path: Path) -> None:
         raise UsageError("--apply needs the path of a policy file to edit in place, not '-' (stdin)")
 
 
-def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
-    """Apply *edit* to the policy file *path*: print a diff (``diff``) or write it back atomically.
+def require_apply(apply: Path | None, **flags: bool) -> None:
+    """Options such as ``--diff`` and ``--replace`` make sense only with ``--apply FILE``."""
+    for name, given in flags.items():
+        if given and apply is None:
+            from derptool.errors import UsageError
 
-    The write is refused (exit 1) when the file changed on disk since it was read.
-    """
-    from derptool.errors import InputError
-    from derptool.fileio import atomic_write, read_file
+            raise UsageError(f"--{name} needs --apply FILE (the policy file to edit)")
+
+
+def read_policy(path: Path) -> FileSnapshot:
+    """Read the policy file ``--apply`` names (stdin refused)."""
+    from derptool.fileio import read_file
 
     refuse_stdin(path)
-    snap = read_file(path)
+    return read_file(path)
+
+
+def run_apply(path: Path, edit: Editor, *, diff: bool, snap: FileSnapshot | None = None) -> None:
+    """Apply *edit* to the policy file *path*: print a diff (``diff``) or write it back atomically.
+
+    *snap* is the file as already read, if it was. The write is refused (exit 1) when the file changed on
+    disk since it was read.
+    """
+    from derptool.errors import InputError
+    from derptool.fileio import atomic_write
+
+    if snap is None:
+        snap = read_policy(path)
     result = edit(snap.data, str(path))
     for note in result.notes:
         warn(note)

@@ -51,9 +51,14 @@ def warn(message: str) -> None:
     print(f"derptool: {message}", file=sys.stderr)
 
 
+def report(err: DerptoolError) -> None:
+    """Print *err* as one ``derptool: error:`` line on stderr."""
+    print(f"derptool: error: {err}", file=sys.stderr)
+
+
 def fail(err: DerptoolError) -> typer.Exit:
     """Print *err* as one line on stderr and return the ``typer.Exit`` to raise."""
-    print(f"derptool: error: {err}", file=sys.stderr)
+    report(err)
     return typer.Exit(err.exit_code)
 
 

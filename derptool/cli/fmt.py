@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors
+from derptool.cli._common import app, handle_errors, report
 
 
 @app.command("fmt")
@@ -41,12 +40,12 @@ def fmt_command(
         try:
             snap = read_file(name)
         except DerptoolError as err:
-            print(f"derptool: error: {err}", file=sys.stderr)
+            report(err)
             unreadable += 1
             continue
         result = format_document(snap.data, "<stdin>" if name == "-" else name)
         if result.error is not None:
-            print(f"derptool: error: {result.error}", file=sys.stderr)
+            report(result.error)
             syntax += 1
             continue
         assert result.formatted is not None

@@ -53,8 +53,10 @@ def grants_command(
     Example: derptool grants --src group:staff-eu --via tag:exit-eu --apply policy.hujson
     """
     from derptool import __version__
+    from derptool.cli._apply import require_apply
     from derptool.grants import plan_egress, render_egress_hujson, render_egress_json
 
+    require_apply(apply, diff=diff)
     plan = plan_egress(src, via, dst, owners=owner, ip=ip)
     if apply is not None:
         from derptool.apply import apply_grants
@@ -62,10 +64,6 @@ def grants_command(
 
         run_apply(apply, lambda data, name: apply_grants(data, plan, file=name), diff=diff)
         return
-    if diff:
-        from derptool.errors import UsageError
-
-        raise UsageError("--diff needs --apply FILE (the policy file to compare against)")
     for note in plan.notes:
         warn(note)
     if fmt is GrantsFormat.json:

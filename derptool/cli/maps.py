@@ -103,27 +103,25 @@ def omit_command(
     entries are kept unless --replace, and a region the policy defines is never replaced by null.
     """
     from derptool import __version__
-    from derptool.errors import UsageError
+    from derptool.cli._apply import read_policy, require_apply
     from derptool.snippets import plan_omit, render_omit_hujson, render_omit_json
     from derptool.sources import load_map
 
-    if (diff or replace) and apply is None:
-        raise UsageError(f"{'--diff' if diff else '--replace'} needs --apply FILE (the policy file to edit)")
+    require_apply(apply, diff=diff, replace=replace)
+    snap = read_policy(apply) if apply is not None else None
     loaded = load_map(map_spec, notice=warn)
-    if apply is not None:
+    if apply is not None and snap is not None:
         from derptool.apply import apply_omit, omit_universe
-        from derptool.cli._apply import refuse_stdin, run_apply
-        from derptool.fileio import read_file
+        from derptool.cli._apply import run_apply
 
-        refuse_stdin(apply)
-        universe = omit_universe(loaded.derp_map, read_file(apply).data, file=str(apply))
+        universe = omit_universe(loaded.derp_map, snap.data, file=str(apply))
         plan = plan_omit(universe, omit=region, keep=keep, allow_empty=allow_empty)
         for note in plan.notes:
             warn(note)
         if loaded.overlay is not None and replace:
             warn(f"--map {map_spec} is already an overlay ({loaded.description}); with --replace, regions it "
                  "removes are not selected and their null entries are dropped: prefer --map default")
-        run_apply(apply, lambda data, name: apply_omit(data, plan, replace=replace, file=name), diff=diff)
+        run_apply(apply, lambda data, name: apply_omit(data, plan, replace=replace, file=name), diff=diff, snap=snap)
         return
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty)
     for note in plan.notes:

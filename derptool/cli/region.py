@@ -61,6 +61,7 @@ def add_command(
     --node derp1.example.com,ipv4=203.0.113.5 --apply policy.hujson
     """
     from derptool import __version__
+    from derptool.cli._apply import require_apply
     from derptool.snippets import (
         plan_region,
         region_derpmap,
@@ -69,6 +70,7 @@ def add_command(
         render_region_json,
     )
 
+    require_apply(apply, diff=diff)
     plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default)
     for note in plan.notes:
         warn(note)
@@ -78,10 +80,6 @@ def add_command(
 
         run_apply(apply, lambda data, name: apply_region(data, plan, file=name), diff=diff)
         return
-    if diff:
-        from derptool.errors import UsageError
-
-        raise UsageError("--diff needs --apply FILE (the policy file to compare against)")
     if fmt is RegionFormat.json:
         typer.echo(render_region_json(plan), nl=False)
     elif fmt is RegionFormat.headscale_yaml:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors
+from derptool.cli._common import app, handle_errors, report
 
 
 class ProblemFormat(StrEnum):
@@ -44,7 +44,7 @@ def validate_command(
         try:
             snap = read_file(name)
         except DerptoolError as err:
-            print(f"derptool: error: {err}", file=sys.stderr)
+            report(err)
             unreadable += 1
             continue
         problems.extend(validate_bytes(snap.data, "<stdin>" if name == "-" else name))
