@@ -20,21 +20,50 @@ class CheckFormat(StrEnum):
 @app.command("check")
 @handle_errors
 def check_command(
-    target: Annotated[str, typer.Argument(
-        help="A host name or IP (optionally host:port), an https:// URL, or a region selector of the map "
-        "(ID, code, country, continent; every node of the selected regions is checked).", show_default=False)],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="A host name or IP (optionally host:port), an https:// URL, or a region selector of the map "
+            "(ID, code, country, continent; every node of the selected regions is checked).",
+            show_default=False,
+        ),
+    ],
     map_spec: MapOption = "default",
-    stun_port: Annotated[int | None, typer.Option(
-        "--stun-port", help="UDP STUN port (default: the map's, else 3478).", min=1, max=65535)] = None,
-    derp_port: Annotated[int | None, typer.Option(
-        "--derp-port", help="TCP port of DERP over HTTPS (default: the map's or the URL's, else 443).",
-        min=1, max=65535)] = None,
-    insecure: Annotated[bool, typer.Option(
-        "--insecure", help="Do not verify the certificate chain (like InsecureForTests).")] = False,
-    ca_file: Annotated[str | None, typer.Option(
-        "--ca-file", envvar="DERPTOOL_CA_FILE", help="Also trust the CA certificates in this PEM file.")] = None,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", "-t", help="Seconds to wait for each network step.", min=0.1, max=120)] = 5.0,
+    stun_port: Annotated[
+        int | None,
+        typer.Option(
+            "--stun-port", metavar="PORT", help="UDP STUN port (default: the map's, else 3478).", min=1, max=65535
+        ),
+    ] = None,
+    derp_port: Annotated[
+        int | None,
+        typer.Option(
+            "--derp-port",
+            metavar="PORT",
+            help="TCP port of DERP over HTTPS (default: the map's or the URL's, else 443).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
+    ] = False,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            envvar="DERPTOOL_CA_FILE",
+            help="Also trust the CA certificates in this PEM file.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", "-t", metavar="SECONDS", help="Seconds to wait for each network step.", min=0.1, max=120
+        ),
+    ] = 5.0,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
 ) -> None:
     """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake.
@@ -55,8 +84,7 @@ def check_command(
         res = resolve([target], loaded.derp_map)
         for note in res.notes:
             warn(note)
-        targets = check.targets_from_map(loaded.derp_map, res.region_ids, stun_port=stun_port,
-                                         derp_port=derp_port)
+        targets = check.targets_from_map(loaded.derp_map, res.region_ids, stun_port=stun_port, derp_port=derp_port)
         if not targets:
             from derptool.errors import UsageError
 

@@ -20,8 +20,10 @@ class DiffFormat(StrEnum):
 @app.command("diff")
 @handle_errors
 def diff_command(
-    old: Annotated[str, typer.Argument(help="The old map: any --map value (file, URL, 'snapshot', 'default', '-').")],
-    new: Annotated[str, typer.Argument(help="The new map: any --map value.")],
+    old: Annotated[
+        str, typer.Argument(metavar="OLD", help="The old map: any --map value (file, URL, 'snapshot', 'default', '-').")
+    ],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The new map: any --map value.")],
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
 ) -> None:
     """Compare two DERP maps: regions and nodes added or removed, changed addresses, ports and flags.

@@ -23,28 +23,45 @@ class GrantsFormat(StrEnum):
 def grants_command(
     src: Annotated[
         list[str],
-        typer.Option("--src", help="Who: users, group:..., tag:..., autogroup:member, * (repeatable or comma list)."),
+        typer.Option(
+            "--src",
+            metavar="SRC",
+            help="Who: users, group:..., tag:..., autogroup:member, * (repeatable or comma list).",
+        ),
     ],
     via: Annotated[
-        list[str], typer.Option("--via", help="Exit nodes (or routers) by tag, e.g. tag:exit-eu (repeatable).")
+        list[str],
+        typer.Option("--via", metavar="TAG", help="Exit nodes (or routers) by tag, e.g. tag:exit-eu (repeatable)."),
     ],
     dst: Annotated[
         list[str] | None,
-        typer.Option("--dst", help="Destinations routed through --via instead of autogroup:internet: CIDRs, "
-                     "hosts, app-connector tags (repeatable)."),
+        typer.Option(
+            "--dst",
+            metavar="DST",
+            help="Destinations routed through --via instead of autogroup:internet: CIDRs, "
+            "hosts, app-connector tags (repeatable).",
+        ),
     ] = None,
     owner: Annotated[
         list[str] | None,
-        typer.Option("--owner", help="tagOwners for tags the policy does not define yet (default autogroup:admin)."),
+        typer.Option(
+            "--owner",
+            metavar="OWNER",
+            help="tagOwners for tags the policy does not define yet (default autogroup:admin).",
+        ),
     ] = None,
     ip: Annotated[
-        list[str] | None, typer.Option("--ip", help="Ports/protocols the grant allows (default '*').")
+        list[str] | None, typer.Option("--ip", metavar="IP", help="Ports/protocols the grant allows (default '*').")
     ] = None,
     fmt: Annotated[GrantsFormat, typer.Option("--format", "-f", help="Output format.")] = GrantsFormat.hujson,
     apply: Annotated[
         Path | None,
-        typer.Option("--apply", help="Merge into this policy file in place (comments kept, atomic write).",
-                     dir_okay=False),
+        typer.Option(
+            "--apply",
+            metavar="FILE",
+            help="Merge into this policy file in place (comments kept, atomic write).",
+            dir_okay=False,
+        ),
     ] = None,
     diff: Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")] = False,
 ) -> None:
@@ -69,6 +86,8 @@ def grants_command(
     if fmt is GrantsFormat.json:
         typer.echo(render_egress_json(plan), nl=False)
         return
-    header = [f"derptool {__version__}: grants --src {' '.join(src)} --via {' '.join(via)}",
-              "Merge tagOwners and grants into your tailnet policy file (or run again with --apply FILE)."]
+    header = [
+        f"derptool {__version__}: grants --src {' '.join(src)} --via {' '.join(via)}",
+        "Merge tagOwners and grants into your tailnet policy file (or run again with --apply FILE).",
+    ]
     typer.echo(render_egress_hujson(plan, header=header), nl=False)

@@ -103,17 +103,34 @@ def _progress() -> Callable[[RegionResult], None] | None:
 
 RegionsOption = Annotated[
     list[str] | None,
-    typer.Option("--region", "-r", metavar="SEL",
-                 help="Measure only these regions: ID, code, country, continent, 'all' "
-                 "(repeatable, or comma-separated)."),
+    typer.Option(
+        "--region",
+        "-r",
+        metavar="SEL",
+        help="Measure only these regions: ID, code, country, continent, 'all' (repeatable, or comma-separated).",
+    ),
 ]
-DurationOption = Annotated[str, typer.Option("--timeout", metavar="DURATION",
-                                             help="Time limit of a measurement (the STUN phase takes at most 3 s).")]
-EveryOption = Annotated[str | None, typer.Option("--every", metavar="DURATION", show_default=False,
-                                                 help="Repeat at this interval (e.g. 30s) and redraw.")]
-ListenOption = Annotated[str | None, typer.Option(
-    "--listen", metavar="ADDR:PORT", show_default=False,
-    help="Serve Prometheus text on http://ADDR:PORT/metrics while repeating (every 60s unless --every).")]
+DurationOption = Annotated[
+    str,
+    typer.Option(
+        "--timeout", metavar="DURATION", help="Time limit of a measurement (the STUN phase takes at most 3 s)."
+    ),
+]
+EveryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--every", metavar="DURATION", show_default=False, help="Repeat at this interval (e.g. 30s) and redraw."
+    ),
+]
+ListenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--listen",
+        metavar="ADDR:PORT",
+        show_default=False,
+        help="Serve Prometheus text on http://ADDR:PORT/metrics while repeating (every 60s unless --every).",
+    ),
+]
 
 
 @app.command("latency")
@@ -123,17 +140,34 @@ def latency_command(
     region: RegionsOption = None,
     fmt: Annotated[LatencyFormat, typer.Option("--format", "-f", help="Output format.")] = LatencyFormat.table,
     timeout: DurationOption = "5s",
-    https: Annotated[bool, typer.Option(
-        "--https", help="Measure every region over HTTPS, not only those without a UDP answer.")] = False,
-    ipv4: Annotated[bool | None, typer.Option("--ipv4/--no-ipv4", show_default=False,
-                                              help="Probe over IPv4 [default: where this machine has it].")] = None,
-    ipv6: Annotated[bool | None, typer.Option("--ipv6/--no-ipv6", show_default=False,
-                                              help="Probe over IPv6 [default: where this machine has it].")] = None,
+    https: Annotated[
+        bool, typer.Option("--https", help="Measure every region over HTTPS, not only those without a UDP answer.")
+    ] = False,
+    ipv4: Annotated[
+        bool | None,
+        typer.Option(
+            "--ipv4/--no-ipv4", show_default=False, help="Probe over IPv4 [default: where this machine has it]."
+        ),
+    ] = None,
+    ipv6: Annotated[
+        bool | None,
+        typer.Option(
+            "--ipv6/--no-ipv6", show_default=False, help="Probe over IPv6 [default: where this machine has it]."
+        ),
+    ] = None,
     every: EveryOption = None,
     listen: ListenOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file", envvar="DERPTOOL_CA_FILE", hidden=True,
-                                                help="Also trust this CA for HTTPS probes.")] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            envvar="DERPTOOL_CA_FILE",
+            hidden=True,
+            help="Also trust this CA for HTTPS probes.",
+        ),
+    ] = None,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 
@@ -168,9 +202,17 @@ def latency_command(
         while True:
             started = time.monotonic()
             progress = _progress()
-            report = measure(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4,
-                             ipv6=ipv6, ca_file=ca_file, progress=progress,
-                             previous_preferred=previous)
+            report = measure(
+                dmap,
+                map_source=loaded.description,
+                timeout=limit,
+                https=https,
+                ipv4=ipv4,
+                ipv6=ipv6,
+                ca_file=ca_file,
+                progress=progress,
+                previous_preferred=previous,
+            )
             previous = report.preferred_region
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)

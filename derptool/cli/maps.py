@@ -63,10 +63,15 @@ def map_command(
         typer.echo(render_headscale_yaml(dmap, header=header), nl=False)
         return
     rows = describe_regions(dmap)
-    typer.echo(render.table(
-        [[r.id, r.code, r.name, r.country, r.continent, r.nodes, " ".join(r.hosts), " ".join(r.flags)] for r in rows],
-        ["ID", "CODE", "NAME", "COUNTRY", "CONTINENT", "NODES", "HOSTS", "FLAGS"],
-    ))
+    typer.echo(
+        render.table(
+            [
+                [r.id, r.code, r.name, r.country, r.continent, r.nodes, " ".join(r.hosts), " ".join(r.flags)]
+                for r in rows
+            ],
+            ["ID", "CODE", "NAME", "COUNTRY", "CONTINENT", "NODES", "HOSTS", "FLAGS"],
+        )
+    )
     typer.echo(f"\n{len(rows)} regions, {sum(r.nodes for r in rows)} nodes ({loaded.description})")
 
 
@@ -87,8 +92,12 @@ def omit_command(
     ] = False,
     apply: Annotated[
         Path | None,
-        typer.Option("--apply", help="Patch this policy file's derpMap in place (comments kept, atomic write).",
-                     dir_okay=False),
+        typer.Option(
+            "--apply",
+            metavar="FILE",
+            help="Patch this policy file's derpMap in place (comments kept, atomic write).",
+            dir_okay=False,
+        ),
     ] = None,
     diff: Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")] = False,
     replace: Annotated[
@@ -119,8 +128,10 @@ def omit_command(
         for note in plan.notes:
             warn(note)
         if loaded.overlay is not None and replace:
-            warn(f"--map {map_spec} is already an overlay ({loaded.description}); with --replace, regions it "
-                 "removes are not selected and their null entries are dropped: prefer --map default")
+            warn(
+                f"--map {map_spec} is already an overlay ({loaded.description}); with --replace, regions it "
+                "removes are not selected and their null entries are dropped: prefer --map default"
+            )
         run_apply(apply, lambda data, name: apply_omit(data, plan, replace=replace, file=name), diff=diff, snap=snap)
         return
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty)
@@ -130,8 +141,9 @@ def omit_command(
         typer.echo(render_omit_json(plan), nl=False)
         return
     asked = " ".join([*(f"--region {s}" for s in region or []), *(f"--keep {s}" for s in keep or [])])
-    summary = (f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions "
-               f"({loaded.description}).")
+    summary = (
+        f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions ({loaded.description})."
+    )
     if fmt is FragmentFormat.headscale_yaml:
         from derptool.derpmap import DERPMap
         from derptool.snippets import region_label, render_headscale_yaml

@@ -23,11 +23,14 @@ def nat_command(
     map_spec: MapOption = "default",
     region: Annotated[
         list[str] | None,
-        typer.Option("--region", "-r", help="Probe STUN servers of these regions only (selector, repeatable)."),
+        typer.Option(
+            "--region", "-r", metavar="SEL", help="Probe STUN servers of these regions only (selector, repeatable)."
+        ),
     ] = None,
     fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
     timeout: Annotated[
-        float, typer.Option("--timeout", "-t", help="Seconds to wait for STUN answers.", min=0.1, max=60)
+        float,
+        typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for STUN answers.", min=0.1, max=60),
     ] = 3.0,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
@@ -36,6 +39,7 @@ def nat_command(
     (a new public port per destination) usually forces traffic through a DERP relay.
     """
     from derptool import natprobe, render
+
     loaded, dmap = load_selected(map_spec, region)
     report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout)
     data = report.to_data()

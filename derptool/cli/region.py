@@ -29,8 +29,12 @@ class RegionFormat(StrEnum):
 
 ApplyOption = Annotated[
     Path | None,
-    typer.Option("--apply", help="Patch this policy file in place (comments and formatting kept, atomic write).",
-                 dir_okay=False),
+    typer.Option(
+        "--apply",
+        metavar="FILE",
+        help="Patch this policy file in place (comments and formatting kept, atomic write).",
+        dir_okay=False,
+    ),
 ]
 DiffOption = Annotated[bool, typer.Option("--diff", help="With --apply: print a unified diff, write nothing.")]
 
@@ -38,16 +42,24 @@ DiffOption = Annotated[bool, typer.Option("--diff", help="With --apply: print a 
 @region_app.command("add")
 @handle_errors
 def add_command(
-    region_id: Annotated[int, typer.Option("--id", help="Region ID: 900-999 are reserved for custom regions.")],
-    code: Annotated[str, typer.Option("--code", help="Short region code, such as 'fra-home'.")],
+    region_id: Annotated[
+        int, typer.Option("--id", metavar="ID", help="Region ID: 900-999 are reserved for custom regions.")
+    ],
+    code: Annotated[str, typer.Option("--code", metavar="CODE", help="Short region code, such as 'fra-home'.")],
     node: Annotated[
         list[str],
-        typer.Option("--node", help="A server: HOST[,ipv4=A][,ipv6=A][,stun-port=N][,derp-port=N][,stun-only]"
-                     "[,cert-name=N][,insecure][,name=N] (repeatable; names default to 900a, 900b, ...)."),
+        typer.Option(
+            "--node",
+            metavar="NODE",
+            help="A server: HOST[,ipv4=A][,ipv6=A][,stun-port=N][,derp-port=N][,stun-only]"
+            "[,cert-name=N][,insecure][,name=N] (repeatable; names default to 900a, 900b, ...).",
+        ),
     ],
-    name: Annotated[str | None, typer.Option("--name", help="Long region name (default: the code).")] = None,
-    lat: Annotated[float | None, typer.Option("--lat", help="Latitude, for display.")] = None,
-    lon: Annotated[float | None, typer.Option("--lon", help="Longitude, for display.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="Long region name (default: the code).")
+    ] = None,
+    lat: Annotated[float | None, typer.Option("--lat", metavar="DEG", help="Latitude, for display.")] = None,
+    lon: Annotated[float | None, typer.Option("--lon", metavar="DEG", help="Longitude, for display.")] = None,
     omit_default: Annotated[
         bool, typer.Option("--omit-default", help="Also set OmitDefaultRegions: use only your own DERP servers.")
     ] = False,

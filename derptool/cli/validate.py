@@ -64,7 +64,9 @@ def validate_command(
 @app.command("schema")
 @handle_errors
 def schema_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the schemas into.")] = Path("schemas"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Directory to write the schemas into.")
+    ] = Path("schemas"),
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 when the files in --out are missing or stale.")
     ] = False,
