@@ -6,6 +6,8 @@ Commands import their heavy dependencies lazily so that ``derptool --help`` stay
 
 from __future__ import annotations
 
+import os
+
 # Importing a command module registers its commands on ``app``.
 # command modules are imported below
 from derptool.cli import check as _check  # noqa: F401
@@ -22,6 +24,8 @@ from derptool.cli._common import app
 
 def main() -> None:
     """Console-script entry point."""
+    # The CLI uses no pydantic plugins; not scanning installed packages for them saves ~30 ms per run.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app(prog_name="derptool")
 
 
