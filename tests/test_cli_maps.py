@@ -131,3 +131,14 @@ def test_python_dash_m_and_version() -> None:
     proc = subprocess.run([sys.executable, "-m", "derptool", "--version"], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("derptool ")
+
+
+def test_derptool_map_environment_variable_names_the_map(tmp_path: Path) -> None:
+    path = tmp_path / "map.json"
+    node = {"Name": "a", "RegionID": 900, "HostName": "h.example"}
+    path.write_text(json.dumps({"Regions": {"900": {"RegionID": 900, "RegionCode": "own", "RegionName": "Own",
+                                                   "Nodes": [node]}}}))
+    result = runner.invoke(app, ["map", "-f", "json"], env={"DERPTOOL_MAP": str(path)})
+    assert result.exit_code == 0
+    assert list(json.loads(result.stdout)["Regions"]) == ["900"]
+    assert result.stderr == ""  # no fetch, no fallback notice
