@@ -14,7 +14,10 @@ from derptool import __version__
 from derptool.errors import DerptoolError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from derptool.derpmap import DERPMap
+    from derptool.fileio import FileSnapshot
     from derptool.sources import LoadedMap
 
 app = typer.Typer(
@@ -117,3 +120,44 @@ def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap
             warn(note)
         dmap = dmap.subset(res.region_ids)
     return loaded, dmap
+
+
+RegionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--region",
+        "-r",
+        metavar="SEL",
+        help="Only these regions: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
+    ),
+]
+
+CaFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-file",
+        metavar="PEM",
+        envvar="DERPTOOL_CA_FILE",
+        help="Also trust the CA certificates in this PEM file for TLS.",
+    ),
+]
+
+
+class InputFiles:
+    """The files a command was given, read one by one; unreadable ones are reported on stderr and counted."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.unreadable = 0
+
+    def __iter__(self) -> Iterator[tuple[str, FileSnapshot]]:
+        from derptool.fileio import read_file
+
+        for name in self.names:
+            try:
+                snap = read_file(name)
+            except DerptoolError as err:
+                report(err)
+                self.unreadable += 1
+                continue
+            yield ("<stdin>" if name == "-" else name), snap

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, warn
 
 
 class CheckFormat(StrEnum):
@@ -49,15 +49,7 @@ def check_command(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
     ] = False,
-    ca_file: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-file",
-            metavar="PEM",
-            envvar="DERPTOOL_CA_FILE",
-            help="Also trust the CA certificates in this PEM file.",
-        ),
-    ] = None,
+    ca_file: CaFileOption = None,
     timeout: Annotated[
         float,
         typer.Option(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, report
+from derptool.cli._common import InputFiles, app, handle_errors, report
 
 
 @app.command("fmt")
@@ -27,23 +27,18 @@ def fmt_command(
     --check, 1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax
     error without --check.
     """
-    from derptool.errors import DerptoolError, UsageError
-    from derptool.fileio import atomic_write, read_file
+    from derptool.errors import UsageError
+    from derptool.fileio import atomic_write
     from derptool.hujson.tool import format_document
 
     if write and "-" in files:
         raise UsageError("--write cannot be used with stdin ('-')")
     if write and check:
         raise UsageError("--write and --check cannot be used together")
-    unreadable = syntax = changed = 0
-    for name in _expand(files):
-        try:
-            snap = read_file(name)
-        except DerptoolError as err:
-            report(err)
-            unreadable += 1
-            continue
-        result = format_document(snap.data, "<stdin>" if name == "-" else name)
+    syntax = changed = 0
+    inputs = InputFiles(_expand(files))
+    for name, snap in inputs:
+        result = format_document(snap.data, name)
         if result.error is not None:
             report(result.error)
             syntax += 1
@@ -60,7 +55,7 @@ def fmt_command(
                 atomic_write(snap.path, result.formatted, expect=snap)
         elif not diff:
             typer.echo(result.formatted, nl=False)
-    if unreadable or (syntax and not check):
+    if inputs.unreadable or (syntax and not check):
         raise typer.Exit(2)
     if check and (changed or syntax):
         raise typer.Exit(1)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, load_selected
+from derptool.cli._common import CaFileOption, MapOption, RegionOption, app, handle_errors, load_selected
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -101,15 +101,6 @@ def _progress() -> Callable[[RegionResult], None] | None:
     return show
 
 
-RegionsOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--region",
-        "-r",
-        metavar="SEL",
-        help="Measure only these regions: ID, code, country, continent, 'all' (repeatable, or comma-separated).",
-    ),
-]
 DurationOption = Annotated[
     str,
     typer.Option(
@@ -137,7 +128,7 @@ ListenOption = Annotated[
 @handle_errors
 def latency_command(
     map_spec: MapOption = "default",
-    region: RegionsOption = None,
+    region: RegionOption = None,
     fmt: Annotated[LatencyFormat, typer.Option("--format", "-f", help="Output format.")] = LatencyFormat.table,
     timeout: DurationOption = "5s",
     https: Annotated[
@@ -158,16 +149,7 @@ def latency_command(
     every: EveryOption = None,
     listen: ListenOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
-    ca_file: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-file",
-            metavar="PEM",
-            envvar="DERPTOOL_CA_FILE",
-            hidden=True,
-            help="Also trust this CA for HTTPS probes.",
-        ),
-    ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, load_selected, warn
+from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
 
 
 class FragmentFormat(StrEnum):
@@ -27,15 +27,6 @@ class MapOutputFormat(StrEnum):
     headscale_yaml = "headscale-yaml"
 
 
-RegionOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--region",
-        "-r",
-        metavar="SEL",
-        help="Region selector: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
-    ),
-]
 
 
 @app.command("map")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, load_selected
+from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected
 
 
 class NatFormat(StrEnum):
@@ -21,12 +21,7 @@ class NatFormat(StrEnum):
 @handle_errors
 def nat_command(
     map_spec: MapOption = "default",
-    region: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--region", "-r", metavar="SEL", help="Probe STUN servers of these regions only (selector, repeatable)."
-        ),
-    ] = None,
+    region: RegionOption = None,
     fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
     timeout: Annotated[
         float,

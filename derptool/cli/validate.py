@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, report
+from derptool.cli._common import InputFiles, app, handle_errors
 
 
 class ProblemFormat(StrEnum):
@@ -34,20 +34,13 @@ def validate_command(
     Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
     """
     from derptool import render
-    from derptool.errors import DerptoolError
-    from derptool.fileio import read_file
     from derptool.policy import validate_bytes
 
     problems = []
-    unreadable = 0
-    for name in files:
-        try:
-            snap = read_file(name)
-        except DerptoolError as err:
-            report(err)
-            unreadable += 1
-            continue
-        problems.extend(validate_bytes(snap.data, "<stdin>" if name == "-" else name))
+    inputs = InputFiles(files)
+    for name, snap in inputs:
+        problems.extend(validate_bytes(snap.data, name))
+    unreadable = inputs.unreadable
     data = [p.to_dict() for p in problems]
     if fmt is ProblemFormat.json:
         typer.echo(render.problems_json(data))
