@@ -17,13 +17,9 @@ from derptool import hujson
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "data" / "tailscale-verdicts.json"
-if not CORPUS.exists():
-    CORPUS = HERE.parents[1] / "shared" / "data" / "tailscale-verdicts.json"
 
 
 def _cases() -> list[dict[str, Any]]:
-    if not CORPUS.exists():
-        return []
     cases: list[dict[str, Any]] = json.loads(CORPUS.read_text())["cases"]
     return cases
 

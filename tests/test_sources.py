@@ -18,7 +18,7 @@ from derptool import sources
 from derptool.errors import InputError, MapError, NetworkError
 from derptool.sources import load_map
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "headscale-derp"
+HEADSCALE = Path(__file__).resolve().parent / "data" / "headscale-derp"
 
 
 def own_region(rid: int = 900, code: str = "own") -> dict[str, Any]:
@@ -173,17 +173,16 @@ def test_policy_with_omit_default_regions(tmp_path: Path) -> None:
     assert sorted(load_map(str(path)).derp_map.regions) == [900]
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared/data/headscale-derp is not beside the repo")
 def test_headscale_yaml_examples() -> None:
-    example = load_map(str(SHARED / "headscale-derp-example.yaml"))
+    example = load_map(str(HEADSCALE / "headscale-derp-example.yaml"))
     assert 1 not in example.derp_map.regions and 900 in example.derp_map.regions
     node = example.derp_map.regions[900].nodes[0]  # type: ignore[union-attr]
     assert (node.host_name, node.ipv4, node.ipv6, node.stun_port) == (
         "myderp.example.com", "198.51.100.1", "2001:db8::1", 0)
-    custom = load_map(str(SHARED / "headscale-docs-custom-regions.yaml"))
+    custom = load_map(str(HEADSCALE / "headscale-docs-custom-regions.yaml"))
     assert sorted(custom.derp_map.regions) == [900, 901]
     assert custom.derp_map.regions[901].nodes[0].can_port80  # type: ignore[union-attr]
-    removal = load_map(str(SHARED / "headscale-docs-remove-region.yaml"))
+    removal = load_map(str(HEADSCALE / "headscale-docs-remove-region.yaml"))
     assert 1 not in removal.derp_map.regions and len(removal.derp_map.region_list()) == 27
 
 
