@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from derptool.derpmap import parse_derpmap  # noqa: E402
-from derptool.netcheck import measure  # noqa: E402
+from derptool.net.netcheck import measure  # noqa: E402
 
 REGIONS = 30
 NODES = 3
@@ -221,8 +221,8 @@ def main() -> int:
             # a second baseline: the interpreter plus every module the latency command imports, so what is
             # left is map loading, measuring and rendering
             imports = []
-            warm = ("import derptool.cli, derptool.derpmap, derptool.hujson, derptool.sources, derptool.geo, "
-                    "derptool.netcheck, derptool.render, tabulate")
+            warm = ("import derptool.cli, derptool.derpmap, derptool.hujson, derptool.derpmap.sources, "
+                    "derptool.derpmap.geo, derptool.net.netcheck, derptool.cli.latency, tabulate")
             for _ in range(max(3, args.rounds)):
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True, cwd=ROOT)

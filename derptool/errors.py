@@ -1,7 +1,22 @@
 """The one exception tree of derptool.
 
 Every error a user can cause is a :class:`DerptoolError`. The CLI prints it as
-``derptool: error: <message>`` and exits with :attr:`DerptoolError.exit_code`.
+``derptool: error: <message>`` (``file:line:col: message`` where the place is known) and exits with
+:attr:`DerptoolError.exit_code`::
+
+    DerptoolError                    exit 2 unless a subclass says otherwise
+    ├── UsageError                   a bad option value or combination (2)
+    │   └── SelectorError            a region selector matched nothing or is malformed (2)
+    ├── InputError                   input the command needs cannot be read or parsed (2)
+    │   ├── MapError                 a DERP map (or a policy's derpMap) is not valid (2)
+    │   └── ApplyError               a policy file cannot be edited as asked (2)
+    ├── ConcurrentChangeError        the file changed on disk while derptool worked on it (1)
+    ├── NetworkError                 a network failure prevented the job (3)
+    └── ProtocolError                a peer's bytes broke its protocol (2)
+        └── StunError                not a valid STUN message of the expected kind (also a ValueError)
+
+:class:`derptool.hujson.HuJSONError` is not part of the tree: the HuJSON library stands alone, and the CLI
+maps its errors (a ``ValueError`` with ``line``, ``column`` and ``offset``) to exit codes itself.
 """
 
 from __future__ import annotations
@@ -36,6 +51,10 @@ class UsageError(DerptoolError):
     exit_code = 2
 
 
+class SelectorError(UsageError):
+    """A region selector matched nothing or is malformed."""
+
+
 class InputError(DerptoolError):
     """Input the command needs could not be read or parsed (exit 2)."""
 
@@ -46,11 +65,29 @@ class MapError(InputError):
     """A DERP map (or a policy ``derpMap``) is not valid."""
 
 
-class SelectorError(UsageError):
-    """A region selector matched nothing or is malformed."""
+class ApplyError(InputError):
+    """A policy file cannot be edited as asked: its shape does not allow it (exit 2)."""
+
+
+class ConcurrentChangeError(DerptoolError):
+    """The file changed on disk between reading and writing it (exit 1: nothing was written)."""
+
+    exit_code = 1
 
 
 class NetworkError(DerptoolError):
     """A network failure prevented the job and nothing could stand in (exit 3)."""
 
     exit_code = 3
+
+
+class ProtocolError(DerptoolError):
+    """A peer sent bytes that break its protocol (a STUN reply, a DERP frame); the message says why."""
+
+
+class StunError(ValueError, ProtocolError):
+    """A packet is not a valid STUN message of the expected kind; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        ProtocolError.__init__(self, reason)
+        self.reason = reason

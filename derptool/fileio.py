@@ -16,13 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from derptool.errors import DerptoolError, InputError
-
-
-class ConcurrentChangeError(DerptoolError):
-    """The file changed on disk between reading and writing it (exit 1: nothing was written)."""
-
-    exit_code = 1
+from derptool.errors import ConcurrentChangeError, InputError
 
 
 @dataclass(frozen=True)

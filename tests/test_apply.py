@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from derptool import hujson
-from derptool.apply import ApplyResult, apply_grants, apply_omit, apply_region, omit_universe
 from derptool.cli import app
-from derptool.grants import plan_egress
+from derptool.derpmap.sources import load_snapshot
+from derptool.edit.document import ApplyResult
+from derptool.edit.grants import apply_grants, plan_egress
+from derptool.edit.omit import apply_omit, omit_universe, plan_omit
+from derptool.edit.region import apply_region, plan_region
 from derptool.policy.validate import validate_bytes
-from derptool.snippets import plan_omit, plan_region
-from derptool.sources import load_snapshot
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
@@ -150,7 +151,7 @@ def test_omit_keep_eu_on_every_policy(name: str, src: bytes) -> None:
         assert not result.changed and result.new_bytes == src
         return
     new_ids = [r.region_id for r in plan.omitted if str(r.region_id) not in old_regions]
-    from derptool.snippets import region_label
+    from derptool.edit.omit import region_label
 
     added = Counter(f"// {region_label(r)}".encode() for r in plan.omitted if r.region_id in new_ids)
     if "derpMap" not in before:
@@ -321,17 +322,17 @@ def test_cli_mode_kept(tmp_path: Path) -> None:
 
 
 def test_cli_concurrent_change_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import derptool.apply
+    import derptool.edit.omit
 
     p = write_policy(tmp_path)
-    real = derptool.apply.apply_omit
+    real = derptool.edit.omit.apply_omit
 
     def meddling(*args: Any, **kw: Any) -> ApplyResult:
         out = real(*args, **kw)
         p.write_bytes(REAL_WORLD + b"// someone else saved\n")
         return out
 
-    monkeypatch.setattr(derptool.apply, "apply_omit", meddling)
+    monkeypatch.setattr(derptool.edit.omit, "apply_omit", meddling)
     result = runner.invoke(app, ["omit", "-r", "nyc", "-m", "snapshot", "--apply", str(p)])
     assert result.exit_code == 1
     assert "changed on disk since it was read" in result.stderr

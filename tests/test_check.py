@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from derptool import check
 from derptool.cli import app
+from derptool.net import check
 from tests.support.derp_server import DerpServer
 from tests.support.stun_responder import StunResponder
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from derptool import hujson
 from derptool.cli import app
-from derptool.hujson.tool import format_document
+from derptool.cli.fmt import format_document
 
 runner = CliRunner()
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from derptool import hujson
 from derptool.cli import app
-from derptool.geo import geo_for
-from derptool.sources import load_snapshot
+from derptool.derpmap.geo import geo_for
+from derptool.derpmap.sources import load_snapshot
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from derptool import hujson
 from derptool.cli import app
+from derptool.edit.region import node_name
 from derptool.policy.validate import validate_bytes
-from derptool.snippets import node_name
 from tests.support.stun_responder import StunResponder
 
 runner = CliRunner()

@@ -79,7 +79,7 @@ def test_github_format(files: dict[str, Path]) -> None:
 
 
 def test_github_format_escapes() -> None:
-    from derptool.render import problems_github
+    from derptool.cli.validate import problems_github
 
     line = problems_github([{"file": "a,b:c.hujson", "line": 1, "column": 2, "severity": "error",
                              "message": "100% bad\nnext"}])
@@ -136,7 +136,7 @@ def test_examples_are_valid_and_warning_free(example: Path) -> None:
 
 def test_examples_cover_the_real_cases() -> None:
     from derptool import hujson
-    from derptool.sources import load_snapshot
+    from derptool.derpmap.sources import load_snapshot
 
     names = {p.name for p in EXAMPLES}
     assert {"eu-only-derp.hujson", "self-hosted-derp.hujson", "regional-exit-nodes.hujson",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from derptool.derpmap import DERPMap, merge, parse_derpmap
+from derptool.derpmap.geo import CONTINENTS, describe_regions, eu_members, geo_for, resolve
 from derptool.errors import SelectorError
-from derptool.geo import CONTINENTS, describe_regions, eu_members, geo_for, resolve
 
 # Rough bounding boxes (lat_min, lat_max, lon_min, lon_max) of each country in the table. A region's
 # published coordinates must fall inside the box of the country the table gives it: this catches a

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from derptool.cli import app
 from derptool.derpmap import DERPMap, parse_derpmap
-from derptool.snippets import headscale_data, render_headscale_yaml
-from derptool.sources import load_map, load_snapshot
+from derptool.derpmap.headscale import headscale_data, render_headscale_yaml
+from derptool.derpmap.sources import load_map, load_snapshot
 
 runner = CliRunner()
 

@@ -102,8 +102,7 @@ def test_errors(src: bytes, line: int, column: int, message: str) -> None:
     assert str(err) == f"hujson: line {line}, column {column}: {message}"
     assert position(src, err.offset or 0) == (line, column)
     assert isinstance(err, ValueError)
-    assert isinstance(err, DerptoolError)
-    assert err.exit_code == 2
+    assert not isinstance(err, DerptoolError)  # the HuJSON library stands alone
 
 
 def test_error_with_file() -> None:
@@ -161,7 +160,7 @@ def test_offsets() -> None:
         assert hujson.loads(raw) == hujson.loads(node.pack())
         if name is not None:
             assert src[name.start_offset:name.end_offset] == b'"' + ptr.rsplit("/", 1)[1].encode() + b'"'
-    act = v.find("/acls/0/action")
+    act = hujson.find(v, "/acls/0/action")
     assert act is not None
     assert position(src, act.start_offset) == (4, 14)
     name = hujson.find_name(v, "/acls/0/action")
@@ -175,7 +174,7 @@ def test_offsets() -> None:
 def test_clone_is_deep() -> None:
     v = parse(b'{"a": [1, {"b": 2}]}')
     c = v.clone()
-    node = c.find("/a/1/b")
+    node = hujson.find(c, "/a/1/b")
     assert node is not None
     node.value = Literal(b"3")
     assert v.pack() == b'{"a": [1, {"b": 2}]}' and c.pack() == b'{"a": [1, {"b": 3}]}'
@@ -212,15 +211,15 @@ def test_literal_helpers() -> None:
     assert [Literal(x).kind for x in (b"null", b"true", b"false", b'""', b"-1")] == ["n", "t", "f", '"', "0"]
 
 
-def test_value_methods_edit_in_place() -> None:
+def test_value_functions_edit_in_place() -> None:
     v = parse(b"[1, /*c*/ 2,]")
-    v.standardize()
-    assert v.pack() == b"[1,       2 ]" and v.is_standard()
+    hujson.standardize_value(v)
+    assert v.pack() == b"[1,       2 ]" and hujson.is_standard_value(v)
     v = parse(b"[1, /*c*/ 2,]")
-    v.minimize()
+    hujson.minimize_value(v)
     assert v.pack() == b"[1,2]"
     v = parse(b'{"a":1}')
-    v.format()
+    hujson.format_value(v)
     assert v.pack() == b'{"a": 1}\n'
-    v.patch([{"op": "add", "path": "/b", "value": 2}])
-    assert v.to_python() == {"a": 1, "b": 2}
+    hujson.patch_value(v, [{"op": "add", "path": "/b", "value": 2}])
+    assert hujson.loads(v.pack()) == {"a": 1, "b": 2}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from derptool.cli import app
 from derptool.derpmap import parse_derpmap
-from derptool.mapdiff import diff_maps
+from derptool.derpmap.diff import diff_maps
 
 runner = CliRunner()
 

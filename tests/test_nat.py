@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from derptool import nat, natprobe
 from derptool.cli import app
 from derptool.derpmap import parse_derpmap
+from derptool.net import nat, natprobe
 from tests.support.stun_responder import StunResponder
 
 E = nat.Endpoint.parse

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from derptool.derpmap import DERPMap, parse_derpmap
-from derptool.netcheck import Report, measure
+from derptool.net.netcheck import Report, measure
 from tests.support.stun_responder import Endpoint, StunResponder
 
 # -- helpers shared with test_cli_latency ---------------------------------------------------------
@@ -414,9 +414,9 @@ def test_auto_families_skip_what_the_machine_cannot_use(monkeypatch: pytest.Monk
                                                         responder: StunResponder) -> None:
     import ipaddress
 
-    from derptool.netcheck.udp import StunSocket
+    from derptool.net.stunclient import StunSocket
 
-    monkeypatch.setattr("derptool.netcheck.engine.usable_families", lambda: set())
+    monkeypatch.setattr("derptool.net.netcheck.engine.usable_families", lambda: set())
     real_send = StunSocket.send
 
     def guarded(self: StunSocket, ip: str, port: int) -> Any:

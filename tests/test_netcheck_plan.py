@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from derptool.derpmap import parse_derpmap
-from derptool.netcheck import Probe, RegionResult, make_plan, preferred_region
+from derptool.net.netcheck import Probe, RegionResult, make_plan, preferred_region
 
 
 def _node(name: str, rid: int, **kw: Any) -> dict[str, Any]:

@@ -14,9 +14,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from derptool import sources
+from derptool.derpmap import sources
+from derptool.derpmap.sources import load_map
 from derptool.errors import InputError, MapError, NetworkError
-from derptool.sources import load_map
 
 HEADSCALE = Path(__file__).resolve().parent / "data" / "headscale-derp"
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derptool import stun
 from derptool.errors import DerptoolError
-from derptool.stun import BindingResponse, StunError
+from derptool.net import stun
+from derptool.net.stun import BindingResponse, StunError
 from tests.support import stun_responder
 
 TXID = bytes(range(1, 13))

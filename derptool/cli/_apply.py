@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import typer
 
-from derptool.apply import Editor
 from derptool.cli._common import warn
+from derptool.cli._output import unified_diff
+from derptool.edit.document import Editor
 from derptool.fileio import FileSnapshot
 
 
-def unified_diff(old: bytes, new: bytes, name: str) -> str:
-    """A unified diff of two versions of a file (empty when they are equal)."""
-    a = old.decode("utf-8", "replace").splitlines(keepends=True)
-    b = new.decode("utf-8", "replace").splitlines(keepends=True)
+def edit_diff(old: bytes, new: bytes, name: str) -> str:
+    """The ``--diff`` of an edit: ``a/NAME`` and ``b/NAME`` headers (the bare path when it is absolute)."""
     prefix = ("", "") if name.startswith("/") else ("a/", "b/")
-    lines = list(difflib.unified_diff(a, b, fromfile=f"{prefix[0]}{name}", tofile=f"{prefix[1]}{name}"))
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return unified_diff(old, new, f"{prefix[0]}{name}", f"{prefix[1]}{name}")
 
 
 def refuse_stdin(path: Path) -> None:
@@ -61,7 +58,7 @@ def run_apply(path: Path, edit: Editor, *, diff: bool, snap: FileSnapshot | None
     for note in result.notes:
         warn(note)
     if diff:
-        text = unified_diff(snap.data, result.new_bytes, str(path))
+        text = edit_diff(snap.data, result.new_bytes, str(path))
         if text:
             typer.echo(text, nl=False)
         warn(f"{result.summary} (--diff: nothing written)" if result.changed else result.summary)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from derptool.derpmap import DERPMap
+    from derptool.derpmap.sources import LoadedMap
     from derptool.fileio import FileSnapshot
-    from derptool.sources import LoadedMap
+    from derptool.hujson import HuJSONError
 
 app = typer.Typer(
     name="derptool",
@@ -54,15 +55,15 @@ def warn(message: str) -> None:
     print(f"derptool: {message}", file=sys.stderr)
 
 
-def report(err: DerptoolError) -> None:
+def report(err: DerptoolError | HuJSONError) -> None:
     """Print *err* as one ``derptool: error:`` line on stderr."""
     print(f"derptool: error: {err}", file=sys.stderr)
 
 
-def fail(err: DerptoolError) -> typer.Exit:
-    """Print *err* as one line on stderr and return the ``typer.Exit`` to raise."""
+def fail(err: DerptoolError | HuJSONError) -> typer.Exit:
+    """Print *err* as one line on stderr and return the ``typer.Exit`` to raise (a HuJSON error is bad input: 2)."""
     report(err)
-    return typer.Exit(err.exit_code)
+    return typer.Exit(err.exit_code if isinstance(err, DerptoolError) else 2)
 
 
 def handle_errors(func: F) -> F:
@@ -74,6 +75,12 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except DerptoolError as err:
             raise fail(err) from None
+        except ValueError as err:
+            from derptool.hujson import HuJSONError
+
+            if isinstance(err, HuJSONError):
+                raise fail(err) from None
+            raise
         except KeyboardInterrupt:
             print("derptool: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
@@ -109,8 +116,8 @@ def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap
 
     Notices (fallback source, ambiguous selectors) go to stderr.
     """
-    from derptool.geo import resolve
-    from derptool.sources import load_map
+    from derptool.derpmap.geo import resolve
+    from derptool.derpmap.sources import load_map
 
     loaded = load_map(map_spec, notice=warn)
     dmap = loaded.derp_map

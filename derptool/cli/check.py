@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, warn
+from derptool.cli._output import table, to_json
 
 
 class CheckFormat(StrEnum):
@@ -63,14 +64,14 @@ def check_command(
     Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 bad input, 3 the map could
     not be had.
     """
-    from derptool import check, render
+    from derptool.net import check
 
     node = check.parse_target(target, stun_port=stun_port, derp_port=derp_port)
     if node is not None:
         targets = [node]
     else:
-        from derptool.geo import resolve
-        from derptool.sources import load_map
+        from derptool.derpmap.geo import resolve
+        from derptool.derpmap.sources import load_map
 
         loaded = load_map(map_spec, notice=warn)
         res = resolve([target], loaded.derp_map)
@@ -83,6 +84,29 @@ def check_command(
             raise UsageError(f"the regions selected by {target!r} have no nodes to check")
     report = check.run(target, targets, timeout=timeout, ca_file=ca_file, insecure=insecure)
     data = report.to_data()
-    typer.echo(render.to_json(data) if fmt is CheckFormat.json else render.check_text(data))
+    typer.echo(to_json(data) if fmt is CheckFormat.json else check_text(data))
     if not report.ok:
         raise typer.Exit(1)
+
+
+def check_text(data: dict[str, Any]) -> str:
+    """``derptool check`` as text: one table per node (check, status, detail) and a verdict line.
+
+    *data* is :meth:`derptool.net.check.CheckReport.to_data`.
+    """
+    out: list[str] = []
+    for node in data["nodes"]:
+        where = node["host"] + (f" ({node['address']})" if node.get("address") else "")
+        title = f"{node['node']}: {where}" if node.get("node") else where
+        out.append(title)
+        out.append(table(
+            [[c["name"], c["status"].upper(), c["detail"]] for c in node["checks"]],
+            ["CHECK", "STATUS", "DETAIL"],
+        ))
+        if node.get("public_key"):
+            out.append(f"server public key: {node['public_key']}")
+        out.append("")
+    counts = data["counts"]
+    verdict = "all checks passed" if data["ok"] else "some checks FAILED"
+    out.append(f"{verdict}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    return "\n".join(out)

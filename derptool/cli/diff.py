@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from derptool.cli._common import app, handle_errors, warn
+from derptool.cli._output import table, to_json
 
 
 class DiffFormat(StrEnum):
@@ -31,10 +33,9 @@ def diff_command(
     Exit status: 0 when the maps are the same, 1 when they differ.
     Example: 'derptool diff saved-map.json default' (did the public map change since my allow-list?).
     """
-    from derptool import render
+    from derptool.derpmap.diff import diff_maps
+    from derptool.derpmap.sources import load_map
     from derptool.errors import UsageError
-    from derptool.mapdiff import diff_maps
-    from derptool.sources import load_map
 
     if old == "-" and new == "-":
         raise UsageError("only one of OLD and NEW can be '-' (stdin)")
@@ -43,11 +44,30 @@ def diff_command(
     diff = diff_maps(old_map.derp_map, new_map.derp_map)
     if fmt is DiffFormat.json:
         data = {"old": old_map.description, "new": new_map.description, **diff.to_data()}
-        typer.echo(render.to_json(data))
+        typer.echo(to_json(data))
     elif diff.same:
         typer.echo(f"no differences ({old_map.description} and {new_map.description})")
     else:
-        typer.echo(render.map_diff_table(diff.rows()))
-        typer.echo(f"\n{render.map_diff_summary(diff.to_data())} ({old_map.description} -> {new_map.description})")
+        typer.echo(map_diff_table(diff.rows()))
+        typer.echo(f"\n{map_diff_summary(diff.to_data())} ({old_map.description} -> {new_map.description})")
     if not diff.same:
         raise typer.Exit(1)
+
+
+def map_diff_table(rows: Sequence[Sequence[str]]) -> str:
+    """``derptool diff`` rows (change, region, node, field, old, new) as a table."""
+    return table(rows, ["CHANGE", "REGION", "NODE", "FIELD", "OLD", "NEW"])
+
+
+def map_diff_summary(data: dict[str, Any]) -> str:
+    """One line counting what changed; *data* is :meth:`derptool.derpmap.diff.MapDiff.to_data`."""
+    nodes_added = sum(len(r["nodes_added"]) for r in data["regions_changed"])
+    nodes_removed = sum(len(r["nodes_removed"]) for r in data["regions_changed"])
+    nodes_changed = sum(len(r["nodes_changed"]) for r in data["regions_changed"])
+    parts = [
+        f"{len(data['regions_added'])} regions added",
+        f"{len(data['regions_removed'])} removed",
+        f"{len(data['regions_changed'])} changed",
+        f"nodes: {nodes_added} added, {nodes_removed} removed, {nodes_changed} changed",
+    ]
+    return ", ".join(parts)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from derptool.cli._common import InputFiles, app, handle_errors, report
+from derptool.cli._output import unified_diff
+
+if TYPE_CHECKING:
+    from derptool import hujson
 
 
 @app.command("fmt")
@@ -29,7 +34,6 @@ def fmt_command(
     """
     from derptool.errors import UsageError
     from derptool.fileio import atomic_write
-    from derptool.hujson.tool import format_document
 
     if write and "-" in files:
         raise UsageError("--write cannot be used with stdin ('-')")
@@ -73,3 +77,38 @@ def _expand(names: list[str]) -> list[str]:
         else:
             out.append(name)
     return out
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """The outcome of formatting one document named *name*.
+
+    ``formatted`` is ``None`` and ``error`` is set (with ``file`` = *name*) when the text does not parse.
+    """
+
+    name: str
+    original: bytes
+    formatted: bytes | None
+    error: hujson.HuJSONError | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when formatting changes the bytes (False for a syntax error)."""
+        return self.formatted is not None and self.formatted != self.original
+
+    def diff(self) -> str:
+        """A unified diff from the original to the formatted text (empty when unchanged)."""
+        if not self.changed:
+            return ""
+        assert self.formatted is not None
+        return unified_diff(self.original, self.formatted, f"{self.name}.orig", self.name)
+
+
+def format_document(data: bytes, name: str) -> FormatResult:
+    """Format *data* (HuJSON) as ``hujson.format`` does, never raising for a syntax error."""
+    from derptool import hujson
+
+    try:
+        return FormatResult(name, data, hujson.format(data))
+    except hujson.HuJSONError as err:
+        return FormatResult(name, data, None, err.with_file(name))

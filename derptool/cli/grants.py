@@ -71,13 +71,13 @@ def grants_command(
     """
     from derptool import __version__
     from derptool.cli._apply import require_apply
-    from derptool.grants import plan_egress, render_egress_hujson, render_egress_json
+    from derptool.edit.grants import plan_egress, render_egress_hujson, render_egress_json
 
     require_apply(apply, diff=diff)
     plan = plan_egress(src, via, dst, owners=owner, ip=ip)
     if apply is not None:
-        from derptool.apply import apply_grants
         from derptool.cli._apply import run_apply
+        from derptool.edit.grants import apply_grants
 
         run_apply(apply, lambda data, name: apply_grants(data, plan, file=name), diff=diff)
         return

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from derptool.cli._common import CaFileOption, MapOption, RegionOption, app, handle_errors, load_selected
+from derptool.cli._output import table, to_json, yes_no
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
-    from derptool.netcheck import RegionResult, Report
+    from derptool.net.netcheck import RegionResult, Report
 
 
 class LatencyFormat(StrEnum):
@@ -155,8 +156,8 @@ def latency_command(
 
     Exit status: 0 when at least one region answered, 1 when none did.
     """
-    from derptool import render
-    from derptool.netcheck import measure
+    from derptool.net.netcheck import measure
+    from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
@@ -171,9 +172,9 @@ def latency_command(
     loaded, dmap = load_selected(map_spec, region)
 
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
-        LatencyFormat.table: render.latency_table,
-        LatencyFormat.json: render.latency_json,
-        LatencyFormat.prometheus: render.latency_prometheus,
+        LatencyFormat.table: latency_table,
+        LatencyFormat.json: latency_json,
+        LatencyFormat.prometheus: exposition,
     }
     metrics: list[str] = []
     server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
@@ -198,7 +199,7 @@ def latency_command(
             previous = report.preferred_region
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
-            metrics.append(render.latency_prometheus(report))
+            metrics.append(exposition(report))
             del metrics[:-1]
             text = renderers[fmt](report)
             if redraw:
@@ -217,3 +218,45 @@ def latency_command(
             server.server_close()
     if not report.reachable:
         raise typer.Exit(1)
+
+
+_BAR_WIDTH = 24
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _bar(value: float | None, scale: float) -> str:
+    if value is None or scale <= 0:
+        return ""
+    eighths = max(1, round(value / scale * _BAR_WIDTH * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else "")
+
+
+def latency_table(report: Report) -> str:
+    """The latency report as text: a summary, then one row per region (sorted) with a bar."""
+    pref = report.preferred
+    out = [f"Nearest DERP: {pref.name} ({pref.code}, region {pref.id})" if pref else "Nearest DERP: none"]
+    v4 = f"yes, {report.global_v4}" if report.ipv4 else "no"
+    v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
+    out.append(f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
+               f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}")
+    out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
+               f"(map: {report.map_source})")
+    scale = max((r.latency_ms for r in report.reachable if r.latency_ms is not None), default=0.0)
+    rows = []
+    for r in report.regions:
+        note = r.error or ("Avoid: never preferred" if r.avoid else "")
+        rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
+                     _ms(r.latency_ms), r.method or "-", r.node or "-",
+                     " ".join(x for x in (_bar(r.latency_ms, scale), note) if x)])
+    out.append("")
+    out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
+    return "\n".join(out)
+
+
+def latency_json(report: Report) -> str:
+    """The latency report as the JSON object of the DESIGN.md contract."""
+    return to_json(report.to_data())

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
+from derptool.cli._output import table, to_json
 
 
 class FragmentFormat(StrEnum):
@@ -39,23 +40,22 @@ def map_command(
     ] = MapOutputFormat.table,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags."""
-    from derptool import render
-    from derptool.geo import describe_regions
+    from derptool.derpmap.geo import describe_regions
 
     loaded, dmap = load_selected(map_spec, region)
     if fmt is MapOutputFormat.json:
-        typer.echo(render.to_json(dmap.to_data()))
+        typer.echo(to_json(dmap.to_data()))
         return
     if fmt is MapOutputFormat.headscale_yaml:
         from derptool import __version__
-        from derptool.snippets import render_headscale_yaml
+        from derptool.derpmap.headscale import render_headscale_yaml
 
         header = [f"derptool {__version__}: DERP map ({loaded.description}) for headscale's derp.paths"]
         typer.echo(render_headscale_yaml(dmap, header=header), nl=False)
         return
     rows = describe_regions(dmap)
     typer.echo(
-        render.table(
+        table(
             [
                 [r.id, r.code, r.name, r.country, r.continent, r.nodes, " ".join(r.hosts), " ".join(r.flags)]
                 for r in rows
@@ -104,15 +104,15 @@ def omit_command(
     """
     from derptool import __version__
     from derptool.cli._apply import read_policy, require_apply
-    from derptool.snippets import plan_omit, render_omit_hujson, render_omit_json
-    from derptool.sources import load_map
+    from derptool.derpmap.sources import load_map
+    from derptool.edit.omit import plan_omit, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
     snap = read_policy(apply) if apply is not None else None
     loaded = load_map(map_spec, notice=warn)
     if apply is not None and snap is not None:
-        from derptool.apply import apply_omit, omit_universe
         from derptool.cli._apply import run_apply
+        from derptool.edit.omit import apply_omit, omit_universe
 
         universe = omit_universe(loaded.derp_map, snap.data, file=str(apply))
         plan = plan_omit(universe, omit=region, keep=keep, allow_empty=allow_empty)
@@ -137,7 +137,8 @@ def omit_command(
     )
     if fmt is FragmentFormat.headscale_yaml:
         from derptool.derpmap import DERPMap
-        from derptool.snippets import region_label, render_headscale_yaml
+        from derptool.derpmap.headscale import render_headscale_yaml
+        from derptool.edit.omit import region_label
 
         overlay = DERPMap(Regions={r.region_id: None for r in plan.omitted})
         header = [

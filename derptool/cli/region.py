@@ -74,21 +74,16 @@ def add_command(
     """
     from derptool import __version__
     from derptool.cli._apply import require_apply
-    from derptool.snippets import (
-        plan_region,
-        region_derpmap,
-        render_headscale_yaml,
-        render_region_hujson,
-        render_region_json,
-    )
+    from derptool.derpmap.headscale import render_headscale_yaml
+    from derptool.edit.region import plan_region, region_derpmap, render_region_hujson, render_region_json
 
     require_apply(apply, diff=diff)
     plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default)
     for note in plan.notes:
         warn(note)
     if apply is not None:
-        from derptool.apply import apply_region
         from derptool.cli._apply import run_apply
+        from derptool.edit.region import apply_region
 
         run_apply(apply, lambda data, name: apply_region(data, plan, file=name), diff=diff)
         return

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from derptool.cli._common import InputFiles, app, handle_errors
+from derptool.cli._output import to_json
 
 
 class ProblemFormat(StrEnum):
@@ -33,7 +35,6 @@ def validate_command(
 
     Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
     """
-    from derptool import render
     from derptool.policy import validate_bytes
 
     problems = []
@@ -43,11 +44,11 @@ def validate_command(
     unreadable = inputs.unreadable
     data = [p.to_dict() for p in problems]
     if fmt is ProblemFormat.json:
-        typer.echo(render.problems_json(data))
+        typer.echo(problems_json(data))
     elif data:
-        typer.echo(render.problems_github(data) if fmt is ProblemFormat.github else render.problems_text(data))
+        typer.echo(problems_github(data) if fmt is ProblemFormat.github else problems_text(data))
     if fmt is ProblemFormat.text:
-        print(f"derptool: {render.problems_summary(data, len(files) - unreadable)}", file=sys.stderr)
+        print(f"derptool: {problems_summary(data, len(files) - unreadable)}", file=sys.stderr)
     if unreadable:
         raise typer.Exit(2)
     failing = [p for p in problems if p.severity == "error" or strict]
@@ -90,3 +91,44 @@ def schema_command(
         for target in stale:
             print(f"derptool: {target} is missing or stale: run 'derptool schema --out {out}'", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def problems_text(problems: Sequence[Mapping[str, Any]]) -> str:
+    """``file:line:col: severity: message``, one line per problem."""
+    return "\n".join(f"{p['file']}:{p['line']}:{p['column']}: {p['severity']}: {p['message']}" for p in problems)
+
+
+def problems_json(problems: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list of problem objects (the ``derptool validate --format json`` contract)."""
+    keys = ("file", "line", "column", "severity", "path", "message")
+    return to_json([{k: p[k] for k in keys} for p in problems])
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def problems_github(problems: Sequence[Mapping[str, Any]]) -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C::message`` (``::warning`` likewise)."""
+    return "\n".join(
+        f"::{p['severity']} file={_gh_property(str(p['file']))},line={p['line']},col={p['column']}::"
+        f"{_gh_data(str(p['message']))}"
+        for p in problems
+    )
+
+
+def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:
+    """``2 errors, 1 warning in 3 files`` (or ``no problems in 3 files``)."""
+    errors = sum(1 for p in problems if p["severity"] == "error")
+    warnings = len(problems) - errors
+    where = f"in {files} file{'s' if files != 1 else ''}"
+    if not problems:
+        return f"no problems {where}"
+    parts = [f"{errors} error{'s' if errors != 1 else ''}"] if errors else []
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"{', '.join(parts)} {where}"

@@ -10,12 +10,17 @@ Text API (bytes in and out; ``str`` input is encoded as UTF-8)::
     loads(src) -> Any            # plain Python data, exact integers
     find(src_or_value, pointer) -> Value | None
 
-Every rejection raises :class:`HuJSONError` (a ``ValueError`` and a ``DerptoolError``, exit code 2) with
-``.line``, ``.column`` (1-based, columns in bytes) and ``.offset`` (0-based byte offset).
+Tree API (a :class:`Value` edited in place, as Go's methods do)::
+
+    standardize_value(v), minimize_value(v), format_value(v), patch_value(v, patch), is_standard_value(v)
+
+Every rejection raises :class:`HuJSONError` (a ``ValueError``) with ``.line``, ``.column`` (1-based, columns
+in bytes) and ``.offset`` (0-based byte offset). The package imports nothing outside the standard library,
+so it can ship on its own.
 
 Positions for tools that report problems (e.g. policy validation): every :class:`Value` from
 :func:`parse` has ``start_offset``/``end_offset``, the byte span of the trimmed value in the source.
-:func:`position` turns an offset into ``(line, column)``. ``Value.find(pointer)`` gives the value at a
+:func:`position` turns an offset into ``(line, column)``. ``find(value, pointer)`` gives the value at a
 JSON Pointer, :func:`find_name` the member-name ``Value`` (to point at a key), and ``Value.walk()``
 yields ``(pointer, value, name_value_or_None)`` for every value in the tree. ``Value.all()`` walks
 every value (member names included). A trailing comma is ``Object/Array.trailing_comma`` (Go encodes it
@@ -42,11 +47,18 @@ from __future__ import annotations
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.decode import loads
 from derptool.hujson.errors import HuJSONError, position
-from derptool.hujson.format import format
+from derptool.hujson.format import format, format_value
 from derptool.hujson.parse import parse
-from derptool.hujson.patch import patch
+from derptool.hujson.patch import patch, patch_value
 from derptool.hujson.pointer import find, find_name
-from derptool.hujson.standard import is_standard, minimize, standardize
+from derptool.hujson.standard import (
+    is_standard,
+    is_standard_value,
+    minimize,
+    minimize_value,
+    standardize,
+    standardize_value,
+)
 
 __all__ = [
     "Array",
@@ -58,11 +70,16 @@ __all__ = [
     "find",
     "find_name",
     "format",
+    "format_value",
     "is_standard",
+    "is_standard_value",
     "loads",
     "minimize",
+    "minimize_value",
     "parse",
     "patch",
+    "patch_value",
     "position",
     "standardize",
+    "standardize_value",
 ]

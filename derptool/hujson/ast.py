@@ -193,48 +193,6 @@ class Value:
                 for i in range(len(t.elements) - 1, -1, -1):
                     stack.append((f"{ptr}/{i}", t.elements[i], None))
 
-    def find(self, pointer: str) -> Value | None:
-        """The value at JSON Pointer *pointer* (RFC 6901), or ``None`` if absent or invalid."""
-        from derptool.hujson.pointer import find
-
-        return find(self, pointer)
-
-    def is_standard(self) -> bool:
-        """True when every extra is whitespace only and there is no trailing comma."""
-        from derptool.hujson.standard import is_standard_value
-
-        return is_standard_value(self)
-
-    def standardize(self) -> None:
-        """Standardize in place (comments and trailing commas become spaces), then update offsets."""
-        from derptool.hujson.standard import standardize_value
-
-        standardize_value(self)
-
-    def minimize(self) -> None:
-        """Minimize in place (no extras, no trailing commas), then update offsets."""
-        from derptool.hujson.standard import minimize_value
-
-        minimize_value(self)
-
-    def format(self) -> None:
-        """Format in place as Go's ``Value.Format`` does, then update offsets."""
-        from derptool.hujson.format import format_value
-
-        format_value(self)
-
-    def patch(self, patch: str | bytes | list[Any]) -> None:
-        """Apply an RFC 6902 patch in place, all or nothing; offsets are not updated (as in Go)."""
-        from derptool.hujson.patch import patch_value
-
-        patch_value(self, patch)
-
-    def to_python(self) -> Any:
-        """The plain Python data of this value (see :func:`derptool.hujson.loads`)."""
-        from derptool.hujson.decode import loads
-
-        return loads(self.pack())
-
 
 def _push_composite(t: Object | Array, stack: list[Any]) -> None:
     """Push the inside of *t* (reversed) for the iterative walks; the opening bracket is consumed."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from derptool.errors import DerptoolError
-
 
 def position(src: bytes, offset: int) -> tuple[int, int]:
     """1-based ``(line, column)`` of byte *offset* in *src*; columns count bytes, as Go does."""
@@ -13,7 +11,7 @@ def position(src: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
-class HuJSONError(ValueError, DerptoolError):
+class HuJSONError(ValueError):
     """Invalid HuJSON text, JSON Pointer or patch.
 
     ``str(err)`` is the Go message (``hujson: line L, column C: <reason>``). Syntax errors carry
@@ -22,13 +20,19 @@ class HuJSONError(ValueError, DerptoolError):
     ``reason`` is the message without prefix. With ``file`` set, ``str`` gives ``FILE:L:C: reason``.
     """
 
-    exit_code = 2
-
     def __init__(self, reason: str, *, offset: int | None = None, line: int | None = None,
                  column: int | None = None, file: str | None = None) -> None:
-        DerptoolError.__init__(self, reason, file=file, line=line, column=column)
+        super().__init__(reason)
         self.reason = reason
         self.offset = offset
+        self.line = line
+        self.column = column
+        self.file = file
+
+    def location(self) -> str:
+        """``file:line:col`` (as much of it as is known), or an empty string."""
+        parts = [p for p in (self.file, self.line, self.column) if p is not None]
+        return ":".join(str(p) for p in parts)
 
     @classmethod
     def at(cls, src: bytes, offset: int, reason: str) -> HuJSONError:

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from derptool.derpmap import DERPMap, DERPNode, DERPRegion, merge, parse_derpmap
+from derptool.derpmap import DERPMap, merge, parse_derpmap
 from derptool.errors import DerptoolError, InputError, MapError, NetworkError
 
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
@@ -259,7 +259,7 @@ def _looks_like_json(text: bytes) -> bool:
 
 
 def decode_document(data: bytes, name: str) -> Any:
-    """Decode a file's bytes as HuJSON (JSON with comments), or as YAML when it does not look like JSON.
+    """Decode a file's bytes as HuJSON (JSON with comments), or as headscale YAML when it does not look like JSON.
 
     Plain JSON (the common case for DERP maps) is decoded by the standard library without importing the
     HuJSON parser.
@@ -274,109 +274,14 @@ def decode_document(data: bytes, name: str) -> Any:
         try:
             return hujson.loads(data)
         except hujson.HuJSONError as err:
-            raise InputError(f"{name}:{err.line}:{err.column}: {_strip_hujson_prefix(str(err))}") from None
-    return _load_yaml(data, name)
+            raise InputError(f"invalid HuJSON: {err.reason}", file=name, line=err.line, column=err.column) from None
+    from derptool.derpmap.headscale import load_yaml
+
+    return load_yaml(data, name)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _strip_hujson_prefix(message: str) -> str:
-    # "hujson: line 3, column 5: invalid ..." -> "invalid HuJSON: invalid ..."
-    _, sep, rest = message.partition(": line ")
-    if sep:
-        _, _, tail = rest.partition(": ")
-        return f"invalid HuJSON: {tail}"
-    return message
-
-
-def _load_yaml(data: bytes, name: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.load(data, Loader=yaml.BaseLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-        raise InputError(f"{where}: invalid YAML: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{name}: invalid YAML: {err}") from None
-
-
-_TRUE = {"true", "yes", "on"}
-_FALSE = {"false", "no", "off"}
-
-
-def _coerce_scalar(value: Any, kind: type) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if kind is bool and text.lower() in _TRUE | _FALSE:
-        return text.lower() in _TRUE
-    if kind is int:
-        try:
-            return int(text, 10)
-        except ValueError:
-            return value
-    if kind is float:
-        try:
-            return float(text)
-        except ValueError:
-            return value
-    return value
-
-
-def _field_kinds(model: type[DERPNode] | type[DERPRegion]) -> dict[str, type]:
-    kinds: dict[str, type] = {}
-    for name, field in model.model_fields.items():
-        ann = field.annotation
-        if ann in (str, int, bool, float):
-            kinds[(field.alias or name).lower()] = ann  # type: ignore[assignment]
-    return kinds
-
-
-def _coerce_yaml_map(data: Any) -> Any:
-    """Give headscale YAML (read as all-strings) the JSON types of tailcfg's fields."""
-    if not isinstance(data, Mapping):
-        return data
-    node_kinds = _field_kinds(DERPNode)
-    region_kinds = _field_kinds(DERPRegion)
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        lk = str(key).lower()
-        if lk == "regions" and isinstance(value, Mapping):
-            regions: dict[Any, Any] = {}
-            for rid, region in value.items():
-                if region in ("", "null", "~", "Null", "NULL"):
-                    regions[rid] = None
-                    continue
-                if not isinstance(region, Mapping):
-                    regions[rid] = region
-                    continue
-                r: dict[str, Any] = {}
-                for rk, rv in region.items():
-                    rkl = str(rk).lower()
-                    if rkl == "nodes" and isinstance(rv, list):
-                        r[rk] = [
-                            {nk: _coerce_scalar(nv, node_kinds.get(str(nk).lower(), str)) for nk, nv in n.items()}
-                            if isinstance(n, Mapping) else n
-                            for n in rv
-                        ]
-                    else:
-                        r[rk] = _coerce_scalar(rv, region_kinds.get(rkl, str))
-                regions[rid] = r
-            out[key] = regions
-        elif lk == "omitdefaultregions":
-            out[key] = _coerce_scalar(value, bool)
-        elif lk == "homeparams" and isinstance(value, Mapping):
-            out[key] = {
-                hk: {sk: _coerce_scalar(sv, float) for sk, sv in hv.items()} if isinstance(hv, Mapping) else hv
-                for hk, hv in value.items()
-            }
-        else:
-            out[key] = value
-    return out
 
 
 def classify(data: Any) -> Literal["derpmap", "policy", "unknown"]:
@@ -395,10 +300,7 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
     """Build a map from a document's bytes; overlays (policy ``derpMap``, null regions) go over ``base()``."""
     if not data.strip():
         raise MapError(f"{name}: empty; expected a DERP map JSON, a policy file or headscale DERP YAML")
-    is_yaml = not _looks_like_json(data)
     doc = decode_document(data, name)
-    if is_yaml:
-        doc = _coerce_yaml_map(doc)
     what = classify(doc)
     if what == "unknown":
         raise MapError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from derptool.netcheck.plan import Probe
+from derptool.net.netcheck.plan import Probe
 
 Method = Literal["stun", "https"]
 
@@ -63,7 +63,7 @@ def _round(ms: float | None) -> float | None:
 
 @dataclass
 class Report:
-    """The outcome of a run: a value, rendered by :mod:`derptool.render`."""
+    """The outcome of a run: a value, rendered by the ``latency`` command (:mod:`derptool.cli.latency`)."""
 
     map_source: str
     preferred_region: int | None = None

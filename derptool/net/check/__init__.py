@@ -21,8 +21,8 @@ For every node checked, in order (a failed step skips the ones that need it, wit
     frame (type 0x01, magic ``DERP🔑``, 32-byte key). The key is reported as ``nodekey:<64 hex digits>``,
     the text form Tailscale uses for node public keys. Nothing more is sent: no tailnet is joined.
 
-The result is data (:class:`CheckReport`); rendering is :func:`derptool.render.check_text`. The
-certificate reader is :mod:`derptool.check.x509`.
+The result is data (:class:`CheckReport`); rendering is :func:`derptool.cli.check.check_text`. The
+certificate reader is :mod:`derptool.net.check.x509`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-from derptool import stun
-from derptool.check.x509 import CertInfo, cert_info, name_matches
 from derptool.derpmap import DEFAULT_DERP_PORT, DEFAULT_STUN_PORT, DERPMap, is_ip, is_valid_hostname
 from derptool.errors import InputError
+from derptool.net import stun
+from derptool.net.check.x509 import CertInfo, cert_info, name_matches
 
 Status = Literal["pass", "fail", "skip"]
 

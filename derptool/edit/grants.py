@@ -11,7 +11,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from derptool.errors import UsageError
+from derptool.edit.document import (
+    ApplyResult,
+    NewMember,
+    data_of,
+    finish,
+    member,
+    member_name,
+    object_text,
+    open_document,
+    pointer,
+)
+from derptool.errors import ApplyError, UsageError
 
 INTERNET = "autogroup:internet"
 
@@ -139,3 +150,64 @@ def render_egress_hujson(plan: EgressPlan, *, header: list[str] | None = None) -
 
     fmt = getattr(hujson, "format", None)
     return text if fmt is None else bytes(fmt(text.encode())).decode()
+
+
+# -- applying to a policy file ----------------------------------------------------------------------
+
+
+def _grant_key(grant: Any) -> Any:
+    if not isinstance(grant, dict):
+        return grant
+    return {str(k).lower(): v for k, v in grant.items()}
+
+
+def apply_grants(src: bytes, plan: EgressPlan, *, file: str = "<policy>") -> ApplyResult:
+    """Append the plan's grant (unless present) and the ``tagOwners`` entries missing from the policy."""
+    from derptool.hujson import Array, Object
+
+    doc = open_document(src, file)
+    root = doc.root.value
+    assert isinstance(root, Object)
+    unit = doc.unit
+    done: list[str] = []
+    notes: list[str] = []
+    owners = member(root, "tagOwners")
+    if owners is not None and not isinstance(owners[1].value, Object):
+        raise ApplyError(f"{file}: \"{owners[0]}\" must be an object of tag: [owners], it is not")
+    grants = member(root, "grants")
+    if grants is not None and not isinstance(grants[1].value, Array):
+        raise ApplyError(f"{file}: \"{grants[0]}\" must be an array of grants, it is not")
+    present = set()
+    if owners is not None:
+        present = {member_name(m.name) for m in owners[1].value.members}  # type: ignore[union-attr]
+    missing = {t: o for t, o in plan.tag_owners.items() if t not in present}
+    if missing:
+        if owners is None:
+            members = [(t, json.dumps(o, ensure_ascii=False), None) for t, o in missing.items()]
+            doc.add("/tagOwners", object_text(members, unit, 1),
+                    lead=["Tags must have owners: who may apply them to devices."],
+                    new=NewMember("", "tagOwners", 0, top_blank=True))
+        else:
+            for tag, who in missing.items():
+                doc.add(pointer(owners[0], tag), json.dumps(who, ensure_ascii=False),
+                        new=NewMember(pointer(owners[0]), tag, 1))
+        done.append(f"tagOwners: {', '.join(missing)} added")
+    wanted = _grant_key(plan.grant)
+    if grants is None:
+        inner = unit * 2
+        lines = ["["] + [f"{inner}// {c}" for c in plan.comment] + [f"{inner}{grant_hujson(plan.grant)},", unit + "]"]
+        doc.add("/grants", "\n".join(lines), new=NewMember("", "grants", 0, top_blank=True))
+        done.append("grants: 1 grant added")
+    elif any(_grant_key(g) == wanted for g in data_of(grants[1]) or []):
+        pass
+    else:
+        doc.add(pointer(grants[0], "-"), grant_hujson(plan.grant), lead=plan.comment,
+                new=NewMember(pointer(grants[0]), None, 1))
+        done.append("grants: 1 grant added")
+    groups = member(root, "groups")
+    defined = set(data_of(groups[1]) or {}) if groups is not None and isinstance(groups[1].value, Object) else set()
+    undefined = [s for s in plan.grant["src"] if s.startswith("group:") and s not in defined]
+    if undefined:
+        notes.append(f"{', '.join(undefined)} not defined in {file}'s groups section; define before using")
+    summary = f"{file}: " + "; ".join(done)
+    return finish(doc, summary, notes, unchanged=f"{file}: already up to date (the grant and its tags are there)")

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPNode
-from derptool.netcheck.udp import ProbeFailed, describe_os_error
+from derptool.net.stunclient import ProbeFailed, describe_os_error
 
 if TYPE_CHECKING:
     import ssl

@@ -1,6 +1,8 @@
-"""Policy-file fragments as data, and their HuJSON rendering with helpful comments.
+"""``derptool region add``: a self-hosted DERP region (the plan, from ``--node`` specs), its policy fragment,
+and the edit of a policy file.
 
-Nothing here does I/O: callers pass a map they loaded and print or write what comes back.
+Applied to a file, the region is added, or replaces the policy's region with the same ID (its comments kept);
+``omit_default`` also sets ``OmitDefaultRegions: true``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -10,179 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
+from derptool.edit.document import (
+    ApplyResult,
+    NewMember,
+    check_derpmap,
+    data_of,
+    derp_parts,
+    finish,
+    member,
+    object_text,
+    open_document,
+    pointer,
+)
 from derptool.errors import UsageError
-from derptool.geo import geo_for, resolve
-
-
-@dataclass(frozen=True)
-class OmitPlan:
-    """Which regions of a map an ``omit`` removes, and why."""
-
-    omitted: list[DERPRegion]
-    kept: list[DERPRegion]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def omitted_ids(self) -> list[int]:
-        """IDs of the removed regions, sorted."""
-        return [r.region_id for r in self.omitted]
-
-
-def plan_omit(dmap: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None,
-              allow_empty: bool = False) -> OmitPlan:
-    """Decide which regions to remove: those matching *omit*, plus (with *keep*) every region not kept.
-
-    Refuses (:class:`UsageError`) a result that removes every region unless *allow_empty*, because clients
-    left without any DERP region cannot relay at all.
-    """
-    omit = list(omit or [])
-    keep = list(keep or [])
-    if not omit and not keep:
-        raise UsageError("nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)")
-    notes: list[str] = []
-    removed: set[int] = set()
-    if omit:
-        res = resolve(omit, dmap)
-        removed.update(res.region_ids)
-        notes.extend(res.notes)
-    if keep:
-        res = resolve(keep, dmap)
-        notes.extend(res.notes)
-        kept_ids = set(res.region_ids)
-        removed.update(r.region_id for r in dmap.region_list() if r.region_id not in kept_ids)
-    regions = dmap.region_list()
-    omitted = [r for r in regions if r.region_id in removed]
-    kept = [r for r in regions if r.region_id not in removed]
-    if not kept and not allow_empty:
-        raise UsageError(
-            f"this would remove all {len(regions)} regions of the map, leaving clients no DERP relay at all "
-            "(no connection where a direct one fails); pass --allow-empty if that is really what you want"
-        )
-    return OmitPlan(omitted, kept, notes)
-
-
-def region_label(region: DERPRegion) -> str:
-    """``nyc (region 1): New York City, United States``; country unknown for regions not in the table."""
-    geo = geo_for(region)
-    city = geo.city or region.region_name
-    country = geo.country_name or "country unknown"
-    return f"{region.region_code} (region {region.region_id}): {city}, {country}"
-
-
-def omit_fragment(plan: OmitPlan) -> dict[str, Any]:
-    """The policy fragment as data: ``{"derpMap": {"Regions": {"<id>": None, ...}}}``."""
-    return {"derpMap": {"Regions": {str(r.region_id): None for r in plan.omitted}}}
-
-
-def render_omit_json(plan: OmitPlan) -> str:
-    """The fragment as plain JSON text (newline-terminated)."""
-    return json.dumps(omit_fragment(plan), indent=2) + "\n"
-
-
-def render_omit_hujson(plan: OmitPlan, *, header: list[str] | None = None) -> str:
-    """The fragment as HuJSON in ``hujson.Format`` layout, a comment naming each removed region."""
-    lines = [f"// {h}" if h else "//" for h in header or []]
-    regions = plan.omitted
-    width = max((len(str(r.region_id)) for r in regions), default=0)
-    lines.append("{")
-    lines.append('\t"derpMap": {')
-    if regions:
-        lines.append('\t\t"Regions": {')
-        for r in regions:
-            key = f'"{r.region_id}":'
-            pad = " " * (width - len(str(r.region_id)) + 1)
-            lines.append(f"\t\t\t{key}{pad}null, // {region_label(r)}")
-        lines.append("\t\t},")
-    else:
-        lines.append('\t\t"Regions": {},')
-    lines.append("\t},")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-# -- headscale DERP YAML, self-hosted regions (helper-apply) ---------------------------------------
-
-
-def headscale_data(dmap: DERPMap) -> dict[str, Any]:
-    """*dmap* as the data headscale's ``derp.paths`` YAML holds: tailcfg names lower-cased, integer region keys.
-
-    ``None`` regions stay ``None`` (``1: null`` removes region 1 from the maps loaded before the file).
-    """
-    data = dmap.to_data()
-    out: dict[str, Any] = {
-        "regions": {int(k): None if r is None else _lower_keys(r) for k, r in data["Regions"].items()},
-    }
-    if data.get("omitDefaultRegions"):
-        out["omitdefaultregions"] = True
-    home = data.get("HomeParams")
-    if home:
-        out["homeparams"] = {"regionscore": {int(k): v for k, v in home.get("RegionScore", {}).items()}}
-    return out
-
-
-def _lower_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k.lower(): _lower_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_lower_keys(v) for v in value]
-    return value
-
-
-def _yaml_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
-def _yaml_lines(value: Any, indent: int, comments: dict[Any, str]) -> list[str]:
-    """Block-style YAML lines for dicts/lists of scalars; *comments* annotate top-level keys of *value*."""
-    pad = "  " * indent
-    out: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            note = f"  # {comments[key]}" if key in comments else ""
-            if isinstance(item, dict | list) and item:
-                out.append(f"{pad}{key}:{note}")
-                out.extend(_yaml_lines(item, indent + 1, {}))
-            elif isinstance(item, dict | list):
-                out.append(f"{pad}{key}: {'{}' if isinstance(item, dict) else '[]'}{note}")
-            else:
-                out.append(f"{pad}{key}: {_yaml_scalar(item)}{note}")
-        return out
-    for item in value:
-        if isinstance(item, dict | list) and item:
-            sub = _yaml_lines(item, indent + 1, {})  # first line starts with pad + 2 spaces: put "- " there
-            out.append(f"{pad}- {sub[0][len(pad) + 2:]}")
-            out.extend(sub[1:])
-        elif isinstance(item, dict | list):
-            out.append(f"{pad}- {'{}' if isinstance(item, dict) else '[]'}")
-        else:
-            out.append(f"{pad}- {_yaml_scalar(item)}")
-    return out
-
-
-def render_headscale_yaml(dmap: DERPMap, *, header: list[str] | None = None,
-                          labels: dict[int, str] | None = None) -> str:
-    """*dmap* as a headscale DERP map YAML file (for ``derp.paths``), with a comment per labelled region."""
-    data = headscale_data(dmap)
-    lines = [f"# {h}" if h else "#" for h in header or []]
-    regions = data.pop("regions")
-    if regions:
-        lines.append("regions:")
-        lines.extend(_yaml_lines(regions, 1, {k: v for k, v in (labels or {}).items() if k in regions}))
-    else:
-        lines.append("regions: {}")
-    if data.pop("omitdefaultregions", False):
-        lines.append("# headscale ignores omitdefaultregions: set derp.urls: [] in its config to drop Tailscale's map")
-        lines.append("omitdefaultregions: true")
-    lines.extend(_yaml_lines(data, 0, {}))
-    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -385,3 +227,81 @@ def _formatted(text: str) -> str:
         return text
     out: bytes = fmt(text.encode())
     return out.decode()
+
+
+# -- applying to a policy file ----------------------------------------------------------------------
+
+
+def apply_region(src: bytes, plan: RegionPlan, *, file: str = "<policy>") -> ApplyResult:
+    """Add (or replace) the plan's region in the policy's ``derpMap``; set ``OmitDefaultRegions`` if asked."""
+    doc = open_document(src, file)
+    dname, dval, rname, rval = derp_parts(doc)
+    region = plan.region
+    rid = str(region.region_id)
+    unit = doc.unit
+    notes: list[str] = []
+    done: list[str] = []
+    if dval is None:
+        members: list[tuple[str, str, str | None]] = []
+        lead: dict[str, list[str]] = {}
+        if plan.omit_default:
+            members.append(("OmitDefaultRegions", "true", None))
+            lead["OmitDefaultRegions"] = [OMIT_DEFAULT_COMMENT]
+        region_text = object_text([(rid, region_value_hujson(plan, unit, 2), None)], unit, 2,
+                                   lead={rid: [region_title(region)]})
+        members.append(("Regions", region_text, None))
+        doc.add("/derpMap", object_text(members, unit, 1, lead=lead),
+                lead=["DERP relays: self-hosted regions (derptool region add)."],
+                new=NewMember("", "derpMap", 0, top_blank=True))
+        done.append(f"derpMap created with region {rid}")
+    else:
+        assert dname is not None
+        if rval is None:
+            region_text = object_text([(rid, region_value_hujson(plan, unit, 2), None)], unit, 2,
+                                       lead={rid: [region_title(region)]})
+            doc.add(pointer(dname, "Regions"), region_text, new=NewMember(pointer(dname), "Regions", 1))
+            done.append(f"region {rid} added")
+        else:
+            assert rname is not None
+            current = member(rval.value, rid)  # type: ignore[arg-type]
+            if current is None:
+                doc.add(pointer(dname, rname, rid), region_value_hujson(plan, unit, 3), lead=[region_title(region)],
+                        new=NewMember(pointer(dname, rname), rid, 2))
+                done.append(f"region {rid} added")
+            elif _same_region(data_of(current[1]), region.to_data()):
+                pass
+            else:
+                doc.add(pointer(dname, rname, current[0]), region_value_hujson(plan, unit, 3))
+                was = "a null entry" if data_of(current[1]) is None else "the existing definition"
+                done.append(f"region {rid} replaced ({was})")
+        if plan.omit_default:
+            assert dval is not None
+            flag = member(dval.value, "OmitDefaultRegions")  # type: ignore[arg-type]
+            if flag is None:
+                doc.add(pointer(dname, "OmitDefaultRegions"), "true", lead=[OMIT_DEFAULT_COMMENT],
+                        new=NewMember(pointer(dname), "OmitDefaultRegions", 1))
+                done.append("OmitDefaultRegions set")
+            elif data_of(flag[1]) is not True:
+                doc.add(pointer(dname, flag[0]), "true")
+                done.append("OmitDefaultRegions set")
+            nulls = [k for k, v in (data_of(rval) or {}).items() if v is None] if rval is not None else []
+            if nulls:
+                notes.append(f"with OmitDefaultRegions the null entries ({', '.join(nulls)}) have no effect; "
+                             "you may delete them")
+    summary = f"{file}: derpMap: " + "; ".join(done)
+    result = finish(doc, summary, notes, unchanged=f"{file}: already up to date (region {rid} is there as given)")
+    check_derpmap(result, file)
+    return result
+
+
+def _same_region(current: Any, wanted: dict[str, Any]) -> bool:
+    from pydantic import ValidationError
+
+    from derptool.derpmap import DERPRegion
+
+    if not isinstance(current, dict):
+        return False
+    try:
+        return DERPRegion.model_validate(current).to_data() == wanted
+    except ValidationError:
+        return False

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from derptool import stun
-from derptool.netcheck.plan import Family
-from derptool.netcheck.report import format_addr
+from derptool.net import stun
+from derptool.net.netcheck.plan import Family
+from derptool.net.netcheck.report import format_addr
 
 _LINUX = sys.platform.startswith("linux")
 _IP_RECVERR = 11

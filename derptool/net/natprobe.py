@@ -3,7 +3,7 @@
 For each address family one UDP socket (bound to an ephemeral port) sends a binding request to every
 chosen server, retransmitting until it answers or the time is up. Using the *same* socket for every
 server is what makes the answers comparable: a NAT that hands out one public ``ip:port`` for all of
-them is endpoint-independent. :func:`run` returns the pure :class:`derptool.nat.NatReport`.
+them is endpoint-independent. :func:`run` returns the pure :class:`derptool.net.nat.NatReport`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from derptool import nat, stun
 from derptool.derpmap import DERPMap, DERPNode, is_ip
 from derptool.errors import InputError, NetworkError
+from derptool.net import nat, stun
 
 DEFAULT_TIMEOUT = 3.0
 RETRANSMIT_INTERVAL = 0.4

@@ -19,9 +19,9 @@ The preferred region is the one with the lowest latency (each first multiplied b
 but never preferred.
 """
 
-from derptool.netcheck.engine import DEFAULT_TIMEOUT, STUN_PHASE, measure, run
-from derptool.netcheck.plan import PROBE_SPACING, PROBES_PER_FAMILY, Family, Probe, ProbePlan, RegionPlan, make_plan
-from derptool.netcheck.report import Method, ProbeResult, RegionResult, Report, preferred_region
+from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, STUN_PHASE, measure, run
+from derptool.net.netcheck.plan import PROBE_SPACING, PROBES_PER_FAMILY, Family, Probe, ProbePlan, RegionPlan, make_plan
+from derptool.net.netcheck.report import Method, ProbeResult, RegionResult, Report, preferred_region
 
 __all__ = [
     "DEFAULT_TIMEOUT", "PROBES_PER_FAMILY", "PROBE_SPACING", "STUN_PHASE", "Family", "Method", "Probe",

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from derptool.derpmap import DERPMap, DERPNode, is_ip
-from derptool.netcheck import https
-from derptool.netcheck.plan import Family, Probe, ProbePlan, RegionPlan, make_plan
-from derptool.netcheck.report import ProbeResult, RegionResult, Report, format_addr, summarise
-from derptool.netcheck.udp import Pending, ProbeFailed, StunSocket, describe_os_error, usable_families
+from derptool.net.netcheck import https
+from derptool.net.netcheck.plan import Family, Probe, ProbePlan, RegionPlan, make_plan
+from derptool.net.netcheck.report import ProbeResult, RegionResult, Report, format_addr, summarise
+from derptool.net.stunclient import Pending, ProbeFailed, StunSocket, describe_os_error, usable_families
 
 if TYPE_CHECKING:
     import ssl
@@ -155,7 +155,7 @@ class _Runner:
     # a region ----------------------------------------------------------------------------------
 
     async def region(self, rp: RegionPlan) -> tuple[RegionResult, list[ProbeResult]]:
-        from derptool.geo import geo_for
+        from derptool.derpmap.geo import geo_for
 
         region = rp.region
         geo = geo_for(region)

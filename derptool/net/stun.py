@@ -16,7 +16,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from derptool.errors import DerptoolError
+from derptool.errors import StunError as StunError
 
 MAGIC_COOKIE = 0x2112A442
 HEADER_LEN = 20
@@ -39,14 +39,6 @@ FINGERPRINT_XOR = 0x5354554E
 _FAMILY_IPV4 = 0x01
 _FAMILY_IPV6 = 0x02
 _COOKIE_BYTES = struct.pack("!I", MAGIC_COOKIE)
-
-
-class StunError(ValueError, DerptoolError):
-    """A packet is not a valid STUN message of the expected kind; the message says why."""
-
-    def __init__(self, reason: str) -> None:
-        DerptoolError.__init__(self, reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
