@@ -160,3 +160,16 @@ def test_stun_host_per_family(fields: dict[str, Any], v4: str | None, v6: str | 
     dmap = parse_derpmap({"Regions": {"900": region(Nodes=[node(**fields)])}})
     n = dmap.regions[900].nodes[0]  # type: ignore[union-attr]
     assert (n.stun_host(4), n.stun_host(6)) == (v4, v6)
+
+
+def test_trusted_snapshot_reads_as_validated() -> None:
+    import json
+    from importlib import resources
+
+    from derptool.derpmap import DERPMap, parse_derpmap
+
+    data = json.loads(resources.files("derptool.data").joinpath("derpmap-snapshot.json").read_bytes())
+    trusted = DERPMap.from_trusted(data)
+    checked = parse_derpmap(data, source="snapshot")
+    assert trusted == checked
+    assert trusted.to_data() == checked.to_data() == data

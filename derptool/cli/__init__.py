@@ -1,24 +1,14 @@
 """The ``derptool`` command line: a thin Typer layer over the library.
 
-Each command lives in its own module of this package and registers itself on :data:`app`.
-Commands import their heavy dependencies lazily so that ``derptool --help`` stays fast.
+Each command lives in its own module of this package and registers itself on :data:`app`; the table
+``COMMANDS`` in :mod:`._common` names them, and a module is imported only when its command is used, so every
+``--help`` and every run pays for one command. Commands import their heavy dependencies inside the function.
 """
 
 from __future__ import annotations
 
 import os
 
-# Importing a command module registers its commands on ``app``.
-# command modules are imported below
-from derptool.cli import check as _check  # noqa: F401
-from derptool.cli import diff as _diff  # noqa: F401
-from derptool.cli import fmt as _fmt  # noqa: F401
-from derptool.cli import grants as _grants  # noqa: F401
-from derptool.cli import latency as _latency  # noqa: F401
-from derptool.cli import maps as _maps  # noqa: F401
-from derptool.cli import nat as _nat  # noqa: F401
-from derptool.cli import region as _region  # noqa: F401
-from derptool.cli import validate as _validate  # noqa: F401
 from derptool.cli._common import app
 
 

@@ -1,14 +1,16 @@
-"""Shared pieces of the CLI: the Typer app, error mapping and common options."""
+"""Shared pieces of the CLI: the Typer app (whose command modules load lazily), error mapping, common options."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from derptool import __version__
 from derptool.errors import DerptoolError
@@ -21,7 +23,62 @@ if TYPE_CHECKING:
     from derptool.fileio import FileSnapshot
     from derptool.hujson import HuJSONError
 
+# Every command: its name, the module of derptool.cli that defines it, and its one-line help for
+# ``derptool --help``. A command's module is imported only when that command runs (or shows its help), so
+# start-up pays for one command, not all. tests/test_cli_lazy.py keeps this table true to the modules.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "map": ("maps", "Show the DERP map: regions, their geography, nodes and flags."),
+    "latency": ("latency", "Measure the latency to each DERP region, like tailscale netcheck."),
+    "nat": ("nat", "Detect the NAT type by STUN to several DERP servers."),
+    "omit": ("maps", "Remove DERP regions: a policy derpMap fragment, or an edit."),
+    "grants": ("grants", "Send internet traffic only through exit nodes with a tag."),
+    "region": ("region", "Self-hosted DERP regions for a policy or headscale."),
+    "check": ("check", "Check a DERP server: DNS, STUN, TLS, HTTPS and the DERP handshake."),
+    "diff": ("diff", "Compare two DERP maps: regions and nodes added, removed, changed."),
+    "validate": ("validate", "Check tailnet policy files offline, as Tailscale does."),
+    "fmt": ("fmt", "Format HuJSON policy files as Tailscale's hujson.Format does."),
+    "schema": ("validate", "Write the JSON Schemas of policy files and DERP maps."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root command group: lists :data:`COMMANDS` without importing them; imports one when it is used."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = self.commands.get(cmd_name)
+        if found is None and cmd_name in COMMANDS:
+            importlib.import_module(f"derptool.cli.{COMMANDS[cmd_name][0]}")
+            found = _build(cmd_name)
+            if found is not None:
+                self.commands[cmd_name] = found
+        return found
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+def _build(name: str) -> Any:
+    """The click command for *name*, from what its module registered on :data:`app`."""
+    import typer.main as tm
+
+    for command in app.registered_commands:
+        if command.name == name:
+            return tm.get_command_from_info(
+                command, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+    for group in app.registered_groups:
+        if group.name == name:
+            return tm.get_group_from_info(
+                group, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands)
+    return None
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     name="derptool",
     help="Measure, geofence and self-host Tailscale DERP relays; write and validate tailnet policy files.",
     no_args_is_help=True,

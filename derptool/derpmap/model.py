@@ -72,7 +72,10 @@ def is_ip(text: str) -> bool:
 
 
 class _Model(BaseModel):
+    # defer_build: the validation schema is built on first use, not at import, so commands that only read
+    # the bundled snapshot (see DERPMap.from_trusted) never pay for it.
     model_config = ConfigDict(
+        defer_build=True,
         populate_by_name=True,
         strict=True,
         extra="ignore",
@@ -356,6 +359,31 @@ class DERPMap(_Model):
                     f'Regions["{key}"] has RegionID {region.region_id}; it must equal its key {key}'
                 )
         return self
+
+    @classmethod
+    def from_trusted(cls, data: Mapping[str, Any]) -> DERPMap:
+        """A map from tailcfg JSON data that is known to be valid (the bundled snapshot), without validation.
+
+        Field names must be tailcfg's exact ones. Anything that may be wrong goes through
+        :func:`parse_derpmap` instead; a test keeps both readings of the snapshot equal.
+        """
+
+        def build(model: type[_Model], values: Mapping[str, Any]) -> Any:
+            names = {f.alias or n: n for n, f in model.model_fields.items()}
+            return model.model_construct(**{names[k]: v for k, v in values.items() if k in names})
+
+        regions: dict[int, DERPRegion | None] = {}
+        for key, region in data.get("Regions", {}).items():
+            if region is None:
+                regions[int(key)] = None
+                continue
+            nodes = [build(DERPNode, n) for n in region.get("Nodes") or []]
+            regions[int(key)] = build(DERPRegion, {**region, "Nodes": nodes})
+        home = data.get("HomeParams")
+        home_params = None if home is None else DERPHomeParams.model_construct(
+            region_score={int(k): float(v) for k, v in (home.get("RegionScore") or {}).items()})
+        return cls.model_construct(home_params=home_params, regions=regions,
+                                   omit_default_regions=bool(data.get("omitDefaultRegions", False)))
 
     # -- views -------------------------------------------------------------------------------
 
