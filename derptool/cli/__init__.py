@@ -14,6 +14,7 @@ from derptool.cli import check as _check  # noqa: F401
 from derptool.cli import diff as _diff  # noqa: F401
 from derptool.cli import fmt as _fmt  # noqa: F401
 from derptool.cli import grants as _grants  # noqa: F401
+from derptool.cli import impact as _impact  # noqa: F401
 from derptool.cli import latency as _latency  # noqa: F401
 from derptool.cli import maps as _maps  # noqa: F401
 from derptool.cli import nat as _nat  # noqa: F401
