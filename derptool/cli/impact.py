@@ -32,7 +32,9 @@ def _ms(value: float) -> str:
 
 def _increase(site: SiteImpact) -> str:
     inc = site.increase_ms
-    return "no region left" if inc is None else f"{inc:+.1f} ms"
+    if inc is None:
+        return "no region left"
+    return "unchanged" if not site.moved else f"{inc:+.1f} ms"
 
 
 def _bar(value: float | None, scale: float) -> str:
