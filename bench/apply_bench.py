@@ -118,7 +118,7 @@ from pathlib import Path
 from derptool.derpmap.sources import load_snapshot
 from derptool.edit.omit import omit_policy
 src = Path(sys.argv[1]).read_bytes()
-base = load_snapshot()
+base = load_snapshot().derp_map
 tracemalloc.start()
 omit_policy(src, base, omit=["us"], file=sys.argv[1])
 print(tracemalloc.get_traced_memory()[1])
@@ -131,12 +131,18 @@ def traced_peak(path: Path) -> int:
     return int(out.stdout.strip())
 
 
+def write_policy(path: Path, size_bytes: int) -> None:
+    """Generate the policy in a child process, so that this process stays small: on Linux a child's
+    ``ru_maxrss`` can include the pages of the parent it was forked from."""
+    subprocess.run([sys.executable, __file__, "--generate", str(path), str(size_bytes)], check=True)
+
+
 def measure(size_mb: float, repeat: int, work: Path) -> None:
-    src = generate(int(size_mb * 1_000_000))
     policy = work / f"policy-{size_mb:g}mb.hujson"
     tiny = work / "tiny.hujson"
-    tiny.write_bytes(generate(1))
-    policy.write_bytes(src)
+    write_policy(tiny, 1)
+    write_policy(policy, int(size_mb * 1_000_000))
+    src = policy.read_bytes()
     t_validate = min(run_child([*COMMAND_VALIDATE, str(policy)])[0] for _ in range(repeat))
     times, rss = [], 0
     for _ in range(repeat):
@@ -146,13 +152,15 @@ def measure(size_mb: float, repeat: int, work: Path) -> None:
         times.append(wall)
         rss = max(rss, peak)
         assert target.read_bytes() != src, "omit --apply wrote nothing"
+    n = len(src)
+    comments = src.count(b"//") + src.count(b"/*")
+    del src
     t_omit = min(times)
     shutil.copyfile(tiny, work / "target.hujson")
     _, _, rss_base = run_child([*COMMAND_OMIT, str(work / "target.hujson")])
     _, _, rss_validate = run_child([*COMMAND_VALIDATE, str(policy)])
     traced = traced_peak(policy)
-    n = len(src)
-    print(f"policy: {n / 1e6:.2f} MB, {src.count(b'//') + src.count(b'/*')} comments")
+    print(f"policy: {n / 1e6:.2f} MB, {comments} comments")
     print(f"  validate:            {t_validate:6.2f} s   peak RSS {rss_validate / 1e6:6.0f} MB")
     print(f"  omit --apply:        {t_omit:6.2f} s   peak RSS {rss / 1e6:6.0f} MB "
           f"(tiny policy: {rss_base / 1e6:.0f} MB)")
@@ -167,7 +175,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--generate", nargs=2, metavar=("PATH", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        Path(args.generate[0]).write_bytes(generate(int(args.generate[1])))
+        return
     with tempfile.TemporaryDirectory(prefix="derptool-apply-bench-") as tmp:
         for size in args.size_mb:
             measure(size, args.repeat, Path(tmp))
