@@ -94,6 +94,17 @@ def _offset(root: Any, path: Path, at_key: bool) -> int:
     return int(node.start_offset)
 
 
+def locate(src: bytes, paths: Iterable[Path]) -> dict[Path, tuple[int, int]]:
+    """1-based ``(line, column)`` of the value at each JSON path of HuJSON *src* (nearest existing ancestor).
+
+    *src* must parse; the positions are those a :class:`Problem` would carry.
+    """
+    from derptool.hujson import parse, position
+
+    root = parse(src)
+    return {path: position(src, _offset(root, path, False)) for path in paths}
+
+
 def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
     """All problems of all files, in order (``-`` reads stdin).
 
@@ -108,4 +119,4 @@ def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
     return out
 
 
-__all__ = ["decode", "findings", "json_pointer", "validate_bytes", "validate_files"]
+__all__ = ["decode", "findings", "json_pointer", "locate", "validate_bytes", "validate_files"]
