@@ -13,7 +13,7 @@ from typing import Any
 
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import RuleSet, compile_rules
-from derptool.policy.engine.peers import Peer, PeerMap, auto_approve, peers_for, primary_routes
+from derptool.policy.engine.peers import Peer, PeerMap, ViaGrant, auto_approve, peers_for, primary_routes, via_grants
 from derptool.policy.engine.ssh import DEFAULT_CONTROL_URL, SSHCompiler, SSHRule, ssh_policy_json
 from derptool.policy.engine.tailnet import Node, Tailnet
 
@@ -30,6 +30,7 @@ class Compiled:
     peers: PeerMap
     primaries: dict[str, int]
     control_url: str = DEFAULT_CONTROL_URL
+    vias: list[ViaGrant] | None = None
 
     def node(self, name: str) -> Node:
         """The node called *name* (raises ``KeyError``)."""
@@ -48,7 +49,7 @@ class Compiled:
 
     def peer_list(self, node: Node) -> list[Peer]:
         """The peers the node sees."""
-        return peers_for(node, self.peers, self.primaries)
+        return peers_for(node, self.peers, self.primaries, self.vias)
 
     def node_json(self, node: Node) -> dict[str, Any]:
         """``{"packet_filter_rules", "ssh_policy", "peers"}`` of one node."""
@@ -75,7 +76,7 @@ def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *,
     resolver = Resolver(policy, tailnet)
     rules = compile_rules(policy, tailnet, resolver)
     return Compiled(policy, tailnet, resolver, rules, SSHCompiler(policy, tailnet, resolver), PeerMap(rules),
-                    primary_routes(tailnet), control_url)
+                    primary_routes(tailnet), control_url, via_grants(policy, resolver))
 
 
 __all__ = ["Compiled", "compile_policy"]

@@ -48,6 +48,7 @@ class _Match:
     dst: IPSet
     internet: bool
     only: int  # nodes reached through via entries
+    routed: IPSet  # destinations including via entries (for route access)
 
 
 class PeerMap:
@@ -110,7 +111,7 @@ class PeerMap:
         own = viewer.ips
         mine = self._routes.get(viewer.index, [])
         for m in self.matches:
-            dst_hits_route = m.dst.overlaps(lo, hi)
+            dst_hits_route = m.routed.overlaps(lo, hi)
             src_hits_route = m.src.overlaps(lo, hi)
             if dst_hits_route and any(m.src.contains(ip) for ip in own):
                 return True
@@ -130,10 +131,12 @@ def _is_exit(lo: int, hi: int) -> bool:
 def _match(rule: Rule) -> _Match | None:
     """The source and destination sets of a rule (``DstPorts`` and ``CapGrant`` alike)."""
     dst: list[Range] = []
+    via: list[Range] = []
     only = 0
     for d in rule.dst_ports:
         if d.only is not None:
             only |= _bits(d.only)
+            via.append((d.lo, d.hi))
         else:
             dst.append((d.lo, d.hi))
     for g in rule.cap_grants or []:
@@ -144,7 +147,7 @@ def _match(rule: Rule) -> _Match | None:
                                       or INTERNET.subset_of(dset))
     if not src or (not dset and not only):
         return None
-    return _Match(src, dset, internet, only)
+    return _Match(src, dset, internet, only, dset.union(IPSet.of(via)) if via else dset)
 
 
 def primary_routes(tailnet: Tailnet) -> dict[str, int]:
@@ -177,13 +180,67 @@ class Peer:
         return {"name": self.node.name, "allowed_ips": self.allowed_ips, "primary_routes": self.primary_routes}
 
 
-def peers_for(node: Node, peer_map: PeerMap, primaries: Mapping[str, int]) -> list[Peer]:
+@dataclass(frozen=True)
+class ViaGrant:
+    """A grant's sources and destination prefixes, with its ``via`` tags (empty for an ordinary grant)."""
+
+    src: IPSet
+    dsts: tuple[Range, ...]
+    internet: bool
+    via: tuple[str, ...]
+
+
+def via_grants(policy: Mapping[str, Any], resolver: Resolver) -> list[ViaGrant]:
+    """Every grant and ACL entry as :class:`ViaGrant` values, when the policy has any ``via`` grant."""
+    from derptool.policy.engine.filter import policy_grants
+
+    grants = policy_grants(policy)
+    if not any(g.via for g in grants):
+        return []
+    out = []
+    for g in grants:
+        src = resolver.resolve_all([x for x in g.srcs if x != "autogroup:self"])
+        dsts: list[Range] = []
+        for d in g.dsts:
+            if d in ("autogroup:internet", "*"):
+                continue
+            ips = resolver.resolve(d)
+            if ips is not None:
+                dsts.extend(ips.ranges)
+        out.append(ViaGrant(src, tuple(dsts), "autogroup:internet" in g.dsts, tuple(g.via)))
+    return out
+
+
+def _via_filter(viewer: Node, peer: Node, routes: list[str], grants: list[ViaGrant]) -> list[str]:
+    """Routes of *peer* the viewer may use once ``via`` grants steer its traffic to the tagged routers."""
+    mine = [g for g in grants if any(g.src.contains(ip) for ip in viewer.ips)]
+    excluded: set[str] = set()
+    for g in (g for g in mine if g.via):
+        for r in routes:
+            lo, hi = prefix_range(r)
+            exit_route = (lo, hi) in (ALL_V4.ranges[0], ALL_V6.ranges[0])
+            hit = (g.internet and exit_route) or (not exit_route and any(a <= hi and lo <= b for a, b in g.dsts))
+            if hit and not any(peer.has_tag(t) for t in g.via):
+                excluded.add(r)
+    for g in (g for g in mine if not g.via):
+        for r in list(excluded):
+            lo, hi = prefix_range(r)
+            if any(a <= hi and lo <= b for a, b in g.dsts):
+                excluded.discard(r)
+    return [r for r in routes if r not in excluded]
+
+
+def peers_for(node: Node, peer_map: PeerMap, primaries: Mapping[str, int],
+              vias: list[ViaGrant] | None = None) -> list[Peer]:
     """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
     out = []
     for p in peer_map.peers_of(node):
         prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
         usable = [r for r in prim if peer_map.can_access_route(node, r)]
         exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
+        if vias:
+            usable = _via_filter(node, p, usable, vias)
+            exits = _via_filter(node, p, exits, vias)
         out.append(Peer(p, list(p.addresses) + usable + exits, usable))
     return out
 
