@@ -17,6 +17,7 @@ from derptool.cli import grants as _grants  # noqa: F401
 from derptool.cli import latency as _latency  # noqa: F401
 from derptool.cli import maps as _maps  # noqa: F401
 from derptool.cli import nat as _nat  # noqa: F401
+from derptool.cli import policy as _policy  # noqa: F401
 from derptool.cli import region as _region  # noqa: F401
 from derptool.cli import validate as _validate  # noqa: F401
 from derptool.cli._common import app

@@ -22,7 +22,7 @@ from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.ports import proto_allows
 from derptool.policy.engine.ssh import SSHRule
 from derptool.policy.engine.tailnet import Node
-from derptool.policy.selectors import protocol_number, split_host_ports
+from derptool.policy.selectors import protocol_number, split_host_ports, test_destination_form_error
 
 Path = tuple[str | int, ...]
 PREFIX = "test(s) failed"
@@ -48,38 +48,26 @@ class TestReport:
 
 def destination_form_error(dest: str) -> str | None:
     """Why a test destination can never be evaluated (not one host and one port), or None."""
-    split = split_host_ports(dest.strip())
-    if split is None:
-        return "a destination is host:port"
-    host, port = split
-    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
-        return f"port {port!r} is not a single port number"
-    if host == "*" or "/" in host:
-        return "the destination must be one host, not a wildcard or a CIDR"
-    if host == "autogroup:internet":
-        return "autogroup:internet is not a test destination"
-    if host == "autogroup:self":
-        return "autogroup:self is not a test destination"
-    return None
+    return test_destination_form_error(dest)
 
 
-def _rule_name(path: Path | None, lines: Mapping[Path, int]) -> str:
+def _rule_name(path: Path | None, lines: Mapping[Path, int], file: str | None = None) -> str:
     if not path:
-        return "the default allow-all policy"
-    section, index = path[0], path[1] if len(path) > 1 else 0
-    name = f"{section}[{index}]"
-    rule_path = tuple(path[:2])
-    if rule_path in lines:
-        name += f" (line {lines[rule_path]})"
+        return "the default allow-all policy (no acls or grants)"
+    name = f"{path[0]}[{path[1]}]" if len(path) > 1 else str(path[0])
+    line = lines.get(tuple(path[:2]))
+    if line is not None:
+        return f"{name} ({file}:{line})" if file else f"{name} (line {line})"
     return name
 
 
 class TestRunner:
     """Runs the tests of one compiled policy."""
 
-    def __init__(self, compiled: Compiled, lines: Mapping[Path, int] | None = None) -> None:
+    def __init__(self, compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> None:
         self.c = compiled
         self.lines = lines or {}
+        self.file = file
 
     # -- sources and destinations -----------------------------------------------------------------
 
@@ -160,6 +148,9 @@ class TestRunner:
                     continue
                 where = (*path, key, j)
                 head = f"{PREFIX}: {_p(path)}: {src} -> {raw.strip()} ({proto_text})"
+                if split_host_ports(raw.strip()) is None:
+                    report.skipped.append((where, f"{raw.strip()!r} has no port: not evaluated"))
+                    continue
                 form = destination_form_error(raw)
                 if form is not None:
                     report.failures.append(TestFailure(where, f"{head}: {form}"))
@@ -186,7 +177,7 @@ class TestRunner:
                 elif not want_accept and allowed:
                     s, d, rule = allowed[0]
                     report.failures.append(TestFailure(
-                        where, f"{head}: want deny, got accept: {_rule_name(rule, self.lines)} allows "
+                        where, f"{head}: want deny, got accept: {_rule_name(rule, self.lines, self.file)} allows "
                                f"{addr_text(s)} to {addr_text(d)}:{port}", rule))
 
     # -- ssh tests --------------------------------------------------------------------------------
@@ -231,7 +222,9 @@ class TestRunner:
                         if bad:
                             action, rule = bad[0]
                             how = action or "deny"
-                            why = f": allowed by {_rule_name(rule.origin, self.lines)}" if rule is not None else ""
+                            why = ""
+                            if rule is not None:
+                                why = f": allowed by {_rule_name(rule.origin, self.lines, self.file)}"
                             report.failures.append(TestFailure(
                                 (*path, key), f"{PREFIX}: {_p(path)}: ssh {login}@{node.name} from {src}: want "
                                               f"{key}, got {how}{why}", rule.origin if rule else None))
@@ -265,9 +258,9 @@ def _p(path: Path) -> str:
     return f"{path[0]}[{path[1]}]"
 
 
-def run_tests(compiled: Compiled, lines: Mapping[Path, int] | None = None) -> TestReport:
-    """Run the policy's ``tests`` and ``sshTests``; *lines* maps ``(section, index)`` to a file line."""
-    return TestRunner(compiled, lines).run()
+def run_tests(compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> TestReport:
+    """Run the policy's ``tests`` and ``sshTests``; *lines* maps ``(section, index)`` to a line of *file*."""
+    return TestRunner(compiled, lines, file).run()
 
 
 __all__ = ["PREFIX", "TestFailure", "TestReport", "TestRunner", "destination_form_error", "run_tests"]
