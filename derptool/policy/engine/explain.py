@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.errors import UsageError
-from derptool.policy.engine.addresses import addr_text
+from derptool.policy.engine.addresses import V6, addr_text
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.ports import proto_allows
 from derptool.policy.engine.source import PolicySource
@@ -85,6 +85,8 @@ def explain(compiled: Compiled, src: str, dst: str, proto: str = "tcp") -> Expla
     pairs = []
     for s in src_ips:
         for d in dst_ips:
+            if (s >= V6) != (d >= V6):
+                continue  # a packet stays in its address family
             verdict = PairVerdict(addr_text(s), addr_text(d))
             for rule in compiled.rules.rules:
                 if rule.cap_grants is not None or not rule.src.contains(s) or not proto_allows(rule.protos, number):
