@@ -29,31 +29,62 @@ class PolicySource:
         return f"{self.file}:{line} {name}" if line else f"{self.file} {name}"
 
 
+_MEMBERS = [
+    "acls", "grants", "ssh", "groups", "hosts", "tagOwners", "autoApprovers", "nodeAttrs", "tests", "sshTests",
+    "ipsets", "postures", "action", "src", "dst", "users", "ports", "proto", "ip", "app", "via", "checkPeriod",
+    "acceptEnv", "routes", "exitNode", "services", "accept", "deny", "allow", "user", "check", "target",
+    "attr",
+]
+_CANON = {m.lower(): m for m in _MEMBERS}
+_FREE = ("groups", "hosts", "tagOwners", "ipsets", "postures", "app", "routes", "services")
+"""Members whose keys are names chosen by the author (kept as written)."""
+
+
+def _canonical(value: Any, free: bool = False) -> Any:
+    """Member names spelled as documented (Tailscale matches them case-insensitively); nulls dropped."""
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if v is None:
+            continue
+        name = str(key) if free else _CANON.get(str(key).lower(), str(key))
+        if name in out and name != key:
+            continue  # an exact spelling wins over a case variant
+        out[name] = v if name in ("app",) else _canonical(v, name in _FREE)
+    return out
+
+
 def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
-    """Decode a policy file; raises :class:`InputError` (with line and column) when it is not HuJSON."""
-    from derptool.hujson import HuJSONError
-    from derptool.policy.models import Policy
-    from derptool.policy.shape import check_shape
-    from derptool.policy.validate import decode, locate
+    """Decode a policy file; raises :class:`InputError` (with line and column) when it is not HuJSON.
+
+    The data is not validated (``derptool validate`` does that); member names are matched as Tailscale
+    matches them.
+    """
+    import json
+
+    from derptool.hujson import HuJSONError, standardize
+    from derptool.policy.validate import locate
 
     try:
-        raw = decode(src)
+        raw = json.loads(standardize(src).decode("utf-8", "replace"))
     except HuJSONError as err:
         raise InputError(err.reason, file=file, line=err.line, column=err.column) from None
+    except ValueError as err:
+        raise InputError(f"not JSON: {err}", file=file) from None
     if not isinstance(raw, dict):
         raise InputError("a policy is a JSON object", file=file, line=1, column=1)
-    canonical, shape = check_shape(raw, Policy)
-    data = dict(canonical) if isinstance(canonical, dict) else {}
-    paths: list[Path] = []
+    data = _canonical(raw)
+    written = {_CANON.get(k.lower(), k): k for k in raw}
     originals: dict[Path, Path] = {}
     for section in SECTIONS:
         items = data.get(section)
         if isinstance(items, list):
             for i in range(len(items)):
-                canon: Path = (section, i)
-                originals[canon] = shape.original_path(canon)
-                paths.append(originals[canon])
-    found = locate(src, paths)
+                originals[(section, i)] = (written.get(section, section), i)
+    found = locate(src, list(originals.values()))
     lines = {canon: found[orig][0] for canon, orig in originals.items()}
     return PolicySource(data, file, lines)
 

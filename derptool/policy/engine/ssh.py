@@ -71,6 +71,8 @@ class _Compiled:
     src: IPSet
     self_dst: bool
     dst: IPSet | None
+    dst_nodes: frozenset[int] = frozenset()
+    src_nodes: frozenset[int] = frozenset()
 
 
 class SSHCompiler:
@@ -112,9 +114,8 @@ class SSHCompiler:
                 user_map[u] = u
         by_user: dict[int, list[Node]] = {}
         tagged: list[Node] = []
-        for n in self.tailnet.nodes:
-            if not any(src.contains(ip) for ip in n.ips):
-                continue
+        src_nodes = self._nodes(srcs, src)
+        for n in src_nodes:
             if n.tagged:
                 tagged.append(n)
             elif n.user is not None:
@@ -123,14 +124,26 @@ class SSHCompiler:
         others = [d for d in dsts if d != SELF]
         dst = self.resolver.resolve_all(others) if others else None
         env = _strs(rule.get("acceptEnv")) or None
+        dst_nodes = frozenset(n.index for n in self._nodes(others, dst)) if dst is not None else frozenset()
         return _Compiled(("ssh", i), action, user_map, localparts, env, dict(sorted(by_user.items())), tagged, src,
-                         SELF in dsts, dst)
+                         SELF in dsts, dst, dst_nodes, frozenset(n.index for n in src_nodes))
+
+    def _nodes(self, selectors: list[str], ips: IPSet) -> list[Node]:
+        """The nodes with an address in *ips*, found through the selectors' node lists where they have one."""
+        found: dict[int, Node] = {}
+        for s in selectors:
+            if s.startswith(("tag:", "group:", "autogroup:member", "autogroup:tagged")) or "@" in s:
+                found.update((n.index, n) for n in self.resolver.nodes(s))
+            else:
+                return [n for n in self.tailnet.nodes if any(ips.contains(ip) for ip in n.ips)]
+        return sorted(found.values(), key=lambda n: n.index)
 
     def for_node(self, node: Node) -> list[SSHRule]:
         """The SSH rules *node* receives, check rules first."""
         out: list[SSHRule] = []
         for c in self.rules:
-            out.extend(self._node_rules(c, node))
+            if node.index in c.dst_nodes or c.self_dst or (c.localparts and node.index in c.src_nodes):
+                out.extend(self._node_rules(c, node))
         return [r for r in out if r.action == "check"] + [r for r in out if r.action != "check"]
 
     def _rule(self, c: _Compiled, nodes: list[Node], users: dict[str, str], *, per_tag: bool = False) -> SSHRule:
@@ -157,7 +170,7 @@ class SSHCompiler:
         if c.self_dst and not node.tagged and node.user is not None:
             emit(c.by_user.get(node.user.id, []), node.user.id, [])
         if c.dst is not None:
-            if any(c.dst.contains(ip) for ip in node.ips):
+            if node.index in c.dst_nodes:
                 if c.localparts:
                     for uid, nodes in c.by_user.items():
                         emit(nodes, uid, [])
@@ -165,7 +178,7 @@ class SSHCompiler:
                         emit([], None, c.tagged)
                 else:
                     emit([n for nodes in c.by_user.values() for n in nodes], None, c.tagged)
-            elif c.localparts and any(c.src.contains(ip) for ip in node.ips):
+            elif c.localparts and node.index in c.src_nodes:
                 if node.tagged:
                     emit([node], None, [])
                 elif node.user is not None:
