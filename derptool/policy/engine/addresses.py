@@ -9,6 +9,7 @@ ranges (``100.64.0.0-100.115.91.255``), single addresses or prefixes, ``DstPorts
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ def addr_int(text: str) -> int:
     return int(ip) if ip.version == 4 else V6 + int(ip)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def addr_text(n: int) -> str:
     """The text of the address with number *n*."""
     return str(ipaddress.IPv4Address(n)) if n < V6 else str(ipaddress.IPv6Address(n - V6))

@@ -175,6 +175,7 @@ class RuleSet:
         self._ips = sorted((ip, n.index) for n in nodes for ip in n.ips)
         self._ip_keys = [ip for ip, _ in self._ips]
         self._routers = [(n.index, [prefix_range(r) for r in n.subnet_routes]) for n in nodes if n.subnet_routes]
+        self._routed = IPSet.of(r for _, routes in self._routers for r in routes)
         self._exits = [n.index for n in nodes if n.is_exit_node]
         self._all = list(range(len(nodes)))
         self.per_node: list[list[tuple[int, list[int]]]] = [[] for _ in nodes]
@@ -186,9 +187,10 @@ class RuleSet:
         a = bisect.bisect_left(self._ip_keys, lo)
         b = bisect.bisect_right(self._ip_keys, hi)
         out = {self._ips[k][1] for k in range(a, b)}
-        for idx, routes in self._routers:
-            if any(r[0] <= hi and lo <= r[1] for r in routes):
-                out.add(idx)
+        if self._routed.overlaps(lo, hi):
+            for idx, routes in self._routers:
+                if any(r[0] <= hi and lo <= r[1] for r in routes):
+                    out.add(idx)
         if internet and self._exits and INTERNET.covers(lo, hi):
             out.update(self._exits)
         return sorted(out)

@@ -63,6 +63,7 @@ class PeerMap:
         self._exits = _bits(n.index for n in nodes if n.is_exit_node)
         self.matches = [m for m in (_match(r) for r in rules.rules) if m is not None]
         self.peers = [0] * len(nodes)
+        self._route_matches: dict[str, tuple[list[_Match], list[_Match]]] = {}
         self._compute()
 
     def _nodes_in(self, ips: IPSet) -> int:
@@ -108,18 +109,19 @@ class PeerMap:
     def can_access_route(self, viewer: Node, route: str) -> bool:
         """Whether a rule lets *viewer* (or the subnets it serves) reach into *route*, or the reverse."""
         lo, hi = prefix_range(route)
+        relevant = self._route_matches.get(route)
+        if relevant is None:  # the rules whose destinations or sources touch the route, found once per route
+            relevant = ([m for m in self.matches if m.routed.overlaps(lo, hi)],
+                        [m for m in self.matches if m.src.overlaps(lo, hi)])
+            self._route_matches[route] = relevant
+        into, out_of = relevant
         own = viewer.ips
         mine = self._routes.get(viewer.index, [])
-        for m in self.matches:
-            dst_hits_route = m.routed.overlaps(lo, hi)
-            src_hits_route = m.src.overlaps(lo, hi)
-            if dst_hits_route and any(m.src.contains(ip) for ip in own):
+        for m in into:
+            if any(m.src.contains(ip) for ip in own) or (mine and any(m.src.overlaps(a, b) for a, b in mine)):
                 return True
-            if src_hits_route and any(m.dst.contains(ip) for ip in own):
-                return True
-            if mine and dst_hits_route and any(m.src.overlaps(a, b) for a, b in mine):
-                return True
-            if mine and src_hits_route and any(m.dst.overlaps(a, b) for a, b in mine):
+        for m in out_of:
+            if any(m.dst.contains(ip) for ip in own) or (mine and any(m.dst.overlaps(a, b) for a, b in mine)):
                 return True
         return False
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from derptool.errors import InputError
@@ -11,13 +12,22 @@ Path = tuple[str | int, ...]
 SECTIONS = ("acls", "grants", "ssh", "tests", "sshTests")
 
 
-@dataclass(frozen=True)
+@dataclass
 class PolicySource:
     """Canonical policy data (documented key spelling), its file name, and the line of each rule."""
 
     data: dict[str, Any]
     file: str
-    lines: dict[Path, int]
+    src: bytes = b""
+    originals: dict[Path, Path] = field(default_factory=dict)
+
+    @cached_property
+    def lines(self) -> dict[Path, int]:
+        """The line of each rule, ``(section, index)`` -> line (found when first asked for)."""
+        from derptool.policy.validate import locate
+
+        found = locate(self.src, list(self.originals.values()))
+        return {canon: found[orig][0] for canon, orig in self.originals.items()}
 
     def where(self, path: Path | None) -> str:
         """``file:line`` of a rule (``acls[2]`` style when the line is unknown)."""
@@ -65,15 +75,17 @@ def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
     """
     import json
 
-    from derptool.hujson import HuJSONError, standardize
-    from derptool.policy.validate import locate
-
     try:
-        raw = json.loads(standardize(src).decode("utf-8", "replace"))
-    except HuJSONError as err:
-        raise InputError(err.reason, file=file, line=err.line, column=err.column) from None
-    except ValueError as err:
-        raise InputError(f"not JSON: {err}", file=file) from None
+        raw = json.loads(src)  # plain JSON: no need for the HuJSON parser
+    except ValueError:
+        from derptool.hujson import HuJSONError, standardize
+
+        try:
+            raw = json.loads(standardize(src).decode("utf-8", "replace"))
+        except HuJSONError as err:
+            raise InputError(err.reason, file=file, line=err.line, column=err.column) from None
+        except ValueError as err:
+            raise InputError(f"not JSON: {err}", file=file) from None
     if not isinstance(raw, dict):
         raise InputError("a policy is a JSON object", file=file, line=1, column=1)
     data = _canonical(raw)
@@ -84,9 +96,7 @@ def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
         if isinstance(items, list):
             for i in range(len(items)):
                 originals[(section, i)] = (written.get(section, section), i)
-    found = locate(src, list(originals.values()))
-    lines = {canon: found[orig][0] for canon, orig in originals.items()}
-    return PolicySource(data, file, lines)
+    return PolicySource(data, file, src, originals)
 
 
 def load_policy(path: str) -> PolicySource:

@@ -19,6 +19,7 @@ import contextlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from derptool.errors import InputError
@@ -81,12 +82,12 @@ class Node:
         advertised = {_canon(r) for r in self.routable_ips}
         return [r for r in (_canon(a) for a in self.approved_routes) if r in advertised]
 
-    @property
+    @cached_property
     def subnet_routes(self) -> list[str]:
         """Approved and advertised routes that are not exit routes."""
         return [r for r in self._served() if not is_exit_route(r)]
 
-    @property
+    @cached_property
     def exit_routes(self) -> list[str]:
         """Approved and advertised exit routes (``0.0.0.0/0``, ``::/0``)."""
         return [r for r in self._served() if is_exit_route(r)]
@@ -328,12 +329,17 @@ def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
 
 def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
     """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
-    from derptool.hujson import HuJSONError, loads
+    import json
 
     try:
-        data = loads(src)
-    except HuJSONError as err:
-        raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
+        data = json.loads(src)  # plain JSON (the usual case) without the HuJSON parser
+    except ValueError:
+        from derptool.hujson import HuJSONError, loads
+
+        try:
+            data = loads(src)
+        except HuJSONError as err:
+            raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
     if isinstance(data, Mapping) and ("Peer" in data or "Self" in data):
         return from_status(data, file=file)
     if isinstance(data, Mapping) and "topology" in data and "nodes" not in data:
