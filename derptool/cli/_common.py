@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nat": ("nat", "Detect the NAT type by STUN to several DERP servers."),
     "omit": ("maps", "Remove DERP regions: a policy derpMap fragment, or an edit."),
     "grants": ("grants", "Send internet traffic only through exit nodes with a tag."),
+    "impact": ("impact", "What removing DERP regions costs each site, from reports or Prometheus."),
     "region": ("region", "Self-hosted DERP regions for a policy or headscale."),
     "check": ("check", "Check a DERP server: DNS, STUN, TLS, HTTPS and the DERP handshake."),
     "diff": ("diff", "Compare two DERP maps: regions and nodes added, removed, changed."),
