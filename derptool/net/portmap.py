@@ -13,9 +13,10 @@ ANNOUNCE reply has result 0 (NOT_AUTHORIZED and ADDRESS_MISMATCH mean a PCP serv
 UPnP when an SSDP answer names an ``:InternetGatewayDevice:``. After the first answer the probe waits
 50 ms more for other UPnP devices, and ends early once all three protocols answered.
 
-Packet builders and parsers are plain functions; :func:`probe` is the one function that does I/O (its own
-UDP socket: these are not STUN packets). Nothing is sent anywhere but the gateway and the SSDP multicast
-group, which does not leave the LAN.
+Packet builders and parsers are plain functions; :func:`probe` is the one function that does I/O. It
+has its own UDP socket, the one exception to "only :mod:`derptool.net.stunclient` opens UDP sockets":
+these are LAN protocols, not STUN (Go's portmapper also keeps its own socket apart from netcheck's).
+Nothing is sent anywhere but the gateway and the SSDP multicast group, which does not leave the LAN.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from derptool.net.stunclient import route_source
 
 PXP_PORT = 5351
 """NAT-PMP and PCP server port."""
@@ -196,16 +199,6 @@ def default_gateway(route_file: str = "/proc/net/route") -> str | None:
     return best[1] if best else None
 
 
-def _self_ip(gateway: str) -> str | None:
-    """The local address the kernel uses towards *gateway* (a connected UDP socket sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((gateway, PXP_PORT))
-        except OSError:
-            return None
-        return str(s.getsockname()[0])
-
-
 def probe(gateway: str | None = None, *, my_ip: str | None = None, timeout: float = PROBE_TIMEOUT,
           pxp_port: int = PXP_PORT, ssdp_port: int = SSDP_PORT, multicast: bool = True) -> PortMapProbe:
     """Probe the gateway (default: the IPv4 default route's) for UPnP IGD, NAT-PMP and PCP.
@@ -219,7 +212,7 @@ def probe(gateway: str | None = None, *, my_ip: str | None = None, timeout: floa
     if gw is None:
         result.error = "no IPv4 default gateway"
         return result
-    me = my_ip or _self_ip(gw)
+    me = my_ip or route_source(4, gw, pxp_port)
     if me is None:
         result.error = f"no route to the gateway {gw}"
         return result
