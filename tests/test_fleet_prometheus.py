@@ -77,11 +77,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prom.Prometheus
                 port = prom.free_port()
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "derptool", "latency", "--map", str(path), "--every", "1s",
-                     "--timeout", "1s", "--listen", f"127.0.0.1:{port}", "-f", "json"],
+                     "--timeout", "3s", "--listen", f"127.0.0.1:{port}", "-f", "json"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
                 targets.append(prom.Target(f"127.0.0.1:{port}", {"instance": site, "site": f"office-{site}"}))
             with prom.PrometheusServer(work, targets, backfill=_backfill()) as srv:
-                srv.wait_for("count by (instance) (derptool_region_latency_seconds)", len(SITES))
+                # every region of every site scraped (not just one region a site)
+                srv.wait_for("derptool_region_latency_seconds", sum(len(d) for d in SITES.values()))
                 yield srv
         finally:
             for p in procs:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
-from derptool.policy.problems import Finding, Path, Problem, json_pointer
+from derptool.policy.problems import Finding, Path, Problem, json_pointer, locate, value_offset
 
 if TYPE_CHECKING:
     from derptool.policy.engine.tailnet import Tailnet
@@ -91,47 +91,11 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     root = parse(src)
     problems = []
     for f in found:
-        offset = _offset(root, f.path, f.at_key)
+        offset = value_offset(root, f.path, f.at_key)
         line, column = position(src, offset)
         problems.append(Problem(file, line, column, f.path, f.message, f.severity))
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
-
-
-def _offset(root: Any, path: Path, at_key: bool) -> int:
-    """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
-    from derptool.hujson import Array, Literal, Object
-
-    node = root
-    for depth, part in enumerate(path):
-        t = node.value
-        if isinstance(t, Object):
-            name = str(part)
-            match = None
-            for m in t.members:  # the last member with the name is the one that counts
-                if isinstance(m.name.value, Literal) and m.name.value.decode() == name:
-                    match = m
-            if match is None:
-                return int(node.start_offset)
-            if at_key and depth == len(path) - 1:
-                return int(match.name.start_offset)
-            node = match.value
-        elif isinstance(t, Array) and isinstance(part, int) and part < len(t.elements):
-            node = t.elements[part]
-        else:
-            return int(node.start_offset)
-    return int(node.start_offset)
-
-
-def locate(src: bytes, paths: Iterable[Path]) -> dict[Path, tuple[int, int]]:
-    """1-based ``(line, column)`` of the value at each JSON path of HuJSON *src* (nearest existing ancestor).
-
-    *src* must parse; the positions are those a :class:`Problem` would carry.
-    """
-    from derptool.hujson import parse, position
-
-    root = parse(src)
-    return {path: position(src, _offset(root, path, False)) for path in paths}
 
 
 def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:

@@ -18,14 +18,11 @@ The previous report may be derptool's own :class:`~derptool.net.netcheck.report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from derptool.derpmap import DERPMap, DERPNode, DERPRegion
-
-if TYPE_CHECKING:
-    from derptool.net.netcheck.report import Report
 
 PROBES_PER_FAMILY = 3
 PROBE_SPACING = 0.100
@@ -37,6 +34,28 @@ INCREMENTAL_REGIONS = 3
 """How many of the fastest regions an incremental plan probes (besides the home region)."""
 
 Family = Literal[4, 6]
+
+
+class RegionLatencies(Protocol):
+    """What a plan reads of one region of a previous report (:class:`~.report.RegionResult` has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def v4_latency_ms(self) -> float | None: ...
+    @property
+    def v6_latency_ms(self) -> float | None: ...
+
+
+class ReportLatencies(Protocol):
+    """What a plan reads of a previous report (:class:`~.report.Report` has it; the plan does not import it)."""
+
+    @property
+    def regions(self) -> Sequence[RegionLatencies]: ...
+    @property
+    def preferred_region(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,7 @@ class LastReport:
     preferred: int | None = None
 
 
-def last_report(last: Report | Mapping[str, Any] | LastReport) -> LastReport:
+def last_report(last: ReportLatencies | Mapping[str, Any] | LastReport) -> LastReport:
     """Read a previous report in any of the accepted shapes (see the module docstring).
 
     Raises :class:`ValueError` naming the field when a dict has the wrong shape.
@@ -164,7 +183,7 @@ def _from_derptool_data(data: Mapping[str, Any]) -> LastReport:
 
 
 def make_plan(dmap: DERPMap, *, ipv4: bool = True, ipv6: bool = True,
-              last: Report | Mapping[str, Any] | LastReport | None = None) -> ProbePlan:
+              last: ReportLatencies | Mapping[str, Any] | LastReport | None = None) -> ProbePlan:
     """The probe plan for *dmap*: incremental after a *last* report with latencies, else full.
 
     *ipv4*/*ipv6* say whether this machine can use (and should probe) each family.

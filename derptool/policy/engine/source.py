@@ -24,7 +24,7 @@ class PolicySource:
     @cached_property
     def lines(self) -> dict[Path, int]:
         """The line of each rule, ``(section, index)`` -> line (found when first asked for)."""
-        from derptool.policy.validate import locate
+        from derptool.policy.problems import locate
 
         found = locate(self.src, list(self.originals.values()))
         return {canon: found[orig][0] for canon, orig in self.originals.items()}

@@ -169,7 +169,7 @@ class TailnetError(InputError):
 def _err(message: str, file: str, where: Path, src: bytes | None) -> TailnetError:
     line = col = None
     if src is not None:
-        from derptool.policy.validate import locate
+        from derptool.policy.problems import locate
 
         with contextlib.suppress(ValueError):
             line, col = locate(src, [where])[where]
