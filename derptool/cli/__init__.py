@@ -19,6 +19,7 @@ from derptool.cli import maps as _maps  # noqa: F401
 from derptool.cli import nat as _nat  # noqa: F401
 from derptool.cli import region as _region  # noqa: F401
 from derptool.cli import validate as _validate  # noqa: F401
+from derptool.cli import watch as _watch  # noqa: F401
 from derptool.cli._common import app
 
 
