@@ -368,3 +368,31 @@ def test_socket_target_scrapes_usermetrics_and_names_regions_with_the_client_map
     paths = [p for p, _ in server.requests]
     assert paths.count("/localapi/v0/usermetrics") == 2 and "/localapi/v0/derpmap" in paths
     assert {host for _, host in server.requests} == {"local-tailscaled.sock"}
+
+
+def test_https_target_trusts_the_ca_file(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = HTTPServer(host="127.0.0.1", ssl_context=ctx)
+    server.start()
+    try:
+        serve_in_order(server, "derper")
+        url = server.url_for("/metrics")
+        assert url.startswith("https://")
+        untrusted = runner.invoke(app, ["watch", url, "--once", "-i", "0.05"])
+        assert untrusted.exit_code == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        trusted = runner.invoke(app, ["watch", url, "--once", "-i", "0.05", "--format", "json",
+                                      "--ca-file", str(ca_file), "--match", "^derp_bytes_sent$"])
+        assert trusted.exit_code == 0, trusted.stderr
+        assert [c["series"] for c in json.loads(trusted.stdout)["changes"]] == ["derp_bytes_sent"]
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()

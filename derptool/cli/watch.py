@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, warn
+from derptool.cli._common import CaFileOption, app, handle_errors, warn
 from derptool.cli._output import to_json
 from derptool.errors import UsageError
 
@@ -166,6 +166,7 @@ def watch_command(
         typer.Option("--map", "-m", metavar="MAP",
                      help="DERP map naming the regions (default: the client's own map, else the bundled snapshot)."),
     ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Scrape a Prometheus endpoint and show what changes: for a Tailscale client, traffic per path
     (DERP, direct, peer relay), the share relayed through DERP, drops, health and the home DERP region.
@@ -178,7 +179,7 @@ def watch_command(
     from derptool.watch import Target, build_report, scrape
 
     pattern = _compile(match)
-    target = Target.from_spec(url, socket)
+    target = Target.from_spec(url, socket, ca_file=ca_file)
     if fmt is WatchFormat.json and not once:
         raise UsageError("--format json needs --once (the live view is a terminal table)")
     previous = scrape(target, timeout=max(interval, 5.0))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from derptool.errors import NetworkError, UsageError
+from derptool.errors import InputError, NetworkError, UsageError
 from derptool.watch.samples import Snapshot, parse_snapshot
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class Target:
 
     url: str | None = None
     socket: str | None = None
+    ca_file: str | None = None
+    """Also trust the CA certificates in this PEM file (for an https URL)."""
 
     @property
     def description(self) -> str:
@@ -44,7 +46,7 @@ class Target:
         return f"tailscaled LocalAPI {self.socket}" if self.socket else str(self.url)
 
     @classmethod
-    def from_spec(cls, url: str | None, socket: str | None = None) -> Target:
+    def from_spec(cls, url: str | None, socket: str | None = None, *, ca_file: str | None = None) -> Target:
         """The target a user gave (a URL or a socket path, not both), or :func:`default_target`."""
         if url and socket:
             raise UsageError("give a URL or --socket PATH, not both")
@@ -53,7 +55,7 @@ class Target:
         if url:
             if not url.lower().startswith(("http://", "https://")):
                 raise UsageError(f"{url!r} is not an http(s) URL; for a tailscaled socket use --socket PATH")
-            return cls(url=url)
+            return cls(url=url, ca_file=ca_file)
         return default_target()
 
 
@@ -69,6 +71,14 @@ def _client(target: Target, timeout: float) -> httpx.Client:
 
     if target.socket:
         return httpx.Client(transport=httpx.HTTPTransport(uds=target.socket), timeout=timeout)
+    if target.ca_file:
+        from derptool.net.netcheck.https import ssl_context
+
+        try:
+            verify = ssl_context(verify=True, ca_file=target.ca_file)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--ca-file {target.ca_file}: cannot load CA certificates: {err}") from None
+        return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
     return httpx.Client(timeout=timeout, follow_redirects=False)
 
 
