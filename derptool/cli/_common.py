@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "impact": ("impact", "What removing DERP regions costs each site, from reports or Prometheus."),
     "region": ("region", "Self-hosted DERP regions for a policy or headscale."),
     "check": ("check", "Check a DERP server: DNS, STUN, TLS, HTTPS and the DERP handshake."),
+    "watch": ("watch", "Live view of a Tailscale client's relayed vs direct traffic (any metrics)."),
     "diff": ("diff", "Compare two DERP maps: regions and nodes added, removed, changed."),
     "validate": ("validate", "Check tailnet policy files offline, as Tailscale does."),
     "fmt": ("fmt", "Format HuJSON policy files as Tailscale's hujson.Format does."),

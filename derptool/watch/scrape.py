@@ -1,0 +1,126 @@
+"""Where metrics come from: an HTTP(S) URL, or a tailscaled's LocalAPI unix socket; one scrape at a time.
+
+A tailscaled serves its user metrics (the ``tailscaled_*`` series) on its LocalAPI at
+``/localapi/v0/usermetrics``, with ``local-tailscaled.sock`` as the HTTP host, and to its own tailnet
+at ``http://100.100.100.100/metrics``. The same LocalAPI gives the DERP map the client uses
+(``/localapi/v0/derpmap``), which names the home region exactly as the client knows it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from derptool.errors import InputError, NetworkError, UsageError
+from derptool.watch.samples import Snapshot, parse_snapshot
+
+if TYPE_CHECKING:
+    import httpx
+
+    from derptool.derpmap import DERPMap
+
+DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
+DEFAULT_URL = "http://100.100.100.100/metrics"
+LOCALAPI_HOST = "local-tailscaled.sock"
+USERMETRICS_PATH = "/localapi/v0/usermetrics"
+DERPMAP_PATH = "/localapi/v0/derpmap"
+TIMEOUT = 5.0
+MAX_BYTES = 16 << 20
+"""Largest response read from a target (a scrape of many megabytes is not a metrics page)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A metrics endpoint: ``url`` over HTTP(S), or a tailscaled LocalAPI ``socket``."""
+
+    url: str | None = None
+    socket: str | None = None
+    ca_file: str | None = None
+    """Also trust the CA certificates in this PEM file (for an https URL)."""
+
+    @property
+    def description(self) -> str:
+        """How the target is named to the user."""
+        return f"tailscaled LocalAPI {self.socket}" if self.socket else str(self.url)
+
+    @classmethod
+    def from_spec(cls, url: str | None, socket: str | None = None, *, ca_file: str | None = None) -> Target:
+        """The target a user gave (a URL or a socket path, not both), or :func:`default_target`."""
+        if url and socket:
+            raise UsageError("give a URL or --socket PATH, not both")
+        if socket:
+            return cls(socket=socket)
+        if url:
+            if not url.lower().startswith(("http://", "https://")):
+                raise UsageError(f"{url!r} is not an http(s) URL; for a tailscaled socket use --socket PATH")
+            return cls(url=url, ca_file=ca_file)
+        return default_target()
+
+
+def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
+    """The local tailscaled: its LocalAPI socket when it exists, else ``http://100.100.100.100/metrics``."""
+    if Path(socket_path).exists():
+        return Target(socket=socket_path)
+    return Target(url=DEFAULT_URL)
+
+
+def _client(target: Target, timeout: float) -> httpx.Client:
+    import httpx
+
+    if target.socket:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=target.socket), timeout=timeout)
+    if target.ca_file:
+        from derptool.net.dial import tls_context
+
+        try:
+            verify = tls_context(verify=True, ca_file=target.ca_file)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--ca-file {target.ca_file}: cannot load CA certificates: {err}") from None
+        return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
+    return httpx.Client(timeout=timeout, follow_redirects=False)
+
+
+def _get(target: Target, path: str | None, timeout: float) -> str:
+    import httpx
+
+    url = f"http://{LOCALAPI_HOST}{path}" if target.socket else str(target.url)
+    try:
+        with _client(target, timeout) as client, client.stream("GET", url) as resp:
+            body = bytearray()
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise NetworkError(f"{target.description}: response larger than {MAX_BYTES >> 20} MiB")
+            if resp.status_code != 200:
+                text = body.decode("utf-8", "replace").strip().splitlines()
+                why = f": {text[0][:200]}" if text else ""
+                raise NetworkError(f"{target.description}: HTTP {resp.status_code}{why}")
+            return body.decode("utf-8", "replace")
+    except httpx.HTTPError as err:
+        raise NetworkError(f"{target.description}: cannot scrape: {err or type(err).__name__}") from None
+    except OSError as err:  # a socket path that is not a socket, permission denied
+        raise NetworkError(f"{target.description}: cannot scrape: {err.strerror or err}") from None
+
+
+def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
+    """Fetch and parse one scrape of *target* (:class:`NetworkError` when it cannot be reached)."""
+    text = _get(target, USERMETRICS_PATH, timeout)
+    return parse_snapshot(text, taken=time.monotonic(), source=target.description)
+
+
+def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | None:
+    """The DERP map a tailscaled target uses (``None`` for a URL target, or when it cannot be had)."""
+    import json
+
+    from derptool.derpmap import parse_derpmap
+    from derptool.errors import DerptoolError
+
+    if not target.socket:
+        return None
+    try:
+        data = json.loads(_get(target, DERPMAP_PATH, timeout))
+        return parse_derpmap(data, source=f"{target.description} DERP map")
+    except (DerptoolError, ValueError):
+        return None
