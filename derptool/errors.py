@@ -85,6 +85,14 @@ class ProtocolError(DerptoolError):
     """A peer sent bytes that break its protocol (a STUN reply, a DERP frame); the message says why."""
 
 
+class DerpError(NetworkError):
+    """A DERP conversation failed (no upgrade, a broken handshake, nothing in time); the message says why."""
+
+
+class DerpClientRejected(DerpError):
+    """The DERP server closed the connection after our client info: it admits only clients it knows."""
+
+
 class StunError(ValueError, ProtocolError):
     """A packet is not a valid STUN message of the expected kind; ``reason`` says why."""
 
