@@ -12,8 +12,12 @@ Every error a user can cause is a :class:`DerptoolError`. The CLI prints it as
     │   └── ApplyError               a policy file cannot be edited as asked (2)
     ├── ConcurrentChangeError        the file changed on disk while derptool worked on it (1)
     ├── NetworkError                 a network failure prevented the job (3)
+    │   └── ProbeFailed              one probe (DNS, STUN, TLS, HTTPS) failed; reports record it per probe
+    │       ├── ResolveError         a host name does not resolve (in time)
+    │       └── StunTimeout          no valid STUN answer before the deadline (``ignored`` says what came)
     └── ProtocolError                a peer's bytes broke its protocol (2)
-        └── StunError                not a valid STUN message of the expected kind (also a ValueError)
+        ├── StunError                not a valid STUN message of the expected kind (also a ValueError)
+        └── DerpFrameError           not a valid DERP frame of the expected kind (also a ValueError)
 
 :class:`derptool.hujson.HuJSONError` is not part of the tree: the HuJSON library stands alone, and the CLI
 maps its errors (a ``ValueError`` with ``line``, ``column`` and ``offset``) to exit codes itself.
@@ -81,6 +85,27 @@ class NetworkError(DerptoolError):
     exit_code = 3
 
 
+class ProbeFailed(NetworkError):
+    """One network probe failed; the message says why. Reports record it as that probe's error."""
+
+
+class ResolveError(ProbeFailed):
+    """A host name does not resolve (or not before the deadline); ``reason`` is the resolver's word."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"cannot resolve {host}: {reason}")
+        self.host = host
+        self.reason = reason
+
+
+class StunTimeout(ProbeFailed):
+    """No valid STUN answer came before the deadline; ``ignored`` says what came instead, if anything."""
+
+    def __init__(self, ignored: str | None = None) -> None:
+        super().__init__("no answer" + (f"; {ignored}" if ignored else ""))
+        self.ignored = ignored
+
+
 class ProtocolError(DerptoolError):
     """A peer sent bytes that break its protocol (a STUN reply, a DERP frame); the message says why."""
 
@@ -95,6 +120,14 @@ class DerpClientRejected(DerpError):
 
 class StunError(ValueError, ProtocolError):
     """A packet is not a valid STUN message of the expected kind; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        ProtocolError.__init__(self, reason)
+        self.reason = reason
+
+
+class DerpFrameError(ValueError, ProtocolError):
+    """Bytes are not a valid DERP frame of the expected kind; the message says why."""
 
     def __init__(self, reason: str) -> None:
         ProtocolError.__init__(self, reason)

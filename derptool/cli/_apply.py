@@ -8,7 +8,7 @@ import typer
 
 from derptool.cli._common import warn
 from derptool.cli._output import unified_diff
-from derptool.edit.document import Editor
+from derptool.edit.document import ApplyResult, Editor
 from derptool.fileio import FileSnapshot
 
 
@@ -43,18 +43,21 @@ def read_policy(path: Path) -> FileSnapshot:
     return read_file(path)
 
 
-def run_apply(path: Path, edit: Editor, *, diff: bool, snap: FileSnapshot | None = None) -> None:
-    """Apply *edit* to the policy file *path*: print a diff (``diff``) or write it back atomically.
+def run_apply(path: Path, edit: Editor, *, diff: bool) -> None:
+    """Read the policy file *path*, run *edit* on it and show or write the result (:func:`show_or_write`)."""
+    snap = read_policy(path)
+    show_or_write(path, snap, edit(snap.data, str(path)), diff=diff)
 
-    *snap* is the file as already read, if it was. The write is refused (exit 1) when the file changed on
-    disk since it was read.
+
+def show_or_write(path: Path, snap: FileSnapshot, result: ApplyResult, *, diff: bool) -> None:
+    """Warn the result's notes, then print a diff (``diff``) or write the file back atomically.
+
+    *snap* is the file as read for the edit: the write is refused (exit 1) when the file changed on disk
+    since.
     """
     from derptool.errors import InputError
     from derptool.fileio import atomic_write
 
-    if snap is None:
-        snap = read_policy(path)
-    result = edit(snap.data, str(path))
     for note in result.notes:
         warn(note)
     if diff:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, warn
 from derptool.cli._output import table, to_json
+
+if TYPE_CHECKING:
+    from derptool.net.check import CheckReport
 
 
 class CheckFormat(StrEnum):
@@ -83,30 +86,25 @@ def check_command(
 
             raise UsageError(f"the regions selected by {target!r} have no nodes to check")
     report = check.run(target, targets, timeout=timeout, ca_file=ca_file, insecure=insecure)
-    data = report.to_data()
-    typer.echo(to_json(data) if fmt is CheckFormat.json else check_text(data))
+    for note in report.notes:
+        warn(note)
+    typer.echo(to_json(report.to_data()) if fmt is CheckFormat.json else check_text(report))
     if not report.ok:
         raise typer.Exit(1)
 
 
-def check_text(data: dict[str, Any]) -> str:
-    """``derptool check`` as text: one table per node (check, status, detail) and a verdict line.
-
-    *data* is :meth:`derptool.net.check.CheckReport.to_data`.
-    """
+def check_text(report: CheckReport) -> str:
+    """``derptool check`` as text: one table per node (check, status, detail) and a verdict line."""
     out: list[str] = []
-    for node in data["nodes"]:
-        where = node["host"] + (f" ({node['address']})" if node.get("address") else "")
-        title = f"{node['node']}: {where}" if node.get("node") else where
-        out.append(title)
-        out.append(table(
-            [[c["name"], c["status"].upper(), c["detail"]] for c in node["checks"]],
-            ["CHECK", "STATUS", "DETAIL"],
-        ))
-        if node.get("public_key"):
-            out.append(f"server public key: {node['public_key']}")
+    for node in report.nodes:
+        t = node.target
+        where = t.host + (f" ({node.address})" if node.address else "")
+        out.append(f"{t.node}: {where}" if t.node else where)
+        out.append(table([[c.name, c.status.upper(), c.detail] for c in node.checks], ["CHECK", "STATUS", "DETAIL"]))
+        if node.public_key:
+            out.append(f"server public key: {node.public_key}")
         out.append("")
-    counts = data["counts"]
-    verdict = "all checks passed" if data["ok"] else "some checks FAILED"
+    counts = report.counts
+    verdict = "all checks passed" if report.ok else "some checks FAILED"
     out.append(f"{verdict}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     return "\n".join(out)

@@ -13,6 +13,7 @@ from derptool.cli._output import table, to_json
 from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap
     from derptool.fleet import Impact, SiteImpact, SiteReport
 
 
@@ -153,6 +154,11 @@ def impact_command(
         typer.Option("--max-increase", metavar="MS", show_default=False,
                      help="Exit 1 when a site's latency to its home grows by more than MS, or it loses every region."),
     ] = None,
+    suggest: Annotated[
+        bool,
+        typer.Option("--suggest", help="With --max-increase: the fewest regions the geofence allows that keep every "
+                     "site within the budget, and the sites no allowed region can serve."),
+    ] = False,
 ) -> None:
     """Show what removing DERP regions costs each site: its home region before and after, and the added latency.
 
@@ -172,6 +178,8 @@ def impact_command(
         raise UsageError("--window, --quantile and --site-label need --prometheus URL")
     if quantile is not None and window is None:
         raise UsageError("--quantile needs --window (the latest value has no quantile)")
+    if suggest and max_increase is None:
+        raise UsageError("--suggest needs --max-increase MS (the budget every site must stay within)")
     if max_increase is not None and max_increase < 0:
         raise UsageError(f"--max-increase: {max_increase:g} is negative; give the largest allowed increase in ms")
     loaded = load_map(map_spec, notice=warn)
@@ -179,6 +187,10 @@ def impact_command(
     for note in plan.notes:
         warn(note)
     site_reports = _load_sources(paths, prometheus, window, quantile, site_label)
+    if suggest:
+        assert max_increase is not None
+        _suggest(site_reports, loaded.derp_map, [r.region_id for r in plan.kept], max_increase, fmt)
+        return
     impact = assess(site_reports, loaded.derp_map, plan.omitted_ids)
     for note in impact.notes:
         warn(note)
@@ -197,3 +209,31 @@ def impact_command(
             more = f" and {len(over) - 10} more" if len(over) > 10 else ""
             warn(f"{len(over)} site(s) over --max-increase {max_increase:g} ms: {listed}{more}")
             raise typer.Exit(1)
+
+
+def _suggest(reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budget: float, fmt: ImpactFormat) -> None:
+    """``--suggest``: print the regions to keep and their impact; exit 1 when a site cannot meet the budget."""
+    from derptool.fleet import suggest
+
+    result = suggest(reports, dmap, allowed, budget)
+    for note in result.impact.notes:
+        warn(note)
+    regions = {r.region_id: r.region_code for r in dmap.region_list()}
+    codes = [regions.get(rid, str(rid)) for rid in result.keep]
+    if fmt is ImpactFormat.json:
+        typer.echo(to_json({"keep": result.keep, "unmet": result.unmet, **result.impact.to_data()}))
+    else:
+        keep_text = ", ".join(f"{c} ({rid})" for c, rid in zip(codes, result.keep, strict=True)) or "none"
+        lines = [f"Keep {len(result.keep)} of the {len(allowed)} allowed regions: {keep_text}"]
+        if result.keep:
+            lines.append(f"  derptool omit --keep {','.join(f'id:{rid}' for rid in result.keep)}")
+        if result.unmet:
+            lines.append(f"No allowed region serves {len(result.unmet)} site(s) within {budget:g} ms: "
+                         f"{', '.join(result.unmet)}")
+        omitted = [regions.get(rid, str(rid)) for rid in result.impact.omitted]
+        lines += ["", impact_table(result.impact, omitted_codes=omitted, total_regions=len(dmap.region_list()),
+                                   map_description="as given")]
+        typer.echo("\n".join(lines))
+    over = [s for s in result.impact.over_budget(budget) if s.site not in result.unmet]
+    if result.unmet or over:
+        raise typer.Exit(1)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, RegionOption, app, handle_errors, load_selected
+from derptool.cli._common import CaFileOption, MapOption, RegionOption, app, handle_errors, load_selected, warn
 from derptool.cli._output import table, to_json, yes_no
 from derptool.errors import UsageError
 
@@ -44,11 +44,15 @@ def parse_duration(text: str, option: str) -> float:
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) as a (host, port) pair."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    from derptool.net.dial import split_host_port
+
+    try:
+        host, port = split_host_port(text)
+    except ValueError:
+        port = None
+    if port is None or not 0 <= port <= 65535:
         raise UsageError(f"--listen: {text!r} is not ADDR:PORT (example: 127.0.0.1:9427)")
-    return host or "0.0.0.0", int(port)
+    return host or "0.0.0.0", port
 
 
 def _metrics_server(host: str, port: int, latest: Callable[[], str | None]) -> ThreadingHTTPServer:
@@ -199,6 +203,8 @@ def latency_command(
             previous = report.preferred_region
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+            for note in report.notes:
+                warn(note)
             metrics.append(exposition(report))
             del metrics[:-1]
             text = renderers[fmt](report)

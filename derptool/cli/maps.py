@@ -28,8 +28,6 @@ class MapOutputFormat(StrEnum):
     headscale_yaml = "headscale-yaml"
 
 
-
-
 @app.command("map")
 @handle_errors
 def map_command(
@@ -111,19 +109,19 @@ def omit_command(
     snap = read_policy(apply) if apply is not None else None
     loaded = load_map(map_spec, notice=warn)
     if apply is not None and snap is not None:
-        from derptool.cli._apply import run_apply
-        from derptool.edit.omit import apply_omit, omit_universe
+        from derptool.cli._apply import show_or_write
+        from derptool.edit.omit import omit_policy
 
-        universe = omit_universe(loaded.derp_map, snap.data, file=str(apply))
-        plan = plan_omit(universe, omit=region, keep=keep, allow_empty=allow_empty)
-        for note in plan.notes:
+        edit = omit_policy(snap.data, loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty,
+                           replace=replace, file=str(apply))
+        for note in edit.plan.notes:
             warn(note)
         if loaded.overlay is not None and replace:
             warn(
                 f"--map {map_spec} is already an overlay ({loaded.description}); with --replace, regions it "
                 "removes are not selected and their null entries are dropped: prefer --map default"
             )
-        run_apply(apply, lambda data, name: apply_omit(data, plan, replace=replace, file=name), diff=diff, snap=snap)
+        show_or_write(apply, snap, edit.result, diff=diff)
         return
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty)
     for note in plan.notes:

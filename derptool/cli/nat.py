@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected
+from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
 from derptool.cli._output import table, to_json, yes_no
+
+if TYPE_CHECKING:
+    from derptool.net.nat import NatReport
 
 
 class NatFormat(StrEnum):
@@ -38,36 +41,35 @@ def nat_command(
 
     loaded, dmap = load_selected(map_spec, region)
     report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout)
-    data = report.to_data()
-    typer.echo(to_json(data) if fmt is NatFormat.json else nat_text(data))
+    for note in report.notes:
+        warn(note)
+    typer.echo(to_json(report.to_data()) if fmt is NatFormat.json else nat_text(report))
 
 
-def nat_text(data: dict[str, Any]) -> str:
-    """``derptool nat`` as text: the probes table, a summary, and the plain-language explanation.
-
-    *data* is :meth:`derptool.net.nat.NatReport.to_data`.
-    """
+def nat_text(report: NatReport) -> str:
+    """``derptool nat`` as text: the probes table, a summary, and the plain-language explanation."""
     import textwrap
 
     probes = table(
-        [[p["node"] or "", p["server"], p["mapped"] or f"- ({p['error'] or 'no answer'})"] for p in data["probes"]],
+        [[o.node or "", str(o.server), str(o.mapped) if o.mapped else f"- ({o.error or 'no answer'})"]
+         for o in report.observations],
         ["NODE", "STUN SERVER", "SEEN FROM"],
     )
+    r = report.result
     summary = [
-        ("UDP", yes_no(data["udp"])),
-        ("NAT type", data["nat_type"]),
-        ("Mapping", data["mapping"] or "-"),
-        ("Local address", data["local"] or "-"),
-        ("Public address", ", ".join(data["mapped"]) or "-"),
-        ("Port preserved", yes_no(data["port_preserved"])),
+        ("UDP", yes_no(r.udp)),
+        ("NAT type", r.nat_type),
+        ("Mapping", r.mapping or "-"),
+        ("Local address", str(r.local) if r.local else "-"),
+        ("Public address", ", ".join(str(m) for m in r.mapped) or "-"),
+        ("Port preserved", yes_no(r.port_preserved)),
     ]
-    for fam in ("ipv4", "ipv6"):
-        other = data.get(fam)
-        if other is not None and data.get("family") != int(fam[-1]):
-            seen = ", ".join(other["mapped"]) or "no answer"
-            summary.append((f"IPv{fam[-1]}", f"{other['nat_type']} ({seen})"))
+    for family, other in ((4, report.ipv4), (6, report.ipv6)):
+        if other is not None and r.family != family:
+            seen = ", ".join(str(m) for m in other.mapped) or "no answer"
+            summary.append((f"IPv{family}", f"{other.nat_type} ({seen})"))
     width = max(len(k) for k, _ in summary)
     lines = [probes, ""]
     lines += [f"{k + ':':<{width + 1}} {v}" for k, v in summary]
-    lines += ["", textwrap.fill(data["explanation"], width=100)]
+    lines += ["", textwrap.fill(r.explanation, width=100)]
     return "\n".join(lines)

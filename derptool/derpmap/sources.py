@@ -308,11 +308,12 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
             "sections) nor headscale DERP YAML (no \"regions\")"
         )
     if what == "policy":
-        derp = next((v for k, v in doc.items() if str(k).lower() == "derpmap"), None)
-        if derp is None:
+        from derptool.derpmap.overlay import policy_overlay
+
+        overlay = policy_overlay(doc, source=name)
+        if overlay is None:
             b = base()
             return LoadedMap(b.derp_map, f"{b.description} ({name} has no derpMap)", kind)
-        overlay = parse_derpmap(derp, source=f"{name}: derpMap")
         b = base()
         return LoadedMap(merge(b.derp_map, overlay), f"{name} derpMap over the {b.description}", kind, overlay)
     dmap = parse_derpmap(doc, source=name)

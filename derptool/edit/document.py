@@ -1,18 +1,31 @@
-"""The one comment-keeping editor of policy files: open a document, queue ``add``/``remove`` edits, finish.
+"""The one comment-keeping editor of policy files: open a document, look members up, queue edits, finish.
 
-Every edit goes through :func:`derptool.hujson.patch` (RFC 6902 on the syntax tree), so every comment, blank
-line and the layout outside the edited members stay byte for byte. Members an edit adds are then laid out like
-their neighbours: one per line, indented with the file's own indentation unit (tabs or N spaces), comments
-re-indented; an inline object that gains commented members is expanded.
+::
 
-* Member names are matched case-insensitively (``derpMap``/``DERPMap``), as Tailscale does; missing sections
-  are created at the end of their object.
-* Line endings: a file whose every line ends in CRLF stays CRLF (added lines too); any other file is written
-  with LF for the added lines and its own bytes elsewhere.
-* A second identical edit changes nothing: ``changed`` is False and the bytes are the input's.
+    doc = Document.open(src, "policy.hujson")
+    regions = doc.get("derpMap")                 # case-insensitive lookup: Member(name as written, path, ...)
+    doc.add(("derpMap", "Regions", "7"), "null", trail="tok (region 7)")
+    doc.remove(("derpMap", "Regions", "9"))
+    result = doc.finish(summary="...", notes=[], unchanged="... already up to date")   # -> ApplyResult
 
-The edits themselves live beside this module: :mod:`.omit`, :mod:`.region`, :mod:`.grants`. Everything here
-is pure (bytes in, :class:`ApplyResult` out); the CLI reads and writes the file.
+The contract:
+
+* **Comments and layout kept byte for byte.** Edits go through :func:`derptool.hujson.patch_value` (RFC 6902
+  on the syntax tree), so every comment, blank line and byte outside the edited members stays as it was.
+* **Added members look like their neighbours**: one per line, indented with the file's own unit (tabs or N
+  spaces), comments re-indented, a blank line before a new top-level section; an inline object that gains
+  commented members is expanded. A multi-line value is put in ``hujson.format`` layout first.
+* **Names** are matched in any letter case (``derpMap``/``DERPMap``), as Tailscale reads them; the first
+  match wins. Paths are tuples of member names as written (:attr:`Member.path` gives them).
+* **Line endings**: a file whose every line ends in CRLF stays CRLF (added lines too); any other file keeps
+  its own bytes and gets LF on the added lines.
+* **Idempotent**: an edit that changes nothing gives ``changed=False`` and the input bytes, unchanged.
+* **Pure and single pass**: bytes in, :class:`ApplyResult` out; the CLI reads and writes the file. The file is
+  checked once (``hujson.standardize``, no syntax tree) and only the top-level members an edit looks into
+  are parsed into trees; the others stay raw bytes. After :meth:`Document.finish`, lookups read the edited
+  document (e.g. to validate the part that was edited).
+
+The edits themselves live beside this module: :mod:`.omit`, :mod:`.region`, :mod:`.grants`.
 """
 
 from __future__ import annotations
@@ -26,8 +39,10 @@ from typing import TYPE_CHECKING, Any
 from derptool.errors import ApplyError, InputError
 
 if TYPE_CHECKING:
-    from derptool.derpmap import DERPMap
-    from derptool.hujson import Array, Object, Value
+    from derptool.hujson import Array, Literal, Object, Value
+
+Path = tuple[str, ...]
+"""Member names (as written) from the top of the document; ``"-"`` ends an array append."""
 
 
 @dataclass(frozen=True)
@@ -40,56 +55,324 @@ class ApplyResult:
     notes: list[str] = field(default_factory=list)
 
 
-# -- the document being edited ------------------------------------------------------------------
+Editor = Callable[[bytes, str], ApplyResult]
+"""An edit as the CLI runs it: the file's bytes and name in, the result out."""
+
+
+# -- looking members up -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of the document found by name: its name as written, its path and its value."""
+
+    name: str
+    path: Path
+    node: Value = field(repr=False)
+    doc: Document = field(repr=False, compare=False)
+
+    @property
+    def is_object(self) -> bool:
+        return self.doc._kind(self.node) == "{"
+
+    @property
+    def is_array(self) -> bool:
+        return self.doc._kind(self.node) == "["
+
+    @property
+    def is_null(self) -> bool:
+        return self.doc._kind(self.node) == "n"
+
+    def data(self) -> Any:
+        """The value as plain Python data."""
+        from derptool import hujson
+
+        return hujson.loads(self.node.pack())
+
+    def get(self, name: str) -> Member | None:
+        """The first member of this object named *name* in any letter case (``None`` if not an object)."""
+        from derptool.hujson import Object
+
+        obj = self.doc._tree(self.node)
+        if not isinstance(obj, Object):
+            return None
+        return self.doc._find(obj, self.path, name)
+
+    def names(self) -> list[str]:
+        """The member names of this object, as written (empty if not an object)."""
+        from derptool.hujson import Object
+
+        obj = self.doc._tree(self.node)
+        return [_name(m.name) for m in obj.members] if isinstance(obj, Object) else []
+
+
+def _name(v: Value) -> str:
+    from derptool.hujson import Literal
+
+    assert isinstance(v.value, Literal)
+    return str(v.value.decode())
+
+
+def pointer(path: Sequence[str]) -> str:
+    """The JSON Pointer of *path*."""
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+# -- the document ---------------------------------------------------------------------------------
 
 
 @dataclass
-class NewMember:
-    """A member or element the patch adds, to lay out afterwards."""
+class _New:
+    """A member or element an edit adds, to lay out after patching."""
 
-    parent: str
-    """JSON pointer of the object or array that receives it."""
+    parent: Path
     key: str | None
     """Member name (``None`` for an array element appended at the end)."""
-    depth: int
-    """Nesting depth of the parent (the root object is 0)."""
-    top_blank: bool = False
-    """Put a blank line before it (new top-level sections)."""
-    commented: bool = False
-    """It comes with comments (an inline parent is then expanded)."""
+    commented: bool
 
 
-@dataclass
 class Document:
-    file: str
-    src: bytes
-    text: bytes
-    crlf: bool
-    root: Value
-    unit: str
-    ops: list[str] = field(default_factory=list)
-    new: list[NewMember] = field(default_factory=list)
+    """A policy file opened for editing (see the module docstring). Use :meth:`open`."""
 
-    def add(self, path: str, value: str, *, lead: list[str] | None = None, trail: str | None = None,
-            new: NewMember | None = None) -> None:
-        """Queue an ``add`` op; *value* is HuJSON text, *lead*/*trail* comment texts (without ``//``).
+    def __init__(self, file: str, src: bytes, crlf: bool, root: Value) -> None:
+        self.file = file
+        self._src = src
+        self._crlf = crlf
+        self._root = root
+        self.indent = _indent_unit(root)
+        """The file's indentation unit (a tab or N spaces), read from the top-level members."""
+        self._ops: list[str] = []
+        self._new: list[_New] = []
+        self._finished = False
 
-        A multi-line *value* is put in ``hujson.format`` layout, indented for where it lands.
-        """
+    @classmethod
+    def open(cls, src: bytes, file: str) -> Document:
+        """Open *src* (the bytes of *file*). Raises :class:`InputError` for a HuJSON syntax error and
+        :class:`ApplyError` when the file is not a JSON object."""
+        from derptool import hujson
+
+        crlf = b"\r\n" in src and src.count(b"\n") == src.count(b"\r\n")
+        text = src.replace(b"\r\n", b"\n") if crlf else src
+        try:
+            std = hujson.standardize(text)
+        except hujson.HuJSONError as err:
+            raise InputError(f"{file}:{err.line}:{err.column}: {err.reason}; fix the syntax first "
+                             f"(derptool validate {file})") from None
+        root = _skeleton(text, std)
+        if root is None:
+            raise ApplyError(f"{file}: a policy file is a JSON object {{...}}; this file holds something else")
+        return cls(file, src, crlf, root)
+
+    # -- lookups
+
+    def get(self, name: str) -> Member | None:
+        """The first top-level member named *name* in any letter case."""
+        from derptool.hujson import Object
+
+        assert isinstance(self._root.value, Object)
+        return self._find(self._root.value, (), name)
+
+    def _find(self, obj: Object, path: Path, name: str) -> Member | None:
+        want = name.lower()
+        for m in obj.members:
+            key = _name(m.name)
+            if key.lower() == want:
+                return Member(key, (*path, key), m.value, self)
+        return None
+
+    def _kind(self, node: Value) -> str:
+        raw = _raw(node)
+        return node.kind if raw is None else chr(raw[0])
+
+    def _tree(self, node: Value) -> Literal | Object | Array:
+        """The node's tree, parsing a member still held as raw bytes."""
+        from derptool import hujson
+
+        if _raw(node) is not None:
+            assert isinstance(node.value, hujson.Literal)
+            node.value = hujson.parse(node.value.raw).value
+        return node.value
+
+    def _materialize(self, path: Path) -> None:
+        """Parse the members along *path* that are still raw, so that a patch can reach into them."""
+        from derptool.hujson import Object
+
+        node = self._root
+        for seg in path:
+            t = self._tree(node)
+            if not isinstance(t, Object):
+                return
+            found = next((m.value for m in t.members if _name(m.name) == seg), None)
+            if found is None:
+                return
+            node = found
+        self._tree(node)
+
+    # -- edits
+
+    def add(self, path: Sequence[str], value: str, *, lead: Sequence[str] = (), trail: str | None = None) -> None:
+        """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
+        of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
+        member, *trail* a comment after it on its line (texts without ``//``)."""
+        from derptool.hujson import find
+
+        if self._finished:
+            raise RuntimeError("the document is finished")
+        path = tuple(path)
+        self._materialize(path[:-1])
         if "\n" in value:
-            value = _formatted_value(value, self.unit, path.count("/"))
-        parts = [f'{{"op": "add", "path": {json.dumps(path, ensure_ascii=False)},']
-        parts += [f"// {c}" for c in lead or []]
+            value = _formatted_value(value, self.indent, len(path))
+        parts = [f'{{"op": "add", "path": {json.dumps(pointer(path), ensure_ascii=False)},']
+        parts += [f"// {c}" for c in lead]
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
         parts.append("}")
-        self.ops.append("\n".join(parts))
-        if new is not None:
-            new.commented = bool(lead or trail or "//" in value)
-            self.new.append(new)
+        self._ops.append("\n".join(parts))
+        if path[-1] == "-" or find(self._root, pointer(path)) is None:
+            key = None if path[-1] == "-" else path[-1]
+            self._new.append(_New(path[:-1], key, bool(lead or trail or "//" in value)))
 
-    def remove(self, path: str) -> None:
-        """Queue a ``remove`` op."""
-        self.ops.append(f'{{"op": "remove", "path": {json.dumps(path, ensure_ascii=False)}}}')
+    def remove(self, path: Sequence[str]) -> None:
+        """Remove the member at *path*, with the comments it owns."""
+        if self._finished:
+            raise RuntimeError("the document is finished")
+        self._materialize(tuple(path)[:-1])
+        self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
+
+    def object_text(self, members: Sequence[tuple[str, str, str | None]], depth: int,
+                    lead: dict[str, list[str]] | None = None) -> str:
+        """An expanded object in the file's indentation: ``(name, value text, same-line comment)`` members,
+        *lead* comment lines before some of them, the closing brace at *depth*."""
+        pad, inner = self.indent * depth, self.indent * (depth + 1)
+        lines = ["{"]
+        for name, value, comment in members:
+            lines += [f"{inner}// {c}" for c in (lead or {}).get(name, [])]
+            lines.append(f"{inner}{json.dumps(name, ensure_ascii=False)}: {value},"
+                         + (f" // {comment}" if comment else ""))
+        lines.append(pad + "}")
+        return "\n".join(lines)
+
+    def finish(self, *, summary: str, notes: Sequence[str] = (), unchanged: str) -> ApplyResult:
+        """Apply the queued edits, lay out what they added and give the new bytes.
+
+        *summary* describes a change, *unchanged* the result when the bytes come out as they went in.
+        """
+        from derptool import hujson
+
+        self._finished = True
+        kept = list(notes)
+        if not self._ops:
+            return ApplyResult(self._src, False, unchanged, kept)
+        inline = self._inline_parents()
+        try:
+            hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
+        except hujson.HuJSONError as err:  # pragma: no cover - the ops are built from the file itself
+            raise ApplyError(f"{self.file}: cannot patch the file: {err}") from None
+        _layout(self._root, self._new, self.indent.encode(), inline)
+        out = self._root.pack()
+        hujson.standardize(out)  # the result must parse; a failure here is a bug, not the user's
+        if self._crlf:
+            out = out.replace(b"\n", b"\r\n")
+        if out == self._src:
+            return ApplyResult(self._src, False, unchanged, kept)
+        return ApplyResult(out, True, summary, kept)
+
+    def _inline_parents(self) -> set[str]:
+        """Pointers of the composites, on the way to each added member, that are on one line now."""
+        from derptool.hujson import find
+
+        inline = set()
+        for n in self._new:
+            for depth in range(len(n.parent) + 1):
+                ptr = pointer(n.parent[:depth])
+                before = find(self._root, ptr)
+                if before is not None and not _is_expanded(before.value):
+                    inline.add(ptr)
+        return inline
+
+
+# -- opening: the top-level members, each value kept as raw bytes until an edit needs its tree --------------
+
+_WS = re.compile(rb"[ \t\r\n]*+")
+_EXTRA = re.compile(rb"(?:[ \t\r\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")
+_STRING = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
+_LITERAL = re.compile(rb"[-+.A-Za-z0-9]++")
+_END_FINDER = json.JSONDecoder(object_pairs_hook=len)
+
+
+def _raw(node: Value) -> bytes | None:
+    """The raw bytes of a composite not parsed yet (held as a literal), else ``None``."""
+    from derptool.hujson import Literal
+
+    t = node.value
+    return t.raw if isinstance(t, Literal) and t.raw[:1] in (b"{", b"[") else None
+
+
+def _skeleton(text: bytes, std: bytes) -> Value | None:
+    """The tree :func:`hujson.parse` gives for *text*, down to the top-level members, whose composite values
+    stay raw bytes (see :func:`_raw`). *std* is ``hujson.standardize(text)``: valid JSON with every byte
+    offset of *text*, so it tells where values end while *text* gives the comments around them.
+    ``None`` when the document is not an object."""
+    from derptool.hujson import Literal, Object, ObjectMember, Value
+
+    def ws(pos: int) -> int:
+        m = _WS.match(std, pos)
+        assert m is not None
+        return m.end()
+
+    start = ws(0)
+    if std[start:start + 1] != b"{":
+        return None
+    latin: str | None = None
+    obj = Object()
+    i = start + 1
+    j = ws(i)
+    while std[j] != 0x7D:  # "}"
+        name_end = _STRING.match(std, j).end()  # type: ignore[union-attr]  # valid JSON: a name is here
+        colon = ws(name_end)
+        name = Value(Literal(text[j:name_end]), text[i:j], text[name_end:colon])
+        v0 = ws(colon + 1)
+        c = std[v0]
+        if c == 0x22:  # a string
+            v1 = _STRING.match(std, v0).end()  # type: ignore[union-attr]
+        elif c in (0x7B, 0x5B):  # an object or array: the JSON decoder finds its end
+            latin = std.decode("latin-1") if latin is None else latin  # one character per byte
+            v1 = _END_FINDER.raw_decode(latin, v0)[1]
+        else:
+            v1 = _LITERAL.match(std, v0).end()  # type: ignore[union-attr]
+        value = Value(Literal(text[v0:v1]), text[colon + 1:v0])
+        obj.members.append(ObjectMember(name, value))
+        n = ws(v1)
+        if std[n] == 0x2C:  # ","
+            value.after_extra = text[v1:n]
+            i = n + 1
+            j = ws(i)
+            continue
+        comma = _EXTRA.match(text, v1).end()  # type: ignore[union-attr]
+        if comma < n and text[comma] == 0x2C:  # a trailing comma (standardize blanked it)
+            value.after_extra = text[v1:comma]
+            obj.trailing_comma = True
+            obj.after_extra = text[comma + 1:n]
+        else:
+            obj.after_extra = text[v1:n]
+        j = n
+        break
+    else:
+        obj.after_extra = text[i:j]
+    return Value(obj, text[:start], text[j + 1:])
+
+
+def _indent_unit(root: Value) -> str:
+    """The file's indentation unit, read from the top-level members (default a tab)."""
+    from derptool.hujson import Object
+
+    assert isinstance(root.value, Object)
+    for m in root.value.members:
+        before = m.name.before_extra
+        if b"\n" in before:
+            ws = before.rsplit(b"\n", 1)[1]
+            if ws and ws.strip(b" \t") == b"":
+                return ws.decode()
+    return "\t"
 
 
 def _formatted_value(text: str, unit: str, depth: int) -> str:
@@ -104,58 +387,7 @@ def _formatted_value(text: str, unit: str, depth: int) -> str:
     return "\n".join(out)
 
 
-def open_document(src: bytes, file: str) -> Document:
-    from derptool import hujson
-
-    crlf = b"\r\n" in src and src.count(b"\n") == src.count(b"\r\n")
-    text = src.replace(b"\r\n", b"\n") if crlf else src
-    try:
-        root = hujson.parse(text)
-    except hujson.HuJSONError as err:
-        raise InputError(f"{file}:{err.line}:{err.column}: {err.reason}; fix the syntax first "
-                         f"(derptool validate {file})") from None
-    if not isinstance(root.value, hujson.Object):
-        raise ApplyError(f"{file}: a policy file is a JSON object {{...}}; this file holds something else")
-    return Document(file, src, text, crlf, root, _indent_unit(root.value))
-
-
-def _indent_unit(obj: Object) -> str:
-    """The file's indentation unit, read from the top-level members (default a tab)."""
-    for m in obj.members:
-        before = m.name.before_extra
-        if b"\n" in before:
-            ws = before.rsplit(b"\n", 1)[1]
-            if ws and ws.strip(b" \t") == b"":
-                return ws.decode()
-    return "\t"
-
-
-def pointer(*parts: str) -> str:
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def member(obj: Object, name: str) -> tuple[str, Value] | None:
-    """The first member whose name matches *name* case-insensitively: ``(actual name, value)``."""
-    want = name.lower()
-    for m in obj.members:
-        key = member_name(m.name)
-        if key.lower() == want:
-            return key, m.value
-    return None
-
-
-def member_name(v: Value) -> str:
-    from derptool.hujson import Literal
-
-    assert isinstance(v.value, Literal)
-    decoded = v.value.decode()
-    return str(decoded)
-
-
-def data_of(v: Value) -> Any:
-    from derptool import hujson
-
-    return hujson.loads(v.pack())
+# -- finishing: lay out the added members like their neighbours --------------------------------------------
 
 
 def _is_expanded(comp: Any) -> bool:
@@ -164,9 +396,6 @@ def _is_expanded(comp: Any) -> bool:
     befores = [m.name.before_extra for m in comp.members] if isinstance(comp, Object) else [
         e.before_extra for e in comp.elements]
     return any(b"\n" in b for b in befores) or b"\n" in comp.after_extra
-
-
-# -- finishing: patch, lay out the added members, line endings -------------------------------------
 
 
 _LINE = re.compile(rb"^[ \t]*(//.*|/\*.*)$")
@@ -199,25 +428,26 @@ def _split_same_line(extra: bytes) -> tuple[bytes, bytes]:
     return b"", b""
 
 
-def _layout(root: Value, new: list[NewMember], unit: bytes, inline: set[str]) -> None:
+def _layout(root: Value, new: list[_New], unit: bytes, inline: set[str]) -> None:
     """Lay out added members like their neighbours (see the module docstring); *inline* parents stay on one
     line when nothing added to them carries a comment."""
     from derptool.hujson import Array, Object, find
 
-    by_parent: dict[str, list[NewMember]] = {}
+    by_parent: dict[Path, list[_New]] = {}
     for n in new:
         by_parent.setdefault(n.parent, []).append(n)
-    for parent, items in by_parent.items():
+    for parent_path, items in by_parent.items():
+        parent = pointer(parent_path)
         target = find(root, parent)
         if target is None or not isinstance(target.value, Object | Array):
             continue
         comp = target.value
-        depth = items[0].depth
+        depth = len(parent_path)
         pad, inner = unit * depth, unit * (depth + 1)
         if isinstance(comp, Object):
             names = {n.key for n in items}
-            slots = [(m.name, member_name(m.name) in names) for m in comp.members]
-            values = [m.value for m in comp.members if member_name(m.name) in names]
+            slots = [(m.name, _name(m.name) in names) for m in comp.members]
+            values = [m.value for m in comp.members if _name(m.name) in names]
         else:
             count = len(items)
             slots = [(e, i >= len(comp.elements) - count) for i, e in enumerate(comp.elements)]
@@ -233,7 +463,6 @@ def _layout(root: Value, new: list[NewMember], unit: bytes, inline: set[str]) ->
         _expand_ancestors(root, parent, unit, inline)
         if parent in inline or all(is_new for _, is_new in slots):
             comp.trailing_comma = True
-        tops = {n.key for n in items if n.top_blank}
         for i, (holder, is_new) in enumerate(slots):
             if not is_new:
                 if b"\n" not in holder.before_extra:
@@ -242,7 +471,7 @@ def _layout(root: Value, new: list[NewMember], unit: bytes, inline: set[str]) ->
                 continue
             head, rest = _split_same_line(holder.before_extra)
             body = _reindent(rest, inner)
-            blank = b"\n" if (isinstance(comp, Object) and member_name(holder) in tops and i > 0) else b""
+            blank = b"\n" if (isinstance(comp, Object) and depth == 0 and i > 0) else b""
             holder.before_extra = (head or b"\n") + blank + body + inner
         head, rest = _split_same_line(comp.after_extra)
         tail = _reindent(rest, inner)
@@ -265,11 +494,11 @@ def _expand(comp: Object | Array, depth: int, unit: bytes) -> None:
     comp.trailing_comma = True
 
 
-def _expand_ancestors(root: Value, pointer: str, unit: bytes, inline: set[str]) -> None:
-    """Expand the inline objects that contain *pointer* (up to the first expanded one)."""
+def _expand_ancestors(root: Value, ptr: str, unit: bytes, inline: set[str]) -> None:
+    """Expand the inline objects that contain *ptr* (up to the first expanded one)."""
     from derptool.hujson import Array, Object, find
 
-    parts = pointer.split("/")[1:]
+    parts = ptr.split("/")[1:]
     for depth in range(len(parts) - 1, -1, -1):
         ancestor = "".join("/" + p for p in parts[:depth])
         if ancestor not in inline:
@@ -277,90 +506,3 @@ def _expand_ancestors(root: Value, pointer: str, unit: bytes, inline: set[str]) 
         target = find(root, ancestor)
         if target is not None and isinstance(target.value, Object | Array):
             _expand(target.value, depth, unit)
-
-
-def finish(doc: Document, summary: str, notes: list[str], *, unchanged: str) -> ApplyResult:
-    from derptool import hujson
-
-    if not doc.ops:
-        return ApplyResult(doc.src, False, unchanged, notes)
-    patch_text = "[\n" + ",\n".join(doc.ops) + "\n]"
-    try:
-        patched = hujson.patch(doc.text, patch_text)
-    except hujson.HuJSONError as err:  # pragma: no cover - the ops are built from the file itself
-        raise ApplyError(f"{doc.file}: cannot patch the file: {err}") from None
-    inline = set()
-    for n in doc.new:
-        parts = n.parent.split("/")[1:]
-        for depth in range(len(parts) + 1):
-            pointer = "".join("/" + p for p in parts[:depth])
-            before = hujson.find(doc.root, pointer)
-            if before is not None and not _is_expanded(before.value):
-                inline.add(pointer)
-    root = hujson.parse(patched)
-    _layout(root, doc.new, doc.unit.encode(), inline)
-    out = root.pack()
-    hujson.loads(out)  # the result must parse; a failure here is a bug, not the user's
-    if doc.crlf:
-        out = out.replace(b"\n", b"\r\n")
-    if out == doc.src:
-        return ApplyResult(doc.src, False, unchanged, notes)
-    return ApplyResult(out, True, summary, notes)
-
-
-# -- derpMap --------------------------------------------------------------------------------------
-
-
-def derp_parts(doc: Document) -> tuple[str | None, Value | None, str | None, Value | None]:
-    """``(derpMap name, value, Regions name, value)`` as far as they exist, checking their types."""
-    from derptool.hujson import Literal, Object
-
-    assert isinstance(doc.root.value, Object)
-    found = member(doc.root.value, "derpMap")
-    if found is None:
-        return None, None, None, None
-    dname, dval = found
-    if not isinstance(dval.value, Object):
-        if isinstance(dval.value, Literal) and dval.value.raw == b"null":
-            raise ApplyError(f"{doc.file}: \"{dname}\" is null; remove that line or make it an object {{}}")
-        raise ApplyError(f"{doc.file}: \"{dname}\" must be an object, it is not")
-    regions = member(dval.value, "Regions")
-    if regions is None:
-        return dname, dval, None, None
-    rname, rval = regions
-    if not isinstance(rval.value, Object):
-        raise ApplyError(f"{doc.file}: \"{dname}\".\"{rname}\" must be an object of regions, it is not")
-    return dname, dval, rname, rval
-
-
-def policy_overlay(src: bytes, *, file: str = "<policy>") -> DERPMap | None:
-    """The policy's ``derpMap`` as a (validated) overlay map, or ``None`` when it has none."""
-    from derptool.derpmap import parse_derpmap
-
-    doc = open_document(src, file)
-    dname, dval, _, _ = derp_parts(doc)
-    if dval is None:
-        return None
-    return parse_derpmap(data_of(dval), source=f"{file}: {dname}")
-
-
-def object_text(members: Sequence[tuple[str, str, str | None]], unit: str, depth: int,
-                 lead: dict[str, list[str]] | None = None) -> str:
-    """An expanded object: ``(name, value text, same-line comment)`` members, closing brace at *depth*."""
-    pad, inner = unit * depth, unit * (depth + 1)
-    lines = ["{"]
-    for name, value, comment in members:
-        lines += [f"{inner}// {c}" for c in (lead or {}).get(name, [])]
-        lines.append(f"{inner}{json.dumps(name, ensure_ascii=False)}: {value}," + (f" // {comment}" if comment else ""))
-    lines.append(pad + "}")
-    return "\n".join(lines)
-
-
-def check_derpmap(result: ApplyResult, file: str) -> None:
-    """The edited derpMap must still be a valid DERP map (a failure is reported, never written)."""
-    if result.changed:
-        policy_overlay(result.new_bytes, file=file)
-
-
-Editor = Callable[[bytes, str], ApplyResult]
-"""What the CLI runs on a file's bytes and name."""

@@ -11,17 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from derptool.edit.document import (
-    ApplyResult,
-    NewMember,
-    data_of,
-    finish,
-    member,
-    member_name,
-    object_text,
-    open_document,
-    pointer,
-)
+from derptool.edit.document import ApplyResult, Document
 from derptool.errors import ApplyError, UsageError
 
 INTERNET = "autogroup:internet"
@@ -161,53 +151,49 @@ def _grant_key(grant: Any) -> Any:
     return {str(k).lower(): v for k, v in grant.items()}
 
 
-def apply_grants(src: bytes, plan: EgressPlan, *, file: str = "<policy>") -> ApplyResult:
-    """Append the plan's grant (unless present) and the ``tagOwners`` entries missing from the policy."""
-    from derptool.hujson import Array, Object
+def apply_grants(src: bytes | Document, plan: EgressPlan, *, file: str = "<policy>") -> ApplyResult:
+    """Append the plan's grant (unless present) and the ``tagOwners`` entries missing from the policy.
 
-    doc = open_document(src, file)
-    root = doc.root.value
-    assert isinstance(root, Object)
-    unit = doc.unit
+    *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    """
+    doc = src if isinstance(src, Document) else Document.open(src, file)
+    file = doc.file
+    unit = doc.indent
     done: list[str] = []
     notes: list[str] = []
-    owners = member(root, "tagOwners")
-    if owners is not None and not isinstance(owners[1].value, Object):
-        raise ApplyError(f"{file}: \"{owners[0]}\" must be an object of tag: [owners], it is not")
-    grants = member(root, "grants")
-    if grants is not None and not isinstance(grants[1].value, Array):
-        raise ApplyError(f"{file}: \"{grants[0]}\" must be an array of grants, it is not")
-    present = set()
-    if owners is not None:
-        present = {member_name(m.name) for m in owners[1].value.members}  # type: ignore[union-attr]
+    owners = doc.get("tagOwners")
+    if owners is not None and not owners.is_object:
+        raise ApplyError(f"{file}: \"{owners.name}\" must be an object of tag: [owners], it is not")
+    grants = doc.get("grants")
+    if grants is not None and not grants.is_array:
+        raise ApplyError(f"{file}: \"{grants.name}\" must be an array of grants, it is not")
+    present = set(owners.names()) if owners is not None else set()
     missing = {t: o for t, o in plan.tag_owners.items() if t not in present}
     if missing:
         if owners is None:
             members = [(t, json.dumps(o, ensure_ascii=False), None) for t, o in missing.items()]
-            doc.add("/tagOwners", object_text(members, unit, 1),
-                    lead=["Tags must have owners: who may apply them to devices."],
-                    new=NewMember("", "tagOwners", 0, top_blank=True))
+            doc.add(("tagOwners",), doc.object_text(members, 1),
+                    lead=["Tags must have owners: who may apply them to devices."])
         else:
             for tag, who in missing.items():
-                doc.add(pointer(owners[0], tag), json.dumps(who, ensure_ascii=False),
-                        new=NewMember(pointer(owners[0]), tag, 1))
+                doc.add((*owners.path, tag), json.dumps(who, ensure_ascii=False))
         done.append(f"tagOwners: {', '.join(missing)} added")
     wanted = _grant_key(plan.grant)
     if grants is None:
         inner = unit * 2
         lines = ["["] + [f"{inner}// {c}" for c in plan.comment] + [f"{inner}{grant_hujson(plan.grant)},", unit + "]"]
-        doc.add("/grants", "\n".join(lines), new=NewMember("", "grants", 0, top_blank=True))
+        doc.add(("grants",), "\n".join(lines))
         done.append("grants: 1 grant added")
-    elif any(_grant_key(g) == wanted for g in data_of(grants[1]) or []):
+    elif any(_grant_key(g) == wanted for g in grants.data() or []):
         pass
     else:
-        doc.add(pointer(grants[0], "-"), grant_hujson(plan.grant), lead=plan.comment,
-                new=NewMember(pointer(grants[0]), None, 1))
+        doc.add((*grants.path, "-"), grant_hujson(plan.grant), lead=plan.comment)
         done.append("grants: 1 grant added")
-    groups = member(root, "groups")
-    defined = set(data_of(groups[1]) or {}) if groups is not None and isinstance(groups[1].value, Object) else set()
+    groups = doc.get("groups")
+    defined = set(groups.data() or {}) if groups is not None and groups.is_object else set()
     undefined = [s for s in plan.grant["src"] if s.startswith("group:") and s not in defined]
     if undefined:
         notes.append(f"{', '.join(undefined)} not defined in {file}'s groups section; define before using")
     summary = f"{file}: " + "; ".join(done)
-    return finish(doc, summary, notes, unchanged=f"{file}: already up to date (the grant and its tags are there)")
+    return doc.finish(summary=summary, notes=notes,
+                      unchanged=f"{file}: already up to date (the grant and its tags are there)")

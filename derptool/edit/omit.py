@@ -1,9 +1,10 @@
 """``derptool omit``: which regions to remove (the plan), the policy fragment, and the edit of a policy file.
 
 * The fragment sets each omitted region to ``null``: ``"<id>": null, // <code> (region <id>): <city>, <country>``.
-* Applied to a file, existing ``null`` entries are kept (``replace`` removes those not omitted now), and regions
-  the policy defines itself are never replaced by ``null`` (a note says so). When the policy sets
-  ``OmitDefaultRegions``, Tailscale's regions are gone already and nothing is added.
+* Applied to a file (:func:`omit_policy`, the whole of ``omit --apply``), regions are chosen from the map plus
+  the regions the policy defines itself; existing ``null`` entries are kept (``replace`` removes those not
+  omitted now), and regions the policy defines are never replaced by ``null`` (a note says so). When the
+  policy sets ``OmitDefaultRegions``, Tailscale's regions are gone already and nothing is added.
 
 Pure: callers pass a map they loaded and print or write what comes back.
 """
@@ -16,19 +17,8 @@ from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.geo import geo_for, resolve
-from derptool.edit.document import (
-    ApplyResult,
-    NewMember,
-    check_derpmap,
-    data_of,
-    derp_parts,
-    finish,
-    member_name,
-    object_text,
-    open_document,
-    pointer,
-    policy_overlay,
-)
+from derptool.edit._derpmap import derp_members, overlay_of
+from derptool.edit.document import ApplyResult, Document
 from derptool.errors import UsageError
 
 
@@ -121,19 +111,41 @@ def render_omit_hujson(plan: OmitPlan, *, header: list[str] | None = None) -> st
 # -- applying to a policy file ----------------------------------------------------------------------
 
 
-def omit_universe(base: DERPMap, src: bytes, *, file: str = "<policy>") -> DERPMap:
+@dataclass(frozen=True)
+class OmitEdit:
+    """What ``omit --apply`` did to a policy file: the regions chosen and the patched file."""
+
+    plan: OmitPlan
+    result: ApplyResult
+
+
+def omit_policy(src: bytes, base: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None,
+                allow_empty: bool = False, replace: bool = False, file: str = "<policy>") -> OmitEdit:
+    """Omit regions in the policy *src*: choose them (:func:`plan_omit`) among *base* plus the regions the
+    policy defines itself (:func:`omit_universe`), then set them to ``null`` (:func:`apply_omit`).
+
+    The file is read once for both steps. Raises :class:`UsageError` for selectors that select nothing
+    usable, :class:`~derptool.errors.InputError`/:class:`~derptool.errors.ApplyError` for a file that cannot
+    be edited and :class:`~derptool.errors.MapError` for a ``derpMap`` that is not a valid map.
+    """
+    doc = Document.open(src, file)
+    plan = plan_omit(omit_universe(base, doc), omit=omit, keep=keep, allow_empty=allow_empty)
+    return OmitEdit(plan, apply_omit(doc, plan, replace=replace))
+
+
+def omit_universe(base: DERPMap, src: bytes | Document, *, file: str = "<policy>") -> DERPMap:
     """The map to select regions from when omitting into *src*: *base* plus the regions the policy defines.
 
     Regions the policy sets to ``null`` stay in (they are still regions of the base map, so ``--keep`` and
-    ``--replace`` see them); regions the policy defines in full replace the base's.
+    ``--replace`` see them); regions the policy defines in full replace the base's. *src* is the policy's
+    bytes or the :class:`Document` already opened on them.
     """
-    from derptool.derpmap import DERPMap as _Map
-
-    overlay = policy_overlay(src, file=file)
+    doc = src if isinstance(src, Document) else Document.open(src, file)
+    overlay = overlay_of(doc)
     regions = {k: r for k, r in base.regions.items() if r is not None}
     if overlay is not None:
         regions.update({k: r for k, r in overlay.regions.items() if r is not None})
-    return _Map(HomeParams=base.home_params, Regions=dict(sorted(regions.items())))
+    return DERPMap(HomeParams=base.home_params, Regions=dict(sorted(regions.items())))
 
 
 def _region_list(ids: list[int], labels: dict[int, str]) -> str:
@@ -141,25 +153,25 @@ def _region_list(ids: list[int], labels: dict[int, str]) -> str:
     return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def apply_omit(src: bytes, plan: OmitPlan, *, replace: bool = False, file: str = "<policy>") -> ApplyResult:
-    """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring)."""
-    doc = open_document(src, file)
-    dname, dval, rname, rval = derp_parts(doc)
+def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False,
+               file: str = "<policy>") -> ApplyResult:
+    """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring).
+
+    *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    """
+    from derptool.derpmap.overlay import overlay_entries
+
+    doc = src if isinstance(src, Document) else Document.open(src, file)
+    file = doc.file
+    dmap, regions = derp_members(doc)
     notes: list[str] = []
     labels = {r.region_id: region_label(r) for r in plan.omitted}
-    existing: dict[str, Any] = {}
-    omit_default = False
-    if dval is not None:
-        data = data_of(dval)
-        omit_default = any(k.lower() == "omitdefaultregions" and v is True for k, v in data.items())
-    if rval is not None:
-        existing = {}
-        for m in rval.value.members:  # type: ignore[union-attr]
-            existing.setdefault(member_name(m.name), data_of(m.value))
-    if omit_default:
+    entries = overlay_entries(dmap.data() if dmap is not None else None)
+    existing = entries.regions if regions is not None else {}
+    if entries.omit_default:
         notes.append(f"{file} sets OmitDefaultRegions: Tailscale's regions are all dropped already, "
                      "so no region is set to null")
-        return ApplyResult(src, False, f"{file}: unchanged (OmitDefaultRegions is set)", notes)
+        return doc.finish(summary="", notes=notes, unchanged=f"{file}: unchanged (OmitDefaultRegions is set)")
     defined = [r.region_id for r in plan.omitted if existing.get(str(r.region_id)) is not None]
     if defined:
         notes.append(f"left {len(defined)} region(s) the policy defines itself as they are "
@@ -167,26 +179,20 @@ def apply_omit(src: bytes, plan: OmitPlan, *, replace: bool = False, file: str =
     to_null = [r.region_id for r in plan.omitted if str(r.region_id) not in existing]
     already = [r.region_id for r in plan.omitted if str(r.region_id) in existing and existing[str(r.region_id)] is None]
     wanted = {str(r.region_id) for r in plan.omitted}
-    to_drop = [k for k, v in existing.items() if v is None and k not in wanted] if replace else []
-    unit = doc.unit
-    if dval is None:
+    to_drop = [k for k in entries.removed if k not in wanted] if replace else []
+    if dmap is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
-        regions_text = object_text(members, unit, 2) if members else "{}"
-        doc.add("/derpMap", object_text([("Regions", regions_text, None)], unit, 1),
-                lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."],
-                new=NewMember("", "derpMap", 0, top_blank=True))
-    elif rval is None:
-        assert dname is not None
+        regions_text = doc.object_text(members, 2) if members else "{}"
+        doc.add(("derpMap",), doc.object_text([("Regions", regions_text, None)], 1),
+                lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."])
+    elif regions is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
-        doc.add(pointer(dname, "Regions"), object_text(members, unit, 2) if members else "{}",
-                new=NewMember(pointer(dname), "Regions", 1))
+        doc.add((*dmap.path, "Regions"), doc.object_text(members, 2) if members else "{}")
     else:
-        assert dname is not None and rname is not None
         for key in to_drop:
-            doc.remove(pointer(dname, rname, key))
+            doc.remove((*regions.path, key))
         for i in to_null:
-            doc.add(pointer(dname, rname, str(i)), "null", trail=labels[i],
-                    new=NewMember(pointer(dname, rname), str(i), 2))
+            doc.add((*regions.path, str(i)), "null", trail=labels[i])
     parts = []
     if to_null:
         parts.append(f"{len(to_null)} region(s) set to null ({_region_list(to_null, labels)})")
@@ -197,6 +203,7 @@ def apply_omit(src: bytes, plan: OmitPlan, *, replace: bool = False, file: str =
         parts.append(f"{len(already)} already null")
     summary = f"{file}: derpMap: " + "; ".join(parts) if parts else f"{file}: derpMap unchanged"
     unchanged = f"{file}: already up to date" + (f" ({len(already)} region(s) already null)" if already else "")
-    result = finish(doc, summary, notes, unchanged=unchanged)
-    check_derpmap(result, file)
+    result = doc.finish(summary=summary, notes=notes, unchanged=unchanged)
+    if result.changed:
+        overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result

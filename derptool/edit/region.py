@@ -12,18 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
-from derptool.edit.document import (
-    ApplyResult,
-    NewMember,
-    check_derpmap,
-    data_of,
-    derp_parts,
-    finish,
-    member,
-    object_text,
-    open_document,
-    pointer,
-)
+from derptool.edit._derpmap import derp_members, overlay_of
+from derptool.edit.document import ApplyResult, Document
 from derptool.errors import UsageError
 
 
@@ -232,65 +222,65 @@ def _formatted(text: str) -> str:
 # -- applying to a policy file ----------------------------------------------------------------------
 
 
-def apply_region(src: bytes, plan: RegionPlan, *, file: str = "<policy>") -> ApplyResult:
-    """Add (or replace) the plan's region in the policy's ``derpMap``; set ``OmitDefaultRegions`` if asked."""
-    doc = open_document(src, file)
-    dname, dval, rname, rval = derp_parts(doc)
+def apply_region(src: bytes | Document, plan: RegionPlan, *, file: str = "<policy>") -> ApplyResult:
+    """Add (or replace) the plan's region in the policy's ``derpMap``; set ``OmitDefaultRegions`` if asked.
+
+    *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    """
+    doc = src if isinstance(src, Document) else Document.open(src, file)
+    file = doc.file
+    dmap, regions = derp_members(doc)
     region = plan.region
     rid = str(region.region_id)
-    unit = doc.unit
+    unit = doc.indent
     notes: list[str] = []
     done: list[str] = []
-    if dval is None:
+    if dmap is None:
         members: list[tuple[str, str, str | None]] = []
         lead: dict[str, list[str]] = {}
         if plan.omit_default:
             members.append(("OmitDefaultRegions", "true", None))
             lead["OmitDefaultRegions"] = [OMIT_DEFAULT_COMMENT]
-        region_text = object_text([(rid, region_value_hujson(plan, unit, 2), None)], unit, 2,
-                                   lead={rid: [region_title(region)]})
+        region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
+                                      lead={rid: [region_title(region)]})
         members.append(("Regions", region_text, None))
-        doc.add("/derpMap", object_text(members, unit, 1, lead=lead),
-                lead=["DERP relays: self-hosted regions (derptool region add)."],
-                new=NewMember("", "derpMap", 0, top_blank=True))
+        doc.add(("derpMap",), doc.object_text(members, 1, lead=lead),
+                lead=["DERP relays: self-hosted regions (derptool region add)."])
         done.append(f"derpMap created with region {rid}")
     else:
-        assert dname is not None
-        if rval is None:
-            region_text = object_text([(rid, region_value_hujson(plan, unit, 2), None)], unit, 2,
-                                       lead={rid: [region_title(region)]})
-            doc.add(pointer(dname, "Regions"), region_text, new=NewMember(pointer(dname), "Regions", 1))
+        if regions is None:
+            region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
+                                          lead={rid: [region_title(region)]})
+            doc.add((*dmap.path, "Regions"), region_text)
             done.append(f"region {rid} added")
         else:
-            assert rname is not None
-            current = member(rval.value, rid)  # type: ignore[arg-type]
+            current = regions.get(rid)
             if current is None:
-                doc.add(pointer(dname, rname, rid), region_value_hujson(plan, unit, 3), lead=[region_title(region)],
-                        new=NewMember(pointer(dname, rname), rid, 2))
+                doc.add((*regions.path, rid), region_value_hujson(plan, unit, 3), lead=[region_title(region)])
                 done.append(f"region {rid} added")
-            elif _same_region(data_of(current[1]), region.to_data()):
+            elif _same_region(current.data(), region.to_data()):
                 pass
             else:
-                doc.add(pointer(dname, rname, current[0]), region_value_hujson(plan, unit, 3))
-                was = "a null entry" if data_of(current[1]) is None else "the existing definition"
+                doc.add(current.path, region_value_hujson(plan, unit, 3))
+                was = "a null entry" if current.data() is None else "the existing definition"
                 done.append(f"region {rid} replaced ({was})")
         if plan.omit_default:
-            assert dval is not None
-            flag = member(dval.value, "OmitDefaultRegions")  # type: ignore[arg-type]
+            flag = dmap.get("OmitDefaultRegions")
             if flag is None:
-                doc.add(pointer(dname, "OmitDefaultRegions"), "true", lead=[OMIT_DEFAULT_COMMENT],
-                        new=NewMember(pointer(dname), "OmitDefaultRegions", 1))
+                doc.add((*dmap.path, "OmitDefaultRegions"), "true", lead=[OMIT_DEFAULT_COMMENT])
                 done.append("OmitDefaultRegions set")
-            elif data_of(flag[1]) is not True:
-                doc.add(pointer(dname, flag[0]), "true")
+            elif flag.data() is not True:
+                doc.add(flag.path, "true")
                 done.append("OmitDefaultRegions set")
-            nulls = [k for k, v in (data_of(rval) or {}).items() if v is None] if rval is not None else []
+            nulls = [k for k, v in (regions.data() or {}).items() if v is None] if regions is not None else []
             if nulls:
                 notes.append(f"with OmitDefaultRegions the null entries ({', '.join(nulls)}) have no effect; "
                              "you may delete them")
     summary = f"{file}: derpMap: " + "; ".join(done)
-    result = finish(doc, summary, notes, unchanged=f"{file}: already up to date (region {rid} is there as given)")
-    check_derpmap(result, file)
+    result = doc.finish(summary=summary, notes=notes,
+                        unchanged=f"{file}: already up to date (region {rid} is there as given)")
+    if result.changed:
+        overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result
 
 

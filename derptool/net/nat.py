@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from derptool.net.dial import join_host_port, split_host_port
+
 NatType = Literal["none", "easy", "hard", "blocked", "unknown"]
 Mapping = Literal["endpoint-independent", "address-dependent", "address-and-port-dependent"]
 
@@ -40,20 +42,21 @@ class Endpoint:
         return ipaddress.ip_address(self.ip).version
 
     def __str__(self) -> str:
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+        return join_host_port(self.ip, self.port)
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
         """Read ``ip:port`` or ``[ipv6]:port``; raises ``ValueError`` for anything else."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit():
+        try:
+            host, port = split_host_port(text)
+        except ValueError:
+            port = None
+        if port is None:
             raise ValueError(f"{text!r} is not ip:port")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
         ip = ipaddress.ip_address(host)
-        if not 0 <= int(port) <= 65535:
+        if not 0 <= port <= 65535:
             raise ValueError(f"{text!r}: port out of range")
-        return cls(str(ip), int(port))
+        return cls(str(ip), port)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class NatReport:
     ipv4: NatResult | None
     ipv6: NatResult | None
     observations: tuple[Observation, ...] = field(default=())
+    notes: tuple[str, ...] = ()
+    """Notices for the user (not part of the JSON contract); the CLI prints them on stderr."""
 
     def to_data(self) -> dict[str, Any]:
         """JSON-ready data: the contract fields, then ``family``, per-family verdicts ``ipv4``/``ipv6``, ``probes``."""

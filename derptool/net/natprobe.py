@@ -1,23 +1,24 @@
 """The I/O side of ``derptool nat``: pick STUN servers from a DERP map and probe them from one socket.
 
-For each address family one UDP socket (bound to an ephemeral port) sends a binding request to every
-chosen server, retransmitting until it answers or the time is up. Using the *same* socket for every
-server is what makes the answers comparable: a NAT that hands out one public ``ip:port`` for all of
-them is endpoint-independent. :func:`run` returns the pure :class:`derptool.net.nat.NatReport`.
+For each address family one UDP socket (the shared :class:`derptool.net.stunclient.StunSocket`, bound to an
+ephemeral port) sends a binding request to every chosen server, repeating it until it answers or the time
+is up. Using the *same* socket for every server is what makes the answers comparable: a NAT that hands out
+one public ``ip:port`` for all of them is endpoint-independent. A closed port fails at once (ICMP), and an
+answer from another address or port than the server probed is ignored. :func:`run` returns the pure
+:class:`derptool.net.nat.NatReport`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import select
-import socket
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from derptool.derpmap import DERPMap, DERPNode, is_ip
-from derptool.errors import InputError, NetworkError
-from derptool.net import nat, stun
+from derptool.errors import InputError, NetworkError, ProbeFailed, ResolveError, StunTimeout
+from derptool.net import dial, nat
+from derptool.net.stunclient import BlockingStunClient, StunAnswer, route_source
 
 DEFAULT_TIMEOUT = 3.0
 RETRANSMIT_INTERVAL = 0.4
@@ -38,17 +39,10 @@ class Target:
 
 def resolve_host(host: str, family: int) -> list[str]:
     """Addresses of *host* for *family* (4 or 6); empty when it does not resolve."""
-    af = socket.AF_INET if family == 4 else socket.AF_INET6
     try:
-        infos = socket.getaddrinfo(host, None, af, socket.SOCK_DGRAM)
-    except (OSError, UnicodeError):
+        return dial.resolve_sync(host, family=family, timeout=DEFAULT_TIMEOUT)
+    except ResolveError:
         return []
-    out: list[str] = []
-    for info in infos:
-        ip = str(info[4][0]).split("%", 1)[0]
-        if ip not in out:
-            out.append(ip)
-    return out
 
 
 def _node_address(node: DERPNode, family: int, resolver: Resolver) -> str | None:
@@ -103,126 +97,66 @@ def plan_targets(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     return targets
 
 
-def _local_ip(family: int, dest: nat.Endpoint) -> str | None:
-    """The source address the kernel would use towards *dest* (no packet is sent)."""
-    af = socket.AF_INET if family == 4 else socket.AF_INET6
-    with socket.socket(af, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((dest.ip, dest.port))
-        except OSError:
-            return None
-        return str(s.getsockname()[0]).split("%", 1)[0]
-
-
-@dataclass
-class _Pending:
-    target: Target
-    txid: bytes
-    sock: socket.socket
-    mapped: nat.Endpoint | None = None
-    error: str | None = None
-
-
-def _sockets(targets: list[Target]) -> Iterator[tuple[int, socket.socket, nat.Endpoint | None]]:
-    for family in (4, 6):
-        fam_targets = [t for t in targets if t.server.family == family]
-        if not fam_targets:
-            continue
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        try:
-            sock = socket.socket(af, socket.SOCK_DGRAM)
-        except OSError:  # no such address family on this machine
-            continue
-        try:
-            sock.setblocking(False)
-            sock.bind(("0.0.0.0", 0) if family == 4 else ("::", 0))
-        except OSError:
-            sock.close()
-            continue
-        port = int(sock.getsockname()[1])
-        ip = next((ip for t in fam_targets if (ip := _local_ip(family, t.server))), None)
-        yield family, sock, nat.Endpoint(ip, port) if ip else None
-
-
 def probe(targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> tuple[list[nat.Observation],
                                                                             list[nat.Endpoint]]:
     """Send STUN binding requests to *targets*, one socket per family; gather answers until *timeout*.
 
     Returns the observations (in target order) and the local endpoints of the sockets used.
     """
-    socks = list(_sockets(targets))
-    by_family = {fam: (sock, local) for fam, sock, local in socks}
-    pending: list[_Pending] = [
-        _Pending(t, stun.new_transaction_id(), by_family[t.server.family][0])
-        for t in targets if t.server.family in by_family
-    ]
-    by_txid = {p.txid: p for p in pending}
-    try:
-        deadline = time.monotonic() + timeout
-        next_send = time.monotonic()
-        while True:
-            now = time.monotonic()
-            waiting = [p for p in pending if p.mapped is None]
-            if not waiting or now >= deadline:
-                break
-            if now >= next_send:
-                for p in waiting:
-                    try:
-                        p.sock.sendto(stun.binding_request(p.txid), (p.target.server.ip, p.target.server.port))
-                        p.error = None
-                    except OSError as err:
-                        p.error = err.strerror or str(err)
-                next_send = now + RETRANSMIT_INTERVAL
-            wait = max(0.0, min(deadline, next_send) - time.monotonic())
-            readable, _, _ = select.select([s for _, s, _ in socks], [], [], wait)
-            for sock in readable:
-                _drain(sock, by_txid)
-    finally:
-        for _, sock, _ in socks:
-            sock.close()
+    observations, locals_, _note = _exchange(targets, timeout)
+    return observations, locals_
+
+
+def _exchange(targets: list[Target], timeout: float) -> tuple[list[nat.Observation], list[nat.Endpoint], str | None]:
+    with BlockingStunClient() as client:
+        locals_: dict[int, nat.Endpoint | None] = {}
+        for family in (4, 6):
+            fam_targets = [t for t in targets if t.server.family == family]
+            if not fam_targets:
+                continue
+            try:
+                port = client.socket(family).local_port
+            except OSError:  # no such address family on this machine
+                continue
+            ip = next((ip for t in fam_targets if (ip := route_source(family, t.server.ip, t.server.port))), None)
+            locals_[family] = nat.Endpoint(ip, port) if ip else None
+        usable = [t for t in targets if t.server.family in locals_]
+        results = client.query([(t.server.ip, t.server.port) for t in usable], timeout=timeout,
+                               retransmit=RETRANSMIT_INTERVAL)
+        note = client.stats.note()
+    outcome = {id(t): r for t, r in zip(usable, results, strict=True)}
     observations = []
-    by_target = {id(p.target): p for p in pending}
     for t in targets:
-        found = by_target.get(id(t))
-        local = by_family.get(t.server.family, (None, None))[1]
-        if found is None:
+        if t.server.family not in locals_:
             observations.append(nat.Observation(t.server, None, None, t.node, "no socket for this family"))
             continue
-        error = found.error if found.mapped is None else None
-        if found.mapped is None and error is None:
-            error = "no answer"
-        observations.append(nat.Observation(t.server, found.mapped, local, t.node, error))
-    return observations, [local for _, _, local in socks if local is not None]
+        local = locals_[t.server.family]
+        got = outcome[id(t)]
+        if isinstance(got, StunAnswer):
+            observations.append(nat.Observation(t.server, _mapped(got), local, t.node, None))
+        else:
+            observations.append(nat.Observation(t.server, None, local, t.node, _error(got)))
+    return observations, [lo for lo in locals_.values() if lo is not None], note
 
 
-def _drain(sock: socket.socket, by_txid: dict[bytes, _Pending]) -> None:
-    while True:
-        try:
-            packet, _addr = sock.recvfrom(stun.MAX_PACKET_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            # An ICMP error (port unreachable) surfaces here on some systems; keep listening.
-            return
-        if len(packet) < stun.HEADER_LEN:
-            continue
-        p = by_txid.get(packet[8:20])
-        if p is None or p.mapped is not None:
-            continue
-        try:
-            resp = stun.parse_response(packet, p.txid)
-        except stun.StunError as err:
-            p.error = f"bad STUN answer: {err}"
-            continue
-        ip = str(ipaddress.ip_address(resp.ip))
-        if ip.startswith("::ffff:"):
-            ip = str(ipaddress.IPv6Address(ip).ipv4_mapped)
-        p.mapped = nat.Endpoint(ip, resp.port)
+def _mapped(answer: StunAnswer) -> nat.Endpoint:
+    ip = str(ipaddress.ip_address(answer.response.ip))
+    if ip.startswith("::ffff:"):
+        ip = str(ipaddress.IPv6Address(ip).ipv4_mapped)
+    return nat.Endpoint(ip, answer.response.port)
+
+
+def _error(err: ProbeFailed) -> str:
+    return "no answer" if isinstance(err, StunTimeout) else str(err)
 
 
 def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
         timeout: float = DEFAULT_TIMEOUT, families: Iterable[int] = (4, 6)) -> nat.NatReport:
-    """Plan, probe and classify: the whole of ``derptool nat`` as a library call."""
+    """Plan, probe and classify: the whole of ``derptool nat`` as a library call.
+
+    Raises :class:`InputError` for bad input, :class:`NetworkError` when nothing can be probed; notices
+    (ignored STUN packets) are in ``NatReport.notes``.
+    """
     if timeout <= 0:
         raise InputError("the timeout must be a positive number of seconds")
     ids = list(region_ids) if region_ids is not None else sorted(dmap.regions)
@@ -242,5 +176,6 @@ def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     if not targets:
         raise NetworkError("no STUN server of the selected regions has an address to probe "
                            "(no IP address in the map, and the host names do not resolve)")
-    observations, locals_ = probe(targets, timeout)
-    return nat.summarize(observations, locals_)
+    observations, locals_, note = _exchange(targets, timeout)
+    report = nat.summarize(observations, locals_)
+    return dataclasses.replace(report, notes=(note,)) if note else report

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from derptool.derpmap import CUSTOM_REGION_IDS, MAX_REGION_ID, is_valid_hostname
+from derptool.derpmap.overlay import overlay_entries
 from derptool.policy.problems import Finding, Path
 
 
@@ -39,11 +40,9 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
     def warning(p: Path, msg: str) -> None:
         out.append(Finding(p, msg, "warning"))
 
-    regions = dmap.get("Regions")
-    regions = dict(regions) if isinstance(regions, Mapping) else {}
-    omit = dmap.get("omitDefaultRegions") is True
-    nulls = [rid for rid, r in regions.items() if r is None]
-    live = {rid: r for rid, r in regions.items() if isinstance(r, Mapping)}
+    entries = overlay_entries(dmap)
+    regions, omit, nulls = entries.regions, entries.omit_default, entries.removed
+    live = {rid: r for rid, r in entries.defined.items() if isinstance(r, Mapping)}
     names: dict[str, int] = {}
     codes: dict[str, int] = {}
     for rid, region in regions.items():

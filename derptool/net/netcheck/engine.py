@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPMap, DERPNode, is_ip
+from derptool.errors import InputError, ProbeFailed, StunTimeout
+from derptool.net import dial
 from derptool.net.netcheck import https
 from derptool.net.netcheck.plan import Family, Probe, ProbePlan, RegionPlan, make_plan
-from derptool.net.netcheck.report import ProbeResult, RegionResult, Report, format_addr, summarise
-from derptool.net.stunclient import Pending, ProbeFailed, StunSocket, describe_os_error, usable_families
+from derptool.net.netcheck.report import ProbeResult, RegionResult, Report, summarise
+from derptool.net.stunclient import StunSocket, StunStats, describe_os_error, usable_families
 
 if TYPE_CHECKING:
     import ssl
@@ -75,40 +76,42 @@ class _Runner:
         key = (host, family)
         task = self.resolved.get(key)
         if task is None:
-            task = self.loop.create_task(_resolve_name(self.loop, host, family))
+            task = self.loop.create_task(_first_address(host, family))
             self.resolved[key] = task
         return await asyncio.shield(task)
+
+    @property
+    def stats(self) -> StunStats:
+        """What the STUN sockets received, all families together."""
+        total = StunStats()
+        for s in self.sockets.values():
+            if isinstance(s, StunSocket):
+                total.add(s.stats)
+        return total
 
     # STUN --------------------------------------------------------------------------------------
 
     async def _probe(self, probe: Probe) -> ProbeResult:
         await asyncio.sleep(max(0.0, self.start + probe.delay - self.loop.time()))
         dest: str | None = None
-        pending: Pending | None = None
-        sock: StunSocket | None = None
+        phase = self.stun_deadline - self.start
         try:
             async with asyncio.timeout_at(self.stun_deadline):
                 ip = await self._resolve(probe.host, probe.family)
-                dest = format_addr(ip, probe.port)
-                if probe.family in self.unusable and not ipaddress.ip_address(ip).is_loopback:
-                    return ProbeResult(probe, dest, skipped=True)
-                sock = self._socket(probe.family)
-                pending = sock.send(ip, probe.port)
-                rtt_ms, resp = await pending.future
-            return ProbeResult(probe, dest, latency_ms=rtt_ms, mapped=format_addr(resp.ip, resp.port))
+            dest = dial.join_host_port(ip, probe.port)
+            if probe.family in self.unusable and not ipaddress.ip_address(ip).is_loopback:
+                return ProbeResult(probe, dest, skipped=True)
+            answer = await self._socket(probe.family).request(ip, probe.port, deadline=self.stun_deadline)
+            return ProbeResult(probe, dest, latency_ms=answer.rtt_ms, mapped=answer.mapped)
         except TimeoutError:
-            phase = self.stun_deadline - self.start
-            msg = f"no answer in the {phase:.1f} s STUN phase" if pending else f"timed out after {phase:.1f} s"
-            if pending is not None and pending.ignored:
-                msg += f"; {pending.ignored}"
-            return ProbeResult(probe, dest, error=msg)
+            return ProbeResult(probe, dest, error=f"timed out after {phase:.1f} s")
+        except StunTimeout as err:
+            msg = f"no answer in the {phase:.1f} s STUN phase"
+            return ProbeResult(probe, dest, error=f"{msg}; {err.ignored}" if err.ignored else msg)
         except ProbeFailed as err:
             return ProbeResult(probe, dest, error=str(err))
         except OSError as err:
             return ProbeResult(probe, dest, error=describe_os_error(err))
-        finally:
-            if sock is not None and pending is not None:
-                sock.forget(pending)
 
     async def _family(self, probes: list[Probe]) -> _FamilyOutcome:
         out = _FamilyOutcome()
@@ -145,7 +148,7 @@ class _Runner:
                 verify = https.needs_verification(node)
                 ctx = self.ssl_contexts.get(verify)
                 if ctx is None:
-                    ctx = self.ssl_contexts[verify] = https.ssl_context(verify=verify, ca_file=self.ca_file)
+                    ctx = self.ssl_contexts[verify] = dial.tls_context(verify=verify, ca_file=self.ca_file)
                 return await https.latency_check(node, address, ctx), None
         except TimeoutError:
             return None, f"HTTPS: no answer before the {self.timeout:.1f} s deadline"
@@ -219,23 +222,8 @@ class _Runner:
             res.error = "; ".join(dict.fromkeys(errors)) or "no answer"
 
 
-async def _resolve_name(loop: asyncio.AbstractEventLoop, host: str, family: Family) -> str:
-    name = host.rstrip(".").lower()
-    if name == "invalid" or name.endswith(".invalid"):
-        # RFC 6761 section 6.4: never resolved, always a negative answer (and no DNS query).
-        raise ProbeFailed(f"cannot resolve {host}: .invalid names never resolve (RFC 6761)")
-    try:
-        infos = await loop.getaddrinfo(host, None, family=socket.AF_INET if family == 4 else socket.AF_INET6,
-                                       type=socket.SOCK_DGRAM)
-    except socket.gaierror as err:
-        raise ProbeFailed(f"cannot resolve {host} (IPv{family}): {err.strerror or err}") from None
-    for info in infos:
-        return str(info[4][0]).split("%")[0]
-    raise ProbeFailed(f"cannot resolve {host} (IPv{family}): no address")
-
-
-
-
+async def _first_address(host: str, family: Family) -> str:
+    return (await dial.resolve(host, family=family))[0]
 
 
 async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
@@ -251,9 +239,17 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
     *ipv4*/*ipv6*: True probes the family, False does not, None probes it only where this machine can use
     it (as netcheck does; loopback addresses are always probed). *previous_preferred*, the preferred
     region of the last run, is kept unless another is clearly better (see :func:`preferred_region`).
+
+    Raises :class:`~derptool.errors.InputError` for a timeout that is not positive or a CA file that
+    cannot be used; every network failure is recorded in the report instead. Notices (ignored STUN
+    packets) are in ``Report.notes``.
     """
     if timeout <= 0:
-        raise ValueError("timeout must be positive")
+        raise InputError("the timeout must be a positive number of seconds")
+    if stun_timeout is not None and stun_timeout <= 0:
+        raise InputError("the STUN phase must last a positive number of seconds")
+    if ca_file is not None:
+        dial.tls_context(ca_file=ca_file)  # raises InputError now rather than failing every HTTPS probe
     if stun_timeout is None:
         stun_timeout = min(STUN_PHASE, timeout * 0.6)
     stun_timeout = min(stun_timeout, timeout)
@@ -280,6 +276,9 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
             report.regions.append(res)
             report.probes.extend(probes)
     finally:
+        note = runner.stats.note()
+        if note is not None:
+            report.notes.append(note)
         runner.close()
         for t in runner.resolved.values():
             t.cancel()
@@ -288,7 +287,12 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
     return report
 
 
-def measure(dmap: DERPMap, **kwargs: Any) -> Report:
-    """Run :func:`run` in a fresh event loop (for callers that are not async)."""
-    coro: Coroutine[Any, Any, Report] = run(dmap, **kwargs)
-    return asyncio.run(coro)
+def measure(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
+            timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
+            ipv4: bool | None = True, ipv6: bool | None = True, ca_file: str | None = None,
+            progress: Callable[[RegionResult], None] | None = None,
+            previous_preferred: int | None = None) -> Report:
+    """:func:`run` in a fresh event loop, for callers that are not async (same parameters)."""
+    return asyncio.run(run(dmap, map_source=map_source, plan=plan, timeout=timeout, stun_timeout=stun_timeout,
+                           https=https, ipv4=ipv4, ipv6=ipv6, ca_file=ca_file, progress=progress,
+                           previous_preferred=previous_preferred))

@@ -8,31 +8,19 @@ import time
 from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPNode
-from derptool.net.stunclient import ProbeFailed, describe_os_error
+from derptool.errors import ProbeFailed
+from derptool.net.dial import join_host_port, pinned_sha256, server_name
+from derptool.net.stunclient import describe_os_error
 
 if TYPE_CHECKING:
     import ssl
 
 LATENCY_CHECK_PATH = "/derp/latency-check"
-PIN_PREFIX = "sha256-raw:"
-
-
-def ssl_context(*, verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
-    """A client context: the system's CAs (plus *ca_file*), or no verification at all."""
-    import ssl
-
-    ctx = ssl.create_default_context()
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif ca_file:
-        ctx.load_verify_locations(cafile=ca_file)
-    return ctx
 
 
 def needs_verification(node: DERPNode) -> bool:
     """False for InsecureForTests nodes and for nodes pinned by a ``sha256-raw:`` CertName."""
-    return not (node.insecure_for_tests or node.cert_name.startswith(PIN_PREFIX))
+    return not (node.insecure_for_tests or pinned_sha256(node.cert_name) is not None)
 
 
 async def latency_check(node: DERPNode, address: str, ctx: ssl.SSLContext) -> float:
@@ -42,15 +30,15 @@ async def latency_check(node: DERPNode, address: str, ctx: ssl.SSLContext) -> fl
     ``ssl``/``OSError`` exceptions of the connection (see :func:`describe_error`).
     """
     port = node.effective_derp_port
-    pinned = node.cert_name.startswith(PIN_PREFIX)
+    pin = pinned_sha256(node.cert_name)
     writer: asyncio.StreamWriter | None = None
     try:
         reader, writer = await asyncio.open_connection(address, port, ssl=ctx,
-                                                       server_hostname="" if pinned else node.tls_name)
-        if pinned:
-            _check_pin(writer, node.cert_name)
-        host = f"[{node.host_name}]" if ":" in node.host_name else node.host_name
-        host_header = host if port == 443 else f"{host}:{port}"
+                                                       server_hostname=server_name(node.tls_name, node.cert_name) or "")
+        if pin is not None:
+            _check_pin(writer, pin)
+        host_header = join_host_port(node.host_name, port) if port != 443 else (
+            f"[{node.host_name}]" if ":" in node.host_name else node.host_name)
         request = (f"GET {LATENCY_CHECK_PATH} HTTP/1.1\r\nHost: {host_header}\r\n"
                    "User-Agent: derptool\r\nAccept: */*\r\nConnection: close\r\n\r\n").encode()
         started = time.perf_counter()
@@ -87,10 +75,10 @@ def describe_error(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _check_pin(writer: asyncio.StreamWriter, cert_name: str) -> None:
+def _check_pin(writer: asyncio.StreamWriter, pin: str) -> None:
     import hashlib
 
     sslobj = writer.get_extra_info("ssl_object")
     der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
-    if der is None or hashlib.sha256(der).hexdigest() != cert_name[len(PIN_PREFIX):].lower():
+    if der is None or hashlib.sha256(der).hexdigest() != pin:
         raise ProbeFailed("TLS certificate does not match the sha256-raw pin in CertName")

@@ -79,6 +79,8 @@ class Report:
     started: float = 0.0
     """Wall-clock time (Unix seconds) the run started."""
     duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """Notices for the user (not part of the JSON contract); the CLI prints them on stderr."""
 
     @property
     def reachable(self) -> list[RegionResult]:
@@ -126,10 +128,6 @@ def preferred_region(regions: list[RegionResult], previous: int | None = None) -
         if not (gain >= 10 and _scored(best) < _scored(old) * 2 / 3):
             return old.id
     return best.id
-
-
-def format_addr(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def summarise(report: Report, previous_preferred: int | None = None) -> None:
