@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import BinaryIO, cast
 
 from derptool.errors import DerpError
-from derptool.net.derp import _frames_interim as frames
+from derptool.net.derp import frames
 from derptool.net.derp.conn import Deadline, DeadlineStream, tls_connect
 from derptool.net.derp.handshake import Greeting, ServerInfo, handshake
 from derptool.net.derp.keys import NodePrivate, NodePublic

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from derptool.errors import DerpClientRejected, DerpError
-from derptool.net.derp import _frames_interim as frames
+from derptool.net.derp import frames
 from derptool.net.derp.conn import DeadlineStream
 from derptool.net.derp.keys import NodePrivate, NodePublic
 
