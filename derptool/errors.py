@@ -117,7 +117,14 @@ class DerpError(ProbeFailed):
 
 
 class DerpClientRejected(DerpError):
-    """The DERP server closed the connection after our client info: it admits only clients it knows."""
+    """The DERP server did not admit our client: it admits only clients it knows (``--verify-clients``).
+
+    ``server_key`` is the key of its server-key frame (``nodekey:<hex>``): the server itself works.
+    """
+
+    def __init__(self, message: str, server_key: str | None = None) -> None:
+        super().__init__(message)
+        self.server_key = server_key
 
 
 class StunError(ValueError, ProtocolError):

@@ -50,8 +50,8 @@ class Greeting:
 
 def upgrade_request(host: str, *, fast_start: bool = False) -> bytes:
     """The ``GET /derp`` request that asks *host* to switch to DERP."""
-    lines = ["GET /derp HTTP/1.1", f"Host: {host}", "User-Agent: derptool", "Upgrade: DERP",
-             "Connection: Upgrade"]
+    shown = f"[{host}]" if ":" in host else host
+    lines = ["GET /derp HTTP/1.1", f"Host: {shown}", "User-Agent: derptool", "Upgrade: DERP", "Connection: Upgrade"]
     if fast_start:
         lines.append(f"{FAST_START_HEADER}: 1")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
@@ -148,13 +148,14 @@ def handshake(stream: DeadlineStream, private: NodePrivate, *, host: str, fast_s
             raise DerpClientRejected(
                 f"the server did not answer our client info within {stream.deadline.seconds:g} s: a server that "
                 "verifies clients (derper --verify-clients) waits like this while its tailscaled does not answer, "
-                "then refuses the client; give the mesh key (derpprobe does the same) or check its tailscaled"
-            ) from None
+                "then refuses the client; give the mesh key (derpprobe does the same) or check its tailscaled",
+                str(server_key)) from None
         if not header:
             raise DerpClientRejected(
                 f"the server closed the connection after our client info instead of answering: it admits only "
                 f"clients it knows (derper --verify-clients or --verify-client-url), and {private.public} is "
-                "not one of them; give the mesh key (derpprobe does the same) or test from a tailnet node")
+                "not one of them; give the mesh key (derpprobe does the same) or test from a tailnet node",
+                str(server_key))
         try:
             frame_type, length = frames.parse_header(header)
             if length > frames.NONCE_LEN + MAX_INFO_LEN:
