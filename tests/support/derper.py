@@ -79,6 +79,8 @@ class Derper:
     def url(self) -> str:
         return f"https://{self.hostname}:{self.port}/derp"
 
+    private_key: bytes = b""
+
     def log(self) -> str:
         """What derper wrote to its log so far (for failure messages)."""
         path = self.directory / f"{self.hostname}.log"
@@ -122,18 +124,28 @@ class DerperBed:
 
     def start(self, hostname: str, *, port: int | None = None, stun_port: int | None = None,
               cert: trustme.LeafCert | None = None, extra: Sequence[str] = (), mesh_with: str = "",
-              host: str = "127.0.0.1") -> Derper:
-        """Start one derper with a certificate for *hostname* (or *cert*) and wait until TLS answers."""
+              host: str = "127.0.0.1", private_key: bytes | None = None, same_cert_as: Derper | None = None) -> Derper:
+        """Start one derper with a certificate for *hostname* (or *cert*) and wait until TLS answers.
+
+        *private_key* (32 bytes) gives it a chosen key (two servers with one key look like one server);
+        *host* is the loopback address it binds (``::1`` for IPv6); *same_cert_as* reuses another server's
+        certificate files.
+        """
         binary = find_derper()
         if binary is None:
             raise RuntimeError(SKIP_REASON)
-        sdir = self.directory / hostname
+        sdir = self.directory / (hostname if host == "127.0.0.1" else f"{hostname}@{host}")
         certdir = sdir / "certs"
         certdir.mkdir(parents=True, exist_ok=True)
-        leaf = cert or self.ca.issue_cert(hostname)
-        (certdir / f"{hostname}.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
-        leaf.private_key_pem.write_to_path(str(certdir / f"{hostname}.key"))
-        private = PrivateKey.generate()
+        if same_cert_as is not None:
+            for ext in ("crt", "key"):
+                shutil.copy(same_cert_as.directory / "certs" / f"{same_cert_as.hostname}.{ext}",
+                            certdir / f"{hostname}.{ext}")
+        else:
+            leaf = cert or self.ca.issue_cert(hostname)
+            (certdir / f"{hostname}.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+            leaf.private_key_pem.write_to_path(str(certdir / f"{hostname}.key"))
+        private = PrivateKey(private_key) if private_key is not None else PrivateKey.generate()
         keyfile = sdir / "derper.key"
         keyfile.write_text(json.dumps({"PrivateKey": "privkey:" + bytes(private).hex()}))
         port = port or free_port(host=host)
@@ -145,7 +157,8 @@ class DerperBed:
         if mesh_with:
             args += ["-mesh-with", mesh_with]
         env = {**os.environ, "SSL_CERT_FILE": self.ca_file, "HOME": str(sdir)}
-        server = Derper(hostname, port, stun_port, bytes(private.public_key), sdir, host=host)
+        server = Derper(hostname, port, stun_port, bytes(private.public_key), sdir, host=host,
+                        private_key=bytes(private))
         logf = (sdir / f"{hostname}.log").open("wb")
         server.process = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=env, cwd=sdir)
