@@ -31,9 +31,10 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = {13: "den", 21: "tor", 4: "fra", 27: "iad"}
 SITES: dict[str, dict[int, float]] = {
-    "denver": {13: 5, 21: 30, 4: 60, 27: 25},
-    "virginia": {27: 3, 13: 30, 21: 15, 4: 45},
-    "frankfurt": {4: 2, 21: 50, 27: 45, 13: 70},
+    # gaps of 20 ms and more between a site's regions, so a loaded machine cannot reorder them
+    "denver": {13: 10, 21: 60, 4: 120, 27: 50},
+    "virginia": {27: 6, 13: 60, 21: 30, 4: 90},
+    "frankfurt": {4: 4, 21: 100, 27: 90, 13: 140},
 }
 TOKYO_TOK = [float(ms) for ms in range(1, 101)]  # region 7 (tok): 1..100 ms, one sample a minute
 TOKYO_SYD = 70.0  # region 5 (syd): always 70 ms
@@ -76,11 +77,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prom.Prometheus
                 port = prom.free_port()
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "derptool", "latency", "--map", str(path), "--every", "1s",
-                     "--timeout", "1s", "--listen", f"127.0.0.1:{port}", "-f", "json"],
+                     "--timeout", "3s", "--listen", f"127.0.0.1:{port}", "-f", "json"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
                 targets.append(prom.Target(f"127.0.0.1:{port}", {"instance": site, "site": f"office-{site}"}))
             with prom.PrometheusServer(work, targets, backfill=_backfill()) as srv:
-                srv.wait_for("count by (instance) (derptool_region_latency_seconds)", len(SITES))
+                # every region of every site scraped (not just one region a site)
+                srv.wait_for("derptool_region_latency_seconds", sum(len(d) for d in SITES.values()))
                 yield srv
         finally:
             for p in procs:
@@ -108,11 +110,11 @@ def test_latest_values_one_site_per_instance(server: prom.PrometheusServer) -> N
         before, after = sites[name]["before"], sites[name]["after"]
         home = min(delays, key=lambda r: delays[r])
         assert before["region"] == home
-        assert delays[home] <= before["latency_ms"] < delays[home] + 15
+        assert delays[home] <= before["latency_ms"] < delays[home] + 25
         kept = {r: ms for r, ms in delays.items() if r not in (13, 27)}
         new = min(kept, key=lambda r: kept[r])
         assert after["region"] == new
-        assert kept[new] <= after["latency_ms"] < kept[new] + 15
+        assert kept[new] <= after["latency_ms"] < kept[new] + 25
         assert sites[name]["increase_ms"] == pytest.approx(after["latency_ms"] - before["latency_ms"], abs=0.002)
     assert [s["site"] for s in data["sites"]] == ["denver", "virginia", "frankfurt"]  # worst first
     assert sites["frankfurt"]["increase_ms"] == 0
@@ -121,13 +123,13 @@ def test_latest_values_one_site_per_instance(server: prom.PrometheusServer) -> N
 
 def test_site_label_and_the_ci_gate(server: prom.PrometheusServer) -> None:
     args = ["impact", "--map", "snapshot", "--prometheus", server.url, "--region", "us", "--site-label", "site"]
-    ok = runner.invoke(app, [*args, "--max-increase", "40"])
+    ok = runner.invoke(app, [*args, "--max-increase", "90"])
     assert ok.exit_code == 0, ok.output
     assert {line.split()[0] for line in ok.stdout.splitlines() if line.startswith("office-")} == {
         "office-denver", "office-virginia", "office-frankfurt"}
-    over = runner.invoke(app, [*args, "--max-increase", "20"])
+    over = runner.invoke(app, [*args, "--max-increase", "37"])
     assert over.exit_code == 1
-    assert "1 site(s) over --max-increase 20 ms: office-denver (+2" in over.stderr
+    assert "1 site(s) over --max-increase 37 ms: office-denver (+5" in over.stderr
 
 
 def test_quantile_over_a_window(server: prom.PrometheusServer) -> None:

@@ -190,6 +190,12 @@ def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert data["nat_type"] == "none" and data["mapping"] is None  # one address only
         res = runner.invoke(app, ["nat", "--map", m, "--timeout", "1"])
         assert res.exit_code == 0 and "No NAT" in res.stdout
+        silent = responder.add("127.0.0.1", silent=True)
+        quiet = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
+                                                      "Nodes": [node("900a", 900, "127.0.0.1", port=silent.port)]}}})
+        res = runner.invoke(app, ["nat", "--map", quiet, "--format", "json", "--timeout", "0.3"])
+        assert res.exit_code == 1, res.output  # no server answered: the check ran and found UDP blocked
+        assert json.loads(res.stdout)["nat_type"] == "blocked"
     res = runner.invoke(app, ["nat", "--map", m, "--region", "nowhere"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = runner.invoke(app, ["nat", "--map", str(tmp_path / "missing.json")])

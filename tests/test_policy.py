@@ -375,17 +375,19 @@ def test_ipsets() -> None:
 
 def test_tests_shape() -> None:
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["web:22"], "deny": ["tag:server:443"]}])) == []
-    assert errors(policy(tests=[{"src": "bob@example.com"}])) == ['a test needs "accept" or "deny" destinations']
-    assert errors(policy(tests=[{"src": "", "accept": ["web:22"]}])) == ["test src must be specified"]
+    assert errors(policy(tests=[{"src": "bob@example.com"}])) == [
+        'test(s) failed: a test needs "accept" or "deny" destinations']
+    assert errors(policy(tests=[{"src": "", "accept": ["web:22"]}])) == ["test(s) failed: test src must be specified"]
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["web:80-90"]}])) == [
-        'test accept "web:80-90": the port must be a single number']
+        'test(s) failed: test accept "web:80-90": the port must be a single number']
     assert errors(policy(tests=[{"src": "bob@example.com", "deny": ["10.0.0.0/8:22"]}])) == [
-        'test deny "10.0.0.0/8:22": the destination must be a single host, not a wildcard or a CIDR range']
+        'test(s) failed: test deny "10.0.0.0/8:22": the destination must be a single host, not a wildcard or a CIDR '
+        'range']
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["tag:server", "web", "bob@example.com"]}])) == []
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["nohost"]}])) == [
-        'test accept "nohost": a destination is host:port']
+        'test(s) failed: test accept "nohost": a destination is host:port']
     assert errors(policy(tests=[{"src": "bob@example.com", "accept": ["nohost:22"]}])) == [
-        'test accept "nohost:22": "nohost": invalid address']
+        'test(s) failed: test accept "nohost:22": "nohost": invalid address']
 
 
 def test_ssh_tests_shape() -> None:

@@ -115,7 +115,10 @@ def test_fingerprint_must_be_last_in_request() -> None:
 def test_response_round_trip(ip: str, port: int) -> None:
     txid = stun.new_transaction_id()
     got = stun.parse_response(stun.binding_response(txid, ip, port), txid)
-    assert got == BindingResponse(txid=txid, ip=str(ipaddress.ip_address(ip)), port=port)
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped  # an IPv4-mapped address comes back as IPv4, as in Go
+    assert got == BindingResponse(txid=txid, ip=str(addr), port=port)
     # the independent responder encoder gives the same bytes
     assert stun_responder.success_response(txid, ip, port) == stun.binding_response(txid, ip, port)
 
@@ -164,7 +167,6 @@ GOOD = stun.binding_response(TXID, "192.0.2.1", 7)
         (b"", "truncated"),
         (GOOD[:19], "truncated"),
         (GOOD[:-4], "truncated"),
-        (GOOD + b"\0" * 4, "wrong length field"),
         (GOOD + b"\0" * 5000, "oversized"),
         (GOOD[:3] + b"\x0d" + GOOD[4:], "wrong length field"),
         (GOOD[:4] + b"\x21\x12\xa4\x43" + GOOD[8:], "cookie"),
@@ -197,6 +199,104 @@ def test_stun_error_is_a_value_error_and_a_derptool_error() -> None:
     assert isinstance(err, ValueError)
     assert isinstance(err, DerptoolError)
     assert str(err) == err.reason == "bad cookie"
+
+
+def test_response_bytes_after_the_stated_length_are_dropped_requests_stay_strict() -> None:
+    got = stun.parse_response(GOOD + b"\x01\x01\x00\x24" + b"\0" * 4, TXID)
+    assert (got.ip, got.port) == ("192.0.2.1", 7)
+    with pytest.raises(StunError, match="wrong length field"):
+        stun.parse_request(stun.binding_request(TXID) + b"\0" * 4)
+
+
+def test_ipv4_mapped_addresses_are_unmapped() -> None:
+    for atype, value in ((0x0020, _xor_mapped("::ffff:198.51.100.9", 4242)),
+                         (0x0001, _mapped("::ffff:198.51.100.9", 4242))):
+        got = stun.parse_response(_msg(0x0101, _attr(atype, value)), TXID)
+        assert (got.ip, got.port) == ("198.51.100.9", 4242)
+    assert stun.parse_response(_msg(0x0101, _attr(0x0020, _xor_mapped("::198.51.100.9", 1))), TXID).ip \
+        == "::c633:6409"  # IPv4-compatible (not mapped) stays IPv6
+
+
+# -- Go's parse vectors (tailscale.com/net/stun stun_test.go, v1.102.5), as our own table -------------
+# Each: name, the packet (hex), the transaction ID (hex), the address and port the server saw.
+
+GO_RESPONSES = [
+    ("google-1", "0101000c2112a4422360b11e3ec68ffa93e08007002000080001c7866957856f",
+     "2360b11e3ec68ffa93e08007", "72.69.33.45", 59028),
+    ("google-2", "0101000c2112a442f9f121cbde7d7c75923ce271002000080001c7876957856f",
+     "f9f121cbde7d7c75923ce271", "72.69.33.45", 59029),
+    ("stun-sipgate-net-10000",
+     "010100442112a442482eb64715e8b28eaead6444000100080001e4ab4845212d0004000800012710d90a4498"
+     "0005000800012711d9747a8a802000080001c5b96957856f80220010566f766964612e6f726720302e393600",
+     "482eb64715e8b28eaead6444", "72.69.33.45", 58539),
+    ("stun-powervoip-com-3478",
+     "010100242112a4427e57966829f444609d1deaa6000100080001e9d34845212d00040008000"
+     "10d964d48a9d4000500080001 0d974d48a9d5".replace(" ", ""),
+     "7e57966829f444609d1deaa6", "72.69.33.45", 59859),
+    ("in-process-pion-server",  # 8 bytes after the stated length
+     "010100242112a442ebc2d36ef471217c4f3e308e8022000a656e64706f696e7465720000002000080001ce665e12a443"
+     "80280004b699bb02010100242112a442",
+     "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
+    ("stuntman-server-ipv6",
+     "010100482112a44206f56685d28af3e69ce341e2000100140002 90ce260200d1b4cfc10038b231fffeef96f6"
+     "802b001400020d962604a880000200d10000000000c57001002000140002b1dc0710a493b23aa785ea38c219620cd714"
+     .replace(" ", ""),
+     "06f56685d28af3e69ce341e2", "2602:d1:b4cf:c100:38b2:31ff:feef:96f6", 37070),
+    ("software-a", "010100142112a442ebc2d36ef471217c4f3e308e80220001610000000020000800 01ce665e12a443"
+     .replace(" ", ""), "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
+    ("software-abc", "010100142112a442ebc2d36ef471217c4f3e308e8022000361626300002000080001ce665e12a443",
+     "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
+    ("no-4in6",  # an IPv4-mapped IPv6 address, reported as IPv4
+     "010100182112a4424fd5d202dcb37d31fc773306002000140002cd3d2112a4424fd5d202dcb382ce2dc3fcc7",
+     "4fd5d202dcb37d31fc773306", "209.180.207.193", 60463),
+]
+
+
+@pytest.mark.parametrize(("name", "packet", "txid", "ip", "port"), GO_RESPONSES, ids=[c[0] for c in GO_RESPONSES])
+def test_go_parse_response_vectors(name: str, packet: str, txid: str, ip: str, port: int) -> None:
+    got = stun.parse_response(bytes.fromhex(packet))
+    assert (got.txid.hex(), got.ip, got.port) == (txid, ip, port)
+    assert stun.is_stun(bytes.fromhex(packet))
+
+
+_COOKIE = b"\x21\x12\xa4\x42"
+GO_IS = [  # Go's TestIs: a STUN header needs 20 bytes, the two top bits zero and the magic cookie
+    (b"", False),
+    (b"\0" * 20, False),
+    (b"\0" * 4 + _COOKIE + b"\0" * 11, False),
+    (b"\0" * 4 + _COOKIE + b"\0" * 12, True),
+    (b"\0" * 4 + _COOKIE + b"\0" * 12 + b"foo", True),
+    (b"\xf0\0\0\0" + _COOKIE + b"\0" * 12, False),
+    (b"\x40\0\0\0" + _COOKIE + b"\0" * 12, False),
+    (b"\x20\0\0\0" + _COOKIE + b"\0" * 12, True),
+]
+
+
+@pytest.mark.parametrize(("packet", "want"), GO_IS)
+def test_go_is_vectors(packet: bytes, want: bool) -> None:
+    assert stun.is_stun(packet) is want
+
+
+@pytest.mark.parametrize(("n", "ip", "port"), [(1, "1.2.3.4", 254), (2, "1.2.3.4", 257), (3, "1::4", 254),
+                                               (4, "1::4", 257)])
+def test_go_response_round_trip_vectors(n: int, ip: str, port: int) -> None:
+    txid = bytes([n]) * 12
+    pkt = stun.binding_response(txid, ip, port)
+    got = stun.parse_response(pkt)
+    assert (got.txid, got.ip, got.port) == (txid, ip, port)
+    # the same bytes as Go's stun.Response, plus our FINGERPRINT (8 bytes, counted in the length)
+    attr_len = 8 + (4 if "." in ip else 16)
+    assert struct.unpack_from("!HH", pkt) == (0x0101, attr_len + 8)
+    assert pkt[20:24] == struct.pack("!HH", 0x0020, attr_len - 4)
+    assert len(pkt) == 20 + attr_len + 8
+
+
+def test_go_binding_request_round_trip_and_attribute_order() -> None:
+    txid = stun.new_transaction_id()
+    req = stun.binding_request(txid)
+    assert stun.parse_request(req) == txid
+    # what derper's XDP path relies on: SOFTWARE first, its value right after
+    assert req[20:22] == b"\x80\x22" and req[24:32] == b"tailnode"
 
 
 # -- fuzzing -------------------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from derptool.cli._common import warn
 from derptool.cli._output import unified_diff
-from derptool.edit.document import ApplyResult, Editor
-from derptool.fileio import FileSnapshot
+
+if TYPE_CHECKING:  # the types only: a command without --apply imports neither
+    from derptool.edit.document import ApplyResult, Editor
+    from derptool.fileio import FileSnapshot
 
 
 def edit_diff(old: bytes, new: bytes, name: str) -> str:

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("diff", "Compare two DERP maps: regions and nodes added, removed, changed."),
     "validate": ("validate", "Check tailnet policy files offline, as Tailscale does."),
     "fmt": ("fmt", "Format HuJSON policy files as Tailscale's hujson.Format does."),
+    "policy": ("policy", "What a policy allows on a tailnet: compile, explain, egress."),
     "schema": ("validate", "Write the JSON Schemas of policy files and DERP maps."),
 }
 

@@ -36,6 +36,8 @@ def nat_command(
 
     Easy NAT (the same public address for every server) lets Tailscale connect peers directly; hard NAT
     (a new public port per destination) usually forces traffic through a DERP relay.
+
+    Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``.
     """
     from derptool.net import natprobe
 
@@ -44,6 +46,8 @@ def nat_command(
     for note in report.notes:
         warn(note)
     typer.echo(to_json(report.to_data()) if fmt is NatFormat.json else nat_text(report))
+    if not report.result.udp:
+        raise typer.Exit(1)
 
 
 def nat_text(report: NatReport) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -30,17 +31,31 @@ def validate_command(
         ProblemFormat, typer.Option("--format", "-f", help="text (file:line:col), json, or github (annotations).")
     ] = ProblemFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
+    tailnet: Annotated[str | None, typer.Option(
+        "--tailnet", "-t", metavar="FILE",
+        help="Also run the policy's tests and sshTests against this tailnet (users and nodes, or "
+             "`tailscale status --json` output). Without it only tests that can never pass are reported.")] = None,
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
     Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
     """
     from derptool.policy import validate_bytes
+    from derptool.policy.validate import count_tests, decode
 
+    net = None
+    if tailnet is not None:
+        from derptool.policy.engine import load_tailnet
+
+        net = load_tailnet(tailnet)
     problems = []
+    untested = 0
     inputs = InputFiles(files)
     for name, snap in inputs:
-        problems.extend(validate_bytes(snap.data, name))
+        problems.extend(validate_bytes(snap.data, name, net))
+        if net is None:
+            with contextlib.suppress(ValueError):
+                untested += count_tests(decode(snap.data))
     unreadable = inputs.unreadable
     data = [p.to_dict() for p in problems]
     if fmt is ProblemFormat.json:
@@ -49,6 +64,9 @@ def validate_command(
         typer.echo(problems_github(data) if fmt is ProblemFormat.github else problems_text(data))
     if fmt is ProblemFormat.text:
         print(f"derptool: {problems_summary(data, len(files) - unreadable)}", file=sys.stderr)
+        if untested:
+            print(f"derptool: {untested} policy test{'s' if untested != 1 else ''} not run: give --tailnet FILE "
+                  "to run them against your tailnet", file=sys.stderr)
     if unreadable:
         raise typer.Exit(2)
     failing = [p for p in problems if p.severity == "error" or strict]

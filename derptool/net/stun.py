@@ -92,7 +92,15 @@ def binding_response(txid: bytes, ip: str, port: int) -> bytes:
     return _with_fingerprint(BINDING_SUCCESS, txid, attr)
 
 
-def _split(packet: bytes) -> tuple[int, bytes, list[tuple[int, bytes, int]]]:
+def is_stun(packet: bytes) -> bool:
+    """True when *packet* looks like a STUN message: a full header, the two top bits zero, the magic cookie.
+
+    A cheap first filter for a socket that may receive other traffic (Go's ``stun.Is``).
+    """
+    return len(packet) >= HEADER_LEN and not packet[0] & 0xC0 and packet[4:8] == _COOKIE_BYTES
+
+
+def _split(packet: bytes, *, trailing_ok: bool) -> tuple[int, bytes, list[tuple[int, bytes, int]]]:
     """Check the header and length; return the message type, the txid and ``(type, value, offset)``."""
     if len(packet) < HEADER_LEN:
         raise StunError(f"truncated: {len(packet)} bytes, a STUN header is {HEADER_LEN}")
@@ -109,7 +117,10 @@ def _split(packet: bytes) -> tuple[int, bytes, list[tuple[int, bytes, int]]]:
         raise StunError(f"truncated: the length field says {length} bytes of attributes, "
                         f"{len(packet) - HEADER_LEN} present")
     if HEADER_LEN + length < len(packet):
-        raise StunError(f"wrong length field {length}: {len(packet) - HEADER_LEN} bytes follow the header")
+        if not trailing_ok:
+            raise StunError(f"wrong length field {length}: {len(packet) - HEADER_LEN} bytes follow the header")
+        # a response's bytes after the stated length are dropped, as Go's parser does (servers send them)
+        packet = packet[:HEADER_LEN + length]
     txid = bytes(packet[8:HEADER_LEN])
     attrs: list[tuple[int, bytes, int]] = []
     pos = HEADER_LEN
@@ -165,18 +176,22 @@ def _address(atype: int, value: bytes, txid: bytes) -> tuple[str, int]:
         key = _COOKIE_BYTES + txid
         raw = bytes(a ^ k for a, k in zip(raw, key[:want], strict=True))
     ip = ipaddress.IPv4Address(raw) if want == 4 else ipaddress.IPv6Address(raw)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped), port  # ::ffff:a.b.c.d is an IPv4 address (Go unmaps it too)
     return str(ip), port
 
 
 def parse_response(packet: bytes, expected_txid: bytes | None = None) -> BindingResponse:
     """Validate a binding success response and return the address it carries.
 
-    Raises :class:`StunError` for anything else: truncated, oversized or wrong-length packets, a bad
-    magic cookie, another message type, a transaction ID other than *expected_txid*, malformed
-    attributes, a wrong FINGERPRINT, or no address. The address comes from XOR-MAPPED-ADDRESS (0x0020,
-    or 0x8020 which some servers send) and else from MAPPED-ADDRESS.
+    Raises :class:`StunError` for anything else: truncated or oversized packets, a length field that is
+    not a multiple of 4, a bad magic cookie, another message type, a transaction ID other than
+    *expected_txid*, malformed attributes, a wrong FINGERPRINT, or no address. The address comes from
+    XOR-MAPPED-ADDRESS (0x0020, or 0x8020 which some servers send) and else from MAPPED-ADDRESS. As in
+    Go's parser, bytes after the stated length are ignored and an IPv4-mapped IPv6 address
+    (``::ffff:a.b.c.d``) is returned as the IPv4 address.
     """
-    msg_type, txid, attrs = _split(packet)
+    msg_type, txid, attrs = _split(packet, trailing_ok=True)
     if msg_type != BINDING_SUCCESS:
         raise StunError(f"not a success binding response: message type 0x{msg_type:04x}")
     if expected_txid is not None and txid != expected_txid:
@@ -199,7 +214,7 @@ def parse_request(packet: bytes) -> bytes:
     Like derper, this accepts only a binding request carrying SOFTWARE ``tailnode`` and ending in a
     correct FINGERPRINT; anything else raises :class:`StunError`.
     """
-    msg_type, txid, attrs = _split(packet)
+    msg_type, txid, attrs = _split(packet, trailing_ok=False)
     if msg_type != BINDING_REQUEST:
         raise StunError(f"not a binding request: message type 0x{msg_type:04x}")
     if not any(atype == ATTR_SOFTWARE and value == SOFTWARE for atype, value, _ in attrs):

@@ -1,9 +1,10 @@
-"""The result of validation: :class:`Problem`, one thing wrong with a policy file, where it is."""
+"""The result of validation: :class:`Problem`, one thing wrong with a policy file, and where it is in the file."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 Path = tuple[str | int, ...]
@@ -55,3 +56,39 @@ class Finding:
     message: str
     severity: Severity = "error"
     at_key: bool = False
+
+
+def value_offset(root: Any, path: Path, at_key: bool) -> int:
+    """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
+    from derptool.hujson import Array, Literal, Object
+
+    node = root
+    for depth, part in enumerate(path):
+        t = node.value
+        if isinstance(t, Object):
+            name = str(part)
+            match = None
+            for m in t.members:  # the last member with the name is the one that counts
+                if isinstance(m.name.value, Literal) and m.name.value.decode() == name:
+                    match = m
+            if match is None:
+                return int(node.start_offset)
+            if at_key and depth == len(path) - 1:
+                return int(match.name.start_offset)
+            node = match.value
+        elif isinstance(t, Array) and isinstance(part, int) and part < len(t.elements):
+            node = t.elements[part]
+        else:
+            return int(node.start_offset)
+    return int(node.start_offset)
+
+
+def locate(src: bytes, paths: Iterable[Path]) -> dict[Path, tuple[int, int]]:
+    """1-based ``(line, column)`` of the value at each JSON path of HuJSON *src* (nearest existing ancestor).
+
+    *src* must parse; the positions are those a :class:`Problem` would carry.
+    """
+    from derptool.hujson import parse, position
+
+    root = parse(src)
+    return {path: position(src, value_offset(root, path, False)) for path in paths}

@@ -94,6 +94,23 @@ def split_host_ports(entry: str) -> tuple[str, str] | None:
     return host, ports
 
 
+def test_destination_form_error(dest: str) -> str | None:
+    """Why a policy-test destination is not one host and one port (such a test never passes), or None."""
+    split = split_host_ports(dest.strip())
+    if split is None:
+        return "a destination is host:port"
+    host, port = split
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        return "the port must be a single number"
+    if host == "*" or "/" in host:
+        return "the destination must be a single host, not a wildcard or a CIDR range"
+    if host == "autogroup:internet":
+        return "autogroup:internet is not valid as a test destination"
+    if host == "autogroup:self":
+        return "autogroup:self is not valid as a test destination"
+    return None
+
+
 def port_error(spec: str) -> str | None:
     """Check a port list (``*``, ``22``, ``80,443``, ``1000-2000``); the error text, or None."""
     if spec == "*":

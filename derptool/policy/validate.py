@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from derptool.policy.problems import Finding, Path, Problem, json_pointer
+from derptool.policy.problems import Finding, Path, Problem, json_pointer, locate, value_offset
+
+if TYPE_CHECKING:
+    from derptool.policy.engine.tailnet import Tailnet
 
 
 class _Constant(ValueError):
@@ -32,8 +35,14 @@ def decode(src: bytes) -> Any:
         raise
 
 
-def findings(data: Any) -> list[Finding]:
-    """Shape and semantic findings for decoded policy *data*, with paths into *data* as written."""
+def findings(data: Any, tailnet: Tailnet | None = None, lines: dict[Path, int] | None = None,
+             file: str | None = None) -> list[Finding]:
+    """Shape and semantic findings for decoded policy *data*, with paths into *data* as written.
+
+    With *tailnet*, a valid policy's ``tests`` and ``sshTests`` are run against it too; a failing test is
+    an error starting with ``test(s) failed``. Without it only the tests that fail whatever the tailnet
+    are reported (a destination that is not one host and one port, a test without source or checks).
+    """
     from derptool.policy.checks import check_policy
     from derptool.policy.models import Policy
     from derptool.policy.shape import check_shape
@@ -42,13 +51,28 @@ def findings(data: Any) -> list[Finding]:
     out = list(shape.findings)
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
+    if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
+        from derptool.policy.engine.compile import compile_policy
+        from derptool.policy.engine.tests import run_tests
+
+        report = run_tests(compile_policy(canonical, tailnet), lines, file)
+        for failure in report.failures:
+            out.append(Finding(shape.original_path(failure.path), failure.message))
     return out
 
 
-def validate_bytes(src: bytes, file: str = "<policy>") -> list[Problem]:
+def count_tests(data: Any) -> int:
+    """How many ``tests`` and ``sshTests`` entries decoded policy *data* has (any key case)."""
+    if not isinstance(data, dict):
+        return 0
+    return sum(len(v) for k, v in data.items() if k.lower() in ("tests", "sshtests") and isinstance(v, list))
+
+
+def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None = None) -> list[Problem]:
     """All problems of one policy file's bytes, sorted by position.
 
-    A HuJSON syntax error is one problem at its position (nothing else can be checked then).
+    A HuJSON syntax error is one problem at its position (nothing else can be checked then). With
+    *tailnet* the policy's tests are run against it (see :func:`findings`).
     """
     from derptool.hujson import HuJSONError, parse, position
 
@@ -56,42 +80,22 @@ def validate_bytes(src: bytes, file: str = "<policy>") -> list[Problem]:
         data = decode(src)
     except HuJSONError as err:
         return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
-    found = findings(data)
+    lines = None
+    if tailnet is not None:
+        from derptool.policy.engine.source import parse_policy
+
+        lines = parse_policy(src, file).lines
+    found = findings(data, tailnet, lines, file)
     if not found:
         return []
     root = parse(src)
     problems = []
     for f in found:
-        offset = _offset(root, f.path, f.at_key)
+        offset = value_offset(root, f.path, f.at_key)
         line, column = position(src, offset)
         problems.append(Problem(file, line, column, f.path, f.message, f.severity))
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
-
-
-def _offset(root: Any, path: Path, at_key: bool) -> int:
-    """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
-    from derptool.hujson import Array, Literal, Object
-
-    node = root
-    for depth, part in enumerate(path):
-        t = node.value
-        if isinstance(t, Object):
-            name = str(part)
-            match = None
-            for m in t.members:  # the last member with the name is the one that counts
-                if isinstance(m.name.value, Literal) and m.name.value.decode() == name:
-                    match = m
-            if match is None:
-                return int(node.start_offset)
-            if at_key and depth == len(path) - 1:
-                return int(match.name.start_offset)
-            node = match.value
-        elif isinstance(t, Array) and isinstance(part, int) and part < len(t.elements):
-            node = t.elements[part]
-        else:
-            return int(node.start_offset)
-    return int(node.start_offset)
 
 
 def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
@@ -108,4 +112,4 @@ def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
     return out
 
 
-__all__ = ["decode", "findings", "json_pointer", "validate_bytes", "validate_files"]
+__all__ = ["decode", "findings", "json_pointer", "locate", "validate_bytes", "validate_files"]

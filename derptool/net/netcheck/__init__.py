@@ -20,11 +20,39 @@ but never preferred.
 """
 
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, STUN_PHASE, measure, run
-from derptool.net.netcheck.plan import PROBE_SPACING, PROBES_PER_FAMILY, Family, Probe, ProbePlan, RegionPlan, make_plan
+from derptool.net.netcheck.home import HomeChooser, choose_home
+from derptool.net.netcheck.plan import (
+    PROBE_SPACING,
+    PROBES_PER_FAMILY,
+    Family,
+    LastReport,
+    Probe,
+    ProbePlan,
+    RegionPlan,
+    last_report,
+    make_plan,
+)
 from derptool.net.netcheck.report import Method, ProbeResult, RegionResult, Report, preferred_region
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "PROBES_PER_FAMILY", "PROBE_SPACING", "STUN_PHASE", "Family", "Method", "Probe",
-    "ProbePlan", "ProbeResult", "RegionPlan", "RegionResult", "Report", "make_plan", "measure",
-    "preferred_region", "run",
+    "DEFAULT_TIMEOUT",
+    "PROBES_PER_FAMILY",
+    "PROBE_SPACING",
+    "STUN_PHASE",
+    "Family",
+    "HomeChooser",
+    "LastReport",
+    "Method",
+    "Probe",
+    "ProbePlan",
+    "ProbeResult",
+    "RegionPlan",
+    "RegionResult",
+    "Report",
+    "choose_home",
+    "last_report",
+    "make_plan",
+    "measure",
+    "preferred_region",
+    "run",
 ]

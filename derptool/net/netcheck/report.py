@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from derptool.net.netcheck.home import choose_home
 from derptool.net.netcheck.plan import Probe
 
 Method = Literal["stun", "https"]
@@ -107,27 +108,19 @@ class Report:
         }
 
 
-def _scored(r: RegionResult) -> float:
-    assert r.latency_ms is not None
-    return r.latency_ms * r.score if r.score is not None and r.score > 0 else r.latency_ms
-
-
 def preferred_region(regions: list[RegionResult], previous: int | None = None) -> int | None:
     """The lowest latency (times its RegionScore, when positive) of a region that is not Avoid.
 
     With the *previous* home region (repeated measurements), keep it unless the new best is at least
-    10 ms better and better by more than a third, as netcheck does to avoid flapping.
+    10 ms better and better by more than a third, as netcheck does to avoid flapping. This is one report
+    without history; :class:`~derptool.net.netcheck.home.HomeChooser` adds netcheck's 5-minute history.
     """
-    candidates = [r for r in regions if r.latency_ms is not None and not r.avoid]
-    if not candidates:
-        return None
-    best = min(candidates, key=lambda r: (_scored(r), r.id))
-    old = next((r for r in candidates if r.id == previous), None)
-    if old is not None and old is not best:
-        gain = _scored(old) - _scored(best)
-        if not (gain >= 10 and _scored(best) < _scored(old) * 2 / 3):
-            return old.id
-    return best.id
+    return choose_home(
+        {r.id: r.latency_ms for r in regions if r.latency_ms is not None},
+        previous=previous,
+        scores={r.id: r.score for r in regions if r.score is not None},
+        excluded=frozenset(r.id for r in regions if r.avoid),
+    )
 
 
 def summarise(report: Report, previous_preferred: int | None = None) -> None:

@@ -1,0 +1,102 @@
+"""Why a connection is allowed or denied: the rules of a compiled policy that accept it.
+
+:func:`explain` takes a source (node name, user, tag, group or address) and a ``HOST:PORT`` destination
+(node name, host alias, tag or address) and answers, for each pair of source and destination addresses,
+which rules accept the packet; the connection is allowed when every pair is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from derptool.errors import UsageError
+from derptool.policy.engine.addresses import V6, addr_text
+from derptool.policy.engine.compile import Compiled
+from derptool.policy.engine.ports import proto_allows
+from derptool.policy.engine.source import PolicySource
+from derptool.policy.engine.tests import TestRunner
+from derptool.policy.selectors import protocol_number, split_host_ports
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class PairVerdict:
+    """One source address to one destination address."""
+
+    src: str
+    dst: str
+    rules: list[Path] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        """Whether a rule accepts the packet."""
+        return bool(self.rules)
+
+
+@dataclass
+class Explanation:
+    """The answer of :func:`explain`."""
+
+    src: str
+    dst: str
+    proto: str
+    port: int
+    pairs: list[PairVerdict]
+
+    @property
+    def allowed(self) -> bool:
+        """Allowed when every source address may reach every destination address."""
+        return bool(self.pairs) and all(p.allowed for p in self.pairs)
+
+    def to_json(self, source: PolicySource | None = None) -> dict[str, Any]:
+        """``{"src", "dst", "proto", "allowed", "pairs": [{"src", "dst", "allowed", "rules"}]}``."""
+        def rule(path: Path) -> dict[str, Any]:
+            out: dict[str, Any] = {"rule": f"{path[0]}[{path[1]}]" if len(path) > 1 else "default"}
+            if source is not None and path:
+                out["file"] = source.file
+                out["line"] = source.lines.get(tuple(path[:2]))
+            return out
+        return {"src": self.src, "dst": self.dst, "proto": self.proto, "allowed": self.allowed,
+                "pairs": [{"src": p.src, "dst": p.dst, "allowed": p.allowed, "rules": [rule(r) for r in p.rules]}
+                          for p in self.pairs]}
+
+
+def explain(compiled: Compiled, src: str, dst: str, proto: str = "tcp") -> Explanation:
+    """Which rules let *src* reach *dst* (``HOST:PORT``) over *proto*; raises :class:`UsageError`."""
+    number = protocol_number(proto)
+    if number is None:
+        raise UsageError(f"--proto {proto!r}: use a protocol name (tcp, udp, icmp, ...) or number")
+    split = split_host_ports(dst)
+    if split is None or not split[1].isdigit() or int(split[1]) > 65535:
+        raise UsageError(f"--dst {dst!r}: give HOST:PORT with one port number")
+    host, port = split[0], int(split[1])
+    runner = TestRunner(compiled)
+    src_ips = runner.source_ips(src)
+    if not src_ips:
+        raise UsageError(f"--src {src!r} is no node, user, tag, group or address of the tailnet")
+    dst_ips = runner.dest_ips(host)
+    if not dst_ips:
+        nodes = compiled.resolver.nodes(host) if host.startswith("tag:") else []
+        dst_ips = [n.ips[0] for n in nodes] or None
+    if not dst_ips:
+        raise UsageError(f"--dst host {host!r} is no node, host alias, tag or address of the tailnet")
+    pairs = []
+    for s in src_ips:
+        for d in dst_ips:
+            if (s >= V6) != (d >= V6):
+                continue  # a packet stays in its address family
+            verdict = PairVerdict(addr_text(s), addr_text(d))
+            for rule in compiled.rules.rules:
+                if rule.cap_grants is not None or not rule.src.contains(s) or not proto_allows(rule.protos, number):
+                    continue
+                for entry in rule.dst_ports:
+                    hit = entry.lo <= d <= entry.hi and entry.ports[0] <= port <= entry.ports[1]
+                    if hit and entry.origin[:2] not in verdict.rules:
+                        verdict.rules.append(entry.origin[:2])
+            pairs.append(verdict)
+    return Explanation(src, dst, proto, port, pairs)
+
+
+__all__ = ["Explanation", "PairVerdict", "explain"]

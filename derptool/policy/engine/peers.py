@@ -1,0 +1,294 @@
+"""Who sees whom: peer visibility, each peer's ``AllowedIPs`` and ``PrimaryRoutes``, auto-approved routes.
+
+Two nodes are peers when some rule lets traffic flow between them in either direction: one node's
+addresses (or a subnet route it serves) are among the rule's sources and the other's addresses or routes
+among its destinations, or the other is an exit node and the destinations are the internet. Each rule's
+source and destination nodes are found once as bit sets, so the cost grows with the rules and nodes, not
+with their product.
+
+A route served by several nodes has one primary (the first of them in tailnet order). A peer's
+``AllowedIPs`` are its addresses plus the primary and exit routes the viewer may use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, V6_END, IPSet, prefix_range
+from derptool.policy.engine.aliases import Resolver
+from derptool.policy.engine.filter import Rule, RuleSet
+from derptool.policy.engine.tailnet import Node, Tailnet
+
+Range = tuple[int, int]
+
+
+def _bits(indexes: Iterable[int]) -> int:
+    mask = 0
+    for i in indexes:
+        mask |= 1 << i
+    return mask
+
+
+def _indexes(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+@dataclass(frozen=True)
+class _Match:
+    src: IPSet
+    dst: IPSet
+    internet: bool
+    only: int  # nodes reached through via entries
+    routed: IPSet  # destinations including via entries (for route access)
+
+
+class PeerMap:
+    """Peer sets of every node from the compiled rules (global, as the control plane computes them)."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.tailnet = rules.tailnet
+        nodes = self.tailnet.nodes
+        self._ips = sorted((ip, n.index) for n in nodes for ip in n.ips)
+        self._keys = [ip for ip, _ in self._ips]
+        self._routes = {n.index: [prefix_range(r) for r in n.subnet_routes] for n in nodes if n.subnet_routes}
+        self._exits = _bits(n.index for n in nodes if n.is_exit_node)
+        self.matches = [m for m in (_match(r) for r in rules.rules) if m is not None]
+        self.peers = [0] * len(nodes)
+        self._route_matches: dict[str, tuple[list[_Match], list[_Match]]] = {}
+        self._compute()
+
+    def _nodes_in(self, ips: IPSet) -> int:
+        """Nodes with an address in *ips* or a subnet route overlapping it."""
+        mask = 0
+        for lo, hi in ips.ranges:
+            a = bisect.bisect_left(self._keys, lo)
+            b = bisect.bisect_right(self._keys, hi)
+            for k in range(a, b):
+                mask |= 1 << self._ips[k][1]
+        for idx, routes in self._routes.items():
+            if any(ips.overlaps(lo, hi) for lo, hi in routes):
+                mask |= 1 << idx
+        return mask
+
+    def _compute(self) -> None:
+        pairs: dict[tuple[int, int], None] = {}
+        cache: dict[IPSet, int] = {}
+        for m in self.matches:
+            s = cache.get(m.src)
+            if s is None:
+                s = cache[m.src] = self._nodes_in(m.src)
+            d = cache.get(m.dst)
+            if d is None:
+                d = cache[m.dst] = self._nodes_in(m.dst)
+            d |= m.only
+            if m.internet:
+                d |= self._exits
+            if s and d:
+                pairs.setdefault((s, d), None)
+        for s, d in pairs:
+            for i in _indexes(s):
+                self.peers[i] |= d
+            for j in _indexes(d):
+                self.peers[j] |= s
+        for n in self.tailnet.nodes:
+            self.peers[n.index] &= ~(1 << n.index)
+
+    def peers_of(self, node: Node) -> list[Node]:
+        """The nodes *node* sees, in tailnet order."""
+        return [self.tailnet.nodes[i] for i in _indexes(self.peers[node.index])]
+
+    def can_access_route(self, viewer: Node, route: str) -> bool:
+        """Whether a rule lets *viewer* (or the subnets it serves) reach into *route*, or the reverse."""
+        lo, hi = prefix_range(route)
+        relevant = self._route_matches.get(route)
+        if relevant is None:  # the rules whose destinations or sources touch the route, found once per route
+            relevant = ([m for m in self.matches if m.routed.overlaps(lo, hi)],
+                        [m for m in self.matches if m.src.overlaps(lo, hi)])
+            self._route_matches[route] = relevant
+        into, out_of = relevant
+        own = viewer.ips
+        mine = self._routes.get(viewer.index, [])
+        for m in into:
+            if any(m.src.contains(ip) for ip in own) or (mine and any(m.src.overlaps(a, b) for a, b in mine)):
+                return True
+        for m in out_of:
+            if any(m.dst.contains(ip) for ip in own) or (mine and any(m.dst.overlaps(a, b) for a, b in mine)):
+                return True
+        return False
+
+
+def _is_exit(lo: int, hi: int) -> bool:
+    return (lo, hi) in (ALL_V4.ranges[0], ALL_V6.ranges[0])
+
+
+def _match(rule: Rule) -> _Match | None:
+    """The source and destination sets of a rule (``DstPorts`` and ``CapGrant`` alike)."""
+    dst: list[Range] = []
+    via: list[Range] = []
+    only = 0
+    for d in rule.dst_ports:
+        if d.only is not None:
+            only |= _bits(d.only)
+            via.append((d.lo, d.hi))
+        else:
+            dst.append((d.lo, d.hi))
+    for g in rule.cap_grants or []:
+        dst.extend((lo, hi) for lo, hi, _ in g.dsts)
+    dset = IPSet.of(dst)
+    src = IPSet.of([(0, V6_END)]) if "*" in rule.src_ips else rule.src
+    internet = bool(dset.ranges) and (dset.covers(*ALL_V4.ranges[0]) or dset.covers(*ALL_V6.ranges[0])
+                                      or INTERNET.subset_of(dset))
+    if not src or (not dset and not only):
+        return None
+    return _Match(src, dset, internet, only, dset.union(IPSet.of(via)) if via else dset)
+
+
+def primary_routes(tailnet: Tailnet) -> dict[str, int]:
+    """Each subnet route and the node index that is primary for it.
+
+    A node's ``primary_routes`` in the tailnet file win (the control plane elects the router that
+    advertised first, which only it knows); otherwise the first node in the file serving the route.
+    """
+    out: dict[str, int] = {}
+    for n in tailnet.nodes:
+        for r in n.primary_routes or ():
+            if r in n.subnet_routes:
+                out.setdefault(r, n.index)
+    for n in tailnet.nodes:
+        for r in n.subnet_routes:
+            out.setdefault(r, n.index)
+    return out
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One peer as a node sees it."""
+
+    node: Node
+    allowed_ips: list[str]
+    primary_routes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"name", "allowed_ips", "primary_routes"}``."""
+        return {"name": self.node.name, "allowed_ips": self.allowed_ips, "primary_routes": self.primary_routes}
+
+
+@dataclass(frozen=True)
+class ViaGrant:
+    """A grant's sources and destination prefixes, with its ``via`` tags (empty for an ordinary grant)."""
+
+    src: IPSet
+    dsts: tuple[Range, ...]
+    internet: bool
+    via: tuple[str, ...]
+
+
+def via_grants(policy: Mapping[str, Any], resolver: Resolver) -> list[ViaGrant]:
+    """Every grant and ACL entry as :class:`ViaGrant` values, when the policy has any ``via`` grant."""
+    from derptool.policy.engine.filter import policy_grants
+
+    grants = policy_grants(policy)
+    if not any(g.via for g in grants):
+        return []
+    out = []
+    for g in grants:
+        src = resolver.resolve_all([x for x in g.srcs if x != "autogroup:self"])
+        dsts: list[Range] = []
+        for d in g.dsts:
+            if d in ("autogroup:internet", "*"):
+                continue
+            ips = resolver.resolve(d)
+            if ips is not None:
+                dsts.extend(ips.ranges)
+        out.append(ViaGrant(src, tuple(dsts), "autogroup:internet" in g.dsts, tuple(g.via)))
+    return out
+
+
+def _via_filter(viewer: Node, peer: Node, routes: list[str], grants: list[ViaGrant]) -> list[str]:
+    """Routes of *peer* the viewer may use once ``via`` grants steer its traffic to the tagged routers."""
+    mine = [g for g in grants if any(g.src.contains(ip) for ip in viewer.ips)]
+    excluded: set[str] = set()
+    for g in (g for g in mine if g.via):
+        for r in routes:
+            lo, hi = prefix_range(r)
+            exit_route = (lo, hi) in (ALL_V4.ranges[0], ALL_V6.ranges[0])
+            hit = (g.internet and exit_route) or (not exit_route and any(a <= hi and lo <= b for a, b in g.dsts))
+            if hit and not any(peer.has_tag(t) for t in g.via):
+                excluded.add(r)
+    for g in (g for g in mine if not g.via):
+        for r in list(excluded):
+            lo, hi = prefix_range(r)
+            if any(a <= hi and lo <= b for a, b in g.dsts):
+                excluded.discard(r)
+    return [r for r in routes if r not in excluded]
+
+
+def peers_for(node: Node, peer_map: PeerMap, primaries: Mapping[str, int],
+              vias: list[ViaGrant] | None = None) -> list[Peer]:
+    """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
+    out = []
+    for p in peer_map.peers_of(node):
+        prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
+        usable = [r for r in prim if peer_map.can_access_route(node, r)]
+        exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
+        if vias:
+            usable = _via_filter(node, p, usable, vias)
+            exits = _via_filter(node, p, exits, vias)
+        out.append(Peer(p, list(p.addresses) + usable + exits, usable))
+    return out
+
+
+def _str_list(value: Any) -> list[str]:
+    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def auto_approve(policy: Mapping[str, Any], tailnet: Tailnet) -> Tailnet:
+    """The tailnet as it is after its advertised routes are first seen: ``autoApprovers`` approve them.
+
+    A subnet route is approved when the node matches an approver of a ``routes`` prefix that contains
+    the route; exit routes when the node matches an ``exitNode`` approver.
+    """
+    aa = policy.get("autoApprovers")
+    if not isinstance(aa, Mapping):
+        return tailnet
+    resolver = Resolver(policy, tailnet)
+    routes = aa.get("routes") if isinstance(aa.get("routes"), Mapping) else {}
+    approvers: list[tuple[IPSet, IPSet]] = []
+    for prefix, who in (routes or {}).items():
+        try:
+            covered = IPSet.parse([str(prefix)])
+        except ValueError:
+            continue
+        approvers.append((covered, resolver.resolve_all(_str_list(who))))
+    exit_set = resolver.resolve_all(_str_list(aa.get("exitNode")))
+    nodes = []
+    for n in tailnet.nodes:
+        approved = list(n.approved_routes)
+        for r in n.routable_ips:
+            if r in approved:
+                continue
+            try:
+                net = ipaddress.ip_network(r.strip(), strict=False)
+            except ValueError:
+                continue
+            if net.prefixlen == 0:
+                ok = any(exit_set.contains(ip) for ip in n.ips)
+            else:
+                lo, hi = prefix_range(str(net))
+                ok = any(a.covers(lo, hi) and any(s.contains(ip) for ip in n.ips) for a, s in approvers)
+            if ok:
+                approved.append(r)
+        nodes.append(replace(n, approved_routes=tuple(approved)))
+    return Tailnet(list(tailnet.users), nodes)
+
+
+__all__ = ["Peer", "PeerMap", "auto_approve", "peers_for", "primary_routes"]

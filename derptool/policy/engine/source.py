@@ -1,0 +1,110 @@
+"""A policy file as the engine reads it: canonical data plus the line of every rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from derptool.errors import InputError
+
+Path = tuple[str | int, ...]
+SECTIONS = ("acls", "grants", "ssh", "tests", "sshTests")
+
+
+@dataclass
+class PolicySource:
+    """Canonical policy data (documented key spelling), its file name, and the line of each rule."""
+
+    data: dict[str, Any]
+    file: str
+    src: bytes = b""
+    originals: dict[Path, Path] = field(default_factory=dict)
+
+    @cached_property
+    def lines(self) -> dict[Path, int]:
+        """The line of each rule, ``(section, index)`` -> line (found when first asked for)."""
+        from derptool.policy.problems import locate
+
+        found = locate(self.src, list(self.originals.values()))
+        return {canon: found[orig][0] for canon, orig in self.originals.items()}
+
+    def where(self, path: Path | None) -> str:
+        """``file:line`` of a rule (``acls[2]`` style when the line is unknown)."""
+        if not path:
+            return f"{self.file} (no acls or grants: everything is allowed)"
+        key = tuple(path[:2])
+        line = self.lines.get(key)
+        name = f"{path[0]}[{path[1]}]" if len(path) > 1 else str(path[0])
+        return f"{self.file}:{line} {name}" if line else f"{self.file} {name}"
+
+
+_MEMBERS = [
+    "acls", "grants", "ssh", "groups", "hosts", "tagOwners", "autoApprovers", "nodeAttrs", "tests", "sshTests",
+    "ipsets", "postures", "action", "src", "dst", "users", "ports", "proto", "ip", "app", "via", "checkPeriod",
+    "acceptEnv", "routes", "exitNode", "services", "accept", "deny", "allow", "user", "check", "target",
+    "attr",
+]
+_CANON = {m.lower(): m for m in _MEMBERS}
+_FREE = ("groups", "hosts", "tagOwners", "ipsets", "postures", "app", "routes", "services")
+"""Members whose keys are names chosen by the author (kept as written)."""
+
+
+def _canonical(value: Any, free: bool = False) -> Any:
+    """Member names spelled as documented (Tailscale matches them case-insensitively); nulls dropped."""
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if v is None:
+            continue
+        name = str(key) if free else _CANON.get(str(key).lower(), str(key))
+        if name in out and name != key:
+            continue  # an exact spelling wins over a case variant
+        out[name] = v if name in ("app",) else _canonical(v, name in _FREE)
+    return out
+
+
+def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
+    """Decode a policy file; raises :class:`InputError` (with line and column) when it is not HuJSON.
+
+    The data is not validated (``derptool validate`` does that); member names are matched as Tailscale
+    matches them.
+    """
+    import json
+
+    try:
+        raw = json.loads(src)  # plain JSON: no need for the HuJSON parser
+    except ValueError:
+        from derptool.hujson import HuJSONError, standardize
+
+        try:
+            raw = json.loads(standardize(src).decode("utf-8", "replace"))
+        except HuJSONError as err:
+            raise InputError(err.reason, file=file, line=err.line, column=err.column) from None
+        except ValueError as err:
+            raise InputError(f"not JSON: {err}", file=file) from None
+    if not isinstance(raw, dict):
+        raise InputError("a policy is a JSON object", file=file, line=1, column=1)
+    data = _canonical(raw)
+    written = {_CANON.get(k.lower(), k): k for k in raw}
+    originals: dict[Path, Path] = {}
+    for section in SECTIONS:
+        items = data.get(section)
+        if isinstance(items, list):
+            for i in range(len(items)):
+                originals[(section, i)] = (written.get(section, section), i)
+    return PolicySource(data, file, src, originals)
+
+
+def load_policy(path: str) -> PolicySource:
+    """Read and decode a policy file (``-`` is stdin)."""
+    from derptool.fileio import read_file
+
+    snap = read_file(path)
+    return parse_policy(snap.data, str(path))
+
+
+__all__ = ["PolicySource", "load_policy", "parse_policy"]

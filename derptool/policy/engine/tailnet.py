@@ -1,0 +1,381 @@
+"""The tailnet a policy is compiled for: users and nodes (addresses, tags, advertised and approved routes).
+
+The canonical file (``--tailnet FILE``, JSON or HuJSON) is the ``topology`` object of Tailscale's recorded
+netmaps::
+
+    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com"}],
+     "nodes": {"web1": {"hostname": "web1", "user": "odin", "tags": [], "ipv4": "100.64.0.1",
+                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}}}
+
+A node may list ``primary_routes``: the subnet routes it is the elected (primary) router for; without
+it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
+to no user in policy terms. An untagged node without ``user`` belongs to the first user.
+``tailscale status --json`` output is read too (:func:`from_status`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from derptool.errors import InputError
+from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, prefix_range
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class User:
+    """A tailnet user: numeric id, short name and login (email)."""
+
+    id: int
+    name: str
+    email: str
+
+    @property
+    def login(self) -> str:
+        """The login name policies use (the email, or the name when there is no email)."""
+        return self.email or self.name
+
+
+@dataclass(frozen=True)
+class Node:
+    """A device of the tailnet."""
+
+    name: str
+    hostname: str
+    ipv4: str | None
+    ipv6: str | None
+    tags: tuple[str, ...] = ()
+    user: User | None = None
+    routable_ips: tuple[str, ...] = ()
+    approved_routes: tuple[str, ...] = ()
+    index: int = 0
+    ips: tuple[int, ...] = field(default=(), compare=False)
+    primary_routes: tuple[str, ...] | None = None
+
+    @property
+    def tagged(self) -> bool:
+        """Whether the node carries tags (it then has no user in policy terms)."""
+        return bool(self.tags)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The node's own prefixes, ``/32`` and ``/128``."""
+        out = []
+        if self.ipv4:
+            out.append(f"{self.ipv4}/32")
+        if self.ipv6:
+            out.append(f"{self.ipv6}/128")
+        return out
+
+    @property
+    def address_set(self) -> IPSet:
+        """The node's own addresses as a set."""
+        return IPSet.of((n, n) for n in self.ips)
+
+    def _served(self) -> list[str]:
+        advertised = {_canon(r) for r in self.routable_ips}
+        return [r for r in (_canon(a) for a in self.approved_routes) if r in advertised]
+
+    @cached_property
+    def subnet_routes(self) -> list[str]:
+        """Approved and advertised routes that are not exit routes."""
+        return [r for r in self._served() if not is_exit_route(r)]
+
+    @cached_property
+    def exit_routes(self) -> list[str]:
+        """Approved and advertised exit routes (``0.0.0.0/0``, ``::/0``)."""
+        return [r for r in self._served() if is_exit_route(r)]
+
+    @property
+    def is_exit_node(self) -> bool:
+        """Whether the node is an approved exit node."""
+        return bool(self.exit_routes)
+
+    def has_tag(self, tag: str) -> bool:
+        """Whether the node carries *tag*."""
+        return tag in self.tags
+
+
+def _canon(route: str) -> str:
+    try:
+        return str(ipaddress.ip_network(route.strip(), strict=False))
+    except ValueError:
+        return route
+
+
+@dataclass
+class Tailnet:
+    """Users and nodes, with indexes by login, tag and address."""
+
+    users: list[User]
+    nodes: list[Node]
+    by_name: dict[str, Node] = field(default_factory=dict)
+    by_login: dict[str, User] = field(default_factory=dict)
+    by_tag: dict[str, list[Node]] = field(default_factory=dict)
+    by_user: dict[int, list[Node]] = field(default_factory=dict)
+    by_ip: dict[int, Node] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for n in self.nodes:
+            self.by_name[n.name] = n
+            for tag in n.tags:
+                self.by_tag.setdefault(tag, []).append(n)
+            if not n.tagged and n.user is not None:
+                self.by_user.setdefault(n.user.id, []).append(n)
+            for ip in n.ips:
+                self.by_ip[ip] = n
+        for u in self.users:
+            for key in (u.email, u.name):
+                if key:
+                    self.by_login.setdefault(key.lower(), u)
+
+    def user(self, login: str) -> User | None:
+        """The user with this login (email) or name, case-insensitively."""
+        return self.by_login.get(login.lower())
+
+    def node(self, name: str) -> Node | None:
+        """The node named *name* (its key in the tailnet file), or with that hostname or address."""
+        if name in self.by_name:
+            return self.by_name[name]
+        for n in self.nodes:
+            if n.hostname == name or name in (n.ipv4, n.ipv6):
+                return n
+        return None
+
+    def node_at(self, ip: int) -> Node | None:
+        """The node owning the address number *ip*."""
+        return self.by_ip.get(ip)
+
+    @property
+    def subnet_routes(self) -> list[str]:
+        """Every approved non-exit route of the tailnet, once each, in node order."""
+        seen: dict[str, None] = {}
+        for n in self.nodes:
+            for r in n.subnet_routes:
+                seen.setdefault(r, None)
+        return list(seen)
+
+
+class TailnetError(InputError):
+    """A tailnet file that cannot be used (exit 2)."""
+
+
+def _err(message: str, file: str, where: Path, src: bytes | None) -> TailnetError:
+    line = col = None
+    if src is not None:
+        from derptool.policy.problems import locate
+
+        with contextlib.suppress(ValueError):
+            line, col = locate(src, [where])[where]
+    return TailnetError(message, file=file, line=line, column=col)
+
+
+def _strs(value: Any, what: str, fail: Any, where: Path) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail(f"{what} must be a list of strings", where)
+    return tuple(value)
+
+
+def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = None) -> Tailnet:
+    """A :class:`Tailnet` from decoded ``topology`` data; errors name *file*:line:col (from *src*)."""
+
+    def fail(message: str, where: Path) -> TailnetError:
+        return _err(message, file, where, src)
+
+    if not isinstance(data, Mapping):
+        raise fail('a tailnet is an object {"users": [...], "nodes": {...}}', ())
+    unknown = sorted(set(data) - {"users", "nodes"})
+    if unknown:
+        raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users" and "nodes")', (unknown[0],))
+    users: list[User] = []
+    raw_users = data.get("users") or []
+    if not isinstance(raw_users, list):
+        raise fail('"users" must be a list of {"id", "name", "email"}', ("users",))
+    for i, u in enumerate(raw_users):
+        if not isinstance(u, Mapping):
+            raise fail('a user is an object {"id", "name", "email"}', ("users", i))
+        uid, name, email = u.get("id", i + 1), u.get("name", ""), u.get("email", "")
+        if not isinstance(uid, int) or isinstance(uid, bool):
+            raise fail("user id must be an integer", ("users", i, "id"))
+        if not isinstance(name, str) or not isinstance(email, str) or not (name or email):
+            raise fail('a user needs a "name" or an "email" string', ("users", i))
+        users.append(User(uid, name, email))
+    by_name = {u.name: u for u in users if u.name}
+    by_name.update({u.email: u for u in users if u.email})
+    raw_nodes = data.get("nodes") or {}
+    if not isinstance(raw_nodes, Mapping):
+        raise fail('"nodes" must be an object of node name to node', ("nodes",))
+    nodes: list[Node] = []
+    for index, (name, n) in enumerate(raw_nodes.items()):
+        where: Path = ("nodes", name)
+        if not isinstance(n, Mapping):
+            raise fail(f"node {name!r} must be an object", where)
+        tags = _strs(n.get("tags"), "tags", fail, (*where, "tags"))
+        for t in tags:
+            if not t.startswith("tag:"):
+                raise fail(f"node {name!r}: tag {t!r} must start with 'tag:'", (*where, "tags"))
+        ips: list[int] = []
+        addr: dict[str, str | None] = {}
+        for key, version in (("ipv4", 4), ("ipv6", 6)):
+            value = n.get(key)
+            if value is None:
+                addr[key] = None
+                continue
+            try:
+                ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+            except ValueError:
+                ip = None
+            if ip is None or ip.version != version:
+                raise fail(f"node {name!r}: {key} {value!r} is not an IPv{version} address", (*where, key))
+            addr[key] = str(ip)
+            ips.append(addr_int(str(ip)))
+        if not ips:
+            raise fail(f'node {name!r} needs an "ipv4" or "ipv6" address', where)
+        routes: dict[str, tuple[str, ...]] = {}
+        for key in ("routable_ips", "approved_routes", "primary_routes"):
+            routes[key] = _strs(n.get(key), key, fail, (*where, key))
+            for r in routes[key]:
+                try:
+                    prefix_range(r)
+                except ValueError:
+                    raise fail(f"node {name!r}: {key}: {r!r} is not a CIDR prefix", (*where, key)) from None
+        user: User | None = None
+        uname = n.get("user")
+        if uname is not None:
+            if not isinstance(uname, str) or uname not in by_name:
+                raise fail(f"node {name!r}: user {uname!r} is not in \"users\"", (*where, "user"))
+            user = by_name[uname]
+        elif not tags and users:
+            user = users[0]
+        hostname = n.get("hostname", name)
+        nodes.append(Node(name=str(name), hostname=str(hostname), ipv4=addr["ipv4"], ipv6=addr["ipv6"],
+                          tags=tags, user=user, routable_ips=routes["routable_ips"],
+                          approved_routes=routes["approved_routes"], index=index, ips=tuple(ips),
+                          primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
+                          if n.get("primary_routes") is not None else None))
+    return Tailnet(users, nodes)
+
+
+def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
+    """A :class:`Tailnet` from ``tailscale status --json`` output (Self and Peer entries, User map).
+
+    Routes a peer serves (``PrimaryRoutes`` and non-own ``AllowedIPs``) count as advertised and approved;
+    an ``ExitNodeOption`` peer is an approved exit node. Node names are the first label of ``DNSName``.
+    """
+    raw_users = data.get("User") or {}
+    users: list[User] = []
+    uid_map: dict[int, User] = {}
+    if isinstance(raw_users, Mapping):
+        for key, u in raw_users.items():
+            if not isinstance(u, Mapping):
+                continue
+            uid = int(u.get("ID", key))
+            login = str(u.get("LoginName") or "")
+            user = User(uid, login.split("@", 1)[0] or str(u.get("DisplayName") or uid), login)
+            users.append(user)
+            uid_map[uid] = user
+    entries: list[Mapping[str, Any]] = []
+    if isinstance(data.get("Self"), Mapping):
+        entries.append(data["Self"])
+    peers = data.get("Peer") or {}
+    if isinstance(peers, Mapping):
+        entries.extend(p for p in peers.values() if isinstance(p, Mapping))
+    if not entries:
+        raise TailnetError("not `tailscale status --json` output: no Self or Peer", file=file)
+    nodes: list[Node] = []
+    taken: set[str] = set()
+    for index, e in enumerate(entries):
+        dns = str(e.get("DNSName") or "")
+        name = dns.split(".", 1)[0] or str(e.get("HostName") or f"node{index}")
+        while name in taken:
+            name += "-"
+        taken.add(name)
+        v4 = v6 = None
+        ips: list[int] = []
+        for ip_text in e.get("TailscaleIPs") or []:
+            try:
+                ip = ipaddress.ip_address(ip_text)
+            except ValueError:
+                continue
+            if ip.version == 4 and v4 is None:
+                v4 = str(ip)
+            elif ip.version == 6 and v6 is None:
+                v6 = str(ip)
+            else:
+                continue
+            ips.append(addr_int(str(ip)))
+        own = {f"{v4}/32", f"{v6}/128"}
+        routes = [str(r) for r in (e.get("PrimaryRoutes") or [])]
+        routes += [str(r) for r in (e.get("AllowedIPs") or []) if str(r) not in own and str(r) not in routes]
+        if e.get("ExitNodeOption"):
+            routes += [r for r in ("0.0.0.0/0", "::/0") if r not in routes]
+        tags = tuple(str(t) for t in (e.get("Tags") or []))
+        owner = None if tags else uid_map.get(int(e.get("UserID") or 0))
+        if not ips:
+            continue
+        nodes.append(Node(name=name, hostname=str(e.get("HostName") or name), ipv4=v4, ipv6=v6, tags=tags,
+                          user=owner, routable_ips=tuple(routes), approved_routes=tuple(routes), index=len(nodes),
+                          ips=tuple(ips), primary_routes=tuple(str(r) for r in (e.get("PrimaryRoutes") or []))))
+    return Tailnet(users, nodes)
+
+
+def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
+    """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
+    import json
+
+    try:
+        data = json.loads(src)  # plain JSON (the usual case) without the HuJSON parser
+    except ValueError:
+        from derptool.hujson import HuJSONError, loads
+
+        try:
+            data = loads(src)
+        except HuJSONError as err:
+            raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
+    if isinstance(data, Mapping) and ("Peer" in data or "Self" in data):
+        return from_status(data, file=file)
+    if isinstance(data, Mapping) and "topology" in data and "nodes" not in data:
+        return from_topology(data["topology"], file=file)  # a whole recording case: no positions
+    return from_topology(data, file=file, src=src)
+
+
+def load_tailnet(path: str) -> Tailnet:
+    """Read a tailnet file (``-`` is stdin)."""
+    from derptool.fileio import read_file
+
+    snap = read_file(path)
+    return parse_tailnet(snap.data, str(path))
+
+
+def to_topology(tailnet: Tailnet) -> dict[str, Any]:
+    """The canonical tailnet-file data of *tailnet*."""
+    nodes: dict[str, Any] = {}
+    for n in tailnet.nodes:
+        entry: dict[str, Any] = {"hostname": n.hostname, "tags": list(n.tags)}
+        if n.ipv4:
+            entry["ipv4"] = n.ipv4
+        if n.ipv6:
+            entry["ipv6"] = n.ipv6
+        if n.user is not None and not n.tagged:
+            entry["user"] = n.user.name or n.user.email
+        entry["routable_ips"] = list(n.routable_ips)
+        entry["approved_routes"] = list(n.approved_routes)
+        if n.primary_routes is not None:
+            entry["primary_routes"] = list(n.primary_routes)
+        nodes[n.name] = entry
+    return {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users], "nodes": nodes}
+
+
+__all__ = [
+    "Node", "Tailnet", "TailnetError", "User", "from_status", "from_topology",
+    "load_tailnet", "parse_tailnet", "to_topology",
+]
+

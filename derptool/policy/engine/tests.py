@@ -1,0 +1,266 @@
+"""The policy's own ``tests`` and ``sshTests``, run against a tailnet as Tailscale runs them on save.
+
+An ACL test names one source (user, group, tag, host or address) and ``host:port`` destinations that
+must be accepted or denied; the source's devices are tried against the compiled rules of the whole
+tailnet (TCP unless the test gives ``proto``). A destination is one host and one port: Tailscale fails
+a test whose destination is a CIDR, a port list, a range or ``*``, and so does this module. An SSH test
+checks which login users the source may use on each destination (accept, check, or denied).
+
+:func:`run_tests` returns :class:`TestFailure` values; an empty list means every test passed. Tests whose
+source has no device in the tailnet cannot be evaluated and are listed in ``skipped``, never failed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from derptool.policy.engine.addresses import addr_int, addr_text
+from derptool.policy.engine.compile import Compiled
+from derptool.policy.engine.ports import proto_allows
+from derptool.policy.engine.ssh import SSHRule
+from derptool.policy.engine.tailnet import Node
+from derptool.policy.selectors import protocol_number, split_host_ports, test_destination_form_error
+
+Path = tuple[str | int, ...]
+PREFIX = "test(s) failed"
+
+
+@dataclass(frozen=True)
+class TestFailure:
+    """One failing test entry: where it is, and why (``message`` starts with ``test(s) failed``)."""
+
+    path: Path
+    message: str
+    rule: Path | None = None  # the rule that allowed what the test denies
+
+
+@dataclass
+class TestReport:
+    """Failures, and the entries that could not be evaluated in this tailnet."""
+
+    failures: list[TestFailure] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    run: int = 0
+
+
+def destination_form_error(dest: str) -> str | None:
+    """Why a test destination can never be evaluated (not one host and one port), or None."""
+    return test_destination_form_error(dest)
+
+
+def _rule_name(path: Path | None, lines: Mapping[Path, int], file: str | None = None) -> str:
+    if not path:
+        return "the default allow-all policy (no acls or grants)"
+    name = f"{path[0]}[{path[1]}]" if len(path) > 1 else str(path[0])
+    line = lines.get(tuple(path[:2]))
+    if line is not None:
+        return f"{name} ({file}:{line})" if file else f"{name} (line {line})"
+    return name
+
+
+class TestRunner:
+    """Runs the tests of one compiled policy."""
+
+    def __init__(self, compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> None:
+        self.c = compiled
+        self.lines = lines or {}
+        self.file = file
+
+    # -- sources and destinations -----------------------------------------------------------------
+
+    def source_ips(self, src: str) -> list[int] | None:
+        """Addresses a test source stands for (None: not resolvable)."""
+        src = src.strip()
+        if not src:
+            return None
+        nodes = self.c.resolver.nodes(src) if not _is_ip(src) and src not in self.c.resolver.hosts else []
+        if nodes:
+            return sorted({ip for n in nodes for ip in n.ips})
+        ips = self.c.resolver.resolve(src)
+        if ips is not None and len(ips.ranges) == 1 and ips.ranges[0][0] == ips.ranges[0][1]:
+            return [ips.ranges[0][0]]
+        node = self.c.tailnet.node(src)
+        return list(node.ips) if node is not None else None
+
+    def dest_ips(self, host: str) -> list[int] | None:
+        """Addresses of a test destination host (None: nothing in this tailnet)."""
+        if _is_ip(host):
+            return [addr_int(host)]
+        if host in self.c.resolver.hosts:
+            ips = self.c.resolver.resolve(host)
+            if ips is not None and len(ips.ranges) == 1 and ips.ranges[0][0] == ips.ranges[0][1]:
+                return [ips.ranges[0][0]]
+            return None
+        nodes = self.c.resolver.nodes(host)
+        if not nodes:
+            node = self.c.tailnet.node(host)
+            nodes = [node] if node is not None else []
+        return [n.ips[0] for n in nodes] or None
+
+    # -- verdicts ---------------------------------------------------------------------------------
+
+    def allowing_rule(self, src_ip: int, dst_ip: int, proto: int, port: int) -> Path | None:
+        """The policy entry of the first rule that accepts the packet, or None."""
+        for rule in self.c.rules.rules:
+            if rule.cap_grants is not None or not rule.src.contains(src_ip):
+                continue
+            if not proto_allows(rule.protos, proto):
+                continue
+            for d in rule.dst_ports:
+                if d.lo <= dst_ip <= d.hi and d.ports[0] <= port <= d.ports[1]:
+                    return d.origin
+        return None
+
+    def run(self) -> TestReport:
+        """Run ``tests`` and ``sshTests``."""
+        report = TestReport()
+        policy = self.c.policy
+        tests = policy.get("tests")
+        for i, t in enumerate(tests if isinstance(tests, list) else []):
+            if isinstance(t, Mapping):
+                self._acl_test(("tests", i), t, report)
+        ssh_tests = policy.get("sshTests")
+        for i, t in enumerate(ssh_tests if isinstance(ssh_tests, list) else []):
+            if isinstance(t, Mapping):
+                self._ssh_test(("sshTests", i), t, report)
+        return report
+
+    def _acl_test(self, path: Path, t: Mapping[str, Any], report: TestReport) -> None:
+        src = t.get("src", t.get("user", ""))
+        src = src.strip() if isinstance(src, str) else ""
+        lists = [(k, t.get(k)) for k in ("accept", "allow", "deny") if isinstance(t.get(k), list)]
+        if not any(v for _, v in lists):
+            report.failures.append(TestFailure(path, f'{PREFIX}: {_p(path)}: a test needs "accept" or "deny"'))
+            return
+        if not src:
+            report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the test has no src"))
+            return
+        proto_text = t.get("proto") if isinstance(t.get("proto"), str) and t.get("proto") else "tcp"
+        proto = protocol_number(str(proto_text)) or 6
+        src_ips = self.source_ips(src)
+        for key, dests in lists:
+            want_accept = key != "deny"
+            for j, raw in enumerate(dests or []):
+                if not isinstance(raw, str):
+                    continue
+                where = (*path, key, j)
+                head = f"{PREFIX}: {_p(path)}: {src} -> {raw.strip()} ({proto_text})"
+                if split_host_ports(raw.strip()) is None:
+                    report.skipped.append((where, f"{raw.strip()!r} has no port: not evaluated"))
+                    continue
+                form = destination_form_error(raw)
+                if form is not None:
+                    report.failures.append(TestFailure(where, f"{head}: {form}"))
+                    continue
+                split = split_host_ports(raw.strip())
+                assert split is not None
+                host, port = split[0], int(split[1])
+                dst_ips = self.dest_ips(host)
+                if dst_ips is None:
+                    report.failures.append(TestFailure(where, f"{head}: {host!r} is no host, node, user or tag of "
+                                                              "this tailnet"))
+                    continue
+                if src_ips is None:
+                    report.skipped.append((where, f"{src!r} has no device in the tailnet"))
+                    continue
+                report.run += 1
+                verdicts = [(s, d, self.allowing_rule(s, d, proto, port)) for s in src_ips for d in dst_ips]
+                allowed = [v for v in verdicts if v[2] is not None]
+                if want_accept and len(allowed) < len(verdicts):
+                    s, d, _ = next(v for v in verdicts if v[2] is None)
+                    report.failures.append(TestFailure(
+                        where, f"{head}: want accept, got deny: no rule allows {addr_text(s)} to "
+                               f"{addr_text(d)}:{port}"))
+                elif not want_accept and allowed:
+                    s, d, rule = allowed[0]
+                    report.failures.append(TestFailure(
+                        where, f"{head}: want deny, got accept: {_rule_name(rule, self.lines, self.file)} allows "
+                               f"{addr_text(s)} to {addr_text(d)}:{port}", rule))
+
+    # -- ssh tests --------------------------------------------------------------------------------
+
+    def ssh_verdict(self, src_ip: int, node: Node, login: str) -> tuple[str | None, SSHRule | None]:
+        """``accept``, ``check`` or None (denied) for *login* from *src_ip* on *node*, and the rule."""
+        src_text = addr_text(src_ip)
+        for rule in self.c.ssh_rules(node):
+            if src_text not in rule.principals:
+                continue
+            mapped = rule.ssh_users.get(login)
+            if mapped is None and login != "root" and "*" in rule.ssh_users:
+                mapped = rule.ssh_users["*"]
+            if mapped:
+                return rule.action, rule
+        return None, None
+
+    def _ssh_test(self, path: Path, t: Mapping[str, Any], report: TestReport) -> None:
+        src = t.get("src")
+        src = src.strip() if isinstance(src, str) else ""
+        if not src:
+            report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the SSH test has no src"))
+            return
+        src_ips = self.source_ips(src)
+        dsts = [d.strip() for d in (t.get("dst") or []) if isinstance(d, str)]
+        for k, host in enumerate(dsts):
+            where: Path = (*path, "dst", k)
+            nodes = self._ssh_dest_nodes(host)
+            if not nodes:
+                report.failures.append(TestFailure(where, f"{PREFIX}: {_p(path)}: SSH destination {host!r} is no "
+                                                          "host, node, user or tag of this tailnet"))
+                continue
+            if src_ips is None:
+                report.skipped.append((where, f"{src!r} has no device in the tailnet"))
+                continue
+            for key in ("accept", "check", "deny"):
+                for login in [u for u in (t.get(key) or []) if isinstance(u, str)]:
+                    report.run += 1
+                    for node in nodes:
+                        got = [self.ssh_verdict(s, node, login) for s in src_ips]
+                        bad = [(a, r) for a, r in got if a != (None if key == "deny" else key)]
+                        if bad:
+                            action, rule = bad[0]
+                            how = action or "deny"
+                            why = ""
+                            if rule is not None:
+                                why = f": allowed by {_rule_name(rule.origin, self.lines, self.file)}"
+                            report.failures.append(TestFailure(
+                                (*path, key), f"{PREFIX}: {_p(path)}: ssh {login}@{node.name} from {src}: want "
+                                              f"{key}, got {how}{why}", rule.origin if rule else None))
+                            break
+
+    def _ssh_dest_nodes(self, host: str) -> list[Node]:
+        if _is_ip(host):
+            if ":" in host:
+                return []  # Tailscale does not take a bare IPv6 address as an SSH test destination
+            node = self.c.tailnet.node_at(addr_int(host))
+            return [node] if node is not None else []
+        if host in self.c.resolver.hosts:
+            ips = self.c.resolver.resolve(host)
+            return [n for n in self.c.tailnet.nodes if ips is not None and any(ips.contains(i) for i in n.ips)]
+        nodes = self.c.resolver.nodes(host)
+        if nodes:
+            return nodes
+        node = self.c.tailnet.node(host)
+        return [node] if node is not None else []
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _p(path: Path) -> str:
+    return f"{path[0]}[{path[1]}]"
+
+
+def run_tests(compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> TestReport:
+    """Run the policy's ``tests`` and ``sshTests``; *lines* maps ``(section, index)`` to a line of *file*."""
+    return TestRunner(compiled, lines, file).run()
+
+
+__all__ = ["PREFIX", "TestFailure", "TestReport", "TestRunner", "destination_form_error", "run_tests"]
