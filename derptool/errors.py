@@ -14,7 +14,9 @@ Every error a user can cause is a :class:`DerptoolError`. The CLI prints it as
     ├── NetworkError                 a network failure prevented the job (3)
     │   └── ProbeFailed              one probe (DNS, STUN, TLS, HTTPS) failed; reports record it per probe
     │       ├── ResolveError         a host name does not resolve (in time)
-    │       └── StunTimeout          no valid STUN answer before the deadline (``ignored`` says what came)
+    │       ├── StunTimeout          no valid STUN answer before the deadline (``ignored`` says what came)
+    │       └── DerpError            a DERP conversation failed (upgrade, handshake, relay)
+    │           └── DerpClientRejected   the server admits only clients it knows (--verify-clients)
     └── ProtocolError                a peer's bytes broke its protocol (2)
         ├── StunError                not a valid STUN message of the expected kind (also a ValueError)
         └── DerpFrameError           not a valid DERP frame of the expected kind (also a ValueError)
@@ -108,6 +110,21 @@ class StunTimeout(ProbeFailed):
 
 class ProtocolError(DerptoolError):
     """A peer sent bytes that break its protocol (a STUN reply, a DERP frame); the message says why."""
+
+
+class DerpError(ProbeFailed):
+    """A DERP conversation failed (no upgrade, a broken handshake, nothing in time); the message says why."""
+
+
+class DerpClientRejected(DerpError):
+    """The DERP server did not admit our client: it admits only clients it knows (``--verify-clients``).
+
+    ``server_key`` is the key of its server-key frame (``nodekey:<hex>``): the server itself works.
+    """
+
+    def __init__(self, message: str, server_key: str | None = None) -> None:
+        super().__init__(message)
+        self.server_key = server_key
 
 
 class StunError(ValueError, ProtocolError):

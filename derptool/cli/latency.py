@@ -245,6 +245,9 @@ def latency_table(report: Report) -> str:
     """The latency report as text: a summary, then one row per region (sorted) with a bar."""
     pref = report.preferred
     out = [f"Nearest DERP: {pref.name} ({pref.code}, region {pref.id})" if pref else "Nearest DERP: none"]
+    home = _home_note(report)
+    if home:
+        out.append(home)
     v4 = f"yes, {report.global_v4}" if report.ipv4 else "no"
     v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
     out.append(f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
@@ -261,6 +264,26 @@ def latency_table(report: Report) -> str:
     out.append("")
     out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
     return "\n".join(out)
+
+
+def _home_note(report: Report) -> str | None:
+    """How HomeParams.RegionScore changes the home region (None when the map scores no measured region)."""
+    import dataclasses
+
+    from derptool.net.netcheck.report import preferred_region
+
+    scored = [r for r in report.regions if r.score is not None and r.score > 0 and r.latency_ms is not None]
+    if not scored or report.preferred is None:
+        return None
+    plain = preferred_region([dataclasses.replace(r, score=None) for r in report.regions])
+    pref = report.preferred
+    how = ", ".join(f"{r.code} {r.latency_ms:.1f} ms x {r.score:g} = {r.latency_ms * r.score:.1f}"  # type: ignore[operator]
+                    for r in scored)
+    if plain == pref.id:
+        return f"Home: {pref.code} (RegionScore: {how}); it would be home without the scores too"
+    other = next((r for r in report.regions if r.id == plain), None)
+    return (f"Home: {pref.code}, chosen by HomeParams.RegionScore ({how}); by latency alone it would be "
+            f"{other.code if other else 'none'}")
 
 
 def latency_json(report: Report) -> str:

@@ -63,6 +63,17 @@ def add_command(
     omit_default: Annotated[
         bool, typer.Option("--omit-default", help="Also set OmitDefaultRegions: use only your own DERP servers.")
     ] = False,
+    prefer: Annotated[
+        bool,
+        typer.Option("--prefer", help="Make this region the clients' home while it answers, with Tailscale's regions "
+                     "as fallback: writes HomeParams.RegionScore (latency x score decides the home)."),
+    ] = False,
+    prefer_score: Annotated[
+        float | None,
+        typer.Option("--prefer-score", metavar="SCORE", show_default=False,
+                     help="The RegionScore --prefer writes, in (0, 1); default 0.1 (the region wins unless ten "
+                     "times slower than the best other)."),
+    ] = None,
     fmt: Annotated[RegionFormat, typer.Option("--format", "-f", help="Output format.")] = RegionFormat.hujson,
     apply: ApplyOption = None,
     diff: DiffOption = False,
@@ -75,10 +86,22 @@ def add_command(
     from derptool import __version__
     from derptool.cli._apply import require_apply
     from derptool.derpmap.headscale import render_headscale_yaml
-    from derptool.edit.region import plan_region, region_derpmap, render_region_hujson, render_region_json
+    from derptool.edit.region import (
+        DEFAULT_PREFER_SCORE,
+        plan_region,
+        region_derpmap,
+        render_region_hujson,
+        render_region_json,
+    )
 
     require_apply(apply, diff=diff)
-    plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default)
+    if prefer_score is not None and not prefer:
+        from derptool.errors import UsageError
+
+        raise UsageError("--prefer-score needs --prefer")
+    score = (DEFAULT_PREFER_SCORE if prefer_score is None else prefer_score) if prefer else None
+    plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default,
+                       prefer=score)
     for note in plan.notes:
         warn(note)
     if apply is not None:

@@ -2,7 +2,15 @@
 and the edit of a policy file.
 
 Applied to a file, the region is added, or replaces the policy's region with the same ID (its comments kept);
-``omit_default`` also sets ``OmitDefaultRegions: true``. Pure: no I/O.
+``omit_default`` also sets ``OmitDefaultRegions: true``; ``prefer`` sets ``HomeParams.RegionScore`` for the
+region, so clients make it their home while it answers and fall back to Tailscale's regions when it does not.
+Pure: no I/O.
+
+How a client picks its home region: it multiplies each region's measured latency by that region's score
+(1 when none is given) and takes the lowest; it keeps its current home unless another region is at least
+10 ms better and better by more than a third. A score of 0.1 makes the region win against any region less
+than ten times faster. A region that does not answer has no latency, so it cannot be home: clients then
+use the best of Tailscale's regions, which is the fallback.
 """
 
 from __future__ import annotations
@@ -11,10 +19,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from derptool.derpmap import DERPMap, DERPRegion
+from derptool.derpmap import DERPHomeParams, DERPMap, DERPRegion
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
-from derptool.errors import UsageError
+from derptool.errors import ApplyError, UsageError
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,12 @@ class RegionPlan:
     region: DERPRegion
     omit_default: bool = False
     notes: list[str] = field(default_factory=list)
+    prefer: float | None = None
+    """``HomeParams.RegionScore`` for the region (in (0, 1): preferred as home), or None."""
+
+
+DEFAULT_PREFER_SCORE = 0.1
+"""``--prefer`` without a value: the region's latency counts a tenth, so it wins unless ten times slower."""
 
 
 _NODE_OPTIONS = {
@@ -80,7 +94,7 @@ def parse_node_spec(text: str, region_id: int, index: int) -> dict[str, Any]:
 
 def plan_region(region_id: int, code: str, name: str | None = None, nodes: list[str] | None = None, *,
                 latitude: float | None = None, longitude: float | None = None,
-                omit_default: bool = False) -> RegionPlan:
+                omit_default: bool = False, prefer: float | None = None) -> RegionPlan:
     """Build and validate a self-hosted region from command-line style values.
 
     Every problem raises :class:`UsageError` naming the option to fix; the notes warn about IDs outside the
@@ -124,12 +138,33 @@ def plan_region(region_id: int, code: str, name: str | None = None, nodes: list[
     if omit_default:
         notes.append("--omit-default sets OmitDefaultRegions: Tailscale's DERP regions are dropped and every "
                      "connection that needs a relay then depends on your own servers")
-    return RegionPlan(region, omit_default, notes)
+    if prefer is not None:
+        check_prefer_score(prefer)
+        if omit_default:
+            notes.append("--prefer with --omit-default: there are no Tailscale regions left to fall back to")
+    return RegionPlan(region, omit_default, notes, prefer)
+
+
+def check_prefer_score(score: float) -> None:
+    """Raise :class:`UsageError` unless *score* is a RegionScore that makes a region preferred: 0 < score < 1."""
+    import math
+
+    if not math.isfinite(score) or score <= 0:
+        raise UsageError(f"--prefer-score {score:g}: a RegionScore must be above 0 (Tailscale ignores 0 and negative "
+                         "scores)")
+    if score >= 1:
+        raise UsageError(f"--prefer-score {score:g}: a score of 1 or more does not prefer the region (1 is neutral, "
+                         "more penalizes it); use a score below 1, such as 0.1")
+
+
+PREFER_COMMENT = ("HomeParams.RegionScore: latency x score decides the home region; below 1 prefers the region, "
+                  "Tailscale's regions stay as fallback when it does not answer")
 
 
 def region_derpmap(plan: RegionPlan) -> DERPMap:
     """The plan as a (policy overlay) DERP map."""
-    return DERPMap(Regions={plan.region.region_id: plan.region}, omitDefaultRegions=plan.omit_default)
+    home = None if plan.prefer is None else DERPHomeParams(RegionScore={plan.region.region_id: plan.prefer})
+    return DERPMap(HomeParams=home, Regions={plan.region.region_id: plan.region}, omitDefaultRegions=plan.omit_default)
 
 
 def region_fragment(plan: RegionPlan) -> dict[str, Any]:
@@ -137,6 +172,8 @@ def region_fragment(plan: RegionPlan) -> dict[str, Any]:
     derp: dict[str, Any] = {}
     if plan.omit_default:
         derp["OmitDefaultRegions"] = True
+    if plan.prefer is not None:
+        derp["HomeParams"] = {"RegionScore": {str(plan.region.region_id): plan.prefer}}
     derp["Regions"] = {str(plan.region.region_id): plan.region.to_data()}
     return {"derpMap": derp}
 
@@ -202,6 +239,9 @@ def render_region_hujson(plan: RegionPlan, *, header: list[str] | None = None) -
     lines += ["{", '\t"derpMap": {']
     if plan.omit_default:
         lines += [f"\t\t// {OMIT_DEFAULT_COMMENT}", '\t\t"OmitDefaultRegions": true,', ""]
+    if plan.prefer is not None:
+        lines += [f"\t\t// {PREFER_COMMENT}",
+                  f'\t\t"HomeParams": {{"RegionScore": {{"{plan.region.region_id}": {plan.prefer!r}}}}},', ""]
     lines += ['\t\t"Regions": {', f"\t\t\t// {region_title(plan.region)}"]
     lines.append(f'\t\t\t"{plan.region.region_id}": {region_value_hujson(plan, depth=3)},')
     lines += ["\t\t},", "\t},", "}"]
@@ -241,12 +281,17 @@ def apply_region(src: bytes | Document, plan: RegionPlan, *, file: str = "<polic
         if plan.omit_default:
             members.append(("OmitDefaultRegions", "true", None))
             lead["OmitDefaultRegions"] = [OMIT_DEFAULT_COMMENT]
+        if plan.prefer is not None:
+            members.append(("HomeParams", _home_text(rid, plan.prefer), None))
+            lead["HomeParams"] = [PREFER_COMMENT]
         region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
                                       lead={rid: [region_title(region)]})
         members.append(("Regions", region_text, None))
         doc.add(("derpMap",), doc.object_text(members, 1, lead=lead),
                 lead=["DERP relays: self-hosted regions (derptool region add)."])
         done.append(f"derpMap created with region {rid}")
+        if plan.prefer is not None:
+            done.append(f"HomeParams.RegionScore {rid} = {plan.prefer:g}")
     else:
         if regions is None:
             region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
@@ -276,12 +321,41 @@ def apply_region(src: bytes | Document, plan: RegionPlan, *, file: str = "<polic
             if nulls:
                 notes.append(f"with OmitDefaultRegions the null entries ({', '.join(nulls)}) have no effect; "
                              "you may delete them")
+        if plan.prefer is not None:
+            _apply_prefer(doc, dmap, rid, plan.prefer, done)
     summary = f"{file}: derpMap: " + "; ".join(done)
     result = doc.finish(summary=summary, notes=notes,
                         unchanged=f"{file}: already up to date (region {rid} is there as given)")
     if result.changed:
         overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result
+
+
+def _home_text(rid: str, score: float) -> str:
+    return f'{{"RegionScore": {{"{rid}": {score!r}}}}}'
+
+
+def _apply_prefer(doc: Document, dmap: Any, rid: str, score: float, done: list[str]) -> None:
+    """Set ``HomeParams.RegionScore[rid]`` to *score*, creating what is missing; other scores are kept."""
+    home = dmap.get("HomeParams")
+    if home is None or home.is_null:
+        doc.add((*dmap.path, "HomeParams"), _home_text(rid, score), lead=[] if home else [PREFER_COMMENT])
+        done.append(f"HomeParams.RegionScore {rid} = {score:g}")
+        return
+    if not home.is_object:
+        raise ApplyError(f"{doc.file}: \"{dmap.name}\".\"{home.name}\" must be an object, it is not")
+    scores = home.get("RegionScore")
+    if scores is None or scores.is_null:
+        doc.add((*home.path, "RegionScore"), f'{{"{rid}": {score!r}}}')
+        done.append(f"HomeParams.RegionScore {rid} = {score:g}")
+        return
+    if not scores.is_object:
+        raise ApplyError(f"{doc.file}: \"{home.name}\".\"{scores.name}\" must be an object, it is not")
+    current = scores.get(rid)
+    if current is not None and current.data() == score:
+        return
+    doc.add(current.path if current is not None else (*scores.path, rid), repr(score))
+    done.append(f"HomeParams.RegionScore {rid} = {score:g}")
 
 
 def _same_region(current: Any, wanted: dict[str, Any]) -> bool:

@@ -6,7 +6,10 @@ Decisions (documented in the README of ``examples/policies``):
   ID of its own replaces (or later collides with) one of Tailscale's regions;
 * ``null`` regions next to ``OmitDefaultRegions: true`` are a warning (they are redundant, and once crashed
   clients: tailscale/tailscale#3896); so is a map that leaves clients without any region;
-* private or otherwise non-public node addresses are a warning (the docs require public addresses).
+* private or otherwise non-public node addresses are a warning (the docs require public addresses);
+* ``HomeParams.RegionScore``: a key that is not a region ID, or a score that is not a number, is an error; a
+  score of 0 or less (Tailscale ignores it), one for a region clients will not have, or one for a
+  ``NoMeasureNoHome`` region (never home) is a warning: each has no effect.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from derptool.derpmap import CUSTOM_REGION_IDS, MAX_REGION_ID, is_valid_hostname
-from derptool.derpmap.overlay import overlay_entries
+from derptool.derpmap.overlay import named, overlay_entries
 from derptool.policy.problems import Finding, Path
 
 
@@ -72,10 +75,48 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
                 f"OmitDefaultRegions already removes every default region: the null region"
                 f"{'s' if len(nulls) > 1 else ''} {', '.join(map(str, sorted(nulls)))} "
                 f"{'are' if len(nulls) > 1 else 'is'} redundant")
+    out.extend(_check_home_params(dmap, path, live, set(nulls), omit))
     if not live and (omit or (nulls and default_region_ids() <= set(nulls))):
         where: Path = (*path, "omitDefaultRegions") if omit else (*path, "Regions")
         warning(where, "every DERP region is removed and no custom region is defined: clients would have no "
                        "DERP relay at all")
+    return out
+
+
+def _check_home_params(dmap: Mapping[str, Any], path: Path, live: Mapping[Any, Any], nulls: set[Any],
+                       omit: bool) -> list[Finding]:
+    """Findings for ``HomeParams.RegionScore`` (keys may be strings, as in a file, or integers)."""
+    home = named(dmap, "HomeParams")
+    if home is None or not isinstance(home[1], Mapping):
+        return []
+    scores = named(home[1], "RegionScore")
+    if scores is None or not isinstance(scores[1], Mapping):
+        return []
+    spath: Path = (*path, home[0], scores[0])
+    out: list[Finding] = []
+    defaults = set() if omit else default_region_ids() - {int(k) for k in nulls if str(k).isdigit()}
+    live_ids = {int(k): r for k, r in live.items() if str(k).isdigit()}
+    for key, score in scores[1].items():
+        where: Path = (*spath, key)
+        if not str(key).isdigit() or int(key) <= 0:
+            out.append(Finding(where, f"RegionScore key {key!r} is not a region ID", at_key=True))
+            continue
+        rid = int(key)
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            out.append(Finding(where, f"the RegionScore of region {rid} must be a number, such as 0.1"))
+            continue
+        if score <= 0:
+            out.append(Finding(where, f"RegionScore {score:g} for region {rid} is ignored by Tailscale (scores must be "
+                                      "above 0; below 1 prefers the region, above 1 penalizes it)", "warning"))
+        elif rid not in live_ids and rid not in defaults:
+            gone = "is removed by this derpMap" if rid in default_region_ids() else "is not in the DERP map"
+            out.append(Finding(where, f"RegionScore for region {rid} has no effect: the region {gone}", "warning"))
+        else:
+            region = live_ids.get(rid)
+            never = named(region, "NoMeasureNoHome") if isinstance(region, Mapping) else None
+            if never is not None and never[1] is True:
+                out.append(Finding(where, f"RegionScore for region {rid} has no effect: NoMeasureNoHome regions "
+                                          "are never home", "warning"))
     return out
 
 

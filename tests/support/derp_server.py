@@ -11,7 +11,8 @@ Standard library only; runs in a background thread::
         srv.port, srv.public_key
 
 ``derp=False`` makes it a plain web server (``/derp`` is 404), ``bad_magic=True`` sends a frame with a
-wrong magic, so the failure paths of a checker can be tested too.
+wrong magic, so the failure paths of a checker can be tested too. ``drip=SECONDS`` sends every answer one
+byte at a time with that pause between bytes (a server that keeps a reader waiting without ever stalling).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socketserver
 import ssl
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -59,7 +61,21 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _send(self, data: bytes) -> None:
+        drip: float = self.server.options["drip"]
+        if not drip:
+            self.wfile.write(data)
+            return
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            self.wfile.flush()
+            time.sleep(drip)
+
     def _empty(self, status: int) -> None:
+        if self.server.options["drip"]:
+            self._send(f"HTTP/1.1 {status} {self.responses[status][0]}\r\nContent-Length: 0\r\n\r\n".encode())
+            self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -73,12 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._empty(opts["generate_204_status"])
         elif self.path == "/derp" and opts["derp"] and self.headers.get("Upgrade", "").lower() == "derp":
             key: bytes = self.server.public_key
-            self.wfile.write(
+            self._send(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n"
                 b"Derp-Version: 2\r\nDerp-Public-Key: " + key.hex().encode() + b"\r\n\r\n"
             )
             magic = b"NOTDERP!" if opts["bad_magic"] else MAGIC
-            self.wfile.write(struct.pack("!BI", 0x01, len(magic) + len(key)) + magic + key)
+            self._send(struct.pack("!BI", 0x01, len(magic) + len(key)) + magic + key)
             self.wfile.flush()
             self.close_connection = True
         else:
@@ -102,7 +118,7 @@ class DerpServer:
 
     def __init__(self, cert_file: str, key_file: str, *, host: str = "127.0.0.1", port: int = 0,
                  public_key: bytes | None = None, derp: bool = True, bad_magic: bool = False,
-                 generate_204_status: int = 204) -> None:
+                 generate_204_status: int = 204, drip: float = 0.0) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = type("_Server", (_Server,), {"address_family": family})
         self._server: _Server = server_cls((host, port), _Handler)
@@ -110,7 +126,8 @@ class DerpServer:
         ctx.load_cert_chain(cert_file, key_file)
         self._server.tls = ctx
         self._server.public_key = public_key if public_key is not None else os.urandom(32)
-        self._server.options = {"derp": derp, "bad_magic": bad_magic, "generate_204_status": generate_204_status}
+        self._server.options = {"derp": derp, "bad_magic": bad_magic, "generate_204_status": generate_204_status,
+                                "drip": drip}
         self._server.paths = []
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

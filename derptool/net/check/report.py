@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from derptool.derpmap import DEFAULT_DERP_PORT, DEFAULT_STUN_PORT
+from derptool.net.derp.relay import RelayResult
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -45,12 +46,14 @@ class Check:
 
 @dataclass
 class NodeCheck:
-    """All checks of one node."""
+    """All checks of one node over one address family (a node with IPv4 and IPv6 has two)."""
 
     target: NodeTarget
     address: str | None = None
     checks: list[Check] = field(default_factory=list)
     public_key: str | None = None
+    family: int | None = None
+    """4 or 6: the family of :attr:`address` (None when the node had no address at all)."""
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,15 @@ class NodeCheck:
         for name in names:
             self.add(name, "skip", why)
 
+    def get(self, name: str) -> Check | None:
+        """The check called *name*, if it ran (or was skipped)."""
+        return next((c for c in self.checks if c.name == name), None)
+
+    def passed(self, name: str) -> bool:
+        """True when the check *name* passed."""
+        check = self.get(name)
+        return check is not None and check.status == "pass"
+
 
 @dataclass
 class CheckReport:
@@ -77,11 +89,17 @@ class CheckReport:
     nodes: list[NodeCheck]
     notes: list[str] = field(default_factory=list)
     """Notices for the user (not part of the JSON contract); the CLI prints them on stderr."""
+    mesh: list[RelayResult] = field(default_factory=list)
+    """Relay probes between two nodes of a region (``--relay`` with several nodes): derper's mesh."""
+    started: float = 0.0
+    """When the check started (Unix time)."""
+    duration_s: float = 0.0
+    """How long the whole check took."""
 
     @property
     def ok(self) -> bool:
-        """True when no check of any node failed."""
-        return all(n.ok for n in self.nodes)
+        """True when no check of any node failed and every mesh probe relayed."""
+        return all(n.ok for n in self.nodes) and all(m.ok for m in self.mesh)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -105,8 +123,12 @@ class CheckReport:
                 "stun_port": t.stun_port,
                 "derp_port": t.derp_port,
                 "tls_name": t.tls_name,
+                "family": n.family,
                 "ok": n.ok,
                 "public_key": n.public_key,
                 "checks": [{"name": c.name, "status": c.status, "detail": c.detail, **c.data} for c in n.checks],
             })
-        return {"target": self.target, "ok": self.ok, "counts": self.counts, "nodes": nodes}
+        data: dict[str, Any] = {"target": self.target, "ok": self.ok, "counts": self.counts, "nodes": nodes}
+        if self.mesh:
+            data["mesh"] = [m.to_data() for m in self.mesh]
+        return data

@@ -40,4 +40,5 @@ def check_stun(t: NodeTarget, address: str | None, result: NodeCheck, timeout: f
     elif isinstance(got, ProbeFailed):
         result.add("stun", "fail", f"{where}: {got}")
     else:
-        result.add("stun", "pass", f"{where} answered; it sees this machine at {got.mapped}", mapped=got.mapped)
+        result.add("stun", "pass", f"{where} answered in {got.rtt_ms:.1f} ms; it sees this machine at {got.mapped}",
+                   mapped=got.mapped, rtt_ms=round(got.rtt_ms, 3))

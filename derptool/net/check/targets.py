@@ -30,6 +30,8 @@ def parse_target(text: str, *, stun_port: int | None = None, derp_port: int | No
         if not host:
             raise InputError(f"{text!r}: the URL has no host")
     else:
+        if text.startswith("[") and "]" not in text:
+            raise InputError(f"{text!r}: an IPv6 address opened with [ must be closed with ] (write [::1]:443)")
         try:
             host, url_port = split_host_port(text)
         except ValueError as err:
