@@ -22,7 +22,6 @@ import errno
 import hashlib
 import os
 import re
-import secrets
 import stat
 import sys
 import time
@@ -366,7 +365,7 @@ def atomic_write(path: str | Path, data: bytes, *, expect: FileSnapshot | None =
         raise _changed(display)  # removed since it was read
     directory = target.parent if str(target.parent) else Path(".")
     _clean_stale(directory, target.name)
-    tmp = directory / f"{_tmp_prefix(target.name)}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    tmp = directory / f"{_tmp_prefix(target.name)}{os.getpid()}-{os.urandom(4).hex()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as err:

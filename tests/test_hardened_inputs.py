@@ -182,8 +182,8 @@ def test_snake_case_keys_are_named(tmp_path: Path, key: str, right: str, line: i
 def test_bom_and_utf16_maps_are_decoded(tmp_path: Path, encoding: str) -> None:
     """Item 10: a policy map with a BOM or in UTF-16 was read as YAML ("invalid YAML"); now it is decoded."""
     p = tmp_path / "policy.hujson"
-    text = '// my policy\n{"derpMap": {"OmitDefaultRegions": true, "Regions": {"900": %s}}}\n' % json.dumps(
-        small_map()["Regions"]["900"])
+    region = json.dumps(small_map()["Regions"]["900"])
+    text = '// my policy\n{"derpMap": {"OmitDefaultRegions": true, "Regions": {"900": ' + region + "}}}\n"
     p.write_bytes(text.encode(encoding))
     assert sorted(load_map(str(p)).derp_map.regions) == [900]
 

@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+RECURSION_ROOM = 41_000
+"""The recursion limit the CLI runs with: room to decode ``fileio.MAX_DEPTH`` (10 000) levels, 4 frames each."""
+
+
 class OneLineUsageError(ClickException):
     """A usage error shown as one line, ``derptool: error: <message> (see 'derptool CMD --help')``, exit 2."""
 
@@ -90,8 +94,9 @@ class LazyGroup(TyperGroup):
             importlib.import_module(f"derptool.cli.{COMMANDS[cmd_name][0]}")
             found = _build(cmd_name)
             if found is not None:
-                _plain_arguments(found)
                 self.commands[cmd_name] = found
+        if found is not None:
+            _plain_arguments(found)  # also for commands Typer built itself (modules imported earlier)
         return found
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -123,9 +128,7 @@ class LazyGroup(TyperGroup):
             raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        from derptool.fileio import MAX_DEPTH
-
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * MAX_DEPTH + 1000))
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_ROOM))
         try:
             return super().main(*args, **kwargs)
         except SystemExit as done:
