@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -17,8 +16,6 @@ from derptool.cli._output import table, to_json, yes_no
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
-    from http.server import ThreadingHTTPServer
-
     from derptool.net.netcheck import RegionResult, Report
 
 
@@ -40,57 +37,6 @@ def parse_duration(text: str, option: str) -> float:
     if not m or float(m.group(1)) * _UNITS[m.group(2)] <= 0:
         raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m)")
     return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) as a (host, port) pair."""
-    from derptool.net.dial import split_host_port
-
-    try:
-        host, port = split_host_port(text)
-    except ValueError:
-        port = None
-    if port is None or not 0 <= port <= 65535:
-        raise UsageError(f"--listen: {text!r} is not ADDR:PORT (example: 127.0.0.1:9427)")
-    return host or "0.0.0.0", port
-
-
-def _metrics_server(host: str, port: int, latest: Callable[[], str | None]) -> ThreadingHTTPServer:
-    """Serve ``latest()`` as Prometheus text on ``/metrics`` in a daemon thread."""
-    import socket
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            text = latest()
-            if self.path.split("?", 1)[0] != "/metrics":
-                self._send(404, "not found; metrics are on /metrics\n")
-            elif text is None:
-                self._send(503, "no measurement yet\n")
-            else:
-                self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
-
-        def _send(self, status: int, body: str, ctype: str = "text/plain; charset=utf-8") -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    try:
-        server = Server((host, port), Handler)
-    except OSError as err:
-        raise UsageError(f"--listen {host}:{port}: {err.strerror or err}") from None
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
 
 
 def _progress() -> Callable[[RegionResult], None] | None:
@@ -124,9 +70,24 @@ ListenOption = Annotated[
         "--listen",
         metavar="ADDR:PORT",
         show_default=False,
-        help="Serve Prometheus text on http://ADDR:PORT/metrics while repeating (every 60s unless --every).",
+        help="Serve Prometheus text on http://ADDR:PORT/metrics (and /healthz) while repeating (every 60s unless "
+        "--every).",
     ),
 ]
+SiteLabelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--site-label",
+        metavar="NAME=VALUE",
+        show_default=False,
+        help="Add this label to every Prometheus series (repeatable), so one job can scrape many sites.",
+    ),
+]
+SiteOption = Annotated[
+    str | None,
+    typer.Option("--site", metavar="NAME", show_default=False, help='Same as --site-label site=NAME.'),
+]
+_SERIES_LABELS = ("region_id", "region_code", "country", "method")  # the labels of netcheck.prometheus' series
 
 
 @app.command("latency")
@@ -153,6 +114,8 @@ def latency_command(
     ] = None,
     every: EveryOption = None,
     listen: ListenOption = None,
+    site_label: SiteLabelOption = None,
+    site: SiteOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
     ca_file: CaFileOption = None,
 ) -> None:
@@ -160,12 +123,16 @@ def latency_command(
 
     Exit status: 0 when at least one region answered, 1 when none did.
     """
+    from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
     from derptool.net.netcheck import measure
     from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
     address = parse_listen(listen) if listen is not None else None
+    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS)
+    if labels and address is None and fmt is not LatencyFormat.prometheus:
+        warn("--site-label and --site label Prometheus series only (--listen, --format prometheus)")
     if count is not None and count < 1:
         raise UsageError("--count must be at least 1")
     if ipv4 is False and ipv6 is False:
@@ -178,10 +145,9 @@ def latency_command(
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
         LatencyFormat.table: latency_table,
         LatencyFormat.json: latency_json,
-        LatencyFormat.prometheus: exposition,
+        LatencyFormat.prometheus: lambda r: with_labels(exposition(r), labels),
     }
-    metrics: list[str] = []
-    server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
+    exporter = Exporter(*address, every=interval) if address else None
     redraw = interval is not None and sys.stdout.isatty() and fmt is LatencyFormat.table
     rounds = 0
     previous: int | None = None
@@ -205,8 +171,8 @@ def latency_command(
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
             for note in report.notes:
                 warn(note)
-            metrics.append(exposition(report))
-            del metrics[:-1]
+            if exporter is not None:
+                exporter.publish(with_labels(exposition(report), labels))
             text = renderers[fmt](report)
             if redraw:
                 typer.echo("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + text)
@@ -219,9 +185,8 @@ def latency_command(
                 typer.echo("")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        if exporter is not None:
+            exporter.close()
     if not report.reachable:
         raise typer.Exit(1)
 
