@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, warn
+from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, parse_duration, timeout_option, warn
 from derptool.cli._output import table, to_json
 
 if TYPE_CHECKING:
@@ -55,12 +55,7 @@ def check_command(
         bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
     ] = False,
     ca_file: CaFileOption = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout", "-t", metavar="SECONDS", help="Seconds to wait for each network step.", min=0.1, max=120
-        ),
-    ] = 5.0,
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.", high=120)] = 5.0,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
     relay: Annotated[
         bool,
@@ -100,7 +95,6 @@ def check_command(
     """
     import time
 
-    from derptool.cli.latency import parse_duration
     from derptool.net import check
     from derptool.net.exporter import parse_listen
 
