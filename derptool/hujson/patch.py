@@ -260,14 +260,24 @@ def _ops_from_tree(doc: Value) -> list[Operation]:
     return ops
 
 
+def _data_text(ops: list[Any]) -> bytes:
+    """A patch given as Python data, as compact JSON text (values keep no whitespace, as before)."""
+    try:
+        text = json.dumps(ops, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        for i, op in enumerate(ops):
+            try:
+                json.dumps(op, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise _err(i, f"value is not JSON data: {err}") from None
+        raise
+    return text.encode("utf-8", "surrogatepass")
+
+
 def read_patch(patch_doc: str | bytes | list[Any]) -> list[Operation]:
     """Parse and check a whole patch document (HuJSON text or a list of dicts); raises HuJSONError."""
     if isinstance(patch_doc, list):
-        try:
-            text = json.dumps(patch_doc, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise HuJSONError(f"patch is not JSON data: {err}") from None
-        return _ops_from_tree(parse_tree(text.encode("utf-8", "surrogatepass")))
+        return _ops_from_tree(parse_tree(_data_text(patch_doc)))
     return _ops_from_tree(parse_tree(as_bytes(patch_doc)))
 
 
