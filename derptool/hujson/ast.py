@@ -161,8 +161,12 @@ class Value:
         return self.pack().decode("utf-8", "replace")
 
     def clone(self) -> Value:
-        """A deep copy (iterative, safe for deep nesting)."""
-        return _clone(self)
+        """An exact deep copy (iterative, safe for deep nesting).
+
+        Go's ``Clone`` differs in one point: an empty non-nil after-extra becomes nil, which drops a
+        trailing comma with nothing around it; patch's ``copy`` reproduces that (:func:`go_clone`).
+        """
+        return _clone(self, False)
 
     def update_offsets(self) -> None:
         """Recompute ``start_offset``/``end_offset`` of every value from the packed layout."""
@@ -279,8 +283,16 @@ def pack_into(v: Value, out: list[bytes]) -> None:
         _push_composite(t, stack)
 
 
-def _clone(v: Value) -> Value:
-    root = Value(v.value, v.before_extra, v.after_extra, v.start_offset, v.end_offset)
+def go_clone(v: Value) -> Value:
+    """A deep copy as Go's ``Value.Clone`` makes it: empty after-extras become nil (``None``)."""
+    return _clone(v, True)
+
+
+def _clone(v: Value, go: bool) -> Value:
+    def after(x: bytes | None) -> bytes | None:
+        return None if go and not x else x
+
+    root = Value(v.value, v.before_extra, after(v.after_extra), v.start_offset, v.end_offset)
     stack = [root]
     while stack:
         c = stack.pop()
@@ -291,14 +303,14 @@ def _clone(v: Value) -> Value:
             members = []
             for m in t.members:
                 n, val = m.name, m.value
-                nv = Value(val.value, val.before_extra, val.after_extra, val.start_offset, val.end_offset)
+                nv = Value(val.value, val.before_extra, after(val.after_extra), val.start_offset, val.end_offset)
                 members.append(ObjectMember(
-                    Value(n.value, n.before_extra, n.after_extra, n.start_offset, n.end_offset), nv))
+                    Value(n.value, n.before_extra, after(n.after_extra), n.start_offset, n.end_offset), nv))
                 stack.append(nv)
             c.value = Object(members, t.after_extra)
         else:
             assert isinstance(t, Array)
-            elements = [Value(e.value, e.before_extra, e.after_extra, e.start_offset, e.end_offset)
+            elements = [Value(e.value, e.before_extra, after(e.after_extra), e.start_offset, e.end_offset)
                         for e in t.elements]
             stack.extend(elements)
             c.value = Array(elements, t.after_extra)

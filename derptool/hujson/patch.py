@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
+from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value, go_clone
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.gotext import decode_string, fix_surrogates, go_quote, go_text
 from derptool.hujson.parse import as_bytes, parse_tree
@@ -162,7 +162,7 @@ class Item:
 def _copy_at(comp: Object | Array, i: int) -> Item:
     leading, _ = _extract_leading(_before_at(comp, i))
     trailing = _before_at(comp, i + 1)[:classify(_before_at(comp, i + 1))[0]]
-    return Item(Value(_value_at(comp, i).value).clone().value, leading, trailing)
+    return Item(go_clone(Value(_value_at(comp, i).value)).value, leading, trailing)
 
 
 def _replace_at(comp: Object | Array, i: int, item: Item) -> None:
