@@ -48,7 +48,7 @@ from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.decode import loads
 from derptool.hujson.errors import HuJSONError, position
 from derptool.hujson.format import format, format_value
-from derptool.hujson.parse import parse
+from derptool.hujson.lazy import parse
 from derptool.hujson.patch import patch, patch_value
 from derptool.hujson.pointer import find, find_name
 from derptool.hujson.standard import (

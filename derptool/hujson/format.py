@@ -14,8 +14,7 @@ from typing import Any
 
 from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
-from derptool.hujson.parse import as_bytes, parse_tree
-from derptool.hujson.standard import is_standard_value
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 
 PUNCH_CARD_WIDTH = 80
 
@@ -233,6 +232,7 @@ def _expand(nodes: list[Value]) -> set[int]:
     """ids of the composites Go expands (one member per line); children are decided before parents."""
     expanded: set[int] = set()
     stats: dict[int, tuple[int, int, bool]] = {}
+    extra_stats = _extra_stats
     for node in reversed(nodes):
         t = node.value
         if type(t) is Literal:
@@ -241,49 +241,79 @@ def _expand(nodes: list[Value]) -> set[int]:
         line = 1
         lines: list[int] = []
         if type(t) is Object:
-            seq: list[Any] = []
-            for m in t.members:
-                nm, val = m.name, m.value
-                if b"\n" in nm.before_extra:
-                    expand = True
-                seq += (nm.before_extra, len(nm.value.raw), nm.after_extra, 2,  # type: ignore[union-attr]
-                        val.before_extra, val, val.after_extra, 2)
+            pairs = [(m.name, m.value) for m in t.members]
         else:
-            assert isinstance(t, Array)
-            seq = []
-            for e in t.elements:
-                if b"\n" in e.before_extra:
+            pairs = [(None, e) for e in t.elements]  # type: ignore[union-attr]
+        for nm, val in pairs:
+            if nm is not None:
+                x = nm.before_extra
+                if x:
+                    if b"\n" in x:
+                        expand = True
+                    if b"\n" in x or b"/" in x:
+                        s = extra_stats(x)
+                        line += s[0]
+                        if s[2]:
+                            lines.append(line)
+                            line = s[1]
+                line += len(nm.value.raw)  # type: ignore[union-attr]
+                x = nm.after_extra
+                if x and (b"\n" in x or b"/" in x):
+                    s = extra_stats(x)
+                    line += s[0]
+                    if s[2]:
+                        lines.append(line)
+                        line = s[1]
+                line += 2
+            x = val.before_extra
+            if x:
+                if nm is None and b"\n" in x:
                     expand = True
-                seq += (e.before_extra, e, e.after_extra, 2)
-        for item in seq:
-            if type(item) is int:
-                line += item
-                continue
-            if type(item) is Value:
-                iv = item.value
-                s = (len(iv.raw), 0, False) if type(iv) is Literal else stats[id(item)]  # type: ignore[union-attr]
+                if b"\n" in x or b"/" in x:
+                    s = extra_stats(x)
+                    line += s[0]
+                    if s[2]:
+                        lines.append(line)
+                        line = s[1]
+            iv = val.value
+            if type(iv) is Literal:
+                line += len(iv.raw)
             else:
-                s = _extra_stats(item)
-            line += s[0]
-            if s[2]:
-                lines.append(line)
-                line = s[1]
+                s = stats[id(val)]
+                line += s[0]
+                if s[2]:
+                    lines.append(line)
+                    line = s[1]
+            x = val.after_extra
+            if x and (b"\n" in x or b"/" in x):
+                s = extra_stats(x)
+                line += s[0]
+                if s[2]:
+                    lines.append(line)
+                    line = s[1]
+            line += 2
         line += 1
-        items = t.items()
-        if items and items[-1].after_extra and b"\n" in items[-1].after_extra:  # type: ignore[operator]
-            expand = True
+        if pairs:
+            x = pairs[-1][1].after_extra
+            if x and b"\n" in x:
+                expand = True
         if b"\n" in t.after_extra:
             expand = True
         lines.append(line)
-        st = (lines[0], lines[-1], len(lines) > 1)
         if not expand:
-            expand = any(x > PUNCH_CARD_WIDTH for x in lines)
+            for x in lines:  # type: ignore[assignment]
+                if x > PUNCH_CARD_WIDTH:  # type: ignore[operator]
+                    expand = True
+                    break
         if expand:
-            first = t.members[0].name.before_extra if type(t) is Object and t.members else (
-                t.elements[0].before_extra if type(t) is Array and t.elements else t.after_extra)
-            st = (1 + _extra_stats(first)[0], 1, True)
+            if pairs:
+                first = pairs[0][0].before_extra if pairs[0][0] is not None else pairs[0][1].before_extra
+            else:
+                first = t.after_extra
+            stats[id(node)] = (1 + extra_stats(first)[0], 1, True)
             expanded.add(id(t))
-        stats[id(node)] = st
+        else:
+            stats[id(node)] = (lines[0], lines[-1], len(lines) > 1)
     return expanded
 
 
@@ -385,22 +415,43 @@ def _align(nodes: list[Value]) -> None:
 
 def format_value(v: Value) -> None:
     """Format the tree in place (see :func:`format`)."""
+    with no_gc():
+        _format_tree(v)
+        v.update_offsets()
+
+
+def _format_tree(v: Value) -> None:
     before = _format_extra(v.before_extra, 0, 0)
     v.before_extra = before[_ws_len(before, 0):]
-    standard = is_standard_value(v)
     nodes = list(v.all())
+    standard = _is_standard(nodes)
     _normalize(nodes)
-    nodes = list(v.all())  # normalize may have replaced literals, never composites; names unchanged
     expanded = _expand(nodes)
     _layout(v, expanded, standard)
     _align(nodes)
     after = _format_extra(v.after_extra or b"", 0, 0)
     v.after_extra = rstrip_space(after) + b"\n"
-    v.update_offsets()
+
+
+def _is_standard(nodes: list[Value]) -> bool:
+    """Go's ``IsStandard`` over the values of a tree (see :func:`is_standard_value`)."""
+    for node in nodes:
+        x = node.before_extra
+        if x and x.strip(_WS):
+            return False
+        x = node.after_extra  # type: ignore[assignment]
+        if x and x.strip(_WS):
+            return False
+        t = node.value
+        if type(t) is not Literal:
+            if t.trailing_comma or t.after_extra.strip(_WS):  # type: ignore[union-attr]
+                return False
+    return True
 
 
 def format(src: str | bytes) -> bytes:
     """Format HuJSON as Go's ``hujson.Format`` does; raises :class:`HuJSONError` for invalid text."""
     v = parse_tree(as_bytes(src))
-    format_value(v)
-    return v.pack()
+    with no_gc():
+        _format_tree(v)  # offsets are not needed for the bytes
+        return v.pack()

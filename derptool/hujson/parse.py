@@ -9,7 +9,11 @@ the error Go's parser reports, with its message and byte offset.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.errors import HuJSONError
@@ -24,6 +28,12 @@ _TOKEN = re.compile(
       ("(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+")
      |((?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9]))
      |(\{)|(\[)|([}\]])|(,)|(:))""", re.X)
+# The same tokens in one group each (extra, token), for the fast pass with findall.
+_PAIR = re.compile(
+    b"(" + _EXTRA_RE + rb""")(
+      "(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"
+     |(?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9])
+     |[{}\[\],:])""", re.X)
 _STRING_SCAN = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _LITERAL_RUN = re.compile(rb"[-+.A-Za-z0-9]*+")
 _SEPARATORS = ("\u2028".encode(), "\u2029".encode())
@@ -134,6 +144,135 @@ def _diagnose(b: bytes, pos: int, state: int, in_object: bool | None) -> HuJSONE
 
 def parse_tree(b: bytes) -> Value:
     """Parse *b* (bytes) eagerly into a tree; raises :class:`HuJSONError` as Go's ``Parse`` would."""
+    with no_gc():
+        v = _parse_valid(b)
+        return v if v is not None else _parse_checked(b)
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: trees have no cycles, and building one triggers many
+    collections that cost more than the building (they scan every object made so far)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_valid(b: bytes) -> Value | None:
+    """The tree of *b* in one pass over ``findall``'s tokens, or ``None`` if *b* needs the careful parser.
+
+    Only the plain grammar is handled here: any doubt (a gap between tokens, a token out of place,
+    a name that is not a string, an unterminated value) returns ``None``.
+    """
+    pairs = _PAIR.findall(b)
+    ascii_doc = b.isascii()
+    stack: list[Any] = []  # enclosing composites
+    comp: Any = None
+    members: Any = None  # comp.members or comp.elements
+    is_obj = False
+    node: Any = None
+    name: Any = None
+    state = _VALUE
+    pos = 0
+    new_value = Value
+    new_literal = Literal
+    new_member = ObjectMember
+    for extra, tok in pairs:
+        start = pos + len(extra)
+        pos = start + len(tok)
+        if extra and not ascii_doc and not extra.isascii() and not _plain_extra(extra):
+            return None
+        c = tok[0]
+        if state == _AFTER:
+            if c == 0x2C:  # ","
+                if comp is None:
+                    return None
+                if extra:
+                    node.after_extra = extra
+                state = _NEXT_NAME if is_obj else _NEXT_VALUE
+                continue
+            if (c == 0x7D and is_obj) or (c == 0x5D and comp is not None and not is_obj):
+                comp.after_extra = extra
+            else:
+                return None
+        elif state == _COLON:
+            if c != 0x3A:
+                return None
+            if extra:
+                name.after_extra = extra
+            state = _VALUE
+            continue
+        elif c == 0x22 or c not in _STRUCTURAL:  # a string or another literal
+            if state >= _NAME:
+                if c != 0x22:
+                    return None
+                name = new_value(new_literal(tok), extra, None, start, pos)
+                state = _COLON
+                continue
+            node = new_value(new_literal(tok), extra, None, start, pos)
+            if comp is not None:
+                members.append(new_member(name, node) if is_obj else node)
+            state = _AFTER
+            continue
+        elif c == 0x7B or c == 0x5B:
+            if state >= _NAME:
+                return None
+            if c == 0x7B:
+                new_comp: Any = Object()
+                new_members = new_comp.members
+            else:
+                new_comp = Array()
+                new_members = new_comp.elements
+            node = new_value(new_comp, extra, None, start, start)
+            if comp is not None:
+                members.append(new_member(name, node) if is_obj else node)
+            stack.append((node, comp, members, is_obj))
+            comp, members, is_obj = new_comp, new_members, c == 0x7B
+            state = _FIRST_NAME if is_obj else _FIRST_VALUE
+            continue
+        elif ((c == 0x7D and (state == _FIRST_NAME or state == _NEXT_NAME))
+              or (c == 0x5D and (state == _FIRST_VALUE or state == _NEXT_VALUE))):
+            comp.after_extra = extra
+            if state == _NEXT_NAME or state == _NEXT_VALUE:  # trailing comma
+                last = members[-1].value if is_obj else members[-1]
+                if last.after_extra is None:
+                    last.after_extra = b""
+        else:
+            return None
+        # the composite closes
+        node, comp, members, is_obj = stack.pop()
+        node.end_offset = pos
+        state = _AFTER
+    if state != _AFTER or comp is not None or node is None:
+        return None
+    end = _EXTRA.match(b, pos).end()  # type: ignore[union-attr]
+    if end != len(b):
+        return None
+    if end != pos:
+        if not ascii_doc and not _plain_extra(b[pos:end]):
+            return None
+        node.after_extra = b[pos:end]
+    return node  # type: ignore[no-any-return]
+
+
+def _plain_extra(extra: bytes) -> bool:
+    """A non-ASCII extra whose comments are surely fine: valid UTF-8 and no line separator anywhere."""
+    try:
+        extra.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\xe2\x80\xa8" not in extra and b"\xe2\x80\xa9" not in extra
+
+
+_STRUCTURAL = frozenset(b"{}[],:")
+
+
+def _parse_checked(b: bytes) -> Value:
+    """The careful parser: token by token with positions, and Go's error where the grammar breaks."""
     ascii_doc = b.isascii()
     # frames: (node, composite, offset of the composite if it stands where a member name belongs)
     stack: list[tuple[Value, Object | Array, int]] = []

@@ -22,7 +22,7 @@ from typing import Any
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value, go_clone
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.gotext import decode_string, fix_surrogates, go_quote, go_text
-from derptool.hujson.parse import as_bytes, parse_tree
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 from derptool.hujson.pointer import NOT_FOUND, locate
 from derptool.hujson.standard import standardize_value
 
@@ -401,8 +401,9 @@ def apply_operations(v: Value, ops: list[Operation]) -> None:
 def patch_value(v: Value, patch_doc: str | bytes | list[Any]) -> None:
     """Apply *patch_doc* to the tree in place, all or nothing. Offsets are not updated (as in Go)."""
     ops = read_patch(patch_doc)
-    work = v.clone()
-    apply_operations(work, ops)
+    with no_gc():
+        work = v.clone()
+        apply_operations(work, ops)
     v.before_extra, v.value, v.after_extra = work.before_extra, work.value, work.after_extra
 
 
@@ -415,5 +416,6 @@ def patch(src: str | bytes, patch_doc: str | bytes | list[Any]) -> bytes:
     """
     v = parse_tree(as_bytes(src))
     ops = read_patch(patch_doc)
-    apply_operations(v, ops)
-    return v.pack()
+    with no_gc():
+        apply_operations(v, ops)
+        return v.pack()

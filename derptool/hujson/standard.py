@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from derptool.hujson.ast import Literal, Value
-from derptool.hujson.parse import as_bytes, parse_tree
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 
 # A comment, matched whole (a match inside a string is sorted out by the caller).
 _COMMENT = re.compile(rb"//[^\n]*+\n|/\*(?s:.*?)\*/")
@@ -203,11 +203,22 @@ def standardize(src: str | bytes) -> bytes:
     return v.pack()
 
 
+_STRINGS_SPLIT = re.compile(rb'("(?:[^"\\]++|\\(?s:.))*+")')
+
+
 def minimize(src: str | bytes) -> bytes:
     """Plain JSON with no whitespace, comments or trailing commas; literals are kept as written."""
-    v = parse_tree(as_bytes(src))
-    minimize_value(v)
-    return v.pack()
+    b = as_bytes(src)
+    fast = fast_loads(b, validate_only=True)
+    if fast is not None:
+        # valid: the standardized text minus the whitespace outside strings (odd parts are strings)
+        parts = _STRINGS_SPLIT.split(fast[0])
+        parts[0::2] = [p.translate(None, b" \t\r\n") for p in parts[0::2]]
+        return b"".join(parts)
+    v = parse_tree(b)
+    with no_gc():
+        minimize_value(v)
+        return v.pack()
 
 
 def is_standard(src: str | bytes) -> bool:
