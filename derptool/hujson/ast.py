@@ -150,9 +150,9 @@ class Value:
 
     def pack(self) -> bytes:
         """The HuJSON text of this value, extras included."""
-        out: list[bytes] = []
+        out = bytearray()
         pack_into(self, out)
-        return b"".join(out)
+        return bytes(out)
 
     def __bytes__(self) -> bytes:
         return self.pack()
@@ -260,10 +260,10 @@ def _push_composite(t: Object | Array, stack: list[Any]) -> None:
         stack.append(b"[")
 
 
-def pack_into(v: Value, out: list[bytes]) -> None:
-    """Append the packed pieces of *v* to *out*."""
+def pack_into(v: Value, out: bytearray) -> None:
+    """Append the packed text of *v* to *out*."""
     stack: list[Any] = [v]
-    append = out.append
+    append = out.extend
     pop = stack.pop
     push = stack.append
     while stack:
@@ -273,14 +273,15 @@ def pack_into(v: Value, out: list[bytes]) -> None:
             continue
         append(item.before_extra)
         t = item.value
-        if type(t) is Literal:
-            append(t.raw)
+        tt = type(t)
+        if tt is not Object and tt is not Array:  # a Literal (or a subclass holding raw text)
+            append(t.raw)  # type: ignore[union-attr]
             if item.after_extra:
                 append(item.after_extra)
             continue
         if item.after_extra:
             push(item.after_extra)
-        _push_composite(t, stack)
+        _push_composite(t, stack)  # type: ignore[arg-type]
 
 
 def go_clone(v: Value) -> Value:
@@ -297,7 +298,7 @@ def _clone(v: Value, go: bool) -> Value:
     while stack:
         c = stack.pop()
         t = c.value
-        if type(t) is Literal:
+        if type(t) is not Object and type(t) is not Array:
             continue  # literals are never changed in place
         if type(t) is Object:
             members = []

@@ -279,7 +279,7 @@ def _expand(nodes: list[Value]) -> set[int]:
             if type(iv) is Literal:
                 line += len(iv.raw)
             else:
-                s = stats[id(val)]
+                s = stats.pop(id(val))  # each composite's statistics are read once, by its parent
                 line += s[0]
                 if s[2]:
                     lines.append(line)
@@ -362,23 +362,21 @@ def _layout(root: Value, expanded: set[int], standard: bool) -> None:
             t.trailing_comma = True
 
 
-def _has_inner_newline(nodes: list[Value]) -> dict[int, bool]:
-    """For each composite: does an extra of any value inside it (names included) hold a newline?
+def _has_inner_newline(nodes: list[Value]) -> set[int]:
+    """ids of the composites in which an extra of some value (names included) holds a newline.
 
     The composites' own before-bracket extras do not count (Go's ``hasNewline(false)``).
     """
-    found: dict[int, bool] = {}
+    found: set[int] = set()
     for node in reversed(nodes):
         t = node.value
         if type(t) is Literal:
             continue
-        hit = False
         for v in (x for m in t.members for x in (m.name, m.value)) if type(t) is Object else t.elements:  # type: ignore[union-attr]
             if b"\n" in v.before_extra or (v.after_extra is not None and b"\n" in v.after_extra) or (
-                    type(v.value) is not Literal and found[id(v)]):
-                hit = True
+                    type(v.value) is not Literal and id(v) in found):
+                found.add(id(node))
                 break
-        found[id(node)] = hit
     return found
 
 
@@ -393,7 +391,7 @@ def _align(nodes: list[Value]) -> None:
         for m in t.members:
             nm, val = m.name, m.value
             if b"\n" not in nm.before_extra or (nm.after_extra is not None and b"\n" in nm.after_extra) or \
-                    b"\n" in val.before_extra or (type(val.value) is not Literal and inner[id(val)]) or \
+                    b"\n" in val.before_extra or (type(val.value) is not Literal and id(val) in inner) or \
                     (val.after_extra is not None and b"\n" in val.after_extra):
                 if rows:
                     blocks.append(rows)
@@ -421,6 +419,14 @@ def format_value(v: Value) -> None:
 
 
 def _format_tree(v: Value) -> None:
+    try:
+        _format_passes(v)
+    finally:  # the caches help within one document; do not keep its extras alive afterwards
+        _CACHE.clear()
+        _STATS.clear()
+
+
+def _format_passes(v: Value) -> None:
     before = _format_extra(v.before_extra, 0, 0)
     v.before_extra = before[_ws_len(before, 0):]
     nodes = list(v.all())

@@ -168,7 +168,6 @@ def _parse_valid(b: bytes) -> Value | None:
     Only the plain grammar is handled here: any doubt (a gap between tokens, a token out of place,
     a name that is not a string, an unterminated value) returns ``None``.
     """
-    pairs = _PAIR.findall(b)
     ascii_doc = b.isascii()
     stack: list[Any] = []  # enclosing composites
     comp: Any = None
@@ -181,7 +180,15 @@ def _parse_valid(b: bytes) -> Value | None:
     new_value = Value
     new_literal = Literal
     new_member = ObjectMember
-    for extra, tok in pairs:
+    # Equal extras and literals share one object (a policy repeats "\n\t\t" and its names often).
+    extras: dict[bytes, bytes] = {}
+    literals: dict[bytes, Literal] = {}
+    last_end = 0
+    for m in _PAIR.finditer(b):
+        extra, tok = m.groups()
+        last_end = m.end()
+        if extra:
+            extra = extras.setdefault(extra, extra)
         start = pos + len(extra)
         pos = start + len(tok)
         if extra and not ascii_doc and not extra.isascii() and not _plain_extra(extra):
@@ -210,10 +217,16 @@ def _parse_valid(b: bytes) -> Value | None:
             if state >= _NAME:
                 if c != 0x22:
                     return None
-                name = new_value(new_literal(tok), extra, None, start, pos)
+                lit = literals.get(tok)
+                if lit is None:
+                    lit = literals[tok] = new_literal(tok)
+                name = new_value(lit, extra, None, start, pos)
                 state = _COLON
                 continue
-            node = new_value(new_literal(tok), extra, None, start, pos)
+            lit = literals.get(tok)
+            if lit is None:
+                lit = literals[tok] = new_literal(tok)
+            node = new_value(lit, extra, None, start, pos)
             if comp is not None:
                 members.append(new_member(name, node) if is_obj else node)
             state = _AFTER
@@ -247,8 +260,8 @@ def _parse_valid(b: bytes) -> Value | None:
         node, comp, members, is_obj = stack.pop()
         node.end_offset = pos
         state = _AFTER
-    if state != _AFTER or comp is not None or node is None:
-        return None
+    if state != _AFTER or comp is not None or node is None or pos != last_end:
+        return None  # incomplete, or the tokens did not cover the text (a byte no token matched)
     end = _EXTRA.match(b, pos).end()  # type: ignore[union-attr]
     if end != len(b):
         return None

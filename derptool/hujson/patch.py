@@ -24,6 +24,7 @@ from derptool.hujson.errors import HuJSONError
 from derptool.hujson.gotext import decode_string, fix_surrogates, go_quote, go_text
 from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 from derptool.hujson.pointer import NOT_FOUND, locate
+from derptool.hujson.shallow import full_value, shallow_tree
 from derptool.hujson.standard import standardize_value
 
 _OPS = frozenset(("add", "remove", "replace", "move", "copy", "test"))
@@ -160,6 +161,7 @@ class Item:
 
 
 def _copy_at(comp: Object | Array, i: int) -> Item:
+    full_value(_value_at(comp, i))  # Go's Clone works on the whole tree
     leading, _ = _extract_leading(_before_at(comp, i))
     trailing = _before_at(comp, i + 1)[:classify(_before_at(comp, i + 1))[0]]
     return Item(go_clone(Value(_value_at(comp, i).value)).value, leading, trailing)
@@ -384,6 +386,7 @@ def _apply(root: Value, i: int, op: Operation) -> None:
         if err is not None:
             raise _err(i, err.reason)
         assert op.value is not None and loc.found is not None
+        full_value(loc.found)
         want, got = _decode_for_test(loc.found.value), _decode_for_test(op.value.value)
         if want is None or got is None or not _deep_equal(want, got):
             raise _err(i, f"values differ at {go_quote(op.path)}")
@@ -414,7 +417,8 @@ def patch(src: str | bytes, patch_doc: str | bytes | list[Any]) -> bytes:
     travel with it) or a list of operation dicts. Raises :class:`HuJSONError`
     (``hujson: patch operation N: ...``) and returns nothing when any operation fails.
     """
-    v = parse_tree(as_bytes(src))
+    b = as_bytes(src)
+    v = shallow_tree(b) or parse_tree(b)  # only the levels on the operations' paths are built
     ops = read_patch(patch_doc)
     with no_gc():
         apply_operations(v, ops)

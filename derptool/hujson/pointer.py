@@ -13,6 +13,7 @@ from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.gotext import decode_string
 from derptool.hujson.parse import as_bytes, parse_tree
+from derptool.hujson.shallow import Unparsed, open_value
 
 NOT_FOUND = "value not found"
 _MAX_UINT64 = (1 << 64) - 1
@@ -82,6 +83,9 @@ def locate(root: Value, pointer: str) -> tuple[Location, HuJSONError | None]:
         if offset == n:
             return loc, None
         t = v.value
+        if type(t) is Unparsed:
+            open_value(v)
+            t = v.value
         if type(t) is Literal:
             return loc, HuJSONError(f"invalid pointer: cannot index into literal at {pointer[:offset]}")
         loc.parent, loc.index, loc.name = None, 0, ""
