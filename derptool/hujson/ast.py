@@ -233,7 +233,7 @@ class Value:
 
 def _push_composite(t: Object | Array, stack: list[Any]) -> None:
     """Push the inside of *t* (reversed) for the iterative walks, opening bracket included."""
-    if type(t) is Object:
+    if isinstance(t, Object):
         stack.append(b"}")
         stack.append(t.after_extra)
         ms = t.members
@@ -275,13 +275,13 @@ def pack_into(v: Value, out: bytearray) -> None:
         t = item.value
         tt = type(t)
         if tt is not Object and tt is not Array:  # a Literal (or a subclass holding raw text)
-            append(t.raw)  # type: ignore[union-attr]
+            append(t.raw)
             if item.after_extra:
                 append(item.after_extra)
             continue
         if item.after_extra:
             push(item.after_extra)
-        _push_composite(t, stack)  # type: ignore[arg-type]
+        _push_composite(t, stack)
 
 
 def go_clone(v: Value) -> Value:

@@ -10,8 +10,6 @@ formatting of one extra is cached by its bytes, depth and options.
 
 from __future__ import annotations
 
-from typing import Any
-
 from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
 from derptool.hujson.parse import as_bytes, no_gc, parse_tree
@@ -235,15 +233,14 @@ def _expand(nodes: list[Value]) -> set[int]:
     extra_stats = _extra_stats
     for node in reversed(nodes):
         t = node.value
-        if type(t) is Literal:
+        if isinstance(t, Literal):
             continue
         expand = False
         line = 1
         lines: list[int] = []
-        if type(t) is Object:
-            pairs = [(m.name, m.value) for m in t.members]
-        else:
-            pairs = [(None, e) for e in t.elements]  # type: ignore[union-attr]
+        x: bytes | None
+        pairs: list[tuple[Value | None, Value]] = (
+            [(m.name, m.value) for m in t.members] if isinstance(t, Object) else [(None, e) for e in t.elements])
         for nm, val in pairs:
             if nm is not None:
                 x = nm.before_extra
@@ -301,8 +298,8 @@ def _expand(nodes: list[Value]) -> set[int]:
             expand = True
         lines.append(line)
         if not expand:
-            for x in lines:  # type: ignore[assignment]
-                if x > PUNCH_CARD_WIDTH:  # type: ignore[operator]
+            for width in lines:
+                if width > PUNCH_CARD_WIDTH:
                     expand = True
                     break
         if expand:
@@ -445,13 +442,12 @@ def _is_standard(nodes: list[Value]) -> bool:
         x = node.before_extra
         if x and x.strip(_WS):
             return False
-        x = node.after_extra  # type: ignore[assignment]
-        if x and x.strip(_WS):
+        y = node.after_extra
+        if y and y.strip(_WS):
             return False
         t = node.value
-        if type(t) is not Literal:
-            if t.trailing_comma or t.after_extra.strip(_WS):  # type: ignore[union-attr]
-                return False
+        if not isinstance(t, Literal) and (t.trailing_comma or t.after_extra.strip(_WS)):
+            return False
     return True
 
 

@@ -35,9 +35,9 @@ def _load(v: Value) -> None:
     if type(v) is not _LazyValue or not isinstance(pending, _Pending):
         return
     tree = parse_tree(pending.src)
-    for name, slot in _SLOTS.items():
+    for slot in _SLOTS.values():
         slot.__set__(v, slot.__get__(tree))
-    v.__class__ = Value
+    v.__class__ = Value  # type: ignore[assignment]  # same layout: the laziness ends here
 
 
 def _slot_property(name: str) -> property:
@@ -59,11 +59,11 @@ class _LazyValue(Value):
 
     __slots__ = ()
 
-    value = _slot_property("value")  # type: ignore[assignment]
-    before_extra = _slot_property("before_extra")  # type: ignore[assignment]
-    after_extra = _slot_property("after_extra")  # type: ignore[assignment]
-    start_offset = _slot_property("start_offset")  # type: ignore[assignment]
-    end_offset = _slot_property("end_offset")  # type: ignore[assignment]
+    value = _slot_property("value")
+    before_extra = _slot_property("before_extra")
+    after_extra = _slot_property("after_extra")
+    start_offset = _slot_property("start_offset")
+    end_offset = _slot_property("end_offset")
 
     def __eq__(self, other: object) -> bool:
         _load(self)

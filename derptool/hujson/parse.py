@@ -247,10 +247,10 @@ def _parse_valid(b: bytes) -> Value | None:
             comp, members, is_obj = new_comp, new_members, c == 0x7B
             state = _FIRST_NAME if is_obj else _FIRST_VALUE
             continue
-        elif ((c == 0x7D and (state == _FIRST_NAME or state == _NEXT_NAME))
-              or (c == 0x5D and (state == _FIRST_VALUE or state == _NEXT_VALUE))):
+        elif ((c == 0x7D and state in (_FIRST_NAME, _NEXT_NAME))
+              or (c == 0x5D and state in (_FIRST_VALUE, _NEXT_VALUE))):
             comp.after_extra = extra
-            if state == _NEXT_NAME or state == _NEXT_VALUE:  # trailing comma
+            if state in (_NEXT_NAME, _NEXT_VALUE):  # trailing comma
                 last = members[-1].value if is_obj else members[-1]
                 if last.after_extra is None:
                     last.after_extra = b""
@@ -291,7 +291,6 @@ def _parse_checked(b: bytes) -> Value:
     stack: list[tuple[Value, Object | Array, int]] = []
     comp: Object | Array | None = None
     is_obj = False
-    root: Value | None = None
     node: Value | None = None  # the value just completed, waiting for its after-extra
     name: Value | None = None  # the member name waiting for its value
     bad_name = -1  # offset of a non-string member name, reported after its after-extra (as Go does)
@@ -319,7 +318,8 @@ def _parse_checked(b: bytes) -> Value:
             node.after_extra = None
         elif state == _COLON:
             if bad_name >= 0:
-                raise HuJSONError.at(b, bad_name, f"invalid character {quote_char(b, bad_name)} at start of object name")
+                raise HuJSONError.at(
+                    b, bad_name, f"invalid character {quote_char(b, bad_name)} at start of object name")
             if kind != 8:
                 break
             assert name is not None
@@ -337,12 +337,10 @@ def _parse_checked(b: bytes) -> Value:
                     bad_name = xe
                 state = _COLON
                 continue
-            if comp is None:
-                root = v
-            elif is_obj:
+            if isinstance(comp, Object):
                 comp.members.append(ObjectMember(name, v))  # type: ignore[arg-type]
-            else:
-                comp.elements.append(v)  # type: ignore[union-attr]
+            elif comp is not None:
+                comp.elements.append(v)
             node = v
             state = _AFTER
             continue
@@ -352,12 +350,10 @@ def _parse_checked(b: bytes) -> Value:
             if state >= _NAME:
                 stack.append((v, new, xe))  # a composite where a name belongs: parse it, then refuse it
             else:
-                if comp is None:
-                    root = v
-                elif is_obj:
+                if isinstance(comp, Object):
                     comp.members.append(ObjectMember(name, v))  # type: ignore[arg-type]
-                else:
-                    comp.elements.append(v)  # type: ignore[union-attr]
+                elif comp is not None:
+                    comp.elements.append(v)
                 stack.append((v, new, -1))
             comp = new
             is_obj = kind == 4
@@ -367,7 +363,7 @@ def _parse_checked(b: bytes) -> Value:
         elif kind == 6 and (b[xe] == 0x7D) == is_obj and state not in (_VALUE, _NAME):
             assert comp is not None
             comp.after_extra = b[xs:xe]
-            if state == _NEXT_NAME or state == _NEXT_VALUE:  # trailing comma
+            if state in (_NEXT_NAME, _NEXT_VALUE):  # trailing comma
                 last = comp.members[-1].value if is_obj else comp.elements[-1]  # type: ignore[union-attr]
                 if last.after_extra is None:
                     last.after_extra = b""

@@ -194,10 +194,7 @@ def _remove_at(comp: Object | Array, i: int) -> Item:
     _set_before_at(comp, i + 1, rest)
     if _has_comment(stay):
         _set_before_at(comp, i + 1, stay + rest[_ws_len(rest, 0):])
-    if type(comp) is Object:
-        value = comp.members.pop(i).value.value
-    else:
-        value = comp.elements.pop(i).value  # type: ignore[union-attr]
+    value = comp.members.pop(i).value.value if isinstance(comp, Object) else comp.elements.pop(i).value
     return Item(value, leading, trailing)
 
 

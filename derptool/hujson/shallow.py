@@ -28,7 +28,7 @@ _SKIPPER = json.JSONDecoder(object_pairs_hook=len)
 class Unparsed(Literal):
     """A composite value not built yet: ``raw`` is its exact text (brackets, comments and all)."""
 
-    __slots__ = ("src", "std", "start")
+    __slots__ = ("src", "start", "std")
 
     def __init__(self, raw: bytes, src: bytes, std: str, start: int) -> None:
         super().__init__(raw)

@@ -260,7 +260,6 @@ def is_standard_value(v: Value) -> bool:
         if node.before_extra.strip(_WSB) or (node.after_extra and node.after_extra.strip(_WSB)):
             return False
         t = node.value
-        if type(t) is not Literal:
-            if t.trailing_comma or t.after_extra.strip(_WSB):  # type: ignore[union-attr]
-                return False
+        if not isinstance(t, Literal) and (t.trailing_comma or t.after_extra.strip(_WSB)):
+            return False
     return True

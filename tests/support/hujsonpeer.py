@@ -84,7 +84,7 @@ class GoHuJSON:
                 for line in lines:
                     stdin.write(line)
                 stdin.flush()
-            except BaseException as err:  # noqa: BLE001 (reported by the reader)
+            except BaseException as err:
                 errors.append(err)
 
         writer = threading.Thread(target=write, daemon=True)
