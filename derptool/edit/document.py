@@ -143,6 +143,10 @@ class Document:
         """The file's indentation unit (a tab or N spaces), read from the top-level members."""
         self._ops: list[str] = []
         self._new: list[_New] = []
+        self._parents: set[str] = set()
+        """Pointers of the objects and arrays the queued edits change."""
+        self._replaced = 0
+        """How many values were replaced in place (not through the patch)."""
         self._finished = False
 
     @classmethod
@@ -214,7 +218,7 @@ class Document:
         """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
         of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
         member, *trail* a comment after it on its line (texts without ``//``)."""
-        from derptool.hujson import find
+        from derptool.hujson import find, parse
 
         if self._finished:
             raise RuntimeError("the document is finished")
@@ -222,11 +226,20 @@ class Document:
         self._materialize(path[:-1])
         if "\n" in value:
             value = _formatted_value(value, self.indent, len(path))
+        existing = None if path[-1] == "-" else find(self._root, pointer(path))
+        if existing is not None:
+            # Replace the value in place: the comments and spacing around it stay the member's own (a patch
+            # "add" would replace them with the new value's).
+            existing.value = parse(value.encode()).value
+            self._parents.add(pointer(path[:-1]))
+            self._replaced += 1
+            return
         parts = [f'{{"op": "add", "path": {json.dumps(pointer(path), ensure_ascii=False)},']
         parts += [f"// {c}" for c in lead]
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
         parts.append("}")
         self._ops.append("\n".join(parts))
+        self._parents.add(pointer(path[:-1]))
         if path[-1] == "-" or find(self._root, pointer(path)) is None:
             key = None if path[-1] == "-" else path[-1]
             self._new.append(_New(path[:-1], key, bool(lead or trail or "//" in value)))
@@ -237,6 +250,7 @@ class Document:
             raise RuntimeError("the document is finished")
         self._materialize(tuple(path)[:-1])
         self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
+        self._parents.add(pointer(path[:-1]))
 
     def object_text(self, members: Sequence[tuple[str, str, str | None]], depth: int,
                     lead: dict[str, list[str]] | None = None) -> str:
@@ -260,13 +274,21 @@ class Document:
 
         self._finished = True
         kept = list(notes)
-        if not self._ops:
+        if not self._ops and not self._replaced:
             return ApplyResult(self._src, False, unchanged, kept)
         inline = self._inline_parents()
+        commas = self._trailing_commas()
         try:
-            hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
+            if self._ops:
+                hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
         except hujson.HuJSONError as err:  # pragma: no cover - the ops are built from the file itself
             raise ApplyError(f"{self.file}: cannot patch the file: {err}") from None
+        for ptr in commas:  # Go's patch drops a trailing comma where it appends: the file's style keeps it
+            target = hujson.find(self._root, ptr)
+            comp = None if target is None else target.value
+            if isinstance(comp, hujson.Object | hujson.Array) and (
+                    comp.members if isinstance(comp, hujson.Object) else comp.elements):
+                comp.trailing_comma = True
         _layout(self._root, self._new, self.indent.encode(), inline)
         out = self._root.pack()
         hujson.standardize(out)  # the result must parse; a failure here is a bug, not the user's
@@ -275,6 +297,17 @@ class Document:
         if out == self._src:
             return ApplyResult(self._src, False, unchanged, kept)
         return ApplyResult(out, True, summary, kept)
+
+    def _trailing_commas(self) -> set[str]:
+        """Pointers of the composites the edits change that end with a trailing comma now."""
+        from derptool.hujson import Array, Object, find
+
+        found = set()
+        for ptr in self._parents:
+            before = find(self._root, ptr)
+            if before is not None and isinstance(before.value, Object | Array) and before.value.trailing_comma:
+                found.add(ptr)
+        return found
 
     def _inline_parents(self) -> set[str]:
         """Pointers of the composites, on the way to each added member, that are on one line now."""
