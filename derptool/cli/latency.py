@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
     from derptool.net.netcheck import RegionResult, Report
+    from derptool.net.portmap import PortMapProbe
 
 
 class LatencyFormat(StrEnum):
@@ -27,6 +28,7 @@ class LatencyFormat(StrEnum):
 
     table = "table"
     json = "json"
+    json_line = "json-line"
     prometheus = "prometheus"
 
 
@@ -129,6 +131,42 @@ ListenOption = Annotated[
 ]
 
 
+BindAddressOption = Annotated[
+    str | None,
+    typer.Option("--bind-address", metavar="IP", show_default=False,
+                 help="Send and receive the STUN probes from this local IP address [default: any]."),
+]
+BindPortOption = Annotated[
+    int,
+    typer.Option("--bind-port", metavar="PORT", min=0, max=65535,
+                 help="Send and receive the STUN probes from this local UDP port (0: any)."),
+]
+
+
+def parse_bind(address: str | None, ipv4: bool | None, ipv6: bool | None) -> tuple[str | None, bool | None,
+                                                                                   bool | None]:
+    """Check ``--bind-address`` (an IP literal) and fit the families to it: (address, ipv4, ipv6).
+
+    An IPv4 address leaves no IPv6 socket (as ``tailscale netcheck``), so IPv6 is not probed unless asked
+    for, which is a usage error; the same the other way round.
+    """
+    import ipaddress
+
+    if address is None:
+        return None, ipv4, ipv6
+    try:
+        version = ipaddress.ip_address(address.split("%", 1)[0]).version
+    except ValueError:
+        raise UsageError(f"--bind-address: {address!r} is not an IP address (example: 192.168.1.20)") from None
+    other = ipv6 if version == 4 else ipv4
+    if other is True:
+        raise UsageError(f"--bind-address {address} is IPv{version}: it cannot send IPv{10 - version} probes "
+                         f"(drop --ipv{10 - version})")
+    if version == 4:
+        return address, ipv4, False
+    return address, False, ipv6
+
+
 @app.command("latency")
 @handle_errors
 def latency_command(
@@ -155,12 +193,24 @@ def latency_command(
     listen: ListenOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
     ca_file: CaFileOption = None,
+    bind_address: BindAddressOption = None,
+    bind_port: BindPortOption = 0,
+    port_mapping: Annotated[
+        bool,
+        typer.Option("--port-mapping/--no-port-mapping",
+                     help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
+                          "(sends to the LAN, so off unless asked for)."),
+    ] = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 
+    With --every, rounds after the first probe only the fastest regions and the home region (a full round
+    at least every 5 minutes), and the home region keeps 5 minutes of history, as tailscale netcheck does.
+    --format json-line prints one timestamped JSON object per line (one per round).
+
     Exit status: 0 when at least one region answered, 1 when none did.
     """
-    from derptool.net.netcheck import measure
+    from derptool.net.netcheck.client import Netcheck
     from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
@@ -172,35 +222,27 @@ def latency_command(
         raise UsageError("--no-ipv4 and --no-ipv6 together leave nothing to probe")
     if address is not None and interval is None:
         interval = 60.0
+    bind_ip, ipv4, ipv6 = parse_bind(bind_address, ipv4, ipv6)
 
     loaded, dmap = load_selected(map_spec, region)
+    client = Netcheck(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4, ipv6=ipv6,
+                      ca_file=ca_file, bind_ip=bind_ip, bind_port=bind_port, port_mapping=port_mapping)
 
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
         LatencyFormat.table: latency_table,
         LatencyFormat.json: latency_json,
+        LatencyFormat.json_line: latency_json_line,
         LatencyFormat.prometheus: exposition,
     }
     metrics: list[str] = []
     server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
     redraw = interval is not None and sys.stdout.isatty() and fmt is LatencyFormat.table
     rounds = 0
-    previous: int | None = None
     try:
         while True:
             started = time.monotonic()
             progress = _progress()
-            report = measure(
-                dmap,
-                map_source=loaded.description,
-                timeout=limit,
-                https=https,
-                ipv4=ipv4,
-                ipv6=ipv6,
-                ca_file=ca_file,
-                progress=progress,
-                previous_preferred=previous,
-            )
-            previous = report.preferred_region
+            report = client.measure(progress)
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
             for note in report.notes:
@@ -215,14 +257,14 @@ def latency_command(
             rounds += 1
             if interval is None or (count is not None and rounds >= count):
                 break
-            if not redraw and fmt is not LatencyFormat.json:
+            if not redraw and fmt not in (LatencyFormat.json, LatencyFormat.json_line):
                 typer.echo("")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
-    if not report.reachable:
+    if not any(r.probed and r.latency_ms is not None for r in report.regions):
         raise typer.Exit(1)
 
 
@@ -252,12 +294,22 @@ def latency_table(report: Report) -> str:
     v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
     out.append(f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
                f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}")
-    out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
-               f"(map: {report.map_source})")
+    out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}"
+               + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else ""))
+    probed = [r for r in report.regions if r.probed]
+    if report.incremental:
+        out.append(f"{len([r for r in probed if r.latency_ms is not None])} of {len(probed)} regions probed "
+                   f"(incremental round: the fastest and the home region) answered in {report.duration_s:.2f} s; "
+                   f"the others show their last measurement (map: {report.map_source})")
+    else:
+        out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
+                   f"(map: {report.map_source})")
     scale = max((r.latency_ms for r in report.reachable if r.latency_ms is not None), default=0.0)
     rows = []
     for r in report.regions:
         note = r.error or ("Avoid: never preferred" if r.avoid else "")
+        if not r.probed and r.measured_at is not None:
+            note = f"not probed this round (measured {time.strftime('%H:%M:%S', time.localtime(r.measured_at))})"
         rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
                      _ms(r.latency_ms), r.method or "-", r.node or "-",
                      " ".join(x for x in (_bar(r.latency_ms, scale), note) if x)])
@@ -289,3 +341,19 @@ def _home_note(report: Report) -> str | None:
 def latency_json(report: Report) -> str:
     """The latency report as the JSON object of the DESIGN.md contract."""
     return to_json(report.to_data())
+
+
+def latency_json_line(report: Report) -> str:
+    """The JSON object of ``--format json`` on one line (its ``time`` key says when the round started)."""
+    import json
+
+    return json.dumps(report.to_data(), separators=(",", ":"), ensure_ascii=False)
+
+
+def port_mapping_text(probe: PortMapProbe | None) -> str:
+    """netcheck's PortMapping line: the protocols found, "none", "not checked", or why it failed."""
+    if probe is None:
+        return "not checked (--port-mapping)"
+    if probe.error is not None:
+        return f"not checked ({probe.error})"
+    return ", ".join(probe.protocols) or "none"
