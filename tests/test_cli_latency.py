@@ -75,7 +75,7 @@ def test_json_follows_the_contract(lab: tuple[str, StunResponder]) -> None:
     assert data["mapping_varies_by_dest_ip"] is False
     assert [r["id"] for r in data["regions"]] == [901, 4, 902, 903]
     for r in data["regions"]:
-        assert list(r) == REGION_KEYS + ["probed"] and r["probed"] is True
+        assert list(r) == [*REGION_KEYS, "probed"] and r["probed"] is True
     fra = data["regions"][1]
     assert (fra["code"], fra["name"], fra["country"], fra["continent"]) == ("fra", "Frankfurt", "DE", "EU")
     assert fra["method"] == "stun" and fra["node"] == "4a" and fra["error"] is None
