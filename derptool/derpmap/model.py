@@ -14,6 +14,7 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,13 @@ def is_valid_hostname(name: str) -> bool:
         return False
     labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
     return all(_DNS_LABEL.match(label) for label in labels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(text: str) -> tuple[str, int]:
+    """*text* (a valid IP literal) in canonical form, and its version; cached: plans ask once per probe."""
+    ip = ipaddress.ip_address(text)
+    return str(ip), ip.version
 
 
 def is_ip(text: str) -> bool:
@@ -194,12 +202,12 @@ class DERPNode(_Model):
         if given == "none":
             return None
         if self.stun_test_ip:
-            test_ip = ipaddress.ip_address(self.stun_test_ip)
-            return str(test_ip) if test_ip.version == family else None
+            text, version = _ip_literal(self.stun_test_ip)
+            return text if version == family else None
         if given:
             return given
         if is_ip(self.host_name):
-            return self.host_name if ipaddress.ip_address(self.host_name).version == family else None
+            return self.host_name if _ip_literal(self.host_name)[1] == family else None
         return self.host_name
 
     @property
