@@ -13,8 +13,14 @@ The contract:
 * **Comments and layout kept byte for byte.** Edits go through :func:`derptool.hujson.patch_value` (RFC 6902
   on the syntax tree), so every comment, blank line and byte outside the edited members stays as it was.
 * **Added members look like their neighbours**: one per line, indented with the file's own unit (tabs or N
-  spaces), comments re-indented, a blank line before a new top-level section; an inline object that gains
-  commented members is expanded. A multi-line value is put in ``hujson.format`` layout first.
+  spaces), a blank line before a new top-level section; an inline object that gains commented members is
+  expanded. A value that is multi-line, or that format would spread over lines, is put in ``hujson.format``
+  layout first. Comments before the closing bracket of an object that was already expanded stay as written.
+* **A formatted file stays formatted** (``derptool fmt --check`` passes after an edit): where an object's values
+  were aligned as format aligns them, they are aligned again after the edit, and a one-line composite that
+  grew past format's 80-byte rule is laid out as format lays it out (:mod:`._layout`). A file laid out by hand
+  keeps its own spacing. (A file of plain JSON with no comment is the exception: format adds no trailing
+  commas to such a file, and the comments an edit adds end that.)
 * **Names** are matched in any letter case (``derpMap``/``DERPMap``), as Tailscale reads them; the first
   match wins. Paths are tuples of member names as written (:attr:`Member.path` gives them).
 * **Line endings**: a file whose every line ends in CRLF stays CRLF (added lines too); any other file keeps
