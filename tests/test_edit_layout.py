@@ -193,3 +193,14 @@ def test_trailing_comments_of_an_expanded_object_stay_as_written() -> None:
     src = b'{\n  "derpMap": {\n    "Regions": {\n      "7": null,\n  // "3": null,\n    },\n  },\n}\n'
     out = omit("sea")(src).new_bytes
     assert b'      "10": null, // sea (region 10): Seattle, United States\n  // "3": null,\n    },' in out
+
+
+def test_inline_object_grown_past_80_bytes_is_laid_out_as_fmt_does() -> None:
+    """Item 5: an inline ``tagOwners`` that an edit makes longer than format's 80-byte line is expanded and
+    aligned, as ``fmt`` would do it; one that stays short stays on its line."""
+    src = hujson.format(b'{\n"tagOwners": {"tag:a": ["autogroup:admin"], "tag:exit-eu": ["autogroup:admin"]},\n'
+                        b'"grants": [],\n}\n')
+    assert b'"tagOwners": {"tag:a"' in src
+    out = grants("tag:exit-us")(src).new_bytes
+    assert b'\t"tagOwners": {\n\t\t"tag:a":       ["autogroup:admin"],\n' in out
+    assert hujson.format(out) == out

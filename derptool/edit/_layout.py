@@ -87,6 +87,18 @@ def is_expanded(comp: Any) -> bool:
     return any(b"\n" in b for b in befores) or b"\n" in comp.after_extra
 
 
+def expanded_composites(root: Value, pointers: set[str]) -> set[str]:
+    """The pointers among *pointers* of composites laid out one member per line."""
+    from derptool.hujson import Array, Object, find
+
+    out = set()
+    for ptr in pointers:
+        node = find(root, ptr)
+        if node is not None and isinstance(node.value, Object | Array) and is_expanded(node.value):
+            out.add(ptr)
+    return out
+
+
 def _spans_lines(v: Value) -> bool:
     """Does anything inside *v* (not the closing extra of *v* itself) hold a newline? A member whose value does
     is not aligned by format. A value still held raw counts by its bytes (in a formatted file the same)."""
@@ -161,12 +173,12 @@ class Tidy:
 
     @classmethod
     def read(cls, root: Value, pointers: set[str]) -> Tidy:
-        from derptool.hujson import Object, Value, find
+        from derptool.hujson import Array, Object, Value, find
 
         tidy = cls()
         for ptr in pointers:
             node = find(root, ptr)
-            if node is None or raw(node) is not None or not hasattr(node.value, "after_extra"):
+            if node is None or raw(node) is not None or not isinstance(node.value, Object | Array):
                 continue
             comp = node.value
             if isinstance(comp, Object) and [m.value.before_extra for m in comp.members] == aligned_befores(comp):
@@ -193,14 +205,14 @@ def _format_keeps(text: bytes) -> bool:
 def reflow(root: Value, paths: list[Path], tidy: Tidy, unit: bytes) -> None:
     """Give format's layout to the outermost one-line composite on each path that format would now change
     (e.g. an inline object grown past 80 bytes), where it was in format's layout before the edit."""
-    from derptool.hujson import Object, Value, find, parse
+    from derptool.hujson import Array, Object, Value, find, parse
 
     done: set[str] = set()
     for path in paths:
         for depth in range(len(path) + 1):
             ptr = pointer(path[:depth])
             node = find(root, ptr)
-            if node is None or not hasattr(node.value, "after_extra"):
+            if node is None or not isinstance(node.value, Object | Array):
                 break
             if is_expanded(node.value):
                 continue
@@ -209,7 +221,7 @@ def reflow(root: Value, paths: list[Path], tidy: Tidy, unit: bytes) -> None:
                 text = Value(node.value).pack()
                 if not _format_keeps(text):
                     new = parse(formatted_value(text, unit, depth)).value
-                    assert isinstance(new, Object) or hasattr(new, "elements")
+                    assert isinstance(new, Object | Array)
                     node.value = new
             break
 

@@ -47,6 +47,7 @@ from derptool.edit._layout import (
     Tidy,
     align,
     closing_extras,
+    expanded_composites,
     formatted_value,
     is_expanded,
     lay_out_new,
@@ -275,8 +276,7 @@ class Document:
         paths = list(dict.fromkeys(self._parents))
         touched = {pointer(p[:depth]) for p in paths for depth in range(len(p) + 1)}
         tidy = Tidy.read(self._root, touched)
-        expanded = {ptr for ptr in touched if (n := hujson.find(self._root, ptr)) is not None
-                    and _raw(n) is None and hasattr(n.value, "after_extra") and is_expanded(n.value)}
+        expanded = expanded_composites(self._root, touched)
         closing = closing_extras(self._root, self._new)
         try:
             hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
