@@ -129,6 +129,8 @@ def score(data: dict[str, Any], log: list[dict[str, Any]], node_addr: dict[str, 
         "errors": errors,
         "unanswered": unanswered,
         "ranking_ok": measured_order == true_order == configured_order,
+        "ranking_vs_truth": sum(a == b for a, b in zip(measured_order, true_order, strict=False)),
+        "truth_vs_configured": sum(a == b for a, b in zip(true_order, configured_order, strict=False)),
         "ranking_right": sum(a == b for a, b in zip(measured_order, configured_order, strict=False)),
         "preferred_ok": data["preferred_region"] == configured_order[0],
         "slowest_ms": max(truth.values()),
@@ -272,6 +274,10 @@ def main() -> int:
         print(f"  regions unanswered: {sum(r['unanswered'] for r in runs)} over {len(runs)} rounds")
         print(f"  ranking right: {right:.1f} % of positions, every round fully right: {ranking}; "
               f"preferred region right: {preferred}")
+        vs_truth = sum(r["ranking_vs_truth"] for r in runs) / (REGIONS * len(runs)) * 100
+        truth_ok = sum(r["truth_vs_configured"] for r in runs) / (REGIONS * len(runs)) * 100
+        print(f"    measured order = order of the delays the responder really applied: {vs_truth:.1f} % of positions;"
+              f" applied order = configured order: {truth_ok:.1f} % (the responder's own jitter)")
         print(f"  wall time beyond the slowest region: median {statistics.median(beyond):.1f} ms, "
               f"max {max(beyond):.1f} ms   (goal <= 150)")
         if name == "CLI":

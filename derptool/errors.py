@@ -9,6 +9,7 @@ Every error a user can cause is a :class:`DerptoolError`. The CLI prints it as
     │   └── SelectorError            a region selector matched nothing or is malformed (2)
     ├── InputError                   input the command needs cannot be read or parsed (2)
     │   ├── MapError                 a DERP map (or a policy's derpMap) is not valid (2)
+    │   ├── LimitError               input past a documented limit (size, depth, number length, aliases) (2)
     │   └── ApplyError               a policy file cannot be edited as asked (2)
     ├── ConcurrentChangeError        the file changed on disk while derptool worked on it (1)
     ├── NetworkError                 a network failure prevented the job (3)
@@ -141,3 +142,7 @@ class DerpFrameError(ValueError, ProtocolError):
     def __init__(self, reason: str) -> None:
         ProtocolError.__init__(self, reason)
         self.reason = reason
+
+
+class LimitError(InputError):
+    """Input past a documented limit: file size, nesting depth, number length, YAML aliases (exit 2)."""

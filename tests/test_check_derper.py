@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from derptool.cli import app
 from derptool.net import check
-from derptool.net.check.exporter import CheckCollector, exposition, serve
+from derptool.net.check.exporter import CheckCollector, exposition
+from derptool.net.exporter import Exporter
 from tests.support.derp_server import DerpServer
 from tests.support.derper import SKIP_REASON, Derper, DerperBed, derper_bed, find_derper, free_port
 
@@ -258,20 +259,20 @@ def test_exporter_serves_the_last_report(bed: DerperBed, mesh: list[Derper], tmp
     a, b = mesh
     targets = check.targets_from_map(_load(write_map(tmp_path, node(a, "900a"), node(b, "900b"))), [900])
     collector = CheckCollector()
-    server = serve("127.0.0.1", 0, collector)
-    port = server.server_address[1]
+    server = Exporter("127.0.0.1", 0)
+    port = server.address[1]
     try:
         assert _http(port, "GET", "/metrics")[0] == 503
-        assert _http(port, "GET", "/healthz")[:1] == (200,)
+        assert _http(port, "GET", "/healthz")[0] == 503  # 200 once a round is published
         collector.update(check.run("900", targets, ca_file=bed.ca_file, relay=True))
+        server.publish(exposition(collector))
         status, headers, body = _http(port, "GET", "/metrics")
         assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
         head_status, head_headers, head_body = _http(port, "HEAD", "/metrics")
         assert head_status == 200 and head_body == b"" and head_headers["content-length"] == str(len(body))
         assert _http(port, "HEAD", "/healthz")[0] == 200 and _http(port, "GET", "/nope")[0] == 404
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
 

@@ -160,3 +160,47 @@ def test_directory_means_hujson_files_below(files: dict[str, Path]) -> None:
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [str(sub / "deep.hujson"), str(files["ugly"])]
     assert "syntax.hujson:3:25" in result.stderr
+
+
+def test_list_short_flag_lists_like_hujsonfmt(files: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["fmt", "-l", str(files["ugly"]), str(files["pretty"])])
+    assert result.exit_code == 0  # hujsonfmt -l lists and succeeds; --check is the failing variant
+    assert result.stdout == f"{files['ugly']}\n"
+    assert files["ugly"].read_text() == UGLY
+    result = runner.invoke(app, ["fmt", "--list", str(files["pretty"])])
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_list_and_write_refused(files: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["fmt", "-l", "-w", str(files["ugly"])])
+    assert result.exit_code == 2 and "--write and --list" in result.stderr
+
+
+def test_minify_and_standardize(files: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["fmt", "-m", str(files["ugly"])])
+    assert result.exit_code == 0
+    assert result.stdout == hujson.minimize(UGLY).decode() == '{"groups":{"group:a":["x@example.com"]},"acls":[]}'
+    result = runner.invoke(app, ["fmt", "--standardize", str(files["ugly"])])
+    assert result.exit_code == 0
+    assert result.stdout == hujson.standardize(UGLY).decode()
+    assert len(result.stdout) == len(UGLY) and "//" not in result.stdout
+    result = runner.invoke(app, ["fmt", "-m", "-s", str(files["ugly"])])
+    assert result.exit_code == 2 and "--minify and --standardize" in result.stderr
+
+
+def test_minify_with_write_check_and_list(files: dict[str, Path]) -> None:
+    path = files["pretty"]
+    result = runner.invoke(app, ["fmt", "-s", "-l", str(path)])
+    assert result.exit_code == 0 and result.stdout == f"{path}\n"  # has a trailing comma: differs
+    result = runner.invoke(app, ["fmt", "--minify", "--check", str(path)])
+    assert result.exit_code == 1
+    result = runner.invoke(app, ["fmt", "-m", "-w", str(path)])
+    assert result.exit_code == 0 and path.read_bytes() == hujson.minimize(PRETTY)
+    result = runner.invoke(app, ["fmt", "-m", "--check", str(path)])
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_minify_syntax_error(files: dict[str, Path]) -> None:
+    result = runner.invoke(app, ["fmt", "-m", str(files["syntax"])])
+    assert result.exit_code == 2
+    assert "syntax.hujson:3:25: invalid character" in result.stderr

@@ -27,6 +27,8 @@ CONTRACT_KEYS = ["map_source", "preferred_region", "udp", "ipv4", "ipv6", "globa
                  "mapping_varies_by_dest_ip", "regions"]
 REGION_KEYS = ["id", "code", "name", "country", "continent", "latency_ms", "v4_latency_ms", "v6_latency_ms",
                "method", "node", "error"]
+ADDED_KEYS = ["time", "plan", "port_mapping", "captive_portal"]
+"""Keys added after the contract's (issue 14): when, which plan, PortMapping and CaptivePortal."""
 
 
 @pytest.fixture
@@ -63,7 +65,9 @@ def test_json_follows_the_contract(lab: tuple[str, StunResponder]) -> None:
     result = runner.invoke(app, ["latency", "--map", path, "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert list(data) == CONTRACT_KEYS
+    assert list(data) == CONTRACT_KEYS + ADDED_KEYS
+    assert data["plan"] == "full" and data["port_mapping"] is None  # port mapping only with --port-mapping
+    assert data["captive_portal"] is None  # no node has CanPort80
     assert data["map_source"] == path
     assert data["preferred_region"] == 901
     assert data["udp"] is True and data["ipv4"] is True and data["ipv6"] is False
@@ -71,7 +75,7 @@ def test_json_follows_the_contract(lab: tuple[str, StunResponder]) -> None:
     assert data["mapping_varies_by_dest_ip"] is False
     assert [r["id"] for r in data["regions"]] == [901, 4, 902, 903]
     for r in data["regions"]:
-        assert list(r) == REGION_KEYS
+        assert list(r) == [*REGION_KEYS, "probed"] and r["probed"] is True
     fra = data["regions"][1]
     assert (fra["code"], fra["name"], fra["country"], fra["continent"]) == ("fra", "Frankfurt", "DE", "EU")
     assert fra["method"] == "stun" and fra["node"] == "4a" and fra["error"] is None

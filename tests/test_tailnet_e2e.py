@@ -11,6 +11,13 @@ One module-scoped run collects the evidence and the tests below each check one c
    ping``), ``derptool watch --omitted SEL`` exits 0, and while bytes are echoed the omitted derper counts
    no packet and holds no connection, while the remaining derper counts them.
 
+Measured along the way: before the geofence, ``derptool latency`` on the map headscale serves agrees with
+each client's own ``tailscale netcheck`` (same preferred region, the client's home; each region's latency
+within :data:`LATENCY_TOLERANCE_MS`; region 4 is farther by a known delay, see ``tests/support/tailnet.py``).
+After it, ``derptool check --relay`` passes on both derpers while ``derptool watch`` on the omitted one,
+which no client uses any more, counts exactly the checks' relayed packets; once that derper is stopped,
+``check`` on its region exits 1.
+
 Needs root and the binaries of ``.ci/build-go-peers``; skips saying which is missing.
 """
 
@@ -23,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +50,14 @@ WATCH_S = 3.0
 """Length of each watched interval; the echo runs inside it."""
 REHOME_TIMEOUT = 75.0
 """A client whose home region vanished picks a new one at its next netcheck (every ~20-26 s)."""
+LATENCY_TOLERANCE_MS = 5.0
+"""How far ``derptool latency`` and ``tailscale netcheck`` may differ on one region. Both time STUN round trips
+(each keeps its fastest) from the same namespace over the same path, whose only real delay is the fixed
+20 ms added on the way to region 4; what differs is when each process gets the CPU between sending and
+reading the clock, a few ms at worst on a busy 2-core machine. 5 ms is a quarter of the gap between the
+regions: two measurements within it cannot rank the regions differently."""
+CHECK_WATCH_S = 2.0
+"""Length of the interval watched on the omitted derper while ``derptool check --relay`` runs on it."""
 
 _ECHO_SERVER = f"""
 import socket, threading
@@ -152,6 +168,47 @@ def watched_interval(net: tn.Tailnet) -> dict[str, Any]:
     return out
 
 
+def measure(net: tn.Tailnet, client: tn.Client, served: Path) -> dict[str, Any]:
+    """From inside *client*'s namespace: its own ``tailscale netcheck`` (the CLI measures with the map its
+    tailscaled holds) and ``derptool latency --map`` *served* (that same map), one after the other."""
+    netcheck = json.loads(net.tailscale(client, "netcheck", "--format", "json").stdout)
+    latency = net.derptool("latency", "--map", str(served), "--format", "json", role=client.name)
+    assert latency.returncode == 0, latency.stderr
+    return {"netcheck": netcheck, "derptool": json.loads(latency.stdout)}
+
+
+def check_all(net: tn.Tailnet) -> dict[str, Any]:
+    """``derptool check all --relay --format json`` against headscale's full map (every derper), from the hub:
+    its exit code and report."""
+    proc = net.derptool("check", "all", "--map", str(net.full_map), "--relay", "--ca-file", str(net.ca_file),
+                        "--timeout", "2", "--format", "json", role="hub")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return {"exit": proc.returncode, **json.loads(proc.stdout)}
+
+
+def checked_interval(net: tn.Tailnet, omitted: tn.Region) -> dict[str, Any]:
+    """``derptool check all --relay``, again and again while ``derptool watch`` watches the omitted region's
+    derper for ``CHECK_WATCH_S``: no client uses that derper any more, so every packet it counts is one the
+    checks relayed."""
+    stop = threading.Event()
+
+    def check_until_stopped() -> list[dict[str, Any]]:
+        runs = []
+        while not stop.is_set():
+            runs.append(check_all(net))
+        return runs
+
+    with ThreadPoolExecutor(2) as pool:
+        checks = pool.submit(check_until_stopped)
+        watched = net.derper_watch(omitted, "--once", "--format", "json", "-i", str(CHECK_WATCH_S),
+                                   "--match", r"^derp_(packets|bytes)_received$")
+        stop.set()
+        runs = checks.result()
+    assert watched.returncode == 0, watched.stderr
+    return {"watch": json.loads(watched.stdout), "runs": runs}
+
+
 @pytest.fixture(scope="module")
 def evidence(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     net = tn.start(tmp_path_factory.mktemp("tailnet"))
@@ -172,6 +229,12 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     # derper that carried it is the home of at least one client.)
     ev["before_homes"] = [home(net, c) for c in net.clients]
     ev["before_maps"] = [client_map_regions(net, c) for c in net.clients]
+    # The map headscale serves, as the clients hold it; derptool and each client's netcheck measure it.
+    served = net.workdir / "served-map.json"
+    served.write_text(net.tailscale(c1, "debug", "derp-map").stdout)
+    begin = time.monotonic()
+    ev["measured"] = [measure(net, c, served) for c in net.clients]
+    ev["measure_s"] = time.monotonic() - begin
     ev["before_ping"] = ping(net, c1, c2)
     ev["before"] = watched_interval(net)
 
@@ -210,10 +273,19 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     ev["omitted_connections"] = net.derper_value(omitted, "derp_current_connections")
     ev["kept_connections"] = net.derper_value(kept, "derp_current_connections")
     ev["udp_dropped"] = net.udp_drops()
+
+    # derptool check --relay on both derpers (the omitted one still runs; it is only out of the map), then
+    # on the omitted region once its derper is stopped.
+    begin = time.monotonic()
+    ev["checked"] = checked_interval(net, omitted)
+    net.stop_derper(omitted)
+    ev["stopped_check"] = check_all(net)
+    ev["check_s"] = time.monotonic() - begin
     print(f"\ntailnet up in {net.startup_s:.1f}s; map pushed {ev['map_pushed_s']:.1f}s and clients re-homed "
           f"{ev['rehomed_s']:.1f}s after the omit file was written; DERP share before "
           f"{ev['before']['client1']['tailscale']['derp_share']}, "
-          f"after {ev['after']['client1']['tailscale']['derp_share']}")
+          f"after {ev['after']['client1']['tailscale']['derp_share']}; latency/netcheck on both clients "
+          f"{ev['measure_s']:.1f}s, checks {ev['check_s']:.1f}s")
     (net.workdir / "evidence.json").write_text(json.dumps(ev, default=str, indent=1))
     return ev
 
@@ -294,3 +366,68 @@ def test_after_the_omitted_derper_carries_nothing(evidence: dict[str, Any]) -> N
     assert evidence["omitted_connections"] == 0
     assert evidence["kept_connections"] == 2
 
+
+
+def test_derptool_latency_agrees_with_each_clients_netcheck(evidence: dict[str, Any]) -> None:
+    nearest = min(tn.REGIONS, key=lambda r: r.delay_ms)
+    for home_code, measured in zip(evidence["before_homes"], evidence["measured"], strict=True):
+        theirs, ours = measured["netcheck"], measured["derptool"]
+        # One preferred region: derptool's, the client's netcheck's and the client's home are the nearest.
+        assert home_code == nearest.code
+        assert ours["preferred_region"] == theirs["PreferredDERP"] == nearest.id
+        regions = {r["id"]: r for r in ours["regions"]}
+        assert set(regions) == {r.id for r in tn.REGIONS}
+        for r in tn.REGIONS:
+            go_ms = theirs["RegionLatency"][str(r.id)] / 1e6  # Go reports nanoseconds
+            py_ms = regions[r.id]["latency_ms"]
+            assert regions[r.id]["method"] == "stun"
+            assert abs(py_ms - go_ms) <= LATENCY_TOLERANCE_MS, (r.code, py_ms, go_ms)
+            assert min(py_ms, go_ms) >= r.delay_ms  # nothing beats the added delay: both saw it
+        assert [r["id"] for r in ours["regions"]] == sorted(regions, key=lambda i: regions[i]["latency_ms"])
+
+
+def nodes_by_region(report: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The node reports of a ``derptool check --format json`` report by region ID (one node per region)."""
+    nodes = {n["region_id"]: n for n in report["nodes"]}
+    assert len(nodes) == len(report["nodes"])
+    return nodes
+
+
+def test_check_relay_passes_on_each_derper(evidence: dict[str, Any]) -> None:
+    runs = evidence["checked"]["runs"]
+    assert runs
+    keys = set()
+    for run in runs:
+        assert run["exit"] == 0 and run["ok"] is True, run
+        nodes = nodes_by_region(run)
+        assert set(nodes) == {r.id for r in tn.REGIONS}
+        for r in tn.REGIONS:
+            node = nodes[r.id]
+            assert node["address"] == r.address
+            steps = {c["name"]: c for c in node["checks"]}
+            assert {n: c["status"] for n, c in steps.items() if c["status"] != "pass"} == {"dns": "skip"}
+            relay = steps["relay"]
+            assert relay["sent"] == relay["received"] == 5 and relay["loss"] == 0.0
+            keys.add(node["public_key"])
+    assert len(keys) == len(tn.REGIONS)  # each derper its own key, the same in every run
+
+
+def test_watch_on_the_omitted_derper_counts_the_checks_relayed_packets(evidence: dict[str, Any]) -> None:
+    """No client uses the omitted derper; what ``derptool watch`` sees on it is the checks' 64-byte packets
+    (a warm-up and 5 timed round trips per run, each packet received twice: A to B and back)."""
+    changes = {c["name"]: c["delta"] for c in evidence["checked"]["watch"]["changes"]}
+    packets, received = changes["derp_packets_received"], changes["derp_bytes_received"]
+    assert packets >= 2 * (1 + 5)
+    assert received == 64 * packets
+
+
+def test_check_exits_1_for_the_omitted_region_once_its_derper_is_stopped(evidence: dict[str, Any]) -> None:
+    omitted, kept = evidence["omitted"], evidence["kept"]
+    stopped = evidence["stopped_check"]
+    assert stopped["exit"] == 1 and stopped["ok"] is False, stopped
+    nodes = nodes_by_region(stopped)
+    statuses = {c["name"]: c["status"] for c in nodes[omitted.id]["checks"]}
+    assert nodes[omitted.id]["ok"] is False
+    assert statuses["stun"] == "fail" and statuses["tls"] == "fail", statuses
+    assert statuses["relay"] == "skip"
+    assert nodes[kept.id]["ok"] is True  # the other derper still passes

@@ -1,16 +1,26 @@
-"""Shared pieces of the CLI: the Typer app (whose command modules load lazily), error mapping, common options."""
+"""Shared pieces of the CLI: the Typer app (whose command modules load lazily), error mapping, common options.
+
+Every failure reaches the user as ONE line on stderr, ``derptool: error: <message>``, and a documented exit
+code: usage errors (an unknown option, a bad option value, a missing argument) exit 2 like bad input;
+:class:`~derptool.errors.DerptoolError` carries its own code; a full disk or a closed output exits 2.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer._click.core import Command
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.types import ParamType
+from typer.core import TyperArgument, TyperGroup
 
 from derptool import __version__
 from derptool.errors import DerptoolError
@@ -44,8 +54,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+RECURSION_ROOM = 41_000
+"""The recursion limit the CLI runs with: room to decode ``fileio.MAX_DEPTH`` (10 000) levels, 4 frames each."""
+
+
+class OneLineUsageError(ClickException):
+    """A usage error shown as one line, ``derptool: error: <message> (see 'derptool CMD --help')``, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        print(f"derptool: error: {self.message}", file=sys.stderr)
+
+
+def one_line(err: ClickException, path: str | None = None) -> OneLineUsageError:
+    """*err* (Click's usage block: usage line, hint, message) as one line naming the command and its help.
+
+    *path* is the command path to name when the error carries no context of its own.
+    """
+    message = " ".join(err.format_message().split()).rstrip(".")
+    ctx = getattr(err, "ctx", None)
+    path = ctx.command_path if ctx is not None else path
+    if path:
+        return OneLineUsageError(f"{path}: {message} (see '{path} --help')")
+    return OneLineUsageError(message)
+
+
 class LazyGroup(TyperGroup):
-    """The root command group: lists :data:`COMMANDS` without importing them; imports one when it is used."""
+    """The root command group: lists :data:`COMMANDS` without importing them; imports one when it is used.
+
+    It also turns Click's three-line usage errors into one line (:class:`OneLineUsageError`), raises the
+    interpreter's recursion limit for the documented nesting depth, and reports a failing standard output
+    (a full disk, ``/dev/full``) as one line.
+    """
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
@@ -57,11 +98,108 @@ class LazyGroup(TyperGroup):
             found = _build(cmd_name)
             if found is not None:
                 self.commands[cmd_name] = found
+        if found is not None:
+            _plain_arguments(found)  # also for commands Typer built itself (modules imported earlier)
         return found
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """Complete command names from :data:`COMMANDS` (importing none of them) and the root options."""
+        from typer._click.shell_completion import CompletionItem
+
+        items = [CompletionItem(name, help=text) for name, (_, text) in COMMANDS.items() if name.startswith(incomplete)]
+        return items + [i for i in Command.shell_complete(self, ctx, incomplete) if i.value.startswith("-")]
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            raise one_line(err) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            sub = ctx.invoked_subcommand
+            raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_ROOM))
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as done:
+            code = done.code
+        if not _flush_stdout():
+            code = 2
+        sys.exit(code)
+
+
+def _flush_stdout() -> bool:
+    """Flush standard output; on failure (disk full, ``/dev/full``) print one line and keep Python quiet."""
+    try:
+        sys.stdout.flush()
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            _silence_stdout()
+            return True
+        print(f"derptool: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        _silence_stdout()
+        return False
+    return True
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown in usage lines as ``FILE...`` / ``[FILE]`` / ``FILE``, not Typer's ``{FILE}``."""
+
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        var = self.metavar or (self.name or "").upper()
+        var = re.sub(r"^[\[{](.*)[\]}]$", r"\1", var)
+        if self.nargs != 1 and not var.endswith("..."):
+            var += "..."
+        return var if self.required or not usage else f"[{var}]"
+
+
+class _SubGroup(TyperGroup):
+    """A command group below the root (``region``): its subcommands' usage errors name the full command path."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            sub = ctx.invoked_subcommand
+            raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
+
+
+def _plain_arguments(command: Any) -> None:
+    """Give every argument of *command* (and of its subcommands) the plain usage metavar; sub-groups report
+    usage errors with their full path."""
+    if type(command) is TyperGroup:
+        command.__class__ = _SubGroup
+    for param in getattr(command, "params", []):
+        if type(param) is TyperArgument:
+            param.__class__ = _PlainArgument
+    for sub in getattr(command, "commands", {}).values():
+        _plain_arguments(sub)
 
 
 def _build(name: str) -> Any:
@@ -85,7 +223,7 @@ app = typer.Typer(
     name="derptool",
     help="Measure, geofence and self-host Tailscale DERP relays; write and validate tailnet policy files.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -141,13 +279,80 @@ def handle_errors(func: F) -> F:
             if isinstance(err, HuJSONError):
                 raise fail(err) from None
             raise
+        except RecursionError:
+            raise fail(_too_deep()) from None
         except KeyboardInterrupt:
             print("derptool: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS):
+                from derptool.errors import InputError
+
+                raise fail(InputError(f"cannot write: {err.strerror or err}")) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _too_deep() -> DerptoolError:
+    from derptool.errors import LimitError
+    from derptool.fileio import MAX_DEPTH
+
+    return LimitError(f"the input is nested too deeply to process (the documented limit is {MAX_DEPTH} levels)")
+
+
+# -- durations: one convention for --timeout and --every ------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str = "duration", *, low: float | None = None,
+                   high: float | None = None) -> float:
+    """Seconds from ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds (``5``, ``0.5``); :class:`UsageError`
+    (one line naming *option*) when it is not a positive duration or lies outside ``[low, high]`` seconds."""
+    from derptool.errors import UsageError
+
+    m = _DURATION.match(text)
+    value = float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
+    if not m or value <= 0:
+        raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m, or seconds: 5)")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UsageError(f"{option}: {text} is outside {low:g}s..{high:g}s")
+    return value
+
+
+class Duration(ParamType):
+    """A Click type for durations (see :func:`parse_duration`): the option's value arrives as seconds (float)."""
+
+    name = "duration"
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        self.low, self.high = low, high
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            value = str(value)
+        option = param.opts[0] if param is not None and param.opts else "duration"
+        try:
+            return parse_duration(str(value), option, low=self.low, high=self.high)
+        except DerptoolError as err:
+            raise UsageError(f"invalid value for {option}: {err.message.removeprefix(option + ': ')}", ctx) from None
+
+
+def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
+    """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
+
+        timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
+    """
+    names = ("--timeout", "-t") if short else ("--timeout",)
+    return typer.Option(*names, click_type=Duration(low, high), metavar="DURATION",
+                        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.")
 
 
 class MapFormat(StrEnum):

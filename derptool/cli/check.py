@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, warn
+from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, parse_duration, timeout_option, warn
 from derptool.cli._output import table, to_json
 
 if TYPE_CHECKING:
@@ -55,12 +55,7 @@ def check_command(
         bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
     ] = False,
     ca_file: CaFileOption = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout", "-t", metavar="SECONDS", help="Seconds to wait for each network step.", min=0.1, max=120
-        ),
-    ] = 5.0,
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.", high=120)] = 5.0,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
     relay: Annotated[
         bool,
@@ -100,8 +95,8 @@ def check_command(
     """
     import time
 
-    from derptool.cli.latency import parse_duration, parse_listen
     from derptool.net import check
+    from derptool.net.exporter import parse_listen
 
     interval = parse_duration(every, "--every") if every is not None else None
     address = parse_listen(listen) if listen is not None else None
@@ -124,24 +119,22 @@ def check_command(
             from derptool.errors import UsageError
 
             raise UsageError(f"the regions selected by {target!r} have no nodes to check")
-    collector = server = None
-    if address is not None:
-        from derptool.errors import UsageError
-        from derptool.net.check.exporter import CheckCollector, serve
+    collector = exporter = None
+    if address is not None and interval is not None:
+        from derptool.net.check.exporter import CheckCollector, exposition
+        from derptool.net.exporter import Exporter
 
         collector = CheckCollector()
-        try:
-            server = serve(*address, collector)
-        except OSError as err:
-            raise UsageError(f"--listen {listen}: {err.strerror or err}") from None
+        exporter = Exporter(*address, every=interval)
     runs = 0
     try:
         while True:
             started = time.monotonic()
             report = check.run(target, targets, timeout=timeout, ca_file=ca_file, insecure=insecure,
                                warn_days=warn_days, relay=relay, mesh_key=mesh_key)
-            if collector is not None:
+            if collector is not None and exporter is not None:
                 collector.update(report)
+                exporter.publish(exposition(collector))
             for note in report.notes:
                 warn(note)
             typer.echo(to_json(report.to_data()) if fmt is CheckFormat.json else check_text(report))
@@ -150,9 +143,8 @@ def check_command(
                 break
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        if exporter is not None:
+            exporter.close()
     if not report.ok:
         raise typer.Exit(1)
 

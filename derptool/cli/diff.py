@@ -30,7 +30,9 @@ def diff_command(
 ) -> None:
     """Compare two DERP maps: regions and nodes added or removed, changed addresses, ports and flags.
 
-    Exit status: 0 when the maps are the same, 1 when they differ.
+    Exit status: 0 when the maps are the same, 1 when they differ, 3 when 'default' was named and the live
+    map cannot be fetched (an older cached or bundled copy would not answer the question; name 'snapshot'
+    to compare with the bundled copy on purpose).
     Example: 'derptool diff saved-map.json default' (did the public map change since my allow-list?).
     """
     from derptool.derpmap.diff import diff_maps
@@ -39,8 +41,8 @@ def diff_command(
 
     if old == "-" and new == "-":
         raise UsageError("only one of OLD and NEW can be '-' (stdin)")
-    old_map = load_map(old, notice=warn)
-    new_map = load_map(new, notice=warn)
+    old_map = load_map(old, notice=warn, require_live=True)
+    new_map = load_map(new, notice=warn, require_live=True)
     diff = diff_maps(old_map.derp_map, new_map.derp_map)
     if fmt is DiffFormat.json:
         data = {"old": old_map.description, "new": new_map.description, **diff.to_data()}

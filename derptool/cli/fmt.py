@@ -22,15 +22,26 @@ def fmt_command(
     ],
     write: Annotated[bool, typer.Option("--write", "-w", help="Rewrite files in place (atomic, mode kept).")] = False,
     check: Annotated[
-        bool, typer.Option("--check", "-l", help="Write nothing; list files that would change, exit 1 if any.")
+        bool, typer.Option("--check", help="Write nothing; list files that would change, exit 1 if any.")
+    ] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", "-l", help="List files whose formatting differs (as hujsonfmt -l; exit 0).")
     ] = False,
     diff: Annotated[bool, typer.Option("--diff", "-d", help="Print a unified diff instead of the text.")] = False,
+    minify: Annotated[
+        bool, typer.Option("--minify", "-m", help="Minify instead: plain JSON, no whitespace (hujsonfmt -m).")
+    ] = False,
+    standardize: Annotated[
+        bool, typer.Option("--standardize", "-s",
+                           help="Standardize instead: comments and trailing commas become spaces (hujsonfmt -s).")
+    ] = False,
 ) -> None:
     """Format HuJSON (tailnet policy) files the way Tailscale's Go hujson.Format does.
 
-    Prints the formatted text unless --write, --check or --diff is given. Exit 0 on success; with
-    --check, 1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax
-    error without --check.
+    Prints the result unless --write, --check, --list or --diff is given. --minify and --standardize
+    replace formatting with hujsonfmt's -m and -s. Exit 0 on success (--list included); with --check,
+    1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax error
+    without --check.
     """
     from derptool.errors import UsageError
     from derptool.fileio import atomic_write
@@ -39,10 +50,15 @@ def fmt_command(
         raise UsageError("--write cannot be used with stdin ('-')")
     if write and check:
         raise UsageError("--write and --check cannot be used together")
+    if write and list_:
+        raise UsageError("--write and --list cannot be used together")
+    if minify and standardize:
+        raise UsageError("--minify and --standardize cannot be used together")
+    mode = "minimize" if minify else ("standardize" if standardize else "format")
     syntax = changed = 0
     inputs = InputFiles(_expand(files))
     for name, snap in inputs:
-        result = format_document(snap.data, name)
+        result = format_document(snap.data, name, mode)
         if result.error is not None:
             report(result.error)
             syntax += 1
@@ -51,7 +67,7 @@ def fmt_command(
         changed += result.changed
         if diff:
             typer.echo(result.diff(), nl=False)
-        if check:
+        if check or list_:
             if result.changed and not diff:
                 typer.echo(result.name)
         elif write:
@@ -104,11 +120,15 @@ class FormatResult:
         return unified_diff(self.original, self.formatted, f"{self.name}.orig", self.name)
 
 
-def format_document(data: bytes, name: str) -> FormatResult:
-    """Format *data* (HuJSON) as ``hujson.format`` does, never raising for a syntax error."""
+def format_document(data: bytes, name: str, mode: str = "format") -> FormatResult:
+    """Format *data* (HuJSON) as ``hujson.format`` does, never raising for a syntax error.
+
+    *mode* ``"minimize"`` or ``"standardize"`` applies that transformation instead (hujsonfmt -m, -s).
+    """
     from derptool import hujson
 
+    transform = {"format": hujson.format, "minimize": hujson.minimize, "standardize": hujson.standardize}[mode]
     try:
-        return FormatResult(name, data, hujson.format(data))
+        return FormatResult(name, data, transform(data))
     except hujson.HuJSONError as err:
         return FormatResult(name, data, None, err.with_file(name))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -12,13 +10,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, RegionOption, app, handle_errors, load_selected, warn
+from derptool.cli._common import (
+    CaFileOption,
+    MapOption,
+    RegionOption,
+    app,
+    handle_errors,
+    load_selected,
+    parse_duration,
+    warn,
+)
 from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._probe import BindAddressOption, BindPortOption, parse_bind, port_mapping_text
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
-    from http.server import ThreadingHTTPServer
-
     from derptool.net.netcheck import RegionResult, Report
 
 
@@ -27,70 +33,8 @@ class LatencyFormat(StrEnum):
 
     table = "table"
     json = "json"
+    json_line = "json-line"
     prometheus = "prometheus"
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str, option: str) -> float:
-    """Seconds in *text* (``500ms``, ``5s``, ``2m``, ``1h`` or a plain number of seconds); > 0."""
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) * _UNITS[m.group(2)] <= 0:
-        raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) as a (host, port) pair."""
-    from derptool.net.dial import split_host_port
-
-    try:
-        host, port = split_host_port(text)
-    except ValueError:
-        port = None
-    if port is None or not 0 <= port <= 65535:
-        raise UsageError(f"--listen: {text!r} is not ADDR:PORT (example: 127.0.0.1:9427)")
-    return host or "0.0.0.0", port
-
-
-def _metrics_server(host: str, port: int, latest: Callable[[], str | None]) -> ThreadingHTTPServer:
-    """Serve ``latest()`` as Prometheus text on ``/metrics`` in a daemon thread."""
-    import socket
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            text = latest()
-            if self.path.split("?", 1)[0] != "/metrics":
-                self._send(404, "not found; metrics are on /metrics\n")
-            elif text is None:
-                self._send(503, "no measurement yet\n")
-            else:
-                self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
-
-        def _send(self, status: int, body: str, ctype: str = "text/plain; charset=utf-8") -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    try:
-        server = Server((host, port), Handler)
-    except OSError as err:
-        raise UsageError(f"--listen {host}:{port}: {err.strerror or err}") from None
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
 
 
 def _progress() -> Callable[[RegionResult], None] | None:
@@ -124,9 +68,24 @@ ListenOption = Annotated[
         "--listen",
         metavar="ADDR:PORT",
         show_default=False,
-        help="Serve Prometheus text on http://ADDR:PORT/metrics while repeating (every 60s unless --every).",
+        help="Serve Prometheus text on http://ADDR:PORT/metrics (and /healthz) while repeating (every 60s unless "
+        "--every).",
     ),
 ]
+SiteLabelOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--site-label",
+        metavar="NAME=VALUE",
+        show_default=False,
+        help="Add this label to every Prometheus series (repeatable), so one job can scrape many sites.",
+    ),
+]
+SiteOption = Annotated[
+    str | None,
+    typer.Option("--site", metavar="NAME", show_default=False, help='Same as --site-label site=NAME.'),
+]
+_SERIES_LABELS = ("region_id", "region_code", "country", "method")  # the labels of netcheck.prometheus' series
 
 
 @app.command("latency")
@@ -153,60 +112,69 @@ def latency_command(
     ] = None,
     every: EveryOption = None,
     listen: ListenOption = None,
+    site_label: SiteLabelOption = None,
+    site: SiteOption = None,
     count: Annotated[int | None, typer.Option("--count", hidden=True, help="Stop after N rounds.")] = None,
     ca_file: CaFileOption = None,
+    bind_address: BindAddressOption = None,
+    bind_port: BindPortOption = 0,
+    port_mapping: Annotated[
+        bool,
+        typer.Option("--port-mapping/--no-port-mapping",
+                     help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
+                          "(sends to the LAN, so off unless asked for)."),
+    ] = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 
+    With --every, rounds after the first probe only the fastest regions and the home region (a full round
+    at least every 5 minutes), and the home region keeps 5 minutes of history, as tailscale netcheck does.
+    --format json-line prints one timestamped JSON object per line (one per round).
+
     Exit status: 0 when at least one region answered, 1 when none did.
     """
-    from derptool.net.netcheck import measure
+    from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
+    from derptool.net.netcheck.client import Netcheck
     from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
     address = parse_listen(listen) if listen is not None else None
+    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS)
+    if labels and address is None and fmt is not LatencyFormat.prometheus:
+        warn("--site-label and --site label Prometheus series only (--listen, --format prometheus)")
     if count is not None and count < 1:
         raise UsageError("--count must be at least 1")
     if ipv4 is False and ipv6 is False:
         raise UsageError("--no-ipv4 and --no-ipv6 together leave nothing to probe")
     if address is not None and interval is None:
         interval = 60.0
+    bind_ip, ipv4, ipv6 = parse_bind(bind_address, ipv4, ipv6)
 
     loaded, dmap = load_selected(map_spec, region)
+    client = Netcheck(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4, ipv6=ipv6,
+                      ca_file=ca_file, bind_ip=bind_ip, bind_port=bind_port, port_mapping=port_mapping)
 
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
         LatencyFormat.table: latency_table,
         LatencyFormat.json: latency_json,
-        LatencyFormat.prometheus: exposition,
+        LatencyFormat.json_line: latency_json_line,
+        LatencyFormat.prometheus: lambda r: with_labels(exposition(r), labels),
     }
-    metrics: list[str] = []
-    server = _metrics_server(*address, lambda: metrics[-1] if metrics else None) if address else None
+    exporter = Exporter(*address, every=interval) if address else None
     redraw = interval is not None and sys.stdout.isatty() and fmt is LatencyFormat.table
     rounds = 0
-    previous: int | None = None
     try:
         while True:
             started = time.monotonic()
             progress = _progress()
-            report = measure(
-                dmap,
-                map_source=loaded.description,
-                timeout=limit,
-                https=https,
-                ipv4=ipv4,
-                ipv6=ipv6,
-                ca_file=ca_file,
-                progress=progress,
-                previous_preferred=previous,
-            )
-            previous = report.preferred_region
+            report = client.measure(progress)
             if progress is not None:
                 print("\r\x1b[K", end="", file=sys.stderr, flush=True)
             for note in report.notes:
                 warn(note)
-            metrics.append(exposition(report))
-            del metrics[:-1]
+            if exporter is not None:
+                exporter.publish(with_labels(exposition(report), labels))
             text = renderers[fmt](report)
             if redraw:
                 typer.echo("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + text)
@@ -215,14 +183,13 @@ def latency_command(
             rounds += 1
             if interval is None or (count is not None and rounds >= count):
                 break
-            if not redraw and fmt is not LatencyFormat.json:
+            if not redraw and fmt not in (LatencyFormat.json, LatencyFormat.json_line):
                 typer.echo("")
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-    if not report.reachable:
+        if exporter is not None:
+            exporter.close()
+    if not any(r.probed and r.latency_ms is not None for r in report.regions):
         raise typer.Exit(1)
 
 
@@ -252,12 +219,22 @@ def latency_table(report: Report) -> str:
     v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
     out.append(f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
                f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}")
-    out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
-               f"(map: {report.map_source})")
+    out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}"
+               + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else ""))
+    probed = [r for r in report.regions if r.probed]
+    if report.incremental:
+        out.append(f"{len([r for r in probed if r.latency_ms is not None])} of {len(probed)} regions probed "
+                   f"(incremental round: the fastest and the home region) answered in {report.duration_s:.2f} s; "
+                   f"the others show their last measurement (map: {report.map_source})")
+    else:
+        out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
+                   f"(map: {report.map_source})")
     scale = max((r.latency_ms for r in report.reachable if r.latency_ms is not None), default=0.0)
     rows = []
     for r in report.regions:
         note = r.error or ("Avoid: never preferred" if r.avoid else "")
+        if not r.probed and r.measured_at is not None:
+            note = f"not probed this round (measured {time.strftime('%H:%M:%S', time.localtime(r.measured_at))})"
         rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
                      _ms(r.latency_ms), r.method or "-", r.node or "-",
                      " ".join(x for x in (_bar(r.latency_ms, scale), note) if x)])
@@ -289,3 +266,12 @@ def _home_note(report: Report) -> str | None:
 def latency_json(report: Report) -> str:
     """The latency report as the JSON object of the DESIGN.md contract."""
     return to_json(report.to_data())
+
+
+def latency_json_line(report: Report) -> str:
+    """The JSON object of ``--format json`` on one line (its ``time`` key says when the round started)."""
+    import json
+
+    return json.dumps(report.to_data(), separators=(",", ":"), ensure_ascii=False)
+
+

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
+from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, timeout_option, warn
 from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._probe import BindAddressOption, BindPortOption, parse_bind, port_mapping_text
 
 if TYPE_CHECKING:
     from derptool.net.nat import NatReport
@@ -27,10 +28,15 @@ def nat_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
     fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", "-t", metavar="SECONDS", help="Seconds to wait for STUN answers.", min=0.1, max=60),
-    ] = 3.0,
+    timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", high=60)] = 3.0,
+    bind_address: BindAddressOption = None,
+    bind_port: BindPortOption = 0,
+    port_mapping: Annotated[
+        bool,
+        typer.Option("--port-mapping/--no-port-mapping",
+                     help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
+                          "(sends to the LAN, so off unless asked for)."),
+    ] = False,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
 
@@ -41,8 +47,10 @@ def nat_command(
     """
     from derptool.net import natprobe
 
+    bind_ip, _, _ = parse_bind(bind_address, None, None)
     loaded, dmap = load_selected(map_spec, region)
-    report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout)
+    report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout,
+                          bind_ip=bind_ip, bind_port=bind_port, port_mapping=port_mapping)
     for note in report.notes:
         warn(note)
     typer.echo(to_json(report.to_data()) if fmt is NatFormat.json else nat_text(report))
@@ -67,7 +75,10 @@ def nat_text(report: NatReport) -> str:
         ("Local address", str(r.local) if r.local else "-"),
         ("Public address", ", ".join(str(m) for m in r.mapped) or "-"),
         ("Port preserved", yes_no(r.port_preserved)),
+        ("PortMapping", port_mapping_text(report.port_mapping)),
     ]
+    if report.captive_portal is not None:
+        summary.append(("CaptivePortal", yes_no(report.captive_portal)))
     for family, other in ((4, report.ipv4), (6, report.ipv6)):
         if other is not None and r.family != family:
             seen = ", ".join(str(m) for m in other.mapped) or "no answer"

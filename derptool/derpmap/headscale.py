@@ -2,35 +2,120 @@
 
 headscale reads tailcfg's field names in lower case and region IDs as integer keys. Reading takes every
 scalar as a string (YAML 1.1's ``yes``/``no`` are not guessed) and gives each field the JSON type tailcfg
-declares for it, so the result decodes like a DERP map JSON.
+declares for it, so the result decodes like a DERP map JSON. Anchors and aliases are refused (a DERP map
+needs none, and a few KB of nested aliases expand to gigabytes); so are snake_case spellings of field names
+(``region_id``), which headscale would silently ignore.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from derptool.derpmap.model import DERPMap, DERPNode, DERPRegion
-from derptool.errors import InputError
+from derptool.errors import InputError, LimitError, MapError
 
 
 def load_yaml(data: bytes, name: str) -> Any:
     """headscale DERP YAML from *data* as JSON-typed data (see the module docstring)."""
-    return _coerce_yaml_map(_load_yaml(data, name))
+    doc = _load_yaml(data, name)
+    _refuse_deep(doc, name)
+    _refuse_snake_case(doc, data, name)
+    return _coerce_yaml_map(doc)
+
+
+class _AliasRefused(Exception):
+    def __init__(self, what: str, line: int, column: int) -> None:
+        super().__init__(what)
+        self.what, self.line, self.column = what, line, column
+
+
+@cache
+def _loader() -> type:
+    """PyYAML's all-strings loader, refusing anchors and aliases before anything is expanded."""
+    import yaml
+
+    class NoAliasLoader(yaml.BaseLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+                mark = event.start_mark
+                raise _AliasRefused(f"{kind} {'*' if kind == 'alias' else '&'}{anchor}", mark.line + 1,
+                                    mark.column + 1)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def _load_yaml(data: bytes, name: str) -> Any:
     import yaml
 
     try:
-        return yaml.load(data, Loader=yaml.BaseLoader)
+        return yaml.load(data, Loader=_loader())
+    except _AliasRefused as err:
+        raise LimitError(f"YAML {err.what}: derptool reads no anchors or aliases (a DERP map needs none); "
+                         "write the values out", file=name, line=err.line, column=err.column) from None
+    except RecursionError:
+        raise LimitError(f"{name}: YAML nested too deeply to read (the limit is 10000 levels)") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
         raise InputError(f"{where}: invalid YAML: {err.problem}") from None
     except yaml.YAMLError as err:
         raise InputError(f"{name}: invalid YAML: {err}") from None
+
+
+def _refuse_deep(doc: Any, name: str) -> None:
+    """Block-style YAML nests without brackets, so the depth limit is checked on what was read (iteratively)."""
+    from derptool.fileio import MAX_DEPTH
+
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LimitError(f"{name}: YAML nested deeper than the {MAX_DEPTH} levels derptool reads")
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _refuse_snake_case(doc: Any, data: bytes, name: str) -> None:
+    """headscale reads ``regionid``, not ``region_id``: name such a key, which headscale would ignore."""
+    if not isinstance(doc, Mapping):
+        return
+    known = {k.replace("_", ""): k for k in (*_field_kinds(DERPRegion), *_field_kinds(DERPNode), "nodes",
+                                             "regions", "omitdefaultregions", "homeparams", "regionscore")}
+    for key in _keys(doc):
+        text = str(key)
+        if "_" in text and text.replace("_", "").lower() in known:
+            right = text.replace("_", "").lower()
+            m = re.search(rb"(?m)^[ \t-]*" + re.escape(text.encode()) + rb"\s*:", data)
+            line = data.count(b"\n", 0, m.start()) + 1 if m else None
+            col = (m.start() - (data.rfind(b"\n", 0, m.start()) + 1) + len(m.group()) - len(m.group().lstrip(b" \t-"))
+                   + 1) if m else None
+            raise MapError(f"key {text!r} is not one headscale reads (it would be ignored): write {right!r}",
+                           file=name, line=line, column=col)
+
+
+def _keys(value: Any, depth: int = 0) -> list[Any]:
+    """Every mapping key in *value*, to four levels (regions, region, nodes, node)."""
+    if depth > 4:
+        return []
+    out: list[Any] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            out.append(k)
+            out.extend(_keys(v, depth + 1))
+    elif isinstance(value, list):
+        for v in value:
+            out.extend(_keys(v, depth + 1))
+    return out
 
 
 _TRUE = {"true", "yes", "on"}

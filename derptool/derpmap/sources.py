@@ -13,7 +13,13 @@ a path, ``-`` (stdin), or an ``http(s)://`` URL
     DERP YAML. A map that holds ``null`` regions or ``OmitDefaultRegions`` is an overlay and is merged over
     the default map too; any other map is taken whole.
 
-Environment: ``DERPTOOL_DEFAULT_MAP_URL`` replaces the live URL, ``DERPTOOL_CACHE_DIR`` the cache directory.
+Environment: ``DERPTOOL_DEFAULT_MAP_URL`` replaces the live URL, ``DERPTOOL_CACHE_DIR`` the cache directory
+(default: the platform's user cache directory, ``platformdirs.user_cache_dir("derptool")``).
+
+A cache that cannot be used (unreadable, bad meta data, an ETag that is not an HTTP header value, a map that
+does not parse) is ignored with one notice, and the fallback chain goes on. Every input is held to the limits
+of :mod:`derptool.fileio` (size, nesting depth, number length); text in UTF-16/32 or with a byte-order mark is
+decoded.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from derptool.derpmap import DERPMap, merge, parse_derpmap
-from derptool.errors import DerptoolError, InputError, MapError, NetworkError
+from derptool.errors import DerptoolError, InputError, LimitError, MapError, NetworkError
 
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
 MAX_MAP_BYTES = 4 * 1024 * 1024
@@ -89,12 +94,15 @@ def _age(then: dt.datetime | dt.date) -> str:
 
 
 def cache_dir() -> Path:
-    """Where the live map is cached (``DERPTOOL_CACHE_DIR``, else the XDG cache directory)."""
+    """Where the live map is cached: ``DERPTOOL_CACHE_DIR``, else the platform's user cache directory
+    (``~/.cache/derptool`` or ``$XDG_CACHE_HOME/derptool`` on Linux, ``~/Library/Caches/derptool`` on macOS,
+    ``%LOCALAPPDATA%\\derptool\\Cache`` on Windows)."""
     env = os.environ.get("DERPTOOL_CACHE_DIR")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "derptool"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("derptool", appauthor=False))
 
 
 def default_map_url() -> str:
@@ -114,22 +122,67 @@ def _cache_paths() -> tuple[Path, Path]:
     return d / "derpmap-default.json", d / "derpmap-default.meta.json"
 
 
-def _read_cache(url: str) -> _Cached | None:
+_CACHE_META_MAX = 64 * 1024
+
+
+def valid_etag(value: object) -> str | None:
+    """*value* when it can be sent back as ``If-None-Match`` (visible ASCII, at most 1 KB), else None."""
+    if isinstance(value, str) and 0 < len(value) <= 1024 and all(" " <= c <= "~" for c in value):
+        return value
+    return None
+
+
+def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
+    """The cached copy of *url*, or None (with one notice when a cache exists but cannot be used)."""
     body_path, meta_path = _cache_paths()
+    if not meta_path.exists() and not body_path.exists():
+        return None
     try:
-        meta = json.loads(meta_path.read_text("utf-8"))
+        meta = _load_cache_meta(meta_path)
         if meta.get("url") != url:
             return None
-        return _Cached(body_path.read_bytes(), meta.get("etag"), dt.datetime.fromisoformat(meta["fetched"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        raw_etag = meta.get("etag")
+        etag = valid_etag(raw_etag)
+        if raw_etag is not None and etag is None:
+            raise ValueError(f"its ETag {raw_etag!r} is not a valid HTTP header value")
+        fetched_text = meta.get("fetched")
+        if not isinstance(fetched_text, str):
+            raise ValueError("its fetch time is missing")
+        fetched = dt.datetime.fromisoformat(fetched_text)
+        if fetched.tzinfo is None:
+            raise ValueError(f"its fetch time {fetched_text!r} has no time zone")
+        from derptool.fileio import read_file
+
+        data = read_file(body_path, limit=MAX_MAP_BYTES, raw=True).data
+    except (OSError, ValueError, DerptoolError) as err:
+        reason = err.message if isinstance(err, DerptoolError) else str(err)
+        _notify(notice, f"ignoring the cached DERP map in {body_path.parent}: {reason}")
         return None
+    return _Cached(data, etag, fetched)
+
+
+def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
+    try:
+        with open(meta_path, "rb") as fh:
+            raw = fh.read(_CACHE_META_MAX + 1)
+    except FileNotFoundError:
+        raise ValueError("its meta data file is missing") from None
+    if len(raw) > _CACHE_META_MAX:
+        raise ValueError("its meta data file is too large")
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("its meta data file is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError("its meta data file is not a JSON object")
+    return meta
 
 
 def _write_cache(url: str, data: bytes, etag: str | None) -> None:
     from derptool.fileio import atomic_write
 
     body_path, meta_path = _cache_paths()
-    meta = {"url": url, "etag": etag, "fetched": dt.datetime.now(dt.UTC).isoformat()}
+    meta = {"url": url, "etag": valid_etag(etag), "fetched": dt.datetime.now(dt.UTC).isoformat()}
     try:
         body_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(body_path, data)
@@ -148,8 +201,8 @@ def fetch_url(url: str, *, etag: str | None = None) -> tuple[int, bytes, str | N
     from derptool import __version__
 
     headers = {"User-Agent": f"derptool/{__version__}", "Accept": "application/json"}
-    if etag:
-        headers["If-None-Match"] = etag
+    if valid_etag(etag):
+        headers["If-None-Match"] = str(etag)
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
 
     def get() -> tuple[int, bytes, str | None]:
@@ -208,10 +261,14 @@ def _with_deadline(fn: Callable[[], tuple[int, bytes, str | None]], seconds: flo
     return result[0]
 
 
-def load_default(*, notice: Notice | None = None) -> LoadedMap:
-    """The live map, else the cached copy, else the bundled snapshot (with a notice saying which and why)."""
+def load_default(*, notice: Notice | None = None, require_live: bool = False) -> LoadedMap:
+    """The live map, else the cached copy, else the bundled snapshot (with a notice saying which and why).
+
+    With *require_live*, a failure to fetch the live map raises :class:`NetworkError` (exit 3) instead of
+    falling back: for callers whose answer is wrong with an old map (``derptool diff saved.json default``).
+    """
     url = default_map_url()
-    cached = _read_cache(url)
+    cached = _read_cache(url, notice)
     try:
         status, body, etag = fetch_url(url, etag=cached.etag if cached else None)
         if status == 304 and cached is not None:
@@ -223,11 +280,14 @@ def load_default(*, notice: Notice | None = None) -> LoadedMap:
         return LoadedMap(dmap, f"live map from {url}", "live")
     except DerptoolError as err:
         reason = err.message
+    if require_live:
+        raise NetworkError(f"cannot fetch the live DERP map ({reason}); an older copy would not answer the "
+                           "question: compare with 'snapshot' or a saved file to work offline")
     if cached is not None:
         try:
             dmap = parse_derpmap(_decode_json(cached.data, "cached map"), source="cached map")
-        except DerptoolError:
-            pass
+        except DerptoolError as err:
+            _notify(notice, f"ignoring the cached DERP map in {cache_dir()}: {err}")
         else:
             desc = f"cached map of {cached.fetched.date().isoformat()} ({_age(cached.fetched)})"
             _notify(notice, f"cannot fetch the live DERP map ({reason}); using the {desc}")
@@ -247,10 +307,18 @@ def _notify(notice: Notice | None, message: str) -> None:
 
 
 def _decode_json(data: bytes, name: str) -> Any:
+    from derptool.fileio import check_document_limits, room_for_depth, to_utf8
+
+    data = to_utf8(data)
+    check_document_limits(data, name)
     try:
-        return json.loads(data)
+        with room_for_depth():
+            return json.loads(data)
+    except RecursionError:
+        raise LimitError(f"{name}: nested too deeply to decode") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise MapError(f"{name}: not valid JSON: {err}") from None
+
 
 
 def _looks_like_json(text: bytes) -> bool:
@@ -262,8 +330,26 @@ def decode_document(data: bytes, name: str) -> Any:
     """Decode a file's bytes as HuJSON (JSON with comments), or as headscale YAML when it does not look like JSON.
 
     Plain JSON (the common case for DERP maps) is decoded by the standard library without importing the
-    HuJSON parser.
+    HuJSON parser. UTF-16/32 text and byte-order marks are decoded first; documents past the limits of
+    :mod:`derptool.fileio` (size, nesting depth, number length) raise :class:`LimitError`.
     """
+    from derptool.fileio import MAX_FILE_BYTES, check_document_limits, room_for_depth, to_utf8
+
+    if len(data) > MAX_FILE_BYTES:
+        raise LimitError(f"{name}: larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB derptool reads")
+    try:
+        data = to_utf8(data)
+    except InputError as err:
+        raise InputError(f"{name}: {err.message}") from None
+    check_document_limits(data, name)
+    try:
+        with room_for_depth():
+            return _decode_checked(data, name)
+    except RecursionError:
+        raise LimitError(f"{name}: nested too deeply to decode") from None
+
+
+def _decode_checked(data: bytes, name: str) -> Any:
     if _looks_like_json(data):
         try:
             return json.loads(data, parse_constant=_reject_constant)
@@ -323,11 +409,11 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
     return LoadedMap(dmap, name, kind)
 
 
-def load_map(spec: str = "default", *, notice: Notice | None = None) -> LoadedMap:
+def load_map(spec: str = "default", *, notice: Notice | None = None, require_live: bool = False) -> LoadedMap:
     """Load the map *spec* names (see the module docstring).
 
     Raises :class:`InputError` (exit 2) for unreadable or invalid input and :class:`NetworkError` (exit 3)
-    when a URL cannot be fetched.
+    when a URL cannot be fetched, or (*require_live*) when ``default`` cannot be had live.
     """
     spec = spec.strip() or "default"
     lowered = spec.lower()
@@ -336,15 +422,15 @@ def load_map(spec: str = "default", *, notice: Notice | None = None) -> LoadedMa
         return load_default(notice=notice)
 
     if lowered == "default":
-        return load_default(notice=notice)
+        return load_default(notice=notice, require_live=require_live)
     if lowered == "snapshot":
         return load_snapshot()
     if lowered.startswith(("http://", "https://")):
         _, body, _ = fetch_url(spec)
         return map_from_bytes(body, spec, "url", base=base)
-    if spec == "-":
-        return map_from_bytes(sys.stdin.buffer.read(), "<stdin>", "stdin", base=base)
     from derptool.fileio import read_file
 
-    snap = read_file(spec)
+    if spec == "-":
+        return map_from_bytes(read_file("-", raw=True).data, "<stdin>", "stdin", base=base)
+    snap = read_file(spec, raw=True)
     return map_from_bytes(snap.data, spec, "file", base=base)

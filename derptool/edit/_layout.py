@@ -87,18 +87,6 @@ def is_expanded(comp: Any) -> bool:
     return any(b"\n" in b for b in befores) or b"\n" in comp.after_extra
 
 
-def expanded_composites(root: Value, pointers: set[str]) -> set[str]:
-    """The pointers among *pointers* of composites laid out one member per line."""
-    from derptool.hujson import Array, Object, find
-
-    out = set()
-    for ptr in pointers:
-        node = find(root, ptr)
-        if node is not None and isinstance(node.value, Object | Array) and is_expanded(node.value):
-            out.add(ptr)
-    return out
-
-
 def _spans_lines(v: Value) -> bool:
     """Does anything inside *v* (not the closing extra of *v* itself) hold a newline? A member whose value does
     is not aligned by format. A value still held raw counts by its bytes (in a formatted file the same)."""
@@ -116,12 +104,13 @@ def _spans_lines(v: Value) -> bool:
             return True
         if isinstance(t, Object):
             for m in t.members:
-                if b"\n" in m.name.before_extra + m.name.after_extra + m.value.before_extra + m.value.after_extra:
+                if b"\n" in m.name.before_extra + (m.name.after_extra or b"") + m.value.before_extra + (
+                        m.value.after_extra or b""):
                     return True
                 stack.append((m.value.value, False))
         else:
             for e in t.elements:
-                if b"\n" in e.before_extra + e.after_extra:
+                if b"\n" in e.before_extra + (e.after_extra or b""):
                     return True
                 stack.append((e.value, False))
     return False
@@ -149,14 +138,14 @@ def aligned_befores(obj: Object) -> list[bytes]:
         base = before if b"\n" in before else b" " + before.lstrip(b" ")
         out.append(base)
         one_line = b"\n" in m.name.before_extra and not (
-            b"\n" in m.name.after_extra + before + m.value.after_extra or _spans_lines(m.value))
+            b"\n" in (m.name.after_extra or b"") + before + (m.value.after_extra or b"") or _spans_lines(m.value))
         if not one_line:
             close()
             continue
         if m.name.before_extra.count(b"\n") > 1:
             close()
         assert isinstance(m.name.value, Literal)
-        widths[i] = len(m.name.value.raw) + len(m.name.after_extra) + 1 + len(base)
+        widths[i] = len(m.name.value.raw) + len(m.name.after_extra or b"") + 1 + len(base)
         block.append(i)
     close()
     return out
@@ -164,30 +153,39 @@ def aligned_befores(obj: Object) -> list[bytes]:
 
 @dataclass
 class Tidy:
-    """Which touched composites were in ``hujson.format`` layout before the edit (by JSON Pointer)."""
+    """The layout of the composites an edit touches, read before the edit (by JSON Pointer)."""
 
     aligned: set[str] = field(default_factory=set)
     """Objects whose values were padded exactly as format pads them."""
     inline: set[str] = field(default_factory=set)
     """One-line composites that format left as they were."""
+    expanded: set[str] = field(default_factory=set)
+    """Composites laid out one member per line."""
+    trailing_comma: set[str] = field(default_factory=set)
+    """Composites that ended with a trailing comma."""
+    closing: dict[str, bytes] = field(default_factory=dict)
+    """The extra before each composite's closing bracket."""
 
-    @classmethod
-    def read(cls, root: Value, pointers: set[str]) -> Tidy:
+    def note(self, root: Value, pointers: set[str]) -> None:
+        """Read the composites at *pointers* (parsed ones; those still held raw are not edited inside)."""
         from derptool.hujson import Array, Object, Value, find
 
-        tidy = cls()
         for ptr in pointers:
             node = find(root, ptr)
             if node is None or raw(node) is not None or not isinstance(node.value, Object | Array):
                 continue
             comp = node.value
+            self.closing[ptr] = comp.after_extra
+            if comp.trailing_comma:
+                self.trailing_comma.add(ptr)
             if isinstance(comp, Object) and [m.value.before_extra for m in comp.members] == aligned_befores(comp):
-                tidy.aligned.add(ptr)
-            if not is_expanded(comp):
+                self.aligned.add(ptr)
+            if is_expanded(comp):
+                self.expanded.add(ptr)
+            else:
                 text = Value(comp).pack()
                 if b"\n" not in text and _format_keeps(text):
-                    tidy.inline.add(ptr)
-        return tidy
+                    self.inline.add(ptr)
 
 
 def _format_keeps(text: bytes) -> bool:
@@ -238,12 +236,12 @@ def align(root: Value, pointers: set[str], tidy: Tidy) -> None:
             m.value.before_extra = before
 
 
-def newline_before_members(root: Value, pointers: set[str], was_expanded: set[str]) -> None:
-    """An expanded composite keeps one member per line (and its closing bracket on a line of its own) after an
-    edit removed the member before another; one left empty is written ``{}``/``[]``."""
+def keep_lines(root: Value, pointers: set[str], before: Tidy) -> None:
+    """An expanded composite keeps one member per line, and its closing bracket on a line of its own where it
+    was, after an edit removed members; one left empty is written ``{}``/``[]``."""
     from derptool.hujson import Array, Object, find
 
-    for ptr in pointers & was_expanded:
+    for ptr in pointers & before.expanded:
         node = find(root, ptr)
         if node is None or not isinstance(node.value, Object | Array):
             continue
@@ -256,6 +254,10 @@ def newline_before_members(root: Value, pointers: set[str], was_expanded: set[st
             comp.after_extra = b""  # emptied: {} as format writes it
         elif holders and b"\n" not in comp.after_extra:
             comp.after_extra = b"\n" + comp.after_extra
+        was = before.closing.get(ptr, b"").rpartition(b"\n")
+        head, nl, indent = comp.after_extra.rpartition(b"\n")
+        if holders and nl and was[1] and not indent.strip(b" \t") and indent != was[2]:
+            comp.after_extra = head + nl + was[2]  # the bracket's own indentation, not a removed member's
 
 
 _LINE = re.compile(rb"^[ \t]*(//.*|/\*.*)$")
@@ -286,19 +288,6 @@ def _split_same_line(extra: bytes) -> tuple[bytes, bytes]:
     if first.strip(b" \t"):
         return first.rstrip(b" \t") + b"\n", b""
     return b"", b""
-
-
-def closing_extras(root: Value, new: list[New]) -> dict[str, bytes]:
-    """The extra before the closing bracket of each parent that gains members, read before the patch."""
-    from derptool.hujson import Array, Object, find
-
-    out = {}
-    for n in new:
-        ptr = pointer(n.parent)
-        node = find(root, ptr)
-        if node is not None and isinstance(node.value, Object | Array):
-            out[ptr] = node.value.after_extra
-    return out
 
 
 def lay_out_new(root: Value, new: list[New], unit: bytes, inline: set[str], closing: dict[str, bytes]) -> None:

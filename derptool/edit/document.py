@@ -46,12 +46,9 @@ from derptool.edit._layout import (
     New,
     Tidy,
     align,
-    closing_extras,
-    expanded_composites,
     formatted_value,
-    is_expanded,
+    keep_lines,
     lay_out_new,
-    newline_before_members,
     reflow,
     would_expand,
 )
@@ -149,8 +146,15 @@ class Document:
         """The file's indentation unit (a tab or N spaces), read from the top-level members."""
         self._ops: list[str] = []
         self._new: list[New] = []
-        self._parents: list[Path] = []
+        self._paths: list[Path] = []
         """The parent of every edited member: the composites on the way to them are laid out again."""
+        self._parents: set[str] = set()
+        """Pointers of the objects and arrays the queued edits change."""
+        self._replaced = 0
+        """How many values were replaced in place (not through the patch)."""
+        self._before = Tidy()
+        """The layout of the composites on the way to the edits, read before the first edit touched them."""
+        self._read: set[str] = set()
         self._finished = False
 
     @classmethod
@@ -222,15 +226,21 @@ class Document:
         """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
         of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
         member, *trail* a comment after it on its line (texts without ``//``)."""
-        from derptool.hujson import find
+        from derptool.hujson import find, parse
 
         if self._finished:
             raise RuntimeError("the document is finished")
         path = tuple(path)
-        self._materialize(path[:-1])
-        self._parents.append(path[:-1])
+        self._note(path[:-1])
         if "\n" in value or (value[:1] in "{[" and would_expand(value.encode())):
             value = formatted_value(value.encode(), self.indent.encode(), len(path)).decode()
+        existing = None if path[-1] == "-" else find(self._root, pointer(path))
+        if existing is not None:
+            # Replace the value in place: the comments and spacing around it stay the member's own (a patch
+            # "add" would replace them with the new value's).
+            existing.value = parse(value.encode()).value
+            self._replaced += 1
+            return
         parts = [f'{{"op": "add", "path": {json.dumps(pointer(path), ensure_ascii=False)},']
         parts += [f"// {c}" for c in lead]
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
@@ -244,9 +254,18 @@ class Document:
         """Remove the member at *path*, with the comments it owns."""
         if self._finished:
             raise RuntimeError("the document is finished")
-        self._materialize(tuple(path)[:-1])
-        self._parents.append(tuple(path)[:-1])
+        self._note(tuple(path)[:-1])
         self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
+
+    def _note(self, parent: Path) -> None:
+        """Before an edit under *parent*: parse the members on the way and read the layout of the composites
+        there, as it was before any edit (the layout steps of :meth:`finish` compare with it)."""
+        self._materialize(parent)
+        self._paths.append(parent)
+        self._parents.add(pointer(parent))
+        fresh = {pointer(parent[:depth]) for depth in range(len(parent) + 1)} - self._read
+        self._before.note(self._root, fresh)
+        self._read |= fresh
 
     def object_text(self, members: Sequence[tuple[str, str, str | None]], depth: int,
                     lead: dict[str, list[str]] | None = None) -> str:
@@ -270,23 +289,27 @@ class Document:
 
         self._finished = True
         kept = list(notes)
-        if not self._ops:
+        if not self._ops and not self._replaced:
             return ApplyResult(self._src, False, unchanged, kept)
-        inline = self._inline_parents()
-        paths = list(dict.fromkeys(self._parents))
-        touched = {pointer(p[:depth]) for p in paths for depth in range(len(p) + 1)}
-        tidy = Tidy.read(self._root, touched)
-        expanded = expanded_composites(self._root, touched)
-        closing = closing_extras(self._root, self._new)
+        before = self._before
+        inline = {pointer(n.parent[:depth]) for n in self._new for depth in range(len(n.parent) + 1)} - before.expanded
+        paths = list(dict.fromkeys(self._paths))
         try:
-            hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
+            if self._ops:
+                hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
         except hujson.HuJSONError as err:  # pragma: no cover - the ops are built from the file itself
             raise ApplyError(f"{self.file}: cannot patch the file: {err}") from None
+        for ptr in self._parents & before.trailing_comma:  # Go's patch drops a trailing comma where it appends
+            target = hujson.find(self._root, ptr)
+            comp = None if target is None else target.value
+            if isinstance(comp, hujson.Object | hujson.Array) and (
+                    comp.members if isinstance(comp, hujson.Object) else comp.elements):
+                comp.trailing_comma = True
         unit = self.indent.encode()
-        newline_before_members(self._root, touched, expanded)
-        lay_out_new(self._root, self._new, unit, inline, closing)
-        reflow(self._root, paths, tidy, unit)
-        align(self._root, touched, tidy)
+        keep_lines(self._root, self._read, before)
+        lay_out_new(self._root, self._new, unit, inline, before.closing)
+        reflow(self._root, paths, before, unit)
+        align(self._root, self._read, before)
         out = self._root.pack()
         hujson.standardize(out)  # the result must parse; a failure here is a bug, not the user's
         if self._crlf:
@@ -294,19 +317,6 @@ class Document:
         if out == self._src:
             return ApplyResult(self._src, False, unchanged, kept)
         return ApplyResult(out, True, summary, kept)
-
-    def _inline_parents(self) -> set[str]:
-        """Pointers of the composites, on the way to each added member, that are on one line now."""
-        from derptool.hujson import find
-
-        inline = set()
-        for n in self._new:
-            for depth in range(len(n.parent) + 1):
-                ptr = pointer(n.parent[:depth])
-                before = find(self._root, ptr)
-                if before is not None and not is_expanded(before.value):
-                    inline.add(ptr)
-        return inline
 
 
 # -- opening: the top-level members, each value kept as raw bytes until an edit needs its tree --------------

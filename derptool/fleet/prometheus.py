@@ -15,10 +15,10 @@ from typing import Any
 
 from derptool.errors import InputError, NetworkError, UsageError
 from derptool.fleet.reports import SiteReport
+from derptool.net.exporter import check_label_name
 
 METRIC = "derptool_region_latency_seconds"
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
-_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_window(window: str) -> str:
@@ -31,9 +31,7 @@ def check_window(window: str) -> str:
 
 def check_label(label: str) -> str:
     """*label* if it is a valid Prometheus label name."""
-    if not _LABEL.match(label) or label.startswith("__"):
-        raise UsageError(f"--site-label: {label!r} is not a label name (letters, digits, _; example: instance)")
-    return label
+    return check_label_name(label, "--site-label", example="instance")
 
 
 def check_quantile(quantile: float) -> float:

@@ -6,7 +6,7 @@ Text API (bytes in and out; ``str`` input is encoded as UTF-8)::
     standardize(src) -> bytes    # comments/trailing commas become spaces, positions unchanged
     minimize(src) -> bytes       # plain JSON, no whitespace
     format(src) -> bytes         # byte-identical to Go's hujson.Format
-    patch(src, patch) -> bytes   # RFC 6902, comments kept; all or nothing
+    patch(src, patch) -> bytes   # RFC 6902, comments moved as Go does; all or nothing
     loads(src) -> Any            # plain Python data, exact integers
     find(src_or_value, pointer) -> Value | None
 
@@ -23,21 +23,25 @@ Positions for tools that report problems (e.g. policy validation): every :class:
 :func:`position` turns an offset into ``(line, column)``. ``find(value, pointer)`` gives the value at a
 JSON Pointer, :func:`find_name` the member-name ``Value`` (to point at a key), and ``Value.walk()``
 yields ``(pointer, value, name_value_or_None)`` for every value in the tree. ``Value.all()`` walks
-every value (member names included). A trailing comma is ``Object/Array.trailing_comma`` (Go encodes it
-as a non-nil last ``AfterExtra``). Walks, pack, clone and format are iterative; only the dataclass
-``==``/``repr`` of a tree recurse.
+every value (member names included). As in Go, a value's ``after_extra`` is ``None`` (Go's nil) or
+bytes, and a composite has a trailing comma exactly when its last value's ``after_extra`` is not
+``None``; ``Object/Array.trailing_comma`` reads and sets that. Walks, pack, clone and format are
+iterative: nesting depth is limited by memory only.
 
-Departures from Go, on purpose:
+Every output is byte-identical to Tailscale's Go library (the pinned module; checked by
+tests/test_hujson_go.py against the Go code itself): parse errors (message, line, column, offset),
+``standardize``, ``minimize``, ``format`` and ``patch``, quirks included. Departures, on purpose:
 
 - Byte functions raise :class:`HuJSONError` instead of returning the input together with an error.
-- ``patch`` is all or nothing: the patch is checked whole, applied to a copy, and any failing operation
-  raises with nothing returned (Go's ``Value.Patch`` leaves earlier operations applied). Texts for
-  errors the reference does not spell out are ours: ``cannot move root value``, ``cannot copy root
-  value``, ``cannot replace root value``. The whitespace around comments that patch moves follows the
-  reference's ownership rules; where it is silent we keep lines intact (never leave a ``//`` comment
-  without its newline) and avoid doubled blank lines.
-- ``format`` follows every rule and quirk the reference lists; where it is silent (a ``//`` comment
-  between a name and its colon inside an inline composite) extras sit one level below the members.
+- ``patch`` and ``patch_value`` are all or nothing (Go's ``Value.Patch`` leaves the operations before a
+  failing one applied); the error is Go's. A patch may also be a list of operation dicts, which is
+  written as compact JSON text first.
+- ``Value.clone()`` is an exact copy; Go's ``Clone`` turns an empty after-extra into nil, which drops
+  a bare trailing comma. Patch's ``copy`` does what Go does.
+- ``parse`` checks the whole text at once but builds the tree on first use (``pack()`` of an
+  untouched value returns the text); ``patch`` builds only the levels its paths walk through.
+- Characters in error messages are named with Python's Unicode tables (Go: ``unicode.IsPrint``); the
+  two differ only for characters newer than Python's ``unicodedata``.
 - ``loads`` has no Go counterpart: exact ints, floats, duplicate names last wins, invalid UTF-8 and
   lone surrogate escapes become U+FFFD.
 """
@@ -48,7 +52,7 @@ from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.decode import loads
 from derptool.hujson.errors import HuJSONError, position
 from derptool.hujson.format import format, format_value
-from derptool.hujson.parse import parse
+from derptool.hujson.lazy import parse
 from derptool.hujson.patch import patch, patch_value
 from derptool.hujson.pointer import find, find_name
 from derptool.hujson.standard import (

@@ -3,19 +3,20 @@
 A :class:`Value` holds ``before_extra`` (whitespace and comments before it), the trimmed value (a
 :class:`Literal`, :class:`Object` or :class:`Array`) and ``after_extra``. Packing writes everything back,
 so ``parse(b).pack() == b``. Walks are iterative: nesting depth is limited by memory only.
+
+As in Go, ``after_extra`` is ``None`` (Go's nil) or bytes, and a composite has a trailing comma exactly
+when its last value's ``after_extra`` is not ``None`` (possibly ``b""``). :attr:`Object.trailing_comma`
+reads and sets that, as Go's ``setTrailingComma`` does.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_WS = frozenset(b" \t\r\n")
+from derptool.hujson.gotext import decode_string, encode_string
 
 
 @dataclass(slots=True)
@@ -42,8 +43,7 @@ class Literal:
     @classmethod
     def string(cls, s: str) -> Literal:
         """A string literal escaped as Go's ``hujson.String`` does (RFC 8785 style, non-ASCII raw)."""
-        s = _SURROGATE.sub("\ufffd", s)
-        return cls(json.dumps(s, ensure_ascii=False).encode())
+        return cls(encode_string(s))
 
     @classmethod
     def from_python(cls, v: bool | int | float | str | None) -> Literal:
@@ -55,11 +55,16 @@ class Literal:
         return cls(json.dumps(v).encode())
 
 
-def decode_string(raw: bytes) -> str:
-    """Decode a string literal's raw bytes the way Go's encoding/json does."""
-    s = json.loads(raw.decode("utf-8", "replace"))
-    assert isinstance(s, str)
-    return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
+def _set_trailing_comma(comp: Object | Array, last: Value | None, on: bool) -> None:
+    """Go's ``setTrailingComma``: turning it off moves the last value's after-extra before the bracket."""
+    if last is None:
+        return
+    if on:
+        if last.after_extra is None:
+            last.after_extra = b""
+    elif last.after_extra is not None:
+        comp.after_extra = last.after_extra + comp.after_extra
+        last.after_extra = None
 
 
 @dataclass(slots=True)
@@ -76,11 +81,23 @@ class Object:
 
     members: list[ObjectMember] = field(default_factory=list)
     after_extra: bytes = b""
-    trailing_comma: bool = False
 
     @property
     def kind(self) -> str:
         return "{"
+
+    @property
+    def trailing_comma(self) -> bool:
+        """True when a comma follows the last member (Go: its value's after-extra is not nil)."""
+        return bool(self.members) and self.members[-1].value.after_extra is not None
+
+    @trailing_comma.setter
+    def trailing_comma(self, on: bool) -> None:
+        _set_trailing_comma(self, self.members[-1].value if self.members else None, on)
+
+    def items(self) -> list[Value]:
+        """The member values (not the names)."""
+        return [m.value for m in self.members]
 
 
 @dataclass(slots=True)
@@ -89,11 +106,23 @@ class Array:
 
     elements: list[Value] = field(default_factory=list)
     after_extra: bytes = b""
-    trailing_comma: bool = False
 
     @property
     def kind(self) -> str:
         return "["
+
+    @property
+    def trailing_comma(self) -> bool:
+        """True when a comma follows the last element (Go: its after-extra is not nil)."""
+        return bool(self.elements) and self.elements[-1].after_extra is not None
+
+    @trailing_comma.setter
+    def trailing_comma(self, on: bool) -> None:
+        _set_trailing_comma(self, self.elements[-1] if self.elements else None, on)
+
+    def items(self) -> list[Value]:
+        """The elements."""
+        return self.elements
 
 
 ValueTrimmed = Union[Literal, Object, Array]  # noqa: UP007 (runtime alias)
@@ -103,13 +132,14 @@ ValueTrimmed = Union[Literal, Object, Array]  # noqa: UP007 (runtime alias)
 class Value:
     """A value with the extras before and after it and the byte offsets of the trimmed value.
 
-    ``start_offset``/``end_offset`` are filled in by :func:`~derptool.hujson.parse` and by
-    :meth:`update_offsets`; edits do not update them.
+    ``after_extra`` is ``None`` where Go's is nil (see the module docstring). ``start_offset`` and
+    ``end_offset`` are filled in by :func:`~derptool.hujson.parse` and by :meth:`update_offsets`;
+    edits do not update them.
     """
 
     value: ValueTrimmed
     before_extra: bytes = b""
-    after_extra: bytes = b""
+    after_extra: bytes | None = None
     start_offset: int = 0
     end_offset: int = 0
 
@@ -120,9 +150,9 @@ class Value:
 
     def pack(self) -> bytes:
         """The HuJSON text of this value, extras included."""
-        out: list[bytes] = []
-        _pack_into(self, out)
-        return b"".join(out)
+        out = bytearray()
+        pack_into(self, out)
+        return bytes(out)
 
     def __bytes__(self) -> bytes:
         return self.pack()
@@ -131,30 +161,37 @@ class Value:
         return self.pack().decode("utf-8", "replace")
 
     def clone(self) -> Value:
-        """A deep copy (iterative, safe for deep nesting)."""
-        return _clone(self)
+        """An exact deep copy (iterative, safe for deep nesting).
+
+        Go's ``Clone`` differs in one point: an empty non-nil after-extra becomes nil, which drops a
+        trailing comma with nothing around it; patch's ``copy`` reproduces that (:func:`go_clone`).
+        """
+        return _clone(self, False)
 
     def update_offsets(self) -> None:
         """Recompute ``start_offset``/``end_offset`` of every value from the packed layout."""
         pos = 0
-        stack: list[Value | bytes | tuple[Value]] = [self]
+        stack: list[Any] = [self]
         while stack:
             item = stack.pop()
-            if isinstance(item, bytes):
+            if type(item) is bytes:
                 pos += len(item)
                 continue
-            if isinstance(item, tuple):
-                item[0].end_offset = pos
+            if type(item) is tuple:
+                v = item[0]
+                v.end_offset = pos
+                if v.after_extra:
+                    pos += len(v.after_extra)
                 continue
             pos += len(item.before_extra)
             item.start_offset = pos
             t = item.value
-            if isinstance(t, Literal):
+            if type(t) is Literal:
                 pos += len(t.raw)
                 item.end_offset = pos
-                pos += len(item.after_extra)
+                if item.after_extra:
+                    pos += len(item.after_extra)
                 continue
-            stack.append(item.after_extra)
             stack.append((item,))
             _push_composite(t, stack)
 
@@ -165,11 +202,11 @@ class Value:
             v = stack.pop()
             yield v
             t = v.value
-            if isinstance(t, Object):
+            if type(t) is Object:
                 for m in reversed(t.members):
                     stack.append(m.value)
                     stack.append(m.name)
-            elif isinstance(t, Array):
+            elif type(t) is Array:
                 stack.extend(reversed(t.elements))
 
     def walk(self) -> Iterator[tuple[str, Value, Value | None]]:
@@ -195,17 +232,18 @@ class Value:
 
 
 def _push_composite(t: Object | Array, stack: list[Any]) -> None:
-    """Push the inside of *t* (reversed) for the iterative walks; the opening bracket is consumed."""
+    """Push the inside of *t* (reversed) for the iterative walks, opening bracket included."""
     if isinstance(t, Object):
         stack.append(b"}")
         stack.append(t.after_extra)
         ms = t.members
-        if t.trailing_comma and ms:
+        if ms and ms[-1].value.after_extra is not None:
             stack.append(b",")
         for i in range(len(ms) - 1, -1, -1):
-            stack.append(ms[i].value)
+            m = ms[i]
+            stack.append(m.value)
             stack.append(b":")
-            stack.append(ms[i].name)
+            stack.append(m.name)
             if i:
                 stack.append(b",")
         stack.append(b"{")
@@ -213,7 +251,7 @@ def _push_composite(t: Object | Array, stack: list[Any]) -> None:
         stack.append(b"]")
         stack.append(t.after_extra)
         es = t.elements
-        if t.trailing_comma and es:
+        if es and es[-1].after_extra is not None:
             stack.append(b",")
         for i in range(len(es) - 1, -1, -1):
             stack.append(es[i])
@@ -222,43 +260,59 @@ def _push_composite(t: Object | Array, stack: list[Any]) -> None:
         stack.append(b"[")
 
 
-def _pack_into(v: Value, out: list[bytes]) -> None:
+def pack_into(v: Value, out: bytearray) -> None:
+    """Append the packed text of *v* to *out*."""
     stack: list[Any] = [v]
-    append = out.append
+    append = out.extend
+    pop = stack.pop
+    push = stack.append
     while stack:
-        item = stack.pop()
+        item = pop()
         if type(item) is bytes:
             append(item)
             continue
         append(item.before_extra)
         t = item.value
-        if type(t) is Literal:
+        tt = type(t)
+        if tt is not Object and tt is not Array:  # a Literal (or a subclass holding raw text)
             append(t.raw)
-            append(item.after_extra)
+            if item.after_extra:
+                append(item.after_extra)
             continue
-        stack.append(item.after_extra)
+        if item.after_extra:
+            push(item.after_extra)
         _push_composite(t, stack)
 
 
-def _clone(v: Value) -> Value:
-    root = Value(v.value, v.before_extra, v.after_extra, v.start_offset, v.end_offset)
+def go_clone(v: Value) -> Value:
+    """A deep copy as Go's ``Value.Clone`` makes it: empty after-extras become nil (``None``)."""
+    return _clone(v, True)
+
+
+def _clone(v: Value, go: bool) -> Value:
+    def after(x: bytes | None) -> bytes | None:
+        return None if go and not x else x
+
+    root = Value(v.value, v.before_extra, after(v.after_extra), v.start_offset, v.end_offset)
     stack = [root]
     while stack:
         c = stack.pop()
         t = c.value
-        if isinstance(t, Literal):
-            c.value = Literal(t.raw)
-        elif isinstance(t, Object):
+        if type(t) is not Object and type(t) is not Array:
+            continue  # literals are never changed in place
+        if type(t) is Object:
             members = []
             for m in t.members:
-                n = copy.copy(m.name)
-                n.value = Literal(m.name.value.raw) if isinstance(m.name.value, Literal) else m.name.value
-                val = copy.copy(m.value)
-                members.append(ObjectMember(n, val))
-                stack.append(val)
-            c.value = Object(members, t.after_extra, t.trailing_comma)
+                n, val = m.name, m.value
+                nv = Value(val.value, val.before_extra, after(val.after_extra), val.start_offset, val.end_offset)
+                members.append(ObjectMember(
+                    Value(n.value, n.before_extra, after(n.after_extra), n.start_offset, n.end_offset), nv))
+                stack.append(nv)
+            c.value = Object(members, t.after_extra)
         else:
-            elements = [copy.copy(e) for e in t.elements]
+            assert isinstance(t, Array)
+            elements = [Value(e.value, e.before_extra, after(e.after_extra), e.start_offset, e.end_offset)
+                        for e in t.elements]
             stack.extend(elements)
-            c.value = Array(elements, t.after_extra, t.trailing_comma)
+            c.value = Array(elements, t.after_extra)
     return root

@@ -1,390 +1,459 @@
-"""``format``: lay out HuJSON the way Tailscale's Go ``hujson.Format`` does.
+"""``format``: lay out HuJSON exactly as Tailscale's Go ``hujson.Format`` does.
 
 Passes, in Go's order: format the top-level extras, note whether the input was standard, normalize
-(strings with escapes re-encoded, empty composites emptied, whitespace around colons and commas
-dropped), decide per composite whether it is inline or expanded (author's newlines and the 80-byte
-rule), lay out whitespace (tabs, one member per line when expanded), align object values. Every pass is
-iterative, so nesting depth is limited by memory only.
+(strings with escapes re-encoded, whitespace-only extras around colons and commas dropped), decide per
+composite whether it is inline or expanded (author's newlines and the 80-byte estimate), lay out
+whitespace (tabs, one member per line when expanded, trailing commas), align object values. Every pass
+is iterative, so nesting depth is limited by memory only. Extras repeat a lot in real files, so the
+formatting of one extra is cached by its bytes, depth and options.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-from derptool.hujson.ast import Array, Literal, Object, Value, decode_string
-from derptool.hujson.parse import as_bytes, parse
-from derptool.hujson.standard import is_standard_value
+from derptool.hujson.ast import Array, Literal, Object, Value
+from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 
 PUNCH_CARD_WIDTH = 80
 
-_TOKENS = re.compile(rb"(?P<ws>[ \t\n]+)|(?P<line>//[^\n]*\n)|(?P<block>/\*.*?\*/)", re.S)
-# Go unicode.IsSpace, as UTF-8 byte sequences
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-    "\u2028\u2029\u202f\u205f\u3000"
+# option bits of Go's formatOptions
+LEAD_NL, TRAIL_NL, RM_LEAD, RM_TRAIL, UNINDENT, SPACE_IF_EMPTY = 1, 2, 4, 8, 16, 32
+_WS = b" \t\r\n"
 
 
-def _rstrip_go(b: bytes) -> bytes:
-    """Trim trailing Go ``unicode.IsSpace`` characters (comments are valid UTF-8)."""
-    return b.decode("utf-8").rstrip(_GO_SPACE).encode("utf-8")
+def _ws_len(b: bytes, i: int) -> int:
+    """Length of the whitespace run at ``b[i:]``."""
+    n = len(b)
+    j = i
+    while j < n and b[j] in _WS:
+        j += 1
+    return j - i
 
 
-@dataclass
-class _Opts:
-    first: bool = False  # before the first member: leading blank lines removed
-    sep: bool = False  # before a later member of an inline composite: empty becomes one space
-    after_colon: bool = False  # after the colon: at least one space
-    around: bool = False  # around a colon or comma: leading and trailing blank lines removed
-    closing: bool = False  # before the closing bracket: trailing blank lines removed, last line unindented
-    empty: bool = False  # inside an empty composite: leading blank lines removed too
-    force_newline: bool = False  # expanded composite: the extra must end in a newline
-    line_start: bool = False  # the extra starts at the beginning of a line
+def _comment_len(b: bytes, i: int) -> int:
+    """Length of the comment at ``b[i:]`` (newline of a ``//`` comment included); 0 if none, -1 if open."""
+    if b.startswith(b"//", i):
+        j = b.find(b"\n", i + 2)
+        return -1 if j < 0 else j + 1 - i
+    if b.startswith(b"/*", i):
+        j = b.find(b"*/", i + 2)
+        return -1 if j < 0 else j + 2 - i
+    return 0
 
 
-def _tokens(extra: bytes) -> list[tuple[str, bytes | int]]:
-    """Split a CR-normalized extra into ``("ws", newlines)`` and ``("c", comment)`` tokens."""
-    out: list[tuple[str, bytes | int]] = []
-    pending = 0  # newlines of the current whitespace run
-    have_ws = False
-    for m in _TOKENS.finditer(extra):
-        kind = m.lastgroup
-        text = m.group()
-        if kind == "ws":
-            pending += text.count(b"\n")
-            have_ws = True
+def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
+    """Append a multi-line block comment re-indented for *depth* (Go's rules, quirks included)."""
+    lines = [rstrip_space(x) for x in comment.split(b"\n")]
+    first = b""
+    for x in lines[1:]:
+        if x:
+            first = x
+            break
+    has_empty = not all(lines)
+    prefix = first
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line:
             continue
-        if have_ws:
-            out.append(("ws", pending))
-            pending, have_ws = 0, False
-        if kind == "line":
-            out.append(("c", text[:-1]))
-            pending, have_ws = 1, True  # the comment's newline starts the next run
-        else:
-            out.append(("c", text))
-    if have_ws:
-        out.append(("ws", pending))
-    return out
-
-
-def _block_comment(comment: bytes, depth: int) -> bytes:
-    """Re-indent a multi-line block comment for *depth*."""
-    lines = comment.split(b"\n")
-    first, rest = lines[0], [_rstrip_go(x) for x in lines[1:]]
-    closing = None
-    if rest and rest[-1].strip(b" \t") == b"*/":
-        closing = rest.pop()
-    body = [x for x in rest if x]
-    prefix = b""
-    if body:
-        prefix = body[0]
-        for x in body[1:]:
-            k = 0
-            while k < len(prefix) and k < len(x) and prefix[k] == x[k]:
-                k += 1
-            prefix = prefix[:k]
-    ws = prefix[: len(prefix) - len(prefix.lstrip(b" \t"))]
-    star = prefix[len(ws):].startswith(b"*") and all(rest)
+        if line.endswith(b"*/") and _ws_len(line, 0) + 2 == len(line):
+            lines[i] = prefix[:_ws_len(prefix, 0)] + b"*/"
+            break
+        k = 0
+        limit = min(len(line), len(prefix))
+        while k < limit:
+            if line[k] != prefix[k]:
+                prefix = prefix[:k]
+                break
+            k += 1
+    plen = _ws_len(prefix, 0)
+    star = not has_empty and len(prefix) > plen and prefix[plen] == 0x2A
     indent = b"\t" * depth + (b" " if star else b"")
-    out = [first]
-    for x in rest:
-        out.append(indent + x[len(ws):] if x else b"")
-    if closing is not None:
-        out.append(indent + b"*/")
-    return b"\n".join(out)
+    out += lines[0]
+    out += b"\n"
+    for line in lines[1:]:
+        if line:
+            out += indent
+            out += line[plen:]
+        out += b"\n"
+    while out.endswith(b"\n"):
+        del out[-1]
 
 
-def format_extra(extra: bytes, depth: int, opts: _Opts) -> bytes:
-    """Format one extra (whitespace and comments) at *depth* with the options of its place."""
-    if extra:
-        extra = extra.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
-    toks = _tokens(extra) if extra else []
-    toks = [(k, min(v, 2)) if isinstance(v, int) else (k, v) for k, v in toks]
-    if toks and toks[0][0] == "ws" and (opts.first or opts.around or opts.empty) and toks[0][1] == 2:
-        toks[0] = ("ws", 1)
-    if toks and toks[-1][0] == "ws" and (opts.around or opts.closing) and toks[-1][1] == 2:
-        toks[-1] = ("ws", 1)
-    if opts.force_newline and not (toks and toks[-1][0] == "ws" and toks[-1][1]):
-        if toks and toks[-1][0] == "ws":
-            toks[-1] = ("ws", 1)
-        else:
-            toks.append(("ws", 1))
-    out: list[bytes] = []
-    at_start = opts.line_start
-    for kind, val in toks:
-        if kind == "ws":
-            assert isinstance(val, int)
-            if val:
-                out.append(b"\n" * val)
-                at_start = True
+def _format_extra(b: bytes, depth: int, opts: int) -> bytes:
+    """Go's ``Extra.format``: normalized whitespace and re-indented comments for one extra."""
+    if b"\r" in b:
+        b = b.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
+    out = bytearray()
+    if opts & LEAD_NL and b"\n" not in b:
+        out += b"\n"
+    i, n = 0, len(b)
+    while i < n:
+        nw = _ws_len(b, i)
+        if nw:
+            nl = b.count(b"\n", i, i + nw)
+            out += b"\n" * min(nl, 2)
+            i += nw
             continue
-        assert isinstance(val, bytes)
-        if at_start:
-            out.append(b"\t" * depth)
+        nc = _comment_len(b, i)
+        if nc <= 0:
+            return b  # not a valid extra: left as is (Go does the same)
+        if out.endswith(b"\n"):
+            out += b"\t" * depth
         else:
-            out.append(b" ")
-        if b"\n" in val:
-            out.append(_block_comment(val, depth))
+            out += b" "
+        comment = b[i:i + nc]
+        is_line = comment.startswith(b"//")
+        if is_line or b"\n" not in comment:
+            out += rstrip_space(comment)
+            i += nc - 1 if is_line else nc  # a line comment's newline starts the next whitespace run
+            continue
+        _block_comment(comment, depth, out)
+        i += nc
+    if opts & TRAIL_NL and not out.endswith(b"\n"):
+        out += b"\n"
+    if opts & RM_LEAD:
+        while out.startswith(b"\n\n"):
+            del out[0]
+    if opts & RM_TRAIL:
+        while out.endswith(b"\n\n"):
+            del out[-1]
+    if out.endswith(b"\n"):
+        out += b"\t" * (depth - 1 if opts & UNINDENT else depth)
+    elif out:
+        out += b" "
+    if opts & SPACE_IF_EMPTY and not out:
+        out += b" "
+    return bytes(out)
+
+
+_CACHE: dict[tuple[bytes, int, int], bytes] = {}
+_CACHE_LIMIT = 1 << 16
+
+
+def format_extra(b: bytes, depth: int, opts: int) -> bytes:
+    """:func:`_format_extra`, cached (extras repeat: ``"\\n\\t\\t"`` before most members)."""
+    key = (b, depth, opts)
+    r = _CACHE.get(key)
+    if r is None:
+        r = _format_extra(b, depth, opts)
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[key] = r
+    return r
+
+
+def _format_after(b: bytes | None, depth: int, opts: int) -> bytes | None:
+    """Format a nullable after-extra; nil stays nil when the result is empty (as in Go)."""
+    if b is None:
+        r = format_extra(b"", depth, opts)
+        return r if r else None
+    return format_extra(b, depth, opts)
+
+
+# --- line statistics (Go's lineStats) --------------------------------------------------------------------
+
+def _comment_width(b: bytes) -> int:
+    """Go's estimate of the width of the comments on one line of an extra."""
+    n = 0
+    i, size = 0, len(b)
+    while True:
+        i += _ws_len(b, i)
+        if b.startswith(b"//", i):
+            return n + 1 + size - i
+        if b.startswith(b"/*", i):
+            nc = _comment_len(b, i)
+            if nc <= 0:
+                return n + 1 + size - i
+            n += 1 + nc
+            i += nc
+            continue
+        if n > 0:
+            n += 1
+        return n
+
+
+_STATS: dict[bytes, tuple[int, int, bool]] = {}
+
+
+def _extra_stats(b: bytes | None) -> tuple[int, int, bool]:
+    """``(first line width, last line width, spans lines)`` of an extra."""
+    if not b:
+        return (0, 0, False)
+    r = _STATS.get(b)
+    if r is None:
+        if b"\n" not in b:
+            w = _comment_width(b)
+            r = (w, w, False)
         else:
-            out.append(_rstrip_go(val))
-        at_start = False
-    res = b"".join(out)
-    if res.endswith(b"\n"):
-        res += b"\t" * (depth - 1 if opts.closing else depth)
-    elif res:
-        res += b" "
-    elif opts.after_colon or opts.sep:
-        res = b" "
-    return res
+            r = (_comment_width(b[:b.index(b"\n")]), _comment_width(b[b.rindex(b"\n") + 1:]), True)
+        if len(_STATS) >= _CACHE_LIMIT:
+            _STATS.clear()
+        _STATS[b] = r
+    return r
 
 
-def _items(t: Object | Array) -> list[Value]:
-    """The values of a composite (object values, not names)."""
-    return [m.value for m in t.members] if isinstance(t, Object) else t.elements
-
-
-def _is_ws(b: bytes) -> bool:
-    return not b.strip(b" \t\r\n")
-
-
-def _preorder(v: Value) -> list[Value]:
-    return list(v.all())
-
+# --- the passes ------------------------------------------------------------------------------------------
 
 def _normalize(nodes: list[Value]) -> None:
     for node in nodes:
         t = node.value
-        if isinstance(t, Literal):
-            if t.raw[:1] == b'"' and b"\\" in t.raw:
-                node.value = Literal.string(decode_string(t.raw))
+        if type(t) is Literal:
+            raw = t.raw
+            if raw[:1] == b'"' and b"\\" in raw:
+                node.value = Literal(encode_string(decode_string(raw)))
             continue
-        if isinstance(t, Object):
+        if type(t) is Object:
+            if not t.members:
+                if not t.after_extra.strip(_WS):
+                    t.after_extra = b""
+                continue
             for m in t.members:
-                if _is_ws(m.name.after_extra):
-                    m.name.after_extra = b""
-        items = _items(t)
-        if not items:
-            if _is_ws(t.after_extra):
-                t.after_extra = b""
-            continue
-        for item in items[:-1]:
-            if _is_ws(item.after_extra):
-                item.after_extra = b""
-        last = items[-1]
-        if _is_ws(last.after_extra):
-            last.after_extra = b""
-            t.trailing_comma = False
-
-
-class _Estimate:
-    """Line lengths of a composite's one-line rendering, as Go estimates them."""
-
-    __slots__ = ("cur", "over")
-
-    def __init__(self) -> None:
-        self.cur = 0
-        self.over = False
-
-    def add(self, n: int) -> None:
-        self.cur += n
-        if self.cur > PUNCH_CARD_WIDTH:
-            self.over = True
-
-    def extra(self, extra: bytes) -> None:
-        if not extra:
-            return
-        for kind, val in _tokens(extra.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")):
-            if kind == "ws":
-                if val:
-                    self.cur = 0
-            else:
-                assert isinstance(val, bytes)
-                if val.startswith(b"//"):
-                    self.add(len(val) + 1)
-                elif b"\n" in val:
-                    # a multi-line block comment: its first line ends this line, its last starts the next
-                    self.add(val.index(b"\n") + 1)
-                    self.cur = 0
-                    self.add(len(val[val.rindex(b"\n") + 1:].lstrip(b" \t")) + 1)
-                else:
-                    self.add(len(val) + 2)
-
-
-def _line_too_long(v: Value, expanded: dict[int, bool]) -> bool:
-    """Whether some line of the one-line rendering of composite *v* would exceed 80 bytes."""
-    est = _Estimate()
-    # work items: a Value to render inline, bytes of extra, or an int (fixed length)
-    stack: list[Value | bytes | int] = [v]
-    first = True
-    while stack:
-        item = stack.pop()
-        if isinstance(item, int):
-            est.add(item)
-        elif isinstance(item, bytes):
-            est.extra(item)
+                a = m.name.after_extra
+                if a is not None and not a.strip(_WS):
+                    m.name.after_extra = None
+                a = m.value.after_extra
+                if a is not None and not a.strip(_WS):
+                    m.value.after_extra = None
         else:
-            t = item.value
-            if isinstance(t, Literal):
-                est.add(len(t.raw))
+            assert isinstance(t, Array)
+            if not t.elements:
+                if not t.after_extra.strip(_WS):
+                    t.after_extra = b""
                 continue
-            if not first and expanded[id(item)]:
-                est.add(1)
-                est.cur = 0
-                est.add(1)
-                continue
-            first = False
-            est.add(1)
-            seq: list[Value | bytes | int] = []
-            if isinstance(t, Object):
-                for m in t.members:
-                    seq += [m.name.before_extra, m.name, m.name.after_extra, 2, m.value.before_extra,
-                            m.value, m.value.after_extra, 2]
-            else:
-                for e in t.elements:
-                    seq += [e.before_extra, e, e.after_extra, 2]
-            seq += [t.after_extra, 1]
-            stack.extend(reversed(seq))
-        if est.over:
-            return True
-    return False
+            for e in t.elements:
+                a = e.after_extra
+                if a is not None and not a.strip(_WS):
+                    e.after_extra = None
 
 
-def _decide_expansion(nodes: list[Value]) -> dict[int, bool]:
-    expanded: dict[int, bool] = {}
-    for node in reversed(nodes):  # children before parents
-        t = node.value
-        if isinstance(t, Literal):
-            continue
-        items = _items(t)
-        before = [m.name.before_extra for m in t.members] if isinstance(t, Object) else \
-            [e.before_extra for e in t.elements]
-        exp = any(b"\n" in x for x in before) or b"\n" in t.after_extra or \
-            (t.trailing_comma and bool(items) and b"\n" in items[-1].after_extra)
-        if not exp:
-            exp = _line_too_long(node, expanded)
-        expanded[id(node)] = exp
-    return expanded
-
-
-def _layout(root: Value, expanded: dict[int, bool], standard: bool) -> None:
-    stack: list[tuple[Value, int]] = [(root, 0)]
-    while stack:
-        node, depth = stack.pop()
-        t = node.value
-        if isinstance(t, Literal):
-            continue
-        exp = expanded[id(node)]
-        md = depth + 1 if exp else depth
-        items = _items(t)
-        n = len(items)
-        if n:
-            last = items[-1]
-            if exp:
-                if not t.trailing_comma and not standard:
-                    t.trailing_comma = True
-            elif t.trailing_comma and _is_ws(t.after_extra):
-                t.after_extra = last.after_extra + t.after_extra
-                last.after_extra = b""
-                t.trailing_comma = False
-        for i in range(n):
-            if isinstance(t, Object):
-                m = t.members[i]
-                name: Value | None = m.name
-                val = m.value
-                m.name.before_extra = format_extra(
-                    m.name.before_extra, md, _Opts(first=i == 0, sep=not exp and i > 0, force_newline=exp))
-                m.name.after_extra = format_extra(m.name.after_extra, md + 1, _Opts(around=True))
-                val.before_extra = format_extra(val.before_extra, md + 1, _Opts(after_colon=True))
-                deeper = b"\n" in m.name.after_extra or b"\n" in val.before_extra
-            else:
-                name = None
-                val = t.elements[i]
-                val.before_extra = format_extra(
-                    val.before_extra, md, _Opts(first=i == 0, sep=not exp and i > 0, force_newline=exp))
-                deeper = False
-            if val.after_extra:
-                val.after_extra = format_extra(val.after_extra, md + 1, _Opts(around=True))
-            del name
-            if not isinstance(val.value, Literal):
-                stack.append((val, md + 1 if deeper else md))
-        t.after_extra = format_extra(
-            t.after_extra, md, _Opts(closing=True, empty=n == 0, force_newline=exp))
-
-
-def _newline_cache(nodes: list[Value]) -> dict[int, bool]:
-    """For each composite: does anything inside it (not its own closing extra) hold a newline?"""
-    cache: dict[int, bool] = {}
-
-    def spans_lines(v: Value) -> bool:
-        t = v.value
-        return not isinstance(t, Literal) and (cache[id(v)] or b"\n" in t.after_extra)
-
+def _expand(nodes: list[Value]) -> set[int]:
+    """ids of the composites Go expands (one member per line); children are decided before parents."""
+    expanded: set[int] = set()
+    stats: dict[int, tuple[int, int, bool]] = {}
+    extra_stats = _extra_stats
     for node in reversed(nodes):
         t = node.value
         if isinstance(t, Literal):
             continue
-        found = False
-        if isinstance(t, Object):
-            for m in t.members:
-                if (b"\n" in m.name.before_extra or b"\n" in m.name.after_extra or b"\n" in m.value.before_extra
-                        or b"\n" in m.value.after_extra or spans_lines(m.value)):
-                    found = True
+        expand = False
+        line = 1
+        lines: list[int] = []
+        x: bytes | None
+        pairs: list[tuple[Value | None, Value]] = (
+            [(m.name, m.value) for m in t.members] if isinstance(t, Object) else [(None, e) for e in t.elements])
+        for nm, val in pairs:
+            if nm is not None:
+                x = nm.before_extra
+                if x:
+                    if b"\n" in x:
+                        expand = True
+                    if b"\n" in x or b"/" in x:
+                        s = extra_stats(x)
+                        line += s[0]
+                        if s[2]:
+                            lines.append(line)
+                            line = s[1]
+                line += len(nm.value.raw)  # type: ignore[union-attr]
+                x = nm.after_extra
+                if x and (b"\n" in x or b"/" in x):
+                    s = extra_stats(x)
+                    line += s[0]
+                    if s[2]:
+                        lines.append(line)
+                        line = s[1]
+                line += 2
+            x = val.before_extra
+            if x:
+                if nm is None and b"\n" in x:
+                    expand = True
+                if b"\n" in x or b"/" in x:
+                    s = extra_stats(x)
+                    line += s[0]
+                    if s[2]:
+                        lines.append(line)
+                        line = s[1]
+            iv = val.value
+            if type(iv) is Literal:
+                line += len(iv.raw)
+            else:
+                s = stats.pop(id(val))  # each composite's statistics are read once, by its parent
+                line += s[0]
+                if s[2]:
+                    lines.append(line)
+                    line = s[1]
+            x = val.after_extra
+            if x and (b"\n" in x or b"/" in x):
+                s = extra_stats(x)
+                line += s[0]
+                if s[2]:
+                    lines.append(line)
+                    line = s[1]
+            line += 2
+        line += 1
+        if pairs:
+            x = pairs[-1][1].after_extra
+            if x and b"\n" in x:
+                expand = True
+        if b"\n" in t.after_extra:
+            expand = True
+        lines.append(line)
+        if not expand:
+            for width in lines:
+                if width > PUNCH_CARD_WIDTH:
+                    expand = True
                     break
+        if expand:
+            if pairs:
+                first = pairs[0][0].before_extra if pairs[0][0] is not None else pairs[0][1].before_extra
+            else:
+                first = t.after_extra
+            stats[id(node)] = (1 + extra_stats(first)[0], 1, True)
+            expanded.add(id(t))
         else:
-            for e in t.elements:
-                if b"\n" in e.before_extra or b"\n" in e.after_extra or spans_lines(e):
-                    found = True
-                    break
-        cache[id(node)] = found
-    return cache
+            stats[id(node)] = (lines[0], lines[-1], len(lines) > 1)
+    return expanded
 
 
-def _align(nodes: list[Value], expanded: dict[int, bool]) -> None:
-    cache = _newline_cache(nodes)
+def _layout(root: Value, expanded: set[int], standard: bool) -> None:
+    stack: list[tuple[Value, int]] = [(root, 0)]
+    fx = format_extra
+    while stack:
+        node, depth = stack.pop()
+        t = node.value
+        if type(t) is Literal:
+            continue
+        expand = id(t) in expanded
+        lead = LEAD_NL if expand else 0
+        d1, d2 = depth + 1, depth + 2
+        child = depth + 1 if expand else depth
+        if type(t) is Object:
+            for i, m in enumerate(t.members):
+                nm, val = m.name, m.value
+                nm.before_extra = fx(nm.before_extra, d1, lead | (RM_LEAD if i == 0 else SPACE_IF_EMPTY))
+                if nm.after_extra is not None:
+                    nm.after_extra = _format_after(nm.after_extra, d2, RM_LEAD | RM_TRAIL)
+                val.before_extra = fx(val.before_extra, d2, RM_LEAD | RM_TRAIL | SPACE_IF_EMPTY)
+                if type(val.value) is not Literal:
+                    deeper = (nm.after_extra is not None and b"\n" in nm.after_extra) or b"\n" in val.before_extra
+                    stack.append((val, child + 1 if deeper else child))
+                if val.after_extra is not None:
+                    val.after_extra = _format_after(val.after_extra, d2, RM_LEAD | RM_TRAIL)
+            last = t.members[-1].value if t.members else None
+            n = len(t.members)
+        else:
+            assert isinstance(t, Array)
+            for i, e in enumerate(t.elements):
+                e.before_extra = fx(e.before_extra, d1, lead | (RM_LEAD if i == 0 else SPACE_IF_EMPTY))
+                if type(e.value) is not Literal:
+                    stack.append((e, child))
+                if e.after_extra is not None:
+                    e.after_extra = _format_after(e.after_extra, d2, RM_LEAD | RM_TRAIL)
+            last = t.elements[-1] if t.elements else None
+            n = len(t.elements)
+        t.after_extra = fx(t.after_extra, d1, (TRAIL_NL if expand else 0) | (RM_LEAD if n == 0 else 0)
+                           | RM_TRAIL | UNINDENT)
+        surrounded = last is not None and bool(last.after_extra) and bool(t.after_extra)
+        if not expand and not surrounded:
+            t.trailing_comma = False
+        elif expand and not standard:
+            t.trailing_comma = True
+
+
+def _has_inner_newline(nodes: list[Value]) -> set[int]:
+    """ids of the composites in which an extra of some value (names included) holds a newline.
+
+    The composites' own before-bracket extras do not count (Go's ``hasNewline(false)``).
+    """
+    found: set[int] = set()
+    for node in reversed(nodes):
+        t = node.value
+        if type(t) is Literal:
+            continue
+        for v in (x for m in t.members for x in (m.name, m.value)) if type(t) is Object else t.elements:  # type: ignore[union-attr]
+            if b"\n" in v.before_extra or (v.after_extra is not None and b"\n" in v.after_extra) or (
+                    type(v.value) is not Literal and id(v) in found):
+                found.add(id(node))
+                break
+    return found
+
+
+def _align(nodes: list[Value]) -> None:
+    inner = _has_inner_newline(nodes)
     for node in nodes:
         t = node.value
-        if not isinstance(t, Object) or not expanded.get(id(node), False):
+        if type(t) is not Object:
             continue
-        block: list[tuple[Value, int]] = []
+        rows: list[tuple[Value, int]] = []
         blocks: list[list[tuple[Value, int]]] = []
         for m in t.members:
-            ok = b"\n" in m.name.before_extra and not (
-                b"\n" in m.name.after_extra or b"\n" in m.value.before_extra or b"\n" in m.value.after_extra
-                or cache.get(id(m.value), False))
-            if not ok:
-                if block:
-                    blocks.append(block)
-                block = []
+            nm, val = m.name, m.value
+            if b"\n" not in nm.before_extra or (nm.after_extra is not None and b"\n" in nm.after_extra) or \
+                    b"\n" in val.before_extra or (type(val.value) is not Literal and id(val) in inner) or \
+                    (val.after_extra is not None and b"\n" in val.after_extra):
+                if rows:
+                    blocks.append(rows)
+                    rows = []
                 continue
-            if m.name.before_extra.count(b"\n") > 1 and block:
-                blocks.append(block)
-                block = []
-            assert isinstance(m.name.value, Literal)
-            width = len(m.name.value.raw) + len(m.name.after_extra) + 1 + len(m.value.before_extra)
-            block.append((m.value, width))
-        if block:
-            blocks.append(block)
+            if nm.before_extra.count(b"\n") > 1 and rows:
+                blocks.append(rows)
+                rows = []
+            width = len(nm.value.raw) + len(nm.after_extra or b"") + 1 + len(val.before_extra)  # type: ignore[union-attr]
+            rows.append((val, width))
+        if rows:
+            blocks.append(rows)
         for blk in blocks:
             widest = max(w for _, w in blk)
             for val, w in blk:
                 if w < widest:
-                    val.before_extra = b" " * (widest - w) + val.before_extra
+                    val.before_extra += b" " * (widest - w)
 
 
 def format_value(v: Value) -> None:
     """Format the tree in place (see :func:`format`)."""
-    standard = is_standard_value(v)
-    v.before_extra = format_extra(v.before_extra, 0, _Opts(first=True, line_start=True)).lstrip(b" \t\n")
-    v.after_extra = _rstrip_go(format_extra(v.after_extra, 0, _Opts())) + b"\n"
-    nodes = _preorder(v)
+    with no_gc():
+        _format_tree(v)
+        v.update_offsets()
+
+
+def _format_tree(v: Value) -> None:
+    try:
+        _format_passes(v)
+    finally:  # the caches help within one document; do not keep its extras alive afterwards
+        _CACHE.clear()
+        _STATS.clear()
+
+
+def _format_passes(v: Value) -> None:
+    before = _format_extra(v.before_extra, 0, 0)
+    v.before_extra = before[_ws_len(before, 0):]
+    nodes = list(v.all())
+    standard = _is_standard(nodes)
     _normalize(nodes)
-    expanded = _decide_expansion(nodes)
+    expanded = _expand(nodes)
     _layout(v, expanded, standard)
-    _align(nodes, expanded)
-    v.update_offsets()
+    _align(nodes)
+    after = _format_extra(v.after_extra or b"", 0, 0)
+    v.after_extra = rstrip_space(after) + b"\n"
+
+
+def _is_standard(nodes: list[Value]) -> bool:
+    """Go's ``IsStandard`` over the values of a tree (see :func:`is_standard_value`)."""
+    for node in nodes:
+        x = node.before_extra
+        if x and x.strip(_WS):
+            return False
+        y = node.after_extra
+        if y and y.strip(_WS):
+            return False
+        t = node.value
+        if not isinstance(t, Literal) and (t.trailing_comma or t.after_extra.strip(_WS)):
+            return False
+    return True
 
 
 def format(src: str | bytes) -> bytes:
     """Format HuJSON as Go's ``hujson.Format`` does; raises :class:`HuJSONError` for invalid text."""
-    v = parse(as_bytes(src))
-    format_value(v)
-    return v.pack()
+    v = parse_tree(as_bytes(src))
+    with no_gc():
+        _format_tree(v)  # offsets are not needed for the bytes
+        return v.pack()

@@ -1,14 +1,14 @@
-"""``patch``: RFC 6902 JSON Patch over the syntax tree, keeping comments the way Go's hujson does.
+"""``patch``: RFC 6902 JSON Patch over the syntax tree, moving comments exactly as Go's hujson does.
 
-The patch (HuJSON text, or Python data) is parsed and checked whole before anything is applied; the
-operations then run in order on a copy. Unlike Go's ``Value.Patch`` (which leaves earlier operations
-applied when a later one fails), :func:`patch` is all or nothing: on any error it raises and returns
-nothing, so a caller's file is never half patched.
+The patch (HuJSON text, or Python data) is parsed and checked whole before anything is applied, and the
+operations run in order with Go's semantics and messages. Unlike Go's ``Value.Patch`` (which leaves
+earlier operations applied when a later one fails), :func:`patch` and :func:`patch_value` are all or
+nothing: on any error they raise and change nothing, so a caller's file is never half patched.
 
-Comment ownership: in the extra between items A and B, blank lines ("dividers") separate what A owns
-(before the first divider) from what B owns (after the last); without dividers A owns a ``// c`` on its
-own line and B the rest. Remove takes an item's comments with it, insert places the patch value's
-comments around the new item, replace swaps them only when the patch supplies some.
+Comment ownership (Go's ``classifyComments``): in the extra between items A and B, blank lines
+("dividers") separate what A owns (before the first divider) from what B owns (from the last divider
+on); without dividers A owns only a ``// c`` that ends A's line, and B the rest. Remove takes an item's
+comments with it, insert and replace place the value's comments around it.
 """
 
 from __future__ import annotations
@@ -19,90 +19,202 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
+from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value, go_clone
 from derptool.hujson.errors import HuJSONError
-from derptool.hujson.parse import as_bytes, parse
-from derptool.hujson.pointer import locate, member_index, split_pointer
+from derptool.hujson.gotext import decode_string, fix_surrogates, go_quote, go_text
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
+from derptool.hujson.pointer import NOT_FOUND, locate
+from derptool.hujson.shallow import full_value, shallow_tree
 from derptool.hujson.standard import standardize_value
 
-_TOKENS = re.compile(rb"(?P<ws>[ \t\r\n]+)|(?P<line>//[^\n]*)|(?P<block>/\*.*?\*/)", re.S)
-_OPS = ("add", "remove", "replace", "move", "copy", "test")
+_OPS = frozenset(("add", "remove", "replace", "move", "copy", "test"))
+_WS = b" \t\r\n"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _split(extra: bytes) -> tuple[int, int]:
-    """Ownership split ``(a_end, b_start)``: ``extra[:a_end]`` is A's, ``extra[b_start:]`` is B's."""
-    toks = [(m.lastgroup, m.start(), m.end()) for m in _TOKENS.finditer(extra)]
-    dividers = [(s, e) for k, s, e in toks if k == "ws" and extra.count(b"\n", s, e) >= 2]
-    if dividers:
-        a_end = dividers[0][0]
-        if any(k == "line" and e == a_end for k, _, e in toks):
-            a_end += 1  # a line comment keeps its newline
-        return a_end, dividers[-1][1]
-    i = 0
-    if toks and toks[0][0] == "ws":
-        i = 1
-    if i < len(toks) and toks[i][0] != "ws":
-        end = toks[i][2]
-        if toks[i][0] == "line":
-            end += 1  # the comment's newline
-        prefix = extra[:end]
-        if prefix.count(b"\n") == 1 and prefix.endswith(b"\n"):
-            return end, end
-    return 0, 0
+# --- comment ownership (on one extra) --------------------------------------------------------------------
+
+def _ws_len(b: bytes, i: int) -> int:
+    n = len(b)
+    j = i
+    while j < n and b[j] in _WS:
+        j += 1
+    return j - i
+
+
+def _comment_len(b: bytes, i: int) -> int:
+    if b.startswith(b"//", i):
+        j = b.find(b"\n", i + 2)
+        return -1 if j < 0 else j + 1 - i
+    if b.startswith(b"/*", i):
+        j = b.find(b"*/", i + 2)
+        return -1 if j < 0 else j + 2 - i
+    return 0
 
 
 def _has_comment(b: bytes) -> bool:
-    return bool(b.strip(b" \t\r\n"))
+    return bool(b.strip(_WS))
 
 
-def _close_line(extra: bytes) -> bytes:
-    """*extra* with a newline added if it ends inside a ``//`` comment."""
-    last = None
-    for m in _TOKENS.finditer(extra):
-        if m.lastgroup != "ws" or b"\n" in m.group():
-            last = m.lastgroup
-    return extra + b"\n" if last == "line" else extra
+def classify(b: bytes) -> tuple[int, int]:
+    """``(prev_end, curr_start)``: ``b[:prev_end]`` belongs to the item before, ``b[curr_start:]`` after."""
+    first = last = count = 0
+    n = prev_nl = 0
+    size = len(b)
+    while n < size:
+        nw = _ws_len(b, n)
+        if prev_nl + b.count(b"\n", n, n + nw) >= 2:
+            if count == 0:
+                first = n
+            last = n
+            count += 1
+        n += nw
+        nc = _comment_len(b, n)
+        if nc <= 0:
+            break
+        prev_nl = 1 if b[n + nc - 1] == 0x0A else 0
+        n += nc
+    if count == 0:
+        nw = _ws_len(b, 0)
+        nc = max(_comment_len(b, nw), 0)
+        n = nw + nc
+        if b.count(b"\n", 0, n) == 1 and b[:n].endswith(b"\n"):
+            return n, n
+        return 0, 0
+    return first, last
 
 
-def _leading(extra: bytes) -> bytes:
-    """The comments *extra*'s next item owns, from the first comment on (leading whitespace skipped)."""
-    _, b = _split(extra)
-    part = extra[b:]
-    k = len(part) - len(part.lstrip(b" \t\r\n"))
-    return part[k:] if _has_comment(part) else b""
+def _extract_leading(b: bytes) -> tuple[bytes, bytes]:
+    """``(leading comments, what stays)`` from the bottom of *b*."""
+    _, cs = classify(b)
+    keep = cs + _ws_len(b, cs)
+    return b[keep:], b[:keep]
 
 
-def _trailing(extra: bytes) -> bytes:
-    """The comments *extra*'s previous item owns."""
-    a, _ = _split(extra)
-    return _close_line(extra[:a]) if _has_comment(extra[:a]) else b""
+def _extract_trailing(b: bytes) -> tuple[bytes, bytes]:
+    """``(trailing comments, what stays)`` from the top of *b* (a newline that ends them stays too)."""
+    pe, _ = classify(b)
+    trailing = b[:pe]
+    if trailing.endswith(b"\n"):
+        pe -= 1
+    return trailing, b[pe:]
+
+
+def _inject_leading(b: bytes, leading: bytes) -> bytes:
+    if not leading:
+        return b
+    _, cs = classify(b)
+    b = b[:cs + _ws_len(b, cs)]
+    leading = leading[_ws_len(leading, 0):]
+    if leading:
+        i = b.rfind(b"\n")
+        if i < 0 or _has_comment(b[i:]):
+            b += b"\n"
+        b += leading
+    return b
+
+
+def _inject_trailing(b: bytes, trailing: bytes) -> bytes:
+    if not trailing:
+        return b
+    pe, _ = classify(b)
+    if b[:pe].endswith(b"\n"):
+        pe -= 1
+    b = b[pe:]
+    if _has_comment(trailing):
+        if trailing.endswith(b"\n") and b.startswith(b"\n"):
+            trailing = trailing[:-1]
+        b = trailing + b
+    return b
+
+
+# --- items of a composite --------------------------------------------------------------------------------
+
+def _before_at(comp: Object | Array, i: int) -> bytes:
+    if type(comp) is Object:
+        return comp.members[i].name.before_extra if i < len(comp.members) else comp.after_extra
+    return comp.elements[i].before_extra if i < len(comp.elements) else comp.after_extra  # type: ignore[union-attr]
+
+
+def _set_before_at(comp: Object | Array, i: int, b: bytes) -> None:
+    if type(comp) is Object:
+        if i < len(comp.members):
+            comp.members[i].name.before_extra = b
+            return
+    elif i < len(comp.elements):  # type: ignore[union-attr]
+        comp.elements[i].before_extra = b  # type: ignore[union-attr]
+        return
+    comp.after_extra = b
+
+
+def _value_at(comp: Object | Array, i: int) -> Value:
+    return comp.members[i].value if type(comp) is Object else comp.elements[i]  # type: ignore[union-attr]
 
 
 @dataclass
-class _Item:
-    """A value to insert, with the comments that travel with it."""
+class Item:
+    """A value on the move with the comments that travel with it (Go: a Value's before/after extra)."""
 
-    value: Value
+    value: Any  # Literal | Object | Array
     leading: bytes = b""
     trailing: bytes = b""
 
 
+def _copy_at(comp: Object | Array, i: int) -> Item:
+    full_value(_value_at(comp, i))  # Go's Clone works on the whole tree
+    leading, _ = _extract_leading(_before_at(comp, i))
+    trailing = _before_at(comp, i + 1)[:classify(_before_at(comp, i + 1))[0]]
+    return Item(go_clone(Value(_value_at(comp, i).value)).value, leading, trailing)
+
+
+def _replace_at(comp: Object | Array, i: int, item: Item) -> None:
+    _set_before_at(comp, i, _inject_leading(_before_at(comp, i), item.leading))
+    _set_before_at(comp, i + 1, _inject_trailing(_before_at(comp, i + 1), item.trailing))
+    _value_at(comp, i).value = item.value
+
+
+def _insert_at(comp: Object | Array, i: int, item: Item, name: str | None = None) -> None:
+    new = Value(item.value)
+    if type(comp) is Object:
+        assert name is not None
+        comp.members.insert(i, ObjectMember(Value(Literal.string(name)), new))
+    else:
+        comp.elements.insert(i, new)  # type: ignore[union-attr]
+    trailing, rest = _extract_trailing(_before_at(comp, i + 1))
+    _set_before_at(comp, i + 1, rest)
+    _set_before_at(comp, i, _inject_trailing(_before_at(comp, i), trailing))
+    _set_before_at(comp, i, _inject_leading(_before_at(comp, i), item.leading))
+    _set_before_at(comp, i + 1, _inject_trailing(_before_at(comp, i + 1), item.trailing))
+
+
+def _remove_at(comp: Object | Array, i: int) -> Item:
+    leading, stay = _extract_leading(_before_at(comp, i))
+    _set_before_at(comp, i, stay)
+    trailing, rest = _extract_trailing(_before_at(comp, i + 1))
+    _set_before_at(comp, i + 1, rest)
+    if _has_comment(stay):
+        _set_before_at(comp, i + 1, stay + rest[_ws_len(rest, 0):])
+    value = comp.members.pop(i).value.value if isinstance(comp, Object) else comp.elements.pop(i).value
+    return Item(value, leading, trailing)
+
+
+# --- reading the patch -----------------------------------------------------------------------------------
+
 @dataclass
-class _Op:
-    index: int
+class Operation:
+    """One checked patch operation."""
+
     op: str
     path: str
-    from_: str | None
-    value: _Item | None
+    from_: str
+    value: Item | None
 
-
-# --- reading the patch ---------------------------------------------------------------------------------
 
 def _err(index: int, msg: str) -> HuJSONError:
     return HuJSONError(f"patch operation {index}: {msg}")
 
 
-def _ops_from_tree(doc: Value) -> list[_Op]:
+def _ops_from_tree(doc: Value) -> list[Operation]:
     arr = doc.value
     if not isinstance(arr, Array):
         raise HuJSONError("patch must be a JSON array")
@@ -111,214 +223,96 @@ def _ops_from_tree(doc: Value) -> list[_Op]:
         obj = elem.value
         if not isinstance(obj, Object):
             raise _err(i, "must be a JSON object")
-        fields: dict[str, Any] = {}
-        value: _Item | None = None
-        for k, m in enumerate(obj.members):
-            assert isinstance(m.name.value, Literal)
-            name = m.name.value.decode()
-            if name in fields:
-                raise _err(i, f"duplicate name {json.dumps(name, ensure_ascii=False)}")
+        seen: set[str] = set()
+        op = Operation("", "", "", None)
+        for j, m in enumerate(obj.members):
+            name = decode_string(m.name.value.raw)  # type: ignore[union-attr]
+            if name in seen:
+                raise _err(i, f"duplicate name {go_quote(name)}")
+            seen.add(name)
             if name in ("op", "path", "from"):
-                if m.value.kind != '"':
-                    raise _err(i, f'member "{name}" must be a JSON string')
-                assert isinstance(m.value.value, Literal)
-                fields[name] = m.value.value.decode()
+                lit = m.value.value
+                if type(lit) is not Literal or lit.raw[:1] != b'"':
+                    raise _err(i, f"member {go_quote(name)} must be a JSON string")
+                text = decode_string(lit.raw)
+                if name == "op":
+                    if text not in _OPS:
+                        raise _err(i, f"unknown operation {go_quote(text)}")
+                    op.op = text
+                elif name == "path":
+                    op.path = text
+                else:
+                    op.from_ = text
             elif name == "value":
-                nxt = obj.members[k + 1].name.before_extra if k + 1 < len(obj.members) else obj.after_extra
-                value = _Item(Value(m.value.clone().value), _leading(m.name.before_extra), _trailing(nxt))
-                fields[name] = value
-            else:
-                fields[name] = None
-        ops.append(_check(i, fields, value))
+                leading, _ = _extract_leading(_before_at(obj, j))
+                trailing = _before_at(obj, j + 1)[:classify(_before_at(obj, j + 1))[0]]
+                op.value = Item(m.value.value, leading, trailing)
+        if "op" not in seen:
+            raise _err(i, 'missing required member "op"')
+        if "path" not in seen:
+            raise _err(i, 'missing required member "path"')
+        if "from" not in seen and op.op in ("move", "copy"):
+            raise _err(i, 'missing required member "from"')
+        if "value" not in seen and op.op in ("add", "replace", "test"):
+            raise _err(i, 'missing required member "value"')
+        ops.append(op)
     return ops
 
 
-def _ops_from_data(data: list[Any]) -> list[_Op]:
-    ops = []
-    for i, obj in enumerate(data):
-        if not isinstance(obj, dict):
-            raise _err(i, "must be a JSON object")
-        for name in ("op", "path", "from"):
-            if name in obj and not isinstance(obj[name], str):
-                raise _err(i, f'member "{name}" must be a JSON string')
-        value = None
-        if "value" in obj:
+def _data_text(ops: list[Any]) -> bytes:
+    """A patch given as Python data, as compact JSON text (values keep no whitespace, as before)."""
+    try:
+        text = json.dumps(ops, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        for i, op in enumerate(ops):
             try:
-                text = json.dumps(obj["value"], ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+                json.dumps(op, allow_nan=False)
             except (TypeError, ValueError) as err:
                 raise _err(i, f"value is not JSON data: {err}") from None
-            value = _Item(Value(parse(text.encode("utf-8", "surrogatepass")).value))
-        ops.append(_check(i, dict(obj), value))
-    return ops
+        raise
+    return text.encode("utf-8", "surrogatepass")
 
 
-def _check(i: int, fields: dict[str, Any], value: _Item | None) -> _Op:
-    if "op" not in fields:
-        raise _err(i, 'missing required member "op"')
-    op = fields["op"]
-    if op not in _OPS:
-        raise _err(i, f"unknown operation {json.dumps(op, ensure_ascii=False)}")
-    required = ["path"] + (["from"] if op in ("move", "copy") else []) + (
-        ["value"] if op in ("add", "replace", "test") else [])
-    for name in required:
-        if name not in fields:
-            raise _err(i, f'missing required member "{name}"')
-    path = fields["path"]
+def read_patch(patch_doc: str | bytes | list[Any]) -> list[Operation]:
+    """Parse and check a whole patch document (HuJSON text or a list of dicts); raises HuJSONError."""
+    if isinstance(patch_doc, list):
+        return _ops_from_tree(parse_tree(_data_text(patch_doc)))
+    return _ops_from_tree(parse_tree(as_bytes(patch_doc)))
+
+
+# --- applying it -----------------------------------------------------------------------------------------
+
+def _decode_for_test(value: Any) -> Any:
+    """Go's ``equalValue`` decoding: standardize, decode to generic data; ``None`` when that fails."""
+    v = Value(value).clone()
+    standardize_value(v)
+    raw = v.pack()
     try:
-        split_pointer(path)
-        if "from" in fields and op in ("move", "copy"):
-            split_pointer(fields["from"])
-    except HuJSONError as err:
-        raise _err(i, err.reason) from None
-    return _Op(i, op, path, fields.get("from") if op in ("move", "copy") else None, value)
-
-
-# --- tree edits ----------------------------------------------------------------------------------------
-
-def _before(comp: Object | Array, i: int) -> bytes:
-    return comp.members[i].name.before_extra if isinstance(comp, Object) else comp.elements[i].before_extra
-
-
-def _set_before(comp: Object | Array, i: int, extra: bytes) -> None:
-    if isinstance(comp, Object):
-        comp.members[i].name.before_extra = extra
-    else:
-        comp.elements[i].before_extra = extra
-
-
-def _next_extra(comp: Object | Array, i: int) -> bytes:
-    n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
-    return _before(comp, i + 1) if i + 1 < n else comp.after_extra
-
-
-def _set_next_extra(comp: Object | Array, i: int, extra: bytes) -> None:
-    n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
-    if i + 1 < n:
-        _set_before(comp, i + 1, extra)
-    else:
-        comp.after_extra = extra
-
-
-def _join_kept(kept: bytes, rest: bytes, rest_at_line_start: bool) -> bytes:
-    """Put what stays of a removed item's before-extra in front of the next extra."""
-    body = _close_line(kept.rstrip(b" \t\r\n"))
-    if body.endswith(b"\n"):
-        if not rest_at_line_start and rest.lstrip(b" \t").startswith(b"\n"):
-            rest = rest[rest.index(b"\n") + 1:]
-    elif rest and rest[:1] not in (b" ", b"\t", b"\n", b"\r"):
-        body += b" "
-    return body + rest
-
-
-def _remove(comp: Object | Array, i: int) -> _Item:
-    """Remove item *i* with its comments; return it with them."""
-    before = _before(comp, i)
-    _a, b = _split(before)
-    kept = before[:b]
-    leading = _leading(before)
-    nxt = _next_extra(comp, i)
-    na, _ = _split(nxt)
-    trailing = _close_line(nxt[:na]) if _has_comment(nxt[:na]) else b""
-    rest = nxt[na:] if trailing else nxt
-    if _has_comment(kept):
-        rest = _join_kept(kept, rest, trailing.endswith(b"\n"))
-    val = comp.members.pop(i).value if isinstance(comp, Object) else comp.elements.pop(i)
-    n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
-    if i < n:
-        _set_before(comp, i, rest)
-    else:
-        comp.after_extra = rest
-        if n == 0:
-            comp.trailing_comma = False
-    return _Item(Value(val.value), leading, trailing)
-
-
-def _attach_trailing(trailing: bytes, rest: bytes) -> bytes:
-    """*trailing* comments followed by *rest*, without doubling the newline between them."""
-    if not trailing:
-        return rest
-    trailing = _close_line(trailing)
-    if trailing.endswith(b"\n") and rest.lstrip(b" \t").startswith(b"\n"):
-        rest = rest[rest.index(b"\n") + 1:]
-    return trailing + rest
-
-
-def _insert(comp: Object | Array, i: int, item: _Item, name: str | None = None) -> None:
-    """Insert *item* as item *i* of *comp* (for objects, a member named *name*)."""
-    n = len(comp.members) if isinstance(comp, Object) else len(comp.elements)
-    extra = _before(comp, i) if i < n else comp.after_extra
-    a, _b = _split(extra)
-    prev_own, rest = extra[:a], extra[a:]
-    before = prev_own + (b"\n" + item.leading if item.leading else b"")
-    after_rest = _attach_trailing(item.trailing, rest)
-    new = Value(item.value.value)
-    if isinstance(comp, Object):
-        assert name is not None
-        lit = Literal.string(name)
-        comp.members.insert(i, ObjectMember(Value(lit, before), new))
-    else:
-        new.before_extra = before
-        comp.elements.insert(i, new)
-    if i + 1 <= n:
-        _set_before(comp, i + 1, after_rest)
-    else:
-        comp.after_extra = after_rest
-
-
-def _replace(parent: Object | Array | None, root: Value, key: str | int | None, target: Value,
-             item: _Item) -> None:
-    target.value = item.value.value
-    if parent is None:
-        if item.leading:
-            root.before_extra = _close_line(item.leading)
-        if item.trailing:
-            root.after_extra = item.trailing
-        return
-    if isinstance(parent, Object):
-        assert isinstance(key, str)
-        i = member_index(parent, key)
-    else:
-        assert isinstance(key, int)
-        i = key
-    assert i is not None
-    if item.leading:
-        before = _before(parent, i)
-        _, b = _split(before)
-        part = before[b:]
-        ws = part[: len(part) - len(part.lstrip(b" \t\r\n"))]
-        tail = part[len(part.rstrip(b" \t\r\n")):] if _has_comment(part) else ws
-        body = item.leading.rstrip(b" \t\r\n")
-        if b"\n" not in tail:
-            body = _close_line(body)
-        _set_before(parent, i, before[:b] + ws + body + tail)
-    if item.trailing:
-        nxt = _next_extra(parent, i)
-        na, _ = _split(nxt)
-        _set_next_extra(parent, i, _attach_trailing(item.trailing, nxt[na:]))
-
-
-def _decode_for_test(v: Value) -> Any:
-    c = v.clone()
-    standardize_value(c)
-    text = c.pack().decode("utf-8", "replace")
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        return dict(items)
-
-    try:
-        data = json.loads(text, parse_int=float, object_pairs_hook=pairs)
+        data = json.loads(go_text(raw), parse_int=float)
     except (ValueError, RecursionError):
         return None
+    fix = _SURROGATE_ESCAPE.search(raw) is not None
     stack = [data]
+    out_of_range = False
     while stack:
         x = stack.pop()
-        if isinstance(x, float) and math.isinf(x):
-            return None
-        if isinstance(x, dict):
+        if type(x) is float:
+            if math.isinf(x):
+                out_of_range = True
+        elif type(x) is dict:
+            if fix:
+                items = list(x.items())
+                x.clear()
+                for k, val in items:
+                    x[fix_surrogates(k)] = fix_surrogates(val) if type(val) is str else val
             stack.extend(x.values())
-        elif isinstance(x, list):
+        elif type(x) is list:
+            if fix:
+                x[:] = [fix_surrogates(e) if type(e) is str else e for e in x]
             stack.extend(x)
-    return data
+    if out_of_range:
+        return None
+    return fix_surrogates(data) if fix and type(data) is str else data
 
 
 def _deep_equal(a: Any, b: Any) -> bool:
@@ -327,11 +321,11 @@ def _deep_equal(a: Any, b: Any) -> bool:
         x, y = stack.pop()
         if type(x) is not type(y):
             return False
-        if isinstance(x, dict):
+        if type(x) is dict:
             if x.keys() != y.keys():
                 return False
             stack.extend((x[k], y[k]) for k in x)
-        elif isinstance(x, list):
+        elif type(x) is list:
             if len(x) != len(y):
                 return False
             stack.extend(zip(x, y, strict=True))
@@ -340,125 +334,76 @@ def _deep_equal(a: Any, b: Any) -> bool:
     return True
 
 
-def _is_prefix(prefix: str, path: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
+def _has_path_prefix(s: str, prefix: str) -> bool:
+    return s.startswith(prefix) and (len(s) == len(prefix) or s[len(prefix)] == "/")
 
 
-def _apply(root: Value, op: _Op) -> None:
-    i = op.index
-    try:
-        if op.op in ("add", "replace", "test"):
+def _add(root: Value, i: int, path: str, item: Item) -> None:
+    loc, err = locate(root, path)
+    if err is not None and (err.reason != NOT_FOUND or not loc.complete):
+        raise _err(i, err.reason)
+    comp = loc.parent
+    if comp is None:
+        root.value, root.before_extra, root.after_extra = item.value, item.leading, item.trailing
+    elif type(comp) is Object:
+        if loc.index < len(comp.members):
+            _replace_at(comp, loc.index, item)
+        else:
+            _insert_at(comp, loc.index, item, loc.name)
+    else:
+        _insert_at(comp, loc.index, item)
+
+
+def _apply(root: Value, i: int, op: Operation) -> None:
+    if op.op == "add":
+        assert op.value is not None
+        _add(root, i, op.path, Item(op.value.value, op.value.leading, op.value.trailing))
+    elif op.op in ("remove", "replace"):
+        loc, err = locate(root, op.path)
+        if err is not None:
+            raise _err(i, err.reason)
+        if loc.parent is None:
+            raise _err(i, f"cannot {op.op} root value")
+        if op.op == "remove":
+            _remove_at(loc.parent, loc.index)
+        else:
             assert op.value is not None
-            item = _Item(op.value.value.clone(), op.value.leading, op.value.trailing)
-            if op.op == "add":
-                _add(root, op.path, item, i)
-            elif op.op == "replace":
-                if op.path == "":
-                    raise _err(i, "cannot replace root value")
-                loc = locate(root, op.path)
-                if loc.found is None:
-                    raise _err(i, "value not found")
-                assert loc.parent is not None and not isinstance(loc.parent.value, Literal)
-                _replace(loc.parent.value, root, loc.key, loc.found, item)
-            else:
-                loc = locate(root, op.path)
-                if loc.found is None:
-                    raise _err(i, "value not found")
-                want, got = _decode_for_test(item.value), _decode_for_test(loc.found)
-                if want is None or got is None or not _deep_equal(want, got):
-                    raise _err(i, f"values differ at {json.dumps(op.path, ensure_ascii=False)}")
-        elif op.op == "remove":
-            if op.path == "":
-                raise _err(i, "cannot remove root value")
-            _take(root, op.path, i)
-        else:
-            assert op.from_ is not None
-            if op.from_ == "":
-                raise _err(i, f"cannot {op.op} root value")
-            if op.op == "move":
-                if _is_prefix(op.from_, op.path):
-                    raise _err(i, f"cannot move {json.dumps(op.from_)} into {json.dumps(op.path)}")
-                item = _take(root, op.from_, i)
-            else:
-                loc = locate(root, op.from_)
-                if loc.found is None:
-                    raise _err(i, "value not found")
-                item = _owned_copy(loc)
-            _add(root, op.path, item, i)
-    except HuJSONError as err:
-        if err.reason.startswith("patch operation"):
-            raise
-        raise _err(i, err.reason) from None
-
-
-def _owned_copy(loc: Any) -> _Item:
-    found: Value = loc.found
-    parent = loc.parent.value
-    if isinstance(parent, Object):
-        k = member_index(parent, loc.key)
-        assert k is not None
+            _replace_at(loc.parent, loc.index, op.value)
+    elif op.op in ("move", "copy"):
+        if op.from_ == "" or (op.op == "move" and _has_path_prefix(op.path, op.from_)):
+            raise _err(i, f"cannot {op.op} {go_quote(op.from_)} into {go_quote(op.path)}")
+        loc, err = locate(root, op.from_)
+        if err is not None:
+            raise _err(i, err.reason)
+        assert loc.parent is not None
+        item = _remove_at(loc.parent, loc.index) if op.op == "move" else _copy_at(loc.parent, loc.index)
+        _add(root, i, op.path, item)
     else:
-        k = loc.key
-    return _Item(Value(found.clone().value), _leading(_before(parent, k)), _trailing(_next_extra(parent, k)))
+        loc, err = locate(root, op.path)
+        if err is not None:
+            raise _err(i, err.reason)
+        assert op.value is not None and loc.found is not None
+        full_value(loc.found)
+        want, got = _decode_for_test(loc.found.value), _decode_for_test(op.value.value)
+        if want is None or got is None or not _deep_equal(want, got):
+            raise _err(i, f"values differ at {go_quote(op.path)}")
 
 
-def _take(root: Value, path: str, i: int) -> _Item:
-    loc = locate(root, path)
-    if loc.found is None:
-        raise _err(i, "value not found")
-    assert loc.parent is not None
-    parent = loc.parent.value
-    assert not isinstance(parent, Literal)
-    if isinstance(parent, Object):
-        assert isinstance(loc.key, str)
-        k = member_index(parent, loc.key)
-        assert k is not None
-    else:
-        assert isinstance(loc.key, int)
-        k = loc.key
-    return _remove(parent, k)
+def apply_operations(v: Value, ops: list[Operation]) -> None:
+    """Apply checked operations to *v* in place, Go's way: a failing operation leaves earlier ones applied.
 
-
-def _add(root: Value, path: str, item: _Item, i: int) -> None:
-    if path == "":
-        root.value = item.value.value
-        if item.leading:
-            root.before_extra = _close_line(item.leading)
-        if item.trailing:
-            root.after_extra = item.trailing
-        return
-    loc = locate(root, path)
-    if loc.parent_missing or loc.parent is None:
-        raise _err(i, "value not found")
-    parent = loc.parent.value
-    if isinstance(parent, Object):
-        assert isinstance(loc.key, str)
-        if loc.found is not None:
-            _replace(parent, root, loc.key, loc.found, item)
-        else:
-            _insert(parent, len(parent.members), item, loc.key)
-    elif isinstance(parent, Array):
-        assert isinstance(loc.key, int)
-        _insert(parent, min(loc.key, len(parent.elements)), item)
-    else:
-        raise _err(i, "value not found")
-
-
-# --- entry points --------------------------------------------------------------------------------------
-
-def read_patch(patch_doc: str | bytes | list[Any]) -> list[_Op]:
-    """Parse and check a whole patch document; raises :class:`HuJSONError`."""
-    if isinstance(patch_doc, list):
-        return _ops_from_data(patch_doc)
-    return _ops_from_tree(parse(as_bytes(patch_doc)))
+    Each operation's value is inserted as is (not copied), so a list of operations is applied once.
+    """
+    for i, op in enumerate(ops):
+        _apply(v, i, op)
 
 
 def patch_value(v: Value, patch_doc: str | bytes | list[Any]) -> None:
     """Apply *patch_doc* to the tree in place, all or nothing. Offsets are not updated (as in Go)."""
     ops = read_patch(patch_doc)
-    work = v.clone()
-    for op in ops:
-        _apply(work, op)
+    with no_gc():
+        work = v.clone()
+        apply_operations(work, ops)
     v.before_extra, v.value, v.after_extra = work.before_extra, work.value, work.after_extra
 
 
@@ -467,8 +412,11 @@ def patch(src: str | bytes, patch_doc: str | bytes | list[Any]) -> bytes:
 
     *patch_doc* is HuJSON text (comments and trailing commas allowed; the comments around a ``value``
     travel with it) or a list of operation dicts. Raises :class:`HuJSONError`
-    (``hujson: patch operation N: ...``) and applies nothing when any operation fails.
+    (``hujson: patch operation N: ...``) and returns nothing when any operation fails.
     """
-    v = parse(as_bytes(src))
-    patch_value(v, patch_doc)
-    return v.pack()
+    b = as_bytes(src)
+    v = shallow_tree(b) or parse_tree(b)  # only the levels on the operations' paths are built
+    ops = read_patch(patch_doc)
+    with no_gc():
+        apply_operations(v, ops)
+        return v.pack()

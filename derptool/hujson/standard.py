@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from derptool.hujson.ast import Array, Literal, Object, Value
-from derptool.hujson.parse import as_bytes, parse
+from derptool.hujson.ast import Literal, Value
+from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 
 # A comment, matched whole (a match inside a string is sorted out by the caller).
 _COMMENT = re.compile(rb"//[^\n]*+\n|/\*(?s:.*?)\*/")
@@ -30,6 +30,7 @@ _STRING = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _BLANK = bytes(b if b in b" \t\r\n" else 0x20 for b in range(256))
 _STAR = 0x2A
 _WS = frozenset(b" \t\r\n")
+_WSB = b" \t\r\n"
 _NO_VALUE_BEFORE = frozenset(b"[{,:")
 
 
@@ -167,10 +168,13 @@ def fast_loads(b: bytes, *, validate_only: bool = False) -> tuple[bytes, Any] | 
     With *validate_only*, ``data`` is not the real data (objects decode as their size), which is
     cheaper when only validity matters.
     """
-    try:
-        b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
-    except UnicodeDecodeError:
-        return None
+    if not b.isascii():
+        try:
+            b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
+        except UnicodeDecodeError:
+            return None
+        if b"\xe2\x80\xa8" in b or b"\xe2\x80\xa9" in b:
+            return None  # a line separator might sit in a // comment: the parser decides
     std = fast_standardize(b, thorough=False)
     if std is None:
         return None
@@ -194,60 +198,68 @@ def standardize(src: str | bytes) -> bytes:
     fast = fast_loads(b, validate_only=True)
     if fast is not None:
         return fast[0]
-    v = parse(b)
+    v = parse_tree(b)
     standardize_value(v)
     return v.pack()
 
 
+_STRINGS_SPLIT = re.compile(rb'("(?:[^"\\]++|\\(?s:.))*+")')
+
+
 def minimize(src: str | bytes) -> bytes:
     """Plain JSON with no whitespace, comments or trailing commas; literals are kept as written."""
-    v = parse(as_bytes(src))
-    minimize_value(v)
-    return v.pack()
+    b = as_bytes(src)
+    fast = fast_loads(b, validate_only=True)
+    if fast is not None:
+        # valid: the standardized text minus the whitespace outside strings (odd parts are strings)
+        parts = _STRINGS_SPLIT.split(fast[0])
+        parts[0::2] = [p.translate(None, b" \t\r\n") for p in parts[0::2]]
+        return b"".join(parts)
+    v = parse_tree(b)
+    with no_gc():
+        minimize_value(v)
+        return v.pack()
 
 
 def is_standard(src: str | bytes) -> bool:
     """True if *src* is valid HuJSON that is also plain JSON (no comments, no trailing commas)."""
-    return is_standard_value(parse(as_bytes(src)))
-
-
-def _composites(v: Value) -> list[Value]:
-    return list(v.all())
+    return is_standard_value(parse_tree(as_bytes(src)))
 
 
 def standardize_value(v: Value) -> None:
     """Standardize the tree in place (see :func:`standardize`)."""
-    for node in _composites(v):
+    for node in v.all():
         node.before_extra = node.before_extra.translate(_BLANK)
-        node.after_extra = node.after_extra.translate(_BLANK)
+        if node.after_extra:
+            node.after_extra = node.after_extra.translate(_BLANK)
         t = node.value
-        if isinstance(t, (Object, Array)):
-            t.after_extra = t.after_extra.translate(_BLANK)
-            if t.trailing_comma:
-                last = t.members[-1].value if isinstance(t, Object) else t.elements[-1]
-                last.after_extra += b" "
-                t.trailing_comma = False
+        if type(t) is not Literal:
+            items = t.items()  # type: ignore[union-attr]
+            if items and items[-1].after_extra is not None:  # the trailing comma becomes a space
+                last = items[-1]
+                t.after_extra = (last.after_extra or b"").translate(_BLANK) + b" " + t.after_extra  # type: ignore[union-attr]
+                last.after_extra = None
+            t.after_extra = t.after_extra.translate(_BLANK)  # type: ignore[union-attr]
     v.update_offsets()
 
 
 def minimize_value(v: Value) -> None:
     """Minimize the tree in place (see :func:`minimize`)."""
-    for node in _composites(v):
+    for node in v.all():
         node.before_extra = b""
-        node.after_extra = b""
+        node.after_extra = None
         t = node.value
-        if not isinstance(t, Literal):
-            t.after_extra = b""
-            t.trailing_comma = False
+        if type(t) is not Literal:
+            t.after_extra = b""  # type: ignore[union-attr]
     v.update_offsets()
 
 
 def is_standard_value(v: Value) -> bool:
     """True when every extra in the tree is whitespace only and there is no trailing comma."""
     for node in v.all():
-        if node.before_extra.strip(b" \t\r\n") or node.after_extra.strip(b" \t\r\n"):
+        if node.before_extra.strip(_WSB) or (node.after_extra and node.after_extra.strip(_WSB)):
             return False
         t = node.value
-        if not isinstance(t, Literal) and (t.trailing_comma or t.after_extra.strip(b" \t\r\n")):
+        if not isinstance(t, Literal) and (t.trailing_comma or t.after_extra.strip(_WSB)):
             return False
     return True

@@ -21,9 +21,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from derptool.net.dial import join_host_port, split_host_port
+
+if TYPE_CHECKING:
+    from derptool.net.portmap import PortMapProbe
 
 NatType = Literal["none", "easy", "hard", "blocked", "unknown"]
 Mapping = Literal["endpoint-independent", "address-dependent", "address-and-port-dependent"]
@@ -96,9 +99,14 @@ class NatReport:
     observations: tuple[Observation, ...] = field(default=())
     notes: tuple[str, ...] = ()
     """Notices for the user (not part of the JSON contract); the CLI prints them on stderr."""
+    port_mapping: PortMapProbe | None = None
+    """Which port-mapping protocols the gateway answered (None: not checked)."""
+    captive_portal: bool | None = None
+    """A captive portal answered instead of a DERP node (None: not checked; checked when UDP is blocked)."""
 
     def to_data(self) -> dict[str, Any]:
-        """JSON-ready data: the contract fields, then ``family``, per-family verdicts ``ipv4``/``ipv6``, ``probes``."""
+        """JSON-ready data: the contract fields, then ``family``, per-family verdicts ``ipv4``/``ipv6``, ``probes``,
+        ``port_mapping`` and ``captive_portal``."""
         r = self.result
         data: dict[str, Any] = _result_data(r)
         data["family"] = r.family
@@ -113,6 +121,8 @@ class NatReport:
             }
             for o in self.observations
         ]
+        data["port_mapping"] = None if self.port_mapping is None else self.port_mapping.to_data()
+        data["captive_portal"] = self.captive_portal
         return data
 
 

@@ -10,6 +10,7 @@ answer from another address or port than the server probed is ignored. :func:`ru
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterable
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 
 from derptool.derpmap import DERPMap, DERPNode, is_ip
 from derptool.errors import InputError, NetworkError, ProbeFailed, ResolveError, StunTimeout
-from derptool.net import dial, nat
-from derptool.net.stunclient import BlockingStunClient, StunAnswer, route_source
+from derptool.net import captive, dial, nat, portmap
+from derptool.net.stunclient import BlockingStunClient, StunAnswer, describe_os_error, route_source
 
 DEFAULT_TIMEOUT = 3.0
 RETRANSMIT_INTERVAL = 0.4
@@ -107,18 +108,25 @@ def probe(targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> tuple[list
     return observations, locals_
 
 
-def _exchange(targets: list[Target], timeout: float) -> tuple[list[nat.Observation], list[nat.Endpoint], str | None]:
-    with BlockingStunClient() as client:
+def _exchange(targets: list[Target], timeout: float, *, bind_ip: str | None = None,
+              bind_port: int = 0) -> tuple[list[nat.Observation], list[nat.Endpoint], str | None]:
+    with BlockingStunClient(bind_ip=bind_ip, bind_port=bind_port) as client:
         locals_: dict[int, nat.Endpoint | None] = {}
         for family in (4, 6):
             fam_targets = [t for t in targets if t.server.family == family]
             if not fam_targets:
                 continue
+            if bind_ip is not None and (":" in bind_ip) != (family == 6):
+                continue  # the bind address is of the other family: no socket (as tailscale netcheck)
             try:
                 port = client.socket(family).local_port
-            except OSError:  # no such address family on this machine
+            except OSError as err:  # no such address family on this machine, or the bind address is wrong
+                if bind_ip is not None or bind_port:
+                    where = dial.join_host_port(bind_ip or ("0.0.0.0" if family == 4 else "::"), bind_port)
+                    raise InputError(f"cannot bind the STUN socket to {where}: {describe_os_error(err)}") from None
                 continue
-            ip = next((ip for t in fam_targets if (ip := route_source(family, t.server.ip, t.server.port))), None)
+            ip = bind_ip or next((ip for t in fam_targets
+                                  if (ip := route_source(family, t.server.ip, t.server.port))), None)
             locals_[family] = nat.Endpoint(ip, port) if ip else None
         usable = [t for t in targets if t.server.family in locals_]
         results = client.query([(t.server.ip, t.server.port) for t in usable], timeout=timeout,
@@ -151,11 +159,19 @@ def _error(err: ProbeFailed) -> str:
 
 
 def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
-        timeout: float = DEFAULT_TIMEOUT, families: Iterable[int] = (4, 6)) -> nat.NatReport:
+        timeout: float = DEFAULT_TIMEOUT, families: Iterable[int] = (4, 6), bind_ip: str | None = None,
+        bind_port: int = 0, port_mapping: bool = False, captive_portal: bool = True,
+        captive_port: int = 80) -> nat.NatReport:
     """Plan, probe and classify: the whole of ``derptool nat`` as a library call.
 
-    Raises :class:`InputError` for bad input, :class:`NetworkError` when nothing can be probed; notices
-    (ignored STUN packets) are in ``NatReport.notes``.
+    *bind_ip*/*bind_port*: the local address and UDP port of the STUN socket (a family other than
+    *bind_ip*'s is not probed). *port_mapping* also asks the default gateway for UPnP, NAT-PMP and PCP
+    (beside the STUN probes); *captive_portal* checks the map's nodes for a captive portal when no STUN
+    server answered (as netcheck, which skips it when UDP works), on their HTTP port *captive_port*.
+
+    Raises :class:`InputError` for bad input (including a bind address that cannot be bound),
+    :class:`NetworkError` when nothing can be probed; notices (ignored STUN packets) are in
+    ``NatReport.notes``.
     """
     if timeout <= 0:
         raise InputError("the timeout must be a positive number of seconds")
@@ -176,6 +192,20 @@ def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     if not targets:
         raise NetworkError("no STUN server of the selected regions has an address to probe "
                            "(no IP address in the map, and the host names do not resolve)")
-    observations, locals_, note = _exchange(targets, timeout)
+    if bind_ip is not None:
+        targets = [t for t in targets if (":" in t.server.ip) == (":" in bind_ip)]
+        if not targets:
+            raise InputError(f"no STUN server of the selected regions has an IPv{6 if ':' in bind_ip else 4} "
+                             f"address for the bind address {bind_ip}")
+    mapping = None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending_map = pool.submit(portmap.probe) if port_mapping else None
+        observations, locals_, note = _exchange(targets, timeout, bind_ip=bind_ip, bind_port=bind_port)
+        if pending_map is not None:
+            mapping = pending_map.result()
     report = nat.summarize(observations, locals_)
-    return dataclasses.replace(report, notes=(note,)) if note else report
+    captive_found = None
+    if captive_portal and not report.result.udp:
+        captive_found = captive.detect(dmap, None, port=captive_port).found
+    return dataclasses.replace(report, notes=(note,) if note else (), port_mapping=mapping,
+                               captive_portal=captive_found)

@@ -11,6 +11,11 @@ so WireGuard cannot go direct and every packet between the clients is relayed by
 take the IDs and codes of Tailscale's New York and Frankfurt regions so derptool's geography names them
 (country US and DE): ``derptool omit --region us`` removes region 1.
 
+Frankfurt is farther: every packet a client sends to its derper waits :attr:`Region.delay_ms` in the
+client's namespace (:mod:`tests.support.linkdelay`, a userspace ``netem delay``), so a round trip to region 4
+takes that much longer than one to region 1, every client is homed in region 1 until the geofence removes
+it, and latency measurements have a known truth to agree on.
+
 headscale reads its DERP map from two ``derp.paths`` files written by derptool: ``derp-full.yaml``
 (``derptool map --format headscale-yaml``) and ``derp-omit.yaml`` (``derptool omit --format headscale-yaml``,
 empty at first), and re-reads them every :data:`DERP_REFRESH` (``derp.update_frequency``), pushing a new
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support import linkdelay
 from tests.support.netns import Lab
 
 BIN_DIR = Path(__file__).resolve().parent / "go" / "bin"
@@ -52,11 +58,13 @@ class Region:
     name: str
     address: str
     country: str
+    delay_ms: float = 0.0
+    """Added to the round trip from every client to this region's derper."""
 
 
 REGIONS = (
     Region(1, "nyc", "New York City", "10.78.0.2", "US"),
-    Region(4, "fra", "Frankfurt", "10.78.0.3", "DE"),
+    Region(4, "fra", "Frankfurt", "10.78.0.3", "DE", delay_ms=20.0),
 )
 
 
@@ -84,6 +92,8 @@ class Tailnet:
     full_map: Path = Path()
     omit_map: Path = Path()
     headscale_config: Path = Path()
+    derpers: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+    """The derper process of each region ID."""
     startup_s: float = 0.0
 
     # -- running commands -------------------------------------------------------------------------
@@ -140,6 +150,12 @@ class Tailnet:
                         return int(expr["counter"]["packets"])
         raise AssertionError("no counter in the hub's forward chain")
 
+    def stop_derper(self, region: Region) -> None:
+        """Stop *region*'s derper (SIGTERM, then wait for it to exit)."""
+        proc = self.derpers[region.id]
+        proc.terminate()
+        proc.wait(timeout=10)
+
     def close(self) -> None:
         """End every process (by PID) and delete the namespaces."""
         self.lab.close()
@@ -165,6 +181,8 @@ def missing_requirements() -> str | None:
     why = netns_missing()
     if why is not None:
         return why
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun (the delayed link to region 4 is a TUN device)"
     bins = find_binaries()
     return bins if isinstance(bins, str) else None
 
@@ -301,6 +319,9 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
         lab.run(role, "ip", "addr", "add", f"10.78.{i}.2/24", "dev", f"c{i}")
         lab.run(role, "ip", "route", "add", "default", "via", f"10.78.{i}.1")
         net.clients.append(Client(role, f"10.78.{i}.2", 41640 + i, work / f"{role}.sock", work / role))
+        for r in REGIONS:
+            if r.delay_ms:
+                _delay(net, role, r, source=f"10.78.{i}.2", gateway=f"10.78.{i}.1", interface=f"c{i}")
 
     # TLS: one test CA; each derper a certificate for its host name and address.
     net.ca_file = work / "ca.pem"
@@ -313,8 +334,11 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
         cert = ca.issue_cert(f"derp-{r.code}.test", r.address)
         cert.cert_chain_pems[0].write_to_path(str(certdir / f"{r.address}.crt"))
         cert.private_key_pem.write_to_path(str(certdir / f"{r.address}.key"))
-        lab.popen("hub", [
-            net.bins["derper"], "-a", f"{r.address}:443", "-http-port", "-1", "-stun-port", "3478",
+        # -c: each derper its own key in the work directory (as root, derper's default is the host's
+        # /var/lib/derper/derper.key, which both would share).
+        net.derpers[r.id] = lab.popen("hub", [
+            net.bins["derper"], "-c", str(work / f"derper-{r.code}.key"), "-a", f"{r.address}:443",
+            "-http-port", "-1", "-stun-port", "3478",
             "-certmode", "manual", "-certdir", str(certdir), "-hostname", r.address,
         ], stdout=_log(work, f"derper-{r.code}"), stderr=subprocess.STDOUT,
             env={**env, "TS_ALLOW_DEBUG_IP": r.address})  # /debug/ answers scrapes from the hub itself
@@ -365,6 +389,16 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
             raise RuntimeError(f"tailscale up on {c.name} failed: {out.strip()}")
     for c in net.clients:
         c.tailscale_ip = net.tailscale(c, "ip", "-4").stdout.strip()
+
+
+def _delay(net: Tailnet, role: str, region: Region, *, source: str, gateway: str, interface: str) -> None:
+    """Delay what *role* sends to *region*'s derper by its ``delay_ms`` (see :mod:`tests.support.linkdelay`)."""
+    device = f"slow{region.id}"
+    net.lab.popen(role, [sys.executable, str(linkdelay.__file__), device, str(region.delay_ms)])
+    wait_for(f"{role}'s delay device {device}",
+             lambda: net.lab.run(role, "ip", "link", "show", device, check=False).returncode == 0, timeout=10)
+    linkdelay.route_through(lambda *args: net.lab.run(role, *args), device, region.address, source=source,
+                            gateway=gateway, interface=interface)
 
 
 def _try(fn: Callable[[], object]) -> bool:

@@ -1,9 +1,8 @@
-"""``check --every --listen``: the last check report as Prometheus metrics, served over HTTP.
+"""``check --every --listen``: the last check report as Prometheus metrics.
 
 :class:`CheckCollector` turns the latest :class:`CheckReport` into gauges (prometheus_client does the
-exposition format); :func:`serve` answers ``GET``/``HEAD`` on ``/metrics`` (503 until the first report),
-``/healthz`` (200 while the exporter runs) and ``/`` (a pointer to both). Every series of one node and
-family carries the labels ``node``, ``host``, ``region_id`` and ``family``:
+exposition format); :func:`exposition` renders them, and :class:`derptool.net.exporter.Exporter` serves the
+text. Every series of one node and family carries the labels ``node``, ``host``, ``region_id`` and ``family``:
 
 =======================================  =======================================================
 ``derptool_check_up``                    1 when no step of the node failed
@@ -23,10 +22,8 @@ plus ``derptool_check_run_duration_seconds``, ``derptool_check_run_timestamp_sec
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -35,7 +32,6 @@ from prometheus_client.registry import Collector
 
 from derptool.net.check.report import CheckReport, NodeCheck
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABELS = ["node", "host", "region_id", "family"]
 
 
@@ -128,56 +124,3 @@ def exposition(collector: CheckCollector) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return generate_latest(registry)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _answer(self, body: bool) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            if self.server.collector.report is None:
-                self._send(503, b"no check has finished yet\n", body)
-            else:
-                self._send(200, exposition(self.server.collector), body, CONTENT_TYPE)
-        elif path == "/healthz":
-            self._send(200, b"ok\n", body)
-        elif path == "/":
-            self._send(200, b"derptool check exporter: /metrics, /healthz\n", body)
-        else:
-            self._send(404, b"not found; metrics are on /metrics\n", body)
-
-    def do_GET(self) -> None:
-        self._answer(True)
-
-    def do_HEAD(self) -> None:
-        self._answer(False)
-
-    def _send(self, status: int, data: bytes, body: bool, ctype: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    collector: CheckCollector
-
-
-def serve(host: str, port: int, collector: CheckCollector) -> ThreadingHTTPServer:
-    """Serve *collector* on ``host:port`` from a daemon thread; ``OSError`` when the address is unusable.
-
-    Stop it with ``server.shutdown()`` and ``server.server_close()``.
-    """
-    server_cls = type("_Server", (_Server,), {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
-    server: _Server = server_cls((host, port), _Handler)
-    server.collector = collector
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="check-exporter",
-                     daemon=True).start()
-    return server

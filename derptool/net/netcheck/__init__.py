@@ -19,6 +19,7 @@ The preferred region is the one with the lowest latency (each first multiplied b
 but never preferred.
 """
 
+from derptool.net.netcheck.client import Netcheck
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, STUN_PHASE, measure, run
 from derptool.net.netcheck.home import HomeChooser, choose_home
 from derptool.net.netcheck.plan import (
@@ -43,6 +44,7 @@ __all__ = [
     "HomeChooser",
     "LastReport",
     "Method",
+    "Netcheck",
     "Probe",
     "ProbePlan",
     "ProbeResult",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from derptool.net.netcheck.home import choose_home
 from derptool.net.netcheck.plan import Probe
+
+if TYPE_CHECKING:
+    from derptool.net.portmap import PortMapProbe
 
 Method = Literal["stun", "https"]
 
@@ -47,6 +51,10 @@ class RegionResult:
     """``HomeParams.RegionScore`` multiplier, when one applies."""
     probe_errors: int = 0
     """Probes (STUN and HTTPS) that failed."""
+    probed: bool = True
+    """False for a region an incremental round did not probe: its values are its last measurement's."""
+    measured_at: float | None = None
+    """When (Unix seconds) the values of a region that was not probed this round were measured."""
 
     def to_data(self) -> dict[str, Any]:
         """The region as in ``derptool latency --format json``."""
@@ -54,7 +62,7 @@ class RegionResult:
             "id": self.id, "code": self.code, "name": self.name, "country": self.country,
             "continent": self.continent, "latency_ms": _round(self.latency_ms),
             "v4_latency_ms": _round(self.v4_latency_ms), "v6_latency_ms": _round(self.v6_latency_ms),
-            "method": self.method, "node": self.node, "error": self.error,
+            "method": self.method, "node": self.node, "error": self.error, "probed": self.probed,
         }
 
 
@@ -62,7 +70,7 @@ def _round(ms: float | None) -> float | None:
     return None if ms is None else round(ms, 3)
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     """The outcome of a run: a value, rendered by the ``latency`` command (:mod:`derptool.cli.latency`)."""
 
@@ -82,6 +90,17 @@ class Report:
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     """Notices for the user (not part of the JSON contract); the CLI prints them on stderr."""
+    incremental: bool = False
+    """The round probed only the fastest regions of the last report and the home region."""
+    port_mapping: PortMapProbe | None = None
+    """Which port-mapping protocols the gateway answered; None when not checked."""
+    captive_portal: bool | None = None
+    """Whether a captive portal answered instead of a DERP node; None when not checked (as netcheck)."""
+
+    def __repr__(self) -> str:
+        # short on purpose: asyncio may repr a finished task's result (with thousands of probes) on exit
+        return (f"Report(map_source={self.map_source!r}, preferred_region={self.preferred_region}, "
+                f"regions={len(self.regions)}, probes={len(self.probes)}, duration_s={self.duration_s:.3f})")
 
     @property
     def reachable(self) -> list[RegionResult]:
@@ -105,7 +124,17 @@ class Report:
             "global_v6": self.global_v6,
             "mapping_varies_by_dest_ip": self.mapping_varies_by_dest_ip,
             "regions": [r.to_data() for r in self.regions],
+            "time": self.time,
+            "plan": "incremental" if self.incremental else "full",
+            "port_mapping": None if self.port_mapping is None else self.port_mapping.to_data(),
+            "captive_portal": self.captive_portal,
         }
+
+    @property
+    def time(self) -> str:
+        """When the run started, RFC 3339 in UTC with milliseconds."""
+        when = datetime.fromtimestamp(self.started, UTC)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def preferred_region(regions: list[RegionResult], previous: int | None = None) -> int | None:
