@@ -142,3 +142,38 @@ def test_derptool_map_environment_variable_names_the_map(tmp_path: Path) -> None
     assert result.exit_code == 0
     assert list(json.loads(result.stdout)["Regions"]) == ["900"]
     assert result.stderr == ""  # no fetch, no fallback notice
+
+
+def test_map_table_shows_continent_selector_names_not_codes() -> None:
+    """Issue 17 item 18: the CONTINENT column showed ``NA`` for North America, but the selector ``na`` is
+    Namibia; it shows ``north-america``, and every name it shows selects that region again."""
+    from derptool.derpmap.geo import CONTINENTS, resolve
+
+    result = runner.invoke(app, ["map", "--map", "snapshot"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    start, end = lines[0].index("CONTINENT"), lines[0].index("NODES")
+    table = lines[2:lines.index("")]
+    rows = [(line.split()[0], line.split()[1], line[start:end].strip()) for line in table]
+    assert len(rows) == len(load_snapshot().derp_map.region_list())
+    by_code = {code: continent for _, code, continent in rows}
+    assert by_code["nyc"] == "north-america"
+    assert by_code["fra"] == "europe"
+    assert by_code["syd"] == "oceania"
+    dmap = load_snapshot().derp_map
+    for rid, _, continent in rows:
+        assert continent in CONTINENTS
+        assert int(rid) in resolve([continent], dmap).region_ids
+
+
+def test_map_json_stays_a_derp_map_its_consumers_read(tmp_path: Path) -> None:
+    """Issue 17 item 18: ``map --format json`` is Tailscale's DERPMap (read back by --map FILE, tailscale and
+    headscale), so geography is not added to it; it reads back as the same map."""
+    out = runner.invoke(app, ["map", "--map", "snapshot", "--format", "json"])
+    assert out.exit_code == 0
+    saved = tmp_path / "map.json"
+    saved.write_text(out.stdout)
+    data = json.loads(out.stdout)
+    assert "continent" not in json.dumps(data).lower()
+    again = runner.invoke(app, ["map", "--map", str(saved), "--format", "json"])
+    assert again.exit_code == 0 and json.loads(again.stdout) == data

@@ -183,3 +183,48 @@ def test_real_process_exit_codes(files: dict[str, Path], tmp_path: Path) -> None
     missing = subprocess.run([*cmd, "validate", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
+
+
+def test_missing_file_gives_one_error_line_and_no_summary(tmp_path: Path) -> None:
+    """Issue 17 item 11: a missing file is one error line and exit 2, not also "no problems in 0 files"."""
+    missing = tmp_path / "missing.hujson"
+    result = runner.invoke(app, ["validate", str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"derptool: error: {missing}: no such file"]
+    assert result.stdout == ""
+
+
+def test_summary_counts_read_files_and_names_the_unread(files: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 17 item 11: with one file read and one missing, the summary says both, truthfully."""
+    result = runner.invoke(app, ["validate", str(tmp_path / "missing.hujson"), str(files["valid"])])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "derptool: no problems in 1 file; 1 file not read"
+
+
+MULTIBYTE = '{\n\t"groups": {"group:crème": ["zoë@example.com"]}, "acls": [{"action": "deny", "src": ["*"]}],\n}\n'
+
+
+def test_github_columns_count_characters_not_bytes(tmp_path: Path) -> None:
+    """Issue 17 item 19: GitHub counts annotation columns in characters; UTF-8 before the problem must not
+    shift the annotation (text and json keep byte columns, as Go's hujson counts them)."""
+    policy = tmp_path / "p.hujson"
+    policy.write_text(MULTIBYTE, encoding="utf-8")
+    line = MULTIBYTE.split("\n")[1]
+    chars = line.index('"deny"') + 1
+    octets = len(line[:line.index('"deny"')].encode()) + 1
+    assert octets == chars + 2  # è and ë take two bytes each
+    gh = runner.invoke(app, ["validate", "-f", "github", str(policy)])
+    assert gh.exit_code == 1
+    assert f"::error file={policy},line=2,col={chars}::action=\"deny\" is not supported" in gh.stdout.splitlines()
+    as_json = json.loads(runner.invoke(app, ["validate", "-f", "json", str(policy)]).stdout)
+    assert [p["column"] for p in as_json if "deny" in p["message"]] == [octets]
+
+
+def test_character_columns_keeps_problems_it_cannot_place() -> None:
+    """Issue 17 item 19: unknown files, lines past the end and column 1 are left as they are."""
+    from derptool.cli.validate import character_columns
+
+    problems = [{"file": "a", "line": 1, "column": 5}, {"file": "b", "line": 9, "column": 4},
+                {"file": "a", "line": 2, "column": 1}, {"file": "a", "line": 2, "column": 4}]
+    out = character_columns(problems, {"a": "ééé!\n€x".encode()})
+    assert [p["column"] for p in out] == [3, 4, 1, 2]

@@ -181,8 +181,6 @@ def test_acl_rules_accepted(rule: dict[str, Any]) -> None:
     ({"src": ["*"], "dst": ["*"]}, "ip and app can not both be empty"),
     ({"src": ["*"], "dst": ["*"], "ip": ["icmp"]}, 'port range "icmp": invalid first integer'),
     ({"src": ["*"], "dst": ["*"], "ip": ["tcp:0"]}, "port range \"0\": first port must be >0, or use '*' for wildcard"),
-    ({"src": ["*"], "dst": ["*"], "ip": ["icmp:80"]},
-     'protocol "icmp" does not support specific ports, only "*" is allowed'),
     ({"src": ["*"], "dst": ["0.0.0.0/0"], "ip": ["*"]},
      'dst "0.0.0.0/0": to allow all IP addresses, use "*" or "autogroup:internet"'),
     ({"src": ["*"], "dst": ["::/0"], "ip": ["*"]},

@@ -50,8 +50,10 @@ def validate_command(
         net = load_tailnet(tailnet)
     problems = []
     untested = 0
+    sources: dict[str, bytes] = {}
     inputs = InputFiles(files)
     for name, snap in inputs:
+        sources[name] = snap.data
         problems.extend(validate_bytes(snap.data, name, net))
         if net is None:
             with contextlib.suppress(ValueError):
@@ -61,9 +63,13 @@ def validate_command(
     if fmt is ProblemFormat.json:
         typer.echo(problems_json(data))
     elif data:
-        typer.echo(problems_github(data) if fmt is ProblemFormat.github else problems_text(data))
-    if fmt is ProblemFormat.text:
-        print(f"derptool: {problems_summary(data, len(files) - unreadable)}", file=sys.stderr)
+        typer.echo(problems_github(character_columns(data, sources)) if fmt is ProblemFormat.github
+                   else problems_text(data))
+    if fmt is ProblemFormat.text and sources:  # no summary when no file could be read: the errors said it all
+        summary = problems_summary(data, len(sources))
+        if unreadable:
+            summary += f"; {unreadable} file{'s' if unreadable != 1 else ''} not read"
+        print(f"derptool: {summary}", file=sys.stderr)
         if untested:
             print(f"derptool: {untested} policy test{'s' if untested != 1 else ''} not run: give --tailnet FILE "
                   "to run them against your tailnet", file=sys.stderr)
@@ -137,6 +143,23 @@ def problems_github(problems: Sequence[Mapping[str, Any]]) -> str:
         f"{_gh_data(str(p['message']))}"
         for p in problems
     )
+
+
+def character_columns(problems: Sequence[Mapping[str, Any]], sources: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """The problems with each column counted in characters of its line, as GitHub counts annotation columns
+    (derptool's columns, like Go's hujson, count bytes). A problem whose file or line is unknown is kept."""
+    lines: dict[str, list[bytes]] = {}
+    out = []
+    for p in problems:
+        q = dict(p)
+        src = sources.get(str(p["file"]))
+        line, col = p.get("line"), p.get("column")
+        if src is not None and isinstance(line, int) and isinstance(col, int) and line >= 1 and col > 1:
+            text = lines.setdefault(str(p["file"]), src.split(b"\n"))
+            if line <= len(text):
+                q["column"] = len(text[line - 1][:col - 1].decode("utf-8", "replace")) + 1
+        out.append(q)
+    return out
 
 
 def problems_summary(problems: Sequence[Mapping[str, Any]], files: int) -> str:

@@ -43,7 +43,17 @@ CONTINENT_NAMES: dict[str, str] = {
     "NA": "North America", "OC": "Oceania", "SA": "South America",
 }
 
+_SELECTOR_OF_CODE = {code: name for name, code in CONTINENTS.items()}
+
 _PREFIXES = ("id", "code", "country", "continent")
+
+
+def continent_selector(code: str | None) -> str | None:
+    """The selector name of a two-letter continent code (``NA`` -> ``north-america``); ``None`` if unknown.
+
+    Shown instead of the code, because a two-letter word is a country as a selector (``na`` is Namibia).
+    """
+    return _SELECTOR_OF_CODE.get(code) if code else None
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,7 @@ class RegionInfo:
     name: str
     country: str
     continent: str
+    """The continent's selector name (``north-america``), or ``unknown``."""
     nodes: int
     hosts: list[str]
     flags: list[str]
@@ -251,7 +262,7 @@ def describe_regions(dmap: DERPMap) -> list[RegionInfo]:
             flags.append("custom")
         rows.append(RegionInfo(
             id=r.region_id, code=r.region_code, name=r.region_name,
-            country=geo.country or "unknown", continent=geo.continent or "unknown",
+            country=geo.country or "unknown", continent=continent_selector(geo.continent) or "unknown",
             nodes=len(r.nodes), hosts=[n.host_name for n in r.nodes], flags=flags,
         ))
     return rows

@@ -13,8 +13,14 @@ The contract:
 * **Comments and layout kept byte for byte.** Edits go through :func:`derptool.hujson.patch_value` (RFC 6902
   on the syntax tree), so every comment, blank line and byte outside the edited members stays as it was.
 * **Added members look like their neighbours**: one per line, indented with the file's own unit (tabs or N
-  spaces), comments re-indented, a blank line before a new top-level section; an inline object that gains
-  commented members is expanded. A multi-line value is put in ``hujson.format`` layout first.
+  spaces), a blank line before a new top-level section; an inline object that gains commented members is
+  expanded. A value that is multi-line, or that format would spread over lines, is put in ``hujson.format``
+  layout first. Comments before the closing bracket of an object that was already expanded stay as written.
+* **A formatted file stays formatted** (``derptool fmt --check`` passes after an edit): where an object's values
+  were aligned as format aligns them, they are aligned again after the edit, and a one-line composite that
+  grew past format's 80-byte rule is laid out as format lays it out (:mod:`._layout`). A file laid out by hand
+  keeps its own spacing. (A file of plain JSON with no comment is the exception: format adds no trailing
+  commas to such a file, and the comments an edit adds end that.)
 * **Names** are matched in any letter case (``derpMap``/``DERPMap``), as Tailscale reads them; the first
   match wins. Paths are tuples of member names as written (:attr:`Member.path` gives them).
 * **Line endings**: a file whose every line ends in CRLF stays CRLF (added lines too); any other file keeps
@@ -36,6 +42,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from derptool.edit._layout import (
+    New,
+    Tidy,
+    align,
+    formatted_value,
+    keep_lines,
+    lay_out_new,
+    reflow,
+    would_expand,
+)
+from derptool.edit._layout import pointer as pointer
+from derptool.edit._layout import raw as _raw
 from derptool.errors import ApplyError, InputError
 
 if TYPE_CHECKING:
@@ -113,22 +131,7 @@ def _name(v: Value) -> str:
     return str(v.value.decode())
 
 
-def pointer(path: Sequence[str]) -> str:
-    """The JSON Pointer of *path*."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
-
-
 # -- the document ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _New:
-    """A member or element an edit adds, to lay out after patching."""
-
-    parent: Path
-    key: str | None
-    """Member name (``None`` for an array element appended at the end)."""
-    commented: bool
 
 
 class Document:
@@ -142,11 +145,16 @@ class Document:
         self.indent = _indent_unit(root)
         """The file's indentation unit (a tab or N spaces), read from the top-level members."""
         self._ops: list[str] = []
-        self._new: list[_New] = []
+        self._new: list[New] = []
+        self._paths: list[Path] = []
+        """The parent of every edited member: the composites on the way to them are laid out again."""
         self._parents: set[str] = set()
         """Pointers of the objects and arrays the queued edits change."""
         self._replaced = 0
         """How many values were replaced in place (not through the patch)."""
+        self._before = Tidy()
+        """The layout of the composites on the way to the edits, read before the first edit touched them."""
+        self._read: set[str] = set()
         self._finished = False
 
     @classmethod
@@ -223,15 +231,14 @@ class Document:
         if self._finished:
             raise RuntimeError("the document is finished")
         path = tuple(path)
-        self._materialize(path[:-1])
-        if "\n" in value:
-            value = _formatted_value(value, self.indent, len(path))
+        self._note(path[:-1])
+        if "\n" in value or (value[:1] in "{[" and would_expand(value.encode())):
+            value = formatted_value(value.encode(), self.indent.encode(), len(path)).decode()
         existing = None if path[-1] == "-" else find(self._root, pointer(path))
         if existing is not None:
             # Replace the value in place: the comments and spacing around it stay the member's own (a patch
             # "add" would replace them with the new value's).
             existing.value = parse(value.encode()).value
-            self._parents.add(pointer(path[:-1]))
             self._replaced += 1
             return
         parts = [f'{{"op": "add", "path": {json.dumps(pointer(path), ensure_ascii=False)},']
@@ -239,18 +246,26 @@ class Document:
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
         parts.append("}")
         self._ops.append("\n".join(parts))
-        self._parents.add(pointer(path[:-1]))
         if path[-1] == "-" or find(self._root, pointer(path)) is None:
             key = None if path[-1] == "-" else path[-1]
-            self._new.append(_New(path[:-1], key, bool(lead or trail or "//" in value)))
+            self._new.append(New(path[:-1], key, bool(lead or trail or "//" in value)))
 
     def remove(self, path: Sequence[str]) -> None:
         """Remove the member at *path*, with the comments it owns."""
         if self._finished:
             raise RuntimeError("the document is finished")
-        self._materialize(tuple(path)[:-1])
+        self._note(tuple(path)[:-1])
         self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
-        self._parents.add(pointer(path[:-1]))
+
+    def _note(self, parent: Path) -> None:
+        """Before an edit under *parent*: parse the members on the way and read the layout of the composites
+        there, as it was before any edit (the layout steps of :meth:`finish` compare with it)."""
+        self._materialize(parent)
+        self._paths.append(parent)
+        self._parents.add(pointer(parent))
+        fresh = {pointer(parent[:depth]) for depth in range(len(parent) + 1)} - self._read
+        self._before.note(self._root, fresh)
+        self._read |= fresh
 
     def object_text(self, members: Sequence[tuple[str, str, str | None]], depth: int,
                     lead: dict[str, list[str]] | None = None) -> str:
@@ -276,20 +291,25 @@ class Document:
         kept = list(notes)
         if not self._ops and not self._replaced:
             return ApplyResult(self._src, False, unchanged, kept)
-        inline = self._inline_parents()
-        commas = self._trailing_commas()
+        before = self._before
+        inline = {pointer(n.parent[:depth]) for n in self._new for depth in range(len(n.parent) + 1)} - before.expanded
+        paths = list(dict.fromkeys(self._paths))
         try:
             if self._ops:
                 hujson.patch_value(self._root, "[\n" + ",\n".join(self._ops) + "\n]")
         except hujson.HuJSONError as err:  # pragma: no cover - the ops are built from the file itself
             raise ApplyError(f"{self.file}: cannot patch the file: {err}") from None
-        for ptr in commas:  # Go's patch drops a trailing comma where it appends: the file's style keeps it
+        for ptr in self._parents & before.trailing_comma:  # Go's patch drops a trailing comma where it appends
             target = hujson.find(self._root, ptr)
             comp = None if target is None else target.value
             if isinstance(comp, hujson.Object | hujson.Array) and (
                     comp.members if isinstance(comp, hujson.Object) else comp.elements):
                 comp.trailing_comma = True
-        _layout(self._root, self._new, self.indent.encode(), inline)
+        unit = self.indent.encode()
+        keep_lines(self._root, self._read, before)
+        lay_out_new(self._root, self._new, unit, inline, before.closing)
+        reflow(self._root, paths, before, unit)
+        align(self._root, self._read, before)
         out = self._root.pack()
         hujson.standardize(out)  # the result must parse; a failure here is a bug, not the user's
         if self._crlf:
@@ -297,30 +317,6 @@ class Document:
         if out == self._src:
             return ApplyResult(self._src, False, unchanged, kept)
         return ApplyResult(out, True, summary, kept)
-
-    def _trailing_commas(self) -> set[str]:
-        """Pointers of the composites the edits change that end with a trailing comma now."""
-        from derptool.hujson import Array, Object, find
-
-        found = set()
-        for ptr in self._parents:
-            before = find(self._root, ptr)
-            if before is not None and isinstance(before.value, Object | Array) and before.value.trailing_comma:
-                found.add(ptr)
-        return found
-
-    def _inline_parents(self) -> set[str]:
-        """Pointers of the composites, on the way to each added member, that are on one line now."""
-        from derptool.hujson import find
-
-        inline = set()
-        for n in self._new:
-            for depth in range(len(n.parent) + 1):
-                ptr = pointer(n.parent[:depth])
-                before = find(self._root, ptr)
-                if before is not None and not _is_expanded(before.value):
-                    inline.add(ptr)
-        return inline
 
 
 # -- opening: the top-level members, each value kept as raw bytes until an edit needs its tree --------------
@@ -330,14 +326,6 @@ _EXTRA = re.compile(rb"(?:[ \t\r\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")
 _STRING = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _LITERAL = re.compile(rb"[-+.A-Za-z0-9]++")
 _END_FINDER = json.JSONDecoder(object_pairs_hook=len)
-
-
-def _raw(node: Value) -> bytes | None:
-    """The raw bytes of a composite not parsed yet (held as a literal), else ``None``."""
-    from derptool.hujson import Literal
-
-    t = node.value
-    return t.raw if isinstance(t, Literal) and t.raw[:1] in (b"{", b"[") else None
 
 
 def _skeleton(text: bytes, std: bytes) -> Value | None:
@@ -406,136 +394,3 @@ def _indent_unit(root: Value) -> str:
             if ws and ws.strip(b" \t") == b"":
                 return ws.decode()
     return "\t"
-
-
-def _formatted_value(text: str, unit: str, depth: int) -> str:
-    """*text* formatted like Tailscale's formatter, its lines after the first indented to *depth*."""
-    from derptool import hujson
-
-    lines = hujson.format(text.encode()).decode().rstrip("\n").split("\n")
-    out = [lines[0]]
-    for line in lines[1:]:
-        body = line.lstrip("\t")
-        out.append(unit * (depth + len(line) - len(body)) + body if body else "")
-    return "\n".join(out)
-
-
-# -- finishing: lay out the added members like their neighbours --------------------------------------------
-
-
-def _is_expanded(comp: Any) -> bool:
-    from derptool.hujson import Object
-
-    befores = [m.name.before_extra for m in comp.members] if isinstance(comp, Object) else [
-        e.before_extra for e in comp.elements]
-    return any(b"\n" in b for b in befores) or b"\n" in comp.after_extra
-
-
-_LINE = re.compile(rb"^[ \t]*(//.*|/\*.*)$")
-
-
-def _reindent(body: bytes, pad: bytes) -> bytes:
-    """Comment lines of *body* re-indented with *pad*; at most one blank line kept."""
-    out: list[bytes] = []
-    for line in body.split(b"\n"):
-        stripped = line.strip(b" \t")
-        if not stripped:
-            if out and out[-1] != b"":
-                out.append(b"")
-            continue
-        out.append(pad + stripped if _LINE.match(line) else line.rstrip(b" \t"))
-    while out and out[-1] == b"":
-        out.pop()
-    return b"".join(x + b"\n" for x in out)
-
-
-def _split_same_line(extra: bytes) -> tuple[bytes, bytes]:
-    """``(head, rest)``: head is the previous item's same-line comment with its newline, if any."""
-    first, nl, rest = extra.partition(b"\n")
-    if nl and first.strip(b" \t"):
-        return first.rstrip(b" \t") + b"\n", rest
-    if nl:
-        return b"", rest
-    if first.strip(b" \t"):
-        return first.rstrip(b" \t") + b"\n", b""
-    return b"", b""
-
-
-def _layout(root: Value, new: list[_New], unit: bytes, inline: set[str]) -> None:
-    """Lay out added members like their neighbours (see the module docstring); *inline* parents stay on one
-    line when nothing added to them carries a comment."""
-    from derptool.hujson import Array, Object, find
-
-    by_parent: dict[Path, list[_New]] = {}
-    for n in new:
-        by_parent.setdefault(n.parent, []).append(n)
-    for parent_path, items in by_parent.items():
-        parent = pointer(parent_path)
-        target = find(root, parent)
-        if target is None or not isinstance(target.value, Object | Array):
-            continue
-        comp = target.value
-        depth = len(parent_path)
-        pad, inner = unit * depth, unit * (depth + 1)
-        if isinstance(comp, Object):
-            names = {n.key for n in items}
-            slots = [(m.name, _name(m.name) in names) for m in comp.members]
-            values = [m.value for m in comp.members if _name(m.name) in names]
-        else:
-            count = len(items)
-            slots = [(e, i >= len(comp.elements) - count) for i, e in enumerate(comp.elements)]
-            values = []
-        for v in values:
-            if not v.before_extra:
-                v.before_extra = b" "
-        if parent in inline and not any(n.commented for n in items):
-            for i, (holder, is_new) in enumerate(slots):
-                if is_new and i > 0 and not holder.before_extra:
-                    holder.before_extra = b" "
-            continue
-        _expand_ancestors(root, parent, unit, inline)
-        if parent in inline or all(is_new for _, is_new in slots):
-            comp.trailing_comma = True
-        for i, (holder, is_new) in enumerate(slots):
-            if not is_new:
-                if b"\n" not in holder.before_extra:
-                    kept = holder.before_extra.strip(b" \t")
-                    holder.before_extra = (b" " + kept if kept else b"") + b"\n" + inner
-                continue
-            head, rest = _split_same_line(holder.before_extra)
-            body = _reindent(rest, inner)
-            blank = b"\n" if (isinstance(comp, Object) and depth == 0 and i > 0) else b""
-            holder.before_extra = (head or b"\n") + blank + body + inner
-        head, rest = _split_same_line(comp.after_extra)
-        tail = _reindent(rest, inner)
-        comp.after_extra = (head or b"\n") + (b"\n" + tail if tail else b"") + pad
-
-
-def _expand(comp: Object | Array, depth: int, unit: bytes) -> None:
-    """Put each member of an inline object (or element of an array) on its own line."""
-    from derptool.hujson import Object
-
-    inner = unit * (depth + 1)
-    holders = [m.name for m in comp.members] if isinstance(comp, Object) else comp.elements
-    for h in holders:
-        if b"\n" not in h.before_extra:
-            kept = h.before_extra.strip(b" \t")
-            h.before_extra = (b" " + kept if kept else b"") + b"\n" + inner
-    if b"\n" not in comp.after_extra:
-        kept = comp.after_extra.strip(b" \t")
-        comp.after_extra = (b" " + kept if kept else b"") + b"\n" + unit * depth
-    comp.trailing_comma = True
-
-
-def _expand_ancestors(root: Value, ptr: str, unit: bytes, inline: set[str]) -> None:
-    """Expand the inline objects that contain *ptr* (up to the first expanded one)."""
-    from derptool.hujson import Array, Object, find
-
-    parts = ptr.split("/")[1:]
-    for depth in range(len(parts) - 1, -1, -1):
-        ancestor = "".join("/" + p for p in parts[:depth])
-        if ancestor not in inline:
-            break
-        target = find(root, ancestor)
-        if target is not None and isinstance(target.value, Object | Array):
-            _expand(target.value, depth, unit)

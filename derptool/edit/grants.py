@@ -45,7 +45,7 @@ def plan_egress(src: list[str], via: list[str], dst: list[str] | None = None, *,
     *dst* defaults to ``autogroup:internet`` (exit-node traffic); CIDRs, hosts or app-connector tags route
     those destinations through the tagged routers instead. Raises :class:`UsageError` for malformed values.
     """
-    from derptool.policy.selectors import check_tag_name, is_address, kind, port_error, protocol_number
+    from derptool.policy.selectors import check_tag_name, is_address, kind, parse_proto_port_range
 
     sources = _split(src)
     routers = _split(via)
@@ -78,12 +78,9 @@ def plan_egress(src: list[str], via: list[str], dst: list[str] | None = None, *,
         if ":" in d and kind(d) == "host" and not is_address(d):
             raise UsageError(f"--dst {d}: a destination is a selector or CIDR without a port; use --ip for ports")
     for c in caps:
-        proto, sep, ports = c.rpartition(":")
-        spec = ports if sep else c
-        if sep and proto and protocol_number(proto) is None:
-            raise UsageError(f"--ip {c}: unknown protocol {proto!r} (tcp, udp, icmp, ... or a number)")
-        if spec != "*" and (err := port_error(spec)):
-            raise UsageError(f"--ip {c}: {err}")
+        parsed = parse_proto_port_range(c)
+        if isinstance(parsed, str):
+            raise UsageError(f"--ip {c}: {parsed} (forms: *, 443, 8000-8100, tcp:443, udp:*, *:8096)")
     for o in owner_list:
         if kind(o) not in ("user", "group", "autogroup", "tag"):
             raise UsageError(f"--owner {o}: a tag owner is a user, group:..., tag:... or autogroup:...")

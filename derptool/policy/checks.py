@@ -285,21 +285,18 @@ class PolicyChecker:
             self.check_src_posture((*path, "srcPosture"), rule.get("srcPosture"))
 
     def check_grant_ip(self, where: Path, item: str) -> None:
-        """One grant ``ip`` entry: ``*``, ports, or ``proto:ports``."""
-        if item == "*":
-            return
-        proto, sep, ports = item.rpartition(":")
-        if not sep:
-            ports = item
-        elif (number := sel.protocol_number(proto)) is None:
-            self.error(where, sel.protocol_error(proto))
-            return
-        elif number not in sel.PORT_PROTOCOLS and ports != "*":
-            self.error(where, f"protocol {quote(proto)} does not support specific ports, only \"*\" is allowed")
-            return
-        err = sel.port_error(ports)
-        if err:
-            self.error(where, err)
+        """One grant ``ip`` entry, read by Tailscale's rules (:func:`.selectors.parse_proto_port_range`).
+
+        Ports on a protocol without ports (``icmp:80``) are accepted by Tailscale and refused by headscale: a warning.
+        """
+        parsed = sel.parse_proto_port_range(item)
+        if isinstance(parsed, str):
+            hint = " (list each port as its own entry)" if "," in item.rpartition(":")[2] else ""
+            self.error(where, parsed + hint)
+        elif parsed.proto != 0 and parsed.proto not in sel.PORT_PROTOCOLS and (parsed.first, parsed.last) != (0, 65535):
+            proto = item.rpartition(":")[0]
+            self.warning(where, f"protocol {quote(proto)} has no ports, so the port range means nothing: use "
+                             f"{quote(proto + ':*')} (headscale refuses ports on it)")
 
     def check_capability(self, where: Path, name: str) -> None:
         """An app capability name: ``{domain}/{path}``, not one of the server's own."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Literal
 
 from derptool.policy._go import quote
@@ -23,6 +24,12 @@ PROTOCOLS = {
 
 PORT_PROTOCOLS = frozenset({6, 17, 132})
 """Protocols that have ports (TCP, UDP, SCTP); the others only take ``*``."""
+
+IP_PROTOCOL_NAMES = {
+    "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv4": 1, "icmpv6": 58, "igmp": 2,
+    "igp": 9, "ip-in-ip": 4, "ipv4": 4, "ipv6-icmp": 58, "sctp": 132, "tcp": 6, "tsmp": 99, "udp": 17,
+}
+"""Protocol names a grant ``ip`` entry takes (Tailscale's ``ipproto`` names, any case), with their numbers."""
 
 
 def kind(selector: str) -> Kind:
@@ -148,6 +155,74 @@ def protocol_number(proto: str) -> int | None:
         if 1 <= number <= 255:
             return number
     return None
+
+
+@dataclass(frozen=True)
+class ProtoPortRange:
+    """One grant ``ip`` entry as Tailscale reads it (``tailcfg.ProtoPortRange``)."""
+
+    proto: int
+    """IANA protocol number; 0 for any: TCP, UDP and ICMP (Tailscale's default set)."""
+    first: int
+    last: int
+    """The port range; ``(0, 65535)`` for ``*``."""
+
+
+def parse_proto_port_range(entry: str) -> ProtoPortRange | str:
+    """Read a grant ``ip`` entry with the rules of Tailscale's parser; the entry, or the message Tailscale gives.
+
+    Forms: ``*``; ``PORTS`` (any protocol); ``PROTO:PORTS``, where PROTO is ``*``, a name of
+    :data:`IP_PROTOCOL_NAMES` or a number 0-255 (0 and ``*`` mean any) and PORTS is ``*``, a port 1-65535 or a
+    range ``A-B``. The whole entry is read in lower case; it splits at its last ``:``. There are no port lists:
+    ``80,443`` is two entries.
+    """
+    if entry == "":
+        return "empty string"
+    if entry == "*":
+        return ProtoPortRange(0, 0, 65535)
+    text = entry.lower() if ":" in entry else "*:" + entry.lower()
+    proto, _, ports = text.rpartition(":")
+    if "," in proto:
+        return 'host cannot contain a comma (",")'
+    if ports == "*":
+        first, last = 0, 65535
+    else:
+        span = _port_span(ports)
+        if isinstance(span, str):
+            return span
+        first, last = span
+    if proto == "":
+        return "empty protocol"
+    if proto == "*":
+        return ProtoPortRange(0, first, last)
+    if proto.isascii() and proto.isdigit() and int(proto) <= 255:
+        return ProtoPortRange(int(proto), first, last)
+    if proto in IP_PROTOCOL_NAMES:
+        return ProtoPortRange(IP_PROTOCOL_NAMES[proto], first, last)
+    return f"proto name {quote(proto)} not known; use protocol number 0-255"
+
+
+def _port_span(ports: str) -> tuple[int, int] | str:
+    """``A`` or ``A-B`` (decimal, 1-65535, A <= B); the range, or Tailscale's message."""
+    if ports == "":
+        return f"invalid port list: {quote(ports)}"
+    if ports.count("-") > 1:
+        return f"port range {quote(ports)}: too many dashes(-)"
+    first_text, dash, last_text = ports.partition("-")
+    first = _port(first_text)
+    if first is None:
+        return f"port range {quote(ports)}: invalid first integer"
+    last = first
+    if dash:
+        found = _port(last_text)
+        if found is None:
+            return f"port range {quote(ports)}: invalid last integer"
+        last = found
+    if first == 0:
+        return f"port range {quote(ports)}: first port must be >0, or use '*' for wildcard"
+    if first > last:
+        return f"port range {quote(ports)}: first port must be >= last port"
+    return first, last
 
 
 def protocol_error(proto: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from derptool.policy.selectors import protocol_number, split_host_ports
+from derptool.policy.selectors import parse_proto_port_range, protocol_number, split_host_ports
 
 PortRange = tuple[int, int]
 ALL_PORTS: PortRange = (0, 65535)
@@ -51,19 +51,13 @@ class IPSpec:
 
 
 def parse_grant_ip(entry: str) -> IPSpec | None:
-    """``*``, ``22``, ``80-443``, ``tcp:443``, ``icmp:*``; None when malformed."""
-    entry = entry.strip()
-    if entry == "*":
-        return IPSpec(None, [ALL_PORTS])
-    proto, sep, ports = entry.rpartition(":")
-    if not sep:
-        parsed = parse_ports(entry)
-        return IPSpec(None, parsed) if parsed is not None else None
-    number = protocol_number(proto)
-    parsed = parse_ports(ports)
-    if number is None or parsed is None:
+    """A grant ``ip`` entry (``*``, ``22``, ``80-443``, ``tcp:443``, ``icmp:*``, ``*:8096``, ``47:*``) read by
+    :func:`~derptool.policy.selectors.parse_proto_port_range`, the one parser validation uses too; None when
+    Tailscale would reject it."""
+    parsed = parse_proto_port_range(entry.strip())
+    if isinstance(parsed, str):
         return None
-    return IPSpec([number], parsed)
+    return IPSpec([parsed.proto] if parsed.proto else None, [(parsed.first, parsed.last)])
 
 
 def split_destination(entry: str) -> tuple[str, list[PortRange]] | None:
