@@ -80,7 +80,20 @@ def one_line(err: ClickException, path: str | None = None) -> OneLineUsageError:
     return OneLineUsageError(message)
 
 
-class LazyGroup(TyperGroup):
+class _SubGroup(TyperGroup):
+    """A command group whose subcommands' usage errors are one line naming the full command path (``region``)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            sub = ctx.invoked_subcommand
+            raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
+
+
+class LazyGroup(_SubGroup):
     """The root command group: lists :data:`COMMANDS` without importing them; imports one when it is used.
 
     It also turns Click's three-line usage errors into one line (:class:`OneLineUsageError`), raises the
@@ -120,15 +133,6 @@ class LazyGroup(TyperGroup):
             raise
         except UsageError as err:
             raise one_line(err) from None
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as err:
-            sub = ctx.invoked_subcommand
-            raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_ROOM))
@@ -175,19 +179,6 @@ class _PlainArgument(TyperArgument):
         if self.nargs != 1 and not var.endswith("..."):
             var += "..."
         return var if self.required or not usage else f"[{var}]"
-
-
-class _SubGroup(TyperGroup):
-    """A command group below the root (``region``): its subcommands' usage errors name the full command path."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as err:
-            sub = ctx.invoked_subcommand
-            raise one_line(err, f"{ctx.command_path} {sub}" if sub else ctx.command_path) from None
 
 
 def _plain_arguments(command: Any) -> None:

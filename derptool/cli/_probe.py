@@ -17,6 +17,12 @@ BindAddressOption = Annotated[
     typer.Option("--bind-address", metavar="IP", show_default=False,
                  help="Send and receive the STUN probes from this local IP address [default: any]."),
 ]
+PortMappingOption = Annotated[
+    bool,
+    typer.Option("--port-mapping/--no-port-mapping",
+                 help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
+                      "(sends to the LAN, so off unless asked for)."),
+]
 BindPortOption = Annotated[
     int,
     typer.Option("--bind-port", metavar="PORT", min=0, max=65535,

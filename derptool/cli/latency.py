@@ -21,7 +21,7 @@ from derptool.cli._common import (
     warn,
 )
 from derptool.cli._output import table, to_json, yes_no
-from derptool.cli._probe import BindAddressOption, BindPortOption, parse_bind, port_mapping_text
+from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -118,12 +118,7 @@ def latency_command(
     ca_file: CaFileOption = None,
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
-    port_mapping: Annotated[
-        bool,
-        typer.Option("--port-mapping/--no-port-mapping",
-                     help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
-                          "(sends to the LAN, so off unless asked for)."),
-    ] = False,
+    port_mapping: PortMappingOption = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 

@@ -9,7 +9,7 @@ import typer
 
 from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, timeout_option, warn
 from derptool.cli._output import table, to_json, yes_no
-from derptool.cli._probe import BindAddressOption, BindPortOption, parse_bind, port_mapping_text
+from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
 if TYPE_CHECKING:
     from derptool.net.nat import NatReport
@@ -31,12 +31,7 @@ def nat_command(
     timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", high=60)] = 3.0,
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
-    port_mapping: Annotated[
-        bool,
-        typer.Option("--port-mapping/--no-port-mapping",
-                     help="Ask the default gateway for UPnP, NAT-PMP and PCP, as tailscale netcheck does "
-                          "(sends to the LAN, so off unless asked for)."),
-    ] = False,
+    port_mapping: PortMappingOption = False,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
 

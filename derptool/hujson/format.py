@@ -12,33 +12,13 @@ from __future__ import annotations
 
 from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
-from derptool.hujson.parse import as_bytes, no_gc, parse_tree
+from derptool.hujson.parse import as_bytes, comment_len, no_gc, parse_tree, ws_len
 
 PUNCH_CARD_WIDTH = 80
 
 # option bits of Go's formatOptions
 LEAD_NL, TRAIL_NL, RM_LEAD, RM_TRAIL, UNINDENT, SPACE_IF_EMPTY = 1, 2, 4, 8, 16, 32
 _WS = b" \t\r\n"
-
-
-def _ws_len(b: bytes, i: int) -> int:
-    """Length of the whitespace run at ``b[i:]``."""
-    n = len(b)
-    j = i
-    while j < n and b[j] in _WS:
-        j += 1
-    return j - i
-
-
-def _comment_len(b: bytes, i: int) -> int:
-    """Length of the comment at ``b[i:]`` (newline of a ``//`` comment included); 0 if none, -1 if open."""
-    if b.startswith(b"//", i):
-        j = b.find(b"\n", i + 2)
-        return -1 if j < 0 else j + 1 - i
-    if b.startswith(b"/*", i):
-        j = b.find(b"*/", i + 2)
-        return -1 if j < 0 else j + 2 - i
-    return 0
 
 
 def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
@@ -55,8 +35,8 @@ def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
         line = lines[i]
         if not line:
             continue
-        if line.endswith(b"*/") and _ws_len(line, 0) + 2 == len(line):
-            lines[i] = prefix[:_ws_len(prefix, 0)] + b"*/"
+        if line.endswith(b"*/") and ws_len(line, 0) + 2 == len(line):
+            lines[i] = prefix[:ws_len(prefix, 0)] + b"*/"
             break
         k = 0
         limit = min(len(line), len(prefix))
@@ -65,7 +45,7 @@ def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
                 prefix = prefix[:k]
                 break
             k += 1
-    plen = _ws_len(prefix, 0)
+    plen = ws_len(prefix, 0)
     star = not has_empty and len(prefix) > plen and prefix[plen] == 0x2A
     indent = b"\t" * depth + (b" " if star else b"")
     out += lines[0]
@@ -88,13 +68,13 @@ def _format_extra(b: bytes, depth: int, opts: int) -> bytes:
         out += b"\n"
     i, n = 0, len(b)
     while i < n:
-        nw = _ws_len(b, i)
+        nw = ws_len(b, i)
         if nw:
             nl = b.count(b"\n", i, i + nw)
             out += b"\n" * min(nl, 2)
             i += nw
             continue
-        nc = _comment_len(b, i)
+        nc = comment_len(b, i)
         if nc <= 0:
             return b  # not a valid extra: left as is (Go does the same)
         if out.endswith(b"\n"):
@@ -157,11 +137,11 @@ def _comment_width(b: bytes) -> int:
     n = 0
     i, size = 0, len(b)
     while True:
-        i += _ws_len(b, i)
+        i += ws_len(b, i)
         if b.startswith(b"//", i):
             return n + 1 + size - i
         if b.startswith(b"/*", i):
-            nc = _comment_len(b, i)
+            nc = comment_len(b, i)
             if nc <= 0:
                 return n + 1 + size - i
             n += 1 + nc
@@ -425,7 +405,7 @@ def _format_tree(v: Value) -> None:
 
 def _format_passes(v: Value) -> None:
     before = _format_extra(v.before_extra, 0, 0)
-    v.before_extra = before[_ws_len(before, 0):]
+    v.before_extra = before[ws_len(before, 0):]
     nodes = list(v.all())
     standard = _is_standard(nodes)
     _normalize(nodes)

@@ -405,3 +405,23 @@ def parse(src: str | bytes | bytearray | memoryview) -> Value:
     Raises :class:`~derptool.hujson.errors.HuJSONError` with Go's message and position.
     """
     return parse_tree(as_bytes(src))
+
+
+def ws_len(b: bytes, i: int) -> int:
+    """Length of the whitespace run at ``b[i:]``."""
+    n = len(b)
+    j = i
+    while j < n and b[j] in b" \t\r\n":
+        j += 1
+    return j - i
+
+
+def comment_len(b: bytes, i: int) -> int:
+    """Length of the comment at ``b[i:]`` (newline of a ``//`` comment included); 0 if none, -1 if open."""
+    if b.startswith(b"//", i):
+        j = b.find(b"\n", i + 2)
+        return -1 if j < 0 else j + 1 - i
+    if b.startswith(b"/*", i):
+        j = b.find(b"*/", i + 2)
+        return -1 if j < 0 else j + 2 - i
+    return 0

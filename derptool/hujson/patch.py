@@ -22,7 +22,7 @@ from typing import Any
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value, go_clone
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.gotext import decode_string, fix_surrogates, go_quote, go_text
-from derptool.hujson.parse import as_bytes, no_gc, parse_tree
+from derptool.hujson.parse import as_bytes, comment_len, no_gc, parse_tree, ws_len
 from derptool.hujson.pointer import NOT_FOUND, locate
 from derptool.hujson.shallow import full_value, shallow_tree
 from derptool.hujson.standard import standardize_value
@@ -34,24 +34,6 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 # --- comment ownership (on one extra) --------------------------------------------------------------------
 
-def _ws_len(b: bytes, i: int) -> int:
-    n = len(b)
-    j = i
-    while j < n and b[j] in _WS:
-        j += 1
-    return j - i
-
-
-def _comment_len(b: bytes, i: int) -> int:
-    if b.startswith(b"//", i):
-        j = b.find(b"\n", i + 2)
-        return -1 if j < 0 else j + 1 - i
-    if b.startswith(b"/*", i):
-        j = b.find(b"*/", i + 2)
-        return -1 if j < 0 else j + 2 - i
-    return 0
-
-
 def _has_comment(b: bytes) -> bool:
     return bool(b.strip(_WS))
 
@@ -62,21 +44,21 @@ def classify(b: bytes) -> tuple[int, int]:
     n = prev_nl = 0
     size = len(b)
     while n < size:
-        nw = _ws_len(b, n)
+        nw = ws_len(b, n)
         if prev_nl + b.count(b"\n", n, n + nw) >= 2:
             if count == 0:
                 first = n
             last = n
             count += 1
         n += nw
-        nc = _comment_len(b, n)
+        nc = comment_len(b, n)
         if nc <= 0:
             break
         prev_nl = 1 if b[n + nc - 1] == 0x0A else 0
         n += nc
     if count == 0:
-        nw = _ws_len(b, 0)
-        nc = max(_comment_len(b, nw), 0)
+        nw = ws_len(b, 0)
+        nc = max(comment_len(b, nw), 0)
         n = nw + nc
         if b.count(b"\n", 0, n) == 1 and b[:n].endswith(b"\n"):
             return n, n
@@ -87,7 +69,7 @@ def classify(b: bytes) -> tuple[int, int]:
 def _extract_leading(b: bytes) -> tuple[bytes, bytes]:
     """``(leading comments, what stays)`` from the bottom of *b*."""
     _, cs = classify(b)
-    keep = cs + _ws_len(b, cs)
+    keep = cs + ws_len(b, cs)
     return b[keep:], b[:keep]
 
 
@@ -104,8 +86,8 @@ def _inject_leading(b: bytes, leading: bytes) -> bytes:
     if not leading:
         return b
     _, cs = classify(b)
-    b = b[:cs + _ws_len(b, cs)]
-    leading = leading[_ws_len(leading, 0):]
+    b = b[:cs + ws_len(b, cs)]
+    leading = leading[ws_len(leading, 0):]
     if leading:
         i = b.rfind(b"\n")
         if i < 0 or _has_comment(b[i:]):
@@ -193,7 +175,7 @@ def _remove_at(comp: Object | Array, i: int) -> Item:
     trailing, rest = _extract_trailing(_before_at(comp, i + 1))
     _set_before_at(comp, i + 1, rest)
     if _has_comment(stay):
-        _set_before_at(comp, i + 1, stay + rest[_ws_len(rest, 0):])
+        _set_before_at(comp, i + 1, stay + rest[ws_len(rest, 0):])
     value = comp.members.pop(i).value.value if isinstance(comp, Object) else comp.elements.pop(i).value
     return Item(value, leading, trailing)
 
