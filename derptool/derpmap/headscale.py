@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -143,10 +144,11 @@ def _coerce_scalar(value: Any, kind: type) -> Any:
 
 def _field_kinds(model: type[DERPNode] | type[DERPRegion]) -> dict[str, type]:
     kinds: dict[str, type] = {}
-    for name, field in model.model_fields.items():
-        ann = field.annotation
+    hints = typing.get_type_hints(model)
+    for name, alias in model.ALIASES.items():
+        ann = hints[name]
         if ann in (str, int, bool, float):
-            kinds[(field.alias or name).lower()] = ann  # type: ignore[assignment]
+            kinds[alias.lower()] = ann
     return kinds
 
 

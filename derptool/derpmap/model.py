@@ -9,24 +9,33 @@ The models mirror ``tailcfg.DERPMap``, ``DERPHomeParams``, ``DERPRegion`` and ``
 * a region may be ``None`` in a map that is an *overlay* (a policy file's ``derpMap``): it removes that
   region from the map it is merged over (:func:`merge`).
 
-Nothing here does I/O.
+The models are plain dataclasses, cheap to define: each field's tailcfg name is its ``alias`` metadata.
+Untrusted data is validated by :func:`parse_derpmap` (or a class's ``model_validate``) through pydantic
+mirrors in :mod:`derptool.derpmap._validation`, imported only then; the bundled snapshot is read without
+validation (:meth:`DERPMap.from_trusted`). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import re
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
+from derptool.derpmap.limits import MAX_REGION_ID, ip_literal, is_ip, is_valid_hostname
 from derptool.errors import MapError
 
-MAX_REGION_ID = 2**53 - 1
-"""Largest valid region ID (``DERPRegionID.IsValid``: a positive JavaScript-safe integer)."""
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pydantic import GetCoreSchemaHandler, ValidationError
+    from pydantic_core import CoreSchema
+
+__all__ = [
+    "CUSTOM_REGION_IDS", "DEFAULT_DERP_PORT", "DEFAULT_STUN_PORT", "MAX_REGION_ID", "DERPHomeParams", "DERPMap",
+    "DERPNode", "DERPRegion", "MapProblem", "format_location", "is_ip", "is_valid_hostname", "merge",
+    "parse_derpmap", "problems_from_validation", "semantic_problems",
+]
 
 CUSTOM_REGION_IDS = range(900, 1000)
 """Region IDs Tailscale reserves for users' own DERP regions."""
@@ -34,151 +43,44 @@ CUSTOM_REGION_IDS = range(900, 1000)
 DEFAULT_STUN_PORT = 3478
 DEFAULT_DERP_PORT = 443
 
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+def _json(name: str) -> dict[str, str]:
+    """Field metadata: the field is read and written as tailcfg's *name*."""
+    return {"alias": name}
 
 
-def _canonical_keys(data: Any, model: type[BaseModel]) -> Any:
-    """Rename the keys of *data* to *model*'s aliases, matching them case-insensitively like Go."""
-    if not isinstance(data, Mapping):
-        return data
-    by_lower = {
-        (f.alias or name).lower(): (f.alias or name) for name, f in model.model_fields.items()
-    }
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            out[key] = value
-            continue
-        out[by_lower.get(key.lower(), key)] = value
-    return out
+class _Model:
+    """What the four DERP dataclasses share: tailcfg names and validation of plain data."""
+
+    ALIASES: ClassVar[dict[str, str]]
+    """Field name to tailcfg JSON name, in declaration order (set for each class below)."""
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        """Validate plain data (any key case, tailcfg names) into this class; raises pydantic's
+        ``ValidationError`` (see :func:`problems_from_validation`)."""
+        from derptool.derpmap import _validation
+
+        mirror = getattr(_validation, cls.__name__)
+        return _from_validated(mirror.model_validate(data))  # type: ignore[no-any-return]
 
 
-def is_valid_hostname(name: str) -> bool:
-    """True when *name* is a DNS name (letters, digits, ``-``, ``_``; labels of 1..63) or an IP address."""
-    if is_ip(name):
-        return True
-    if not name or len(name) > 253:
-        return False
-    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
-    return all(_DNS_LABEL.match(label) for label in labels)
-
-
-@functools.lru_cache(maxsize=4096)
-def _ip_literal(text: str) -> tuple[str, int]:
-    """*text* (a valid IP literal) in canonical form, and its version; cached: plans ask once per probe."""
-    ip = ipaddress.ip_address(text)
-    return str(ip), ip.version
-
-
-def is_ip(text: str) -> bool:
-    """True when *text* is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-class _Model(BaseModel):
-    # defer_build: the validation schema is built on first use, not at import, so commands that only read
-    # the bundled snapshot (see DERPMap.from_trusted) never pay for it.
-    model_config = ConfigDict(
-        defer_build=True,
-        populate_by_name=True,
-        strict=True,
-        extra="ignore",
-        frozen=False,
-        validate_assignment=False,
-    )
-
-
+@dataclass(eq=True)
 class DERPNode(_Model):
     """One DERP (or STUN-only) server of a region."""
 
-    name: str = Field(alias="Name", description="Unique node name across the map (not a host name).")
-    region_id: int = Field(alias="RegionID", description="ID of the region this node belongs to.")
-    host_name: str = Field(alias="HostName", description="DNS name (or IP address) of the server.")
-    cert_name: str = Field(
-        "", alias="CertName", description="Expected TLS certificate name, if not HostName ('sha256-raw:<hex>' pins)."
-    )
-    ipv4: str = Field(
-        "", alias="IPv4", description="IPv4 address to use instead of resolving HostName; 'none' disables IPv4."
-    )
-    ipv6: str = Field(
-        "", alias="IPv6", description="IPv6 address to use instead of resolving HostName; 'none' disables IPv6."
-    )
-    stun_port: int = Field(0, alias="STUNPort", description="UDP STUN port: 0 means 3478, -1 disables STUN.")
-    stun_only: bool = Field(False, alias="STUNOnly", description="The node serves only STUN, no DERP.")
-    derp_port: int = Field(0, alias="DERPPort", description="TCP port of DERP over HTTPS: 0 means 443.")
-    insecure_for_tests: bool = Field(
-        False, alias="InsecureForTests", description="Skip TLS verification (tests only)."
-    )
-    stun_test_ip: str = Field("", alias="STUNTestIP", description="STUN address override (tests only).")
-    can_port80: bool = Field(False, alias="CanPort80", description="Serves captive-portal checks on port 80.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _keys(cls, data: Any) -> Any:
-        return _canonical_keys(data, cls)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not v:
-            raise ValueError("Name must not be empty")
-        return v
-
-    @field_validator("host_name")
-    @classmethod
-    def _host(cls, v: str) -> str:
-        if not v:
-            raise ValueError("HostName must not be empty")
-        if not is_valid_hostname(v):
-            raise ValueError(f"HostName {v!r} is not a valid DNS name or IP address")
-        return v
-
-    @field_validator("ipv4")
-    @classmethod
-    def _ipv4(cls, v: str) -> str:
-        if v in ("", "none"):
-            return v
-        try:
-            ipaddress.IPv4Address(v)
-        except ValueError:
-            raise ValueError(f"IPv4 {v!r} is not an IPv4 address (or \"none\")") from None
-        return v
-
-    @field_validator("ipv6")
-    @classmethod
-    def _ipv6(cls, v: str) -> str:
-        if v in ("", "none"):
-            return v
-        try:
-            ipaddress.IPv6Address(v)
-        except ValueError:
-            raise ValueError(f"IPv6 {v!r} is not an IPv6 address (or \"none\")") from None
-        return v
-
-    @field_validator("stun_test_ip")
-    @classmethod
-    def _stun_test_ip(cls, v: str) -> str:
-        if v and not is_ip(v):
-            raise ValueError(f"STUNTestIP {v!r} is not an IP address")
-        return v
-
-    @field_validator("stun_port")
-    @classmethod
-    def _stun_port(cls, v: int) -> int:
-        if not -1 <= v <= 65535:
-            raise ValueError(f"STUNPort {v} is out of range (0..65535, 0 means 3478, -1 disables STUN)")
-        return v
-
-    @field_validator("derp_port")
-    @classmethod
-    def _derp_port(cls, v: int) -> int:
-        if not 0 <= v <= 65535:
-            raise ValueError(f"DERPPort {v} is out of range (0..65535, 0 means 443)")
-        return v
+    name: str = field(metadata=_json("Name"))
+    region_id: int = field(metadata=_json("RegionID"))
+    host_name: str = field(metadata=_json("HostName"))
+    cert_name: str = field(default="", metadata=_json("CertName"))
+    ipv4: str = field(default="", metadata=_json("IPv4"))
+    ipv6: str = field(default="", metadata=_json("IPv6"))
+    stun_port: int = field(default=0, metadata=_json("STUNPort"))
+    stun_only: bool = field(default=False, metadata=_json("STUNOnly"))
+    derp_port: int = field(default=0, metadata=_json("DERPPort"))
+    insecure_for_tests: bool = field(default=False, metadata=_json("InsecureForTests"))
+    stun_test_ip: str = field(default="", metadata=_json("STUNTestIP"))
+    can_port80: bool = field(default=False, metadata=_json("CanPort80"))
 
     @property
     def effective_stun_port(self) -> int | None:
@@ -202,12 +104,12 @@ class DERPNode(_Model):
         if given == "none":
             return None
         if self.stun_test_ip:
-            text, version = _ip_literal(self.stun_test_ip)
+            text, version = ip_literal(self.stun_test_ip)
             return text if version == family else None
         if given:
             return given
         if is_ip(self.host_name):
-            return self.host_name if _ip_literal(self.host_name)[1] == family else None
+            return self.host_name if ip_literal(self.host_name)[1] == family else None
         return self.host_name
 
     @property
@@ -220,72 +122,18 @@ class DERPNode(_Model):
         return _dump(self, always={"Name", "RegionID", "HostName"})
 
 
+@dataclass(eq=True)
 class DERPRegion(_Model):
     """A DERP region: one geographic location, one or more nodes."""
 
-    region_id: int = Field(alias="RegionID", description="Region ID, equal to its key in Regions.")
-    region_code: str = Field(alias="RegionCode", description="Short code, such as 'nyc'.")
-    region_name: str = Field(alias="RegionName", description="Long name, such as 'New York City'.")
-    latitude: float = Field(0.0, alias="Latitude", description="Latitude of the region, for display.")
-    longitude: float = Field(0.0, alias="Longitude", description="Longitude of the region, for display.")
-    avoid: bool = Field(False, alias="Avoid", description="Deprecated: measured but never chosen as home.")
-    no_measure_no_home: bool = Field(
-        False, alias="NoMeasureNoHome", description="Never measured nor chosen as home; reachable as a peer's home."
-    )
-    nodes: list[DERPNode] = Field(default_factory=list, alias="Nodes", description="The region's servers.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _keys(cls, data: Any) -> Any:
-        data = _canonical_keys(data, cls)
-        if isinstance(data, dict) and data.get("Nodes", []) is None:
-            data = {**data, "Nodes": []}
-        return data
-
-    @field_validator("latitude", "longitude", mode="before")
-    @classmethod
-    def _coord_number(cls, v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return v
-        return float(v)
-
-    @field_validator("region_id")
-    @classmethod
-    def _rid(cls, v: int) -> int:
-        if not 0 < v <= MAX_REGION_ID:
-            raise ValueError(f"RegionID {v} is not a positive safe integer (1..2^53-1)")
-        return v
-
-    @field_validator("region_code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if not v:
-            raise ValueError("RegionCode must not be empty")
-        return v
-
-    @field_validator("latitude")
-    @classmethod
-    def _lat(cls, v: float) -> float:
-        if not -90.0 <= v <= 90.0:
-            raise ValueError(f"Latitude {v} is out of range (-90..90)")
-        return v
-
-    @field_validator("longitude")
-    @classmethod
-    def _lon(cls, v: float) -> float:
-        if not -180.0 <= v <= 180.0:
-            raise ValueError(f"Longitude {v} is out of range (-180..180)")
-        return v
-
-    @model_validator(mode="after")
-    def _node_regions(self) -> DERPRegion:
-        for i, node in enumerate(self.nodes):
-            if node.region_id != self.region_id:
-                raise ValueError(
-                    f"Nodes[{i}] ({node.name}) has RegionID {node.region_id} but belongs to region "
-                    f"{self.region_id}; set its RegionID to {self.region_id}"
-                )
-        return self
+    region_id: int = field(metadata=_json("RegionID"))
+    region_code: str = field(metadata=_json("RegionCode"))
+    region_name: str = field(metadata=_json("RegionName"))
+    latitude: float = field(default=0.0, metadata=_json("Latitude"))
+    longitude: float = field(default=0.0, metadata=_json("Longitude"))
+    avoid: bool = field(default=False, metadata=_json("Avoid"))
+    no_measure_no_home: bool = field(default=False, metadata=_json("NoMeasureNoHome"))
+    nodes: list[DERPNode] = field(default_factory=list, metadata=_json("Nodes"))
 
     @property
     def stun_only(self) -> bool:
@@ -304,28 +152,17 @@ class DERPRegion(_Model):
         return data
 
 
+@dataclass(eq=True, init=False)
 class DERPHomeParams(_Model):
     """Parameters for choosing the home region."""
 
-    region_score: dict[int, float] = Field(
-        default_factory=dict,
-        alias="RegionScore",
-        description="Region ID to latency multiplier; below 1 makes a region more attractive as home.",
-    )
+    region_score: dict[int, float] = field(default_factory=dict, metadata=_json("RegionScore"))
 
-    @model_validator(mode="before")
-    @classmethod
-    def _keys(cls, data: Any) -> Any:
-        data = _canonical_keys(data, cls)
-        if isinstance(data, dict) and isinstance(data.get("RegionScore"), Mapping):
-            data = {
-                **data,
-                "RegionScore": {
-                    _region_key(k): float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                    for k, v in data["RegionScore"].items()
-                },
-            }
-        return data
+    def __init__(
+        self, region_score: dict[int, float] | None = None, *, RegionScore: dict[int, float] | None = None
+    ) -> None:
+        """Take the field by its name or its tailcfg name (``DERPHomeParams(RegionScore={1: 0.5})``)."""
+        self.region_score = _either(region_score, RegionScore, dict)
 
     def to_data(self) -> dict[str, Any]:
         """The parameters as tailcfg JSON data."""
@@ -334,39 +171,37 @@ class DERPHomeParams(_Model):
         return {"RegionScore": {str(k): v for k, v in sorted(self.region_score.items())}}
 
 
+@dataclass(eq=True, init=False)
 class DERPMap(_Model):
     """A whole DERP map, or an overlay of one (regions set to ``None`` remove a region)."""
 
-    home_params: DERPHomeParams | None = Field(None, alias="HomeParams", description="Home selection tuning.")
-    regions: dict[int, DERPRegion | None] = Field(
-        default_factory=dict, alias="Regions", description="Regions by ID; null removes a region from the base map."
-    )
-    omit_default_regions: bool = Field(
-        False, alias="omitDefaultRegions", description="Drop every region of the base (default) map."
-    )
+    home_params: DERPHomeParams | None = field(default=None, metadata=_json("HomeParams"))
+    regions: dict[int, DERPRegion | None] = field(default_factory=dict, metadata=_json("Regions"))
+    omit_default_regions: bool = field(default=False, metadata=_json("omitDefaultRegions"))
 
-    @model_validator(mode="before")
+    def __init__(
+        self,
+        home_params: DERPHomeParams | None = None,
+        regions: dict[int, DERPRegion | None] | None = None,
+        omit_default_regions: bool | None = None,
+        *,
+        HomeParams: DERPHomeParams | None = None,
+        Regions: dict[int, DERPRegion | None] | None = None,
+        omitDefaultRegions: bool | None = None,
+    ) -> None:
+        """Take each field by its name or its tailcfg name (``DERPMap(Regions={1: None})``)."""
+        self.home_params = home_params if home_params is not None else HomeParams
+        self.regions = _either(regions, Regions, dict)
+        self.omit_default_regions = bool(_either(omit_default_regions, omitDefaultRegions, bool))
+
     @classmethod
-    def _keys(cls, data: Any) -> Any:
-        data = _canonical_keys(data, cls)
-        if isinstance(data, dict):
-            regions = data.get("Regions")
-            if regions is None and "Regions" in data:
-                data = {**data, "Regions": {}}
-            elif isinstance(regions, Mapping):
-                data = {**data, "Regions": {_region_key(k): v for k, v in regions.items()}}
-        return data
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Inside a pydantic model (the policy's ``derpMap``): validate with the mirror, give a dataclass."""
+        from pydantic_core import core_schema
 
-    @model_validator(mode="after")
-    def _region_ids(self) -> DERPMap:
-        for key, region in self.regions.items():
-            if not 0 < key <= MAX_REGION_ID:
-                raise ValueError(f"Regions key {key} is not a positive safe integer (1..2^53-1)")
-            if region is not None and region.region_id != key:
-                raise ValueError(
-                    f'Regions["{key}"] has RegionID {region.region_id}; it must equal its key {key}'
-                )
-        return self
+        from derptool.derpmap._validation import DERPMap as Mirror
+
+        return core_schema.no_info_after_validator_function(_from_validated, handler(Mirror))
 
     @classmethod
     def from_trusted(cls, data: Mapping[str, Any]) -> DERPMap:
@@ -375,23 +210,21 @@ class DERPMap(_Model):
         Field names must be tailcfg's exact ones. Anything that may be wrong goes through
         :func:`parse_derpmap` instead; a test keeps both readings of the snapshot equal.
         """
-
-        def build(model: type[_Model], values: Mapping[str, Any]) -> Any:
-            names = {f.alias or n: n for n, f in model.model_fields.items()}
-            return model.model_construct(**{names[k]: v for k, v in values.items() if k in names})
-
+        node_names = {a: n for n, a in DERPNode.ALIASES.items()}
+        region_names = {a: n for n, a in DERPRegion.ALIASES.items() if a != "Nodes"}
         regions: dict[int, DERPRegion | None] = {}
         for key, region in data.get("Regions", {}).items():
             if region is None:
                 regions[int(key)] = None
                 continue
-            nodes = [build(DERPNode, n) for n in region.get("Nodes") or []]
-            regions[int(key)] = build(DERPRegion, {**region, "Nodes": nodes})
+            nodes = [DERPNode(**{node_names[k]: v for k, v in n.items() if k in node_names})
+                     for n in region.get("Nodes") or []]
+            regions[int(key)] = DERPRegion(
+                **{region_names[k]: v for k, v in region.items() if k in region_names}, nodes=nodes)
         home = data.get("HomeParams")
-        home_params = None if home is None else DERPHomeParams.model_construct(
-            region_score={int(k): float(v) for k, v in (home.get("RegionScore") or {}).items()})
-        return cls.model_construct(home_params=home_params, regions=regions,
-                                   omit_default_regions=bool(data.get("omitDefaultRegions", False)))
+        home_params = None if home is None else DERPHomeParams(
+            {int(k): float(v) for k, v in (home.get("RegionScore") or {}).items()})
+        return cls(home_params, regions, bool(data.get("omitDefaultRegions", False)))
 
     # -- views -------------------------------------------------------------------------------
 
@@ -423,26 +256,43 @@ class DERPMap(_Model):
     def subset(self, region_ids: Iterable[int]) -> DERPMap:
         """A copy holding only the given regions."""
         keep = set(region_ids)
-        return self.model_copy(update={"regions": {k: r for k, r in self.regions.items() if k in keep}})
+        return dataclasses.replace(self, regions={k: r for k, r in self.regions.items() if k in keep})
 
 
-def _region_key(key: Any) -> Any:
-    """Turn a decimal region key (``"1"``, or ``1`` from YAML) into an int; leave anything else as is."""
-    if isinstance(key, bool):
-        return key
-    if isinstance(key, int):
-        return key
-    if isinstance(key, str) and key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0")):
-        return int(key)
-    return key
+for _cls in (DERPNode, DERPRegion, DERPHomeParams, DERPMap):
+    _cls.ALIASES = {f.name: f.metadata["alias"] for f in dataclasses.fields(_cls)}
 
 
-def _dump(model: BaseModel, *, always: set[str], skip: Iterable[str] = ()) -> dict[str, Any]:
+def _either(value: Any, alias_value: Any, factory: Any) -> Any:
+    """The argument given by field name, else by tailcfg name, else a new zero value."""
+    if value is not None:
+        return value
+    return alias_value if alias_value is not None else factory()
+
+
+def _from_validated(model: Any) -> Any:
+    """The dataclass holding the values of a validated pydantic mirror (see :mod:`._validation`)."""
+    kind = type(model).__name__
+    if kind == "DERPNode":
+        return DERPNode(**{name: getattr(model, name) for name in DERPNode.ALIASES})
+    if kind == "DERPRegion":
+        values = {name: getattr(model, name) for name in DERPRegion.ALIASES if name != "nodes"}
+        return DERPRegion(**values, nodes=[_from_validated(n) for n in model.nodes])
+    if kind == "DERPHomeParams":
+        return DERPHomeParams(dict(model.region_score))
+    home = model.home_params
+    return DERPMap(
+        None if home is None else _from_validated(home),
+        {k: None if r is None else _from_validated(r) for k, r in model.regions.items()},
+        model.omit_default_regions,
+    )
+
+
+def _dump(model: _Model, *, always: set[str], skip: Iterable[str] = ()) -> dict[str, Any]:
     """Serialise *model* by alias, leaving out zero values except the names in *always* (Go omitempty)."""
     out: dict[str, Any] = {}
     skipped = set(skip)
-    for name, field in type(model).model_fields.items():
-        alias = field.alias or name
+    for name, alias in type(model).ALIASES.items():
         if alias in skipped:
             continue
         value = getattr(model, name)
@@ -541,6 +391,8 @@ def parse_derpmap(data: Any, *, source: str = "DERP map") -> DERPMap:
     """
     if not isinstance(data, Mapping):
         raise MapError(f"{source}: a DERP map must be a JSON object with \"Regions\", got {_describe(data)}")
+    from pydantic import ValidationError
+
     try:
         dmap = DERPMap.model_validate(data)
     except ValidationError as err:

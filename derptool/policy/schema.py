@@ -50,7 +50,7 @@ def policy_json_schema() -> dict[str, Any]:
 
 def derpmap_json_schema() -> dict[str, Any]:
     """The schema of a DERP map (``tailcfg.DERPMap``), as served or as a policy ``derpMap``."""
-    from derptool.derpmap import DERPMap
+    from derptool.derpmap._validation import DERPMap
 
     return _any_case(_schema(
         DERPMap,

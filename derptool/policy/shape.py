@@ -10,6 +10,7 @@ semantic checks, plus the renames needed to map a canonical path back to the key
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import types
 import typing
@@ -75,18 +76,22 @@ def _spec(annotation: Any) -> Spec:
         int_keys = args[0] is int
         return Spec("dict", f"map[{'int' if int_keys else 'string'}]{item.go}", item=item, int_keys=int_keys,
                     nullable_items=nullable)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
         return model_spec(annotation)
     raise TypeError(f"unsupported annotation {annotation!r}")  # pragma: no cover - programming error
 
 
 @functools.cache
-def model_spec(model: type[BaseModel]) -> Spec:
-    """The :class:`Spec` of a pydantic model (cached)."""
+def model_spec(model: type[Any]) -> Spec:
+    """The :class:`Spec` of a pydantic model, or of a dataclass whose fields give their JSON name as ``alias``
+    metadata (the DERP map types), cached."""
     members: dict[str, tuple[str, Spec]] = {}
     hints = typing.get_type_hints(model)
-    for name, info in model.model_fields.items():
-        alias = info.alias or name
+    if dataclasses.is_dataclass(model):
+        aliases = {f.name: f.metadata.get("alias", f.name) for f in dataclasses.fields(model)}
+    else:
+        aliases = {name: info.alias or name for name, info in model.model_fields.items()}
+    for name, alias in aliases.items():
         members[alias.lower()] = (alias, _spec(hints[name]))
     return Spec("model", model.__name__, members=members, names=frozenset(a for a, _ in members.values()))
 
