@@ -13,7 +13,6 @@ import importlib
 import re
 import sys
 from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -344,13 +343,6 @@ def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, 
     names = ("--timeout", "-t") if short else ("--timeout",)
     return typer.Option(*names, click_type=Duration(low, high), metavar="DURATION",
                         help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.")
-
-
-class MapFormat(StrEnum):
-    """Output formats for DERP-map shaped output."""
-
-    table = "table"
-    json = "json"
 
 
 MapOption = Annotated[

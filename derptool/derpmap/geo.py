@@ -99,11 +99,6 @@ def geo_for(region: DERPRegion) -> RegionGeo:
     return RegionGeo(country=country, continent=continent, city=row["city"])
 
 
-def known_region_ids() -> set[int]:
-    """Region IDs the geography table covers."""
-    return {int(k) for k in _table()["regions"]}
-
-
 @dataclass
 class Resolution:
     """The result of resolving selectors: matching region IDs, and notes to show the user."""

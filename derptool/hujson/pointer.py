@@ -36,15 +36,6 @@ class Location:
     complete: bool
 
 
-def split_pointer(pointer: str) -> list[str]:
-    """The unescaped segments of *pointer*; raises :class:`HuJSONError` for a missing leading slash."""
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise HuJSONError("invalid pointer: lacks a forward slash prefix")
-    return [s.replace("~1", "/").replace("~0", "~") for s in pointer[1:].split("/")]
-
-
 def name_matches(raw: bytes, name: str) -> bool:
     """Whether the member name literal *raw* decodes to *name* (Go's ``Literal.equalString``)."""
     if b"\\" not in raw:

@@ -100,18 +100,6 @@ def read_frame(reader: BinaryIO, *, max_size: int = MAX_FRAME_SIZE) -> tuple[int
     return frame_type, read_exactly(reader, length)
 
 
-def write_frame(writer: BinaryIO, frame_type: int, payload: bytes = b"") -> None:
-    """Write one frame to *writer* (the caller flushes)."""
-    writer.write(encode_frame(frame_type, payload))
-
-
-def server_key_frame(key: bytes) -> bytes:
-    """The server-key frame a server sends first, carrying *key* (32 bytes)."""
-    if len(key) != KEY_LEN:
-        raise ValueError(f"a server key is {KEY_LEN} bytes")
-    return encode_frame(FrameType.SERVER_KEY, MAGIC + key)
-
-
 def read_server_key(reader: BinaryIO) -> bytes:
     """Read the server-key frame that opens a DERP connection and return the server's 32-byte key.
 

@@ -104,10 +104,6 @@ def _is_packet(source: NodePublic, nonce: bytes, seq: int | None) -> Any:
     return wanted
 
 
-def _seq_of(data: bytes, nonce: bytes) -> int:
-    return int(_SEQ.unpack_from(data, len(_TAG) + len(nonce))[1])
-
-
 def _round_trip(a: DerpClient, b: DerpClient, nonce: bytes, seq: int, size: int, deadline: Deadline) -> float:
     """Send packet *seq* from A to B, echo it back; seconds until A has it. ``TimeoutError`` if lost."""
     started = time.monotonic()

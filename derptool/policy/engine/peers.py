@@ -126,10 +126,6 @@ class PeerMap:
         return False
 
 
-def _is_exit(lo: int, hi: int) -> bool:
-    return (lo, hi) in (ALL_V4.ranges[0], ALL_V6.ranges[0])
-
-
 def _match(rule: Rule) -> _Match | None:
     """The source and destination sets of a rule (``DstPorts`` and ``CapGrant`` alike)."""
     dst: list[Range] = []
