@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import gc
 import heapq
 import ipaddress
 import json
@@ -40,6 +42,8 @@ from types import TracebackType
 COOKIE = 0x2112A442
 _SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") else None
 """Kernel receive timestamps (asm-generic value; a wrong guess elsewhere only loses the precision)."""
+_SPIN = 0.002
+"""How long before an answer is due the loop stops sleeping and polls."""
 FAULTS = ("wrong-txid", "spoof", "garbage", "truncated")
 
 
@@ -121,6 +125,7 @@ class StunResponder:
     def __init__(self, log: bool = False) -> None:
         self.endpoints: list[Endpoint] = []
         self._log = log
+        self._log_lines: list[tuple[str, tuple[str, int], float]] = []
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -190,20 +195,29 @@ class StunResponder:
 
     def _run(self) -> None:
         while not self._stop:
+            self._send_due()
             timeout = None
             if self._queue:
-                timeout = max(0.0, self._queue[0][0] - time.perf_counter())
+                left = self._queue[0][0] - time.perf_counter()
+                # epoll sleeps in whole milliseconds, rounded up: block until shortly before the next answer
+                # is due, then poll without sleeping so it leaves on time (tens of microseconds late at most)
+                timeout = left - _SPIN if left > _SPIN else 0.0
+            else:
+                # only with no answer pending: a full pipe to a slow reader would block this thread
+                self._flush_log()
             for key, _ in self._sel.select(timeout):
                 if key.data is None:
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(4096)
                     continue
                 self._receive(key.data)
-            now = time.perf_counter()
-            while self._queue and self._queue[0][0] <= now:
-                _, _, ep, data, peer, received = heapq.heappop(self._queue)
-                self._send(ep, data, peer, received)
-                now = time.perf_counter()
+        self._flush_log()
+
+    def _send_due(self) -> None:
+        queue = self._queue
+        while queue and queue[0][0] <= time.perf_counter():
+            _, _, ep, data, peer, received = heapq.heappop(queue)
+            self._send(ep, data, peer, received)
 
     def _receive(self, ep: Endpoint) -> None:
         assert ep.sock is not None
@@ -234,6 +248,7 @@ class StunResponder:
                 self._seq += 1
                 heapq.heappush(self._queue, (received + ep.delay_ms / 1000, self._seq, ep, answer, peer,
                                              received))
+            self._send_due()  # a burst of requests must not hold back answers already due
 
     def _fault(self, ep: Endpoint, fault: str, txid: bytes, answer: bytes, peer: tuple[str, int]) -> None:
         assert ep.sock is not None
@@ -257,9 +272,14 @@ class StunResponder:
         except OSError:
             ep.applied_ms.pop()
             return
-        if self._log:
-            print(json.dumps({"bind": ep.address, "peer": f"{peer[0]}:{peer[1]}",
-                              "delay_ms": round(applied, 4)}), flush=True)
+        if self._log:  # written out when the loop next waits, so logging never delays an answer
+            self._log_lines.append((ep.address, peer, applied))
+
+    def _flush_log(self) -> None:
+        if self._log_lines:
+            print("\n".join(json.dumps({"bind": bind, "peer": f"{peer[0]}:{peer[1]}", "delay_ms": round(applied, 4)})
+                            for bind, peer, applied in self._log_lines), flush=True)
+            self._log_lines.clear()
 
 
 def _parse_bind(text: str) -> tuple[str, int]:
@@ -293,6 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             responder.add(host, port, delay_ms=delays[i] if delays else args.delay_ms,
                           silent=args.silent, faults=args.fault)
         print(json.dumps({"listening": [ep.address for ep in responder.endpoints]}), flush=True)
+        if args.log and hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):  # room for a whole round of log lines
+                fcntl.fcntl(sys.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        # nothing here makes reference cycles; a collection would stall the answers for milliseconds
+        gc.freeze()
+        gc.disable()
         while not stop.wait(0.2):
             pass
     return 0
