@@ -262,10 +262,93 @@ def _patch(ch: _Choices, pointers: list[str]) -> str:
     return "[\n" + ",\n".join(ops) + "\n]"
 
 
+# --- policy-like documents: one member per line, as people and Tailscale's formatter write them (the
+# layout hujson.format handles without a tree, see derptool/hujson/lineformat.py), with the small
+# departures hand edits make: wrong indentation, spacing, long one-line arrays, comments after commas.
+
+_POLICY_NAMES = ['"src"', '"dst"', '"ip"', '"action"', '"users"', '"group:eng"', '"tag:web"', '"autogroup:admin"',
+                 '"a"', '"x-very-long-member-name-here"', '"k\\u0041"', '"derpMap"', '"OmitDefaultRegions"', '""']
+_POLICY_STRINGS = ['"tag:web"', '"group:eng"', '"alice@example.com"', '"tcp:443"', '"*:*"', '"autogroup:member"',
+                   '"10.0.0.0/8:22"', '"caf\\u00e9"', '"a, b"', '"x]"', '"// not a comment"', '"\\"quoted\\""',
+                   '"user-with-a-rather-long-address@example.com"', '"é"']
+_POLICY_SCALARS = ['true', 'false', 'null', '0', '-1.5e3', '443', '12345678901234567890']
+
+
+def _policy_scalar(ch: _Choices) -> str:
+    return ch.pick(_POLICY_STRINGS) if ch.int(0, 3) else ch.pick(_POLICY_SCALARS)
+
+
+def _sp(ch: _Choices) -> str:
+    return ch.pick(["", "", "", " ", "  ", "\t"])
+
+
+def _policy_inline(ch: _Choices, level: int) -> str:
+    """A value on one line: a scalar, or a composite that may hold composites (long ones included)."""
+    k = ch.int(0, 9)
+    if k <= 3 or level > 2:
+        return _policy_scalar(ch)
+    n = ch.int(0, 9 if k <= 7 else 3)
+    comma = "," + _sp(ch) if n and ch.int(0, 5) == 0 else ""
+    if k <= 6:
+        items = [_policy_scalar(ch) if ch.int(0, 6) else _policy_inline(ch, level + 1) for _ in range(n)]
+        return "[" + _sp(ch) + ("," + ch.pick([" ", "", "  "])).join(items) + comma + _sp(ch) + "]"
+    members = [ch.pick(_POLICY_NAMES) + _sp(ch) + ":" + _sp(ch) + _policy_inline(ch, level + 1) for _ in range(n)]
+    return "{" + _sp(ch) + ("," + ch.pick([" ", ""])).join(members) + comma + _sp(ch) + "}"
+
+
+def _policy_comment(ch: _Choices) -> str:
+    return ch.pick(["// " + ch.pick(_COMMENT_WORDS[:6]), "/* reviewed */", "//", "/* a */ /* b */"])
+
+
+def _policy_body(ch: _Choices, is_obj: bool, depth: int, standard: bool) -> str:
+    """The members of an expanded composite, each on its own line, and its closing line."""
+    indent = "\t" * depth if ch.int(0, 5) else ch.pick(["", "  " * depth, "\t" * (depth + 1), " \t"])
+    lines = []
+    n = ch.int(0 if ch.int(0, 6) == 0 else 1, 6)
+    for i in range(n):
+        if not standard and ch.int(0, 5) == 0:
+            lines.append(indent + _policy_comment(ch) + ("\n" if ch.int(0, 3) else "\n\n"))
+        elif not standard and ch.int(0, 12) == 0:
+            lines.append(indent + ch.pick(_BLOCKS[:3]) + "\n")
+        if ch.int(0, 8) == 0:
+            lines.append("\n" * ch.int(1, 2))
+        head = indent + (ch.pick(_POLICY_NAMES) + _sp(ch) + ":" + ch.pick([" ", "", "  ", "\t"]) if is_obj else "")
+        last = i == n - 1
+        comma = "," if not last or (not standard and ch.int(0, 1)) else ""
+        tail = " " + _policy_comment(ch) if not standard and comma and ch.int(0, 4) == 0 else ""
+        k = ch.int(0, 9)
+        if k <= 1 and depth < 5:
+            inner_obj = ch.int(0, 1) == 1
+            opener = ("{" if inner_obj else "[") + (" " + _policy_comment(ch) if not standard and k == 0 else "")
+            lines.append(head + opener + "\n" + _policy_body(ch, inner_obj, depth + 1, standard)
+                         + comma + tail + "\n")
+        elif k == 2:
+            lines.append(head + ch.pick(["{}", "[]", "{ }", "[\n" + indent + "]", "{\n}"]) + comma + tail + "\n")
+        else:
+            lines.append(head + _policy_inline(ch, 0) + _sp(ch) + comma + tail + "\n")
+    if not standard and ch.int(0, 8) == 0:
+        lines.append(indent + _policy_comment(ch) + "\n")
+    close = ("\t" * (depth - 1) if ch.int(0, 5) else ch.pick(["", "  ", "\t" * depth])) + ("}" if is_obj else "]")
+    return "".join(lines) + close
+
+
+def policy_like(ch: _Choices) -> str:
+    """A whole document laid out one member per line (standard JSON one time in eight)."""
+    standard = ch.int(0, 7) == 0
+    head = "" if standard else ch.pick(["", "// Tailnet policy\n", "/*\n * Policy\n */\n", "\n// a\n\n"])
+    root_obj = ch.int(0, 7) != 0
+    tail = "" if standard else ch.pick(["", "\n", "\n// end\n", "  \n\n"])
+    return head + ("{" if root_obj else "[") + "\n" + _policy_body(ch, root_obj, 1, standard) + "\n" + tail
+
+
 def generated_case(ch: _Choices) -> list[tuple[Any, ...]]:
     """One generated document (sometimes broken) and the requests to make with it."""
-    text, pointers = _deep(ch) if ch.int(0, 15) == 0 else _document(ch)
-    src = (_extra(ch) + text + _extra(ch)).encode("utf-8", "surrogatepass")
+    if ch.int(0, 3) == 0:
+        text, pointers = policy_like(ch), [""]
+        src = text.encode("utf-8", "surrogatepass")
+    else:
+        text, pointers = _deep(ch) if ch.int(0, 15) == 0 else _document(ch)
+        src = (_extra(ch) + text + _extra(ch)).encode("utf-8", "surrogatepass")
     mode = ch.pick(["ok", "ok", "ok", "break", "cut"])
     if mode == "break" and src:
         i = ch.int(0, len(src))

@@ -11,124 +11,26 @@ formatting of one extra is cached by its bytes, depth and options.
 from __future__ import annotations
 
 from derptool.hujson.ast import Array, Literal, Object, Value
+from derptool.hujson.extra import (
+    LEAD_NL,
+    PUNCH_CARD_WIDTH,
+    RM_LEAD,
+    RM_TRAIL,
+    SPACE_IF_EMPTY,
+    TRAIL_NL,
+    UNINDENT,
+    clear_cache,
+    format_after,
+    format_extra,
+    format_extra_uncached,
+)
 from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
+from derptool.hujson.lineformat import format_lines
 from derptool.hujson.parse import as_bytes, comment_len, no_gc, parse_tree, ws_len
+from derptool.hujson.standard import fast_loads
 
-PUNCH_CARD_WIDTH = 80
-
-# option bits of Go's formatOptions
-LEAD_NL, TRAIL_NL, RM_LEAD, RM_TRAIL, UNINDENT, SPACE_IF_EMPTY = 1, 2, 4, 8, 16, 32
 _WS = b" \t\r\n"
-
-
-def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
-    """Append a multi-line block comment re-indented for *depth* (Go's rules, quirks included)."""
-    lines = [rstrip_space(x) for x in comment.split(b"\n")]
-    first = b""
-    for x in lines[1:]:
-        if x:
-            first = x
-            break
-    has_empty = not all(lines)
-    prefix = first
-    for i in range(1, len(lines)):
-        line = lines[i]
-        if not line:
-            continue
-        if line.endswith(b"*/") and ws_len(line, 0) + 2 == len(line):
-            lines[i] = prefix[:ws_len(prefix, 0)] + b"*/"
-            break
-        k = 0
-        limit = min(len(line), len(prefix))
-        while k < limit:
-            if line[k] != prefix[k]:
-                prefix = prefix[:k]
-                break
-            k += 1
-    plen = ws_len(prefix, 0)
-    star = not has_empty and len(prefix) > plen and prefix[plen] == 0x2A
-    indent = b"\t" * depth + (b" " if star else b"")
-    out += lines[0]
-    out += b"\n"
-    for line in lines[1:]:
-        if line:
-            out += indent
-            out += line[plen:]
-        out += b"\n"
-    while out.endswith(b"\n"):
-        del out[-1]
-
-
-def _format_extra(b: bytes, depth: int, opts: int) -> bytes:
-    """Go's ``Extra.format``: normalized whitespace and re-indented comments for one extra."""
-    if b"\r" in b:
-        b = b.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
-    out = bytearray()
-    if opts & LEAD_NL and b"\n" not in b:
-        out += b"\n"
-    i, n = 0, len(b)
-    while i < n:
-        nw = ws_len(b, i)
-        if nw:
-            nl = b.count(b"\n", i, i + nw)
-            out += b"\n" * min(nl, 2)
-            i += nw
-            continue
-        nc = comment_len(b, i)
-        if nc <= 0:
-            return b  # not a valid extra: left as is (Go does the same)
-        if out.endswith(b"\n"):
-            out += b"\t" * depth
-        else:
-            out += b" "
-        comment = b[i:i + nc]
-        is_line = comment.startswith(b"//")
-        if is_line or b"\n" not in comment:
-            out += rstrip_space(comment)
-            i += nc - 1 if is_line else nc  # a line comment's newline starts the next whitespace run
-            continue
-        _block_comment(comment, depth, out)
-        i += nc
-    if opts & TRAIL_NL and not out.endswith(b"\n"):
-        out += b"\n"
-    if opts & RM_LEAD:
-        while out.startswith(b"\n\n"):
-            del out[0]
-    if opts & RM_TRAIL:
-        while out.endswith(b"\n\n"):
-            del out[-1]
-    if out.endswith(b"\n"):
-        out += b"\t" * (depth - 1 if opts & UNINDENT else depth)
-    elif out:
-        out += b" "
-    if opts & SPACE_IF_EMPTY and not out:
-        out += b" "
-    return bytes(out)
-
-
-_CACHE: dict[tuple[bytes, int, int], bytes] = {}
-_CACHE_LIMIT = 1 << 16
-
-
-def format_extra(b: bytes, depth: int, opts: int) -> bytes:
-    """:func:`_format_extra`, cached (extras repeat: ``"\\n\\t\\t"`` before most members)."""
-    key = (b, depth, opts)
-    r = _CACHE.get(key)
-    if r is None:
-        r = _format_extra(b, depth, opts)
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[key] = r
-    return r
-
-
-def _format_after(b: bytes | None, depth: int, opts: int) -> bytes | None:
-    """Format a nullable after-extra; nil stays nil when the result is empty (as in Go)."""
-    if b is None:
-        r = format_extra(b"", depth, opts)
-        return r if r else None
-    return format_extra(b, depth, opts)
-
+_STATS_LIMIT = 1 << 16
 
 # --- line statistics (Go's lineStats) --------------------------------------------------------------------
 
@@ -166,7 +68,7 @@ def _extra_stats(b: bytes | None) -> tuple[int, int, bool]:
             r = (w, w, False)
         else:
             r = (_comment_width(b[:b.index(b"\n")]), _comment_width(b[b.rindex(b"\n") + 1:]), True)
-        if len(_STATS) >= _CACHE_LIMIT:
+        if len(_STATS) >= _STATS_LIMIT:
             _STATS.clear()
         _STATS[b] = r
     return r
@@ -294,8 +196,8 @@ def _expand(nodes: list[Value]) -> set[int]:
     return expanded
 
 
-def _layout(root: Value, expanded: set[int], standard: bool) -> None:
-    stack: list[tuple[Value, int]] = [(root, 0)]
+def _layout(root: Value, expanded: set[int], standard: bool, depth: int = 0) -> None:
+    stack: list[tuple[Value, int]] = [(root, depth)]
     fx = format_extra
     while stack:
         node, depth = stack.pop()
@@ -311,13 +213,13 @@ def _layout(root: Value, expanded: set[int], standard: bool) -> None:
                 nm, val = m.name, m.value
                 nm.before_extra = fx(nm.before_extra, d1, lead | (RM_LEAD if i == 0 else SPACE_IF_EMPTY))
                 if nm.after_extra is not None:
-                    nm.after_extra = _format_after(nm.after_extra, d2, RM_LEAD | RM_TRAIL)
+                    nm.after_extra = format_after(nm.after_extra, d2, RM_LEAD | RM_TRAIL)
                 val.before_extra = fx(val.before_extra, d2, RM_LEAD | RM_TRAIL | SPACE_IF_EMPTY)
                 if type(val.value) is not Literal:
                     deeper = (nm.after_extra is not None and b"\n" in nm.after_extra) or b"\n" in val.before_extra
                     stack.append((val, child + 1 if deeper else child))
                 if val.after_extra is not None:
-                    val.after_extra = _format_after(val.after_extra, d2, RM_LEAD | RM_TRAIL)
+                    val.after_extra = format_after(val.after_extra, d2, RM_LEAD | RM_TRAIL)
             last = t.members[-1].value if t.members else None
             n = len(t.members)
         else:
@@ -327,7 +229,7 @@ def _layout(root: Value, expanded: set[int], standard: bool) -> None:
                 if type(e.value) is not Literal:
                     stack.append((e, child))
                 if e.after_extra is not None:
-                    e.after_extra = _format_after(e.after_extra, d2, RM_LEAD | RM_TRAIL)
+                    e.after_extra = format_after(e.after_extra, d2, RM_LEAD | RM_TRAIL)
             last = t.elements[-1] if t.elements else None
             n = len(t.elements)
         t.after_extra = fx(t.after_extra, d1, (TRAIL_NL if expand else 0) | (RM_LEAD if n == 0 else 0)
@@ -357,7 +259,8 @@ def _has_inner_newline(nodes: list[Value]) -> set[int]:
     return found
 
 
-def _align(nodes: list[Value]) -> None:
+def _align(nodes: list[Value]) -> set[int]:
+    """Align the values of object members in blocks; returns the ids of composites with an inner newline."""
     inner = _has_inner_newline(nodes)
     for node in nodes:
         t = node.value
@@ -386,6 +289,7 @@ def _align(nodes: list[Value]) -> None:
             for val, w in blk:
                 if w < widest:
                     val.before_extra += b" " * (widest - w)
+    return inner
 
 
 def format_value(v: Value) -> None:
@@ -399,12 +303,12 @@ def _format_tree(v: Value) -> None:
     try:
         _format_passes(v)
     finally:  # the caches help within one document; do not keep its extras alive afterwards
-        _CACHE.clear()
+        clear_cache()
         _STATS.clear()
 
 
 def _format_passes(v: Value) -> None:
-    before = _format_extra(v.before_extra, 0, 0)
+    before = format_extra_uncached(v.before_extra, 0, 0)
     v.before_extra = before[ws_len(before, 0):]
     nodes = list(v.all())
     standard = _is_standard(nodes)
@@ -412,8 +316,20 @@ def _format_passes(v: Value) -> None:
     expanded = _expand(nodes)
     _layout(v, expanded, standard)
     _align(nodes)
-    after = _format_extra(v.after_extra or b"", 0, 0)
+    after = format_extra_uncached(v.after_extra or b"", 0, 0)
     v.after_extra = rstrip_space(after) + b"\n"
+
+
+def _format_inner(v: Value, depth: int, standard: bool) -> tuple[bool, bool]:
+    """Lay out the composite *v* as a value at *depth* of a document (standard or not), leaving its own
+    extras alone; for the line formatter. Returns whether *v* alone is standard and whether a value
+    inside it has a newline around it."""
+    nodes = list(v.all())
+    alone = _is_standard(nodes)
+    _normalize(nodes)
+    _layout(v, _expand(nodes), standard, depth)
+    inner = _align(nodes)
+    return alone, id(v) in inner
 
 
 def _is_standard(nodes: list[Value]) -> bool:
@@ -432,8 +348,19 @@ def _is_standard(nodes: list[Value]) -> bool:
 
 
 def format(src: str | bytes) -> bytes:
-    """Format HuJSON as Go's ``hujson.Format`` does; raises :class:`HuJSONError` for invalid text."""
-    v = parse_tree(as_bytes(src))
+    """Format HuJSON as Go's ``hujson.Format`` does; raises :class:`HuJSONError` for invalid text.
+
+    Valid documents laid out one member per line are formatted without a tree
+    (:mod:`derptool.hujson.lineformat`); anything else builds the tree.
+    """
+    b = as_bytes(src)
+    # The line formatter checks ASCII text itself (anything invalid goes to the parser for Go's error);
+    # comments in other text must first be checked for UTF-8.
+    if b.isascii() or fast_loads(b, validate_only=True) is not None:
+        out = format_lines(b, _format_inner)
+        if out is not None:
+            return out
+    v = parse_tree(b)
     with no_gc():
         _format_tree(v)  # offsets are not needed for the bytes
         return v.pack()

@@ -1,0 +1,347 @@
+"""``format`` without a tree, for documents written the usual way: one member or element per line.
+
+Policy files are laid out like that: composites are either opened at the end of a line and closed on
+a line of their own, or written whole on one line. This pass walks such a document with one regular
+expression match per member, formats the whitespace and comments between members with the tree
+formatter's own (cached) :func:`~derptool.hujson.format.format_extra`, and writes each value directly:
+scalars as they are (escapes normalized), one-line composites of scalars inline or, past Go's 80-byte
+estimate, one item per line. A one-line composite with composites inside goes through the tree
+formatter on its own. Object values are aligned in blocks, as the tree formatter's ``_align`` does.
+
+It gives up (returns ``None``) at anything else: a comment between a name and its value or before a
+comma, a line holding two members, a composite opened inline and continued on later lines, a carriage
+return. :func:`~derptool.hujson.format.format` then builds the tree. The input must already be known
+to be valid HuJSON. Its output is the tree formatter's, byte for byte (tested on every vector, every
+file of the project and generated documents).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from derptool.hujson.ast import Value
+from derptool.hujson.errors import HuJSONError
+from derptool.hujson.extra import (
+    LEAD_NL,
+    PUNCH_CARD_WIDTH,
+    RM_LEAD,
+    RM_TRAIL,
+    SPACE_IF_EMPTY,
+    TRAIL_NL,
+    UNINDENT,
+    format_extra_uncached,
+)
+from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
+from derptool.hujson.parse import parse_tree, ws_len
+
+_WS = b" \t\r\n"
+_SP = rb"[ \t]*+"
+# tokens exactly as the parser accepts them, so that nothing invalid gets through this pass
+_STR = rb'"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"'
+_LITERAL = rb"(?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9])"
+_SCALAR = rb"(?:" + _STR + b"|" + _LITERAL + b")"
+_FLAT_ARRAY = (rb"\[" + _SP + rb"(?:" + _SCALAR + _SP + rb"(?:," + _SP + _SCALAR + _SP + rb")*+(?:," + _SP
+               + rb")?)?\]")
+_PAIR = _STR + _SP + b":" + _SP + _SCALAR + _SP
+_FLAT_OBJECT = rb"\{" + _SP + rb"(?:" + _PAIR + rb"(?:," + _SP + _PAIR + rb")*+(?:," + _SP + rb")?)?\}"
+_PLAIN = rb'(?:"[^"\\\x00-\x1f]*+"|' + _LITERAL + b")"
+_PLAIN_ARRAY = rb"\[(?:" + _PLAIN + rb"(?:, " + _PLAIN + rb")*+)?\]"
+"""A one-line array as format writes it (no escapes, ", " between items), tried first: it is common."""
+_EXTRA = rb"([ \t\n]*+(?:(?://[^\n]*+|/\*(?s:.*?)\*/)[ \t\n]*+)*+)"
+# The document as a list of steps from one value to the next, found by one findall. Groups:
+# 1 the extra before the step; then one of: 2 a closing bracket and 3 the comma after it; 4 a member
+# name (objects) and a value on this line, either 5 an array written as format writes it inline or 6 any
+# scalar or one-line composite of scalars, and 7 the comma after it, or 8 "{" or "[" opening a composite
+# value; 9 a byte that fits nowhere (the pass gives up).
+# At the end of the text a step has none of them (its extra is the document's last).
+_STEPS = re.compile(
+    _EXTRA + rb"(?:([\]}])" + _SP + rb"(,?)|(?:(" + _STR + rb")" + _SP + b":" + _SP + rb")?(?:(?:(" + _PLAIN_ARRAY
+    + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]))")
+_EXTRA_VALID = re.compile(rb"(?:[ \t\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")  # line comments end with a newline
+_SCALARS = re.compile(_SCALAR)
+_ONE_COMMENT = re.compile(rb"([ \t\n]*+)(//[^\n]*+|/\*(?:[^*\n]|\*(?!/))*+\*/)([ \t\n]*+)")
+_NOT_NORMAL_ARRAY = re.compile(rb"\[ |\s[\],]|,(?! )|,  |\\|\t")
+"""Something in a one-line array that format would change (or might: a comma inside a string)."""
+
+Step = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+
+
+class _GiveUp(Exception):
+    """The document is not laid out in a way this pass handles (or is not valid)."""
+
+
+Subtree = Callable[[Value, int, bool], tuple[bool, bool]]
+"""The tree formatter's layout of one composite as a value at a depth of a (standard or not) document;
+returns whether the composite alone is standard and whether a value inside it has a newline around it
+(which keeps it out of value alignment)."""
+
+
+def format_lines(b: bytes, format_subtree: Subtree, standard: bool = False) -> bytes | None:
+    """Go's ``Format`` of the HuJSON *b*, or ``None`` when the tree formatter must do it.
+
+    ``None`` also for invalid input (the tree parser then reports Go's error). Non-ASCII input must be
+    known to be valid: comments are not checked for UTF-8 here. *format_subtree* is the tree formatter's
+    (passed in: it imports this module). *standard* says the document has no comment and no trailing
+    comma; when that is not known, pass ``False``: a document that turns out standard is formatted again
+    with ``True``.
+    """
+    if b"\r" in b:
+        return None
+    try:
+        out, nonstandard = _Pass(b, format_subtree, standard).run()
+    except (_GiveUp, HuJSONError):
+        return None
+    if not standard and not nonstandard:
+        return format_lines(b, format_subtree, True)
+    return out
+
+
+def _tabs(n: int) -> bytes:
+    return b"\t" * n
+
+
+class _Pass:
+    """One formatting pass over a document."""
+
+    def __init__(self, b: bytes, subtree: Subtree, standard: bool) -> None:
+        self.b = b
+        self.subtree = subtree
+        self.standard = standard
+        self.nonstandard = False  # a comment or a trailing comma was seen
+        self.extras: dict[tuple[bytes, int, int], tuple[bytes, bool]] = {}
+        self.strings: dict[bytes, bytes] = {}
+        self.flats: dict[tuple[bytes, int], tuple[bytes, bool]] = {}
+        # the formatted whitespace around a one-comment extra, by newlines before and after, depth, options
+        self.around: dict[tuple[int, int, int, int], tuple[bytes, bytes, bool]] = {}
+
+    # -- pieces ------------------------------------------------------------------------------------
+
+    def extra(self, extra: bytes, depth: int, flags: int) -> tuple[bytes, bool]:
+        """The formatted extra, and whether it starts a new alignment block (a blank or comment line)."""
+        one = _ONE_COMMENT.fullmatch(extra)
+        if one is not None and extra.isascii():
+            # one comment (most extras with a comment): only the whitespace around it depends on the options
+            before, comment, after = one.groups()
+            head, tail = before.count(b"\n"), after.count(b"\n")
+            if comment[1] == 0x2A or tail:  # a line comment needs its newline
+                key = (head if head < 2 else 2, tail if tail < 2 else 2, depth, flags)
+                around = self.around.get(key)
+                if around is None:
+                    x = format_extra_uncached(b"\n" * key[0] + b"/**/" + b"\n" * key[1], depth, flags)
+                    at = x.index(b"/**/")
+                    around = self.around[key] = (x[:at], x[at + 4:], x.count(b"\n") > 1)
+                self.nonstandard = True
+                r = self.extras[(extra, depth, flags)] = (
+                    around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1], around[2])
+                return r
+        x = format_extra_uncached(extra, depth, flags)
+        r = self.extras[(extra, depth, flags)] = (x, x.count(b"\n") > 1)
+        if not self.nonstandard and b"/" in extra:
+            self.nonstandard = True
+        return r
+
+    def string(self, raw: bytes) -> bytes:
+        """A string with its escapes written as Go writes them."""
+        r = self.strings.get(raw)
+        if r is None:
+            r = self.strings[raw] = encode_string(decode_string(raw))
+        return r
+
+    def flat(self, text: bytes, depth: int, plain: bool = False) -> tuple[bytes, bool]:
+        """A one-line composite of scalars as a value at *depth*, and whether it spans lines.
+
+        *plain* says *text* is an array already written as format writes it inline.
+        """
+        if not plain:
+            if text[-2:-1] in b" \t," and text[:-1].rstrip(b" \t").endswith(b","):
+                self.nonstandard = True  # a trailing comma
+            # written as format writes it inline after all? Then Go's width estimate is its length + 2.
+            if text[0] == 0x5B and _NOT_NORMAL_ARRAY.search(text) is None:
+                plain = True
+        if plain and (len(text) + 2 <= PUNCH_CARD_WIDTH or text == b"[]"):
+            r = self.flats[(text, depth)] = (text, False)
+            return r
+        items = _SCALARS.findall(text)
+        if not plain and b"\\" in text:
+            items = [self.string(x) if b"\\" in x else x for x in items]
+        is_obj = text[0] == 0x7B
+        if 2 + sum(map(len, items)) + 2 * len(items) <= PUNCH_CARD_WIDTH:  # Go's width estimate
+            if is_obj:
+                v = b"{" + b", ".join(map(b": ".join, zip(items[0::2], items[1::2], strict=True))) + b"}"
+            else:
+                v = b"[" + b", ".join(items) + b"]"
+            r = self.flats[(text, depth)] = (v, False)
+            return r
+        inner = b"\n" + _tabs(depth + 1)
+        if is_obj:
+            names = items[0::2]
+            widest = max(map(len, names))
+            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + v
+                              for k, v in zip(names, items[1::2], strict=True)])
+            opening, closing = b"{", b"}"
+        else:
+            body = inner + (b"," + inner).join(items)
+            opening, closing = b"[", b"]"
+        v = opening + body + (b"" if self.standard else b",") + b"\n" + _tabs(depth) + closing
+        r = self.flats[(text, depth)] = (v, True)
+        return r
+
+    def inline(self, steps: list[Step], i: int, opened: bytes, depth: int) -> tuple[bytes, bytes, int, bool]:
+        """The composite opened just before ``steps[i]`` on the same line, formatted by the tree formatter:
+        ``(text, comma after it, index of the next step, whether a value inside has a newline around it)``."""
+        pieces = [opened]
+        level = 1
+        while True:
+            extra, closing, close_comma, name, plain, text, comma, opened, _ = steps[i]
+            i += 1
+            text = plain or text
+            pieces.append(extra)
+            if name:
+                pieces.append(name + b":")
+            if closing:
+                level -= 1
+                if level == 0:
+                    break
+                pieces.append(closing + close_comma)
+            elif text:
+                pieces.append(text + b" " + comma)  # a space keeps two values from running together
+            elif opened:
+                level += 1
+                pieces.append(opened)
+            else:
+                raise _GiveUp
+        pieces.append(closing)
+        tree = parse_tree(b"".join(pieces))
+        alone_standard, inner_newline = self.subtree(tree, depth, self.standard)
+        if not alone_standard:
+            self.nonstandard = True
+        return tree.pack(), close_comma, i, inner_newline
+
+    # -- the walk ----------------------------------------------------------------------------------
+
+    def run(self) -> tuple[bytes, bool]:
+        steps: list[Step] = _STEPS.findall(self.b)
+        lead, closing, _, name, _, _, _, opening, _ = steps[0]
+        if not opening or name:
+            raise _GiveUp  # a scalar document
+        ex, closing = steps[1][0], steps[1][1]
+        if b"\n" not in ex or (closing and not ex.strip(_WS)):
+            raise _GiveUp  # an inline root: the tree formatter's business (small documents)
+        if b"/" in lead:
+            self.nonstandard = True
+        before = format_extra_uncached(lead, 0, 0)
+        out: list[bytes] = [before[ws_len(before, 0):] + opening]
+        append = out.append
+        extend = out.extend
+        extras = self.extras
+        flats = self.flats
+        standard = self.standard
+        first_flags, next_flags = LEAD_NL | RM_LEAD, LEAD_NL | SPACE_IF_EMPTY
+        # the composite being walked: is it an object, members so far, depth of its members, alignment
+        # block (index in out of each aligned member's ": " and the length of its name)
+        is_obj = opening == b"{"
+        n = 0
+        d1 = 1
+        flags = first_flags
+        block: list[tuple[int, int]] = []
+        stack: list[tuple[bool, int, int, list[tuple[int, int]], tuple[int, int] | None]] = []
+        last_comma = b""
+        i = 1
+
+        def close_block() -> None:
+            if len(block) > 1:
+                widest = max([w for _, w in block])
+                for k, w in block:
+                    if w < widest:
+                        out[k] = b": " + b" " * (widest - w)
+            block.clear()
+
+        while True:
+            extra, closing, close_comma, name, plain, text, comma, opened, _ = steps[i]
+            i += 1
+            if closing:  # the composite ends
+                if n:
+                    if last_comma:
+                        self.nonstandard = True
+                    elif not standard:
+                        out[-1] = b","  # the (empty) comma after the last value
+                if block:
+                    close_block()
+                f = TRAIL_NL | RM_TRAIL | UNINDENT | (0 if n else RM_LEAD)
+                x = (extras.get((extra, d1, f)) or self.extra(extra, d1, f))[0]
+                if not stack:
+                    if close_comma:
+                        raise _GiveUp  # a comma after the document: invalid
+                    append(x + closing)
+                    break
+                inner = n
+                is_obj, n, d1, block, pending = stack.pop()
+                if pending is not None:
+                    if inner:
+                        if block:
+                            close_block()
+                    else:  # an empty composite has no inner newline, however it is laid out
+                        block.append(pending)
+                flags = next_flags
+                last_comma = close_comma
+                extend((x, closing, close_comma))
+                continue
+            if (n and not last_comma) or (not name) is is_obj or not (plain or text or opened):
+                raise _GiveUp  # not a member of this composite (invalid, or laid out in a way not handled)
+            r = extras.get((extra, d1, flags)) or self.extra(extra, d1, flags)
+            n += 1
+            flags = next_flags
+            if name and b"\\" in name:
+                name = self.string(name)
+            if plain:  # an array as format writes it inline, unless it is too wide
+                if len(plain) <= PUNCH_CARD_WIDTH - 2:  # Go's width estimate is its length + 2
+                    v = plain
+                    multi = False
+                else:
+                    v, multi = flats.get((plain, d1)) or self.flat(plain, d1, True)
+                last_comma = comma
+            elif text:  # a value on this line
+                c = text[0]
+                if c == 0x5B or c == 0x7B:
+                    v, multi = flats.get((text, d1)) or self.flat(text, d1)
+                else:
+                    v = self.string(text) if b"\\" in text else text
+                    multi = False
+                last_comma = comma
+            else:
+                nxt = steps[i]
+                if b"\n" in nxt[0] and (not nxt[1] or nxt[0].strip(_WS)):  # expanded: a new line follows "{"
+                    if name:
+                        if r[1] and block:
+                            close_block()
+                        pending = (len(out) + 2, len(name))  # aligned if it turns out empty (Go's rule)
+                        extend((r[0], name, b": ", opened))
+                    else:
+                        pending = None
+                        extend((r[0], opened))
+                    stack.append((is_obj, n, d1, block, pending))
+                    is_obj, n, d1, flags, block = opened == b"{", 0, d1 + 1, first_flags, []
+                    continue
+                v, last_comma, i, multi = self.inline(steps, i, opened, d1)
+            if name:
+                if multi:
+                    if block:
+                        close_block()
+                else:
+                    if r[1] and block:
+                        close_block()
+                    block.append((len(out) + 2, len(name)))
+                extend((r[0], name, b": ", v, last_comma))
+            else:
+                extend((r[0], v, last_comma))
+        end = steps[i]
+        if any(end[1:]):
+            raise _GiveUp  # more after the document: invalid
+        rest = end[0]
+        if _EXTRA_VALID.match(rest).end() != len(rest):  # type: ignore[union-attr]
+            raise _GiveUp  # a line comment at the very end, without its newline: invalid
+        if b"/" in rest:
+            self.nonstandard = True
+        append(rstrip_space(format_extra_uncached(rest, 0, 0)) + b"\n")
+        return b"".join(out), self.nonstandard

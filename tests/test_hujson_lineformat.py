@@ -1,0 +1,142 @@
+"""The line formatter (``derptool/hujson/lineformat.py``): the tree formatter's bytes without a tree.
+
+``hujson.format`` sends documents written one member per line through the line formatter and anything
+else through the tree. These tests hold the two to the same output on the project's files and on
+generated policy-like documents (their Go counterparts are in test_hujson_go.py), and check that the line
+formatter, which validates as it goes, lets nothing invalid through: broken documents must fail with the
+parser's error, exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from derptool import hujson
+from derptool.hujson import HuJSONError
+from derptool.hujson.format import _format_inner, _format_tree
+from derptool.hujson.lineformat import format_lines
+from derptool.hujson.parse import parse_tree
+from tests.test_hujson_go import _BREAKERS, _Choices, policy_like
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tree_format(src: bytes) -> bytes:
+    """The tree formatter alone (the reference: it matches Go on every vector)."""
+    v = parse_tree(src)
+    _format_tree(v)
+    return v.pack()
+
+
+def outcome(f: object, src: bytes) -> tuple[bool, bytes | str]:
+    try:
+        return True, f(src)  # type: ignore[operator]
+    except HuJSONError as err:
+        return False, str(err)
+
+
+POLICY_FILES = sorted(p for d in ("examples", "tests/data") for p in (ROOT / d).rglob("*.hujson"))
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_policy_files_take_the_line_path_with_the_same_bytes(path: Path) -> None:
+    src = path.read_bytes()
+    out = format_lines(src, _format_inner)
+    want = tree_format(src)
+    if out is None:  # allowed for a file laid out otherwise, but most are not
+        pytest.skip("not laid out one member per line")
+    assert out == want
+    assert hujson.format(src) == want
+
+
+def test_example_policies_take_the_line_path() -> None:
+    taken = [p for p in POLICY_FILES if format_lines(p.read_bytes(), _format_inner) is not None]
+    assert len(POLICY_FILES) >= 4
+    assert taken == POLICY_FILES
+
+
+def _captured_policies() -> list[bytes]:
+    """Tailscale's recorded policies, written as ``json.dumps(indent=2)`` writes them."""
+    out = []
+    for path in sorted((ROOT / "tests" / "data" / "tailscale-captures").glob("*.json")):
+        for case in json.loads(path.read_text(encoding="utf-8"))["cases"]:
+            policy = case.get("policy")
+            if isinstance(policy, str):
+                try:
+                    policy = json.loads(policy)
+                except ValueError:
+                    continue  # a policy Tailscale rejected as text
+            if isinstance(policy, dict):
+                out.append(json.dumps(policy, indent=2).encode("utf-8"))
+    return out
+
+
+def test_captured_policies_take_the_line_path_with_the_same_bytes() -> None:
+    """Standard JSON indented with spaces, its formatted form, and that form re-indented by hand."""
+    policies = _captured_policies()
+    assert len(policies) > 200
+    for src in policies:
+        once = tree_format(src)
+        assert format_lines(src, _format_inner) == once
+        assert format_lines(once, _format_inner) == once
+        spaced = once.replace(b"\t", b"   ").replace(b": ", b" :  ").replace(b"\n}", b"\n\n}")
+        assert format_lines(spaced, _format_inner) == once == tree_format(spaced)
+
+
+def test_broken_documents_fail_as_the_parser_fails() -> None:
+    """Every byte-level break of a policy: the same error (message, line, column) or the same bytes."""
+    rnd = random.Random(11)
+    failed = 0
+    for _ in range(1500):
+        src = policy_like(_Choices(rnd=rnd)).encode("utf-8")
+        for _ in range(3):
+            k = rnd.randrange(4)
+            i = rnd.randrange(len(src) + 1)
+            if k == 0:
+                src = src[:i] + rnd.choice(_BREAKERS) + src[i:]
+            elif k == 1:
+                src = src[:i] + src[i + rnd.randint(1, 3):]
+            elif k == 2:
+                src = src[:i] + rnd.choice(_BREAKERS) + src[i + 1:]
+            else:
+                src = src[:i]
+            got = outcome(hujson.format, src)
+            assert got == outcome(tree_format, src), src
+            failed += not got[0]
+    assert failed > 2000
+
+
+@pytest.mark.parametrize("src", [
+    b'{\n\t"a": 1\n\t"b": 2\n}\n',  # a missing comma
+    b'{\n\t"a": 1 2,\n}\n',
+    b'{\n\t"a": [1 2],\n}\n',
+    b'{\n\t"a": 01,\n}\n',
+    b'{\n\t"a": tru,\n}\n',
+    b'{\n\t"a": "\\x",\n}\n',
+    b'{\n\t"a": "tab\there",\n}\n',
+    b'{\n\t"a": 1,\n},\n',
+    b'{\n\t"a": 1,\n}\n}\n',
+    b'{\n\t"a": 1,\n}\n// end',
+    b'{\n\t1: 1,\n}\n',
+    b'[\n\t"a": 1,\n]\n',
+    b'{\n\t"a": {"b" 1},\n}\n',
+    b'{\n\t"a": 1, /* open\n}\n',
+])
+def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
+    with pytest.raises(HuJSONError) as err:
+        hujson.format(src)
+    with pytest.raises(HuJSONError) as want:
+        parse_tree(src)
+    assert str(err.value) == str(want.value)
+
+
+def test_a_standard_document_gets_no_trailing_commas() -> None:
+    src = b'{\n  "a": [1, 2],\n  "bb": {"c": 3},\n  "long": ["' + b'x' * 90 + b'"]\n}\n'
+    out = format_lines(src, _format_inner)
+    assert out == tree_format(src)
+    assert out is not None and b'\t"a":  [1, 2],\n\t"bb": {"c": 3},\n' in out  # aligned; "long" spans lines
+    assert out.endswith(b'x"\n\t]\n}\n')  # no comma after the last item or member
