@@ -65,6 +65,7 @@ _NOT_NORMAL_ARRAY = re.compile(rb"\[ |\s[\],]|,(?! )|,  |\\|\t")
 """Something in a one-line array that format would change (or might: a comma inside a string)."""
 
 Step = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+_DONE: Step = (b"", b"", b"", b"", b"", b"", b"", b"", b"")
 
 
 class _GiveUp(Exception):
@@ -259,6 +260,7 @@ class _Pass:
 
         while True:
             extra, closing, close_comma, name, plain, text, comma, opened, _ = steps[i]
+            steps[i] = _DONE  # what is not kept in the output is freed as the walk goes (peak memory)
             i += 1
             if closing:  # the composite ends
                 if n:
@@ -344,4 +346,5 @@ class _Pass:
         if b"/" in rest:
             self.nonstandard = True
         append(rstrip_space(format_extra_uncached(rest, 0, 0)) + b"\n")
-        return b"".join(out), self.nonstandard
+        # bytes.join keeps an 80-byte buffer record per piece while it runs: join in slices
+        return b"".join([b"".join(out[k:k + 4096]) for k in range(0, len(out), 4096)]), self.nonstandard
