@@ -6,7 +6,9 @@ One run measures, side by side: stdlib ``json.loads`` of the standardized text (
 derptool's ``loads``, ``parse`` + ``pack`` (the tree is built lazily: a parse that is only packed costs
 a validity check), ``parse`` with the whole tree built, ``standardize``, ``minimize``, ``format`` and
 ``patch`` (three operations), and Go's library on the same bytes through the Go peer ``hujsonpeer``
-(which times its own calls, so pipe costs are not counted). Then the cost exponent from 10 KB to
+(which times its own calls, so pipe costs are not counted). ``format`` takes its line path on this
+policy (written one member per line, as policies are); the tree path, which formats documents laid out
+otherwise, is timed beside it. Then the cost exponent from 10 KB to
 10 MB (least squares on log size vs log time; 1.0 is linear) and the peak memory (tracemalloc) of a
 full tree and of ``format`` relative to the file size. Goals (issue 13): ``loads`` <= 2x
 ``json.loads``, parse+pack >= 30 MB/s, ``format`` and ``patch`` >= 15 MB/s, exponent ~1, memory
@@ -31,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from derptool import hujson  # noqa: E402
+from derptool.hujson.format import _format_inner, format_value  # noqa: E402
+from derptool.hujson.lineformat import format_lines  # noqa: E402
 from derptool.hujson.parse import parse_tree  # noqa: E402
 
 PATCH = json.dumps([
@@ -81,6 +85,13 @@ def make_policy(size: int, seed: int = 7) -> bytes:
         add(f'\t"x-pad-{len(out)}": {{"note": "padding \\u00e9", "n": {rnd.randint(0, 10**20)}}},')
     add('\t"derpMap": {"OmitDefaultRegions": false, "Regions": {"900": null}},', "}", "")
     return "\n".join(out).encode()
+
+
+def tree_format(src: bytes) -> bytes:
+    """``format`` as it runs on a document not laid out one member per line (the tree formatter)."""
+    v = parse_tree(src)
+    format_value(v)
+    return v.pack()
 
 
 def best(f: Callable[[], Any], repeat: int) -> float:
@@ -144,6 +155,7 @@ def main() -> None:
         "hujson.standardize": (lambda: hujson.standardize(src), "standardize"),
         "hujson.minimize": (lambda: hujson.minimize(src), "minimize"),
         "hujson.format": (lambda: hujson.format(src), "format"),
+        "  format's tree path": (lambda: tree_format(src), "format"),
         "hujson.patch (3 operations)": (lambda: hujson.patch(src, PATCH), "patch"),
     }
     rows = {name: float("inf") for name in cases}
@@ -161,8 +173,8 @@ def main() -> None:
     base = rows["json.loads (standardized text)"]
     print(f"  {'':34s} {'ms':>9s} {'MB/s':>7s} {'x json.loads':>13s} {'Go ms':>8s} {'x Go':>6s}")
     for name, t in rows.items():
-        op = cases[name][1]
-        go = go_ns.get(op) if op else None
+        go_op = cases[name][1]
+        go = go_ns.get(go_op) if go_op else None
         go_cols = f"{go * 1000:8.1f} {t / go:6.1f}" if go else f"{'-':>8s} {'-':>6s}"
         print(f"  {name:34s} {t * 1000:9.1f} {mb / t:7.1f} {t / base:13.1f} {go_cols}")
     if not go_ns:
@@ -177,7 +189,10 @@ def main() -> None:
         speed = mb / rows[name]
         goal(f"{name} >= {target} MB/s", speed, speed >= target, " MB/s")
 
-    for label, f in (("whole tree", lambda: parse_tree(src)), ("format", lambda: hujson.format(src))):
+    assert format_lines(src, _format_inner) is not None, "the policy should take format's line path"
+    for label, f in (("loads", lambda: hujson.loads(src)), ("parse + pack", lambda: hujson.parse(src).pack()),
+                     ("format", lambda: hujson.format(src)), ("patch", lambda: hujson.patch(src, PATCH)),
+                     ("whole tree", lambda: parse_tree(src)), ("format's tree path", lambda: tree_format(src))):
         ratio = peak_memory(f) / len(src)
         goal(f"peak memory of {label} <= 10x file size", ratio, ratio <= 10, "x")
 
@@ -190,13 +205,14 @@ def main() -> None:
         reps = max(1, min(20, 2_000_000 // size))
         ops: tuple[tuple[str, Callable[[bytes], Any]], ...] = (
             ("loads", hujson.loads), ("parse + pack", lambda d: hujson.parse(d).pack()),
-            ("whole tree", parse_tree), ("format", hujson.format), ("patch", lambda d: hujson.patch(d, PATCH)))
-        for name, op in ops:
-            series.setdefault(name, []).append((len(doc), best(lambda: op(doc), reps)))  # noqa: B023
+            ("whole tree", parse_tree), ("format", hujson.format), ("format, tree path", tree_format),
+            ("patch", lambda d: hujson.patch(d, PATCH)))
+        for label, fn in ops:
+            series.setdefault(label, []).append((len(doc), best(lambda: fn(doc), reps)))  # noqa: B023
     print("cost exponent, 10 KB to 10 MB (1.0 = linear):")
-    for name, points in series.items():
+    for label, points in series.items():
         speeds = ", ".join(f"{s / 1e6 / t:.1f}" for s, t in points)
-        print(f"  {name:14s} {exponent(points):5.2f}   MB/s at 10K/100K/1M/10M: {speeds}")
+        print(f"  {label:17s} {exponent(points):5.2f}   MB/s at 10K/100K/1M/10M: {speeds}")
 
 
 if __name__ == "__main__":
