@@ -3,7 +3,8 @@
 Three sources of input: every vector of Go's own test suite (tests/data/hujson-go-vectors.json, with
 the answers Go gave, so that part runs without Go too), every file in tests/data and examples/, and
 generated HuJSON documents (comments everywhere, trailing commas, CRLF, tabs, unicode, deep nesting,
-long and short members, patches on them, broken variants). derptool must give Go's bytes, and
+long and short members, patches on them, broken variants; a quarter of them policy-like, one member per
+line, the layout ``format`` handles without a tree). derptool must give Go's bytes, and
 reject exactly what Go rejects with Go's message (which carries line and column).
 
 The live parts need the Go peer ``hujsonpeer`` (built by ``.ci/build-go-peers``) and skip without it.
