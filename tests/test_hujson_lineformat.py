@@ -125,6 +125,8 @@ def test_broken_documents_fail_as_the_parser_fails() -> None:
     b'[\n\t"a": 1,\n]\n',
     b'{\n\t"a": {"b" 1},\n}\n',
     b'{\n\t"a": 1, /* open\n}\n',
+    b'{\r\n\t"a": "carriage\rreturn",\r\n}\r\n',  # a raw CR inside a string
+    b'{\r\n\t"a": 1\r\n\t"b": 2\r\n}\r\n',
 ])
 def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
     with pytest.raises(HuJSONError) as err:
@@ -132,6 +134,23 @@ def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
     with pytest.raises(HuJSONError) as want:
         parse_tree(src)
     assert str(err.value) == str(want.value)
+
+
+def test_windows_line_ends_take_the_line_path() -> None:
+    rnd = random.Random(17)
+    taken = 0
+    for i in range(300):
+        text = policy_like(_Choices(rnd=rnd))
+        src = text.replace("\n", ("\r\n", "\n\r", "\r\n\r")[i % 3]).encode("utf-8")
+        want = tree_format(src)
+        assert hujson.format(src) == want
+        if i % 10 == 0:
+            assert format_lines(src, _format_inner) is None  # not known to be valid: left to the tree
+        out = format_lines(src, _format_inner, valid=True)
+        if out is not None:
+            taken += 1
+            assert out == want
+    assert taken >= 270
 
 
 def test_a_standard_document_gets_no_trailing_commas() -> None:

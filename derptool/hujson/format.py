@@ -355,9 +355,10 @@ def format(src: str | bytes) -> bytes:
     """
     b = as_bytes(src)
     # The line formatter checks ASCII text itself (anything invalid goes to the parser for Go's error);
-    # comments in other text must first be checked for UTF-8.
-    if b.isascii() or fast_loads(b, validate_only=True) is not None:
-        out = format_lines(b, _format_inner)
+    # other text (UTF-8 in comments) and text with carriage returns must be checked first.
+    plain = b.isascii() and b"\r" not in b
+    if plain or fast_loads(b, validate_only=True) is not None:
+        out = format_lines(b, _format_inner, valid=not plain)
         if out is not None:
             return out
     v = parse_tree(b)

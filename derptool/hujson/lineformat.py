@@ -1,18 +1,18 @@
 """``format`` without a tree, for documents written the usual way: one member or element per line.
 
-Policy files are laid out like that: composites are either opened at the end of a line and closed on
-a line of their own, or written whole on one line. This pass walks such a document with one regular
-expression match per member, formats the whitespace and comments between members with the tree
-formatter's own (cached) :func:`~derptool.hujson.format.format_extra`, and writes each value directly:
-scalars as they are (escapes normalized), one-line composites of scalars inline or, past Go's 80-byte
-estimate, one item per line. A one-line composite with composites inside goes through the tree
-formatter on its own. Object values are aligned in blocks, as the tree formatter's ``_align`` does.
+Policy files are laid out like that: a composite is either opened at the end of a line, its members on
+the lines after it, or written whole on one line. This pass lists the document's steps (the extra before
+a value, then the value or a bracket) with one ``findall`` and writes each member directly: the extras
+through the tree formatter's own extra formatting (:mod:`derptool.hujson.extra`), scalars as they are
+(escapes rewritten), one-line composites of scalars inline or, past Go's 80-byte estimate, one item per
+line. A one-line composite that holds composites goes through the tree formatter on its own. Object
+values are aligned in blocks by the tree formatter's rules.
 
 It gives up (returns ``None``) at anything else: a comment between a name and its value or before a
-comma, a line holding two members, a composite opened inline and continued on later lines, a carriage
-return. :func:`~derptool.hujson.format.format` then builds the tree. The input must already be known
-to be valid HuJSON. Its output is the tree formatter's, byte for byte (tested on every vector, every
-file of the project and generated documents).
+comma, a value on the line after its name, an inline root; :func:`derptool.hujson.format.format` then
+builds the tree. Its tokens are the parser's, so invalid text makes it give up too, and the parser
+reports Go's error. Its output is the tree formatter's, byte for byte: the tests hold the two together on
+the project's files, Tailscale's recorded policies and generated documents, and against Go.
 """
 
 from __future__ import annotations
@@ -78,23 +78,28 @@ returns whether the composite alone is standard and whether a value inside it ha
 (which keeps it out of value alignment)."""
 
 
-def format_lines(b: bytes, format_subtree: Subtree, standard: bool = False) -> bytes | None:
+def format_lines(b: bytes, format_subtree: Subtree, standard: bool = False, *, valid: bool = False) -> bytes | None:
     """Go's ``Format`` of the HuJSON *b*, or ``None`` when the tree formatter must do it.
 
-    ``None`` also for invalid input (the tree parser then reports Go's error). Non-ASCII input must be
-    known to be valid: comments are not checked for UTF-8 here. *format_subtree* is the tree formatter's
+    ``None`` also for invalid input (the tree parser then reports Go's error). Pass *valid* when *b* is
+    known to be valid; it must be for non-ASCII input (comments are not checked for UTF-8 here) and for
+    input with carriage returns (they are rewritten first). *format_subtree* is the tree formatter's
     (passed in: it imports this module). *standard* says the document has no comment and no trailing
     comma; when that is not known, pass ``False``: a document that turns out standard is formatted again
     with ``True``.
     """
     if b"\r" in b:
-        return None
+        if not valid:
+            return None
+        # In valid text a carriage return can only sit between tokens, where format turns it into a line
+        # break or a space (Go's Extra.format): do that for the whole text at once.
+        b = b.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
     try:
         out, nonstandard = _Pass(b, format_subtree, standard).run()
     except (_GiveUp, HuJSONError):
         return None
     if not standard and not nonstandard:
-        return format_lines(b, format_subtree, True)
+        return format_lines(b, format_subtree, True, valid=valid)
     return out
 
 
