@@ -18,7 +18,8 @@ PUNCH_CARD_WIDTH = 80
 _PIECES = re.compile(rb"([ \t\n]+)|(//[^\n]*)|/\*(?s:.*?)\*/")
 """The pieces of an extra: a whitespace run, a line comment (without its newline), a block comment."""
 
-_ONE_COMMENT = re.compile(rb"([ \t\n]*+)(//[^\n]*+|/\*(?:[^*\n]|\*(?!/))*+\*/)([ \t\n]*+)")
+ONE_COMMENT = re.compile(rb"([ \t\n]*+)(//[^\n]*+|/\*(?:[^*\n]|\*(?!/))*+\*/)([ \t\n]*+)")
+"""An extra that is one single-line comment with whitespace around it (most extras that hold a comment)."""
 
 # option bits of Go's formatOptions
 LEAD_NL, TRAIL_NL, RM_LEAD, RM_TRAIL, UNINDENT, SPACE_IF_EMPTY = 1, 2, 4, 8, 16, 32
@@ -66,7 +67,7 @@ def format_extra_uncached(b: bytes, depth: int, opts: int) -> bytes:
     """Go's ``Extra.format``: normalized whitespace and re-indented comments for one extra."""
     if b"\r" in b:
         b = b.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
-    one = _ONE_COMMENT.fullmatch(b)
+    one = ONE_COMMENT.fullmatch(b)
     if one is not None and (one.group(2)[1] == 0x2A or b"\n" in one.group(3)):
         return _one_comment(one.group(1), one.group(2), one.group(3), depth, opts)
     out = bytearray()

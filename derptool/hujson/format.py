@@ -4,8 +4,11 @@ Passes, in Go's order: format the top-level extras, note whether the input was s
 (strings with escapes re-encoded, whitespace-only extras around colons and commas dropped), decide per
 composite whether it is inline or expanded (author's newlines and the 80-byte estimate), lay out
 whitespace (tabs, one member per line when expanded, trailing commas), align object values. Every pass
-is iterative, so nesting depth is limited by memory only. Extras repeat a lot in real files, so the
-formatting of one extra is cached by its bytes, depth and options.
+is iterative, so nesting depth is limited by memory only. One extra is formatted by
+:mod:`derptool.hujson.extra` (cached: extras repeat a lot in real files).
+
+:func:`format` first tries :mod:`derptool.hujson.lineformat`, which gives the same bytes without building
+a tree for documents written one member per line (policies are), about six times faster.
 """
 
 from __future__ import annotations

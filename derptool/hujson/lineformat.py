@@ -24,6 +24,7 @@ from derptool.hujson.ast import Value
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.extra import (
     LEAD_NL,
+    ONE_COMMENT,
     PUNCH_CARD_WIDTH,
     RM_LEAD,
     RM_TRAIL,
@@ -60,7 +61,6 @@ _STEPS = re.compile(
     + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]))")
 _EXTRA_VALID = re.compile(rb"(?:[ \t\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")  # line comments end with a newline
 _SCALARS = re.compile(_SCALAR)
-_ONE_COMMENT = re.compile(rb"([ \t\n]*+)(//[^\n]*+|/\*(?:[^*\n]|\*(?!/))*+\*/)([ \t\n]*+)")
 _NOT_NORMAL_ARRAY = re.compile(rb"\[ |\s[\],]|,(?! )|,  |\\|\t")
 """Something in a one-line array that format would change (or might: a comma inside a string)."""
 
@@ -125,7 +125,7 @@ class _Pass:
 
     def extra(self, extra: bytes, depth: int, flags: int) -> tuple[bytes, bool]:
         """The formatted extra, and whether it starts a new alignment block (a blank or comment line)."""
-        one = _ONE_COMMENT.fullmatch(extra)
+        one = ONE_COMMENT.fullmatch(extra)
         if one is not None and extra.isascii():
             # one comment (most extras with a comment): only the whitespace around it depends on the options
             before, comment, after = one.groups()
