@@ -18,7 +18,7 @@ import pytest
 from derptool import hujson
 from derptool.hujson import HuJSONError
 from derptool.hujson.format import _format_inner, _format_tree
-from derptool.hujson.lineformat import format_lines
+from derptool.hujson.lineformat import _STEPS, format_lines
 from derptool.hujson.parse import parse_tree
 from tests.test_hujson_go import _BREAKERS, _Choices, policy_like
 
@@ -134,6 +134,16 @@ def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
     with pytest.raises(HuJSONError) as want:
         parse_tree(src)
     assert str(err.value) == str(want.value)
+
+
+def test_a_document_that_goes_wrong_early_costs_one_step_for_the_rest() -> None:
+    """Past the first byte that fits nowhere, the rest of the text is one step, not one per byte."""
+    src = b'{\n\t"a": 1, /* never closed\n' + b"word " * 100_000 + b"\n}\n"
+    steps = _STEPS.findall(src)
+    junk = [step[8] for step in steps if step[8]]
+    assert len(steps) < 10 and len(junk) == 1 and junk[0].endswith(b"word \n}\n")
+    with pytest.raises(HuJSONError, match="parsing comment: unexpected EOF"):
+        hujson.format(src)
 
 
 def test_windows_line_ends_take_the_line_path() -> None:

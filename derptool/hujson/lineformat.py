@@ -54,11 +54,11 @@ _EXTRA = rb"([ \t\n]*+(?:(?://[^\n]*+|/\*(?s:.*?)\*/)[ \t\n]*+)*+)"
 # 1 the extra before the step; then one of: 2 a closing bracket and 3 the comma after it; 4 a member
 # name (objects) and a value on this line, either 5 an array written as format writes it inline or 6 any
 # scalar or one-line composite of scalars, and 7 the comma after it, or 8 "{" or "[" opening a composite
-# value; 9 a byte that fits nowhere (the pass gives up).
+# value; 9 from a byte that fits nowhere to the end (the pass gives up; one step, however much follows).
 # At the end of the text a step has none of them (its extra is the document's last).
 _STEPS = re.compile(
     _EXTRA + rb"(?:([\]}])" + _SP + rb"(,?)|(?:(" + _STR + rb")" + _SP + b":" + _SP + rb")?(?:(?:(" + _PLAIN_ARRAY
-    + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]))")
+    + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]++))")
 _EXTRA_VALID = re.compile(rb"(?:[ \t\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")  # line comments end with a newline
 _SCALARS = re.compile(_SCALAR)
 _NOT_NORMAL_ARRAY = re.compile(rb"\[ |\s[\],]|,(?! )|,  |\\|\t")
