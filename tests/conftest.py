@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.derper import SKIP_REASON, DerperBed, derper_bed, find_derper
+
 # Port 9 (discard) on loopback: nothing listens here, so a fetch fails at once with "connection refused".
 os.environ["DERPTOOL_DEFAULT_MAP_URL"] = "http://127.0.0.1:9/derpmap/default"
 os.environ.pop("DERPTOOL_MAP", None)
@@ -28,3 +30,12 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def snapshot_path() -> Path:
     """The bundled DERP map snapshot."""
     return Path(__file__).resolve().parent.parent / "derptool" / "data" / "derpmap-snapshot.json"
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DerperBed]:
+    """Real derper servers for one test module (skips without the Go peers)."""
+    if find_derper() is None:
+        pytest.skip(SKIP_REASON)
+    with derper_bed(tmp_path_factory.mktemp("derper")) as b:
+        yield b

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,10 @@ from derptool.net import check
 from derptool.net.check.exporter import CheckCollector, exposition
 from derptool.net.exporter import Exporter
 from tests.support.derp_server import DerpServer
-from tests.support.derper import SKIP_REASON, Derper, DerperBed, derper_bed, find_derper, free_port
+from tests.support.derper import Derper, DerperBed, free_port
 
 runner = CliRunner()
 STEPS = ["dns", "stun", "tls", "cert_name", "cert_expiry", "latency_check", "generate_204", "derp"]
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DerperBed]:
-    if find_derper() is None:
-        pytest.skip(SKIP_REASON)
-    with derper_bed(tmp_path_factory.mktemp("derper")) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

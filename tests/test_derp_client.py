@@ -12,7 +12,6 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,17 +36,9 @@ from derptool.net.derp.handshake import client_info, parse_server_info
 from derptool.net.derp.keys import NodePrivate, NodePublic
 from derptool.net.derp.relay import relay_probe
 from tests.support.derp_server import DerpServer
-from tests.support.derper import SKIP_REASON, Derper, DerperBed, derper_bed, find_derper, free_port
+from tests.support.derper import SKIP_REASON, Derper, DerperBed, find_derper, free_port
 
 needs_derper = pytest.mark.skipif(find_derper() is None, reason=SKIP_REASON)
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DerperBed]:
-    if find_derper() is None:
-        pytest.skip(SKIP_REASON)
-    with derper_bed(tmp_path_factory.mktemp("derper")) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
