@@ -111,6 +111,14 @@ def _normalize(nodes: list[Value]) -> None:
                     e.after_extra = None
 
 
+def _add(line: int, s: tuple[int, int, bool], lines: list[int]) -> int:
+    """Go's lineStats step: add a piece of width statistics *s* to the current *line*; return the new one."""
+    if s[2]:  # the piece spans lines: the current line ends with its first
+        lines.append(line + s[0])
+        return s[1]
+    return line + s[0]
+
+
 def _expand(nodes: list[Value]) -> set[int]:
     """ids of the composites Go expands (one member per line); children are decided before parents."""
     expanded: set[int] = set()
@@ -129,50 +137,28 @@ def _expand(nodes: list[Value]) -> set[int]:
         for nm, val in pairs:
             if nm is not None:
                 x = nm.before_extra
-                if x:
-                    if b"\n" in x:
-                        expand = True
-                    if b"\n" in x or b"/" in x:
-                        s = extra_stats(x)
-                        line += s[0]
-                        if s[2]:
-                            lines.append(line)
-                            line = s[1]
+                if b"\n" in x:
+                    expand = True
+                if b"\n" in x or b"/" in x:
+                    line = _add(line, extra_stats(x), lines)
                 line += len(nm.value.raw)  # type: ignore[union-attr]
                 x = nm.after_extra
                 if x and (b"\n" in x or b"/" in x):
-                    s = extra_stats(x)
-                    line += s[0]
-                    if s[2]:
-                        lines.append(line)
-                        line = s[1]
+                    line = _add(line, extra_stats(x), lines)
                 line += 2
             x = val.before_extra
-            if x:
-                if nm is None and b"\n" in x:
-                    expand = True
-                if b"\n" in x or b"/" in x:
-                    s = extra_stats(x)
-                    line += s[0]
-                    if s[2]:
-                        lines.append(line)
-                        line = s[1]
+            if nm is None and b"\n" in x:
+                expand = True
+            if b"\n" in x or b"/" in x:
+                line = _add(line, extra_stats(x), lines)
             iv = val.value
             if type(iv) is Literal:
                 line += len(iv.raw)
-            else:
-                s = stats.pop(id(val))  # each composite's statistics are read once, by its parent
-                line += s[0]
-                if s[2]:
-                    lines.append(line)
-                    line = s[1]
+            else:  # each composite's statistics are read once, by its parent
+                line = _add(line, stats.pop(id(val)), lines)
             x = val.after_extra
             if x and (b"\n" in x or b"/" in x):
-                s = extra_stats(x)
-                line += s[0]
-                if s[2]:
-                    lines.append(line)
-                    line = s[1]
+                line = _add(line, extra_stats(x), lines)
             line += 2
         line += 1
         if pairs:
