@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from derptool import hujson
 from derptool.hujson import HuJSONError
+from derptool.hujson.decode import _fix_surrogates, _has_surrogate_escape
 from derptool.hujson.parse import parse
 from derptool.hujson.standard import standardize_value
 
@@ -146,8 +147,15 @@ def mutated(draw: Any) -> bytes:
 def test_fast_path_agrees_with_parser(src: bytes) -> None:
     """The regex fast path of standardize/loads accepts and rejects exactly what the parser does."""
     assert _outcome(hujson.standardize, src) == _outcome(_slow_standardize, src)
-    kind, _ = _outcome(hujson.loads, src)
+    kind, data = _outcome(hujson.loads, src)
     assert kind == _outcome(parse, src)[0]
+    if kind == "ok":  # and the data is what the parser's standardized text decodes to
+        assert data == _slow_loads(src)
+
+
+def _slow_loads(src: bytes) -> Any:
+    data = json.loads(_slow_standardize(src).decode("utf-8", "replace"))
+    return _fix_surrogates(data) if _has_surrogate_escape(src) else data
 
 
 @SETTINGS

@@ -157,6 +157,18 @@ TRICKY = [
     b'[1,\n/**/,\n]',
     b'{"a":1,\n//c\n}',
     b'// c "\n["\\"", "//"]',
+    # a block comment's line decides whether it might sit in a string (loads drops comments whole)
+    b'[/* " */ "a /* b */"]',
+    b'["a", "b /* x */ c"]',
+    b'["a\n/* x */ b"]',
+    b'["x\\"/*", "*/"]',
+    b'["x\\\\", /* y */ "z"]',
+    b'// "\n/* c */ ["a", /* d */ "e"]',
+    b'["a", /* x */\n "b /* y */"]',
+    b'[1, // "\n "/*", "*/"]',
+    b'["https://example.com", /* x */ 1]',
+    b'{"a": "b"} /* tail "',
+    b'[1] // no newline at the end',
 ]
 
 

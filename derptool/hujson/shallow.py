@@ -45,7 +45,7 @@ class _Doubt(Exception):
 
 def shallow_tree(b: bytes) -> Value | None:
     """The root of *b* with its composite members unbuilt, or ``None`` when *b* needs the full parser."""
-    fast = fast_loads(b, validate_only=True)
+    fast = fast_loads(b, validate_only=True, positions=True)
     if fast is None:
         return None
     std = fast[0].decode("latin-1")  # one character per byte: offsets stay byte offsets
