@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from derptool import hujson
 from derptool.hujson import HuJSONError
 from derptool.hujson.decode import _fix_surrogates, _has_surrogate_escape
+from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.parse import parse
+from derptool.hujson.shallow import open_value, shallow_tree
 from derptool.hujson.standard import standardize_value
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,6 +158,57 @@ def test_fast_path_agrees_with_parser(src: bytes) -> None:
 def _slow_loads(src: bytes) -> Any:
     data = json.loads(_slow_standardize(src).decode("utf-8", "replace"))
     return _fix_surrogates(data) if _has_surrogate_escape(src) else data
+
+
+def _shape(v: Value) -> list[tuple[Any, ...]]:
+    """Everything of a tree but its offsets, value by value."""
+    out: list[tuple[Any, ...]] = []
+    for x in v.all():
+        t = x.value
+        inner = t.raw if isinstance(t, Literal) else (t.kind, t.after_extra)
+        out.append((x.before_extra, x.after_extra, inner))
+    return out
+
+
+def _open_all(v: Value) -> Value:
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        open_value(x)
+        t = x.value
+        if isinstance(t, Object):
+            stack.extend(m.value for m in t.members)
+        elif isinstance(t, Array):
+            stack.extend(t.elements)
+    return v
+
+
+ROOT_LEVEL = [
+    b'{"a": 01}', b'{"a": tru}', b'{"a": NaN}', b'[-Infinity]', b'{"a\\x": 1}', b'{"a": "\x01"}', b'[1,,2]',
+    b'{"a" 1}', b'{"a": 1 "b": 2}', b'[1 2]', b'{1: 2}', b'["a",]x', b'{"a": -}', b'[,]', b'{,}', b'{"a":}',
+    b'{"a": [1,]}', b'[1, 2,]', b'[/*x*/]', b'{"a": {"b": [1, 2,],},} // c\n', b'"x" 1', b'1 // c', b'[1]]',
+    b'{"a": 1}, ', b'{"a": 1e}', b'["\xff"]', b'  ', b'',
+]
+
+
+@pytest.mark.parametrize("src", ROOT_LEVEL)
+def test_shallow_tree_on_root_level_cases(src: bytes) -> None:
+    test_shallow_tree_is_the_parsers_tree.hypothesis.inner_test(src)  # type: ignore[attr-defined]
+
+
+@SETTINGS
+@given(st.one_of(documents().map(lambda d: d[1]), mutated()))
+def test_shallow_tree_is_the_parsers_tree(src: bytes) -> None:
+    """The tree patch starts from refuses what the parser refuses, and opens into the parser's tree."""
+    shallow = shallow_tree(src)
+    try:
+        full = parse(src)
+    except HuJSONError:
+        assert shallow is None
+        return
+    if shallow is not None:  # None only hands the text to the parser
+        assert shallow.pack() == src
+        assert _shape(_open_all(shallow)) == _shape(full)
 
 
 @SETTINGS

@@ -38,14 +38,14 @@ _WSB = b" \t\r\n"
 _NO_VALUE_BEFORE = frozenset(b"[{,:")
 
 
-class _Unsure(Exception):
+class Unsure(Exception):
     """The fast path cannot decide; use the full parser."""
 
 
 def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
     """If *s* is inside a string (scanning from *safe*, outside strings), the end of that string; else -1.
 
-    Raises :class:`_Unsure` when the string does not end.
+    Raises :class:`Unsure` when the string does not end.
     """
     if b.find(b"\\", safe, s) < 0:
         if not b.count(b'"', safe, s) & 1:
@@ -59,7 +59,7 @@ def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
             return -1
     st = _STRING.match(b, q)
     if st is None:
-        raise _Unsure("unterminated string")
+        raise Unsure("unterminated string")
     return st.end()
 
 
@@ -112,7 +112,7 @@ def _drop_comments(b: bytes) -> bytes:
     return b"\n".join(_COMMENT_GAP.split(b))
 
 
-def _blank_other_trailing(b: bytes) -> bytes | None:
+def blank_other_trailing(b: bytes) -> bytes | None:
     """Blank the trailing commas ``_TRAILING_EOL`` leaves (``[1, 2,]``, ``1 ,\n]``), one by one."""
     m = _TRAILING.search(b)
     if m is None:
@@ -155,18 +155,18 @@ def fast_standardize(b: bytes, *, thorough: bool = True, positions: bool = True)
         b = _TRAILING_EOL.sub(b" ", b)
         if not thorough:
             return b
-        return _blank_other_trailing(b) or b
-    except _Unsure:
+        return blank_other_trailing(b) or b
+    except Unsure:
         return None
 
 
 def _reject_constant_hook(name: str) -> Any:
-    raise _Unsure(name)
+    raise Unsure(name)
 
 
 # Reused decoders (``json.loads`` with options builds one per call): strict, no NaN/Infinity.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant_hook)
-_VALIDATOR = json.JSONDecoder(parse_constant=_reject_constant_hook, object_pairs_hook=len)
+VALIDATOR = json.JSONDecoder(parse_constant=_reject_constant_hook, object_pairs_hook=len)
 
 
 def _decode(std: bytes, decoder: json.JSONDecoder) -> tuple[bool, Any]:
@@ -174,11 +174,24 @@ def _decode(std: bytes, decoder: json.JSONDecoder) -> tuple[bool, Any]:
     gc.disable()  # the decoder makes no cycles; collections during it only cost time
     try:
         return True, decoder.decode(std.decode("utf-8"))
-    except (ValueError, _Unsure, RecursionError):
+    except (ValueError, Unsure, RecursionError):
         return False, None
     finally:
         if enabled:
             gc.enable()
+
+
+def checked_standardize(b: bytes, positions: bool) -> bytes | None:
+    """:func:`fast_standardize` (trailing commas before a line break only) after the checks the fast
+    path needs on non-ASCII text; ``None`` when the parser must decide. Valid only once decoded."""
+    if not b.isascii():
+        try:
+            b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
+        except UnicodeDecodeError:
+            return None
+        if b"\xe2\x80\xa8" in b or b"\xe2\x80\xa9" in b:
+            return None  # a line separator might sit in a // comment: the parser decides
+    return fast_standardize(b, thorough=False, positions=positions)
 
 
 def fast_loads(b: bytes, *, validate_only: bool = False, positions: bool = False) -> tuple[bytes, Any] | None:
@@ -188,23 +201,16 @@ def fast_loads(b: bytes, *, validate_only: bool = False, positions: bool = False
     cheaper when only validity matters. The standardized text keeps every offset only with *positions*
     (otherwise each comment in it is one newline).
     """
-    if not b.isascii():
-        try:
-            b.decode("utf-8")  # comments must be UTF-8; invalid bytes in strings go to the parser
-        except UnicodeDecodeError:
-            return None
-        if b"\xe2\x80\xa8" in b or b"\xe2\x80\xa9" in b:
-            return None  # a line separator might sit in a // comment: the parser decides
-    std = fast_standardize(b, thorough=False, positions=positions)
+    std = checked_standardize(b, positions)
     if std is None:
         return None
-    decoder = _VALIDATOR if validate_only else _DECODER
+    decoder = VALIDATOR if validate_only else _DECODER
     ok, data = _decode(std, decoder)
     if ok:
         return std, data
     try:
-        more = _blank_other_trailing(std)  # same-line trailing commas, or a genuinely invalid input
-    except _Unsure:
+        more = blank_other_trailing(std)  # same-line trailing commas, or a genuinely invalid input
+    except Unsure:
         return None
     if more is None:
         return None
