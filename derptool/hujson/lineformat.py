@@ -61,6 +61,7 @@ _STEPS = re.compile(
     + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]++))")
 _EXTRA_VALID = re.compile(rb"(?:[ \t\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")  # line comments end with a newline
 _SCALARS = re.compile(_SCALAR)
+_MEMBERS = re.compile(b"(" + _STR + b")" + _SP + b":" + _SP + b"(" + _SCALAR + b")")
 _NOT_NORMAL_ARRAY = re.compile(rb"\[ |\s[\],]|,(?! )|,  |\\|\t")
 """Something in a one-line array that format would change (or might: a comma inside a string)."""
 
@@ -168,23 +169,30 @@ class _Pass:
         if plain and (len(text) + 2 <= PUNCH_CARD_WIDTH or text == b"[]"):
             r = self.flats[(text, depth)] = (text, False)
             return r
-        items = _SCALARS.findall(text)
-        if not plain and b"\\" in text:
-            items = [self.string(x) if b"\\" in x else x for x in items]
         is_obj = text[0] == 0x7B
-        if 2 + sum(map(len, items)) + 2 * len(items) <= PUNCH_CARD_WIDTH:  # Go's width estimate
-            if is_obj:
-                v = b"{" + b", ".join(map(b": ".join, zip(items[0::2], items[1::2], strict=True))) + b"}"
-            else:
-                v = b"[" + b", ".join(items) + b"]"
+        if is_obj:  # name and value pairs: one match each, the ": " written into the name
+            names_values = _MEMBERS.findall(text)
+            if not plain and b"\\" in text:
+                names_values = [(self.string(k) if b"\\" in k else k, self.string(x) if b"\\" in x else x)
+                                for k, x in names_values]
+            items = [k + b": " + x for k, x in names_values]
+            width = 2 + sum(map(len, items)) + 2 * len(items)  # Go's estimate: 2 more for each name and value
+        else:
+            # strings only, written as format writes them? Then ", " separates them and nothing else does
+            items = text[1:-1].split(b", ") if plain and text[1] == 0x22 == text[-2] else []
+            if not items or len(items) * 2 != text.count(b'"'):
+                items = _SCALARS.findall(text)
+                if not plain and b"\\" in text:
+                    items = [self.string(x) if b"\\" in x else x for x in items]
+            width = 2 + sum(map(len, items)) + 2 * len(items)  # Go's width estimate
+        if width <= PUNCH_CARD_WIDTH:
+            v = (b"{" + b", ".join(items) + b"}") if is_obj else (b"[" + b", ".join(items) + b"]")
             r = self.flats[(text, depth)] = (v, False)
             return r
         inner = b"\n" + _tabs(depth + 1)
         if is_obj:
-            names = items[0::2]
-            widest = max(map(len, names))
-            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + v
-                              for k, v in zip(names, items[1::2], strict=True)])
+            widest = max([len(k) for k, _ in names_values])
+            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + x for k, x in names_values])
             opening, closing = b"{", b"}"
         else:
             body = inner + (b"," + inner).join(items)
