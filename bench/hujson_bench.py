@@ -1,6 +1,6 @@
 """Benchmark derptool.hujson against Go's hujson on the same policy files (not a test; run by hand).
 
-    python bench/hujson_bench.py [--size-mb 1.0] [--repeat 5] [--no-scaling]
+    python bench/hujson_bench.py [--size-mb 1.0] [--repeat 9] [--no-scaling]
 
 One run measures, side by side: stdlib ``json.loads`` of the standardized text (the Python anchor),
 derptool's ``loads``, ``parse`` + ``pack`` (the tree is built lazily: a parse that is only packed costs
@@ -136,7 +136,7 @@ def peak_memory(f: Callable[[], Any]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mb", type=float, default=1.0)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9, help="interleaved rounds; the best of them counts")
     ap.add_argument("--no-scaling", action="store_true", help="skip the 10 KB .. 10 MB series")
     args = ap.parse_args()
     src = make_policy(int(args.size_mb * 1_000_000))
@@ -191,10 +191,13 @@ def main() -> None:
 
     assert format_lines(src, _format_inner) is not None, "the policy should take format's line path"
     for label, f in (("loads", lambda: hujson.loads(src)), ("parse + pack", lambda: hujson.parse(src).pack()),
-                     ("format", lambda: hujson.format(src)), ("patch", lambda: hujson.patch(src, PATCH)),
-                     ("whole tree", lambda: parse_tree(src)), ("format's tree path", lambda: tree_format(src))):
+                     ("format", lambda: hujson.format(src)), ("patch", lambda: hujson.patch(src, PATCH))):
         ratio = peak_memory(f) / len(src)
         goal(f"peak memory of {label} <= 10x file size", ratio, ratio <= 10, "x")
+    # Not operations of the goals on a policy (none of them builds the whole tree), printed to be known:
+    # the tree costs about 200 bytes a value (the Value, its two offsets, list slots).
+    for label, f in (("the whole tree", lambda: parse_tree(src)), ("format's tree path", lambda: tree_format(src))):
+        print(f"info: peak memory of {label}: {peak_memory(f) / len(src):.2f}x file size")
 
     if args.no_scaling:
         return

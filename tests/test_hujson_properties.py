@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from derptool import hujson
 from derptool.hujson import HuJSONError
-from derptool.hujson.decode import _fix_surrogates, _has_surrogate_escape
 from derptool.hujson.ast import Array, Literal, Object, Value
+from derptool.hujson.decode import _fix_surrogates, _has_surrogate_escape
 from derptool.hujson.parse import parse
 from derptool.hujson.shallow import open_value, shallow_tree
 from derptool.hujson.standard import standardize_value
