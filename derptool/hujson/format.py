@@ -347,7 +347,8 @@ def format(src: str | bytes) -> bytes:
     # other text (UTF-8 in comments) and text with carriage returns must be checked first.
     plain = b.isascii() and b"\r" not in b
     if plain or fast_loads(b, validate_only=True) is not None:
-        out = format_lines(b, _format_inner, valid=not plain)
+        with no_gc():  # the walk makes a tuple a step and no cycle
+            out = format_lines(b, _format_inner, valid=not plain)
         if out is not None:
             return out
     v = parse_tree(b)

@@ -138,8 +138,10 @@ class _Pass:
                     x = format_extra_uncached(b"\n" * key[0] + b"/**/" + b"\n" * key[1], depth, flags)
                     at = x.index(b"/**/")
                     around = self.around[key] = (x[:at], x[at + 4:], x.count(b"\n") > 1)
-                self.nonstandard = True  # (not cached: comments are seldom repeated)
-                return around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1], around[2]
+                self.nonstandard = True
+                r = self.extras[(extra, depth, flags)] = (
+                    around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1], around[2])
+                return r
         x = format_extra_uncached(extra, depth, flags)
         r = self.extras[(extra, depth, flags)] = (x, x.count(b"\n") > 1)
         if not self.nonstandard and b"/" in extra:
