@@ -397,8 +397,8 @@ def patch(src: str | bytes, patch_doc: str | bytes | list[Any]) -> bytes:
     (``hujson: patch operation N: ...``) and returns nothing when any operation fails.
     """
     b = as_bytes(src)
-    v = shallow_tree(b) or parse_tree(b)  # only the levels on the operations' paths are built
-    ops = read_patch(patch_doc)
     with no_gc():
+        v = shallow_tree(b) or parse_tree(b)  # only the levels on the operations' paths are built
+        ops = read_patch(patch_doc)
         apply_operations(v, ops)
         return v.pack()
