@@ -350,10 +350,14 @@ def generated_case(ch: _Choices) -> list[tuple[Any, ...]]:
     else:
         text, pointers = _deep(ch) if ch.int(0, 15) == 0 else _document(ch)
         src = (_extra(ch) + text + _extra(ch)).encode("utf-8", "surrogatepass")
-    mode = ch.pick(["ok", "ok", "ok", "break", "cut"])
+    mode = ch.pick(["ok", "ok", "ok", "ok", "break", "cut", "swap"])
+    closers = [i for i, c in enumerate(src) if c in b"]}"]
     if mode == "break" and src:
         i = ch.int(0, len(src))
         src = src[:i] + ch.pick(_BREAKERS) + src[i + ch.int(0, 1):]
+    elif mode == "swap" and closers:  # a bracket of the other kind closes a composite
+        i = ch.pick(closers)
+        src = src[:i] + (b"}" if src[i] == 0x5D else b"]") + src[i + 1:]
     elif mode == "cut" and src:
         src = src[:ch.int(0, len(src) - 1)]
     reqs: list[tuple[Any, ...]] = [(op, src) for op in TRANSFORMS]

@@ -94,9 +94,13 @@ def test_broken_documents_fail_as_the_parser_fails() -> None:
     for _ in range(1500):
         src = policy_like(_Choices(rnd=rnd)).encode("utf-8")
         for _ in range(3):
-            k = rnd.randrange(4)
+            k = rnd.randrange(5)
             i = rnd.randrange(len(src) + 1)
-            if k == 0:
+            closers = [j for j, c in enumerate(src) if c in b"]}"]
+            if k == 4 and closers:  # a bracket of the other kind
+                j = rnd.choice(closers)
+                src = src[:j] + (b"}" if src[j] == 0x5D else b"]") + src[j + 1:]
+            elif k == 0:
                 src = src[:i] + rnd.choice(_BREAKERS) + src[i:]
             elif k == 1:
                 src = src[:i] + src[i + rnd.randint(1, 3):]
@@ -127,6 +131,13 @@ def test_broken_documents_fail_as_the_parser_fails() -> None:
     b'{\n\t"a": 1, /* open\n}\n',
     b'{\r\n\t"a": "carriage\rreturn",\r\n}\r\n',  # a raw CR inside a string
     b'{\r\n\t"a": 1\r\n\t"b": 2\r\n}\r\n',
+    # a bracket of the other kind closing a composite
+    b'[\n\t1,\n}\n',
+    b'{\n\t"a": 1,\n]\n',
+    b'{\n\t"a": [\n\t\t1,\n\t},\n}\n',
+    b'{\n\t"a": {\n\t\t"b": 1,\n\t],\n}\n',
+    b'[\n\t[\n\t},\n]\n',
+    b'{\n\t"a": {\n\t]\n}\n',
 ])
 def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
     with pytest.raises(HuJSONError) as err:

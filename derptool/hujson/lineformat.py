@@ -276,6 +276,8 @@ class _Pass:
             steps[i] = _DONE  # what is not kept in the output is freed as the walk goes (peak memory)
             i += 1
             if closing:  # the composite ends
+                if (closing == b"}") is not is_obj:
+                    raise _GiveUp  # "]" closing an object or "}" an array: invalid
                 if n:
                     if last_comma:
                         self.nonstandard = True
