@@ -16,7 +16,7 @@ from typing import Any
 
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
 from derptool.hujson.parse import _EXTRA_RE, parse_tree
-from derptool.hujson.standard import VALIDATOR, Unsure, blank_other_trailing, checked_standardize
+from derptool.hujson.standard import VALIDATOR, Unsure, checked_standardize, standardized_candidates
 
 # extra, then one token (a whole string or other literal, or one structural character)
 _TOKEN = rb"""("(?:[^"\\]++|\\(?s:.))*+"|[-+.A-Za-z0-9]++|[{}\[\],:])"""
@@ -56,20 +56,12 @@ def shallow_tree(b: bytes) -> Value | None:
     std = checked_standardize(b, True)
     if std is None:
         return None
-    try:
-        return _root(b, std.decode("latin-1"))  # one character per byte: offsets stay byte offsets
-    except _Doubt:
-        pass
-    try:  # trailing commas on the same line as the bracket, or invalid text
-        more = blank_other_trailing(std)
-    except Unsure:
-        return None
-    if more is None:
-        return None
-    try:
-        return _root(b, more.decode("latin-1"))
-    except _Doubt:
-        return None
+    for candidate in standardized_candidates(b, std):
+        try:
+            return _root(b, candidate.decode("latin-1"))  # one character per byte: offsets stay byte offsets
+        except _Doubt:
+            pass
+    return None
 
 
 def _root(b: bytes, std: str) -> Value:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections.abc import Iterator
 from itertools import compress, repeat
 from typing import Any
 
@@ -82,6 +83,13 @@ def _blank_comments(b: bytes) -> bytes:
     if all(_OUTSIDE.fullmatch(p) for p in doubtful):
         parts[1::2] = map(bytes.translate, comments, repeat(_BLANK))
         return b"".join(parts)
+    return _blank_comments_exactly(b)
+
+
+def _blank_comments_exactly(b: bytes) -> bytes:
+    """:func:`_blank_comments` by a scan that steps over strings: slower (Python work per comment), but
+    right where a string holds "//" or "/*" (a URL, a path). Raises :class:`Unsure` for a string that
+    does not end."""
     out: list[bytes] = []
     pos = safe = 0
     search = _COMMENT.search
@@ -205,17 +213,39 @@ def fast_loads(b: bytes, *, validate_only: bool = False, positions: bool = False
     if std is None:
         return None
     decoder = VALIDATOR if validate_only else _DECODER
-    ok, data = _decode(std, decoder)
-    if ok:
-        return std, data
+    for candidate in standardized_candidates(b, std):
+        ok, data = _decode(candidate, decoder)
+        if ok:
+            return candidate, data
+    return None
+
+
+def standardized_candidates(b: bytes, std: bytes) -> Iterator[bytes]:
+    """*std* (from :func:`checked_standardize`), then what to try when the decoder refuses it: same-line
+    trailing commas blanked, then the string-aware pass (a "//" inside a string, a URL say, made the
+    pattern pass cut that string), with the same for its trailing commas. A text every candidate fails
+    for goes to the parser, which tells why."""
+    yield std
+    more = _other_trailing_or_none(std)  # same-line trailing commas, or a genuinely invalid input
+    if more is not None:
+        yield more
+    if b.find(b"//") < 0 and b.find(b"/*") < 0:
+        return
     try:
-        more = blank_other_trailing(std)  # same-line trailing commas, or a genuinely invalid input
+        exact = _TRAILING_EOL.sub(b" ", _blank_comments_exactly(b))
+    except Unsure:
+        return
+    yield exact
+    more = _other_trailing_or_none(exact)
+    if more is not None:
+        yield more
+
+
+def _other_trailing_or_none(b: bytes) -> bytes | None:
+    try:
+        return blank_other_trailing(b)
     except Unsure:
         return None
-    if more is None:
-        return None
-    ok, data = _decode(more, decoder)
-    return (more, data) if ok else None
 
 
 def standardize(src: str | bytes) -> bytes:
