@@ -87,6 +87,22 @@ def make_policy(size: int, seed: int = 7) -> bytes:
     return "\n".join(out).encode()
 
 
+def make_rules_policy(size: int, seed: int = 7) -> bytes:
+    """A policy of one-line rules, a common hand-written style: each ACL entry a one-line object of arrays."""
+    rnd = random.Random(seed)
+    out = ["{", "\t// one rule a line", '\t"acls": [']
+    total = 0
+    while total < size:
+        src = ", ".join(json.dumps(f"group:team{rnd.randrange(100)}") for _ in range(rnd.randint(1, 2)))
+        dst = ", ".join(json.dumps(f"tag:svc{rnd.randrange(200)}:{rnd.choice([22, 443, 5432])}")
+                        for _ in range(rnd.randint(1, 3)))
+        line = f'\t\t{{"action": "accept", "src": [{src}], "dst": [{dst}]}},' + rnd.choice(["", " // reviewed"])
+        out.append(line)
+        total += len(line) + 1
+    out += ["\t],", "}", ""]
+    return "\n".join(out).encode()
+
+
 def tree_format(src: bytes) -> bytes:
     """``format`` as it runs on a document not laid out one member per line (the tree formatter)."""
     v = parse_tree(src)
@@ -142,6 +158,7 @@ def main() -> None:
     src = make_policy(int(args.size_mb * 1_000_000))
     mb = len(src) / 1e6
     std_text = hujson.standardize(src).decode()
+    rules = make_rules_policy(len(src))  # the same size, another layout
     data = json.loads(std_text)
     assert hujson.loads(src) == data and hujson.parse(src).pack() == src
     print(f"policy: {len(src):,} bytes, {src.count(b'//') + src.count(b'/*'):,} comments, "
@@ -156,6 +173,7 @@ def main() -> None:
         "hujson.minimize": (lambda: hujson.minimize(src), "minimize"),
         "hujson.format": (lambda: hujson.format(src), "format"),
         "  format's tree path": (lambda: tree_format(src), "format"),
+        "  format, a policy of one-line rules": (lambda: hujson.format(rules), "format-rules"),
         "hujson.patch (3 operations)": (lambda: hujson.patch(src, PATCH), "patch"),
     }
     rows = {name: float("inf") for name in cases}
@@ -166,17 +184,20 @@ def main() -> None:
     peer = go_peer()
     if peer is not None:
         with peer:
-            for op in ("parse", "standardize", "minimize", "format", "patch"):
-                ans = peer.one(f"time-{op}", src, PATCH if op == "patch" else None, None, max(3, args.repeat))
+            for op in ("parse", "standardize", "minimize", "format", "patch", "format-rules"):
+                doc = rules if op == "format-rules" else src
+                ans = peer.one(f"time-{op.split('-')[0]}", doc, PATCH if op == "patch" else None, None,
+                               max(3, args.repeat))
                 if ans.ok:
                     go_ns[op] = ans.ns / 1e9
     base = rows["json.loads (standardized text)"]
-    print(f"  {'':34s} {'ms':>9s} {'MB/s':>7s} {'x json.loads':>13s} {'Go ms':>8s} {'x Go':>6s}")
+    print(f"  {'':38s} {'ms':>9s} {'MB/s':>7s} {'x json.loads':>13s} {'Go ms':>8s} {'x Go':>6s}")
     for name, t in rows.items():
         go_op = cases[name][1]
         go = go_ns.get(go_op) if go_op else None
         go_cols = f"{go * 1000:8.1f} {t / go:6.1f}" if go else f"{'-':>8s} {'-':>6s}"
-        print(f"  {name:34s} {t * 1000:9.1f} {mb / t:7.1f} {t / base:13.1f} {go_cols}")
+        size = (len(rules) if "rules" in name else len(src)) / 1e6
+        print(f"  {name:38s} {t * 1000:9.1f} {size / t:7.1f} {t / base:13.1f} {go_cols}")
     if not go_ns:
         print("  (Go anchor missing: build tests/support/go/cmd/hujsonpeer with .ci/build-go-peers)")
 

@@ -180,3 +180,29 @@ def test_a_standard_document_gets_no_trailing_commas() -> None:
     assert out == tree_format(src)
     assert out is not None and b'\t"a":  [1, 2],\n\t"bb": {"c": 3},\n' in out  # aligned; "long" spans lines
     assert out.endswith(b'x"\n\t]\n}\n')  # no comma after the last item or member
+
+
+ONE_LINE_RULES = [
+    '{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]}',
+    '{"action": "accept", "src": ["group:team1", "user1@example.com"], "dst": ["tag:svc1:443", "tag:db:5432"]}',
+    '{"src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot", "root"], '
+    '"action": "check"}',
+    '["tag:a", {"k": "v"}, [], {}, [ "x" ,"y" ], {"n": 1e3, "t": true}]',
+    '[1, [2, 3], {"a\\u00e9": "b\\/c"}, "' + "w" * 70 + '"]',
+    '{ "a" : [ ] , "b":{ } }',
+]
+
+
+@pytest.mark.parametrize("comments", [False, True])
+def test_one_line_rules_are_written_without_the_tree(comments: bool) -> None:
+    """A policy's one-line rules (composites of one-line composites of scalars) take the line path whole:
+    the tree formatter is not called, and the bytes are its bytes."""
+    end = ", // a rule" if comments else ","
+    src = ('{\n\t"acls": [\n' + ",\n".join(f"\t\t{r}" for r in ONE_LINE_RULES) + end + "\n"
+           + '\t],\n\t"x": ' + ONE_LINE_RULES[2] + "\n}\n").encode()
+
+    def no_tree(*_: object) -> tuple[bool, bool]:
+        raise AssertionError("the tree formatter was used")
+
+    assert format_lines(src, no_tree) == tree_format(src)
+    assert hujson.format(src) == tree_format(src)

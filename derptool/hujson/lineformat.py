@@ -202,8 +202,13 @@ class _Pass:
         return r
 
     def inline(self, steps: list[Step], i: int, opened: bytes, depth: int) -> tuple[bytes, bytes, int, bool]:
-        """The composite opened just before ``steps[i]`` on the same line, formatted by the tree formatter:
-        ``(text, comma after it, index of the next step, whether a value inside has a newline around it)``."""
+        """The composite opened just before ``steps[i]`` on the same line: ``(text, comma after it, index
+        of the next step, whether a value inside has a newline around it)``. One of scalars and one-line
+        composites of scalars (a policy's one-line rules) is written here; the tree formatter does the
+        rest."""
+        done = self.inline_of_flats(steps, i, opened, depth)
+        if done is not None:
+            return done
         pieces = [opened]
         level = 1
         while True:
@@ -231,6 +236,52 @@ class _Pass:
         if not alone_standard:
             self.nonstandard = True
         return tree.pack(), close_comma, i, inner_newline
+
+    def inline_of_flats(self, steps: list[Step], i: int, opened: bytes, depth: int
+                        ) -> tuple[bytes, bytes, int, bool] | None:
+        """:meth:`inline` for a composite whose values are scalars or composites that fit on their line,
+        with nothing but spaces between tokens and no trailing comma; ``None`` for anything else."""
+        is_obj = opened == b"{"
+        members: list[tuple[bytes, bytes]] = []
+        width = 2  # Go's estimate: 2 for the brackets, each name + 2, each value + 2
+        comma = b","
+        while True:
+            extra, closing, close_comma, name, plain, text, comma_after, deeper, _ = steps[i]
+            i += 1
+            if extra and (b"\n" in extra or b"/" in extra):
+                return None
+            if closing:
+                if (closing == b"}") is not is_obj or comma or not members:
+                    return None
+                break
+            value = plain or text
+            if not comma or (not name) is is_obj or deeper or not value:
+                return None
+            if value[0] == 0x5B or value[0] == 0x7B:
+                value, multi = self.flats.get((value, depth + 1)) or self.flat(value, depth + 1, bool(plain))
+                if multi:
+                    return None  # expanded inside a line: the tree formatter knows how that goes
+                width += len(value) + 4 if len(value) > 2 else 4  # an empty one counts 2
+            else:
+                if b"\\" in value:
+                    value = self.string(value)
+                width += len(value) + 2
+            if name:
+                if b"\\" in name:
+                    name = self.string(name)
+                width += len(name) + 2
+            members.append((name, value))
+            comma = comma_after
+        if width <= PUNCH_CARD_WIDTH:
+            body = b", ".join([k + b": " + v for k, v in members] if is_obj else [v for _, v in members])
+            return opened + body + closing, close_comma, i, False
+        inner = b"\n" + _tabs(depth + 1)
+        if is_obj:
+            widest = max([len(k) for k, _ in members])
+            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + v for k, v in members])
+        else:
+            body = inner + (b"," + inner).join([v for _, v in members])
+        return opened + body + (b"" if self.standard else b",") + b"\n" + _tabs(depth) + closing, close_comma, i, True
 
     # -- the walk ----------------------------------------------------------------------------------
 
