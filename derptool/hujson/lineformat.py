@@ -5,8 +5,9 @@ the lines after it, or written whole on one line. This pass lists the document's
 a value, then the value or a bracket) with one ``findall`` and writes each member directly: the extras
 through the tree formatter's own extra formatting (:mod:`derptool.hujson.extra`), scalars as they are
 (escapes rewritten), one-line composites of scalars inline or, past Go's 80-byte estimate, one item per
-line. A one-line composite that holds composites goes through the tree formatter on its own. Object
-values are aligned in blocks by the tree formatter's rules.
+line, and the same for a one-line composite of those (a policy's one-line rules). Any other one-line
+composite that holds composites goes through the tree formatter on its own. Object values are aligned in
+blocks by the tree formatter's rules.
 
 It gives up (returns ``None``) at anything else: a comment between a name and its value or before a
 comma, a value on the line after its name, an inline root; :func:`derptool.hujson.format.format` then
