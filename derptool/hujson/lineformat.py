@@ -190,17 +190,25 @@ class _Pass:
             v = (b"{" + b", ".join(items) + b"}") if is_obj else (b"[" + b", ".join(items) + b"]")
             r = self.flats[(text, depth)] = (v, False)
             return r
-        inner = b"\n" + _tabs(depth + 1)
         if is_obj:
-            widest = max([len(k) for k, _ in names_values])
-            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + x for k, x in names_values])
-            opening, closing = b"{", b"}"
+            v = self.one_per_line(depth, [x for _, x in names_values], [k for k, _ in names_values])
         else:
-            body = inner + (b"," + inner).join(items)
-            opening, closing = b"[", b"]"
-        v = opening + body + (b"" if self.standard else b",") + b"\n" + _tabs(depth) + closing
+            v = self.one_per_line(depth, items)
         r = self.flats[(text, depth)] = (v, True)
         return r
+
+    def one_per_line(self, depth: int, values: list[bytes], names: list[bytes] | None = None) -> bytes:
+        """A composite as a value at *depth*, expanded: one item a line, an object's values aligned."""
+        inner = b"\n" + _tabs(depth + 1)
+        if names is not None:
+            widest = max(map(len, names))
+            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + x
+                              for k, x in zip(names, values, strict=True)])
+            opening, closing = b"{", b"}"
+        else:
+            body = inner + (b"," + inner).join(values)
+            opening, closing = b"[", b"]"
+        return opening + body + (b"" if self.standard else b",") + b"\n" + _tabs(depth) + closing
 
     def inline(self, steps: list[Step], i: int, opened: bytes, depth: int) -> tuple[bytes, bytes, int, bool]:
         """The composite opened just before ``steps[i]`` on the same line: ``(text, comma after it, index
@@ -243,7 +251,8 @@ class _Pass:
         """:meth:`inline` for a composite whose values are scalars or composites that fit on their line,
         with nothing but spaces between tokens and no trailing comma; ``None`` for anything else."""
         is_obj = opened == b"{"
-        members: list[tuple[bytes, bytes]] = []
+        names: list[bytes] = []
+        values: list[bytes] = []
         width = 2  # Go's estimate: 2 for the brackets, each name + 2, each value + 2
         comma = b","
         while True:
@@ -252,7 +261,7 @@ class _Pass:
             if extra and (b"\n" in extra or b"/" in extra):
                 return None
             if closing:
-                if (closing == b"}") is not is_obj or comma or not members:
+                if (closing == b"}") is not is_obj or comma or not values:
                     return None
                 break
             value = plain or text
@@ -271,18 +280,13 @@ class _Pass:
                 if b"\\" in name:
                     name = self.string(name)
                 width += len(name) + 2
-            members.append((name, value))
+                names.append(name)
+            values.append(value)
             comma = comma_after
         if width <= PUNCH_CARD_WIDTH:
-            body = b", ".join([k + b": " + v for k, v in members] if is_obj else [v for _, v in members])
+            body = b", ".join([k + b": " + v for k, v in zip(names, values, strict=True)] if is_obj else values)
             return opened + body + closing, close_comma, i, False
-        inner = b"\n" + _tabs(depth + 1)
-        if is_obj:
-            widest = max([len(k) for k, _ in members])
-            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + v for k, v in members])
-        else:
-            body = inner + (b"," + inner).join([v for _, v in members])
-        return opened + body + (b"" if self.standard else b",") + b"\n" + _tabs(depth) + closing, close_comma, i, True
+        return self.one_per_line(depth, values, names if is_obj else None), close_comma, i, True
 
     # -- the walk ----------------------------------------------------------------------------------
 
