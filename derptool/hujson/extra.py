@@ -116,8 +116,13 @@ def format_extra_uncached(b: bytes, depth: int, opts: int) -> bytes:
 
 def _one_comment(before: bytes, comment: bytes, after: bytes, depth: int, opts: int) -> bytes:
     """:func:`format_extra_uncached` of an extra that is one single-line comment with whitespace around."""
-    head = min(before.count(b"\n"), 2)
-    tail = min(after.count(b"\n"), 2)
+    start, end = one_comment_ends(min(before.count(b"\n"), 2), min(after.count(b"\n"), 2), depth, opts)
+    return start + rstrip_space(comment) + end
+
+
+def one_comment_ends(head: int, tail: int, depth: int, opts: int) -> tuple[bytes, bytes]:
+    """What Go writes before and after the only comment of an extra, given the line breaks before and
+    after it (*head*, *tail*: 0, 1 or 2 for more)."""
     if not head and not tail and opts & LEAD_NL:
         head = 1
     if opts & TRAIL_NL and not tail:
@@ -128,7 +133,7 @@ def _one_comment(before: bytes, comment: bytes, after: bytes, depth: int, opts: 
         tail = 1
     start = b"\n" * head + b"\t" * depth if head else b" "
     end = b"\n" * tail + b"\t" * (depth - 1 if opts & UNINDENT else depth) if tail else b" "
-    return start + rstrip_space(comment) + end
+    return start, end
 
 
 _CACHE: dict[tuple[bytes, int, int], bytes] = {}

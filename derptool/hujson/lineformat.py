@@ -33,6 +33,7 @@ from derptool.hujson.extra import (
     TRAIL_NL,
     UNINDENT,
     format_extra_uncached,
+    one_comment_ends,
 )
 from derptool.hujson.gotext import decode_string, encode_string, rstrip_space
 from derptool.hujson.parse import parse_tree, ws_len
@@ -136,9 +137,8 @@ class _Pass:
                 key = (head if head < 2 else 2, tail if tail < 2 else 2, depth, flags)
                 around = self.around.get(key)
                 if around is None:
-                    x = format_extra_uncached(b"\n" * key[0] + b"/**/" + b"\n" * key[1], depth, flags)
-                    at = x.index(b"/**/")
-                    around = self.around[key] = (x[:at], x[at + 4:], x.count(b"\n") > 1)
+                    start, end = one_comment_ends(*key)
+                    around = self.around[key] = (start, end, start.count(b"\n") + end.count(b"\n") > 1)
                 self.nonstandard = True
                 r = self.extras[(extra, depth, flags)] = (
                     around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1], around[2])
