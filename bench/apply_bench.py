@@ -57,13 +57,17 @@ def generate(target_bytes: int) -> bytes:
         team = f"team{i}"
         net = f"10.{i // 250 % 250}.{i % 250}"
         block = {
-            "groups": [f'\t\t"group:{team}": {json.dumps([f"user{i}-{k}@example.com" for k in range(4)])},'
-                       + (f" // {team} engineers" if i % 3 == 0 else "")],
+            "groups": [
+                f'\t\t"group:{team}": {json.dumps([f"user{i}-{k}@example.com" for k in range(4)])},'
+                + (f" // {team} engineers" if i % 3 == 0 else "")
+            ],
             "hosts": [f'\t\t"{team}-db": "{net}.10", // database of {team}'],
             "owners": [f'\t\t"tag:{team}-srv": ["group:{team}"],'],
-            "acls": ([f"\t\t// {team}: engineers reach their servers and database."] if i % 2 == 0 else []) + [
+            "acls": ([f"\t\t// {team}: engineers reach their servers and database."] if i % 2 == 0 else [])
+            + [
                 f'\t\t{{"action": "accept", "src": ["group:{team}"], "dst": ["tag:{team}-srv:22,443", '
-                f'"{team}-db:5432"]}},'],
+                f'"{team}-db:5432"]}},'
+            ],
             "grants": [
                 "\t\t{",
                 f"\t\t\t// {team} web access",
@@ -72,12 +76,15 @@ def generate(target_bytes: int) -> bytes:
                 '\t\t\t"ip":  ["tcp:443", "udp:53"], /* https and dns */',
                 "\t\t},",
             ],
-            "ssh": [f'\t\t{{"action": "check", "src": ["group:{team}"], "dst": ["tag:{team}-srv"], '
-                    f'"users": ["root", "autogroup:nonroot"], "checkPeriod": "12h"}},'],
+            "ssh": [
+                f'\t\t{{"action": "check", "src": ["group:{team}"], "dst": ["tag:{team}-srv"], '
+                f'"users": ["root", "autogroup:nonroot"], "checkPeriod": "12h"}},'
+            ],
         }
         for key, lines in block.items():
-            {"groups": groups, "hosts": hosts, "owners": owners, "acls": acls, "grants": grants,
-             "ssh": ssh}[key].extend(lines)
+            {"groups": groups, "hosts": hosts, "owners": owners, "acls": acls, "grants": grants, "ssh": ssh}[
+                key
+            ].extend(lines)
             size += sum(len(x) + 1 for x in lines)
         i += 1
     out = list(head)
@@ -99,8 +106,9 @@ def generate(target_bytes: int) -> bytes:
 def run_child(args: list[str]) -> tuple[float, int, int]:
     """``(wall seconds, exit code, peak RSS in bytes)`` of ``python -m derptool ARGS``."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "derptool", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "derptool", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -162,8 +170,9 @@ def measure(size_mb: float, repeat: int, work: Path) -> None:
     traced = traced_peak(policy)
     print(f"policy: {n / 1e6:.2f} MB, {comments} comments")
     print(f"  validate:            {t_validate:6.2f} s   peak RSS {rss_validate / 1e6:6.0f} MB")
-    print(f"  omit --apply:        {t_omit:6.2f} s   peak RSS {rss / 1e6:6.0f} MB "
-          f"(tiny policy: {rss_base / 1e6:.0f} MB)")
+    print(
+        f"  omit --apply:        {t_omit:6.2f} s   peak RSS {rss / 1e6:6.0f} MB (tiny policy: {rss_base / 1e6:.0f} MB)"
+    )
     ratio = t_omit / t_validate
     grown = (rss - rss_base) / n
     print(f"  time ratio:          {ratio:6.2f}x validate        goal <= 2x:  {'met' if ratio <= 2 else 'MISSED'}")

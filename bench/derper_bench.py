@@ -53,21 +53,49 @@ def main() -> None:
                 mesh += relay_probe(ea, eb, count=args.packets, timeout=30).rtts_ms
         anchor = statistics.median(pings)
         print(f"{'what':44} {'median ms':>10} {'p90 ms':>8} {'x anchor':>9}")
-        for name, values in (("anchor: DERP ping/pong to the server", pings),
-                             ("relay round trip, one derper", single),
-                             ("relay round trip, across a derper mesh", mesh)):
+        for name, values in (
+            ("anchor: DERP ping/pong to the server", pings),
+            ("relay round trip, one derper", single),
+            ("relay round trip, across a derper mesh", mesh),
+        ):
             p90 = statistics.quantiles(values, n=10)[-1]
             print(f"{name:44} {statistics.median(values):10.3f} {p90:8.3f} {statistics.median(values) / anchor:9.2f}")
 
-        target = check.NodeTarget(a.hostname, derp_port=a.port, stun_port=a.stun_port, ipv4="127.0.0.1",
-                                  ipv6="none", node="900a", region_id=900)
+        target = check.NodeTarget(
+            a.hostname,
+            derp_port=a.port,
+            stun_port=a.stun_port,
+            ipv4="127.0.0.1",
+            ipv6="none",
+            node="900a",
+            region_id=900,
+        )
         lib_plain, lib_relay, cli = [], [], []
         map_file = Path(tmp) / "map.json"
-        map_file.write_text(json.dumps({"Regions": {"900": {"RegionID": 900, "RegionCode": "b", "RegionName": "B",
-                                                            "Nodes": [{"Name": "900a", "RegionID": 900,
-                                                                       "HostName": a.hostname, "IPv4": "127.0.0.1",
-                                                                       "IPv6": "none", "STUNPort": a.stun_port,
-                                                                       "DERPPort": a.port}]}}}))
+        map_file.write_text(
+            json.dumps(
+                {
+                    "Regions": {
+                        "900": {
+                            "RegionID": 900,
+                            "RegionCode": "b",
+                            "RegionName": "B",
+                            "Nodes": [
+                                {
+                                    "Name": "900a",
+                                    "RegionID": 900,
+                                    "HostName": a.hostname,
+                                    "IPv4": "127.0.0.1",
+                                    "IPv6": "none",
+                                    "STUNPort": a.stun_port,
+                                    "DERPPort": a.port,
+                                }
+                            ],
+                        }
+                    }
+                }
+            )
+        )
         exe = os.path.join(os.path.dirname(sys.executable), "derptool")
         for _ in range(args.rounds):
             started = time.monotonic()
@@ -77,12 +105,18 @@ def main() -> None:
             assert check.run("bench", [target], ca_file=bed.ca_file, relay=True).ok
             lib_relay.append(time.monotonic() - started)
             started = time.monotonic()
-            subprocess.run([exe, "check", "900", "--map", str(map_file), "--ca-file", bed.ca_file, "--relay"],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [exe, "check", "900", "--map", str(map_file), "--ca-file", bed.ca_file, "--relay"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             cli.append(time.monotonic() - started)
         print()
-        for name, values in (("check, library, every step", lib_plain), ("check --relay, library", lib_relay),
-                             ("derptool check --relay, CLI process", cli)):
+        for name, values in (
+            ("check, library, every step", lib_plain),
+            ("check --relay, library", lib_relay),
+            ("derptool check --relay, CLI process", cli),
+        ):
             print(f"{name:44} {statistics.median(values) * 1000:10.1f} ms wall (median of {len(values)})")
 
 

@@ -37,11 +37,13 @@ from derptool.hujson.format import _format_inner, format_value  # noqa: E402
 from derptool.hujson.lineformat import format_lines  # noqa: E402
 from derptool.hujson.parse import parse_tree  # noqa: E402
 
-PATCH = json.dumps([
-    {"op": "add", "path": "/groups/group:bench", "value": ["bench@example.com"]},
-    {"op": "replace", "path": "/grants/5/src", "value": ["group:team1"]},
-    {"op": "remove", "path": "/tagOwners/tag:svc3"},
-]).encode()
+PATCH = json.dumps(
+    [
+        {"op": "add", "path": "/groups/group:bench", "value": ["bench@example.com"]},
+        {"op": "replace", "path": "/grants/5/src", "value": ["group:team1"]},
+        {"op": "remove", "path": "/tagOwners/tag:svc3"},
+    ]
+).encode()
 
 
 def make_policy(size: int, seed: int = 7) -> bytes:
@@ -49,8 +51,12 @@ def make_policy(size: int, seed: int = 7) -> bytes:
     rnd = random.Random(seed)
     users = [f"user{i}@example.com" for i in range(400)]
     tags = [f"tag:svc{i}" for i in range(200)]
-    out = ["// Tailnet policy for example.com (generated for benchmarking)", "{",
-           "\t// Groups of people", '\t"groups": {']
+    out = [
+        "// Tailnet policy for example.com (generated for benchmarking)",
+        "{",
+        "\t// Groups of people",
+        '\t"groups": {',
+    ]
     n = 0
     total = sum(map(len, out))
 
@@ -72,15 +78,23 @@ def make_policy(size: int, seed: int = 7) -> bytes:
         src = ", ".join(json.dumps(f"group:team{rnd.randrange(n)}") for _ in range(rnd.randint(1, 3)))
         dst = ", ".join(json.dumps(rnd.choice(tags)) for _ in range(rnd.randint(1, 3)))
         ports = ", ".join(json.dumps(f"tcp:{rnd.choice([22, 80, 443, 5432, 8080])}") for _ in range(2))
-        add(f"\t\t// grant {g}: {rnd.choice(['web', 'db', 'ssh', 'metrics'])} access",
+        add(
+            f"\t\t// grant {g}: {rnd.choice(['web', 'db', 'ssh', 'metrics'])} access",
             "\t\t{",
             f'\t\t\t"src": [{src}],',
             f'\t\t\t"dst": [{dst}], /* reviewed {2020 + g % 6} */',
             f'\t\t\t"ip":  [{ports}],',
-            "\t\t},")
+            "\t\t},",
+        )
         g += 1
-    add("\t],", "", '\t"ssh": [', '\t\t{"action": "check", "src": ["autogroup:member"], '
-        '"dst": ["autogroup:self"], "users": ["autogroup:nonroot", "root"]},', "\t],")
+    add(
+        "\t],",
+        "",
+        '\t"ssh": [',
+        '\t\t{"action": "check", "src": ["autogroup:member"], '
+        '"dst": ["autogroup:self"], "users": ["autogroup:nonroot", "root"]},',
+        "\t],",
+    )
     while total < size:
         add(f'\t"x-pad-{len(out)}": {{"note": "padding \\u00e9", "n": {rnd.randint(0, 10**20)}}},')
     add('\t"derpMap": {"OmitDefaultRegions": false, "Regions": {"900": null}},', "}", "")
@@ -94,8 +108,9 @@ def make_rules_policy(size: int, seed: int = 7) -> bytes:
     total = 0
     while total < size:
         src = ", ".join(json.dumps(f"group:team{rnd.randrange(100)}") for _ in range(rnd.randint(1, 2)))
-        dst = ", ".join(json.dumps(f"tag:svc{rnd.randrange(200)}:{rnd.choice([22, 443, 5432])}")
-                        for _ in range(rnd.randint(1, 3)))
+        dst = ", ".join(
+            json.dumps(f"tag:svc{rnd.randrange(200)}:{rnd.choice([22, 443, 5432])}") for _ in range(rnd.randint(1, 3))
+        )
         line = f'\t\t{{"action": "accept", "src": [{src}], "dst": [{dst}]}},' + rnd.choice(["", " // reviewed"])
         out.append(line)
         total += len(line) + 1
@@ -161,8 +176,10 @@ def main() -> None:
     rules = make_rules_policy(len(src))  # the same size, another layout
     data = json.loads(std_text)
     assert hujson.loads(src) == data and hujson.parse(src).pack() == src
-    print(f"policy: {len(src):,} bytes, {src.count(b'//') + src.count(b'/*'):,} comments, "
-          f"{len(data['grants']):,} grants; best of {args.repeat}")
+    print(
+        f"policy: {len(src):,} bytes, {src.count(b'//') + src.count(b'/*'):,} comments, "
+        f"{len(data['grants']):,} grants; best of {args.repeat}"
+    )
 
     cases: dict[str, tuple[Callable[[], Any], str | None]] = {
         "json.loads (standardized text)": (lambda: json.loads(std_text), None),
@@ -186,8 +203,9 @@ def main() -> None:
         with peer:
             for op in ("parse", "standardize", "minimize", "format", "patch", "format-rules"):
                 doc = rules if op == "format-rules" else src
-                ans = peer.one(f"time-{op.split('-')[0]}", doc, PATCH if op == "patch" else None, None,
-                               max(3, args.repeat))
+                ans = peer.one(
+                    f"time-{op.split('-')[0]}", doc, PATCH if op == "patch" else None, None, max(3, args.repeat)
+                )
                 if ans.ok:
                     go_ns[op] = ans.ns / 1e9
     base = rows["json.loads (standardized text)"]
@@ -211,8 +229,12 @@ def main() -> None:
         goal(f"{name} >= {target} MB/s", speed, speed >= target, " MB/s")
 
     assert format_lines(src, _format_inner) is not None, "the policy should take format's line path"
-    for label, f in (("loads", lambda: hujson.loads(src)), ("parse + pack", lambda: hujson.parse(src).pack()),
-                     ("format", lambda: hujson.format(src)), ("patch", lambda: hujson.patch(src, PATCH))):
+    for label, f in (
+        ("loads", lambda: hujson.loads(src)),
+        ("parse + pack", lambda: hujson.parse(src).pack()),
+        ("format", lambda: hujson.format(src)),
+        ("patch", lambda: hujson.patch(src, PATCH)),
+    ):
         ratio = peak_memory(f) / len(src)
         goal(f"peak memory of {label} <= 10x file size", ratio, ratio <= 10, "x")
     # Not operations of the goals on a policy (none of them builds the whole tree), printed to be known:
@@ -228,9 +250,13 @@ def main() -> None:
         doc = make_policy(size)
         reps = max(1, min(20, 2_000_000 // size))
         ops: tuple[tuple[str, Callable[[bytes], Any]], ...] = (
-            ("loads", hujson.loads), ("parse + pack", lambda d: hujson.parse(d).pack()),
-            ("whole tree", parse_tree), ("format", hujson.format), ("format, tree path", tree_format),
-            ("patch", lambda d: hujson.patch(d, PATCH)))
+            ("loads", hujson.loads),
+            ("parse + pack", lambda d: hujson.parse(d).pack()),
+            ("whole tree", parse_tree),
+            ("format", hujson.format),
+            ("format, tree path", tree_format),
+            ("patch", lambda d: hujson.patch(d, PATCH)),
+        )
         for label, fn in ops:
             series.setdefault(label, []).append((len(doc), best(lambda: fn(doc), reps)))  # noqa: B023
     print("cost exponent, 10 KB to 10 MB (1.0 = linear):")

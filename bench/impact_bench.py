@@ -30,13 +30,34 @@ from derptool.fleet.files import load_reports
 def _write_reports(folder: Path, sites: int, rng: random.Random) -> None:
     regions = load_snapshot().derp_map.region_list()[:30]
     for i in range(sites):
-        rows = [{"id": r.region_id, "code": r.region_code, "name": r.region_name, "country": None, "continent": None,
-                 "latency_ms": round(rng.uniform(2, 250), 3), "v4_latency_ms": None, "v6_latency_ms": None,
-                 "method": "stun", "node": f"{r.region_id}a", "error": None} for r in regions]
+        rows = [
+            {
+                "id": r.region_id,
+                "code": r.region_code,
+                "name": r.region_name,
+                "country": None,
+                "continent": None,
+                "latency_ms": round(rng.uniform(2, 250), 3),
+                "v4_latency_ms": None,
+                "v6_latency_ms": None,
+                "method": "stun",
+                "node": f"{r.region_id}a",
+                "error": None,
+            }
+            for r in regions
+        ]
         rows.sort(key=lambda r: r["latency_ms"])
-        report = {"map_source": "bench", "preferred_region": rows[0]["id"], "udp": True, "ipv4": True,
-                  "ipv6": False, "global_v4": "192.0.2.1:41641", "global_v6": None,
-                  "mapping_varies_by_dest_ip": False, "regions": rows}
+        report = {
+            "map_source": "bench",
+            "preferred_region": rows[0]["id"],
+            "udp": True,
+            "ipv4": True,
+            "ipv6": False,
+            "global_v4": "192.0.2.1:41641",
+            "global_v6": None,
+            "mapping_varies_by_dest_ip": False,
+            "regions": rows,
+        }
         (folder / f"site{i:05d}.json").write_text(json.dumps(report))
 
 
@@ -59,8 +80,10 @@ def _files(sites: int, rounds: int) -> None:
             ours.append(time.perf_counter() - start)
             assert len(impact.sites) == sites
         p, o = statistics.median(plain), statistics.median(ours)
-        print(f"files: {sites} reports x 30 regions: json.load {p * 1000:.0f} ms, read + assess {o * 1000:.0f} ms "
-              f"(ratio {o / p:.2f}x); goal < 1 s: {'met' if o < 1 else 'MISSED'}")
+        print(
+            f"files: {sites} reports x 30 regions: json.load {p * 1000:.0f} ms, read + assess {o * 1000:.0f} ms "
+            f"(ratio {o / p:.2f}x); goal < 1 s: {'met' if o < 1 else 'MISSED'}"
+        )
 
 
 def _prometheus(rounds: int) -> None:
@@ -78,11 +101,22 @@ def _prometheus(rounds: int) -> None:
     omitted = plan_omit(dmap, omit=["us"]).omitted_ids
     rng = random.Random(2)
     now = time.time()
-    samples = [prom.Sample({"instance": f"site{s:03d}", "region_id": str(r.region_id), "region_code": r.region_code},
-                           rng.uniform(0.002, 0.25), now - 3600 + 60 * k)
-               for s in range(100) for r in regions for k in range(0, 60, 5)]
-    with tempfile.TemporaryDirectory() as tmp, prom.PrometheusServer(
-            Path(tmp), [], backfill=prom.openmetrics("derptool_region_latency_seconds", samples)) as srv:
+    samples = [
+        prom.Sample(
+            {"instance": f"site{s:03d}", "region_id": str(r.region_id), "region_code": r.region_code},
+            rng.uniform(0.002, 0.25),
+            now - 3600 + 60 * k,
+        )
+        for s in range(100)
+        for r in regions
+        for k in range(0, 60, 5)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        prom.PrometheusServer(
+            Path(tmp), [], backfill=prom.openmetrics("derptool_region_latency_seconds", samples)
+        ) as srv,
+    ):
         # backfilled blocks are history (older than the 5-minute lookback of a "latest" query): window quantiles
         for label, window, q in (("p90 over 1 h", "1h", 0.9), ("p50 over 7 d", "7d", 0.5)):
             query = build_query("instance", window, q)
@@ -94,8 +128,10 @@ def _prometheus(rounds: int) -> None:
                 count = len(assess(result.reports, dmap, omitted).sites)
                 times.append(time.perf_counter() - start)
             med = statistics.median(times)
-            print(f"prometheus: 100 sites x 30 regions, {label}: {med * 1000:.0f} ms for {count} sites; "
-                  f"goal < 2 s: {'met' if med < 2 else 'MISSED'}")
+            print(
+                f"prometheus: 100 sites x 30 regions, {label}: {med * 1000:.0f} ms for {count} sites; "
+                f"goal < 2 s: {'met' if med < 2 else 'MISSED'}"
+            )
 
 
 def main() -> int:

@@ -84,8 +84,11 @@ class Responders:
                 binds += ["--bind", f"{host}:0"]
                 per_bind.append(str(delays[rid]))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.stun_responder", *binds, "--delays-ms", ",".join(per_bind),
-             "--log"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "tests.support.stun_responder", *binds, "--delays-ms", ",".join(per_bind), "--log"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         first = json.loads(self.proc.stdout.readline())
         self.listening: list[str] = first["listening"]
@@ -119,10 +122,23 @@ def build_map(listening: list[str]) -> dict[str, Any]:
         for j, host in enumerate(hosts):
             bound = next(it)
             assert bound.startswith(host + ":")
-            nodes.append({"Name": f"{rid}{chr(97 + j)}", "RegionID": rid, "HostName": host, "IPv4": host,
-                          "IPv6": "none", "STUNPort": int(bound.rsplit(":", 1)[1]), "DERPPort": 9})
-        regions[str(rid)] = {"RegionID": rid, "RegionCode": f"b{rid}", "RegionName": f"Bench {delays[rid]} ms",
-                             "Nodes": nodes}
+            nodes.append(
+                {
+                    "Name": f"{rid}{chr(97 + j)}",
+                    "RegionID": rid,
+                    "HostName": host,
+                    "IPv4": host,
+                    "IPv6": "none",
+                    "STUNPort": int(bound.rsplit(":", 1)[1]),
+                    "DERPPort": 9,
+                }
+            )
+        regions[str(rid)] = {
+            "RegionID": rid,
+            "RegionCode": f"b{rid}",
+            "RegionName": f"Bench {delays[rid]} ms",
+            "Nodes": nodes,
+        }
     return {"Regions": regions}
 
 
@@ -197,10 +213,28 @@ def https_accuracy(rounds: int) -> list[float]:
         ports[int(srv.server_address[1])] = rid
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
-    data = {"Regions": {str(rid): {"RegionID": rid, "RegionCode": f"h{rid}", "RegionName": f"HTTPS {rid}", "Nodes": [
-        {"Name": f"h{rid}", "RegionID": rid, "HostName": "127.0.0.1", "IPv4": "127.0.0.1", "IPv6": "none",
-         "STUNPort": -1, "DERPPort": port, "InsecureForTests": True}]}
-        for port, rid in ports.items()}}
+    data = {
+        "Regions": {
+            str(rid): {
+                "RegionID": rid,
+                "RegionCode": f"h{rid}",
+                "RegionName": f"HTTPS {rid}",
+                "Nodes": [
+                    {
+                        "Name": f"h{rid}",
+                        "RegionID": rid,
+                        "HostName": "127.0.0.1",
+                        "IPv4": "127.0.0.1",
+                        "IPv6": "none",
+                        "STUNPort": -1,
+                        "DERPPort": port,
+                        "InsecureForTests": True,
+                    }
+                ],
+            }
+            for port, rid in ports.items()
+        }
+    }
     dmap = parse_derpmap(data)
     errors = []
     try:
@@ -260,8 +294,10 @@ def main() -> int:
             # a second baseline: the interpreter plus every module the latency command imports, so what is
             # left is map loading, measuring and rendering
             imports = []
-            warm = ("import derptool.cli, derptool.derpmap, derptool.hujson, derptool.derpmap.sources, "
-                    "derptool.derpmap.geo, derptool.net.netcheck, derptool.cli.latency, tabulate")
+            warm = (
+                "import derptool.cli, derptool.derpmap, derptool.hujson, derptool.derpmap.sources, "
+                "derptool.derpmap.geo, derptool.net.netcheck, derptool.cli.latency, tabulate"
+            )
             for _ in range(max(3, cli_rounds) if cli_rounds else 0):
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True, cwd=ROOT)
@@ -269,8 +305,9 @@ def main() -> int:
             imports_ms = statistics.median(imports) if imports else 0.0
             for _ in range(cli_rounds):
                 t0 = time.perf_counter()
-                out = subprocess.run([*base, "latency", "--map", path, "--format", "json"], check=True,
-                                     capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    [*base, "latency", "--map", path, "--format", "json"], check=True, capture_output=True, text=True
+                ).stdout
                 wall_ms = (time.perf_counter() - t0) * 1000
                 res = score(json.loads(out), responders.drain(), node_addr)
                 res["beyond_ms"] = wall_ms - startup_ms - res["slowest_ms"]
@@ -279,8 +316,10 @@ def main() -> int:
     finally:
         responders.close()
 
-    print(f"derptool latency benchmark: {REGIONS} regions x {NODES} nodes on loopback, delays 5..250 ms, "
-          f"{args.rounds} rounds each")
+    print(
+        f"derptool latency benchmark: {REGIONS} regions x {NODES} nodes on loopback, delays 5..250 ms, "
+        f"{args.rounds} rounds each"
+    )
     ok = True
     for name, runs in (("library", lib), ("CLI", cli)):
         if not runs:
@@ -294,24 +333,36 @@ def main() -> int:
         print(f"\n{name}:")
         print(f"  abs error vs applied delay: median {med:.3f} ms, max {worst:.3f} ms   (goals <= 1, <= 3)")
         print(f"  regions unanswered: {sum(r['unanswered'] for r in runs)} over {len(runs)} rounds")
-        print(f"  ranking exact against the delays really applied (ties within {TIE_MS} ms), every round: {ranking}; "
-              f"preferred region right: {preferred}")
-        print(f"    against the configured delays: {right:.1f} % of positions right, "
-              f"{sum(r['inversions_configured'] for r in runs)} regions out of place over {len(runs)} rounds")
+        print(
+            f"  ranking exact against the delays really applied (ties within {TIE_MS} ms), every round: {ranking}; "
+            f"preferred region right: {preferred}"
+        )
+        print(
+            f"    against the configured delays: {right:.1f} % of positions right, "
+            f"{sum(r['inversions_configured'] for r in runs)} regions out of place over {len(runs)} rounds"
+        )
         vs_truth = sum(r["ranking_vs_truth"] for r in runs) / (REGIONS * len(runs)) * 100
         truth_ok = sum(r["truth_vs_configured"] for r in runs) / (REGIONS * len(runs)) * 100
-        print(f"    measured order = order of the delays the responder really applied: {vs_truth:.1f} % of positions;"
-              f" applied order = configured order: {truth_ok:.1f} % (the responder's own jitter)")
+        print(
+            f"    measured order = order of the delays the responder really applied: {vs_truth:.1f} % of positions;"
+            f" applied order = configured order: {truth_ok:.1f} % (the responder's own jitter)"
+        )
         late = [x for r in runs for x in r["late"]]
-        print(f"    the responder's lateness (applied - configured delay of the answers used): median "
-              f"{statistics.median(late):.3f} ms, max {max(late):.3f} ms (adjacent regions differ by "
-              f"{245 / max(1, REGIONS - 1):.3f} ms)")
-        print(f"  wall time beyond the slowest region: median {statistics.median(beyond):.1f} ms, "
-              f"max {max(beyond):.1f} ms   (goal <= 150)")
+        print(
+            f"    the responder's lateness (applied - configured delay of the answers used): median "
+            f"{statistics.median(late):.3f} ms, max {max(late):.3f} ms (adjacent regions differ by "
+            f"{245 / max(1, REGIONS - 1):.3f} ms)"
+        )
+        print(
+            f"  wall time beyond the slowest region: median {statistics.median(beyond):.1f} ms, "
+            f"max {max(beyond):.1f} ms   (goal <= 150)"
+        )
         if name == "CLI":
             later = [r["beyond_imports_ms"] for r in runs]
-            print(f"  the same with the command's imports subtracted too: median {statistics.median(later):.1f} ms, "
-                  f"max {max(later):.1f} ms")
+            print(
+                f"  the same with the command's imports subtracted too: median {statistics.median(later):.1f} ms, "
+                f"max {max(later):.1f} ms"
+            )
         answered = not any(r["unanswered"] for r in runs)
         ok = ok and answered and med <= 1 and worst <= 3 and ranking and preferred and max(beyond) <= 150
     if not args.no_cli:
@@ -320,10 +371,14 @@ def main() -> int:
         except ImportError:
             print("\nHTTPS: skipped (trustme is not installed)")
         else:
-            print(f"\nHTTPS fallback (3 regions, server delays 10/50/100 ms, {args.rounds} rounds): abs error vs "
-                  f"applied delay median {statistics.median(https_errors):.3f} ms, max {max(https_errors):.3f} ms")
-        print(f"\nCLI start-up subtracted: {startup_ms:.0f} ms (median of `derptool --version`); "
-              f"with the latency command's imports: {imports_ms:.0f} ms")
+            print(
+                f"\nHTTPS fallback (3 regions, server delays 10/50/100 ms, {args.rounds} rounds): abs error vs "
+                f"applied delay median {statistics.median(https_errors):.3f} ms, max {max(https_errors):.3f} ms"
+            )
+        print(
+            f"\nCLI start-up subtracted: {startup_ms:.0f} ms (median of `derptool --version`); "
+            f"with the latency command's imports: {imports_ms:.0f} ms"
+        )
     print("all goals met" if ok else "SOME GOALS MISSED")
     return 0 if ok else 1
 

@@ -59,9 +59,21 @@ def one_size(n: int, rounds: int, go: GoNetcheck) -> dict[str, Any]:
             measure(dmap, ipv4=True, ipv6=False, timeout=5.0)  # warm-up: imports, first sockets
             go.report(path, full=True, enough=n)
             lab.applied()
-            out: dict[str, list[Any]] = {k: [] for k in ("ours_err", "go_err", "ours_missing", "go_missing",
-                                                         "same_pref", "right_pref", "ours_wall", "go_wall",
-                                                         "ours_beyond", "go_beyond")}
+            out: dict[str, list[Any]] = {
+                k: []
+                for k in (
+                    "ours_err",
+                    "go_err",
+                    "ours_missing",
+                    "go_missing",
+                    "same_pref",
+                    "right_pref",
+                    "ours_wall",
+                    "go_wall",
+                    "ours_beyond",
+                    "go_beyond",
+                )
+            }
             ours_by: dict[int, list[float]] = {}
             go_by: dict[int, list[float]] = {}
             for _ in range(rounds):
@@ -105,8 +117,11 @@ def _pct(xs: list[float], p: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="30,1000", help="region counts compared with Go (default 30,1000)")
-    ap.add_argument("--overhead-sizes", default="30,300,1000,3000",
-                    help="region counts for the overhead growth (default 30,300,1000,3000)")
+    ap.add_argument(
+        "--overhead-sizes",
+        default="30,300,1000,3000",
+        help="region counts for the overhead growth (default 30,300,1000,3000)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="rounds per size (default 3)")
     args = ap.parse_args()
     if find_peer() is None:
@@ -119,22 +134,28 @@ def main() -> int:
         for n in sorted(set(sizes) | set(overhead)):
             results[n] = one_size(n, args.rounds, go)
 
-    print(f"derptool latency vs Tailscale netcheck (Go, tailscale.com v1.102.5): regions x {NODES} nodes on "
-          f"loopback, delays 5..250 ms, {args.rounds} rounds per size, full reports, IPv4")
+    print(
+        f"derptool latency vs Tailscale netcheck (Go, tailscale.com v1.102.5): regions x {NODES} nodes on "
+        f"loopback, delays 5..250 ms, {args.rounds} rounds per size, full reports, IPv4"
+    )
     ok = True
-    print("\nper-region latency, derptool vs Go (goals: error vs applied delay <= 1 ms, the same preferred region;"
-          " |diff| includes the responder's run-to-run variation):")
+    print(
+        "\nper-region latency, derptool vs Go (goals: error vs applied delay <= 1 ms, the same preferred region;"
+        " |diff| includes the responder's run-to-run variation):"
+    )
     for n in sizes:
         r = results[n]
         good = max(r["ours_err"], default=99.0) <= 1.0 and all(r["same_pref"]) and not max(r["ours_missing"])
         ok &= good
-        print(f"  {n:5d} regions: |diff| median {_med(r['diff']):.3f} ms, 90th pct {_pct(r['diff'], 90):.3f} ms, "
-              f"max {max(r['diff'], default=float('nan')):.3f} ms;\n                 error vs applied delay "
-              f"median/max derptool {_med(r['ours_err']):.3f}/"
-              f"{max(r['ours_err'], default=float('nan')):.3f}, Go {_med(r['go_err']):.3f}/"
-              f"{max(r['go_err'], default=float('nan')):.3f} ms; unanswered derptool {max(r['ours_missing'])} / Go "
-              f"{max(r['go_missing'])}; same preferred {sum(r['same_pref'])}/{len(r['same_pref'])} "
-              f"(the fastest: {sum(r['right_pref'])}/{len(r['right_pref'])})  {'ok' if good else 'MISSED'}")
+        print(
+            f"  {n:5d} regions: |diff| median {_med(r['diff']):.3f} ms, 90th pct {_pct(r['diff'], 90):.3f} ms, "
+            f"max {max(r['diff'], default=float('nan')):.3f} ms;\n                 error vs applied delay "
+            f"median/max derptool {_med(r['ours_err']):.3f}/"
+            f"{max(r['ours_err'], default=float('nan')):.3f}, Go {_med(r['go_err']):.3f}/"
+            f"{max(r['go_err'], default=float('nan')):.3f} ms; unanswered derptool {max(r['ours_missing'])} / Go "
+            f"{max(r['go_missing'])}; same preferred {sum(r['same_pref'])}/{len(r['same_pref'])} "
+            f"(the fastest: {sum(r['right_pref'])}/{len(r['right_pref'])})  {'ok' if good else 'MISSED'}"
+        )
     print("\nwall time of a full report (goal: derptool <= Go + 100 ms):")
     for n in sorted(set(sizes) | set(overhead)):
         r = results[n]
@@ -143,16 +164,20 @@ def main() -> int:
         if n in sizes:
             ok &= good
         beyond_ok = _med(r["ours_beyond"]) <= 300
-        print(f"  {n:5d} regions (unanswered {max(r['ours_missing'])}/{max(r['go_missing'])}): derptool {ours:7.1f} ms "
-              f"({_med(r['ours_beyond']):+7.1f} beyond the slowest region), "
-              f"Go {theirs:7.1f} ms ({_med(r['go_beyond']):+7.1f}); ratio {ours / theirs:.2f}  "
-              f"{'ok' if good else 'MISSED'}; beyond <= 300 ms: {'ok' if beyond_ok else 'MISSED'}")
+        print(
+            f"  {n:5d} regions (unanswered {max(r['ours_missing'])}/{max(r['go_missing'])}): derptool {ours:7.1f} ms "
+            f"({_med(r['ours_beyond']):+7.1f} beyond the slowest region), "
+            f"Go {theirs:7.1f} ms ({_med(r['go_beyond']):+7.1f}); ratio {ours / theirs:.2f}  "
+            f"{'ok' if good else 'MISSED'}; beyond <= 300 ms: {'ok' if beyond_ok else 'MISSED'}"
+        )
     if len(overhead) >= 2:
         lo, hi = min(overhead), max(overhead)
         grow_ours = _med(results[hi]["ours_beyond"]) - _med(results[lo]["ours_beyond"])
         grow_go = _med(results[hi]["go_beyond"]) - _med(results[lo]["go_beyond"])
-        print(f"\noverhead growth {lo} -> {hi} regions: derptool +{grow_ours:.1f} ms, Go +{grow_go:.1f} ms "
-              f"({(grow_ours / (hi - lo)) * 1000:.1f} / {(grow_go / (hi - lo)) * 1000:.1f} us per extra region)")
+        print(
+            f"\noverhead growth {lo} -> {hi} regions: derptool +{grow_ours:.1f} ms, Go +{grow_go:.1f} ms "
+            f"({(grow_ours / (hi - lo)) * 1000:.1f} / {(grow_go / (hi - lo)) * 1000:.1f} us per extra region)"
+        )
     print("\nALL GOALS MET" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1
 

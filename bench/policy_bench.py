@@ -37,8 +37,13 @@ def generate(nodes: int, groups: int, rules: int) -> tuple[dict[str, Any], dict[
     topo_nodes: dict[str, Any] = {}
     for i in range(nodes):
         v4 = f"100.{64 + (i >> 16) % 64}.{(i >> 8) & 255}.{i & 255}"
-        entry: dict[str, Any] = {"hostname": f"n{i}", "ipv4": v4, "ipv6": f"fd7a:115c:a1e0::{i + 1:x}",
-                                 "routable_ips": [], "approved_routes": []}
+        entry: dict[str, Any] = {
+            "hostname": f"n{i}",
+            "ipv4": v4,
+            "ipv6": f"fd7a:115c:a1e0::{i + 1:x}",
+            "routable_ips": [],
+            "approved_routes": [],
+        }
         if i < users * 2:
             entry["tags"] = []
             entry["user"] = f"u{i // 2}"
@@ -52,10 +57,14 @@ def generate(nodes: int, groups: int, rules: int) -> tuple[dict[str, Any], dict[
         topo_nodes[f"n{i}"] = entry
     group_size = max(1, users // groups)
     policy: dict[str, Any] = {
-        "groups": {f"group:g{g}": [f"u{(g * group_size + k) % users}@example.com" for k in range(group_size)]
-                   for g in range(groups)},
+        "groups": {
+            f"group:g{g}": [f"u{(g * group_size + k) % users}@example.com" for k in range(group_size)]
+            for g in range(groups)
+        },
         "tagOwners": {f"tag:svc{t}": [] for t in range(tags)},
-        "grants": [], "acls": [], "ssh": [],
+        "grants": [],
+        "acls": [],
+        "ssh": [],
     }
     for r in range(rules):
         g, t = r % groups, (r * 7) % tags
@@ -63,11 +72,18 @@ def generate(nodes: int, groups: int, rules: int) -> tuple[dict[str, Any], dict[
         if kind < 5:
             policy["grants"].append({"src": [f"group:g{g}"], "dst": [f"tag:svc{t}"], "ip": ["tcp:443", "tcp:22"]})
         elif kind < 8:
-            policy["acls"].append({"action": "accept", "src": [f"group:g{g}"],
-                                   "dst": [f"tag:svc{t}:80,8080", f"10.{r % 256}.0.0/16:*"]})
+            policy["acls"].append(
+                {"action": "accept", "src": [f"group:g{g}"], "dst": [f"tag:svc{t}:80,8080", f"10.{r % 256}.0.0/16:*"]}
+            )
         else:
-            policy["ssh"].append({"action": "accept", "src": [f"group:g{g}"], "dst": [f"tag:svc{t}"],
-                                  "users": ["root", "autogroup:nonroot"]})
+            policy["ssh"].append(
+                {
+                    "action": "accept",
+                    "src": [f"group:g{g}"],
+                    "dst": [f"tag:svc{t}"],
+                    "users": ["root", "autogroup:nonroot"],
+                }
+            )
     policy["grants"].append({"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["*"]})
     return {"users": topo_users, "nodes": topo_nodes}, policy
 
@@ -91,8 +107,9 @@ def run_cli(args: list[str]) -> float:
 
 
 def recorded(repeat: int) -> None:
-    case = next(c for c in json.loads(RECORDED.read_text())["cases"]
-                if c["code"] == 200 and len(c["topology"]["nodes"]) == 15)
+    case = next(
+        c for c in json.loads(RECORDED.read_text())["cases"] if c["code"] == 200 and len(c["topology"]["nodes"]) == 15
+    )
     with tempfile.TemporaryDirectory() as tmp:
         pol, net = Path(tmp, "policy.json"), Path(tmp, "tailnet.json")
         pol.write_text(json.dumps(case["policy"]))
@@ -100,9 +117,11 @@ def recorded(repeat: int) -> None:
         cmd = ["policy", "compile", str(pol), "--tailnet", str(net), "--format", "json"]
         full = min(run_cli(cmd) for _ in range(repeat))
         bare = min(run_cli(["--version"]) for _ in range(repeat))
-    print(f"recorded 15-node tailnet ({case['id']}): derptool policy compile {full:.3f} s, start-up alone "
-          f"(derptool --version) {bare:.3f} s; compile work {full - bare:.3f} s, ratio {full / bare:.2f}x "
-          f"[goal < 0.3 s: {'ok' if full < 0.3 else 'MISSED'}]")
+    print(
+        f"recorded 15-node tailnet ({case['id']}): derptool policy compile {full:.3f} s, start-up alone "
+        f"(derptool --version) {bare:.3f} s; compile work {full - bare:.3f} s, ratio {full / bare:.2f}x "
+        f"[goal < 0.3 s: {'ok' if full < 0.3 else 'MISSED'}]"
+    )
 
 
 def main() -> None:
@@ -119,14 +138,17 @@ def main() -> None:
         topology, policy = generate(n, args.groups, args.rules)
         seconds, handed = compile_all(topology, policy)
         times.append(seconds)
-        print(f"generated tailnet: {n} nodes, {args.groups} groups, {args.rules} rules: compiled for every node in "
-              f"{seconds:.2f} s ({handed} filter rules handed out, {1e3 * seconds / n:.2f} ms per node)")
-    for (n1, t1), (n2, t2) in zip(zip(sizes, times, strict=True), zip(sizes[1:], times[1:], strict=True),
-                                  strict=False):
+        print(
+            f"generated tailnet: {n} nodes, {args.groups} groups, {args.rules} rules: compiled for every node in "
+            f"{seconds:.2f} s ({handed} filter rules handed out, {1e3 * seconds / n:.2f} ms per node)"
+        )
+    for (n1, t1), (n2, t2) in zip(zip(sizes, times, strict=True), zip(sizes[1:], times[1:], strict=True), strict=False):
         print(f"scaling {n1} -> {n2} nodes: exponent {math.log(t2 / t1) / math.log(n2 / n1):.2f} (1.0 = linear)")
     if len(sizes) > 2:
-        print(f"scaling {sizes[0]} -> {sizes[-1]} nodes: exponent "
-              f"{math.log(times[-1] / times[0]) / math.log(sizes[-1] / sizes[0]):.2f}")
+        print(
+            f"scaling {sizes[0]} -> {sizes[-1]} nodes: exponent "
+            f"{math.log(times[-1] / times[0]) / math.log(sizes[-1] / sizes[0]):.2f}"
+        )
     if sizes[-1] >= 10000:
         print(f"goal 10 000 nodes < 30 s: {'ok' if times[-1] < 30 else 'MISSED'}")
 

@@ -16,8 +16,17 @@ from derptool.policy import validate_bytes
 
 def generate(target_bytes: int) -> dict[str, Any]:
     """A valid policy of about *target_bytes* of JSON, with every common section."""
-    policy: dict[str, Any] = {"groups": {}, "tagOwners": {}, "hosts": {}, "grants": [], "acls": [], "ssh": [],
-                              "tests": [], "autoApprovers": {"routes": {}}, "nodeAttrs": []}
+    policy: dict[str, Any] = {
+        "groups": {},
+        "tagOwners": {},
+        "hosts": {},
+        "grants": [],
+        "acls": [],
+        "ssh": [],
+        "tests": [],
+        "autoApprovers": {"routes": {}},
+        "nodeAttrs": [],
+    }
     i = 0
     while len(json.dumps(policy, indent=1)) < target_bytes:
         for _ in range(25):
@@ -26,12 +35,29 @@ def generate(target_bytes: int) -> dict[str, Any]:
             policy["tagOwners"][f"tag:{team}-srv"] = [f"group:{team}"]
             policy["hosts"][f"{team}-db"] = f"10.{i // 250 % 250}.{i % 250}.10"
             policy["autoApprovers"]["routes"][f"10.{i // 250 % 250}.{i % 250}.0/24"] = [f"tag:{team}-srv"]
-            policy["grants"].append({"src": [f"group:{team}"], "dst": [f"tag:{team}-srv", f"{team}-db"],
-                                     "ip": ["tcp:22", "tcp:443", "udp:53", "8000-8100"]})
-            policy["acls"].append({"action": "accept", "src": [f"group:{team}", f"user{i}-0@example.com"],
-                                   "dst": [f"tag:{team}-srv:22,443", f"{team}-db:5432"]})
-            policy["ssh"].append({"action": "check", "src": [f"group:{team}"], "dst": [f"tag:{team}-srv"],
-                                  "users": ["root", "autogroup:nonroot"], "checkPeriod": "12h"})
+            policy["grants"].append(
+                {
+                    "src": [f"group:{team}"],
+                    "dst": [f"tag:{team}-srv", f"{team}-db"],
+                    "ip": ["tcp:22", "tcp:443", "udp:53", "8000-8100"],
+                }
+            )
+            policy["acls"].append(
+                {
+                    "action": "accept",
+                    "src": [f"group:{team}", f"user{i}-0@example.com"],
+                    "dst": [f"tag:{team}-srv:22,443", f"{team}-db:5432"],
+                }
+            )
+            policy["ssh"].append(
+                {
+                    "action": "check",
+                    "src": [f"group:{team}"],
+                    "dst": [f"tag:{team}-srv"],
+                    "users": ["root", "autogroup:nonroot"],
+                    "checkPeriod": "12h",
+                }
+            )
             policy["tests"].append({"src": f"user{i}-1@example.com", "accept": [f"tag:{team}-srv:22"]})
             policy["nodeAttrs"].append({"target": [f"tag:{team}-srv"], "attr": ["randomize-client-port"]})
             i += 1
@@ -64,8 +90,10 @@ def main() -> None:
     t_validate = best(lambda: validate_bytes(src, "bench.hujson"), args.repeat)
     t_json = best(lambda: json.loads(plain), args.repeat)
     rules = len(policy["grants"]) + len(policy["acls"]) + len(policy["ssh"])
-    print(f"policy: {len(src) / 1e6:.2f} MB, {rules} rules, {len(policy['groups'])} groups"
-          f"{', with comments' if args.comments else ''}")
+    print(
+        f"policy: {len(src) / 1e6:.2f} MB, {rules} rules, {len(policy['groups'])} groups"
+        f"{', with comments' if args.comments else ''}"
+    )
     print(f"validate_bytes: {t_validate * 1000:.0f} ms (best of {args.repeat})")
     print(f"json.loads:     {t_json * 1000:.1f} ms")
     print(f"ratio:          {t_validate / t_json:.0f}x json.loads")

@@ -114,13 +114,19 @@ def read_file(path: str | Path, *, limit: int = MAX_FILE_BYTES, raw: bool = Fals
                 if stat.S_ISDIR(st.st_mode):
                     raise InputError(f"{p}: is a directory, expected a file")
                 if stat.S_ISREG(st.st_mode) and st.st_size > limit:
-                    raise LimitError(f"{p}: {st.st_size} bytes, larger than the {_mib(limit)} derptool reads; "
-                                     "is it the right file?")
+                    raise LimitError(
+                        f"{p}: {st.st_size} bytes, larger than the {_mib(limit)} derptool reads; is it the right file?"
+                    )
                 data = _read_capped(fh, str(p), limit)
         except OSError as err:
             raise _os_error(p, err) from None
-        snap = FileSnapshot(p, data, hashlib.sha256(data).hexdigest(), stat.S_IMODE(st.st_mode),
-                            _identity(st) if stat.S_ISREG(st.st_mode) else None)
+        snap = FileSnapshot(
+            p,
+            data,
+            hashlib.sha256(data).hexdigest(),
+            stat.S_IMODE(st.st_mode),
+            _identity(st) if stat.S_ISREG(st.st_mode) else None,
+        )
         name = str(p)
     if not raw:
         problem = encoding_problem(snap.data)
@@ -167,8 +173,10 @@ def encoding_problem(data: bytes) -> str | None:
     if enc is None:
         return None
     if enc.startswith("UTF-8"):
-        return ("starts with a UTF-8 byte-order mark, which Tailscale does not accept; remove it "
-                "(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)")
+        return (
+            "starts with a UTF-8 byte-order mark, which Tailscale does not accept; remove it "
+            "(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)"
+        )
     return f"is {enc} text; derptool and Tailscale read UTF-8: convert it (e.g. iconv -f {enc.split()[0]} -t UTF-8)"
 
 
@@ -177,11 +185,16 @@ def to_utf8(data: bytes) -> bytes:
     enc = sniff_encoding(data)
     if enc is None:
         return data
-    codec = {"UTF-8 with a byte-order mark": "utf-8-sig", "UTF-16 BE": "utf-16-be", "UTF-16 LE": "utf-16-le",
-             "UTF-32 BE": "utf-32-be", "UTF-32 LE": "utf-32-le"}[enc]
+    codec = {
+        "UTF-8 with a byte-order mark": "utf-8-sig",
+        "UTF-16 BE": "utf-16-be",
+        "UTF-16 LE": "utf-16-le",
+        "UTF-32 BE": "utf-32-be",
+        "UTF-32 LE": "utf-32-le",
+    }[enc]
     for bom, _ in _BOMS:
         if data.startswith(bom) and not codec.startswith("utf-8"):
-            data = data[len(bom):]
+            data = data[len(bom) :]
             break
     try:
         return data.decode(codec).encode("utf-8")
@@ -200,8 +213,9 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
     return line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
 
 
-def check_document_limits(data: bytes, name: str, *, max_depth: int = MAX_DEPTH,
-                          max_number: int = MAX_NUMBER_CHARS) -> None:
+def check_document_limits(
+    data: bytes, name: str, *, max_depth: int = MAX_DEPTH, max_number: int = MAX_NUMBER_CHARS
+) -> None:
     """Raise :class:`LimitError` (``name:line:col: ...``) when *data* (JSON, HuJSON or YAML flow style) nests
     arrays and objects deeper than *max_depth* or holds a number longer than *max_number* characters.
 
@@ -220,14 +234,22 @@ def check_document_limits(data: bytes, name: str, *, max_depth: int = MAX_DEPTH,
             depth += 1
             if depth > max_depth:
                 line, col = _line_col(data, m.start())
-                raise LimitError(f"nested deeper than the {max_depth} levels derptool reads (as Go's encoding/json)",
-                                 file=name, line=line, column=col)
+                raise LimitError(
+                    f"nested deeper than the {max_depth} levels derptool reads (as Go's encoding/json)",
+                    file=name,
+                    line=line,
+                    column=col,
+                )
         elif first in (b"]", b"}"):
             depth = max(0, depth - 1)
         elif (first.isdigit() or first == b"-") and len(tok) > max_number:
             line, col = _line_col(data, m.start())
-            raise LimitError(f"a number of {len(tok)} characters; derptool reads numbers of at most {max_number}",
-                             file=name, line=line, column=col)
+            raise LimitError(
+                f"a number of {len(tok)} characters; derptool reads numbers of at most {max_number}",
+                file=name,
+                line=line,
+                column=col,
+            )
 
 
 @contextlib.contextmanager
@@ -259,7 +281,7 @@ def _clean_stale(directory: Path, name: str) -> None:
     for entry in entries:
         if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
             continue
-        pid_text = entry.name[len(prefix):].split("-", 1)[0]
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
         alive = False
         if pid_text.isdigit() and int(pid_text) != os.getpid():
             try:
@@ -295,8 +317,10 @@ def _refuse_kind(p: Path, st: os.stat_result, *, force: bool) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{p}: is a device or socket, not a regular file; nothing was written")
     if st.st_nlink > 1 and not force:
-        raise InputError(f"{p}: has {st.st_nlink} hard links, which a rewrite would separate; nothing was written "
-                         "(edit a copy, or force the write)")
+        raise InputError(
+            f"{p}: has {st.st_nlink} hard links, which a rewrite would separate; nothing was written "
+            "(edit a copy, or force the write)"
+        )
     if not st.st_mode & 0o222 or not os.access(p, os.W_OK):
         raise InputError(f"{p}: the file is read-only; nothing was written")
 
@@ -307,8 +331,10 @@ def _copy_identity(fd: int, target: Path, st: os.stat_result) -> None:
         try:
             os.fchown(fd, st.st_uid, st.st_gid)
         except PermissionError:
-            raise InputError(f"{target}: owned by another user or group, which a rewrite by this user cannot keep; "
-                             "nothing was written") from None
+            raise InputError(
+                f"{target}: owned by another user or group, which a rewrite by this user cannot keep; "
+                "nothing was written"
+            ) from None
     os.fchmod(fd, stat.S_IMODE(st.st_mode))
     if not hasattr(os, "listxattr"):
         return
@@ -322,8 +348,9 @@ def _copy_identity(fd: int, target: Path, st: os.stat_result) -> None:
         try:
             os.setxattr(fd, attr, os.getxattr(target, attr))
         except OSError as err:
-            raise InputError(f"{target}: cannot keep its extended attribute {attr} ({err.strerror}); "
-                             "nothing was written") from None
+            raise InputError(
+                f"{target}: cannot keep its extended attribute {attr} ({err.strerror}); nothing was written"
+            ) from None
 
 
 def _changed(p: Path) -> ConcurrentChangeError:
@@ -369,13 +396,14 @@ def atomic_write(path: str | Path, data: bytes, *, expect: FileSnapshot | None =
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as err:
-        raise InputError(f"{display}: cannot write in {directory}: {err.strerror or err}; "
-                         "nothing was written") from None
+        raise InputError(
+            f"{display}: cannot write in {directory}: {err.strerror or err}; nothing was written"
+        ) from None
     try:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if st is not None:
                 _copy_identity(fd, target, st)
             else:

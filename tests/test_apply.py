@@ -32,18 +32,18 @@ def comments(src: bytes) -> Counter[bytes]:
     out: Counter[bytes] = Counter()
     i, n = 0, len(src)
     while i < n:
-        c = src[i:i + 1]
+        c = src[i : i + 1]
         if c == b'"':
             i += 1
-            while i < n and src[i:i + 1] != b'"':
-                i += 2 if src[i:i + 1] == b"\\" else 1
+            while i < n and src[i : i + 1] != b'"':
+                i += 2 if src[i : i + 1] == b"\\" else 1
             i += 1
-        elif src[i:i + 2] == b"//":
+        elif src[i : i + 2] == b"//":
             end = src.find(b"\n", i)
             end = n if end < 0 else end
             out[src[i:end].rstrip(b"\r \t")] += 1
             i = end
-        elif src[i:i + 2] == b"/*":
+        elif src[i : i + 2] == b"/*":
             end = src.index(b"*/", i) + 2
             out[src[i:end]] += 1
             i = end
@@ -110,8 +110,13 @@ CRLF = REAL_WORLD.replace(b"\n", b"\r\n")
 
 
 def policies() -> list[tuple[str, bytes]]:
-    out = [("real-world", REAL_WORLD), ("two-spaces", TWO_SPACES_NO_DERP), ("inline", INLINE_DERP),
-           ("crlf", CRLF), ("empty-object", b"{}\n")]
+    out = [
+        ("real-world", REAL_WORLD),
+        ("two-spaces", TWO_SPACES_NO_DERP),
+        ("inline", INLINE_DERP),
+        ("crlf", CRLF),
+        ("empty-object", b"{}\n"),
+    ]
     out += [(p.name, p.read_bytes()) for p in sorted(EXAMPLES.glob("*.hujson"))]
     return out
 
@@ -176,8 +181,9 @@ def test_omit_layout_matches_the_fragment_and_the_file() -> None:
     result = apply_omit(REAL_WORLD, omit_plan(REAL_WORLD, omit=["nyc", "tok"]), file="p")
     text = result.new_bytes.decode()
     assert '\t\t\t"7": null, // tok\n' in text  # already there: untouched
-    assert ('\t\t\t},\n\t\t\t"1": null, // nyc (region 1): New York City, United States\n'
-            '\t\t}, // end of regions\n') in text
+    assert (
+        '\t\t\t},\n\t\t\t"1": null, // nyc (region 1): New York City, United States\n\t\t}, // end of regions\n'
+    ) in text
     assert "1 region(s) set to null (nyc (region 1)); 1 already null" in result.summary
     # only the new line differs
     assert text.replace('\t\t\t"1": null, // nyc (region 1): New York City, United States\n', "") == REAL_WORLD.decode()
@@ -187,9 +193,11 @@ def test_omit_two_space_file_gets_two_space_derpmap_at_the_end() -> None:
     result = apply_omit(TWO_SPACES_NO_DERP, omit_plan(TWO_SPACES_NO_DERP, omit=["nyc", "sfo"]), file="p")
     text = result.new_bytes.decode()
     assert text.startswith(TWO_SPACES_NO_DERP.decode().split("\n  /* last")[0])
-    assert ('\n\n  // DERP relays: regions set to null are removed from Tailscale\'s map (derptool omit).\n'
-            '  "derpMap": {\n    "Regions": {\n      "1": null, // nyc (region 1): New York City, United States\n'
-            '      "2": null, // sfo (region 2): San Francisco, United States\n    },\n  }') in text
+    assert (
+        "\n\n  // DERP relays: regions set to null are removed from Tailscale's map (derptool omit).\n"
+        '  "derpMap": {\n    "Regions": {\n      "1": null, // nyc (region 1): New York City, United States\n'
+        '      "2": null, // sfo (region 2): San Francisco, United States\n    },\n  }'
+    ) in text
     assert text.endswith("  /* last comment before the closing brace */\n}\n")
 
 
@@ -212,8 +220,11 @@ def test_omit_never_nulls_a_region_the_policy_defines() -> None:
 
 
 def test_omit_with_omit_default_regions_changes_nothing() -> None:
-    src = (EXAMPLES / "self-hosted-derp.hujson").read_bytes() if (EXAMPLES / "self-hosted-derp.hujson").exists() \
+    src = (
+        (EXAMPLES / "self-hosted-derp.hujson").read_bytes()
+        if (EXAMPLES / "self-hosted-derp.hujson").exists()
         else b'{"derpMap": {"OmitDefaultRegions": true, "Regions": {}}}'
+    )
     result = apply_omit(src, omit_plan(src, omit=["nyc"]), file="p")
     if hujson.loads(src)["derpMap"].get("OmitDefaultRegions"):
         assert not result.changed
@@ -222,12 +233,22 @@ def test_omit_with_omit_default_regions_changes_nothing() -> None:
 
 @pytest.mark.parametrize(("name", "src"), POLICIES, ids=IDS)
 def test_region_add_on_every_policy(name: str, src: bytes) -> None:
-    plan = plan_region(950, "ams-own", "Amsterdam (own)", ["derp9.example.net,ipv4=198.51.100.9,stun-port=3479"],
-                       latitude=52.37, longitude=4.9)
+    plan = plan_region(
+        950,
+        "ams-own",
+        "Amsterdam (own)",
+        ["derp9.example.net,ipv4=198.51.100.9,stun-port=3479"],
+        latitude=52.37,
+        longitude=4.9,
+    )
     result = apply_region(src, plan, file=name)
     before = hujson.loads(src)
-    added = Counter([b"// ams-own (region 950): Amsterdam (own), self-hosted",
-                     b"// 950a: DERP over HTTPS on TCP 443, STUN on UDP 3479"])
+    added = Counter(
+        [
+            b"// ams-own (region 950): Amsterdam (own), self-hosted",
+            b"// 950a: DERP over HTTPS on TCP 443, STUN on UDP 3479",
+        ]
+    )
     if "derpMap" not in before:
         added[b"// DERP relays: self-hosted regions (derptool region add)."] += 1
     data = check_edit(src, result, added)
@@ -237,8 +258,7 @@ def test_region_add_on_every_policy(name: str, src: bytes) -> None:
 
 
 def test_region_add_replaces_an_existing_definition_keeping_its_comment() -> None:
-    plan = plan_region(900, "fra-own", "Frankfurt (own)", ["derp.example.com,ipv6=2001:db8::9"],
-                       omit_default=True)
+    plan = plan_region(900, "fra-own", "Frankfurt (own)", ["derp.example.com,ipv6=2001:db8::9"], omit_default=True)
     result = apply_region(REAL_WORLD, plan, file="p")
     data = hujson.loads(result.new_bytes)
     assert data["derpMap"]["Regions"]["900"]["Nodes"][0]["IPv6"] == "2001:db8::9"
@@ -276,8 +296,12 @@ def test_bad_policy_files_fail_with_one_clear_error() -> None:
     plan = omit_plan(b"{}", omit=["nyc"])
     from derptool.errors import DerptoolError
 
-    for src, message in [(b'{\n\t"acls": [,]\n}', "2:"), (b"[]", "JSON object"),
-                         (b'{"derpMap": []}', "must be an object"), (b'{"derpMap": {"Regions": 3}}', "must be an")]:
+    for src, message in [
+        (b'{\n\t"acls": [,]\n}', "2:"),
+        (b"[]", "JSON object"),
+        (b'{"derpMap": []}', "must be an object"),
+        (b'{"derpMap": {"Regions": 3}}', "must be an"),
+    ]:
         with pytest.raises(DerptoolError, match=message):
             apply_omit(src, plan, file="p.hujson")
 
@@ -342,15 +366,17 @@ def test_cli_concurrent_change_is_refused(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("where", ["fsync", "replace"])
 def test_cli_crash_mid_write_leaves_the_original_and_no_temp_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
     p = write_policy(tmp_path)
 
     def crash(*args: Any, **kw: Any) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, where, crash)
-    result = runner.invoke(app, ["region", "add", "--id", "901", "--code", "x", "--node", "d.example.com",
-                                 "--apply", str(p)])
+    result = runner.invoke(
+        app, ["region", "add", "--id", "901", "--code", "x", "--node", "d.example.com", "--apply", str(p)]
+    )
     monkeypatch.undo()
     assert result.exit_code == 2
     assert result.stderr.startswith("derptool: error: ") and "left unchanged" in result.stderr
@@ -389,8 +415,11 @@ def test_cli_apply_errors(tmp_path: Path) -> None:
 def test_created_sections_are_in_tailscale_format() -> None:
     src = b"{\n\t// nothing yet\n}\n"
     region = plan_region(950, "x", None, ["d.example.com"], omit_default=True)
-    for result in [apply_region(src, region), apply_omit(src, omit_plan(src, omit=["us"])),
-                   apply_grants(src, plan_egress(["a@example.com"], ["tag:e"]))]:
+    for result in [
+        apply_region(src, region),
+        apply_omit(src, omit_plan(src, omit=["us"])),
+        apply_grants(src, plan_egress(["a@example.com"], ["tag:e"])),
+    ]:
         assert hujson.format(result.new_bytes) == result.new_bytes
         assert b"// nothing yet" in result.new_bytes
 
@@ -403,8 +432,11 @@ def test_apply_to_stdin_is_refused() -> None:
 REGION_CODES = sorted(r.region_code for r in load_snapshot().derp_map.region_list())
 
 
-@given(picked=st.lists(st.sampled_from(REGION_CODES), min_size=1, max_size=6, unique=True),
-       crlf=st.booleans(), replace=st.booleans())
+@given(
+    picked=st.lists(st.sampled_from(REGION_CODES), min_size=1, max_size=6, unique=True),
+    crlf=st.booleans(),
+    replace=st.booleans(),
+)
 @settings(max_examples=40, deadline=None)
 def test_omit_property_comments_kept_and_idempotent(picked: list[str], crlf: bool, replace: bool) -> None:
     src = CRLF if crlf else REAL_WORLD

@@ -60,18 +60,43 @@ def _map(**regions: Any) -> Any:
     out = {}
     for rid, (ip, extra) in regions.items():
         n = int(rid[1:])
-        out[str(n)] = {"RegionID": n, "RegionCode": f"r{n}", "RegionName": f"R{n}", **extra,
-                       "Nodes": [{"Name": f"{n}a", "RegionID": n, "HostName": f"{n}a.example.test", "IPv4": ip,
-                                  "CanPort80": True}]}
+        out[str(n)] = {
+            "RegionID": n,
+            "RegionCode": f"r{n}",
+            "RegionName": f"R{n}",
+            **extra,
+            "Nodes": [
+                {"Name": f"{n}a", "RegionID": n, "HostName": f"{n}a.example.test", "IPv4": ip, "CanPort80": True}
+            ],
+        }
     return parse_derpmap({"Regions": out})
 
 
 def test_endpoints_as_netcheck_picks_them() -> None:
-    dmap = parse_derpmap({"Regions": {str(n): {
-        "RegionID": n, "RegionCode": f"r{n}", "RegionName": f"R{n}", "Avoid": n == 2, "NoMeasureNoHome": n == 3,
-        "Nodes": [{"Name": f"{n}{c}", "RegionID": n, "HostName": f"{n}{c}.example.test",
-                   "IPv4": "" if c == "c" else f"192.0.2.{n * 10 + i}", "CanPort80": c != "b"}
-                  for i, c in enumerate("abc")]} for n in range(1, 8)}})
+    dmap = parse_derpmap(
+        {
+            "Regions": {
+                str(n): {
+                    "RegionID": n,
+                    "RegionCode": f"r{n}",
+                    "RegionName": f"R{n}",
+                    "Avoid": n == 2,
+                    "NoMeasureNoHome": n == 3,
+                    "Nodes": [
+                        {
+                            "Name": f"{n}{c}",
+                            "RegionID": n,
+                            "HostName": f"{n}{c}.example.test",
+                            "IPv4": "" if c == "c" else f"192.0.2.{n * 10 + i}",
+                            "CanPort80": c != "b",
+                        }
+                        for i, c in enumerate("abc")
+                    ],
+                }
+                for n in range(1, 8)
+            }
+        }
+    )
     got = captive.endpoints(dmap, preferred_region=6)
     # home region first; Avoid, NoMeasureNoHome, no CanPort80 and no IPv4 left out; at most five
     assert [e.node for e in got] == ["6a", "1a", "4a", "5a", "7a"]
@@ -88,8 +113,9 @@ def test_derper_like_answer_is_no_portal_and_the_request_is_netchecks(server: _S
     assert "no-cache" in headers["cache-control"]
 
 
-@pytest.mark.parametrize(("mode", "why"), [("portal", "status 302"), ("bare204", "X-Tailscale-Response is None"),
-                                           ("badecho", "ts_other")])
+@pytest.mark.parametrize(
+    ("mode", "why"), [("portal", "status 302"), ("bare204", "X-Tailscale-Response is None"), ("badecho", "ts_other")]
+)
 def test_other_answers_are_a_portal(server: _Server, mode: str, why: str) -> None:
     server.mode = mode
     got = captive.detect(_map(r1=("127.0.0.1", {})), port=server.port)

@@ -86,9 +86,10 @@ def test_healthy_server_passes_everything(ca: trustme.CA, ca_file: str, tmp_path
         assert {"/derp/latency-check", "/generate_204", "/derp"} <= set(srv.paths)
     assert code == 0, data
     assert data["ok"] is True
-    assert _statuses(data) == {name: "pass" for name in
-                               ("dns", "stun", "tls", "cert_name", "cert_expiry", "latency_check", "generate_204",
-                                "derp")}
+    assert _statuses(data) == {
+        name: "pass"
+        for name in ("dns", "stun", "tls", "cert_name", "cert_expiry", "latency_check", "generate_204", "derp")
+    }
     node = data["nodes"][0]
     assert node["public_key"] == "nodekey:" + srv.public_key.hex()
     assert node["address"] == "127.0.0.1"
@@ -99,8 +100,9 @@ def test_healthy_server_passes_everything(ca: trustme.CA, ca_file: str, tmp_path
 
 def test_table_output(ca: trustme.CA, ca_file: str, tmp_path: Path, stun_port: int) -> None:
     with _serve(ca.issue_cert("localhost"), tmp_path) as srv:
-        res = runner.invoke(app, ["check", f"localhost:{srv.port}", "--stun-port", str(stun_port)],
-                            env={"DERPTOOL_CA_FILE": ca_file})
+        res = runner.invoke(
+            app, ["check", f"localhost:{srv.port}", "--stun-port", str(stun_port)], env={"DERPTOOL_CA_FILE": ca_file}
+        )
     assert res.exit_code == 0, res.output
     assert "all checks passed: 8 passed, 0 failed, 0 skipped" in res.stdout
     assert f"nodekey:{srv.public_key.hex()}" in res.stdout
@@ -140,19 +142,49 @@ def test_untrusted_ca_fails_unless_insecure(tmp_path: Path, stun_port: int) -> N
     assert "chain not verified (--insecure)" in _detail(data, "tls")
 
 
-def test_region_selector_uses_map_ports_and_cert_name(ca: trustme.CA, ca_file: str, tmp_path: Path,
-                                                      stun_port: int) -> None:
+def test_region_selector_uses_map_ports_and_cert_name(
+    ca: trustme.CA, ca_file: str, tmp_path: Path, stun_port: int
+) -> None:
     other = trustme.CA()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with _serve(ca.issue_cert("derp.test"), tmp_path / "a") as a, _serve(other.issue_cert("x"), tmp_path / "b") as b:
-        dmap = {"Regions": {"900": {"RegionID": 900, "RegionCode": "home", "RegionName": "Home", "Nodes": [
-            {"Name": "900a", "RegionID": 900, "HostName": "localhost", "CertName": "derp.test", "IPv4": "127.0.0.1",
-             "IPv6": "none", "STUNPort": stun_port, "DERPPort": a.port},
-            {"Name": "900b", "RegionID": 900, "HostName": "127.0.0.1", "InsecureForTests": True,
-             "STUNPort": -1, "DERPPort": b.port},
-            {"Name": "900s", "RegionID": 900, "HostName": "127.0.0.1", "STUNOnly": True, "STUNPort": stun_port},
-        ]}}}
+        dmap = {
+            "Regions": {
+                "900": {
+                    "RegionID": 900,
+                    "RegionCode": "home",
+                    "RegionName": "Home",
+                    "Nodes": [
+                        {
+                            "Name": "900a",
+                            "RegionID": 900,
+                            "HostName": "localhost",
+                            "CertName": "derp.test",
+                            "IPv4": "127.0.0.1",
+                            "IPv6": "none",
+                            "STUNPort": stun_port,
+                            "DERPPort": a.port,
+                        },
+                        {
+                            "Name": "900b",
+                            "RegionID": 900,
+                            "HostName": "127.0.0.1",
+                            "InsecureForTests": True,
+                            "STUNPort": -1,
+                            "DERPPort": b.port,
+                        },
+                        {
+                            "Name": "900s",
+                            "RegionID": 900,
+                            "HostName": "127.0.0.1",
+                            "STUNOnly": True,
+                            "STUNPort": stun_port,
+                        },
+                    ],
+                }
+            }
+        }
         path = tmp_path / "map.json"
         path.write_text(json.dumps(dmap))
         code, data = _invoke(["home", "--map", str(path)], ca_file)
@@ -200,8 +232,9 @@ def test_nothing_listening(stun_port: int) -> None:
     assert st["derp"] == "skip" and st["cert_name"] == "skip"
 
 
-@pytest.mark.parametrize("target", ["ftp://x.example", "https://", "bad_host!.example", "h.example:99999",
-                                    "h.example:port", "[::1]x"])
+@pytest.mark.parametrize(
+    "target", ["ftp://x.example", "https://", "bad_host!.example", "h.example:99999", "h.example:port", "[::1]x"]
+)
 def test_bad_targets_exit_2(target: str) -> None:
     res = runner.invoke(app, ["check", target])
     assert res.exit_code == 2, res.output
@@ -280,9 +313,25 @@ def test_sha256_raw_pin(tmp_path: Path) -> None:
     digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest()
     with _serve(cert, tmp_path) as srv:
         for pin, want in ((digest, 0), ("00" * 32, 1)):
-            dmap = {"Regions": {"950": {"RegionID": 950, "RegionCode": "pin", "RegionName": "Pinned", "Nodes": [
-                {"Name": "950a", "RegionID": 950, "HostName": "127.0.0.1", "CertName": f"sha256-raw:{pin}",
-                 "STUNPort": -1, "DERPPort": srv.port}]}}}
+            dmap = {
+                "Regions": {
+                    "950": {
+                        "RegionID": 950,
+                        "RegionCode": "pin",
+                        "RegionName": "Pinned",
+                        "Nodes": [
+                            {
+                                "Name": "950a",
+                                "RegionID": 950,
+                                "HostName": "127.0.0.1",
+                                "CertName": f"sha256-raw:{pin}",
+                                "STUNPort": -1,
+                                "DERPPort": srv.port,
+                            }
+                        ],
+                    }
+                }
+            }
             path = tmp_path / "map.json"
             path.write_text(json.dumps(dmap))
             code, data = _invoke(["950", "--map", str(path)])
@@ -297,8 +346,7 @@ def test_sha256_raw_pin(tmp_path: Path) -> None:
 _DER = ssl.PEM_cert_to_DER_cert(trustme.CA().issue_cert("fuzz.test", "192.0.2.1").cert_chain_pems[0].bytes().decode())
 
 
-@given(st.lists(st.tuples(st.integers(0, len(_DER) - 1), st.integers(0, 255)), max_size=4),
-       st.integers(0, len(_DER)))
+@given(st.lists(st.tuples(st.integers(0, len(_DER) - 1), st.integers(0, 255)), max_size=4), st.integers(0, len(_DER)))
 @settings(max_examples=300, deadline=None)
 def test_cert_info_never_raises_anything_but_value_error(flips: list[tuple[int, int]], cut: int) -> None:
     data = bytearray(_DER)

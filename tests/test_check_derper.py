@@ -37,8 +37,9 @@ STEPS = ["dns", "stun", "tls", "cert_name", "cert_expiry", "latency_check", "gen
 def dual(bed: DerperBed) -> tuple[Derper, Derper]:
     """One server key on 127.0.0.1 and ::1 (two derpers sharing key, name, ports): a dual-stack node."""
     v4 = bed.start("dual.test")
-    v6 = bed.start("dual.test", host="::1", port=v4.port, stun_port=v4.stun_port, private_key=v4.private_key,
-                   same_cert_as=v4)
+    v6 = bed.start(
+        "dual.test", host="::1", port=v4.port, stun_port=v4.stun_port, private_key=v4.private_key, same_cert_as=v4
+    )
     return v4, v6
 
 
@@ -68,29 +69,44 @@ def short_lived(bed: DerperBed) -> Derper:
 
 @pytest.fixture(scope="module")
 def verifying(bed: DerperBed) -> Derper:
-    return bed.start("verify.test", extra=["-verify-clients", "-socket", str(bed.directory / "no-tailscaled.sock"),
-                                           "-mesh-psk-file", bed.mesh_psk_file()])
+    return bed.start(
+        "verify.test",
+        extra=[
+            "-verify-clients",
+            "-socket",
+            str(bed.directory / "no-tailscaled.sock"),
+            "-mesh-psk-file",
+            bed.mesh_psk_file(),
+        ],
+    )
 
 
 def node(server: Derper, name: str, region: int = 900, *, ipv6: str = "none") -> dict[str, Any]:
-    return {"Name": name, "RegionID": region, "HostName": server.hostname, "IPv4": "127.0.0.1", "IPv6": ipv6,
-            "STUNPort": server.stun_port, "DERPPort": server.port}
+    return {
+        "Name": name,
+        "RegionID": region,
+        "HostName": server.hostname,
+        "IPv4": "127.0.0.1",
+        "IPv6": ipv6,
+        "STUNPort": server.stun_port,
+        "DERPPort": server.port,
+    }
 
 
 def write_map(tmp_path: Path, *nodes: dict[str, Any]) -> str:
     regions: dict[str, Any] = {}
     for n in nodes:
         rid = n["RegionID"]
-        regions.setdefault(str(rid), {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"Region {rid}",
-                                      "Nodes": []})["Nodes"].append(n)
+        regions.setdefault(
+            str(rid), {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"Region {rid}", "Nodes": []}
+        )["Nodes"].append(n)
     path = tmp_path / "map.json"
     path.write_text(json.dumps({"Regions": regions}))
     return str(path)
 
 
 def run_check(bed: DerperBed, map_file: str, *args: str, selector: str = "900") -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["check", selector, "--map", map_file, "--ca-file", bed.ca_file, "-f", "json",
-                                 *args])
+    result = runner.invoke(app, ["check", selector, "--map", map_file, "--ca-file", bed.ca_file, "-f", "json", *args])
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.stdout)
 
@@ -121,8 +137,9 @@ def test_every_step_passes_against_derper(bed: DerperBed, loner: Derper, tmp_pat
     assert got["relay"]["rtt_ms"] > 0
 
 
-def test_a_name_with_both_families_is_checked_on_each(bed: DerperBed, dual: tuple[Derper, Derper],
-                                                       tmp_path: Path) -> None:
+def test_a_name_with_both_families_is_checked_on_each(
+    bed: DerperBed, dual: tuple[Derper, Derper], tmp_path: Path
+) -> None:
     v4, _ = dual
     code, data = run_check(bed, write_map(tmp_path, node(v4, "900d", ipv6="::1")))
     assert code == 0, data
@@ -136,8 +153,9 @@ def test_a_name_with_both_families_is_checked_on_each(bed: DerperBed, dual: tupl
     assert [n["family"] for n in data["nodes"]] == [4]
 
 
-def test_different_servers_behind_one_name_are_a_load_balancer(bed: DerperBed, split: tuple[Derper, Derper],
-                                                                tmp_path: Path) -> None:
+def test_different_servers_behind_one_name_are_a_load_balancer(
+    bed: DerperBed, split: tuple[Derper, Derper], tmp_path: Path
+) -> None:
     v4, v6 = split
     code, data = run_check(bed, write_map(tmp_path, node(v4, "900s", ipv6="::1")))
     assert code == 1
@@ -168,8 +186,9 @@ def test_certificate_expiring_within_warn_days_fails(bed: DerperBed, short_lived
     assert code == 0 and steps(data["nodes"][0])["cert_expiry"]["status"] == "pass"
 
 
-def test_mesh_of_a_region_is_probed_both_ways(bed: DerperBed, mesh: list[Derper], loner: Derper,
-                                              tmp_path: Path) -> None:
+def test_mesh_of_a_region_is_probed_both_ways(
+    bed: DerperBed, mesh: list[Derper], loner: Derper, tmp_path: Path
+) -> None:
     a, b = mesh
     code, data = run_check(bed, write_map(tmp_path, node(a, "900a"), node(b, "900b")), "--relay")
     assert code == 0, data
@@ -183,8 +202,9 @@ def test_mesh_of_a_region_is_probed_both_ways(bed: DerperBed, mesh: list[Derper]
     assert all(n["ok"] for n in data["nodes"])
     (probe,) = data["mesh"]
     assert not probe["ok"] and "through the mesh" in probe["error"]
-    text = runner.invoke(app, ["check", "900", "--map", str(tmp_path / "map.json"), "--ca-file", bed.ca_file,
-                               "--relay", "-t", "1.5"]).stdout
+    text = runner.invoke(
+        app, ["check", "900", "--map", str(tmp_path / "map.json"), "--ca-file", bed.ca_file, "--relay", "-t", "1.5"]
+    ).stdout
     assert "mesh (a packet sent via one node reaches a client on the other):" in text
     assert "1 mesh probe(s) failed" in text
 
@@ -299,9 +319,28 @@ def _load(map_file: str) -> Any:
 def test_check_every_listen_runs_until_interrupted(bed: DerperBed, loner: Derper, tmp_path: Path) -> None:
     map_file = write_map(tmp_path, node(loner, "900a"))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "derptool", "check", "900", "--map", map_file, "--ca-file",
-                             bed.ca_file, "--every", "0.3s", "--listen", f"127.0.0.1:{port}", "-f", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "derptool",
+            "check",
+            "900",
+            "--map",
+            map_file,
+            "--ca-file",
+            bed.ca_file,
+            "--every",
+            "0.3s",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "-f",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         runs = 0.0
@@ -328,6 +367,7 @@ def test_check_every_listen_runs_until_interrupted(bed: DerperBed, loner: Derper
 
 def test_count_stops_the_repetition(bed: DerperBed, loner: Derper, tmp_path: Path) -> None:
     map_file = write_map(tmp_path, node(loner, "900a"))
-    result = runner.invoke(app, ["check", "900", "--map", map_file, "--ca-file", bed.ca_file, "--every", "0.1s",
-                                 "--count", "2"])
+    result = runner.invoke(
+        app, ["check", "900", "--map", map_file, "--ca-file", bed.ca_file, "--every", "0.1s", "--count", "2"]
+    )
     assert result.exit_code == 0 and result.stdout.count("all checks passed") == 2

@@ -94,8 +94,8 @@ def test_check_counts_syntax_error_as_problem(files: dict[str, Path]) -> None:
     result = runner.invoke(app, ["fmt", "--check", str(files["syntax"]), str(files["pretty"])])
     assert result.exit_code == 1
     assert result.stderr == (
-        f"derptool: error: {files['syntax']}:3:25: invalid character '\"' after object value "
-        "(expecting ',' or '}')\n")
+        f"derptool: error: {files['syntax']}:3:25: invalid character '\"' after object value (expecting ',' or '}}')\n"
+    )
 
 
 def test_syntax_error_without_check_exits_2(files: dict[str, Path]) -> None:
@@ -125,7 +125,7 @@ def test_diff(files: dict[str, Path]) -> None:
     result = runner.invoke(app, ["fmt", "--diff", str(files["ugly"]), str(files["pretty"])])
     assert result.exit_code == 0
     assert result.stdout.startswith(f"--- {files['ugly']}.orig\n+++ {files['ugly']}\n@@ ")
-    assert "-  \"acls\": [ ], }\n" in result.stdout and "+\t\"acls\":   [],\n" in result.stdout
+    assert '-  "acls": [ ], }\n' in result.stdout and '+\t"acls":   [],\n' in result.stdout
     result = runner.invoke(app, ["fmt", "--check", "--diff", str(files["ugly"])])
     assert result.exit_code == 1 and result.stdout.startswith("---")
 
@@ -144,8 +144,9 @@ def test_examples_are_formatted_idempotently() -> None:
 def test_console_script(files: dict[str, Path]) -> None:
     exe = Path(sys.executable).with_name("derptool")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "derptool"]
-    proc = subprocess.run([*cmd, "fmt", "--check", str(files["ugly"])], capture_output=True, text=True,
-                          check=False, timeout=60)
+    proc = subprocess.run(
+        [*cmd, "fmt", "--check", str(files["ugly"])], capture_output=True, text=True, check=False, timeout=60
+    )
     assert proc.returncode == 1 and proc.stdout == f"{files['ugly']}\n"
     proc = subprocess.run([*cmd, "fmt", "-"], input=UGLY, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0 and proc.stdout == PRETTY

@@ -26,15 +26,30 @@ def test_hujson_output_validates_and_explains() -> None:
     assert hujson.format(out) == out
     assert errors(out) == []
     data = hujson.loads(out)
-    assert data["grants"] == [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["*"],
-                               "via": ["tag:exit-eu", "tag:exit-ch"]}]
+    assert data["grants"] == [
+        {"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["*"], "via": ["tag:exit-eu", "tag:exit-ch"]}
+    ]
     assert data["tagOwners"] == {"tag:exit-eu": ["autogroup:admin"], "tag:exit-ch": ["autogroup:admin"]}
     assert "leaves only through exit nodes tagged tag:exit-eu or tag:exit-ch" in result.stdout
 
 
 def test_json_with_dst_owner_and_tagged_source() -> None:
-    result = runner.invoke(app, ["grants", "--src", "tag:ci,alice@example.com", "--via", "tag:router-eu",
-                                 "--dst", "10.20.0.0/16", "--owner", "group:ops", "--format", "json"])
+    result = runner.invoke(
+        app,
+        [
+            "grants",
+            "--src",
+            "tag:ci,alice@example.com",
+            "--via",
+            "tag:router-eu",
+            "--dst",
+            "10.20.0.0/16",
+            "--owner",
+            "group:ops",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["grants"][0]["dst"] == ["10.20.0.0/16"]
@@ -44,14 +59,17 @@ def test_json_with_dst_owner_and_tagged_source() -> None:
     assert errors(json.dumps(policy).encode()) == []
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--src", "autogroup:member", "--via", "group:exit"], "via can only be a tag"),
-    (["--src", "autogroup:member", "--via", "tag:1bad"], "tag names must start with a letter"),
-    (["--src", "autogroup:member", "--via", "tag:e", "--dst", "0.0.0.0/0"], "leave --dst out"),
-    (["--src", "autogroup:member", "--via", "tag:e", "--ip", "tcp:0"], "first port must be >0"),
-    (["--src", "autogroup:internet", "--via", "tag:e"], "not valid as a source"),
-    (["--src", "autogroup:member", "--via", "tag:e", "--diff"], "--diff needs --apply"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--src", "autogroup:member", "--via", "group:exit"], "via can only be a tag"),
+        (["--src", "autogroup:member", "--via", "tag:1bad"], "tag names must start with a letter"),
+        (["--src", "autogroup:member", "--via", "tag:e", "--dst", "0.0.0.0/0"], "leave --dst out"),
+        (["--src", "autogroup:member", "--via", "tag:e", "--ip", "tcp:0"], "first port must be >0"),
+        (["--src", "autogroup:internet", "--via", "tag:e"], "not valid as a source"),
+        (["--src", "autogroup:member", "--via", "tag:e", "--diff"], "--diff needs --apply"),
+    ],
+)
 def test_bad_values_exit_2_one_line(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["grants", *args])
     assert result.exit_code == 2
@@ -61,9 +79,11 @@ def test_bad_values_exit_2_one_line(args: list[str], message: str) -> None:
 
 def test_apply_merges_and_is_idempotent(tmp_path: Path) -> None:
     policy = tmp_path / "policy.hujson"
-    original = (b'{\n\t"groups": {"group:eu": ["a@example.com"]}, // people\n'
-                b'\t"tagOwners": {"tag:exit-eu": ["group:eu"]},\n'
-                b'\t"grants": [\n\t\t{"src": ["*"], "dst": ["*"], "ip": ["*"]}, // open\n\t],\n}\n')
+    original = (
+        b'{\n\t"groups": {"group:eu": ["a@example.com"]}, // people\n'
+        b'\t"tagOwners": {"tag:exit-eu": ["group:eu"]},\n'
+        b'\t"grants": [\n\t\t{"src": ["*"], "dst": ["*"], "ip": ["*"]}, // open\n\t],\n}\n'
+    )
     policy.write_bytes(original)
     args = ["grants", "--src", "group:eu", "--via", "tag:exit-eu", "--via", "tag:exit-nl", "--apply", str(policy)]
     diff = runner.invoke(app, [*args, "--diff"])

@@ -42,8 +42,9 @@ def test_no_arguments_still_shows_help() -> None:
     assert "Usage: derptool" in result.output and "Commands" in result.output
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("5", 5.0), ("0.25", 0.25),
-                                               ("2m", 120.0), (" 1.5s ", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("5", 5.0), ("0.25", 0.25), ("2m", 120.0), (" 1.5s ", 1.5)]
+)
 def test_duration_convention(text: str, seconds: float) -> None:
     """Item 17: one --timeout convention (`5s`, `500ms` or plain seconds) for every command."""
     assert parse_duration(text, "--timeout") == seconds
@@ -74,10 +75,12 @@ def test_completion_is_enabled_and_lists_commands_without_importing_them() -> No
     """Item 20: completion was off (add_completion=False)."""
     assert "--install-completion" in runner.invoke(app, ["--help"]).stdout
     env = dict(os.environ, _DERPTOOL_COMPLETE="complete_bash", COMP_WORDS="derptool va", COMP_CWORD="1")
-    code = ("import sys; from derptool.cli import main; sys.argv = ['derptool']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in sys.modules if m.startswith('derptool.cli.') and m not in "
-            "('derptool.cli._common',)))")
+    code = (
+        "import sys; from derptool.cli import main; sys.argv = ['derptool']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('derptool.cli.') and m not in "
+        "('derptool.cli._common',)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
     assert "validate" in out
     assert "LOADED []" in out
@@ -88,8 +91,13 @@ def test_stdout_on_a_full_device_is_one_line() -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "derptool", "map", "--map", "snapshot"], stdout=full,
-                              stderr=subprocess.PIPE, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "derptool", "map", "--map", "snapshot"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("derptool: error: cannot write")
 
@@ -100,8 +108,7 @@ def test_disk_full_on_write_commands(tmp_path: Path, command: str) -> None:
     """Item 4: `fmt --write` and `schema --out` on a full disk: one line, exit 2, original intact."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount tmpfs here")
     try:
         policy = mnt / "policy.hujson"

@@ -39,8 +39,12 @@ def test_json_is_exactly_the_contract() -> None:
     for site in data["sites"]:
         assert list(site) == ["site", "before", "after", "increase_ms"]
         assert list(site["before"]) == list(site["after"]) == ["region", "latency_ms"]
-    assert data["sites"][1] == {"site": "virginia", "before": {"region": 27, "latency_ms": 5.075},
-                                "after": {"region": 21, "latency_ms": 30.723}, "increase_ms": 25.648}
+    assert data["sites"][1] == {
+        "site": "virginia",
+        "before": {"region": 27, "latency_ms": 5.075},
+        "after": {"region": 21, "latency_ms": 30.723},
+        "increase_ms": 25.648,
+    }
     assert data["sites"][2]["increase_ms"] == 0.0
     assert data["worst_increase_ms"] == 28.695
 
@@ -49,8 +53,10 @@ def test_table_is_sorted_by_increase_with_bars() -> None:
     result = _run("--region", "us", str(DATA))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == ("Removing 10 of 28 regions (nyc, sfo, dfw, sea, ord, den, mia, lax, hnl, iad); "
-                        "map: bundled snapshot of 2026-09-01")
+    assert lines[0] == (
+        "Removing 10 of 28 regions (nyc, sfo, dfw, sea, ord, den, mia, lax, hnl, iad); "
+        "map: bundled snapshot of 2026-09-01"
+    )
     assert lines[1] == "3 sites, 2 change home region; worst increase +28.7 ms (denver)"
     rows = [line for line in lines if re.match(r"^(denver|virginia|frankfurt) ", line)]
     assert [r.split()[0] for r in rows] == ["denver", "virginia", "frankfurt"]
@@ -67,8 +73,16 @@ def test_keep_eu_sends_the_americas_to_europe() -> None:
     assert {(s["site"], s["after"]["region"]) for s in data["sites"]} == {("denver", 4), ("virginia", 4)}
 
 
-@pytest.mark.parametrize("selection", [["--region", "us"], ["--keep", "eu"], ["--region", "nyc,fra"],
-                                       ["--region", "europe", "--region", "ca"], ["--keep", "north-america"]])
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--region", "us"],
+        ["--keep", "eu"],
+        ["--region", "nyc,fra"],
+        ["--region", "europe", "--region", "ca"],
+        ["--keep", "north-america"],
+    ],
+)
 def test_impact_removes_exactly_what_omit_removes(selection: list[str]) -> None:
     omit = runner.invoke(app, ["omit", "--map", "snapshot", *selection, "-f", "json"])
     impact = _run(*selection, str(DATA), "-f", "json")
@@ -88,15 +102,17 @@ def test_max_increase_is_a_ci_gate() -> None:
 
 def test_a_site_left_without_any_region_fails_the_gate(tmp_path: Path) -> None:
     (tmp_path / "island.json").write_text(json.dumps({"RegionLatency": {"24": 4_000_000}, "PreferredDERP": 24}))
-    result = _run("--region", "us", str(tmp_path / "island.json"), str(DATA / "frankfurt.json"),
-                  "--max-increase", "1000")
+    result = _run(
+        "--region", "us", str(tmp_path / "island.json"), str(DATA / "frankfurt.json"), "--max-increase", "1000"
+    )
     assert result.exit_code == 1
     assert "1 left with no measured region" in result.stdout
     assert re.search(r"^island +hnl \(24\) +4\.0 ms +none +- +no region left +!+$", result.stdout, re.M)
     assert "island (no region left)" in result.stderr
     data = json.loads(_run("--region", "us", str(tmp_path / "island.json"), "-f", "json").stdout)
-    assert data["sites"] == [{"site": "island", "before": {"region": 24, "latency_ms": 4.0}, "after": None,
-                              "increase_ms": None}]
+    assert data["sites"] == [
+        {"site": "island", "before": {"region": 24, "latency_ms": 4.0}, "after": None, "increase_ms": None}
+    ]
     assert data["worst_increase_ms"] is None
 
 
@@ -153,14 +169,22 @@ def test_reports_of_another_map_are_left_out_with_a_note(tmp_path: Path) -> None
         ([str(DATA)], "nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)"),
         (["--region", "us"], "nothing to assess: give report files or directories, or --prometheus URL"),
         (["--region", "us", str(DATA), "--window", "7d"], "--window, --quantile and --site-label need --prometheus"),
-        (["--region", "us", "--prometheus", "http://127.0.0.1:9", "--quantile", "0.5"],
-         "--quantile needs --window (the latest value has no quantile)"),
-        (["--region", "us", "--prometheus", "http://127.0.0.1:9", "--window", "7days"],
-         "--window: '7days' is not a Prometheus duration (examples: 30m, 24h, 7d, 1w)"),
-        (["--region", "us", "--prometheus", "http://127.0.0.1:9", "--window", "1d", "--quantile", "90"],
-         "--quantile: 90.0 is not between 0 and 1 (0.9 is the 90th percentile)"),
-        (["--region", "us", "--prometheus", "http://127.0.0.1:9", "--site-label", "site-name"],
-         "--site-label: 'site-name' is not a label name"),
+        (
+            ["--region", "us", "--prometheus", "http://127.0.0.1:9", "--quantile", "0.5"],
+            "--quantile needs --window (the latest value has no quantile)",
+        ),
+        (
+            ["--region", "us", "--prometheus", "http://127.0.0.1:9", "--window", "7days"],
+            "--window: '7days' is not a Prometheus duration (examples: 30m, 24h, 7d, 1w)",
+        ),
+        (
+            ["--region", "us", "--prometheus", "http://127.0.0.1:9", "--window", "1d", "--quantile", "90"],
+            "--quantile: 90.0 is not between 0 and 1 (0.9 is the 90th percentile)",
+        ),
+        (
+            ["--region", "us", "--prometheus", "http://127.0.0.1:9", "--site-label", "site-name"],
+            "--site-label: 'site-name' is not a label name",
+        ),
         (["--region", "us", "--prometheus", "127.0.0.1:9090"], "--prometheus: '127.0.0.1:9090' is not an http(s) URL"),
         (["--region", "us", str(DATA), "--max-increase", "-5"], "--max-increase: -5 is negative"),
         (["--region", "atlantis", str(DATA)], "region selector 'atlantis' is not a region ID"),
@@ -191,36 +215,74 @@ def test_a_server_that_is_not_prometheus(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api/v1/query").respond_with_data("<html>login</html>", content_type="text/html")
     result = _run("--region", "us", "--prometheus", httpserver.url_for("/"))
     assert result.exit_code == 2
-    assert result.stderr == (f"derptool: error: {httpserver.url_for('/').rstrip('/')} does not answer like "
-                             "Prometheus' HTTP API (HTTP 200, not JSON)\n")
+    assert result.stderr == (
+        f"derptool: error: {httpserver.url_for('/').rstrip('/')} does not answer like "
+        "Prometheus' HTTP API (HTTP 200, not JSON)\n"
+    )
 
 
 def test_a_failing_prometheus_exits_3(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api/v1/query").respond_with_json(
-        {"status": "error", "errorType": "unavailable", "error": "storage not ready"}, status=503)
+        {"status": "error", "errorType": "unavailable", "error": "storage not ready"}, status=503
+    )
     result = _run("--region", "us", "--prometheus", httpserver.url_for(""))
     assert result.exit_code == 3
     assert result.stderr.endswith("failed: HTTP 503: storage not ready\n")
 
 
 def test_the_query_sent_to_prometheus(httpserver: HTTPServer) -> None:
-    answer = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"dc": "lab", "region_id": "4"}, "value": [0, "0.004"]},
-        {"metric": {"dc": "lab", "region_id": "1"}, "value": [0, "0.090"]}]}}
-    httpserver.expect_request("/prom/api/v1/query", query_string={
-        "query": "min by (dc, region_id) (quantile_over_time(0.5, derptool_region_latency_seconds[2h]))",
-    }).respond_with_json(answer)
-    result = _run("--region", "de", "--prometheus", httpserver.url_for("/prom"), "--window", "2h",
-                  "--quantile", "0.5", "--site-label", "dc", "-f", "json")
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"dc": "lab", "region_id": "4"}, "value": [0, "0.004"]},
+                {"metric": {"dc": "lab", "region_id": "1"}, "value": [0, "0.090"]},
+            ],
+        },
+    }
+    httpserver.expect_request(
+        "/prom/api/v1/query",
+        query_string={
+            "query": "min by (dc, region_id) (quantile_over_time(0.5, derptool_region_latency_seconds[2h]))",
+        },
+    ).respond_with_json(answer)
+    result = _run(
+        "--region",
+        "de",
+        "--prometheus",
+        httpserver.url_for("/prom"),
+        "--window",
+        "2h",
+        "--quantile",
+        "0.5",
+        "--site-label",
+        "dc",
+        "-f",
+        "json",
+    )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["sites"] == [{"site": "lab", "before": {"region": 4, "latency_ms": 4.0},
-                                                   "after": {"region": 1, "latency_ms": 90.0}, "increase_ms": 86.0}]
+    assert json.loads(result.stdout)["sites"] == [
+        {
+            "site": "lab",
+            "before": {"region": 4, "latency_ms": 4.0},
+            "after": {"region": 1, "latency_ms": 90.0},
+            "increase_ms": 86.0,
+        }
+    ]
 
 
 def test_reports_and_prometheus_together(httpserver: HTTPServer) -> None:
-    answer = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"instance": "denver", "region_id": "4"}, "value": [0, "0.004"]},
-        {"metric": {"instance": "tokyo", "region_id": "7"}, "value": [0, "0.002"]}]}}
+    answer = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"instance": "denver", "region_id": "4"}, "value": [0, "0.004"]},
+                {"metric": {"instance": "tokyo", "region_id": "7"}, "value": [0, "0.002"]},
+            ],
+        },
+    }
     httpserver.expect_request("/api/v1/query").respond_with_json(answer)
     result = _run("--region", "us", str(DATA / "denver.json"), "--prometheus", httpserver.url_for("/"), "-f", "json")
     assert result.exit_code == 0, result.output

@@ -23,10 +23,30 @@ from tests.support.stun_responder import StunResponder
 from tests.test_netcheck import TLSServer, closed_udp_port, derp_map, region, server_context, stun_node
 
 runner = CliRunner()
-CONTRACT_KEYS = ["map_source", "preferred_region", "udp", "ipv4", "ipv6", "global_v4", "global_v6",
-                 "mapping_varies_by_dest_ip", "regions"]
-REGION_KEYS = ["id", "code", "name", "country", "continent", "latency_ms", "v4_latency_ms", "v6_latency_ms",
-               "method", "node", "error"]
+CONTRACT_KEYS = [
+    "map_source",
+    "preferred_region",
+    "udp",
+    "ipv4",
+    "ipv6",
+    "global_v4",
+    "global_v6",
+    "mapping_varies_by_dest_ip",
+    "regions",
+]
+REGION_KEYS = [
+    "id",
+    "code",
+    "name",
+    "country",
+    "continent",
+    "latency_ms",
+    "v4_latency_ms",
+    "v6_latency_ms",
+    "method",
+    "node",
+    "error",
+]
 ADDED_KEYS = ["time", "plan", "port_mapping", "captive_portal"]
 """Keys added after the contract's (issue 14): when, which plan, PortMapping and CaptivePortal."""
 
@@ -49,8 +69,14 @@ def lab(responder: StunResponder, tmp_path: Path) -> tuple[str, StunResponder]:
     fra = responder.add("127.0.40.1", delay_ms=30)
     nyc = responder.add("127.0.40.2", delay_ms=5)
     far = responder.add("127.0.40.3", delay_ms=60)
-    dead = {"Name": "dead", "RegionID": 903, "HostName": "127.0.40.4", "IPv6": "none",
-            "STUNPort": closed_udp_port("127.0.40.4"), "DERPPort": 9}
+    dead = {
+        "Name": "dead",
+        "RegionID": 903,
+        "HostName": "127.0.40.4",
+        "IPv6": "none",
+        "STUNPort": closed_udp_port("127.0.40.4"),
+        "DERPPort": 9,
+    }
     data = derp_map(
         {"RegionID": 4, "RegionCode": "fra", "RegionName": "Frankfurt", "Nodes": [stun_node("4a", 4, fra)]},
         region(901, [stun_node("901a", 901, nyc)]),
@@ -130,10 +156,17 @@ def test_region_selector_measures_a_subset(lab: tuple[str, StunResponder]) -> No
 
 
 def test_no_region_answers_exit_1(tmp_path: Path) -> None:
-    dead = {"Name": "dead", "RegionID": 1, "HostName": "127.0.41.1", "IPv6": "none",
-            "STUNPort": closed_udp_port("127.0.41.1"), "DERPPort": 9}
-    result = runner.invoke(app, ["latency", "--map", _write(tmp_path, derp_map(region(1, [dead]))),
-                                 "--timeout", "1s", "-f", "json"])
+    dead = {
+        "Name": "dead",
+        "RegionID": 1,
+        "HostName": "127.0.41.1",
+        "IPv6": "none",
+        "STUNPort": closed_udp_port("127.0.41.1"),
+        "DERPPort": 9,
+    }
+    result = runner.invoke(
+        app, ["latency", "--map", _write(tmp_path, derp_map(region(1, [dead]))), "--timeout", "1s", "-f", "json"]
+    )
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["preferred_region"] is None and data["udp"] is False
@@ -176,8 +209,9 @@ def test_map_that_cannot_be_had_exit_3() -> None:
 
 def test_every_repeats_count_times(lab: tuple[str, StunResponder]) -> None:
     path, responder = lab
-    result = runner.invoke(app, ["latency", "--map", path, "-f", "json", "--every", "100ms", "--count", "2",
-                                 "--timeout", "1s"])
+    result = runner.invoke(
+        app, ["latency", "--map", path, "-f", "json", "--every", "100ms", "--count", "2", "--timeout", "1s"]
+    )
     assert result.exit_code == 0, result.output
     decoder = json.JSONDecoder()
     text, reports = result.stdout.strip(), []
@@ -196,8 +230,16 @@ def test_ca_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     with TLSServer(server_context(ca, "derp.example.test")) as srv:
-        node = {"Name": "h", "RegionID": 1, "HostName": "127.0.0.1", "IPv4": "127.0.0.1", "IPv6": "none",
-                "STUNPort": -1, "DERPPort": srv.port, "CertName": "derp.example.test"}
+        node = {
+            "Name": "h",
+            "RegionID": 1,
+            "HostName": "127.0.0.1",
+            "IPv4": "127.0.0.1",
+            "IPv6": "none",
+            "STUNPort": -1,
+            "DERPPort": srv.port,
+            "CertName": "derp.example.test",
+        }
         path = _write(tmp_path, derp_map(region(1, [node])))
         without = runner.invoke(app, ["latency", "--map", path, "-f", "json"])
         monkeypatch.setenv("DERPTOOL_CA_FILE", str(ca_file))
@@ -218,9 +260,28 @@ def test_listen_serves_metrics_while_repeating(lab: tuple[str, StunResponder]) -
     port = _free_tcp_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "derptool", "latency", "--map", path, "-f", "prometheus", "--every", "300ms",
-         "--count", "4", "--timeout", "1s", "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        [
+            sys.executable,
+            "-m",
+            "derptool",
+            "latency",
+            "--map",
+            path,
+            "-f",
+            "prometheus",
+            "--every",
+            "300ms",
+            "--count",
+            "4",
+            "--timeout",
+            "1s",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         body = None
         deadline = time.monotonic() + 20
@@ -257,8 +318,26 @@ def test_progress_and_redraw_only_on_a_terminal(lab: tuple[str, StunResponder]) 
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "derptool", "latency", "--map", path, "--every", "100ms", "--count", "2",
-             "--timeout", "1s"], stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "derptool",
+                "latency",
+                "--map",
+                path,
+                "--every",
+                "100ms",
+                "--count",
+                "2",
+                "--timeout",
+                "1s",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=secondary,
+            env=env,
+            timeout=60,
+        )
         os.close(secondary)
         secondary = -1
         chunks = []

@@ -51,7 +51,14 @@ def test_omit_json_and_keep_eu() -> None:
     dmap = load_snapshot().derp_map
     kept = {r.region_id for r in dmap.region_list()} - {int(k) for k in regions}
     assert sorted(r.region_code for r in dmap.region_list() if r.region_id in kept) == [
-        "ams", "fra", "hel", "mad", "nue", "par", "waw"]
+        "ams",
+        "fra",
+        "hel",
+        "mad",
+        "nue",
+        "par",
+        "waw",
+    ]
     assert "8" in regions  # London is not in the EU
 
 
@@ -102,9 +109,25 @@ def test_map_table_and_json() -> None:
 
 def test_map_of_a_policy_file_shows_custom_region(tmp_path: Path) -> None:
     path = tmp_path / "policy.hujson"
-    path.write_text(json.dumps({"derpMap": {"OmitDefaultRegions": True, "Regions": {"900": {
-        "RegionID": 900, "RegionCode": "own", "RegionName": "Own", "Nodes": [
-            {"Name": "900a", "RegionID": 900, "HostName": "derp.example.com", "STUNOnly": True}]}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "derpMap": {
+                    "OmitDefaultRegions": True,
+                    "Regions": {
+                        "900": {
+                            "RegionID": 900,
+                            "RegionCode": "own",
+                            "RegionName": "Own",
+                            "Nodes": [
+                                {"Name": "900a", "RegionID": 900, "HostName": "derp.example.com", "STUNOnly": True}
+                            ],
+                        }
+                    },
+                }
+            }
+        )
+    )
     result = runner.invoke(app, ["map", "--map", str(path)])
     assert result.exit_code == 0
     row = next(line for line in result.stdout.splitlines() if line.startswith("900"))
@@ -117,27 +140,31 @@ def console_script() -> list[str]:
 
 
 def test_installed_console_script_runs_offline() -> None:
-    proc = subprocess.run([*console_script(), "omit", "--region", "us"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [*console_script(), "omit", "--region", "us"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert {int(k) for k in hujson.loads(proc.stdout)["derpMap"]["Regions"]} == us_region_ids()
-    bad = subprocess.run([*console_script(), "omit", "--region", "atlantis"], capture_output=True, text=True,
-                         timeout=60, check=False)
+    bad = subprocess.run(
+        [*console_script(), "omit", "--region", "atlantis"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("derptool: error: region selector 'atlantis'")
 
 
 def test_python_dash_m_and_version() -> None:
-    proc = subprocess.run([sys.executable, "-m", "derptool", "--version"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "derptool", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("derptool ")
 
 
 def test_derptool_map_environment_variable_names_the_map(tmp_path: Path) -> None:
     path = tmp_path / "map.json"
     node = {"Name": "a", "RegionID": 900, "HostName": "h.example"}
-    path.write_text(json.dumps({"Regions": {"900": {"RegionID": 900, "RegionCode": "own", "RegionName": "Own",
-                                                   "Nodes": [node]}}}))
+    path.write_text(
+        json.dumps({"Regions": {"900": {"RegionID": 900, "RegionCode": "own", "RegionName": "Own", "Nodes": [node]}}})
+    )
     result = runner.invoke(app, ["map", "-f", "json"], env={"DERPTOOL_MAP": str(path)})
     assert result.exit_code == 0
     assert list(json.loads(result.stdout)["Regions"]) == ["900"]
@@ -153,7 +180,7 @@ def test_map_table_shows_continent_selector_names_not_codes() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     start, end = lines[0].index("CONTINENT"), lines[0].index("NODES")
-    table = lines[2:lines.index("")]
+    table = lines[2 : lines.index("")]
     rows = [(line.split()[0], line.split()[1], line[start:end].strip()) for line in table]
     assert len(rows) == len(load_snapshot().derp_map.region_list())
     by_code = {code: continent for _, code, continent in rows}

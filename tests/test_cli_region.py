@@ -16,10 +16,26 @@ from tests.support.stun_responder import StunResponder
 
 runner = CliRunner()
 
-ADD = ["region", "add", "--id", "900", "--code", "fra-own", "--name", "Frankfurt (own)",
-       "--node", "derp1.example.com,ipv4=203.0.113.5,ipv6=2001:db8::5",
-       "--node", "derp2.example.com,stun-port=3479,derp-port=8443,cert-name=derp.example.com",
-       "--node", "stun.example.com,stun-only,name=fra-stun", "--lat", "50.11", "--lon", "8.68"]
+ADD = [
+    "region",
+    "add",
+    "--id",
+    "900",
+    "--code",
+    "fra-own",
+    "--name",
+    "Frankfurt (own)",
+    "--node",
+    "derp1.example.com,ipv4=203.0.113.5,ipv6=2001:db8::5",
+    "--node",
+    "derp2.example.com,stun-port=3479,derp-port=8443,cert-name=derp.example.com",
+    "--node",
+    "stun.example.com,stun-only,name=fra-stun",
+    "--lat",
+    "50.11",
+    "--lon",
+    "8.68",
+]
 
 
 def test_hujson_fragment_validates_and_holds_the_region() -> None:
@@ -31,8 +47,14 @@ def test_hujson_fragment_validates_and_holds_the_region() -> None:
     region = hujson.loads(out)["derpMap"]["Regions"]["900"]
     assert region["RegionCode"] == "fra-own" and region["Latitude"] == 50.11
     assert [n["Name"] for n in region["Nodes"]] == ["900a", "900b", "fra-stun"]
-    assert region["Nodes"][1] == {"Name": "900b", "RegionID": 900, "HostName": "derp2.example.com",
-                                  "CertName": "derp.example.com", "STUNPort": 3479, "DERPPort": 8443}
+    assert region["Nodes"][1] == {
+        "Name": "900b",
+        "RegionID": 900,
+        "HostName": "derp2.example.com",
+        "CertName": "derp.example.com",
+        "STUNPort": 3479,
+        "DERPPort": 8443,
+    }
     assert region["Nodes"][2]["STUNOnly"] is True
     assert "// fra-own (region 900): Frankfurt (own), self-hosted" in result.stdout
     assert "// 900b: DERP over HTTPS on TCP 8443, STUN on UDP 3479, certificate name derp.example.com" in result.stdout
@@ -68,15 +90,18 @@ def test_headscale_yaml_output_loads_back(tmp_path: Path) -> None:
     assert hs == frag
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--node", "d.example.com,ipv4=1.2.3"], "--node 'd.example.com,ipv4=1.2.3': IPv4 '1.2.3' is not an IPv4"),
-    (["--node", "d.example.com,colour=red"], "unknown option 'colour'"),
-    (["--node", "d.example.com,stun-port=x"], "stun-port='x' is not a port number"),
-    (["--node", "bad host!"], "is not a valid DNS name"),
-    (["--node", "a.example.com,name=n", "--node", "b.example.com,name=n"], "node name 'n' is also used"),
-    (["--node", "d.example.com", "--lat", "91"], "--lat: Latitude 91.0 is out of range"),
-    (["--node", "d.example.com", "--diff"], "--diff needs --apply"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--node", "d.example.com,ipv4=1.2.3"], "--node 'd.example.com,ipv4=1.2.3': IPv4 '1.2.3' is not an IPv4"),
+        (["--node", "d.example.com,colour=red"], "unknown option 'colour'"),
+        (["--node", "d.example.com,stun-port=x"], "stun-port='x' is not a port number"),
+        (["--node", "bad host!"], "is not a valid DNS name"),
+        (["--node", "a.example.com,name=n", "--node", "b.example.com,name=n"], "node name 'n' is also used"),
+        (["--node", "d.example.com", "--lat", "91"], "--lat: Latitude 91.0 is out of range"),
+        (["--node", "d.example.com", "--diff"], "--diff needs --apply"),
+    ],
+)
 def test_bad_values_are_one_line_exit_2(extra: list[str], message: str) -> None:
     result = runner.invoke(app, ["region", "add", "--id", "900", "--code", "x", *extra])
     assert result.exit_code == 2
@@ -85,8 +110,10 @@ def test_bad_values_are_one_line_exit_2(extra: list[str], message: str) -> None:
 
 
 def test_zero_id_and_missing_node() -> None:
-    assert "--id: RegionID 0" in runner.invoke(app, ["region", "add", "--id", "0", "--code", "x", "--node",
-                                                     "d.example.com"]).stderr
+    assert (
+        "--id: RegionID 0"
+        in runner.invoke(app, ["region", "add", "--id", "0", "--code", "x", "--node", "d.example.com"]).stderr
+    )
     missing = runner.invoke(app, ["region", "add", "--id", "900", "--code", "x"])
     assert missing.exit_code == 2
 
@@ -97,8 +124,9 @@ def test_default_node_names() -> None:
 
 def test_apply_adds_the_region_and_validates(tmp_path: Path) -> None:
     policy = tmp_path / "policy.hujson"
-    policy.write_text('// my policy\n{\n\t"acls": [\n\t\t{"action": "accept", "src": ["*"], "dst": ["*:*"]},\n'
-                      '\t],\n}\n')
+    policy.write_text(
+        '// my policy\n{\n\t"acls": [\n\t\t{"action": "accept", "src": ["*"], "dst": ["*:*"]},\n\t],\n}\n'
+    )
     result = runner.invoke(app, [*ADD, "--apply", str(policy)])
     assert result.exit_code == 0, result.stderr
     src = policy.read_bytes()
@@ -112,14 +140,28 @@ def test_apply_adds_the_region_and_validates(tmp_path: Path) -> None:
 def test_added_region_is_measured_by_latency(tmp_path: Path) -> None:
     with StunResponder() as responder:
         ep = responder.add("127.0.0.1", delay_ms=20)
-        made = runner.invoke(app, ["region", "add", "--id", "901", "--code", "lo", "--name", "Loopback",
-                                   "--node", f"127.0.0.1,ipv4=127.0.0.1,ipv6=none,stun-port={ep.port}",
-                                   "--omit-default"])
+        made = runner.invoke(
+            app,
+            [
+                "region",
+                "add",
+                "--id",
+                "901",
+                "--code",
+                "lo",
+                "--name",
+                "Loopback",
+                "--node",
+                f"127.0.0.1,ipv4=127.0.0.1,ipv6=none,stun-port={ep.port}",
+                "--omit-default",
+            ],
+        )
         assert made.exit_code == 0, made.stderr
         fragment = tmp_path / "lo.hujson"
         fragment.write_text(made.stdout)
-        result = runner.invoke(app, ["latency", "--map", str(fragment), "--no-ipv6", "--format", "json",
-                                     "--timeout", "3s"])
+        result = runner.invoke(
+            app, ["latency", "--map", str(fragment), "--no-ipv6", "--format", "json", "--timeout", "3s"]
+        )
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert [r["id"] for r in report["regions"]] == [901]

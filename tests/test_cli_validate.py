@@ -19,8 +19,9 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "polici
 
 VALID = '// ok\n{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]},],}\n'
 INVALID = '{\n  "acls": [\n    {"action": "deny", "src": ["*"], "dst": ["*:*"]},\n  ],\n}\n'
-WARNING_ONLY = '{"ssh": [{"action": "check", "src": ["*"], "dst": ["autogroup:self"], "users": ["root"], ' \
-               '"checkPeriod": "30s"}]}'
+WARNING_ONLY = (
+    '{"ssh": [{"action": "check", "src": ["*"], "dst": ["autogroup:self"], "users": ["root"], "checkPeriod": "30s"}]}'
+)
 WARN_COL = WARNING_ONLY.index('"30s"') + 1  # the column of the checkPeriod value
 SYNTAX = '{\n  "acls": [\n    {"action": "accept" "src": []}\n  ]\n}\n'
 
@@ -54,11 +55,22 @@ def test_json_format_contract(files: dict[str, Path]) -> None:
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data == [
-        {"file": str(files["invalid"]), "line": 3, "column": 16, "severity": "error", "path": "/acls/0/action",
-         "message": 'action="deny" is not supported'},
-        {"file": str(files["warning"]), "line": 1, "column": WARN_COL, "severity": "warning",
-         "path": "/ssh/0/checkPeriod",
-         "message": "checkPeriod 30s is below the documented minimum of 1m"},
+        {
+            "file": str(files["invalid"]),
+            "line": 3,
+            "column": 16,
+            "severity": "error",
+            "path": "/acls/0/action",
+            "message": 'action="deny" is not supported',
+        },
+        {
+            "file": str(files["warning"]),
+            "line": 1,
+            "column": WARN_COL,
+            "severity": "warning",
+            "path": "/ssh/0/checkPeriod",
+            "message": "checkPeriod 30s is below the documented minimum of 1m",
+        },
     ]
 
 
@@ -81,8 +93,9 @@ def test_github_format(files: dict[str, Path]) -> None:
 def test_github_format_escapes() -> None:
     from derptool.cli.validate import problems_github
 
-    line = problems_github([{"file": "a,b:c.hujson", "line": 1, "column": 2, "severity": "error",
-                             "message": "100% bad\nnext"}])
+    line = problems_github(
+        [{"file": "a,b:c.hujson", "line": 1, "column": 2, "severity": "error", "message": "100% bad\nnext"}]
+    )
     assert line == "::error file=a%2Cb%3Ac.hujson,line=1,col=2::100%25 bad%0Anext"
 
 
@@ -139,8 +152,7 @@ def test_examples_cover_the_real_cases() -> None:
     from derptool.derpmap.sources import load_snapshot
 
     names = {p.name for p in EXAMPLES}
-    assert {"eu-only-derp.hujson", "self-hosted-derp.hujson", "regional-exit-nodes.hujson",
-            "general.hujson"} <= names
+    assert {"eu-only-derp.hujson", "self-hosted-derp.hujson", "regional-exit-nodes.hujson", "general.hujson"} <= names
     eu = hujson.loads((EXAMPLES[0].parent / "eu-only-derp.hujson").read_bytes())
     removed = {int(k) for k, v in eu["derpMap"]["Regions"].items() if v is None}
     snapshot = load_snapshot().derp_map
@@ -176,8 +188,9 @@ def test_real_process_exit_codes(files: dict[str, Path], tmp_path: Path) -> None
     cmd = _console()
     ok = subprocess.run([*cmd, "validate", str(files["valid"])], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([*cmd, "validate", "-f", "github", "-"], input=INVALID, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [*cmd, "validate", "-f", "github", "-"], input=INVALID, capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1
     assert bad.stdout == '::error file=<stdin>,line=3,col=16::action="deny" is not supported\n'
     missing = subprocess.run([*cmd, "validate", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
@@ -211,11 +224,11 @@ def test_github_columns_count_characters_not_bytes(tmp_path: Path) -> None:
     policy.write_text(MULTIBYTE, encoding="utf-8")
     line = MULTIBYTE.split("\n")[1]
     chars = line.index('"deny"') + 1
-    octets = len(line[:line.index('"deny"')].encode()) + 1
+    octets = len(line[: line.index('"deny"')].encode()) + 1
     assert octets == chars + 2  # è and ë take two bytes each
     gh = runner.invoke(app, ["validate", "-f", "github", str(policy)])
     assert gh.exit_code == 1
-    assert f"::error file={policy},line=2,col={chars}::action=\"deny\" is not supported" in gh.stdout.splitlines()
+    assert f'::error file={policy},line=2,col={chars}::action="deny" is not supported' in gh.stdout.splitlines()
     as_json = json.loads(runner.invoke(app, ["validate", "-f", "json", str(policy)]).stdout)
     assert [p["column"] for p in as_json if "deny" in p["message"]] == [octets]
 
@@ -224,7 +237,11 @@ def test_character_columns_keeps_problems_it_cannot_place() -> None:
     """Issue 17 item 19: unknown files, lines past the end and column 1 are left as they are."""
     from derptool.cli.validate import character_columns
 
-    problems = [{"file": "a", "line": 1, "column": 5}, {"file": "b", "line": 9, "column": 4},
-                {"file": "a", "line": 2, "column": 1}, {"file": "a", "line": 2, "column": 4}]
+    problems = [
+        {"file": "a", "line": 1, "column": 5},
+        {"file": "b", "line": 9, "column": 4},
+        {"file": "a", "line": 2, "column": 1},
+        {"file": "a", "line": 2, "column": 4},
+    ]
     out = character_columns(problems, {"a": "ééé!\n€x".encode()})
     assert [p["column"] for p in out] == [3, 4, 1, 2]

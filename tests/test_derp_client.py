@@ -54,15 +54,25 @@ def mesh(bed: DerperBed) -> list[Derper]:
 @pytest.fixture(scope="module")
 def verifying(bed: DerperBed) -> Derper:
     """derper --verify-clients with no tailscaled behind it (its socket does not exist), plus a mesh key."""
-    return bed.start("verify.test", extra=["-verify-clients", "-socket", str(bed.directory / "no-tailscaled.sock"),
-                                           "-mesh-psk-file", bed.mesh_psk_file()])
+    return bed.start(
+        "verify.test",
+        extra=[
+            "-verify-clients",
+            "-socket",
+            str(bed.directory / "no-tailscaled.sock"),
+            "-mesh-psk-file",
+            bed.mesh_psk_file(),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
 def admission(bed: DerperBed) -> Derper:
     """derper with an admission URL that cannot be reached and fail-open off: every client is refused."""
-    return bed.start("admit.test", extra=["-verify-client-url", f"http://127.0.0.1:{free_port()}/admit",
-                                          "-verify-client-url-fail-open=false"])
+    return bed.start(
+        "admit.test",
+        extra=["-verify-client-url", f"http://127.0.0.1:{free_port()}/admit", "-verify-client-url-fail-open=false"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +179,8 @@ def _standin_ctx(ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_a_dripping_server_cannot_hold_the_handshake_past_its_deadline(
-        standin_cert: tuple[trustme.CA, str, str]) -> None:
+    standin_cert: tuple[trustme.CA, str, str],
+) -> None:
     ca, cert, key = standin_cert
     with DerpServer(cert, key, drip=0.05) as srv:  # ~180 bytes of answer: 9 s at this pace
         ep = DerpEndpoint("127.0.0.1", srv.port, "standin.test", _standin_ctx(ca))

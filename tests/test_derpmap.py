@@ -38,29 +38,61 @@ def test_every_field_is_written_with_its_tailcfg_name_and_omitempty() -> None:
         "HomeParams": {"RegionScore": {"900": 0.5}},
         "Regions": {
             "900": {
-                "RegionID": 900, "RegionCode": "own", "RegionName": "Own", "Latitude": 1.5, "Longitude": -2.5,
-                "Avoid": True, "NoMeasureNoHome": True,
-                "Nodes": [{
-                    "Name": "a", "RegionID": 900, "HostName": "derp.example.com", "CertName": "c.example.com",
-                    "IPv4": "192.0.2.1", "IPv6": "2001:db8::1", "STUNPort": -1, "STUNOnly": True, "DERPPort": 8443,
-                    "InsecureForTests": True, "STUNTestIP": "192.0.2.2", "CanPort80": True,
-                }],
+                "RegionID": 900,
+                "RegionCode": "own",
+                "RegionName": "Own",
+                "Latitude": 1.5,
+                "Longitude": -2.5,
+                "Avoid": True,
+                "NoMeasureNoHome": True,
+                "Nodes": [
+                    {
+                        "Name": "a",
+                        "RegionID": 900,
+                        "HostName": "derp.example.com",
+                        "CertName": "c.example.com",
+                        "IPv4": "192.0.2.1",
+                        "IPv6": "2001:db8::1",
+                        "STUNPort": -1,
+                        "STUNOnly": True,
+                        "DERPPort": 8443,
+                        "InsecureForTests": True,
+                        "STUNTestIP": "192.0.2.2",
+                        "CanPort80": True,
+                    }
+                ],
             }
         },
         "omitDefaultRegions": True,
     }
     assert parse_derpmap(full).to_data() == full
-    minimal = {"Regions": {"900": {"RegionID": 900, "RegionCode": "own", "RegionName": "Own",
-                                   "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "h.example"}]}}}
+    minimal = {
+        "Regions": {
+            "900": {
+                "RegionID": 900,
+                "RegionCode": "own",
+                "RegionName": "Own",
+                "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "h.example"}],
+            }
+        }
+    }
     assert parse_derpmap(minimal).to_data() == minimal
 
 
 def test_keys_are_matched_in_any_letter_case() -> None:
-    dmap = parse_derpmap({
-        "OmitDefaultRegions": True,
-        "regions": {"900": {"regionid": 900, "REGIONCODE": "own", "RegionName": "Own",
-                            "nodes": [{"name": "a", "regionId": 900, "hostname": "h.example", "stunport": 3479}]}},
-    })
+    dmap = parse_derpmap(
+        {
+            "OmitDefaultRegions": True,
+            "regions": {
+                "900": {
+                    "regionid": 900,
+                    "REGIONCODE": "own",
+                    "RegionName": "Own",
+                    "nodes": [{"name": "a", "regionId": 900, "hostname": "h.example", "stunport": 3479}],
+                }
+            },
+        }
+    )
     assert dmap.omit_default_regions
     region_900 = dmap.regions[900]
     assert region_900 is not None
@@ -69,8 +101,9 @@ def test_keys_are_matched_in_any_letter_case() -> None:
 
 
 def test_effective_ports() -> None:
-    dmap = parse_derpmap({"Regions": {"900": region(Nodes=[
-        node("a"), node("b", STUNPort=-1, DERPPort=8443), node("c", STUNPort=3479)])}})
+    dmap = parse_derpmap(
+        {"Regions": {"900": region(Nodes=[node("a"), node("b", STUNPort=-1, DERPPort=8443), node("c", STUNPort=3479)])}}
+    )
     r = dmap.regions[900]
     assert r is not None
     assert [n.effective_stun_port for n in r.nodes] == [3478, None, 3479]
@@ -80,8 +113,10 @@ def test_effective_ports() -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["Regions"]["900"].update(RegionID=901, Nodes=[node(rid=901)]),
-         'Regions["900"] has RegionID 901; it must equal its key 900'),
+        (
+            lambda d: d["Regions"]["900"].update(RegionID=901, Nodes=[node(rid=901)]),
+            'Regions["900"] has RegionID 901; it must equal its key 900',
+        ),
         (lambda d: d["Regions"]["900"]["Nodes"][0].update(RegionID=1), "has RegionID 1 but belongs to region 900"),
         (lambda d: d["Regions"]["900"]["Nodes"][0].update(STUNPort=70000), "STUNPort 70000 is out of range"),
         (lambda d: d["Regions"]["900"]["Nodes"][0].update(STUNPort=-2), "STUNPort -2 is out of range"),
@@ -94,7 +129,7 @@ def test_effective_ports() -> None:
         (lambda d: d["Regions"]["900"]["Nodes"][0].update(DERPPort="443"), "valid integer (got string '443')"),
         (lambda d: d["Regions"].update({"0": None}), "Regions key 0 is not a positive safe integer"),
         (lambda d: d["Regions"]["900"].update(RegionID=2**53), "RegionID 9007199254740992 is not a positive safe"),
-        (lambda d: d["Regions"].update({"abc": None}), 'Regions.abc'),
+        (lambda d: d["Regions"].update({"abc": None}), "Regions.abc"),
         (lambda d: d["Regions"]["900"].update(Latitude=91), "Latitude 91.0 is out of range"),
     ],
 )

@@ -52,8 +52,7 @@ def test_add_and_remove_keep_every_other_byte_and_lay_out_like_neighbours() -> N
     assert result.changed and result.summary == "changed"
     assert result.new_bytes == POLICY.replace(
         b'\t\t"group:eng": ["alice@example.com"], // engineers\n',
-        b'\t\t"group:eng": ["alice@example.com"], // engineers\n'
-        b'\t\t"group:ops": ["carla@example.com"], // on call\n',
+        b'\t\t"group:eng": ["alice@example.com"], // engineers\n\t\t"group:ops": ["carla@example.com"], // on call\n',
     ).replace(b'{"Regions": {"7": null}}', b'{"Regions": {"9": null}}')
     # after finish, lookups read the edited document
     regions = doc.get("derpMap")
@@ -113,7 +112,8 @@ def test_crlf_file_stays_crlf_and_mixed_file_keeps_its_bytes() -> None:
     new = doc.finish(summary="x", unchanged="y").new_bytes
     assert new.count(b"\n") == new.count(b"\r\n") and b"group:ops" in new
     assert new.replace(b"\r\n", b"\n") == POLICY.replace(
-        b"// engineers\n", b'// engineers\n\t\t"group:ops": [], // on call\n')
+        b"// engineers\n", b'// engineers\n\t\t"group:ops": [], // on call\n'
+    )
     mixed = POLICY.replace(b"// people\n", b"// people\r\n")
     doc = Document.open(mixed, "p")
     doc.add(("groups", "group:ops"), "[]")
@@ -121,14 +121,17 @@ def test_crlf_file_stays_crlf_and_mixed_file_keeps_its_bytes() -> None:
     assert b"// people\r\n" in new and new.count(b"\r\n") == 1
 
 
-@pytest.mark.parametrize("src", [
-    POLICY,
-    b"{}",
-    b'{"a":1,"b":[1,2,],}',
-    b' /*x*/ {"a" /*y*/ : /*z*/ {"b": "}, ]"} /*w*/ , // c\n "c": "x,"  // d\n , } // end\n',
-    b'{\n\t"a": "\\"{", // q\n\t"b": true\n}',
-    b'{"\xc3\xa9": ["\xe2\x82\xac", {"k": 1.5e3}], "z": null}',
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        POLICY,
+        b"{}",
+        b'{"a":1,"b":[1,2,],}',
+        b' /*x*/ {"a" /*y*/ : /*z*/ {"b": "}, ]"} /*w*/ , // c\n "c": "x,"  // d\n , } // end\n',
+        b'{\n\t"a": "\\"{", // q\n\t"b": true\n}',
+        b'{"\xc3\xa9": ["\xe2\x82\xac", {"k": 1.5e3}], "z": null}',
+    ],
+)
 def test_untouched_members_pack_back_exactly_and_match_the_parser(src: bytes) -> None:
     doc = Document.open(src, "p")
     full = hujson.parse(src).value
@@ -185,20 +188,26 @@ def _count_whole_file_passes(monkeypatch: pytest.MonkeyPatch, size: int) -> dict
 
 
 def _big_policy() -> bytes:
-    rules = b"".join(b'\t\t// rule %d\n\t\t{"action": "accept", "src": ["group:t%d"], "dst": ["*:%d"]},\n'
-                     % (i, i, i % 60000 + 1) for i in range(3000))
+    rules = b"".join(
+        b'\t\t// rule %d\n\t\t{"action": "accept", "src": ["group:t%d"], "dst": ["*:%d"]},\n' % (i, i, i % 60000 + 1)
+        for i in range(3000)
+    )
     groups = b"".join(b'\t\t"group:t%d": ["u%d@example.com"], // team %d\n' % (i, i, i) for i in range(3000))
-    return (b"{\n\t\"derpMap\": {\n\t\t\"Regions\": {\n\t\t\t\"7\": null, // tok\n\t\t},\n\t},\n"
-            b"\t\"groups\": {\n" + groups + b"\t},\n\t\"acls\": [\n" + rules + b"\t],\n}\n")
+    return (
+        b'{\n\t"derpMap": {\n\t\t"Regions": {\n\t\t\t"7": null, // tok\n\t\t},\n\t},\n'
+        b'\t"groups": {\n' + groups + b'\t},\n\t"acls": [\n' + rules + b"\t],\n}\n"
+    )
 
 
-@pytest.mark.parametrize("args", [
-    ["omit", "--region", "us", "--map", "snapshot"],
-    ["region", "add", "--id", "900", "--code", "own", "--node", "derp.example.com"],
-    ["grants", "--src", "group:t1", "--via", "tag:exit"],
-])
-def test_an_apply_run_reads_the_policy_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["omit", "--region", "us", "--map", "snapshot"],
+        ["region", "add", "--id", "900", "--code", "own", "--node", "derp.example.com"],
+        ["grants", "--src", "group:t1", "--via", "tag:exit"],
+    ],
+)
+def test_an_apply_run_reads_the_policy_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
     """The policy is read in one pass (``Document.open``: the standardize fast path, no syntax tree); the
     result is checked in one more pass (``finish``: the output must be valid HuJSON). No syntax tree of the
     whole file is ever built: ``hujson.parse`` only sees the members an edit touches (``derpMap``, or the

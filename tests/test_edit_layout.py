@@ -33,18 +33,18 @@ HANDWRITTEN = {
     "minimal": b'{\n\t"acls": [],\n}\n',
     "empty": b"{}\n",
     "nulls-aligned": b'{\n\t"derpMap": {\n\t\t"Regions": {\n\t\t\t"7": null, // tok\n\t\t\t"3": null, // sin\n'
-                     b"\t\t},\n\t},\n}\n",
+    b"\t\t},\n\t},\n}\n",
     "nulls-wide": b'{\n\t"derpMap": {\n\t\t"Regions": {\n\t\t\t"10": null,\n\t\t\t"7": null,\n\t\t},\n\t},\n}\n',
     "inline-regions": b'{\n\t"derpMap": {"Regions": {"7": null}},\n\t"acls": [],\n}\n',
     "trailing-comment": b'{\n\t"derpMap": {\n\t\t"Regions": {\n\t\t\t"7": null,\n\t\t\t// "3": null,\n\t\t},\n'
-                        b'\t},\n\t// "tagOwners": {},\n}\n',
+    b'\t},\n\t// "tagOwners": {},\n}\n',
     "custom-region": b'{\n\t"derpMap": {\n\t\t"OmitDefaultRegions": false,\n\t\t"Regions": {\n\t\t\t"7": null,\n'
-                     b'\t\t\t"900": {"RegionID": 900, "RegionCode": "own", "Nodes": [{"Name": "900a", '
-                     b'"RegionID": 900, "HostName": "derp.example.com"}]},\n\t\t},\n\t},\n}\n',
+    b'\t\t\t"900": {"RegionID": 900, "RegionCode": "own", "Nodes": [{"Name": "900a", '
+    b'"RegionID": 900, "HostName": "derp.example.com"}]},\n\t\t},\n\t},\n}\n',
     "home-params": b'{\n\t"derpMap": {\n\t\t"HomeParams": {"RegionScore": {"7": 2.0}},\n\t\t"Regions": {"10": null},'
-                   b'\n\t},\n\t"tagOwners": {"tag:a": ["autogroup:admin"]},\n\t"grants": [],\n}\n',
+    b'\n\t},\n\t"tagOwners": {"tag:a": ["autogroup:admin"]},\n\t"grants": [],\n}\n',
     "owners-and-grants": b'{\n\t"groups": {"group:eng": ["a@example.com"]},\n\t"tagOwners": {\n\t\t"tag:x": [],\n'
-                         b'\t},\n\t"grants": [\n\t\t{"src": ["*"], "dst": ["*"], "ip": ["*"]},\n\t],\n}\n',
+    b'\t},\n\t"grants": [\n\t\t{"src": ["*"], "dst": ["*"], "ip": ["*"]},\n\t],\n}\n',
 }
 
 
@@ -61,18 +61,26 @@ def omit(*selectors: str, replace: bool = False) -> Callable[[bytes], ApplyResul
     def run(src: bytes) -> ApplyResult:
         plan = plan_omit(omit_universe(BASE, src), omit=list(selectors), allow_empty=True)
         return apply_omit(src, plan, replace=replace, file="p")
+
     return run
 
 
 def keep(*selectors: str) -> Callable[[bytes], ApplyResult]:
     def run(src: bytes) -> ApplyResult:
         return apply_omit(src, plan_omit(omit_universe(BASE, src), keep=list(selectors)), file="p")
+
     return run
 
 
 def region(rid: int, *, prefer: float | None = None, omit_default: bool = False) -> Callable[[bytes], ApplyResult]:
-    plan = plan_region(rid, f"own{rid}", f"Own {rid}", [f"derp{rid}.example.com,ipv4=192.0.2.9"],
-                       prefer=prefer, omit_default=omit_default)
+    plan = plan_region(
+        rid,
+        f"own{rid}",
+        f"Own {rid}",
+        [f"derp{rid}.example.com,ipv4=192.0.2.9"],
+        prefer=prefer,
+        omit_default=omit_default,
+    )
     return lambda src: apply_region(src, plan, file="p")
 
 
@@ -112,8 +120,7 @@ def as_tabs(src: bytes, unit: bytes) -> bytes:
     """*src* with each line's leading run of *unit* turned into tabs."""
     if unit == b"\t":
         return src
-    return re.sub(rb"(?m)^((?:" + re.escape(unit) + rb")+)",
-                  lambda m: b"\t" * (len(m.group(1)) // len(unit)), src)
+    return re.sub(rb"(?m)^((?:" + re.escape(unit) + rb")+)", lambda m: b"\t" * (len(m.group(1)) // len(unit)), src)
 
 
 def as_unit(src: bytes, unit: bytes) -> bytes:
@@ -147,6 +154,7 @@ def test_every_edit_of_a_formatted_policy_passes_fmt_check(sequence: tuple[str, 
                 result = EDITS[step](src)
             except Exception as err:  # an edit refused for this policy (e.g. a derpMap that cannot take it)
                 from derptool.errors import DerptoolError
+
                 assert isinstance(err, DerptoolError), f"{name}: {step}: {err!r}"
                 break
             try:
@@ -177,7 +185,7 @@ def test_cli_omit_twice_then_fmt_check(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
 
 
-UNINDENTED = (b'{\n"acls": [],\n// "derpMap": {\n//   "Regions": {}\n// },\n}\n')
+UNINDENTED = b'{\n"acls": [],\n// "derpMap": {\n//   "Regions": {}\n// },\n}\n'
 
 
 @pytest.mark.parametrize("edit", ["omit-tok", "region-900", "grants"])
@@ -198,8 +206,9 @@ def test_trailing_comments_of_an_expanded_object_stay_as_written() -> None:
 def test_inline_object_grown_past_80_bytes_is_laid_out_as_fmt_does() -> None:
     """Item 5: an inline ``tagOwners`` that an edit makes longer than format's 80-byte line is expanded and
     aligned, as ``fmt`` would do it; one that stays short stays on its line."""
-    src = hujson.format(b'{\n"tagOwners": {"tag:a": ["autogroup:admin"], "tag:exit-eu": ["autogroup:admin"]},\n'
-                        b'"grants": [],\n}\n')
+    src = hujson.format(
+        b'{\n"tagOwners": {"tag:a": ["autogroup:admin"], "tag:exit-eu": ["autogroup:admin"]},\n"grants": [],\n}\n'
+    )
     assert b'"tagOwners": {"tag:a"' in src
     out = grants("tag:exit-us")(src).new_bytes
     assert b'\t"tagOwners": {\n\t\t"tag:a":       ["autogroup:admin"],\n' in out

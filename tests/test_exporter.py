@@ -45,8 +45,9 @@ TEXT = (
 )
 
 
-def _http(port: int, method: str, path: str, headers: dict[str, str] | None = None,
-          host: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
+def _http(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(host, port, timeout=5)
     try:
         conn.request(method, path, headers=headers or {})
@@ -57,8 +58,11 @@ def _http(port: int, method: str, path: str, headers: dict[str, str] | None = No
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 @pytest.fixture
@@ -108,8 +112,9 @@ def test_other_paths_and_methods(exporter: Exporter) -> None:
     exporter.publish(TEXT)
     for method in ("GET", "HEAD"):
         status, _, body = _http(port, method, "/favicon.ico")
-        assert status == 404 and body == (b"not found; metrics are on /metrics, health on /healthz\n"
-                                         if method == "GET" else b"")
+        assert status == 404 and body == (
+            b"not found; metrics are on /metrics, health on /healthz\n" if method == "GET" else b""
+        )
     assert _http(port, "POST", "/metrics")[::2] == (501, b"501 Unsupported method ('POST')\n")
 
 
@@ -196,19 +201,23 @@ def test_a_busy_address_is_one_usage_error() -> None:
 # -- option values ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "address"), [
-    ("127.0.0.1:9469", ("127.0.0.1", 9469)),
-    ("[::1]:9469", ("::1", 9469)),
-    ("[::]:0", ("::", 0)),
-    (":9469", ("0.0.0.0", 9469)),
-    ("localhost:80", ("localhost", 80)),
-])
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:9469", ("127.0.0.1", 9469)),
+        ("[::1]:9469", ("::1", 9469)),
+        ("[::]:0", ("::", 0)),
+        (":9469", ("0.0.0.0", 9469)),
+        ("localhost:80", ("localhost", 80)),
+    ],
+)
 def test_parse_listen(text: str, address: tuple[str, int]) -> None:
     assert parse_listen(text) == address
 
 
-@pytest.mark.parametrize("text", ["nowhere", "127.0.0.1", "127.0.0.1:http", "1.2.3.4:70000", "[::1]", "::1:80",
-                                  "[::1]x80", ""])
+@pytest.mark.parametrize(
+    "text", ["nowhere", "127.0.0.1", "127.0.0.1:http", "1.2.3.4:70000", "[::1]", "::1:80", "[::1]x80", ""]
+)
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_listen(text)
@@ -217,24 +226,30 @@ def test_parse_listen_rejects(text: str) -> None:
 
 def test_constant_labels() -> None:
     assert constant_labels(["team=net", "env = prod"], site="office-x") == {
-        "team": "net", "env": " prod", "site": "office-x"}
+        "team": "net",
+        "env": " prod",
+        "site": "office-x",
+    }
     assert constant_labels([]) == {}
     assert constant_labels(["expr=a=b"]) == {"expr": "a=b"}
 
 
-@pytest.mark.parametrize(("pairs", "site", "message"), [
-    (["site"], None, "--site-label: 'site' is not NAME=VALUE (example: --site-label site=office-denver)"),
-    (["9site=x"], None, "--site-label: '9site' is not a label name (letters, digits, _; example: site)"),
-    (["__name__=x"], None, "--site-label: '__name__' is not a label name"),
-    (["site-name=x"], None, "--site-label: 'site-name' is not a label name"),
-    (["instance=x"], None, "--site-label: Prometheus sets the 'instance' label itself; name the site with --site"),
-    (["job=x"], None, "--site-label: Prometheus sets the 'job' label itself"),
-    (["region_id=1"], None, "--site-label: the series already carry a 'region_id' label; choose another name"),
-    (["team="], None, "--site-label: team= needs a value"),
-    (["team=a", "team=b"], None, "--site-label: the label 'team' is given twice"),
-    (["site=a"], "b", "--site: the label 'site' is given twice"),
-    ([], "", "--site: site= needs a value"),
-])
+@pytest.mark.parametrize(
+    ("pairs", "site", "message"),
+    [
+        (["site"], None, "--site-label: 'site' is not NAME=VALUE (example: --site-label site=office-denver)"),
+        (["9site=x"], None, "--site-label: '9site' is not a label name (letters, digits, _; example: site)"),
+        (["__name__=x"], None, "--site-label: '__name__' is not a label name"),
+        (["site-name=x"], None, "--site-label: 'site-name' is not a label name"),
+        (["instance=x"], None, "--site-label: Prometheus sets the 'instance' label itself; name the site with --site"),
+        (["job=x"], None, "--site-label: Prometheus sets the 'job' label itself"),
+        (["region_id=1"], None, "--site-label: the series already carry a 'region_id' label; choose another name"),
+        (["team="], None, "--site-label: team= needs a value"),
+        (["team=a", "team=b"], None, "--site-label: the label 'team' is given twice"),
+        (["site=a"], "b", "--site: the label 'site' is given twice"),
+        ([], "", "--site: site= needs a value"),
+    ],
+)
 def test_constant_labels_reject(pairs: list[str], site: str | None, message: str) -> None:
     with pytest.raises(UsageError) as err:
         constant_labels(pairs, site=site, taken=("region_id",))
@@ -281,8 +296,22 @@ def _all_labelled(text: str, labels: dict[str, str]) -> int:
 
 
 def test_latency_format_prometheus_carries_the_site_labels(latency_map: str) -> None:
-    result = runner.invoke(app, ["latency", "--map", latency_map, "-f", "prometheus", "--site", "office-x",
-                                 "--site-label", 'team=net "core"', "--timeout", "2s"])
+    result = runner.invoke(
+        app,
+        [
+            "latency",
+            "--map",
+            latency_map,
+            "-f",
+            "prometheus",
+            "--site",
+            "office-x",
+            "--site-label",
+            'team=net "core"',
+            "--timeout",
+            "2s",
+        ],
+    )
     assert result.exit_code == 0, result.output
     labels = {"site": "office-x", "team": 'net "core"'}
     assert _all_labelled(result.stdout, labels) >= 10
@@ -292,13 +321,16 @@ def test_latency_format_prometheus_carries_the_site_labels(latency_map: str) -> 
     assert samples[("derptool_preferred_region", key)] == 4
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--site-label", "site-name=x"], "derptool: error: --site-label: 'site-name' is not a label name"),
-    (["--site-label", "country=DE"], "derptool: error: --site-label: the series already carry a 'country' label"),
-    (["--site-label", "instance=x"], "derptool: error: --site-label: Prometheus sets the 'instance' label itself"),
-    (["--site", "a", "--site-label", "site=b"], "derptool: error: --site: the label 'site' is given twice"),
-    (["--listen", "[::1]"], "derptool: error: --listen: '[::1]' is not ADDR:PORT"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--site-label", "site-name=x"], "derptool: error: --site-label: 'site-name' is not a label name"),
+        (["--site-label", "country=DE"], "derptool: error: --site-label: the series already carry a 'country' label"),
+        (["--site-label", "instance=x"], "derptool: error: --site-label: Prometheus sets the 'instance' label itself"),
+        (["--site", "a", "--site-label", "site=b"], "derptool: error: --site: the label 'site' is given twice"),
+        (["--listen", "[::1]"], "derptool: error: --listen: '[::1]' is not ADDR:PORT"),
+    ],
+)
 def test_latency_bad_labels_exit_2(latency_map: str, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["latency", "--map", latency_map, *args])
     assert result.exit_code == 2
@@ -326,9 +358,13 @@ def test_a_busy_listen_address_exits_2_for_both_commands(latency_map: str) -> No
 def _scrape_live(args: list[str], env: dict[str, str], want: int = 1) -> str:
     """Run ``derptool ARGS --listen`` until /healthz counts *want* rounds; then /metrics' text."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "derptool", *args, "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "derptool", *args, "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
     try:
         text, health, deadline = "", b"", time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -360,13 +396,20 @@ def _free_port() -> int:
 
 
 def test_latency_listen_serves_labelled_rounds(latency_map: str) -> None:
-    text = _scrape_live(["latency", "--map", latency_map, "--every", "200ms", "--timeout", "2s",
-                                    "-f", "json", "--site", "office-x"], {}, want=2)
+    text = _scrape_live(
+        ["latency", "--map", latency_map, "--every", "200ms", "--timeout", "2s", "-f", "json", "--site", "office-x"],
+        {},
+        want=2,
+    )
     assert _all_labelled(text, {"site": "office-x"}) >= 10
     samples = _samples(text)
     assert samples[("derptool_udp", (("site", "office-x"),))] == 1
-    lat = samples[("derptool_region_latency_seconds", (("country", "DE"), ("method", "stun"), ("region_code", "fra"),
-                                                        ("region_id", "4"), ("site", "office-x")))]
+    lat = samples[
+        (
+            "derptool_region_latency_seconds",
+            (("country", "DE"), ("method", "stun"), ("region_code", "fra"), ("region_id", "4"), ("site", "office-x")),
+        )
+    ]
     assert 0.005 <= lat < 0.1
 
 
@@ -386,9 +429,22 @@ def test_check_listen_serves_its_rounds(derp_server: tuple[DerpServer, str]) -> 
     srv, ca_file = derp_server
     with StunResponder() as responder:
         stun = responder.add("127.0.0.1")
-        text = _scrape_live(["check", f"https://localhost:{srv.port}/", "--stun-port", str(stun.port),
-                                   "--every", "200ms", "--timeout", "2", "-f", "json"],
-                                  {"DERPTOOL_CA_FILE": ca_file}, want=2)
+        text = _scrape_live(
+            [
+                "check",
+                f"https://localhost:{srv.port}/",
+                "--stun-port",
+                str(stun.port),
+                "--every",
+                "200ms",
+                "--timeout",
+                "2",
+                "-f",
+                "json",
+            ],
+            {"DERPTOOL_CA_FILE": ca_file},
+            want=2,
+        )
     samples = _samples(text)
     node = {"node": "localhost", "host": "localhost", "region_id": "", "family": "4"}
     assert samples[("derptool_check_up", tuple(sorted(node.items())))] == 1

@@ -164,8 +164,12 @@ def test_stale_temporary_file_is_named_and_cleaned(tmp_path: Path) -> None:
 def tiny_filesystem(tmp_path: Path, size: str = "64k") -> Iterator[Path]:
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
         pytest.skip("needs root and a tmpfs mount (a small full file system)")
     try:
         yield mnt
@@ -218,10 +222,13 @@ def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
     t.join()
 
 
-@pytest.mark.parametrize(("doc", "where"), [
-    (b"[" * 10_001 + b"]" * 10_001, "1:10001"),
-    (b'{"a": // [[[[ in a comment\n' + b"[" * 10_001, "2:10000"),  # the "{" is level 1
-])
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        (b"[" * 10_001 + b"]" * 10_001, "1:10001"),
+        (b'{"a": // [[[[ in a comment\n' + b"[" * 10_001, "2:10000"),  # the "{" is level 1
+    ],
+)
 def test_depth_limit_like_go(doc: bytes, where: str) -> None:
     """Item 7: nesting deeper than 10 000 (Go's encoding/json) is refused with a location."""
     with pytest.raises(LimitError, match="10000 levels") as info:
@@ -242,12 +249,15 @@ def test_number_length_limit() -> None:
     check_document_limits(b'{"s": "' + b"9" * 5000 + b'"}', "ok.json")  # digits in a string are text
 
 
-@pytest.mark.parametrize(("data", "name"), [
-    (b"\xef\xbb\xbf{}", "byte-order mark"),
-    ('{"acls": []}'.encode("utf-16"), "UTF-16 LE"),
-    ('{"acls": []}'.encode("utf-16-be"), "UTF-16 BE"),
-    ('{"acls": []}'.encode("utf-32"), "UTF-32 LE"),
-])
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\xef\xbb\xbf{}", "byte-order mark"),
+        ('{"acls": []}'.encode("utf-16"), "UTF-16 LE"),
+        ('{"acls": []}'.encode("utf-16-be"), "UTF-16 BE"),
+        ('{"acls": []}'.encode("utf-32"), "UTF-32 LE"),
+    ],
+)
 def test_encodings_are_named(tmp_path: Path, data: bytes, name: str) -> None:
     """Item 10: a BOM or UTF-16/32 text is named, not reported as a syntax error at 1:1."""
     p = tmp_path / "policy.hujson"

@@ -25,8 +25,13 @@ DATA = Path(__file__).resolve().parent / "data" / "impact"
 
 
 def _map(regions: dict[int, dict[str, Any]], **extra: Any) -> DERPMap:
-    data = {"Regions": {str(rid): {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"R{rid}", "Nodes": [],
-                                   **kw} for rid, kw in regions.items()}, **extra}
+    data = {
+        "Regions": {
+            str(rid): {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"R{rid}", "Nodes": [], **kw}
+            for rid, kw in regions.items()
+        },
+        **extra,
+    }
     return parse_derpmap(data)
 
 
@@ -67,19 +72,28 @@ def test_several_reports_in_one_file_stand_for_the_last() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "site.json: empty file; expected the JSON of 'derptool latency --format json' or "
-              "'tailscale netcheck --format json'"),
+        (
+            b"",
+            "site.json: empty file; expected the JSON of 'derptool latency --format json' or "
+            "'tailscale netcheck --format json'",
+        ),
         (b"  \n\n", "site.json: empty file;"),
         (b'{\n  "regions": [\n    {"id": 1,, }\n', "site.json:3:14: not valid JSON (Expecting property name"),
         (b'{"Regions": {"1": null}}', "site.json: not a latency report (an object with keys Regions);"),
         (b"[1, 2]", "site.json: not a latency report (a JSON array);"),
         (b"\xff\xfe{}", "site.json: not UTF-8 text (byte 0);"),
-        (b'{"map_source": "m", "preferred_region": null, "regions": [{"id": 1, "latency_ms": null}]}',
-         "site.json: no region answered in this report, so it cannot tell where the site's home is"),
-        (b'{"map_source": "m", "preferred_region": 1, "regions": [{"id": 1, "latency_ms": "12"}]}',
-         "site.json: regions[0].latency_ms is '12', expected milliseconds (a number >= 0) or null"),
-        (b'{"map_source": "m", "preferred_region": 1, "regions": [{"id": true, "latency_ms": 1}]}',
-         "site.json: regions[0].id is True, expected a positive region ID"),
+        (
+            b'{"map_source": "m", "preferred_region": null, "regions": [{"id": 1, "latency_ms": null}]}',
+            "site.json: no region answered in this report, so it cannot tell where the site's home is",
+        ),
+        (
+            b'{"map_source": "m", "preferred_region": 1, "regions": [{"id": 1, "latency_ms": "12"}]}',
+            "site.json: regions[0].latency_ms is '12', expected milliseconds (a number >= 0) or null",
+        ),
+        (
+            b'{"map_source": "m", "preferred_region": 1, "regions": [{"id": true, "latency_ms": 1}]}',
+            "site.json: regions[0].id is True, expected a positive region ID",
+        ),
         (b'{"RegionLatency": {"nyc": 1000}}', "site.json: RegionLatency key 'nyc' is not a region ID"),
         (b'{"RegionLatency": {"1": -5}}', "site.json: RegionLatency['1'] is -5, expected nanoseconds"),
         (b'{"RegionLatency": {}, "PreferredDERP": 0}', "site.json: no region answered"),
@@ -92,8 +106,10 @@ def test_bad_reports_say_what_is_wrong_in_one_line(content: bytes, message: str)
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("path", "site"), [("reports/denver.json", "denver"), ("gw-1.virginia.txt", "gw-1.virginia"),
-                                            ("plain", "plain"), ("-", "stdin")])
+@pytest.mark.parametrize(
+    ("path", "site"),
+    [("reports/denver.json", "denver"), ("gw-1.virginia.txt", "gw-1.virginia"), ("plain", "plain"), ("-", "stdin")],
+)
 def test_site_is_the_file_name_without_extension(path: str, site: str) -> None:
     assert site_name(path) == site
 
@@ -115,8 +131,10 @@ def test_a_directory_stands_for_its_files_and_bad_ones_are_skipped(tmp_path: Pat
     assert len(loaded.problems) == 4
     assert loaded.problems[0].startswith(f"{reports / 'empty.json'}: empty file")
     assert loaded.problems[1].startswith(f"{reports / 'notes.txt'}:1:1: not valid JSON (Expecting value)")
-    assert loaded.problems[2] == (f"{other / 'denver.json'}: site 'denver' already comes from "
-                                  f"{reports / 'denver.json'}; skipped (the site is the file name: rename one of them)")
+    assert loaded.problems[2] == (
+        f"{other / 'denver.json'}: site 'denver' already comes from "
+        f"{reports / 'denver.json'}; skipped (the site is the file name: rename one of them)"
+    )
     assert loaded.problems[3] == f"{tmp_path / 'missing.json'}: no such file"
 
 
@@ -166,8 +184,11 @@ def test_the_current_home_is_kept_unless_the_best_is_much_better() -> None:
 def test_impact_of_removing_the_us_over_the_sample_reports() -> None:
     snapshot = load_snapshot().derp_map
     loaded = load_reports([str(DATA)])
-    us = [r.region_id for r in snapshot.region_list() if r.region_code in
-          {"nyc", "sfo", "dfw", "sea", "ord", "den", "mia", "lax", "hnl", "iad"}]
+    us = [
+        r.region_id
+        for r in snapshot.region_list()
+        if r.region_code in {"nyc", "sfo", "dfw", "sea", "ord", "den", "mia", "lax", "hnl", "iad"}
+    ]
     impact = assess(loaded.reports, snapshot, us)
     by_site = {s.site: s for s in impact.sites}
     denver, virginia, frankfurt = by_site["denver"], by_site["virginia"], by_site["frankfurt"]
@@ -181,15 +202,23 @@ def test_impact_of_removing_the_us_over_the_sample_reports() -> None:
     data = impact.to_data()
     assert list(data) == ["omitted", "sites", "worst_increase_ms"]
     assert data["omitted"] == sorted(us)
-    assert data["sites"][0] == {"site": "denver", "before": {"region": 13, "latency_ms": 19.366},
-                                "after": {"region": 21, "latency_ms": 48.061}, "increase_ms": 28.695}
+    assert data["sites"][0] == {
+        "site": "denver",
+        "before": {"region": 13, "latency_ms": 19.366},
+        "after": {"region": 21, "latency_ms": 48.061},
+        "increase_ms": 28.695,
+    }
     assert data["worst_increase_ms"] == 28.695
 
 
 def test_sites_left_with_no_measured_region_come_first_and_fail_any_budget() -> None:
     dmap = _map({1: {}, 2: {}, 3: {}})
-    reports = [SiteReport("a", {1: 10.0, 2: 25.0}), SiteReport("b", {1: 5.0}), SiteReport("c", {3: 7.0}),
-               SiteReport("d", {1: 9.0, 3: 12.0})]
+    reports = [
+        SiteReport("a", {1: 10.0, 2: 25.0}),
+        SiteReport("b", {1: 5.0}),
+        SiteReport("c", {3: 7.0}),
+        SiteReport("d", {1: 9.0, 3: 12.0}),
+    ]
     impact = assess(reports, dmap, [1])
     assert [s.site for s in impact.sites] == ["b", "a", "d", "c"]
     assert impact.stranded == [impact.sites[0]] and impact.sites[0].to_data()["after"] is None
@@ -216,8 +245,15 @@ def test_the_reported_home_stays_when_netcheck_would_keep_it() -> None:
 
 def test_a_site_without_any_home_in_the_map_is_left_out_with_a_note() -> None:
     dmap = _map({1: {}, 2: {"Avoid": True}})
-    impact = assess([SiteReport("x", {900: 3.0, 901: 4.0}, source="x.json"), SiteReport("y", {2: 3.0}, source="y"),
-                     SiteReport("z", {1: 3.0})], dmap, [])
+    impact = assess(
+        [
+            SiteReport("x", {900: 3.0, 901: 4.0}, source="x.json"),
+            SiteReport("y", {2: 3.0}, source="y"),
+            SiteReport("z", {1: 3.0}),
+        ],
+        dmap,
+        [],
+    )
     assert [s.site for s in impact.sites] == ["z"]
     assert impact.notes == [
         "site x (x.json) left out: measured only regions this map does not have (900, 901); "
@@ -232,7 +268,8 @@ def test_a_site_without_any_home_in_the_map_is_left_out_with_a_note() -> None:
 def test_promql_for_latest_and_for_a_window() -> None:
     assert PromQuery().promql() == "min by (instance, region_id) (derptool_region_latency_seconds)"
     assert build_query("site", "7d", 0.9).promql() == (
-        "min by (site, region_id) (quantile_over_time(0.9, derptool_region_latency_seconds[7d]))")
+        "min by (site, region_id) (quantile_over_time(0.9, derptool_region_latency_seconds[7d]))"
+    )
 
 
 @pytest.mark.parametrize("window", ["7", "7days", "0d", "", "-1h", "1h 30m", "d"])
@@ -253,31 +290,46 @@ def test_bad_label_or_quantile(label: str, quantile: float) -> None:
 
 
 def test_reports_from_a_vector() -> None:
-    body = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"instance": "b", "region_id": "4"}, "value": [1.0, "0.0125"]},
-        {"metric": {"instance": "a", "region_id": "1"}, "value": [1.0, "0.030"]},
-        {"metric": {"instance": "a", "region_id": "4"}, "value": [1.0, "NaN"]},
-        {"metric": {"region_id": "2"}, "value": [1.0, "0.001"]},
-    ]}}
+    body = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"instance": "b", "region_id": "4"}, "value": [1.0, "0.0125"]},
+                {"metric": {"instance": "a", "region_id": "1"}, "value": [1.0, "0.030"]},
+                {"metric": {"instance": "a", "region_id": "4"}, "value": [1.0, "NaN"]},
+                {"metric": {"region_id": "2"}, "value": [1.0, "0.001"]},
+            ],
+        },
+    }
     result = reports_from_response(body, PromQuery(), "http://p")
     assert [(r.site, r.latencies_ms, r.kind) for r in result.reports] == [
-        ("a", {1: 30.0}, "prometheus"), ("b", {4: 12.5}, "prometheus")]
+        ("a", {1: 30.0}, "prometheus"),
+        ("b", {4: 12.5}, "prometheus"),
+    ]
     assert result.notes == [
         "1 series of derptool_region_latency_seconds have no 'instance' label; left out "
         "(choose the label that names a site with --site-label)",
-        "1 series of derptool_region_latency_seconds have no usable region_id or value; left out"]
+        "1 series of derptool_region_latency_seconds have no usable region_id or value; left out",
+    ]
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"hello": 1}, "http://p does not answer like Prometheus' HTTP API"),
-        ({"status": "error", "errorType": "bad_data", "error": "parse error"},
-         "Prometheus at http://p refused the query: parse error"),
-        ({"status": "success", "data": {"resultType": "matrix", "result": []}},
-         "Prometheus at http://p answered with an unexpected shape"),
-        ({"status": "success", "data": {"resultType": "vector", "result": []}},
-         "Prometheus at http://p has no derptool_region_latency_seconds series with a 'instance' label"),
+        (
+            {"status": "error", "errorType": "bad_data", "error": "parse error"},
+            "Prometheus at http://p refused the query: parse error",
+        ),
+        (
+            {"status": "success", "data": {"resultType": "matrix", "result": []}},
+            "Prometheus at http://p answered with an unexpected shape",
+        ),
+        (
+            {"status": "success", "data": {"resultType": "vector", "result": []}},
+            "Prometheus at http://p has no derptool_region_latency_seconds series with a 'instance' label",
+        ),
     ],
 )
 def test_unusable_answers(body: Any, message: str) -> None:

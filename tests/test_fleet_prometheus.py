@@ -48,10 +48,16 @@ def _site_map(responder: StunResponder, index: int, delays: dict[int, float]) ->
     regions = {}
     for n, (rid, ms) in enumerate(sorted(delays.items()), start=1):
         ep = responder.add(f"127.0.{90 + index}.{n}", delay_ms=ms)
-        node = {"Name": f"{rid}{'abc'[index]}", "RegionID": rid, "HostName": ep.host, "IPv4": ep.host,
-                "IPv6": "none", "STUNPort": ep.port, "DERPPort": 9}
-        regions[str(rid)] = {"RegionID": rid, "RegionCode": REGIONS[rid], "RegionName": REGIONS[rid],
-                             "Nodes": [node]}
+        node = {
+            "Name": f"{rid}{'abc'[index]}",
+            "RegionID": rid,
+            "HostName": ep.host,
+            "IPv4": ep.host,
+            "IPv6": "none",
+            "STUNPort": ep.port,
+            "DERPPort": 9,
+        }
+        regions[str(rid)] = {"RegionID": rid, "RegionCode": REGIONS[rid], "RegionName": REGIONS[rid], "Nodes": [node]}
     return {"Regions": regions}
 
 
@@ -60,10 +66,20 @@ def _backfill() -> str:
     samples = []
     for i, ms in enumerate(TOKYO_TOK):
         at = now - 600 - (100 - i) * 60  # one a minute, the last 10 minutes ago
-        samples.append(prom.Sample({"instance": "tokyo", "site": "office-tokyo", "region_id": "7",
-                                    "region_code": "tok", "method": "stun"}, ms / 1000, at))
-        samples.append(prom.Sample({"instance": "tokyo", "site": "office-tokyo", "region_id": "5",
-                                    "region_code": "syd", "method": "stun"}, TOKYO_SYD / 1000, at))
+        samples.append(
+            prom.Sample(
+                {"instance": "tokyo", "site": "office-tokyo", "region_id": "7", "region_code": "tok", "method": "stun"},
+                ms / 1000,
+                at,
+            )
+        )
+        samples.append(
+            prom.Sample(
+                {"instance": "tokyo", "site": "office-tokyo", "region_id": "5", "region_code": "syd", "method": "stun"},
+                TOKYO_SYD / 1000,
+                at,
+            )
+        )
     return prom.openmetrics("derptool_region_latency_seconds", samples)
 
 
@@ -80,10 +96,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prom.Prometheus
                 path.write_text(json.dumps(_site_map(responder, index, delays)))
                 port = prom.free_port()
                 exporter_site = ["--site", f"office-{site}"] if site == EXPORTER_LABELLED else []
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "derptool", "latency", "--map", str(path), "--every", "1s",
-                     "--timeout", "3s", "--listen", f"127.0.0.1:{port}", "-f", "json", *exporter_site],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "derptool",
+                            "latency",
+                            "--map",
+                            str(path),
+                            "--every",
+                            "1s",
+                            "--timeout",
+                            "3s",
+                            "--listen",
+                            f"127.0.0.1:{port}",
+                            "-f",
+                            "json",
+                            *exporter_site,
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                    )
+                )
                 labels = {"instance": site} if exporter_site else {"instance": site, "site": f"office-{site}"}
                 targets.append(prom.Target(f"127.0.0.1:{port}", labels))
             with prom.PrometheusServer(work, targets, backfill=_backfill()) as srv:
@@ -134,12 +171,17 @@ def test_site_label_and_the_ci_gate(server: prom.PrometheusServer) -> None:
     ok = runner.invoke(app, [*args, "--max-increase", "90"])
     assert ok.exit_code == 0, ok.output
     assert {line.split()[0] for line in ok.stdout.splitlines() if line.startswith("office-")} == {
-        "office-denver", "office-virginia", "office-frankfurt"}
+        "office-denver",
+        "office-virginia",
+        "office-frankfurt",
+    }
     over = runner.invoke(app, [*args, "--max-increase", "37"])
     assert over.exit_code == 1
     # denver moves from den (10 ms) to tor (60 ms): about +50 ms; virginia (+24) stays within 37
-    assert re.search(r"1 site\(s\) over --max-increase 37 ms: office-denver \(\+(4[0-9]|5[0-9]|6[0-4])\.\d ms\)$",
-                     over.stderr.strip()), over.stderr
+    assert re.search(
+        r"1 site\(s\) over --max-increase 37 ms: office-denver \(\+(4[0-9]|5[0-9]|6[0-4])\.\d ms\)$",
+        over.stderr.strip(),
+    ), over.stderr
 
 
 def test_quantile_over_a_window(server: prom.PrometheusServer) -> None:
@@ -154,12 +196,14 @@ def test_quantile_over_a_window(server: prom.PrometheusServer) -> None:
 
 
 def test_a_query_returning_nothing_says_so(server: prom.PrometheusServer) -> None:
-    result = runner.invoke(app, ["impact", "--map", "snapshot", "--prometheus", server.url, "--region", "us",
-                                 "--site-label", "datacenter"])
+    result = runner.invoke(
+        app, ["impact", "--map", "snapshot", "--prometheus", server.url, "--region", "us", "--site-label", "datacenter"]
+    )
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"derptool: error: Prometheus at {server.url} has no derptool_region_latency_seconds series with a "
-        "'datacenter' label (latest value); is it scraping 'derptool latency --listen' exporters?")
+        "'datacenter' label (latest value); is it scraping 'derptool latency --listen' exporters?"
+    )
     assert result.stdout == ""
 
 

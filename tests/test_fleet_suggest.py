@@ -33,8 +33,7 @@ def test_one_region_serving_two_sites_beats_two_regions(dmap) -> None:  # type: 
     assert result.keep == [4, 19]
     assert result.unmet == []
     assert result.impact.over_budget(10) == []
-    assert {s.site: s.after.region for s in result.impact.sites if s.after} == {"berlin": 4, "warsaw": 4,
-                                                                               "madrid": 19}
+    assert {s.site: s.after.region for s in result.impact.sites if s.after} == {"berlin": 4, "warsaw": 4, "madrid": 19}
 
 
 def test_a_site_no_allowed_region_serves_is_unmet(dmap) -> None:  # type: ignore[no-untyped-def]
@@ -50,22 +49,39 @@ def test_a_site_no_allowed_region_serves_is_unmet(dmap) -> None:  # type: ignore
 
 
 def test_a_larger_budget_needs_fewer_regions(dmap) -> None:  # type: ignore[no-untyped-def]
-    sites = [SiteReport(f"s{i}", {rid: 5.0 + 10 * abs(i - j) for j, rid in enumerate(EU)}, preferred=EU[i])
-             for i in range(len(EU))]
+    sites = [
+        SiteReport(f"s{i}", {rid: 5.0 + 10 * abs(i - j) for j, rid in enumerate(EU)}, preferred=EU[i])
+        for i in range(len(EU))
+    ]
     sizes = [len(suggest(sites, dmap, EU, max_increase_ms=b).keep) for b in (0, 10, 20, 40, 80)]
     assert sizes[0] == len(EU)
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
 
 
 def test_cli_suggest_json_and_exit_code(tmp_path: Path) -> None:
-    ok = runner.invoke(app, ["impact", "--keep", "eu", "--suggest", "--max-increase", "20", "--map", "snapshot",
-                             "--format", "json", str(DATA / "frankfurt.json")])
+    ok = runner.invoke(
+        app,
+        [
+            "impact",
+            "--keep",
+            "eu",
+            "--suggest",
+            "--max-increase",
+            "20",
+            "--map",
+            "snapshot",
+            "--format",
+            "json",
+            str(DATA / "frankfurt.json"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert data["keep"] == [4] and data["unmet"] == []
     assert data["sites"][0]["after"]["region"] == 4
-    bad = runner.invoke(app, ["impact", "--keep", "eu", "--suggest", "--max-increase", "20", "--map", "snapshot",
-                              str(DATA)])
+    bad = runner.invoke(
+        app, ["impact", "--keep", "eu", "--suggest", "--max-increase", "20", "--map", "snapshot", str(DATA)]
+    )
     assert bad.exit_code == 1
     assert "No allowed region serves 2 site(s) within 20 ms: denver, virginia" in bad.stdout
     assert "derptool omit --keep id:4" in bad.stdout

@@ -158,10 +158,55 @@ def _peer() -> str | None:
 def _generated(count: int, seed: int = 17) -> list[str]:
     """Entries built from the pieces the grammar is made of, valid and not."""
     rnd = random.Random(seed)
-    protos = ["", "*", "tcp", "TCP", "udp", "icmp", "Icmpv6", "0", "6", "06", "255", "256", "-1", "x", "a,b",
-              "ipv6-icmp", "ip-in-ip", "fc", " tcp", "tcp:80", "٣", "tsmp", "dccp"]
-    ports = ["", "*", "0", "1", "22", "080", "65535", "65536", "1-2", "2-1", "0-5", "5-", "-5", "1-2-3", "80,443",
-             "ssh", " 22", "+1", "1-*", "*-1", "99999999999999999999", "١"]
+    protos = [
+        "",
+        "*",
+        "tcp",
+        "TCP",
+        "udp",
+        "icmp",
+        "Icmpv6",
+        "0",
+        "6",
+        "06",
+        "255",
+        "256",
+        "-1",
+        "x",
+        "a,b",
+        "ipv6-icmp",
+        "ip-in-ip",
+        "fc",
+        " tcp",
+        "tcp:80",
+        "٣",
+        "tsmp",
+        "dccp",
+    ]
+    ports = [
+        "",
+        "*",
+        "0",
+        "1",
+        "22",
+        "080",
+        "65535",
+        "65536",
+        "1-2",
+        "2-1",
+        "0-5",
+        "5-",
+        "-5",
+        "1-2-3",
+        "80,443",
+        "ssh",
+        " 22",
+        "+1",
+        "1-*",
+        "*-1",
+        "99999999999999999999",
+        "١",
+    ]
     out = []
     for _ in range(count):
         p, q = rnd.choice(protos), rnd.choice(ports)

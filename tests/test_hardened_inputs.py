@@ -22,8 +22,16 @@ from derptool.errors import LimitError, MapError, NetworkError
 
 
 def small_map(code: str = "own") -> dict[str, Any]:
-    return {"Regions": {"900": {"RegionID": 900, "RegionCode": code, "RegionName": "Own", "Nodes": [
-        {"Name": "900a", "RegionID": 900, "HostName": "derp.example.test", "IPv4": "192.0.2.1"}]}}}
+    return {
+        "Regions": {
+            "900": {
+                "RegionID": 900,
+                "RegionCode": code,
+                "RegionName": "Own",
+                "Nodes": [{"Name": "900a", "RegionID": 900, "HostName": "derp.example.test", "IPv4": "192.0.2.1"}],
+            }
+        }
+    }
 
 
 def write_cache(cache: Path, meta: Any, body: bytes = b"") -> None:
@@ -35,16 +43,20 @@ def write_cache(cache: Path, meta: Any, body: bytes = b"") -> None:
 GOOD = "2026-01-01T00:00:00+00:00"
 
 
-@pytest.mark.parametrize(("meta", "body", "why"), [
-    ({"etag": '"ét\u00e9"', "fetched": GOOD}, b"", "ETag"),
-    ({"etag": 5, "fetched": GOOD}, b"", "ETag"),
-    (b"[1,2,3]", b"", "not a JSON object"),
-    (b"{not json", b"", "not valid JSON"),
-    ({"etag": None, "fetched": "2026-01-01T00:00:00"}, b"", "no time zone"),
-    ({"etag": None, "fetched": 17}, b"", "fetch time"),
-])
-def test_a_bad_cache_is_ignored_with_one_notice(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
-                                                _isolated_cache: Path, meta: Any, body: bytes, why: str) -> None:
+@pytest.mark.parametrize(
+    ("meta", "body", "why"),
+    [
+        ({"etag": '"ét\u00e9"', "fetched": GOOD}, b"", "ETag"),
+        ({"etag": 5, "fetched": GOOD}, b"", "ETag"),
+        (b"[1,2,3]", b"", "not a JSON object"),
+        (b"{not json", b"", "not valid JSON"),
+        ({"etag": None, "fetched": "2026-01-01T00:00:00"}, b"", "no time zone"),
+        ({"etag": None, "fetched": 17}, b"", "fetch time"),
+    ],
+)
+def test_a_bad_cache_is_ignored_with_one_notice(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, _isolated_cache: Path, meta: Any, body: bytes, why: str
+) -> None:
     """Item 6: a non-ASCII or non-string ETag, meta that is not an object, a naive timestamp or a deeply
     nested cached map used to crash every `--map default` run (UnicodeEncodeError, TypeError, ...)."""
     url = httpserver.url_for("/derpmap/default")
@@ -69,13 +81,17 @@ def test_a_bad_cache_is_ignored_with_one_notice(httpserver: HTTPServer, monkeypa
     assert load_map("default", notice=notices.append).kind == "live" and notices == []
 
 
-@pytest.mark.parametrize(("etag", "body", "why"), [
-    ("\u00e9", b"", "ETag"),
-    (None, b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
-    (None, b"\x00\x00garbage", "not valid"),
-])
-def test_bad_cache_offline_falls_through_to_the_snapshot(_isolated_cache: Path, etag: str | None, body: bytes,
-                                                         why: str) -> None:
+@pytest.mark.parametrize(
+    ("etag", "body", "why"),
+    [
+        ("\u00e9", b"", "ETag"),
+        (None, b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (None, b"\x00\x00garbage", "not valid"),
+    ],
+)
+def test_bad_cache_offline_falls_through_to_the_snapshot(
+    _isolated_cache: Path, etag: str | None, body: bytes, why: str
+) -> None:
     """Item 6: offline with a bad cache (bad ETag, a deeply nested cached map), the chain goes on to the
     bundled snapshot with one notice about the cache (the deep map was a RecursionError traceback)."""
     write_cache(_isolated_cache, {"url": sources.default_map_url(), "etag": etag, "fetched": GOOD}, body)
@@ -86,13 +102,15 @@ def test_bad_cache_offline_falls_through_to_the_snapshot(_isolated_cache: Path, 
     assert "ignoring the cached DERP map" in notices[0] and why in notices[0] and "bundled snapshot" in notices[1]
 
 
-def test_non_ascii_etag_from_the_server_is_not_stored(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch,
-                                                      _isolated_cache: Path) -> None:
+def test_non_ascii_etag_from_the_server_is_not_stored(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, _isolated_cache: Path
+) -> None:
     """Item 6: the server's bad ETag never reaches the cache, so later runs keep working."""
     url = httpserver.url_for("/derpmap/default")
     monkeypatch.setenv("DERPTOOL_DEFAULT_MAP_URL", url)
     httpserver.expect_request("/derpmap/default").respond_with_response(
-        Response(json.dumps(small_map()), headers=[("ETag", '"\u00e9t\u00e9"'.encode().decode("latin-1"))]))
+        Response(json.dumps(small_map()), headers=[("ETag", '"\u00e9t\u00e9"'.encode().decode("latin-1"))])
+    )
     load_map("default")
     meta = json.loads((_isolated_cache / "derpmap-default.meta.json").read_text())
     assert meta["etag"] is None
@@ -111,14 +129,17 @@ def test_cache_dir_is_the_platform_one(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert sources.cache_dir() == tmp_path / "mine"
 
 
-@pytest.mark.parametrize(("doc", "error"), [
-    (b"[" * 100_000 + b"]" * 100_000, "nested deeper than the 10000"),
-    (b'{"Regions": {"900": {"RegionID": ' + b"9" * 5000 + b"}}}", "5000 characters"),
-    (b'{"derpMap": ' + b"[" * 20_000 + b"}", "nested deeper"),
-    (b"regions:\n  900: " + b"[" * 20_000 + b"\n", "nested deeper"),
-    (b"regions:\n" + b"- " * 12_000 + b"x\n", "nested deeper than the 10000"),
-    (b"regions:\n" + b"- " * 100_000 + b"x\n", "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("doc", "error"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than the 10000"),
+        (b'{"Regions": {"900": {"RegionID": ' + b"9" * 5000 + b"}}}", "5000 characters"),
+        (b'{"derpMap": ' + b"[" * 20_000 + b"}", "nested deeper"),
+        (b"regions:\n  900: " + b"[" * 20_000 + b"\n", "nested deeper"),
+        (b"regions:\n" + b"- " * 12_000 + b"x\n", "nested deeper than the 10000"),
+        (b"regions:\n" + b"- " * 100_000 + b"x\n", "nested too deeply"),
+    ],
+)
 def test_depth_and_number_limits_on_map_inputs(tmp_path: Path, doc: bytes, error: str) -> None:
     """Item 7: RecursionError / ValueError tracebacks before; a LimitError (exit 2) now."""
     p = tmp_path / "map.json"
@@ -142,8 +163,11 @@ def test_url_body_is_capped(httpserver: HTTPServer) -> None:
         load_map(httpserver.url_for("/big"))
 
 
-BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
-    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8)) + b"regions: *i\n"
+BOMB = (
+    b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + b"".join(b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8))
+    + b"regions: *i\n"
+)
 
 
 def test_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
@@ -167,10 +191,12 @@ def test_single_alias_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("key", "right", "line"), [("region_id", "regionid", 3), ("host_name", "hostname", 7)])
 def test_snake_case_keys_are_named(tmp_path: Path, key: str, right: str, line: int) -> None:
     """Item 13: `region_id` got "Input should be a valid integer (got string '1')"; now the key is named."""
-    yaml_text = (f"regions:\n  900:\n    {'region_id' if key == 'region_id' else 'regionid'}: 900\n"
-                 "    regioncode: own\n    regionname: Own\n    nodes:\n"
-                 f"      - {'host_name' if key == 'host_name' else 'hostname'}: derp.example.test\n"
-                 "        name: 900a\n        regionid: 900\n")
+    yaml_text = (
+        f"regions:\n  900:\n    {'region_id' if key == 'region_id' else 'regionid'}: 900\n"
+        "    regioncode: own\n    regionname: Own\n    nodes:\n"
+        f"      - {'host_name' if key == 'host_name' else 'hostname'}: derp.example.test\n"
+        "        name: 900a\n        regionid: 900\n"
+    )
     p = tmp_path / "derp.yaml"
     p.write_text(yaml_text)
     with pytest.raises(MapError, match=f"key '{key}' is not one headscale reads .*write '{right}'") as info:

@@ -28,13 +28,33 @@ def test_full_snapshot_round_trips(tmp_path: Path) -> None:
 def test_every_field_round_trips(tmp_path: Path) -> None:
     data = {
         "HomeParams": {"RegionScore": {"900": 0.5}},
-        "Regions": {"900": {
-            "RegionID": 900, "RegionCode": "yes", "RegionName": "123", "Latitude": -33.5, "Longitude": 151.25,
-            "Avoid": True, "NoMeasureNoHome": True,
-            "Nodes": [{"Name": "on", "RegionID": 900, "HostName": "10.0.0.1", "CertName": "sha256-raw:ab",
-                       "IPv4": "10.0.0.1", "IPv6": "2001:db8::1", "STUNPort": -1, "STUNOnly": True,
-                       "DERPPort": 8443, "InsecureForTests": True, "STUNTestIP": "127.0.0.1", "CanPort80": True}],
-        }},
+        "Regions": {
+            "900": {
+                "RegionID": 900,
+                "RegionCode": "yes",
+                "RegionName": "123",
+                "Latitude": -33.5,
+                "Longitude": 151.25,
+                "Avoid": True,
+                "NoMeasureNoHome": True,
+                "Nodes": [
+                    {
+                        "Name": "on",
+                        "RegionID": 900,
+                        "HostName": "10.0.0.1",
+                        "CertName": "sha256-raw:ab",
+                        "IPv4": "10.0.0.1",
+                        "IPv6": "2001:db8::1",
+                        "STUNPort": -1,
+                        "STUNOnly": True,
+                        "DERPPort": 8443,
+                        "InsecureForTests": True,
+                        "STUNTestIP": "127.0.0.1",
+                        "CanPort80": True,
+                    }
+                ],
+            }
+        },
     }
     dmap = parse_derpmap(data)
     text = render_headscale_yaml(dmap)

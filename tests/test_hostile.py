@@ -25,8 +25,11 @@ from derptool.cli import app
 runner = CliRunner()
 
 POLICY = b'{\n\t// keep me\n\t"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],\n}\n'
-BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
-    b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8)) + b"regions: *i\n"
+BOMB = (
+    b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + b"".join(b"%c: &%c [%s]\n" % (98 + i, 98 + i, b", ".join([b"*%c" % (97 + i)] * 9)) for i in range(8))
+    + b"regions: *i\n"
+)
 
 # name -> (how to make it in a directory, the error line must mention this)
 HOSTILE: dict[str, tuple[Callable[[Path], str], str]] = {}
@@ -36,6 +39,7 @@ def hostile(name: str, expect: str) -> Callable[[Callable[[Path], str]], Callabl
     def register(make: Callable[[Path], str]) -> Callable[[Path], str]:
         HOSTILE[name] = (make, expect)
         return make
+
     return register
 
 
@@ -48,10 +52,12 @@ def _write(d: Path, name: str, data: bytes) -> str:
 hostile("missing", "no such file")(lambda d: str(d / "missing.hujson"))
 hostile("directory", "is a directory")(lambda d: str(d / "adir"))
 hostile("devzero", "larger than")(lambda d: "/dev/zero")
-hostile("deep", "nested deeper")(lambda d: _write(d, "deep.hujson", b'{"acls": ' + b"[" * 100_000 + b"]" * 100_000
-                                                                     + b"}"))
-hostile("number", "5000 characters")(lambda d: _write(d, "num.hujson", b'{"randomizeClientPort": ' + b"9" * 5000
-                                                                       + b"}"))
+hostile("deep", "nested deeper")(
+    lambda d: _write(d, "deep.hujson", b'{"acls": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+)
+hostile("number", "5000 characters")(
+    lambda d: _write(d, "num.hujson", b'{"randomizeClientPort": ' + b"9" * 5000 + b"}")
+)
 hostile("bom", "byte-order mark")(lambda d: _write(d, "bom.hujson", b"\xef\xbb\xbf" + POLICY))
 hostile("utf16", "UTF-16")(lambda d: _write(d, "u16.hujson", POLICY.decode().encode("utf-16")))
 
@@ -60,7 +66,7 @@ hostile("utf16", "UTF-16")(lambda d: _write(d, "u16.hujson", POLICY.decode().enc
 def _huge(d: Path) -> str:
     p = d / "huge.hujson"
     with open(p, "wb") as fh:
-        fh.truncate(3 * 1024 ** 3)  # sparse: costs no disk
+        fh.truncate(3 * 1024**3)  # sparse: costs no disk
     return str(p)
 
 
@@ -68,8 +74,10 @@ def _huge(d: Path) -> str:
 MAP_ONLY: dict[str, tuple[Callable[[Path], str], str]] = {
     "alias-bomb": (lambda d: _write(d, "bomb.yaml", BOMB), "anchors or aliases"),
     "deep-yaml": (lambda d: _write(d, "deep.yaml", b"regions:\n" + b"- " * 12_000 + b"x\n"), "nested"),
-    "snake-yaml": (lambda d: _write(d, "snake.yaml", b"regions:\n  900:\n    region_id: 900\n    regioncode: x\n"
-                                    b"    nodes: []\n"), "region_id"),
+    "snake-yaml": (
+        lambda d: _write(d, "snake.yaml", b"regions:\n  900:\n    region_id: 900\n    regioncode: x\n    nodes: []\n"),
+        "region_id",
+    ),
 }
 
 READERS: dict[str, Callable[[str], list[str]]] = {
@@ -88,10 +96,21 @@ EDITORS: dict[str, Callable[[str], list[str]]] = {
     "fmt --write": lambda f: ["fmt", "--write", f],
     "omit --apply": lambda f: ["omit", "-r", "us", "--map", "snapshot", "--apply", f],
     "grants --apply": lambda f: ["grants", "--src", "*", "--via", "tag:exit", "--apply", f],
-    "region add --apply": lambda f: ["region", "add", "--id", "900", "--code", "x", "--node",
-                                     "derp.example.test,ipv4=192.0.2.1", "--apply", f],
+    "region add --apply": lambda f: [
+        "region",
+        "add",
+        "--id",
+        "900",
+        "--code",
+        "x",
+        "--node",
+        "derp.example.test,ipv4=192.0.2.1",
+        "--apply",
+        f,
+    ],
 }
 MAP_READERS = {k: v for k, v in READERS.items() if "--map" in k or k.startswith("diff")}
+
 
 @dataclass
 class Files:
@@ -123,7 +142,8 @@ def run_one(args: list[str], files: Files, exit_code: int, mention: str) -> None
     result = runner.invoke(app, args)
     lines = result.stderr.splitlines()
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{args}: {type(result.exception).__name__}: {result.exception}")
+        f"{args}: {type(result.exception).__name__}: {result.exception}"
+    )
     assert "Traceback" not in result.stderr
     assert len(lines) == 1, f"{args}: {lines}"
     assert lines[0].startswith("derptool: error: "), lines[0]
@@ -132,8 +152,9 @@ def run_one(args: list[str], files: Files, exit_code: int, mention: str) -> None
     assert files.state() == before, f"{args} changed the user's files"
 
 
-def _cases(commands: dict[str, Callable[[str], list[str]]],
-           inputs: dict[str, tuple[Callable[[Path], str], str]]) -> list[object]:
+def _cases(
+    commands: dict[str, Callable[[str], list[str]]], inputs: dict[str, tuple[Callable[[Path], str], str]]
+) -> list[object]:
     out: list[object] = []
     for cname, mk in commands.items():
         for iname in inputs:
@@ -260,8 +281,9 @@ BAD_CACHES = [
 
 
 @pytest.mark.parametrize(("meta", "body"), BAD_CACHES, ids=["etag-utf8", "etag-int", "list", "naive", "deep"])
-def test_bad_cache_is_one_notice(_isolated_cache: Path, httpserver: object, monkeypatch: pytest.MonkeyPatch,
-                                 meta: object, body: bytes) -> None:
+def test_bad_cache_is_one_notice(
+    _isolated_cache: Path, httpserver: object, monkeypatch: pytest.MonkeyPatch, meta: object, body: bytes
+) -> None:
     """Item 6: with the live map answering 503, a bad cache is one notice line and the snapshot is used."""
     from pytest_httpserver import HTTPServer
 

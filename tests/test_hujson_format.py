@@ -54,7 +54,7 @@ CASES = [
     ("[\n\n\n1,\n\n\n\n2,\n\n\n]", "[\n\t1,\n\n\t2,\n]\n"),
     # comments on their own line are indented; elsewhere one space before them
     ("[\n      // a\n   1,    /* b */  2   // c\n]", "[\n\t// a\n\t1,\n\t/* b */ 2, // c\n]\n"),
-    ("{\n  \"a\": {\n  // x\n    \"b\": 1}}", '{\n\t"a": {\n\t\t// x\n\t\t"b": 1,\n\t},\n}\n'),
+    ('{\n  "a": {\n  // x\n    "b": 1}}', '{\n\t"a": {\n\t\t// x\n\t\t"b": 1,\n\t},\n}\n'),
     # multi-line block comments are re-indented
     ("[\n  /*\n   * hello\n   * world\n   */\n  1\n]", "[\n\t/*\n\t * hello\n\t * world\n\t */\n\t1,\n]\n"),
     ("[\n   /* one\n      two\n\n      three\n   */\n1]", "[\n\t/* one\n\ttwo\n\n\tthree\n\t*/\n\t1,\n]\n"),
@@ -89,8 +89,7 @@ def test_alignment() -> None:
 
 def test_alignment_breaks_at_multiline_values_and_counts_bytes() -> None:
     src = '{\n"a": 1,\n"bb": [\n1],\n"ccc": 3,\n"é": 4}'
-    assert format(src).decode() == (
-        '{\n\t"a": 1,\n\t"bb": [\n\t\t1\n\t],\n\t"ccc": 3,\n\t"é":  4\n}\n')
+    assert format(src).decode() == ('{\n\t"a": 1,\n\t"bb": [\n\t\t1\n\t],\n\t"ccc": 3,\n\t"é":  4\n}\n')
 
 
 def test_inline_objects_are_not_aligned() -> None:
@@ -114,10 +113,7 @@ def test_eighty_byte_rule() -> None:
 def test_expanded_child_counts_as_brackets() -> None:
     src = '{"acls": [{"action": "accept", "src": ["group:admins", "tag:server", "autogroup:member"]}]}'
     assert format(src).decode() == (
-        '{"acls": [{\n'
-        '\t"action": "accept",\n'
-        '\t"src":    ["group:admins", "tag:server", "autogroup:member"]\n'
-        "}]}\n"
+        '{"acls": [{\n\t"action": "accept",\n\t"src":    ["group:admins", "tag:server", "autogroup:member"]\n}]}\n'
     )
 
 

@@ -154,22 +154,100 @@ def test_go_corpus_files(go: GoHuJSON) -> None:
 # One generator, two sources of choices: hypothesis (shrinks a failure to a small case) and a seeded
 # random.Random (cheap enough for the bulk run of HUJSON_DIFF_DOCS documents in batches).
 
-_EXTRA_PIECES = [" ", "  ", "\t", "\t\t", "\n", "\r\n", "\n\n", "\n\n\n", "\r", "\n\r", " \t \n\t",
-                 "\n\t\t", "\n\t"]
-_BLOCKS = ["/*\n * multi\n * line\n */", "/*\n\t\t * star\n\t\t */", "/* a\n   b\n     c */", "/*\n*/",
-           "/*\n   */", "/* x\n\n   y\n */", "/**\n  ** doc\n  **/", "/* é\n\t ü */", "/*\r\n * crlf\r\n */",
-           "/* trailing   \n   spaces   \n*/", "/*/ odd */", "/***/", "/*\n\t\tindented\n\t\t\tmore\n\t*/"]
-_COMMENT_WORDS = ["", "x", "note", "TODO: fix", "é ü", "😂", "a  ", "tab\there", "\u00a0nbsp\u00a0", "*/x", "//",
-                  "\x85next", "long comment " * 6]
-_STRING_BODIES = ["", "a", "bb", "name", "\\n", "\\u00e9", "\\ud83d\\ude02", "\\/", "\\\\", '\\"', "\\u000F",
-                  "\\t\\r", "\\ud800", "é😂", "\u2028", "x" * 40, "tag:web-servers-in-the-eu", "a\\u0066b",
-                  "group:engineering-team-with-a-long-name", "\x7f", "a/b", "m~n", "ü", " "]
-_NAMES = ['"a"', '"bb"', '"name"', '"a/b"', '"m~n"', '"é"', '"long-member-name-for-alignment"', '""', '"ACLs"',
-          '"derpMap"', '"k\\u0041"']
+_EXTRA_PIECES = [" ", "  ", "\t", "\t\t", "\n", "\r\n", "\n\n", "\n\n\n", "\r", "\n\r", " \t \n\t", "\n\t\t", "\n\t"]
+_BLOCKS = [
+    "/*\n * multi\n * line\n */",
+    "/*\n\t\t * star\n\t\t */",
+    "/* a\n   b\n     c */",
+    "/*\n*/",
+    "/*\n   */",
+    "/* x\n\n   y\n */",
+    "/**\n  ** doc\n  **/",
+    "/* é\n\t ü */",
+    "/*\r\n * crlf\r\n */",
+    "/* trailing   \n   spaces   \n*/",
+    "/*/ odd */",
+    "/***/",
+    "/*\n\t\tindented\n\t\t\tmore\n\t*/",
+]
+_COMMENT_WORDS = [
+    "",
+    "x",
+    "note",
+    "TODO: fix",
+    "é ü",
+    "😂",
+    "a  ",
+    "tab\there",
+    "\u00a0nbsp\u00a0",
+    "*/x",
+    "//",
+    "\x85next",
+    "long comment " * 6,
+]
+_STRING_BODIES = [
+    "",
+    "a",
+    "bb",
+    "name",
+    "\\n",
+    "\\u00e9",
+    "\\ud83d\\ude02",
+    "\\/",
+    "\\\\",
+    '\\"',
+    "\\u000F",
+    "\\t\\r",
+    "\\ud800",
+    "é😂",
+    "\u2028",
+    "x" * 40,
+    "tag:web-servers-in-the-eu",
+    "a\\u0066b",
+    "group:engineering-team-with-a-long-name",
+    "\x7f",
+    "a/b",
+    "m~n",
+    "ü",
+    " ",
+]
+_NAMES = [
+    '"a"',
+    '"bb"',
+    '"name"',
+    '"a/b"',
+    '"m~n"',
+    '"é"',
+    '"long-member-name-for-alignment"',
+    '""',
+    '"ACLs"',
+    '"derpMap"',
+    '"k\\u0041"',
+]
 _NUMBERS = ["0", "-0", "1.5", "-2.25e10", "1E+2", "3.14159E+435", "1e-7", "123456789012345678901234", "42", "-7"]
 _PATCH_VALUES = ['{"x": [1, 2]}', "[]", "{}", "[\n// c\n1,\n]", '"new"', "null", "3", '{\n\t"a": 1, // c\n}']
-_BREAKERS = [b",", b":", b"{", b"}", b"[", b"]", b'"', b"/", b"/*", b"//", b"\x00", b"\xff", b"\xe2\x80\xa8",
-             b"\\", b"x", b"-", b"\t", b"\x0c", b"\xc3", b"*/"]
+_BREAKERS = [
+    b",",
+    b":",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b"/",
+    b"/*",
+    b"//",
+    b"\x00",
+    b"\xff",
+    b"\xe2\x80\xa8",
+    b"\\",
+    b"x",
+    b"-",
+    b"\t",
+    b"\x0c",
+    b"\xc3",
+    b"*/",
+]
 
 
 class _Choices:
@@ -226,8 +304,15 @@ def _document(ch: _Choices, depth: int = 0) -> tuple[str, list[str]]:
                 name = '"' + name + '"'
             key = hujson.loads(name.encode("utf-8", "surrogatepass"))
             seg = "/" + key.replace("~", "~0").replace("/", "~1")
-            parts.append(_extra(ch) + name + (_extra(ch) if ch.int(0, 3) == 0 else "") + ":" + _extra(ch)
-                         + child + (_extra(ch) if ch.int(0, 3) == 0 else ""))
+            parts.append(
+                _extra(ch)
+                + name
+                + (_extra(ch) if ch.int(0, 3) == 0 else "")
+                + ":"
+                + _extra(ch)
+                + child
+                + (_extra(ch) if ch.int(0, 3) == 0 else "")
+            )
         else:
             seg = f"/{i}"
             parts.append(_extra(ch) + child + (_extra(ch) if ch.int(0, 3) == 0 else ""))
@@ -249,8 +334,11 @@ def _patch(ch: _Choices, pointers: list[str]) -> str:
     for _ in range(ch.int(1, 3)):
         op = ch.pick(["add", "remove", "replace", "move", "copy", "test"])
         k = ch.int(0, 3)
-        path = ch.pick(pointers) if k <= 1 else (ch.pick(pointers) + "/-" if k == 2 else
-                                                 ch.pick(["/-", "/0", "/new", "/a/-", "/zz/1", "/0/00", "x"]))
+        path = (
+            ch.pick(pointers)
+            if k <= 1
+            else (ch.pick(pointers) + "/-" if k == 2 else ch.pick(["/-", "/0", "/new", "/a/-", "/zz/1", "/0/00", "x"]))
+        )
         fields = [f'"op": "{op}"', f'"path": {json.dumps(path)}']
         if op in ("move", "copy"):
             fields.append(f'"from": {json.dumps(ch.pick(pointers))}')
@@ -267,12 +355,39 @@ def _patch(ch: _Choices, pointers: list[str]) -> str:
 # layout hujson.format handles without a tree, see derptool/hujson/lineformat.py), with the small
 # departures hand edits make: wrong indentation, spacing, long one-line arrays, comments after commas.
 
-_POLICY_NAMES = ['"src"', '"dst"', '"ip"', '"action"', '"users"', '"group:eng"', '"tag:web"', '"autogroup:admin"',
-                 '"a"', '"x-very-long-member-name-here"', '"k\\u0041"', '"derpMap"', '"OmitDefaultRegions"', '""']
-_POLICY_STRINGS = ['"tag:web"', '"group:eng"', '"alice@example.com"', '"tcp:443"', '"*:*"', '"autogroup:member"',
-                   '"10.0.0.0/8:22"', '"caf\\u00e9"', '"a, b"', '"x]"', '"// not a comment"', '"\\"quoted\\""',
-                   '"user-with-a-rather-long-address@example.com"', '"é"']
-_POLICY_SCALARS = ['true', 'false', 'null', '0', '-1.5e3', '443', '12345678901234567890']
+_POLICY_NAMES = [
+    '"src"',
+    '"dst"',
+    '"ip"',
+    '"action"',
+    '"users"',
+    '"group:eng"',
+    '"tag:web"',
+    '"autogroup:admin"',
+    '"a"',
+    '"x-very-long-member-name-here"',
+    '"k\\u0041"',
+    '"derpMap"',
+    '"OmitDefaultRegions"',
+    '""',
+]
+_POLICY_STRINGS = [
+    '"tag:web"',
+    '"group:eng"',
+    '"alice@example.com"',
+    '"tcp:443"',
+    '"*:*"',
+    '"autogroup:member"',
+    '"10.0.0.0/8:22"',
+    '"caf\\u00e9"',
+    '"a, b"',
+    '"x]"',
+    '"// not a comment"',
+    '"\\"quoted\\""',
+    '"user-with-a-rather-long-address@example.com"',
+    '"é"',
+]
+_POLICY_SCALARS = ["true", "false", "null", "0", "-1.5e3", "443", "12345678901234567890"]
 
 
 def _policy_scalar(ch: _Choices) -> str:
@@ -321,8 +436,7 @@ def _policy_body(ch: _Choices, is_obj: bool, depth: int, standard: bool) -> str:
         if k <= 1 and depth < 5:
             inner_obj = ch.int(0, 1) == 1
             opener = ("{" if inner_obj else "[") + (" " + _policy_comment(ch) if not standard and k == 0 else "")
-            lines.append(head + opener + "\n" + _policy_body(ch, inner_obj, depth + 1, standard)
-                         + comma + tail + "\n")
+            lines.append(head + opener + "\n" + _policy_body(ch, inner_obj, depth + 1, standard) + comma + tail + "\n")
         elif k == 2:
             lines.append(head + ch.pick(["{}", "[]", "{ }", "[\n" + indent + "]", "{\n}"]) + comma + tail + "\n")
         else:
@@ -354,12 +468,12 @@ def generated_case(ch: _Choices) -> list[tuple[Any, ...]]:
     closers = [i for i, c in enumerate(src) if c in b"]}"]
     if mode == "break" and src:
         i = ch.int(0, len(src))
-        src = src[:i] + ch.pick(_BREAKERS) + src[i + ch.int(0, 1):]
+        src = src[:i] + ch.pick(_BREAKERS) + src[i + ch.int(0, 1) :]
     elif mode == "swap" and closers:  # a bracket of the other kind closes a composite
         i = ch.pick(closers)
-        src = src[:i] + (b"}" if src[i] == 0x5D else b"]") + src[i + 1:]
+        src = src[:i] + (b"}" if src[i] == 0x5D else b"]") + src[i + 1 :]
     elif mode == "cut" and src:
-        src = src[:ch.int(0, len(src) - 1)]
+        src = src[: ch.int(0, len(src) - 1)]
     reqs: list[tuple[Any, ...]] = [(op, src) for op in TRANSFORMS]
     if mode == "ok":
         reqs.append(("patch", src, _patch(ch, pointers).encode("utf-8", "surrogatepass")))
@@ -388,8 +502,12 @@ def test_generator_makes_valid_documents_and_patches() -> None:
 
 
 @pytest.mark.skipif(find_peer() is None, reason=SKIP_REASON)
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 @given(_case())
 def test_go_generated_hypothesis(case: list[tuple[Any, ...]]) -> None:
     path = find_peer()
@@ -422,5 +540,7 @@ def teardown_module() -> None:
         peer.close()
     _PEER.clear()
     if any(_checked.values()):
-        print(f"\nhujson differential: {_checked['hypothesis']} hypothesis examples and "
-              f"{_checked['bulk']} seeded documents checked against Go, no difference")
+        print(
+            f"\nhujson differential: {_checked['hypothesis']} hypothesis examples and "
+            f"{_checked['bulk']} seeded documents checked against Go, no difference"
+        )

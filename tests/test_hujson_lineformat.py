@@ -99,13 +99,13 @@ def test_broken_documents_fail_as_the_parser_fails() -> None:
             closers = [j for j, c in enumerate(src) if c in b"]}"]
             if k == 4 and closers:  # a bracket of the other kind
                 j = rnd.choice(closers)
-                src = src[:j] + (b"}" if src[j] == 0x5D else b"]") + src[j + 1:]
+                src = src[:j] + (b"}" if src[j] == 0x5D else b"]") + src[j + 1 :]
             elif k == 0:
                 src = src[:i] + rnd.choice(_BREAKERS) + src[i:]
             elif k == 1:
-                src = src[:i] + src[i + rnd.randint(1, 3):]
+                src = src[:i] + src[i + rnd.randint(1, 3) :]
             elif k == 2:
-                src = src[:i] + rnd.choice(_BREAKERS) + src[i + 1:]
+                src = src[:i] + rnd.choice(_BREAKERS) + src[i + 1 :]
             else:
                 src = src[:i]
             got = outcome(hujson.format, src)
@@ -114,31 +114,34 @@ def test_broken_documents_fail_as_the_parser_fails() -> None:
     assert failed > 2000
 
 
-@pytest.mark.parametrize("src", [
-    b'{\n\t"a": 1\n\t"b": 2\n}\n',  # a missing comma
-    b'{\n\t"a": 1 2,\n}\n',
-    b'{\n\t"a": [1 2],\n}\n',
-    b'{\n\t"a": 01,\n}\n',
-    b'{\n\t"a": tru,\n}\n',
-    b'{\n\t"a": "\\x",\n}\n',
-    b'{\n\t"a": "tab\there",\n}\n',
-    b'{\n\t"a": 1,\n},\n',
-    b'{\n\t"a": 1,\n}\n}\n',
-    b'{\n\t"a": 1,\n}\n// end',
-    b'{\n\t1: 1,\n}\n',
-    b'[\n\t"a": 1,\n]\n',
-    b'{\n\t"a": {"b" 1},\n}\n',
-    b'{\n\t"a": 1, /* open\n}\n',
-    b'{\r\n\t"a": "carriage\rreturn",\r\n}\r\n',  # a raw CR inside a string
-    b'{\r\n\t"a": 1\r\n\t"b": 2\r\n}\r\n',
-    # a bracket of the other kind closing a composite
-    b'[\n\t1,\n}\n',
-    b'{\n\t"a": 1,\n]\n',
-    b'{\n\t"a": [\n\t\t1,\n\t},\n}\n',
-    b'{\n\t"a": {\n\t\t"b": 1,\n\t],\n}\n',
-    b'[\n\t[\n\t},\n]\n',
-    b'{\n\t"a": {\n\t]\n}\n',
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        b'{\n\t"a": 1\n\t"b": 2\n}\n',  # a missing comma
+        b'{\n\t"a": 1 2,\n}\n',
+        b'{\n\t"a": [1 2],\n}\n',
+        b'{\n\t"a": 01,\n}\n',
+        b'{\n\t"a": tru,\n}\n',
+        b'{\n\t"a": "\\x",\n}\n',
+        b'{\n\t"a": "tab\there",\n}\n',
+        b'{\n\t"a": 1,\n},\n',
+        b'{\n\t"a": 1,\n}\n}\n',
+        b'{\n\t"a": 1,\n}\n// end',
+        b"{\n\t1: 1,\n}\n",
+        b'[\n\t"a": 1,\n]\n',
+        b'{\n\t"a": {"b" 1},\n}\n',
+        b'{\n\t"a": 1, /* open\n}\n',
+        b'{\r\n\t"a": "carriage\rreturn",\r\n}\r\n',  # a raw CR inside a string
+        b'{\r\n\t"a": 1\r\n\t"b": 2\r\n}\r\n',
+        # a bracket of the other kind closing a composite
+        b"[\n\t1,\n}\n",
+        b'{\n\t"a": 1,\n]\n',
+        b'{\n\t"a": [\n\t\t1,\n\t},\n}\n',
+        b'{\n\t"a": {\n\t\t"b": 1,\n\t],\n}\n',
+        b"[\n\t[\n\t},\n]\n",
+        b'{\n\t"a": {\n\t]\n}\n',
+    ],
+)
 def test_invalid_documents_get_the_parsers_error(src: bytes) -> None:
     with pytest.raises(HuJSONError) as err:
         hujson.format(src)
@@ -175,7 +178,7 @@ def test_windows_line_ends_take_the_line_path() -> None:
 
 
 def test_a_standard_document_gets_no_trailing_commas() -> None:
-    src = b'{\n  "a": [1, 2],\n  "bb": {"c": 3},\n  "long": ["' + b'x' * 90 + b'"]\n}\n'
+    src = b'{\n  "a": [1, 2],\n  "bb": {"c": 3},\n  "long": ["' + b"x" * 90 + b'"]\n}\n'
     out = format_lines(src, _format_inner)
     assert out == tree_format(src)
     assert out is not None and b'\t"a":  [1, 2],\n\t"bb": {"c": 3},\n' in out  # aligned; "long" spans lines
@@ -198,8 +201,15 @@ def test_one_line_rules_are_written_without_the_tree(comments: bool) -> None:
     """A policy's one-line rules (composites of one-line composites of scalars) take the line path whole:
     the tree formatter is not called, and the bytes are its bytes."""
     end = ", // a rule" if comments else ","
-    src = ('{\n\t"acls": [\n' + ",\n".join(f"\t\t{r}" for r in ONE_LINE_RULES) + end + "\n"
-           + '\t],\n\t"x": ' + ONE_LINE_RULES[2] + "\n}\n").encode()
+    src = (
+        '{\n\t"acls": [\n'
+        + ",\n".join(f"\t\t{r}" for r in ONE_LINE_RULES)
+        + end
+        + "\n"
+        + '\t],\n\t"x": '
+        + ONE_LINE_RULES[2]
+        + "\n}\n"
+    ).encode()
 
     def no_tree(*_: object) -> tuple[bool, bool]:
         raise AssertionError("the tree formatter was used")

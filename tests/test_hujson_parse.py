@@ -9,13 +9,42 @@ from derptool.errors import DerptoolError
 from derptool.hujson import Array, HuJSONError, Literal, Object, parse, position
 
 VALID = [
-    b"null", b"true", b"false", b"0", b"-0", b"3.14159E+435", b"-1.5e-3", b"1E5", b'""', b'"a"',
-    b'"\\u00e9\\n\\/\\"\\\\"', b"[]", b"{}", b"[ ]", b"{ }", b" \t\r\n null \t\r\n",
-    b"[1,]", b"[1 , ]", b'{"a":1,}', b'{"a":1 , /**/ }', b'{"a":1,"a":2}',
-    b"// c\nnull", b"null // c\n", b"/**/null/**/", b"/* a\n b */ [ /*x*/ 1 /*y*/ , /*z*/ 2 /*w*/ ]",
-    b'{ // c\n "k" /*1*/ : /*2*/ "v" /*3*/ , // d\n }', b"/*/ */0", b'"\xff"', b'"\\ud800"', b'"\x7f"',
-    b"[[[[]]]]", b'{"a":{"b":{"c":[1,{"d":null}]}}}', "/* héllo 😂 */ {}".encode(), b"[\r\n1\r\n]",
-    b"[-0.0e-0]", b'"tab\there"'.replace(b"\t", b" "),
+    b"null",
+    b"true",
+    b"false",
+    b"0",
+    b"-0",
+    b"3.14159E+435",
+    b"-1.5e-3",
+    b"1E5",
+    b'""',
+    b'"a"',
+    b'"\\u00e9\\n\\/\\"\\\\"',
+    b"[]",
+    b"{}",
+    b"[ ]",
+    b"{ }",
+    b" \t\r\n null \t\r\n",
+    b"[1,]",
+    b"[1 , ]",
+    b'{"a":1,}',
+    b'{"a":1 , /**/ }',
+    b'{"a":1,"a":2}',
+    b"// c\nnull",
+    b"null // c\n",
+    b"/**/null/**/",
+    b"/* a\n b */ [ /*x*/ 1 /*y*/ , /*z*/ 2 /*w*/ ]",
+    b'{ // c\n "k" /*1*/ : /*2*/ "v" /*3*/ , // d\n }',
+    b"/*/ */0",
+    b'"\xff"',
+    b'"\\ud800"',
+    b'"\x7f"',
+    b"[[[[]]]]",
+    b'{"a":{"b":{"c":[1,{"d":null}]}}}',
+    "/* héllo 😂 */ {}".encode(),
+    b"[\r\n1\r\n]",
+    b"[-0.0e-0]",
+    b'"tab\there"'.replace(b"\t", b" "),
 ]
 
 
@@ -26,7 +55,7 @@ def test_round_trip(src: bytes) -> None:
 
 
 def test_str_input_is_utf8() -> None:
-    assert parse("[\"é\"] // ü\n").pack() == "[\"é\"] // ü\n".encode()
+    assert parse('["é"] // ü\n').pack() == '["é"] // ü\n'.encode()
 
 
 ERRORS = [
@@ -109,7 +138,8 @@ def test_error_with_file() -> None:
     with pytest.raises(HuJSONError) as info:
         parse(b"[1,\n2 3]")
     assert str(info.value.with_file("p.hujson")) == (
-        "p.hujson:2:3: invalid character '3' after array value (expecting ',' or ']')")
+        "p.hujson:2:3: invalid character '3' after array value (expecting ',' or ']')"
+    )
 
 
 def test_error_pickles() -> None:
@@ -156,10 +186,10 @@ def test_offsets() -> None:
     src = b'// head\n{\n\t"acls": [\n\t\t{"action": "accept"}, // c\n\t],\n}\n'
     v = parse(src)
     for ptr, node, name in v.walk():
-        raw = src[node.start_offset:node.end_offset]
+        raw = src[node.start_offset : node.end_offset]
         assert hujson.loads(raw) == hujson.loads(node.pack())
         if name is not None:
-            assert src[name.start_offset:name.end_offset] == b'"' + ptr.rsplit("/", 1)[1].encode() + b'"'
+            assert src[name.start_offset : name.end_offset] == b'"' + ptr.rsplit("/", 1)[1].encode() + b'"'
     act = hujson.find(v, "/acls/0/action")
     assert act is not None
     assert position(src, act.start_offset) == (4, 14)

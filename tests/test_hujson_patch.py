@@ -23,15 +23,18 @@ DOC = b"""{
 
 def test_add_new_member_appends_without_whitespace() -> None:
     assert patch(b'{ "foo": "bar"}', '[{"op": "add", "path": "/baz", "value": "qux"}]') == (
-        b'{ "foo": "bar","baz":"qux"}')
+        b'{ "foo": "bar","baz":"qux"}'
+    )
     assert patch(b'{ "foo": "bar" }', [{"op": "add", "path": "/baz", "value": "qux"}]) == (
-        b'{ "foo": "bar","baz":"qux" }')
+        b'{ "foo": "bar","baz":"qux" }'
+    )
     assert patch(b"{}", [{"op": "add", "path": "/a~1b", "value": "é\n"}]) == '{"a/b":"é\\n"}'.encode()
 
 
 def test_add_existing_member_replaces_in_place() -> None:
     assert patch(b'{"a": /*x*/ 1 /*y*/, "b": 2}', [{"op": "add", "path": "/a", "value": [3]}]) == (
-        b'{"a": /*x*/ [3] /*y*/, "b": 2}')
+        b'{"a": /*x*/ [3] /*y*/, "b": 2}'
+    )
 
 
 def test_add_array_positions() -> None:
@@ -117,8 +120,10 @@ def test_test_op() -> None:
 ERRORS = [
     ('{"op": "add"}', "hujson: patch must be a JSON array"),
     ("[1]", "hujson: patch operation 0: must be a JSON object"),
-    ('[{"op": "test", "path": "", "value": {}}, {"op": "add", "op": "add"}]',
-     'hujson: patch operation 1: duplicate name "op"'),
+    (
+        '[{"op": "test", "path": "", "value": {}}, {"op": "add", "op": "add"}]',
+        'hujson: patch operation 1: duplicate name "op"',
+    ),
     ('[{"op": "add", "path": "/x", "value": 1, "value": 2}]', 'hujson: patch operation 0: duplicate name "value"'),
     ('[{"op": 1, "path": ""}]', 'hujson: patch operation 0: member "op" must be a JSON string'),
     ('[{"op": "add", "path": null, "value": 1}]', 'hujson: patch operation 0: member "path" must be a JSON string'),
@@ -133,18 +138,26 @@ ERRORS = [
     ('[{"op": "remove", "path": ""}]', "hujson: patch operation 0: cannot remove root value"),
     ('[{"op": "add", "path": "/baz/bat", "value": 1}]', "hujson: patch operation 0: value not found"),
     ('[{"op": "replace", "path": "/nope", "value": 1}]', "hujson: patch operation 0: value not found"),
-    ('[{"op": "move", "from": "/fizz", "path": "/fizz/wuzz"}]',
-     'hujson: patch operation 0: cannot move "/fizz" into "/fizz/wuzz"'),
-    ('[{"op": "move", "from": "/fizz", "path": "/fizz"}]',
-     'hujson: patch operation 0: cannot move "/fizz" into "/fizz"'),
+    (
+        '[{"op": "move", "from": "/fizz", "path": "/fizz/wuzz"}]',
+        'hujson: patch operation 0: cannot move "/fizz" into "/fizz/wuzz"',
+    ),
+    (
+        '[{"op": "move", "from": "/fizz", "path": "/fizz"}]',
+        'hujson: patch operation 0: cannot move "/fizz" into "/fizz"',
+    ),
     ('[{"op": "move", "from": "", "path": "/x"}]', 'hujson: patch operation 0: cannot move "" into "/x"'),
     ('[{"op": "copy", "from": "", "path": "/x"}]', 'hujson: patch operation 0: cannot copy "" into "/x"'),
     ('[{"op": "copy", "from": "/nope", "path": "/x"}]', "hujson: patch operation 0: value not found"),
     ('[{"op": "remove", "path": "/arr/00"}]', "hujson: patch operation 0: invalid array index: 00"),
-    ('[{"op": "remove", "path": "/fizz/0"}]',
-     "hujson: patch operation 0: invalid pointer: cannot index into literal at /fizz"),
-    ('[{"op": "add", "path": "/fizz/x", "value": 1}]',
-     "hujson: patch operation 0: invalid pointer: cannot index into literal at /fizz"),
+    (
+        '[{"op": "remove", "path": "/fizz/0"}]',
+        "hujson: patch operation 0: invalid pointer: cannot index into literal at /fizz",
+    ),
+    (
+        '[{"op": "add", "path": "/fizz/x", "value": 1}]',
+        "hujson: patch operation 0: invalid pointer: cannot index into literal at /fizz",
+    ),
     ("[1,", "hujson: line 1, column 4: parsing value: unexpected EOF"),
 ]
 
@@ -194,4 +207,5 @@ def test_sequence_and_no_formatting() -> None:
     out = patch(b'{\n\t// policy\n\t"acls": [],\n}\n', ops[:3])
     assert out == b'{\n\t// policy\n\t"acls": [],"derpMap":{"Regions":{"900":null},"OmitDefaultRegions":true}\n}\n'
     assert hujson.format(out).decode() == (
-        '{\n\t// policy\n\t"acls":    [],\n\t"derpMap": {"Regions": {"900": null}, "OmitDefaultRegions": true},\n}\n')
+        '{\n\t// policy\n\t"acls":    [],\n\t"derpMap": {"Regions": {"900": null}, "OmitDefaultRegions": true},\n}\n'
+    )

@@ -22,8 +22,11 @@ from derptool.hujson.standard import standardize_value
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
 )
 json_data = st.recursive(
     scalars,
@@ -184,10 +187,34 @@ def _open_all(v: Value) -> Value:
 
 
 ROOT_LEVEL = [
-    b'{"a": 01}', b'{"a": tru}', b'{"a": NaN}', b'[-Infinity]', b'{"a\\x": 1}', b'{"a": "\x01"}', b'[1,,2]',
-    b'{"a" 1}', b'{"a": 1 "b": 2}', b'[1 2]', b'{1: 2}', b'["a",]x', b'{"a": -}', b'[,]', b'{,}', b'{"a":}',
-    b'{"a": [1,]}', b'[1, 2,]', b'[/*x*/]', b'{"a": {"b": [1, 2,],},} // c\n', b'"x" 1', b'1 // c', b'[1]]',
-    b'{"a": 1}, ', b'{"a": 1e}', b'["\xff"]', b'  ', b'',
+    b'{"a": 01}',
+    b'{"a": tru}',
+    b'{"a": NaN}',
+    b"[-Infinity]",
+    b'{"a\\x": 1}',
+    b'{"a": "\x01"}',
+    b"[1,,2]",
+    b'{"a" 1}',
+    b'{"a": 1 "b": 2}',
+    b"[1 2]",
+    b"{1: 2}",
+    b'["a",]x',
+    b'{"a": -}',
+    b"[,]",
+    b"{,}",
+    b'{"a":}',
+    b'{"a": [1,]}',
+    b"[1, 2,]",
+    b"[/*x*/]",
+    b'{"a": {"b": [1, 2,],},} // c\n',
+    b'"x" 1',
+    b"1 // c",
+    b"[1]]",
+    b'{"a": 1}, ',
+    b'{"a": 1e}',
+    b'["\xff"]',
+    b"  ",
+    b"",
 ]
 
 
@@ -224,6 +251,7 @@ def test_fuzz_only_hujson_errors(src: bytes) -> None:
 
 
 # --- patch against a plain-data model of RFC 6902 (with Go's quirks) -----------------------------------
+
 
 def _segments(path: str) -> list[str]:
     return [s.replace("~1", "/").replace("~0", "~") for s in path[1:].split("/")] if path else []
@@ -330,8 +358,10 @@ def test_patch_matches_model_and_keeps_text_valid(case: tuple[Any, bytes, list[d
 @pytest.mark.parametrize("seed", range(3))
 def test_patch_with_commented_patch_text(seed: int) -> None:
     src = b'{\n\t// groups\n\t"groups": {\n\t\t"group:a": ["x"], // a\n\t},\n\t"acls": [], // none yet\n}\n'
-    ops = (b'[\n\t// add a group\n\t{"op": "add", "path": "/groups/group:b",\n\t\t// team b\n\t\t"value": ["y"],'
-           b" // b\n\t},\n]")
+    ops = (
+        b'[\n\t// add a group\n\t{"op": "add", "path": "/groups/group:b",\n\t\t// team b\n\t\t"value": ["y"],'
+        b" // b\n\t},\n]"
+    )
     out = hujson.patch(src, ops)
     assert hujson.loads(out)["groups"] == {"group:a": ["x"], "group:b": ["y"]}
     assert b"// team b" in out and b"// b\n" in out
@@ -342,9 +372,31 @@ def test_patch_with_commented_patch_text(seed: int) -> None:
 ops_data = st.lists(
     st.dictionaries(
         st.sampled_from(["op", "path", "from", "value", "x"]),
-        st.one_of(st.sampled_from(["add", "remove", "replace", "move", "copy", "test", "", "/", "/a", "/0",
-                                   "/a/0", "/-", "/a/-", "/b/c", "~", "/~1"]), json_data),
-        max_size=5),
+        st.one_of(
+            st.sampled_from(
+                [
+                    "add",
+                    "remove",
+                    "replace",
+                    "move",
+                    "copy",
+                    "test",
+                    "",
+                    "/",
+                    "/a",
+                    "/0",
+                    "/a/0",
+                    "/-",
+                    "/a/-",
+                    "/b/c",
+                    "~",
+                    "/~1",
+                ]
+            ),
+            json_data,
+        ),
+        max_size=5,
+    ),
     max_size=4,
 )
 

@@ -41,8 +41,24 @@ def test_standardize_keeps_positions() -> None:
 
 
 @pytest.mark.parametrize(
-    "src", [b"[,]", b"{,}", b"[1,,]", b"[1,]x", b"NaN", b"[Infinity]", b"\xef\xbb\xbf{}", b"/*\xff*/{}",
-            b"[1/*x*/2]", b"tr/**/ue", b'{"a":,}', b"/ 1", b'"\\x"', b"1 //"])
+    "src",
+    [
+        b"[,]",
+        b"{,}",
+        b"[1,,]",
+        b"[1,]x",
+        b"NaN",
+        b"[Infinity]",
+        b"\xef\xbb\xbf{}",
+        b"/*\xff*/{}",
+        b"[1/*x*/2]",
+        b"tr/**/ue",
+        b'{"a":,}',
+        b"/ 1",
+        b'"\\x"',
+        b"1 //",
+    ],
+)
 def test_fast_path_rejects_what_go_rejects(src: bytes) -> None:
     with pytest.raises(HuJSONError) as a:
         standardize(src)
@@ -78,8 +94,14 @@ def test_loads() -> None:
     }
     """
     assert loads(src) == {
-        "groups": {"group:a": ["x@example.com"]}, "big": 123456789012345678901234567890,
-        "f": 1.5, "e": 100.0, "t": True, "n": None, "dup": 2, "s": "é😂",
+        "groups": {"group:a": ["x@example.com"]},
+        "big": 123456789012345678901234567890,
+        "f": 1.5,
+        "e": 100.0,
+        "t": True,
+        "n": None,
+        "dup": 2,
+        "s": "é😂",
     }
     assert isinstance(loads("1e2"), float)
     assert loads(b'"\xff"') == "\ufffd"
@@ -89,7 +111,7 @@ def test_loads() -> None:
 
 
 def test_loads_matches_json_for_plain_json() -> None:
-    doc = {"a": [1, 2.5, None, True, "x\"y\\z\n"], "b": {"c": {}}, "d": -0.0}
+    doc = {"a": [1, 2.5, None, True, 'x"y\\z\n'], "b": {"c": {}}, "d": -0.0}
     text = json.dumps(doc, indent=2)
     assert loads(text) == json.loads(text)
 
@@ -137,10 +159,13 @@ def test_pointer_errors() -> None:
     from derptool.hujson.pointer import locate
 
     v = hujson.parse(b'{"a": "x", "b": [1]}')
-    for ptr, msg in [("a", "invalid pointer: lacks a forward slash prefix"),
-                     ("/b/00", "invalid array index: 00"), ("/b/-1", "invalid array index: -1"),
-                     ("/b/", "invalid array index: "),
-                     ("/a/0", "invalid pointer: cannot index into literal at /a")]:
+    for ptr, msg in [
+        ("a", "invalid pointer: lacks a forward slash prefix"),
+        ("/b/00", "invalid array index: 00"),
+        ("/b/-1", "invalid array index: -1"),
+        ("/b/", "invalid array index: "),
+        ("/a/0", "invalid pointer: cannot index into literal at /a"),
+    ]:
         _, err = locate(v, ptr)
         assert err is not None and str(err) == f"hujson: {msg}"
         assert err.line is None
@@ -154,9 +179,9 @@ TRICKY = [
     b'["a\n//", "b"]',
     b'["a/*", "*/", 1,]',
     b'{"k": [1, 2 ,\n],}',
-    b'[1 /* , ] */ ,\n]',
+    b"[1 /* , ] */ ,\n]",
     b'["//", /* "x" */ "y" // "z"\n]',
-    b'[1,\n/**/,\n]',
+    b"[1,\n/**/,\n]",
     b'{"a":1,\n//c\n}',
     b'// c "\n["\\"", "//"]',
     # a block comment's line decides whether it might sit in a string (loads drops comments whole)
@@ -170,7 +195,7 @@ TRICKY = [
     b'[1, // "\n "/*", "*/"]',
     b'["https://example.com", /* x */ 1]',
     b'{"a": "b"} /* tail "',
-    b'[1] // no newline at the end',
+    b"[1] // no newline at the end",
 ]
 
 
@@ -192,14 +217,22 @@ def test_fast_path_on_tricky_strings(src: bytes) -> None:
     assert loads(src) == json.loads(v.pack())
 
 
-@pytest.mark.parametrize(("src", "want"), [
-    (b'{\n\t"url": "https://example.com/a", // c\n\t"b": [1, 2,],\n}\n', {"url": "https://example.com/a", "b": [1, 2]}),
-    (b'["a/*b", /* c */ "*/", "//",]', ["a/*b", "*/", "//"]),
-    (b'{"path": "/x//y", "n": 1 /* "quoted" */}', {"path": "/x//y", "n": 1}),
-])
+@pytest.mark.parametrize(
+    ("src", "want"),
+    [
+        (
+            b'{\n\t"url": "https://example.com/a", // c\n\t"b": [1, 2,],\n}\n',
+            {"url": "https://example.com/a", "b": [1, 2]},
+        ),
+        (b'["a/*b", /* c */ "*/", "//",]', ["a/*b", "*/", "//"]),
+        (b'{"path": "/x//y", "n": 1 /* "quoted" */}', {"path": "/x//y", "n": 1}),
+    ],
+)
 def test_comment_marks_inside_strings_stay_on_the_fast_path(
-        src: bytes, want: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    src: bytes, want: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A "//" or "/*" inside a string (a URL) is sorted out without the parser, which is 10x slower."""
+
     def no_parser(*_: Any) -> None:
         raise AssertionError("the full parser was used")
 

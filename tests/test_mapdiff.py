@@ -23,11 +23,22 @@ def node(name: str, rid: int, host: str, **extra: Any) -> dict[str, Any]:
 
 BASE: dict[str, Any] = {
     "Regions": {
-        "1": {"RegionID": 1, "RegionCode": "nyc", "RegionName": "New York City", "Latitude": 40.7,
-              "Nodes": [node("1a", 1, "derp1a.example.com", IPv4="192.0.2.1", IPv6="2001:db8::1"),
-                        node("1b", 1, "derp1b.example.com", IPv4="192.0.2.2")]},
-        "2": {"RegionID": 2, "RegionCode": "sfo", "RegionName": "San Francisco",
-              "Nodes": [node("2a", 2, "derp2a.example.com")]},
+        "1": {
+            "RegionID": 1,
+            "RegionCode": "nyc",
+            "RegionName": "New York City",
+            "Latitude": 40.7,
+            "Nodes": [
+                node("1a", 1, "derp1a.example.com", IPv4="192.0.2.1", IPv6="2001:db8::1"),
+                node("1b", 1, "derp1b.example.com", IPv4="192.0.2.2"),
+            ],
+        },
+        "2": {
+            "RegionID": 2,
+            "RegionCode": "sfo",
+            "RegionName": "San Francisco",
+            "Nodes": [node("2a", 2, "derp2a.example.com")],
+        },
     }
 }
 
@@ -53,8 +64,12 @@ def test_default_ports_equal_explicit_ones() -> None:
 def test_regions_added_and_removed() -> None:
     def mutate(m: dict[str, Any]) -> None:
         del m["Regions"]["2"]
-        m["Regions"]["900"] = {"RegionID": 900, "RegionCode": "own", "RegionName": "Own",
-                               "Nodes": [node("900a", 900, "derp.example.org")]}
+        m["Regions"]["900"] = {
+            "RegionID": 900,
+            "RegionCode": "own",
+            "RegionName": "Own",
+            "Nodes": [node("900a", 900, "derp.example.org")],
+        }
 
     d = diff_maps(parse_derpmap(BASE), parse_derpmap(changed(mutate)))
     assert [r.region_id for r in d.regions_added] == [900]
@@ -87,7 +102,10 @@ def test_nodes_added_removed_and_changed_addresses_ports_flags() -> None:
     [nc] = rc.nodes_changed
     assert nc.name == "1a"
     assert {(c.field, c.old, c.new) for c in nc.changes} == {
-        ("IPv4", "192.0.2.1", "192.0.2.9"), ("DERPPort", 443, 8443), ("STUNOnly", False, True)}
+        ("IPv4", "192.0.2.1", "192.0.2.9"),
+        ("DERPPort", 443, 8443),
+        ("STUNOnly", False, True),
+    }
 
 
 def test_stun_disabled_shows_as_a_change() -> None:
@@ -126,7 +144,8 @@ def test_cli_diff_exit_codes_and_formats(tmp_path: Path) -> None:
     data = json.loads(js.stdout)
     assert data["same"] is False
     assert data["regions_changed"][0]["nodes_changed"] == [
-        {"name": "1b", "changes": [{"field": "IPv4", "old": "192.0.2.2", "new": "192.0.2.7"}]}]
+        {"name": "1b", "changes": [{"field": "IPv4", "old": "192.0.2.2", "new": "192.0.2.7"}]}
+    ]
     assert data["old"] == old and data["new"] == new
 
 

@@ -59,18 +59,24 @@ def test_hard_nat_by_address_only_leaves_mapping_open() -> None:
 
 
 def test_hard_nat_address_dependent() -> None:
-    r = nat.classify([
-        obs("1.1.1.1:3478", "203.0.113.9:1"), obs("1.1.1.1:3479", "203.0.113.9:1"),
-        obs("2.2.2.2:3478", "203.0.113.9:2"),
-    ])
+    r = nat.classify(
+        [
+            obs("1.1.1.1:3478", "203.0.113.9:1"),
+            obs("1.1.1.1:3479", "203.0.113.9:1"),
+            obs("2.2.2.2:3478", "203.0.113.9:2"),
+        ]
+    )
     assert (r.nat_type, r.mapping) == ("hard", "address-dependent")
 
 
 def test_hard_nat_address_and_port_dependent() -> None:
-    r = nat.classify([
-        obs("1.1.1.1:3478", "203.0.113.9:1"), obs("1.1.1.1:3479", "203.0.113.9:7"),
-        obs("2.2.2.2:3478", "203.0.113.9:2"),
-    ])
+    r = nat.classify(
+        [
+            obs("1.1.1.1:3478", "203.0.113.9:1"),
+            obs("1.1.1.1:3479", "203.0.113.9:7"),
+            obs("2.2.2.2:3478", "203.0.113.9:2"),
+        ]
+    )
     assert (r.nat_type, r.mapping) == ("hard", "address-and-port-dependent")
     # One server address on two ports is enough to prove port dependence.
     r = nat.classify([obs("1.1.1.1:3478", "203.0.113.9:1"), obs("1.1.1.1:3479", "203.0.113.9:7")])
@@ -94,7 +100,8 @@ def test_blocked_and_unknown() -> None:
 def test_summary_prefers_ipv4_and_serialises_contract() -> None:
     v6local = E("[2001:db8::2]:50000")
     observations = [
-        obs("1.1.1.1:3478", None), obs("2.2.2.2:3478", None),
+        obs("1.1.1.1:3478", None),
+        obs("2.2.2.2:3478", None),
         nat.Observation(E("[2001:db8::1]:3478"), v6local, v6local, "n6"),
         nat.Observation(E("[2001:db8::3]:3478"), v6local, v6local, "n6b"),
     ]
@@ -104,8 +111,13 @@ def test_summary_prefers_ipv4_and_serialises_contract() -> None:
     assert data["family"] == 6 and data["nat_type"] == "none" and data["udp"] is True
     assert data["ipv4"]["nat_type"] == "blocked"
     kinds_by_key: dict[str, type | tuple[type, ...]] = {
-        "udp": bool, "nat_type": str, "mapping": (str, type(None)), "local": str,
-        "mapped": list, "port_preserved": bool, "explanation": str,
+        "udp": bool,
+        "nat_type": str,
+        "mapping": (str, type(None)),
+        "local": str,
+        "mapped": list,
+        "port_preserved": bool,
+        "explanation": str,
     }
     for key, kinds in kinds_by_key.items():
         assert isinstance(data[key], kinds), key
@@ -120,26 +132,46 @@ def _map(nodes: list[dict[str, Any]]) -> Any:
     regions: dict[str, Any] = {}
     for n in nodes:
         rid = n["RegionID"]
-        regions.setdefault(str(rid), {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"R{rid}",
-                                      "Nodes": []})["Nodes"].append(n)
+        regions.setdefault(str(rid), {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"R{rid}", "Nodes": []})[
+            "Nodes"
+        ].append(n)
     return parse_derpmap({"Regions": regions})
 
 
 def node(name: str, rid: int, v4: str = "", v6: str = "none", port: int = 0, **kw: Any) -> dict[str, Any]:
-    return {"Name": name, "RegionID": rid, "HostName": f"{name}.example", "IPv4": v4, "IPv6": v6,
-            "STUNPort": port, **kw}
+    return {
+        "Name": name,
+        "RegionID": rid,
+        "HostName": f"{name}.example",
+        "IPv4": v4,
+        "IPv6": v6,
+        "STUNPort": port,
+        **kw,
+    }
 
 
 def test_plan_one_node_per_region_first_and_pairs_of_ports() -> None:
-    dmap = _map([
-        node("1a", 1, "192.0.2.1"), node("1b", 1, "192.0.2.1", port=3479), node("1c", 1, "192.0.2.9"),
-        node("2a", 2, "192.0.2.2", v6="2001:db8::2"), node("3a", 3, "192.0.2.3", port=-1),
-        node("4a", 4, "192.0.2.4"), node("5a", 5, "192.0.2.5"), node("6a", 6, "192.0.2.6"),
-    ])
+    dmap = _map(
+        [
+            node("1a", 1, "192.0.2.1"),
+            node("1b", 1, "192.0.2.1", port=3479),
+            node("1c", 1, "192.0.2.9"),
+            node("2a", 2, "192.0.2.2", v6="2001:db8::2"),
+            node("3a", 3, "192.0.2.3", port=-1),
+            node("4a", 4, "192.0.2.4"),
+            node("5a", 5, "192.0.2.5"),
+            node("6a", 6, "192.0.2.6"),
+        ]
+    )
     targets = natprobe.plan_targets(dmap, resolver=lambda host, fam: pytest.fail("no DNS expected"))
     v4 = [(t.node, str(t.server)) for t in targets if t.server.family == 4]
-    assert v4 == [("1a", "192.0.2.1:3478"), ("2a", "192.0.2.2:3478"), ("4a", "192.0.2.4:3478"),
-                  ("5a", "192.0.2.5:3478"), ("1b", "192.0.2.1:3479")]
+    assert v4 == [
+        ("1a", "192.0.2.1:3478"),
+        ("2a", "192.0.2.2:3478"),
+        ("4a", "192.0.2.4:3478"),
+        ("5a", "192.0.2.5:3478"),
+        ("1b", "192.0.2.1:3479"),
+    ]
     assert [str(t.server) for t in targets if t.server.family == 6] == ["[2001:db8::2]:3478"]
 
 
@@ -161,8 +193,13 @@ def test_run_on_loopback_sees_no_nat_and_reports_silent_servers() -> None:
         a = responder.add("127.0.0.1")
         b = responder.add("127.0.0.1")
         c = responder.add("127.0.0.1", silent=True)
-        dmap = _map([node("1a", 1, "127.0.0.1", port=a.port), node("2a", 2, "127.0.0.1", port=b.port),
-                     node("3a", 3, "127.0.0.1", port=c.port)])
+        dmap = _map(
+            [
+                node("1a", 1, "127.0.0.1", port=a.port),
+                node("2a", 2, "127.0.0.1", port=b.port),
+                node("3a", 3, "127.0.0.1", port=c.port),
+            ]
+        )
         report = natprobe.run(dmap, timeout=1.0, families=(4,))
     data = report.to_data()
     assert data["nat_type"] == "none"
@@ -182,8 +219,22 @@ def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with StunResponder() as responder:
         a = responder.add("127.0.0.1")
         b = responder.add("127.0.0.1")
-        m = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X", "Nodes": [
-            node("900a", 900, "127.0.0.1", port=a.port), node("900b", 900, "127.0.0.1", port=b.port)]}}})
+        m = _write(
+            tmp_path,
+            {
+                "Regions": {
+                    "900": {
+                        "RegionID": 900,
+                        "RegionCode": "x",
+                        "RegionName": "X",
+                        "Nodes": [
+                            node("900a", 900, "127.0.0.1", port=a.port),
+                            node("900b", 900, "127.0.0.1", port=b.port),
+                        ],
+                    }
+                }
+            },
+        )
         res = runner.invoke(app, ["nat", "--map", m, "--format", "json", "--timeout", "1"])
         assert res.exit_code == 0, res.output
         data = json.loads(res.stdout)
@@ -191,8 +242,19 @@ def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         res = runner.invoke(app, ["nat", "--map", m, "--timeout", "1"])
         assert res.exit_code == 0 and "No NAT" in res.stdout
         silent = responder.add("127.0.0.1", silent=True)
-        quiet = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
-                                                      "Nodes": [node("900a", 900, "127.0.0.1", port=silent.port)]}}})
+        quiet = _write(
+            tmp_path,
+            {
+                "Regions": {
+                    "900": {
+                        "RegionID": 900,
+                        "RegionCode": "x",
+                        "RegionName": "X",
+                        "Nodes": [node("900a", 900, "127.0.0.1", port=silent.port)],
+                    }
+                }
+            },
+        )
         res = runner.invoke(app, ["nat", "--map", quiet, "--format", "json", "--timeout", "0.3"])
         assert res.exit_code == 1, res.output  # no server answered: the check ran and found UDP blocked
         assert json.loads(res.stdout)["nat_type"] == "blocked"
@@ -200,18 +262,51 @@ def test_cli_json_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = runner.invoke(app, ["nat", "--map", str(tmp_path / "missing.json")])
     assert res.exit_code == 2
-    nostun = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
-                                                   "Nodes": [node("900a", 900, "127.0.0.1", port=-1)]}}})
+    nostun = _write(
+        tmp_path,
+        {
+            "Regions": {
+                "900": {
+                    "RegionID": 900,
+                    "RegionCode": "x",
+                    "RegionName": "X",
+                    "Nodes": [node("900a", 900, "127.0.0.1", port=-1)],
+                }
+            }
+        },
+    )
     res = runner.invoke(app, ["nat", "--map", nostun])
     assert res.exit_code == 2 and "no STUN server" in res.output
-    no_family = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
-                                                      "Nodes": [node("900a", 900, "none", port=3478)]}}})
+    no_family = _write(
+        tmp_path,
+        {
+            "Regions": {
+                "900": {
+                    "RegionID": 900,
+                    "RegionCode": "x",
+                    "RegionName": "X",
+                    "Nodes": [node("900a", 900, "none", port=3478)],
+                }
+            }
+        },
+    )
     res = runner.invoke(app, ["nat", "--map", no_family])
     assert res.exit_code == 2 and "no STUN server" in res.output
     # A host name that does not resolve (no DNS query leaves the machine: the resolver is replaced).
     monkeypatch.setattr(natprobe, "resolve_host", lambda host, family: [])
-    unresolvable = _write(tmp_path, {"Regions": {"900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X",
-                                                         "Nodes": [node("900a", 900, "", v6="", port=3478)]}}})
+    unresolvable = _write(
+        tmp_path,
+        {
+            "Regions": {
+                "900": {
+                    "RegionID": 900,
+                    "RegionCode": "x",
+                    "RegionName": "X",
+                    "Nodes": [node("900a", 900, "", v6="", port=3478)],
+                }
+            }
+        },
+    )
     res = runner.invoke(app, ["nat", "--map", unresolvable])
     assert res.exit_code == 3 and "no STUN server" in res.output
 
@@ -221,8 +316,9 @@ _eps = st.builds(nat.Endpoint, _ips, st.sampled_from([3478, 3479, 40000]))
 
 
 @given(st.lists(st.tuples(_eps, st.none() | _eps), max_size=6), st.none() | _eps)
-def test_classify_is_total_and_consistent(pairs: list[tuple[nat.Endpoint, nat.Endpoint | None]],
-                                          local: nat.Endpoint | None) -> None:
+def test_classify_is_total_and_consistent(
+    pairs: list[tuple[nat.Endpoint, nat.Endpoint | None]], local: nat.Endpoint | None
+) -> None:
     r = nat.classify([nat.Observation(s, m) for s, m in pairs], local)
     answered = [m for _, m in pairs if m is not None]
     assert r.udp == bool(answered)

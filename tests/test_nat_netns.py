@@ -39,18 +39,36 @@ needs_root = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
 
 def _map(path: Path) -> Path:
     def node(name: str, v4: str, v6: str, port: int) -> dict[str, Any]:
-        return {"Name": name, "RegionID": 900, "HostName": f"{name}.derp.test", "IPv4": v4, "IPv6": v6,
-                "STUNPort": port}
+        return {
+            "Name": name,
+            "RegionID": 900,
+            "HostName": f"{name}.derp.test",
+            "IPv4": v4,
+            "IPv6": v6,
+            "STUNPort": port,
+        }
 
-    data = {"Regions": {
-        "900": {"RegionID": 900, "RegionCode": "lab", "RegionName": "Lab", "Nodes": [
-            node("900a", PUBLIC_V4[0], PUBLIC_V6[0], 3478),
-            node("900b", PUBLIC_V4[0], PUBLIC_V6[0], 3479),
-        ]},
-        "901": {"RegionID": 901, "RegionCode": "lab2", "RegionName": "Lab 2", "Nodes": [
-            {**node("901a", PUBLIC_V4[1], PUBLIC_V6[1], 3478), "RegionID": 901},
-        ]},
-    }}
+    data = {
+        "Regions": {
+            "900": {
+                "RegionID": 900,
+                "RegionCode": "lab",
+                "RegionName": "Lab",
+                "Nodes": [
+                    node("900a", PUBLIC_V4[0], PUBLIC_V6[0], 3478),
+                    node("900b", PUBLIC_V4[0], PUBLIC_V6[0], 3479),
+                ],
+            },
+            "901": {
+                "RegionID": 901,
+                "RegionCode": "lab2",
+                "RegionName": "Lab 2",
+                "Nodes": [
+                    {**node("901a", PUBLIC_V4[1], PUBLIC_V6[1], 3478), "RegionID": 901},
+                ],
+            },
+        }
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -66,8 +84,13 @@ def _start_responders(lab: Lab) -> None:
     for v4, v6 in zip(PUBLIC_V4, PUBLIC_V6, strict=True):
         binds += ["--bind", f"{v4}:3478", "--bind", f"[{v6}]:3478"]
     binds += ["--bind", f"{PUBLIC_V4[0]}:3479", "--bind", f"[{PUBLIC_V6[0]}]:3479"]
-    proc = lab.popen("public", [sys.executable, "-m", "tests.support.stun_responder", *binds],
-                     cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = lab.popen(
+        "public",
+        [sys.executable, "-m", "tests.support.stun_responder", *binds],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # one JSON line once every socket is bound
     assert "listening" in line, f"responder did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
@@ -76,8 +99,20 @@ def _start_responders(lab: Lab) -> None:
 def _nat(lab: Lab, tmp_path: Path, mode: Mode, timeout: float = 2.0) -> dict[str, Any]:
     nat_topology(lab, mode)
     _start_responders(lab)
-    proc = lab.run("client", sys.executable, "-m", "derptool", "nat", "--map", str(_map(tmp_path / "map.json")),
-                   "--format", "json", "--timeout", str(timeout), check=False)
+    proc = lab.run(
+        "client",
+        sys.executable,
+        "-m",
+        "derptool",
+        "nat",
+        "--map",
+        str(_map(tmp_path / "map.json")),
+        "--format",
+        "json",
+        "--timeout",
+        str(timeout),
+        check=False,
+    )
     assert proc.returncode == (1 if mode == "blocked" else 0), proc.stderr  # 1: no STUN server answered
     data: dict[str, Any] = json.loads(proc.stdout)
     return data
@@ -148,8 +183,20 @@ def test_udp_dropped_is_blocked(lab: Lab, tmp_path: Path) -> None:
 def test_table_output_explains(lab: Lab, tmp_path: Path) -> None:
     nat_topology(lab, "hard")
     _start_responders(lab)
-    proc = lab.run("client", sys.executable, "-m", "derptool", "nat", "--map", str(_map(tmp_path / "m.json")),
-                   "--timeout", "2", "--region", "900", check=False)
+    proc = lab.run(
+        "client",
+        sys.executable,
+        "-m",
+        "derptool",
+        "nat",
+        "--map",
+        str(_map(tmp_path / "m.json")),
+        "--timeout",
+        "2",
+        "--region",
+        "900",
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "NAT type:       hard" in proc.stdout
     assert "address-and-port-dependent" in proc.stdout

@@ -60,8 +60,14 @@ def by_id(report: Report) -> dict[int, Any]:
 class TLSServer:
     """A threaded HTTPS server answering ``/derp/latency-check`` (empty 200) after *delay* seconds."""
 
-    def __init__(self, ctx: ssl.SSLContext, host: str = "127.0.0.1", delay: float = 0.0, status: int = 200,
-                 handshake_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        host: str = "127.0.0.1",
+        delay: float = 0.0,
+        status: int = 200,
+        handshake_delay: float = 0.0,
+    ) -> None:
         self.paths: list[str] = []
         outer = self
 
@@ -129,8 +135,9 @@ def run_map(data: dict[str, Any], **kw: Any) -> Report:
 
 def test_latency_matches_applied_delays_and_ranking(responder: StunResponder) -> None:
     delays = {901: 60.0, 902: 5.0, 903: 120.0, 904: 30.0, 905: 90.0}
-    eps = {rid: [responder.add(f"127.0.{rid - 890}.{j + 1}", delay_ms=d) for j in range(3)]
-           for rid, d in delays.items()}
+    eps = {
+        rid: [responder.add(f"127.0.{rid - 890}.{j + 1}", delay_ms=d) for j in range(3)] for rid, d in delays.items()
+    }
     regions = [region(rid, [stun_node(f"n{rid}-{j}", rid, ep) for j, ep in enumerate(eps[rid])]) for rid in delays]
     report = run_map(derp_map(*regions))
     got = by_id(report)
@@ -163,10 +170,12 @@ def test_region_score_and_avoid(responder: StunResponder) -> None:
     fast = responder.add("127.0.21.1", delay_ms=5)
     mid = responder.add("127.0.21.2", delay_ms=40)
     slow = responder.add("127.0.21.3", delay_ms=80)
-    data = derp_map(region(1, [stun_node("fast", 1, fast)], Avoid=True),
-                    region(2, [stun_node("mid", 2, mid)]),
-                    region(3, [stun_node("slow", 3, slow)]),
-                    HomeParams={"RegionScore": {"3": 0.25}})
+    data = derp_map(
+        region(1, [stun_node("fast", 1, fast)], Avoid=True),
+        region(2, [stun_node("mid", 2, mid)]),
+        region(3, [stun_node("slow", 3, slow)]),
+        HomeParams={"RegionScore": {"3": 0.25}},
+    )
     report = run_map(data)
     assert [r.id for r in report.regions] == [1, 2, 3]  # sorted by measured latency
     assert by_id(report)[1].latency_ms is not None  # Avoid: measured...
@@ -208,8 +217,14 @@ def test_host_name_resolved(responder: StunResponder) -> None:
 def test_closed_port_fails_fast_not_at_timeout(responder: StunResponder) -> None:
     ok = responder.add("127.0.30.1", delay_ms=5)
     port = closed_udp_port("127.0.30.2")
-    closed = {"Name": "closed", "RegionID": 2, "HostName": "127.0.30.2", "IPv6": "none", "STUNPort": port,
-              "DERPPort": 9}
+    closed = {
+        "Name": "closed",
+        "RegionID": 2,
+        "HostName": "127.0.30.2",
+        "IPv6": "none",
+        "STUNPort": port,
+        "DERPPort": 9,
+    }
     timeout = 4.0
     t0 = time.perf_counter()
     report = run_map(derp_map(region(1, [stun_node("ok", 1, ok)]), region(2, [closed])), timeout=timeout)
@@ -227,8 +242,9 @@ def test_silent_address_times_out(responder: StunResponder) -> None:
     ok = responder.add("127.0.31.2", delay_ms=5)
     timeout = 1.0
     t0 = time.perf_counter()
-    report = run_map(derp_map(region(1, [stun_node("s", 1, silent)]), region(2, [stun_node("ok", 2, ok)])),
-                     timeout=timeout)
+    report = run_map(
+        derp_map(region(1, [stun_node("s", 1, silent)]), region(2, [stun_node("ok", 2, ok)])), timeout=timeout
+    )
     elapsed = time.perf_counter() - t0
     res = by_id(report)[1]
     assert res.latency_ms is None and "no answer in the 0.6 s STUN phase" in res.error
@@ -249,8 +265,15 @@ def test_bad_answers_before_the_real_one_are_ignored(responder: StunResponder, f
         assert report.global_v4 is not None
 
 
-@pytest.mark.parametrize(("fault", "why"), [("garbage", "unknown transaction ID"), ("truncated", "invalid answer"),
-                                            ("spoof", "not the server"), ("wrong-txid", "unknown transaction ID")])
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ("garbage", "unknown transaction ID"),
+        ("truncated", "invalid answer"),
+        ("spoof", "not the server"),
+        ("wrong-txid", "unknown transaction ID"),
+    ],
+)
 def test_bad_answers_alone_are_no_answer(responder: StunResponder, fault: str, why: str) -> None:
     ep = responder.add("127.0.33.1", silent=True, faults=[fault])
     report = run_map(derp_map(region(1, [stun_node("n", 1, ep)])), timeout=1.0)
@@ -291,8 +314,16 @@ def test_no_measure_no_home_is_reported_unmeasured(responder: StunResponder) -> 
 
 
 def _https_node(name: str, rid: int, port: int, **kw: Any) -> dict[str, Any]:
-    return {"Name": name, "RegionID": rid, "HostName": "127.0.0.1", "IPv4": "127.0.0.1", "IPv6": "none",
-            "STUNPort": -1, "DERPPort": port, **kw}
+    return {
+        "Name": name,
+        "RegionID": rid,
+        "HostName": "127.0.0.1",
+        "IPv4": "127.0.0.1",
+        "IPv6": "none",
+        "STUNPort": -1,
+        "DERPPort": port,
+        **kw,
+    }
 
 
 def test_https_fallback_times_established_connection(ca: Any, tmp_path: Path) -> None:
@@ -326,8 +357,9 @@ def test_https_cert_name_is_the_expected_name(ca: Any, tmp_path: Path) -> None:
     ca.cert_pem.write_to_path(str(ca_file))
     with TLSServer(server_context(ca, "derp.example.test")) as srv:
         plain = run_map(derp_map(region(1, [_https_node("h", 1, srv.port)])), ca_file=str(ca_file))
-        named = run_map(derp_map(region(1, [_https_node("h", 1, srv.port, CertName="derp.example.test")])),
-                        ca_file=str(ca_file))
+        named = run_map(
+            derp_map(region(1, [_https_node("h", 1, srv.port, CertName="derp.example.test")])), ca_file=str(ca_file)
+        )
     assert "TLS verification failed" in by_id(plain)[1].error  # HostName 127.0.0.1 is not on the cert
     assert by_id(named)[1].method == "https"
 
@@ -341,8 +373,16 @@ def test_https_error_status_is_a_failure(ca: Any) -> None:
 def test_https_flag_measures_every_region(ca: Any, responder: StunResponder) -> None:
     ep = responder.add("127.0.37.1", delay_ms=5)
     with TLSServer(server_context(ca, "x"), delay=0.02) as srv:
-        node = stun_node("n", 1, ep, HostName="127.0.0.1", IPv4="127.0.0.1", STUNTestIP=ep.host,
-                         DERPPort=srv.port, InsecureForTests=True)
+        node = stun_node(
+            "n",
+            1,
+            ep,
+            HostName="127.0.0.1",
+            IPv4="127.0.0.1",
+            STUNTestIP=ep.host,
+            DERPPort=srv.port,
+            InsecureForTests=True,
+        )
         data = derp_map(region(1, [node]))
         plain = run_map(data)
         both = run_map(data, https=True)
@@ -362,13 +402,38 @@ def test_coturn_region(tmp_path: Path, responder: StunResponder) -> None:
         pytest.skip("coturn's turnserver is not installed (apt-get install coturn)")
     port = closed_udp_port()
     proc = subprocess.Popen(
-        [exe, "-n", "--listening-ip", "127.0.0.1", "--listening-port", str(port), "--no-tls", "--no-dtls",
-         "--no-tcp", "--stun-only", "--no-cli", "--pidfile", str(tmp_path / "pid"), "--db", str(tmp_path / "db"),
-         "--log-file", str(tmp_path / "log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        [
+            exe,
+            "-n",
+            "--listening-ip",
+            "127.0.0.1",
+            "--listening-port",
+            str(port),
+            "--no-tls",
+            "--no-dtls",
+            "--no-tcp",
+            "--stun-only",
+            "--no-cli",
+            "--pidfile",
+            str(tmp_path / "pid"),
+            "--db",
+            str(tmp_path / "db"),
+            "--log-file",
+            str(tmp_path / "log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
     try:
-        node = {"Name": "coturn", "RegionID": 1, "HostName": "127.0.0.1", "IPv6": "none", "STUNPort": port,
-                "DERPPort": 9}
+        node = {
+            "Name": "coturn",
+            "RegionID": 1,
+            "HostName": "127.0.0.1",
+            "IPv6": "none",
+            "STUNPort": port,
+            "DERPPort": 9,
+        }
         slow = responder.add("127.0.38.1", delay_ms=150)
         data = derp_map(region(1, [node]), region(2, [stun_node("slow", 2, slow)]))
         deadline = time.monotonic() + 10
@@ -402,16 +467,16 @@ def test_https_that_never_answers_stops_at_the_overall_timeout() -> None:
 
 def test_stun_only_region_has_no_https_fallback() -> None:
     port = closed_udp_port("127.0.39.1")
-    node = {"Name": "s", "RegionID": 1, "HostName": "127.0.39.1", "IPv6": "none", "STUNPort": port,
-            "STUNOnly": True}
+    node = {"Name": "s", "RegionID": 1, "HostName": "127.0.39.1", "IPv6": "none", "STUNPort": port, "STUNOnly": True}
     report = run_map(derp_map(region(1, [node])), timeout=1.0)
     res = by_id(report)[1]
     assert "connection refused" in res.error and "no HTTPS fallback: every node is STUN-only" in res.error
     assert "HTTPS:" not in res.error
 
 
-def test_auto_families_skip_what_the_machine_cannot_use(monkeypatch: pytest.MonkeyPatch,
-                                                        responder: StunResponder) -> None:
+def test_auto_families_skip_what_the_machine_cannot_use(
+    monkeypatch: pytest.MonkeyPatch, responder: StunResponder
+) -> None:
     import ipaddress
 
     from derptool.net.stunclient import StunSocket

@@ -102,8 +102,7 @@ def test_captive_portal_checked_when_stun_is_slow(responder: StunResponder, mode
     server.mode = mode
     try:
         silent = responder.add("127.0.73.1", silent=True)
-        client = Netcheck(_captive_map(silent, server), ipv4=True, ipv6=False, timeout=1.0,
-                          captive_port=server.port)
+        client = Netcheck(_captive_map(silent, server), ipv4=True, ipv6=False, timeout=1.0, captive_port=server.port)
         report = client.measure()
     finally:
         server.close()
@@ -115,8 +114,9 @@ def test_captive_portal_not_checked_when_stun_answers_quickly(responder: StunRes
     server = _Server()
     try:
         fast = responder.add("127.0.73.2", delay_ms=2)
-        report = Netcheck(_captive_map(fast, server), ipv4=True, ipv6=False, timeout=1.0,
-                          captive_port=server.port).measure()
+        report = Netcheck(
+            _captive_map(fast, server), ipv4=True, ipv6=False, timeout=1.0, captive_port=server.port
+        ).measure()
     finally:
         server.close()
     assert report.udp and report.captive_portal is None and server.requests == []
@@ -131,8 +131,7 @@ def test_bind_address_and_port(responder: StunResponder) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
         with pytest.raises(InputError, match=r"cannot bind the STUN socket to 127\.0\.0\.1:"):
-            measure(dmap, ipv4=True, ipv6=False, timeout=1.0, bind_ip="127.0.0.1",
-                    bind_port=busy.getsockname()[1])
+            measure(dmap, ipv4=True, ipv6=False, timeout=1.0, bind_ip="127.0.0.1", bind_port=busy.getsockname()[1])
 
 
 def test_bind_address_of_the_other_family_leaves_no_socket(responder: StunResponder) -> None:
@@ -145,6 +144,7 @@ def test_bind_address_of_the_other_family_leaves_no_socket(responder: StunRespon
 
 # -- the CLI ------------------------------------------------------------------------------------
 
+
 def _write(tmp_path: Path, data: dict[str, Any]) -> str:
     path = tmp_path / "map.json"
     path.write_text(json.dumps(data))
@@ -153,8 +153,24 @@ def _write(tmp_path: Path, data: dict[str, Any]) -> str:
 
 def test_cli_json_line_one_timestamped_object_per_round(responder: StunResponder, tmp_path: Path) -> None:
     data, _ = _six(responder)
-    result = runner.invoke(app, ["latency", "--map", _write(tmp_path, data), "-f", "json-line", "--every", "50ms",
-                                 "--count", "3", "--timeout", "1s", "--ipv4", "--no-ipv6"])
+    result = runner.invoke(
+        app,
+        [
+            "latency",
+            "--map",
+            _write(tmp_path, data),
+            "-f",
+            "json-line",
+            "--every",
+            "50ms",
+            "--count",
+            "3",
+            "--timeout",
+            "1s",
+            "--ipv4",
+            "--no-ipv6",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -168,8 +184,22 @@ def test_cli_json_line_one_timestamped_object_per_round(responder: StunResponder
 
 def test_cli_table_shows_port_mapping_and_incremental_rounds(responder: StunResponder, tmp_path: Path) -> None:
     data, _ = _six(responder)
-    result = runner.invoke(app, ["latency", "--map", _write(tmp_path, data), "--every", "50ms", "--count", "2",
-                                 "--timeout", "1s", "--ipv4", "--no-ipv6"])
+    result = runner.invoke(
+        app,
+        [
+            "latency",
+            "--map",
+            _write(tmp_path, data),
+            "--every",
+            "50ms",
+            "--count",
+            "2",
+            "--timeout",
+            "1s",
+            "--ipv4",
+            "--no-ipv6",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.count("PortMapping: not checked (--port-mapping)") == 2
     assert "3 of 3 regions probed (incremental round" in result.stdout
@@ -180,27 +210,48 @@ def test_cli_bind_options(responder: StunResponder, tmp_path: Path) -> None:
     ep = responder.add("127.0.75.1", delay_ms=1)
     path = _write(tmp_path, derp_map(region(901, [stun_node("901a", 901, ep)])))
     port = _free_udp_port()
-    result = runner.invoke(app, ["latency", "--map", path, "-f", "json", "--bind-address", "127.0.0.1",
-                                 "--bind-port", str(port), "--timeout", "1s"])
+    result = runner.invoke(
+        app,
+        [
+            "latency",
+            "--map",
+            path,
+            "-f",
+            "json",
+            "--bind-address",
+            "127.0.0.1",
+            "--bind-port",
+            str(port),
+            "--timeout",
+            "1s",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["global_v4"] == f"127.0.0.1:{port}"
     port = _free_udp_port()
-    result = runner.invoke(app, ["nat", "--map", path, "-f", "json", "--bind-address", "127.0.0.1",
-                                 "--bind-port", str(port), "--timeout", "1"])
+    result = runner.invoke(
+        app,
+        ["nat", "--map", path, "-f", "json", "--bind-address", "127.0.0.1", "--bind-port", str(port), "--timeout", "1"],
+    )
     assert result.exit_code == 0, result.output
     nat = json.loads(result.stdout)
     assert nat["local"] == f"127.0.0.1:{port}" and nat["mapped"] == [f"127.0.0.1:{port}"]
     assert nat["port_mapping"] is None and nat["captive_portal"] is None
 
 
-@pytest.mark.parametrize(("command", "args", "message"), [
-    *((c, ["--bind-address", "nope"], "--bind-address: 'nope' is not an IP address") for c in ("latency", "nat")),
-    *((c, ["--bind-port", "70000"], "70000") for c in ("latency", "nat")),
-    ("latency", ["--bind-address", "127.0.0.1", "--ipv6"], "cannot send IPv6 probes"),
-])
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        *((c, ["--bind-address", "nope"], "--bind-address: 'nope' is not an IP address") for c in ("latency", "nat")),
+        *((c, ["--bind-port", "70000"], "70000") for c in ("latency", "nat")),
+        ("latency", ["--bind-address", "127.0.0.1", "--ipv6"], "cannot send IPv6 probes"),
+    ],
+)
 def test_cli_bad_bind_options_exit_2(tmp_path: Path, command: str, args: list[str], message: str) -> None:
-    path = _write(tmp_path, derp_map(region(901, [stun_node("901a", 901, None, HostName="127.0.0.1",
-                                                            IPv4="127.0.0.1", STUNPort=9)])))
+    path = _write(
+        tmp_path,
+        derp_map(region(901, [stun_node("901a", 901, None, HostName="127.0.0.1", IPv4="127.0.0.1", STUNPort=9)])),
+    )
     result = runner.invoke(app, [command, "--map", path, *args])
     assert result.exit_code == 2
     assert message in result.stderr

@@ -80,8 +80,11 @@ def test_incremental_plan_and_home_match_go(lab: tuple[LoopbackRegions, Path]) -
             # Go probed exactly the regions our plan from its previous report probes: the 3 fastest + home
             plan = make_plan(dmap, ipv4=True, ipv6=False, last=last)
             assert plan.incremental
-            assert {rp.region.region_id for rp in plan.regions} == {int(k) for k in incremental["RegionLatency"]} \
+            assert (
+                {rp.region.region_id for rp in plan.regions}
+                == {int(k) for k in incremental["RegionLatency"]}
                 == {900, 901, 902}
+            )
             now += 30.0
             assert chooser.update(go_latencies_ms(incremental), now) == incremental["PreferredDERP"]
             last = incremental

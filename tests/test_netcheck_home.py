@@ -26,54 +26,168 @@ def rep(*pairs: Any) -> dict[int, float]:
 START = 123.0
 # name, steps [(seconds after the previous step, latencies)], RegionScore, last DERP activity by region
 # (absolute seconds), forced home, wanted home after the last step, wanted history length
-GO_HOME_CASES: list[tuple[str, list[tuple[float, dict[int, float]]], dict[int, float] | None,
-                          dict[int, float] | None, int | None, int | None, int]] = [
+GO_HOME_CASES: list[
+    tuple[
+        str,
+        list[tuple[float, dict[int, float]]],
+        dict[int, float] | None,
+        dict[int, float] | None,
+        int | None,
+        int | None,
+        int,
+    ]
+] = [
     ("first_reading", [(0, rep("d1", 2, "d2", 3))], None, None, None, 1, 1),
     ("with_two", [(0, rep("d1", 2, "d2", 3)), (1, rep("d1", 4, "d2", 3))], None, None, None, 1, 2),
-    ("but_now_d1_gone", [(0, rep("d1", 2, "d2", 3)), (1, rep("d1", 4, "d2", 3)), (1, rep("d2", 3))],
-     None, None, None, 2, 3),
-    ("d1_is_back", [(0, rep("d1", 2, "d2", 3)), (1, rep("d1", 4, "d2", 3)), (1, rep("d2", 3)),
-                    (1, rep("d1", 4, "d2", 3))], None, None, None, 1, 4),
-    ("things_clean_up", [(0, rep("d1", 1, "d2", 2)), (1, rep("d1", 1, "d2", 2)), (1, rep("d1", 1, "d2", 2)),
-                         (1, rep("d1", 1, "d2", 2)), (600, rep("d3", 3))], None, None, None, 3, 1),
-    ("preferred_derp_hysteresis_no_switch", [(0, rep("d1", 4, "d2", 5)), (1, rep("d1", 4, "d2", 3))],
-     None, None, None, 1, 2),
-    ("preferred_derp_hysteresis_no_switch_absolute",
-     [(0, rep("d1", 4.0, "d2", 5.0)), (1, rep("d1", 4.0, "d2", 1.0))], None, None, None, 1, 2),
-    ("preferred_derp_hysteresis_do_switch", [(0, rep("d1", 4, "d2", 5)), (1, rep("d1", 4, "d2", 1))],
-     None, None, None, 2, 2),
+    (
+        "but_now_d1_gone",
+        [(0, rep("d1", 2, "d2", 3)), (1, rep("d1", 4, "d2", 3)), (1, rep("d2", 3))],
+        None,
+        None,
+        None,
+        2,
+        3,
+    ),
+    (
+        "d1_is_back",
+        [(0, rep("d1", 2, "d2", 3)), (1, rep("d1", 4, "d2", 3)), (1, rep("d2", 3)), (1, rep("d1", 4, "d2", 3))],
+        None,
+        None,
+        None,
+        1,
+        4,
+    ),
+    (
+        "things_clean_up",
+        [
+            (0, rep("d1", 1, "d2", 2)),
+            (1, rep("d1", 1, "d2", 2)),
+            (1, rep("d1", 1, "d2", 2)),
+            (1, rep("d1", 1, "d2", 2)),
+            (600, rep("d3", 3)),
+        ],
+        None,
+        None,
+        None,
+        3,
+        1,
+    ),
+    (
+        "preferred_derp_hysteresis_no_switch",
+        [(0, rep("d1", 4, "d2", 5)), (1, rep("d1", 4, "d2", 3))],
+        None,
+        None,
+        None,
+        1,
+        2,
+    ),
+    (
+        "preferred_derp_hysteresis_no_switch_absolute",
+        [(0, rep("d1", 4.0, "d2", 5.0)), (1, rep("d1", 4.0, "d2", 1.0))],
+        None,
+        None,
+        None,
+        1,
+        2,
+    ),
+    (
+        "preferred_derp_hysteresis_do_switch",
+        [(0, rep("d1", 4, "d2", 5)), (1, rep("d1", 4, "d2", 1))],
+        None,
+        None,
+        None,
+        2,
+        2,
+    ),
     ("derp_home_params", [(1, rep("d1", 10, "d2", 8))], {1: 2 / 3}, None, None, 1, 1),
     ("derp_home_params_high_latency", [(1, rep("d1", 100, "d2", 10))], {1: 2 / 3}, None, None, 2, 1),
     ("derp_home_params_invalid", [(1, rep("d1", 4, "d2", 5))], {1: 0.0, 2: -1.0}, None, None, 1, 1),
-    ("saw_derp_traffic", [(0, rep("d1", 2, "d2", 3)), (2, rep("d1", 4, "d2", 3)), (2, rep("d2", 3))],
-     None, {1: START + 2 + FRAME / 2}, None, 1, 3),
-    ("saw_derp_traffic_history", [(0, rep("d1", 2, "d2", 3)), (2, rep("d1", 4, "d2", 3)), (2, rep("d2", 3))],
-     None, {1: START + 4 - FRAME - 1e-9}, None, 2, 3),
-    ("preferred_derp_hysteresis_no_switch_pct",
-     [(0, rep("d1", 34.0, "d2", 35.0)), (1, rep("d1", 34.0, "d2", 23.0))], None, None, None, 1, 2),
+    (
+        "saw_derp_traffic",
+        [(0, rep("d1", 2, "d2", 3)), (2, rep("d1", 4, "d2", 3)), (2, rep("d2", 3))],
+        None,
+        {1: START + 2 + FRAME / 2},
+        None,
+        1,
+        3,
+    ),
+    (
+        "saw_derp_traffic_history",
+        [(0, rep("d1", 2, "d2", 3)), (2, rep("d1", 4, "d2", 3)), (2, rep("d2", 3))],
+        None,
+        {1: START + 4 - FRAME - 1e-9},
+        None,
+        2,
+        3,
+    ),
+    (
+        "preferred_derp_hysteresis_no_switch_pct",
+        [(0, rep("d1", 34.0, "d2", 35.0)), (1, rep("d1", 34.0, "d2", 23.0))],
+        None,
+        None,
+        None,
+        1,
+        2,
+    ),
     ("forced_two", [(1, rep("d1", 2, "d2", 3)), (2, rep("d1", 4, "d2", 3))], None, None, 2, 2, 2),
     ("forced_two_unavailable", [(1, rep("d1", 2, "d2", 1)), (2, rep("d1", 4))], None, None, 2, 1, 2),
-    ("forced_two_no_probe_recent_activity", [(1, rep("d1", 2)), (2, rep("d1", 4))],
-     None, {1: START, 2: START + 1}, 2, 2, 2),
-    ("forced_two_no_probe_no_recent_activity", [(1, rep("d1", 2)), (FRAME + 1, rep("d1", 4))],
-     None, {1: START, 2: START}, 2, 1, 2),
-    ("no_data_keep_home", [(0, rep("d1", 2, "d2", 3)), (30, rep()), (2, rep()), (2, rep()), (2, rep()), (2, rep())],
-     None, {1: START}, None, 1, 6),
-    ("no_data_home_expires", [(0, rep("d1", 2, "d2", 3)), (30, rep()), (2 * KEEPALIVE, rep())],
-     None, {1: START}, None, None, 3),
+    (
+        "forced_two_no_probe_recent_activity",
+        [(1, rep("d1", 2)), (2, rep("d1", 4))],
+        None,
+        {1: START, 2: START + 1},
+        2,
+        2,
+        2,
+    ),
+    (
+        "forced_two_no_probe_no_recent_activity",
+        [(1, rep("d1", 2)), (FRAME + 1, rep("d1", 4))],
+        None,
+        {1: START, 2: START},
+        2,
+        1,
+        2,
+    ),
+    (
+        "no_data_keep_home",
+        [(0, rep("d1", 2, "d2", 3)), (30, rep()), (2, rep()), (2, rep()), (2, rep()), (2, rep())],
+        None,
+        {1: START},
+        None,
+        1,
+        6,
+    ),
+    (
+        "no_data_home_expires",
+        [(0, rep("d1", 2, "d2", 3)), (30, rep()), (2 * KEEPALIVE, rep())],
+        None,
+        {1: START},
+        None,
+        None,
+        3,
+    ),
 ]
 
 
 def _map(scores: dict[int, float] | None) -> Any:
-    return parse_derpmap({"Regions": {}, **({"HomeParams": {"RegionScore": {str(k): v for k, v in scores.items()}}}
-                                          if scores else {})})
+    return parse_derpmap(
+        {"Regions": {}, **({"HomeParams": {"RegionScore": {str(k): v for k, v in scores.items()}}} if scores else {})}
+    )
 
 
-@pytest.mark.parametrize(("name", "steps", "scores", "heard", "force", "want", "want_len"), GO_HOME_CASES,
-                         ids=[c[0] for c in GO_HOME_CASES])
+@pytest.mark.parametrize(
+    ("name", "steps", "scores", "heard", "force", "want", "want_len"), GO_HOME_CASES, ids=[c[0] for c in GO_HOME_CASES]
+)
 def test_go_add_report_history_and_set_preferred_derp_cases(
-        name: str, steps: list[tuple[float, dict[int, float]]], scores: dict[int, float] | None,
-        heard: dict[int, float] | None, force: int | None, want: int | None, want_len: int) -> None:
+    name: str,
+    steps: list[tuple[float, dict[int, float]]],
+    scores: dict[int, float] | None,
+    heard: dict[int, float] | None,
+    force: int | None,
+    want: int | None,
+    want_len: int,
+) -> None:
     chooser = HomeChooser(_map(scores), force=force)
     now = START
     got = None
@@ -111,12 +225,26 @@ def test_history_window_is_five_minutes_plus_a_report_timeout() -> None:
 
 def test_avoid_and_no_measure_no_home_are_never_home() -> None:
     node = {"Name": "n", "RegionID": 1, "HostName": "n.example.test"}
-    dmap = parse_derpmap({"Regions": {
-        "1": {"RegionID": 1, "RegionCode": "a", "RegionName": "A", "Avoid": True, "Nodes": [node]},
-        "2": {"RegionID": 2, "RegionCode": "b", "RegionName": "B", "NoMeasureNoHome": True,
-              "Nodes": [{**node, "Name": "m", "RegionID": 2}]},
-        "3": {"RegionID": 3, "RegionCode": "c", "RegionName": "C", "Nodes": [{**node, "Name": "o", "RegionID": 3}]},
-    }})
+    dmap = parse_derpmap(
+        {
+            "Regions": {
+                "1": {"RegionID": 1, "RegionCode": "a", "RegionName": "A", "Avoid": True, "Nodes": [node]},
+                "2": {
+                    "RegionID": 2,
+                    "RegionCode": "b",
+                    "RegionName": "B",
+                    "NoMeasureNoHome": True,
+                    "Nodes": [{**node, "Name": "m", "RegionID": 2}],
+                },
+                "3": {
+                    "RegionID": 3,
+                    "RegionCode": "c",
+                    "RegionName": "C",
+                    "Nodes": [{**node, "Name": "o", "RegionID": 3}],
+                },
+            }
+        }
+    )
     chooser = HomeChooser(dmap)
     assert chooser.update({1: 1.0, 2: 1.0, 3: 90.0}, 0.0) == 3
     assert chooser.update({1: 1.0, 2: 1.0}, 1.0) is None

@@ -77,16 +77,18 @@ def agreement() -> Agreement:
         if ours == case["code"]:
             result.same_verdict += 1
         else:
-            result.disagreements.append(f"{case['id']}: Tailscale {case['code']} {case['message']!r}, "
-                                        f"derptool {errors[:2]}")
+            result.disagreements.append(
+                f"{case['id']}: Tailscale {case['code']} {case['message']!r}, derptool {errors[:2]}"
+            )
         if case["code"] == 400:
             result.rejected += 1
             if case["message"] in errors:
                 result.same_message += 1
                 result.first_message += errors[0] == case["message"]
             elif ours == 400:
-                result.disagreements.append(f"{case['id']}: other message: Tailscale {case['message']!r}, "
-                                            f"derptool {errors[:2]}")
+                result.disagreements.append(
+                    f"{case['id']}: other message: Tailscale {case['message']!r}, derptool {errors[:2]}"
+                )
     return result
 
 

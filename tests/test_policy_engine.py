@@ -75,8 +75,7 @@ def _compiled(policy: str = POLICY) -> Any:
 
 
 def test_wildcard_source_is_cgnat_without_chromeos_and_the_ula() -> None:
-    assert ALL_TAILNET.strings() == ["100.64.0.0-100.115.91.255", "100.115.94.0-100.127.255.255",
-                                     "fd7a:115c:a1e0::/48"]
+    assert ALL_TAILNET.strings() == ["100.64.0.0-100.115.91.255", "100.115.94.0-100.127.255.255", "fd7a:115c:a1e0::/48"]
     assert range_text(5, 5) == "0.0.0.5"
     s = IPSet.parse(["10.0.0.0/8"]).minus(IPSet.parse(["10.1.0.0/16"]))
     assert not s.contains(IPSet.parse(["10.1.2.3"]).ranges[0][0])
@@ -92,12 +91,15 @@ def test_tailnet_file_with_comments() -> None:
     assert tn.by_name["exit-eu"].is_exit_node and not tn.by_name["router"].subnet_routes  # not approved yet
 
 
-@pytest.mark.parametrize(("text", "where", "message"), [
-    ('{"users": [], "nodes": {"a": {"ipv4": "100.64.0.300"}}}', (1, 39), "ipv4 '100.64.0.300' is not an IPv4"),
-    ('{\n "users": [],\n "nodes": {"a": {"ipv4": "100.64.0.1", "user": "zed"}}}', (3, 48), "user 'zed' is not"),
-    ('{"users": [], "nodez": {}}', (1, 24), 'unknown member "nodez"'),
-    ('{"users": [], "nodes": {', (1, 25), "unexpected EOF"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ('{"users": [], "nodes": {"a": {"ipv4": "100.64.0.300"}}}', (1, 39), "ipv4 '100.64.0.300' is not an IPv4"),
+        ('{\n "users": [],\n "nodes": {"a": {"ipv4": "100.64.0.1", "user": "zed"}}}', (3, 48), "user 'zed' is not"),
+        ('{"users": [], "nodez": {}}', (1, 24), 'unknown member "nodez"'),
+        ('{"users": [], "nodes": {', (1, 25), "unexpected EOF"),
+    ],
+)
 def test_tailnet_errors_name_line_and_column(text: str, where: tuple[int, int], message: str) -> None:
     with pytest.raises(InputError) as err:
         parse_tailnet(text.encode(), "t.json")
@@ -108,11 +110,24 @@ def test_tailnet_errors_name_line_and_column(text: str, where: tuple[int, int], 
 
 def test_tailscale_status_json_is_a_tailnet() -> None:
     status = {
-        "Self": {"HostName": "laptop", "DNSName": "laptop.tail1234.ts.net.", "TailscaleIPs": ["100.64.0.1",
-                 "fd7a:115c:a1e0::1"], "UserID": 10},
-        "Peer": {"nodekey:1": {"HostName": "gw", "DNSName": "gw.tail1234.ts.net.", "TailscaleIPs": ["100.64.0.9"],
-                               "Tags": ["tag:router"], "UserID": 10, "PrimaryRoutes": ["10.9.0.0/16"],
-                               "AllowedIPs": ["100.64.0.9/32", "10.9.0.0/16"], "ExitNodeOption": True}},
+        "Self": {
+            "HostName": "laptop",
+            "DNSName": "laptop.tail1234.ts.net.",
+            "TailscaleIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"],
+            "UserID": 10,
+        },
+        "Peer": {
+            "nodekey:1": {
+                "HostName": "gw",
+                "DNSName": "gw.tail1234.ts.net.",
+                "TailscaleIPs": ["100.64.0.9"],
+                "Tags": ["tag:router"],
+                "UserID": 10,
+                "PrimaryRoutes": ["10.9.0.0/16"],
+                "AllowedIPs": ["100.64.0.9/32", "10.9.0.0/16"],
+                "ExitNodeOption": True,
+            }
+        },
         "User": {"10": {"ID": 10, "LoginName": "alice@example.com"}},
     }
     tn = from_status(status)
@@ -128,13 +143,17 @@ def test_tailscale_status_json_is_a_tailnet() -> None:
 def test_compile_packet_filter_ssh_and_peers() -> None:
     c = _compiled()
     web = c.node_json(c.node("web"))
-    assert web["packet_filter_rules"] == [{
-        "SrcIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"],
-        "DstPorts": [{"IP": "100.64.0.3", "Ports": {"First": 22, "Last": 22}},
-                     {"IP": "100.64.0.3", "Ports": {"First": 443, "Last": 443}},
-                     {"IP": "fd7a:115c:a1e0::3", "Ports": {"First": 22, "Last": 22}},
-                     {"IP": "fd7a:115c:a1e0::3", "Ports": {"First": 443, "Last": 443}}],
-    }]
+    assert web["packet_filter_rules"] == [
+        {
+            "SrcIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"],
+            "DstPorts": [
+                {"IP": "100.64.0.3", "Ports": {"First": 22, "Last": 22}},
+                {"IP": "100.64.0.3", "Ports": {"First": 443, "Last": 443}},
+                {"IP": "fd7a:115c:a1e0::3", "Ports": {"First": 22, "Last": 22}},
+                {"IP": "fd7a:115c:a1e0::3", "Ports": {"First": 443, "Last": 443}},
+            ],
+        }
+    ]
     [rule] = web["ssh_policy"]["rules"]
     assert rule["sshUsers"] == {"*": "=", "root": "root"}
     assert [p["nodeIP"] for p in rule["principals"]] == ["100.64.0.1", "fd7a:115c:a1e0::1"]
@@ -145,22 +164,22 @@ def test_compile_packet_filter_ssh_and_peers() -> None:
     router = next(p for p in laptop["peers"] if p["name"] == "router")
     assert router["primary_routes"] == ["10.1.0.0/16"] and "10.1.0.0/16" in router["allowed_ips"]
     assert c.node_json(c.node("router"))["packet_filter_rules"][0]["DstPorts"] == [
-        {"IP": "10.1.0.0/16", "Ports": {"First": 0, "Last": 65535}}]
+        {"IP": "10.1.0.0/16", "Ports": {"First": 0, "Last": 65535}}
+    ]
     assert c.node_json(c.node("phone"))["packet_filter_rules"] == []
 
 
 def test_cli_compile_json_and_table(files: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["policy", "compile", str(files["policy"]), "--tailnet", str(files["tailnet"]),
-                                 "--format", "json"])
+    result = runner.invoke(
+        app, ["policy", "compile", str(files["policy"]), "--tailnet", str(files["tailnet"]), "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc["nodes"]) == {"laptop", "phone", "web", "router", "exit-eu", "exit-us"}
     assert set(doc["nodes"]["web"]) == {"packet_filter_rules", "ssh_policy", "peers"}
-    one = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node",
-                              "web"])
+    one = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node", "web"])
     assert one.exit_code == 0 and one.stdout.startswith("== web") and "peers (1): laptop" in one.stdout
-    bad = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node",
-                              "nope"])
+    bad = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node", "nope"])
     assert bad.exit_code == 2 and "--node 'nope' is not in the tailnet" in bad.output
 
 
@@ -170,7 +189,8 @@ def test_cli_compile_bad_tailnet_is_one_line(files: dict[str, Path], tmp_path: P
     result = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(broken)])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"derptool: error: {broken}:1:39: node 'a': ipv4 'nope' is not an IPv4 address"]
+        f"derptool: error: {broken}:1:39: node 'a': ipv4 'nope' is not an IPv4 address"
+    ]
 
 
 # -- tests ----------------------------------------------------------------------------------------
@@ -181,12 +201,14 @@ def test_validate_runs_policy_tests_with_tailnet(files: dict[str, Path]) -> None
     assert ok.exit_code == 0, ok.output
     failing = POLICY.replace('"deny": ["tag:web:80"]', '"deny": ["tag:web:22"]')
     files["policy"].write_text(failing)
-    result = runner.invoke(app, ["validate", str(files["policy"]), "--tailnet", str(files["tailnet"]),
-                                 "--format", "json"])
+    result = runner.invoke(
+        app, ["validate", str(files["policy"]), "--tailnet", str(files["tailnet"]), "--format", "json"]
+    )
     assert result.exit_code == 1
     [problem] = json.loads(result.stdout)
-    assert problem["message"].startswith("test(s) failed: tests[0]: alice@example.com -> tag:web:22 (tcp): want "
-                                         "deny, got accept: acls[0] (")
+    assert problem["message"].startswith(
+        "test(s) failed: tests[0]: alice@example.com -> tag:web:22 (tcp): want deny, got accept: acls[0] ("
+    )
     assert f"{files['policy']}:6)" in problem["message"]  # the rule that allowed it, file:line
     assert problem["path"] == "/tests/0/deny/0" and problem["line"] == 13
 
@@ -218,14 +240,39 @@ def test_explain_names_the_rule() -> None:
 
 
 def test_cli_explain_exit_codes(files: dict[str, Path]) -> None:
-    yes = runner.invoke(app, ["policy", "explain", str(files["policy"]), "-t", str(files["tailnet"]),
-                              "--src", "alice@example.com", "--dst", "web:22", "--format", "json"])
+    yes = runner.invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            str(files["policy"]),
+            "-t",
+            str(files["tailnet"]),
+            "--src",
+            "alice@example.com",
+            "--dst",
+            "web:22",
+            "--format",
+            "json",
+        ],
+    )
     assert yes.exit_code == 0, yes.output
     doc = json.loads(yes.stdout)
-    assert doc["allowed"] and doc["pairs"][0]["rules"] == [{"rule": "acls[0]", "file": str(files["policy"]),
-                                                            "line": 6}]
-    no = runner.invoke(app, ["policy", "explain", str(files["policy"]), "-t", str(files["tailnet"]),
-                             "--src", "phone", "--dst", "100.64.0.3:22"])
+    assert doc["allowed"] and doc["pairs"][0]["rules"] == [{"rule": "acls[0]", "file": str(files["policy"]), "line": 6}]
+    no = runner.invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            str(files["policy"]),
+            "-t",
+            str(files["tailnet"]),
+            "--src",
+            "phone",
+            "--dst",
+            "100.64.0.3:22",
+        ],
+    )
     assert no.exit_code == 1 and "denied" in no.stdout
 
 
@@ -238,12 +285,26 @@ def _grants_fragment(*args: str) -> dict[str, Any]:
 def test_egress_checks_derptool_grants_output(files: dict[str, Path]) -> None:
     """`derptool grants` writes the geofence; `policy egress --require-via` verifies it."""
     fragment = _grants_fragment("--src", "autogroup:member", "--via", "tag:exit-eu")
-    base = {"tagOwners": {"tag:exit-eu": [], "tag:exit-us": [], "tag:web": [], "tag:router": []},
-            "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:member"], "ip": ["*"]}]}
+    base = {
+        "tagOwners": {"tag:exit-eu": [], "tag:exit-us": [], "tag:web": [], "tag:router": []},
+        "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:member"], "ip": ["*"]}],
+    }
     policy = {**base, "grants": base["grants"] + fragment["grants"]}
     files["policy"].write_text(json.dumps(policy))
-    ok = runner.invoke(app, ["policy", "egress", str(files["policy"]), "-t", str(files["tailnet"]),
-                             "--require-via", "tag:exit-eu", "--format", "json"])
+    ok = runner.invoke(
+        app,
+        [
+            "policy",
+            "egress",
+            str(files["policy"]),
+            "-t",
+            str(files["tailnet"]),
+            "--require-via",
+            "tag:exit-eu",
+            "--format",
+            "json",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.stdout)
     laptop = next(n for n in doc["nodes"] if n["node"] == "laptop")
@@ -251,8 +312,9 @@ def test_egress_checks_derptool_grants_output(files: dict[str, Path]) -> None:
     # without the geofence, members may leave through any exit node
     policy["grants"] = base["grants"] + [{"src": ["autogroup:member"], "dst": ["autogroup:internet"], "ip": ["*"]}]
     files["policy"].write_text(json.dumps(policy))
-    bad = runner.invoke(app, ["policy", "egress", str(files["policy"]), "-t", str(files["tailnet"]),
-                              "--require-via", "tag:exit-eu"])
+    bad = runner.invoke(
+        app, ["policy", "egress", str(files["policy"]), "-t", str(files["tailnet"]), "--require-via", "tag:exit-eu"]
+    )
     assert bad.exit_code == 1
     assert "laptop may leave through exit node exit-us, which lacks tag:exit-eu" in bad.output
 
@@ -260,8 +322,11 @@ def test_egress_checks_derptool_grants_output(files: dict[str, Path]) -> None:
 def test_egress_library() -> None:
     from derptool.policy.engine.source import parse_policy
 
-    policy = parse_policy(json.dumps({"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "ip": ["*"]}],
-                                      "tagOwners": {"tag:exit-eu": []}}).encode()).data
+    policy = parse_policy(
+        json.dumps(
+            {"grants": [{"src": ["*"], "dst": ["autogroup:internet"], "ip": ["*"]}], "tagOwners": {"tag:exit-eu": []}}
+        ).encode()
+    ).data
     c = compile_policy(policy, parse_tailnet(TAILNET.encode()))
     report = egress(c, ["laptop"])
     assert [x.name for x in report[0].exit_nodes] == ["exit-eu", "exit-us"]

@@ -33,7 +33,12 @@ COMPILE_CATEGORIES = ("acl", "grant", "ssh", "routes", "nodeattrs", "policytest"
 KNOWN_DISAGREEMENTS = {
     # Peers: a router that is also a destination sees another router's route where the recording does not
     # (or the reverse); via grants combined with HA routers.
-    "grant-p09-11d", "grant-v02", "grant-v06", "via-grant-v38", "via-grant-v40", "via-grant-v44",
+    "grant-p09-11d",
+    "grant-v02",
+    "grant-v06",
+    "via-grant-v38",
+    "via-grant-v40",
+    "via-grant-v44",
     "via-grant-v45",
     # Peers: the disable-ipv4 node attribute removes the node's IPv4 address from what peers see.
     "nodeattrs-attr-c16-disable-ipv4-router",
@@ -64,25 +69,34 @@ def _tailnet(case: dict[str, Any]) -> Tailnet:
 def norm_filter(rules: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     out = []
     for r in rules or []:
-        out.append({
-            "SrcIPs": sorted(r.get("SrcIPs") or []),
-            "DstPorts": sorted((p["IP"], p["Ports"]["First"], p["Ports"]["Last"]) for p in r.get("DstPorts") or []),
-            "IPProto": sorted(r.get("IPProto") or []),
-            "CapGrant": [(sorted(g.get("Dsts") or []), json.dumps(g.get("CapMap"), sort_keys=True))
-                         for g in r.get("CapGrant") or []],
-        })
+        out.append(
+            {
+                "SrcIPs": sorted(r.get("SrcIPs") or []),
+                "DstPorts": sorted((p["IP"], p["Ports"]["First"], p["Ports"]["Last"]) for p in r.get("DstPorts") or []),
+                "IPProto": sorted(r.get("IPProto") or []),
+                "CapGrant": [
+                    (sorted(g.get("Dsts") or []), json.dumps(g.get("CapMap"), sort_keys=True))
+                    for g in r.get("CapGrant") or []
+                ],
+            }
+        )
     return out
 
 
 def norm_ssh(policy: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [{"principals": sorted(p["nodeIP"] for p in r.get("principals") or []),
-             "sshUsers": r.get("sshUsers"), "action": r.get("action"), "acceptEnv": r.get("acceptEnv") or []}
-            for r in (policy or {}).get("rules") or []]
+    return [
+        {
+            "principals": sorted(p["nodeIP"] for p in r.get("principals") or []),
+            "sshUsers": r.get("sshUsers"),
+            "action": r.get("action"),
+            "acceptEnv": r.get("acceptEnv") or [],
+        }
+        for r in (policy or {}).get("rules") or []
+    ]
 
 
 def norm_peers(peers: list[dict[str, Any]] | None) -> dict[str, tuple[list[str], list[str]]]:
-    return {p["name"]: (sorted(p.get("allowed_ips") or []), sorted(p.get("primary_routes") or []))
-            for p in peers or []}
+    return {p["name"]: (sorted(p.get("allowed_ips") or []), sorted(p.get("primary_routes") or [])) for p in peers or []}
 
 
 @dataclass
@@ -126,9 +140,11 @@ def tallies() -> dict[str, Tally]:
                 t.disagreeing.append(case["id"])
     lines = ["policy engine vs Tailscale's control plane (accepted cases; cases agreeing / cases)"]
     for category, t in out.items():
-        lines.append(f"  {category:10s} packet filters {t.filters}/{t.cases}, SSH {t.ssh}/{t.cases}, "
-                     f"peers {t.peers}/{t.cases}; all three {t.all_agree}/{t.cases}"
-                     + (f"; disagree: {', '.join(t.disagreeing)}" if t.disagreeing else ""))
+        lines.append(
+            f"  {category:10s} packet filters {t.filters}/{t.cases}, SSH {t.ssh}/{t.cases}, "
+            f"peers {t.peers}/{t.cases}; all three {t.all_agree}/{t.cases}"
+            + (f"; disagree: {', '.join(t.disagreeing)}" if t.disagreeing else "")
+        )
     print("\n" + "\n".join(lines))
     return out
 

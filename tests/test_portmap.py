@@ -26,14 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- packets ------------------------------------------------------------------------------------
 
+
 def test_request_packets_are_what_netcheck_sends() -> None:
     assert portmap.pmp_public_address_request() == b"\x00\x00"
     pcp = portmap.pcp_announce_request("10.77.0.2")
     assert len(pcp) == 24 and pcp[:8] == b"\x02\x00\x00\x00\x00\x00\x00\x00"
     assert pcp[8:] == b"\0" * 10 + b"\xff\xff" + bytes([10, 77, 0, 2])  # IPv4-mapped
     assert portmap.pcp_announce_request("2001:db8::1")[8:] == bytes.fromhex("20010db8000000000000000000000001")
-    assert portmap.ssdp_search() == (b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nST: ssdp:all\r\n'
-                                     b'MAN: "ssdp:discover"\r\nMX: 2\r\n\r\n')
+    assert portmap.ssdp_search() == (
+        b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nST: ssdp:all\r\nMAN: "ssdp:discover"\r\nMX: 2\r\n\r\n'
+    )
     assert b"ST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n" in portmap.ssdp_search(portmap.IGD)
 
 
@@ -57,10 +59,12 @@ def test_pcp_responses() -> None:
 
 
 def test_ssdp_responses() -> None:
-    answer = (b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:"
-              b"InternetGatewayDevice:1\r\nUSN: uuid:x::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
-              b"EXT:\r\nSERVER: test/1 UPnP/1.1 MiniUPnPd/2.3.1\r\nlocation: http://10.77.0.1:5000/rootDesc.xml"
-              b"\r\n\r\n")
+    answer = (
+        b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:"
+        b"InternetGatewayDevice:1\r\nUSN: uuid:x::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n"
+        b"EXT:\r\nSERVER: test/1 UPnP/1.1 MiniUPnPd/2.3.1\r\nlocation: http://10.77.0.1:5000/rootDesc.xml"
+        b"\r\n\r\n"
+    )
     got = portmap.parse_ssdp_response(answer)
     assert got is not None and got.location == "http://10.77.0.1:5000/rootDesc.xml"
     assert got.server.endswith("MiniUPnPd/2.3.1") and got.st.endswith("InternetGatewayDevice:1")
@@ -77,7 +81,8 @@ def test_default_gateway_from_the_kernel_table(tmp_path: Path) -> None:
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
         "eth1\t00000000\t0200A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n"
         "eth0\t00000000\t01004D0A\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
-        "eth0\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+        "eth0\t00004D0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    )
     assert portmap.default_gateway(str(table)) == "10.77.0.1"  # the lower metric
     table.write_text("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n")
     assert portmap.default_gateway(str(table)) is None
@@ -91,6 +96,7 @@ def test_no_gateway_is_an_error_value_not_an_exception() -> None:
 
 
 # -- a real miniupnpd on a namespace router ----------------------------------------------------
+
 
 def _skip_reason() -> str | None:
     reason = netns.missing_requirements()
@@ -115,12 +121,18 @@ def lab() -> Iterator[netns.Lab]:
 
 def _miniupnpd(lab: netns.Lab, tmp: Path, *, natpmp: bool, upnp: bool) -> subprocess.Popen[str]:
     conf = tmp / "miniupnpd.conf"
-    conf.write_text(f"ext_ifname=r1\nlistening_ip=r0\nport=0\nenable_natpmp={'yes' if natpmp else 'no'}\n"
-                    f"enable_upnp={'yes' if upnp else 'no'}\nsecure_mode=yes\nsystem_uptime=yes\n"
-                    "uuid=3a0c3a5c-0000-4000-8000-000000000001\n"
-                    "allow 1024-65535 10.77.0.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n")
-    proc = lab.popen("router", ["miniupnpd", "-d", "-o", PUBLIC_IP, "-f", str(conf), "-P", str(tmp / "pid")],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    conf.write_text(
+        f"ext_ifname=r1\nlistening_ip=r0\nport=0\nenable_natpmp={'yes' if natpmp else 'no'}\n"
+        f"enable_upnp={'yes' if upnp else 'no'}\nsecure_mode=yes\nsystem_uptime=yes\n"
+        "uuid=3a0c3a5c-0000-4000-8000-000000000001\n"
+        "allow 1024-65535 10.77.0.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+    )
+    proc = lab.popen(
+        "router",
+        ["miniupnpd", "-d", "-o", PUBLIC_IP, "-f", str(conf), "-P", str(tmp / "pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # listening on 5351 (NAT-PMP/PCP) or 1900 (SSDP) once ready
         listening = lab.run("router", "ss", "-lun", check=False).stdout
@@ -131,9 +143,11 @@ def _miniupnpd(lab: netns.Lab, tmp: Path, *, natpmp: bool, upnp: bool) -> subpro
 
 
 def _probe_from_client(lab: netns.Lab) -> dict[str, object]:
-    code = ("import json; from derptool.net.portmap import probe; r = probe(); "
-            "print(json.dumps({**r.to_data(), 'protocols': r.protocols, "
-            "'servers': [d.server for d in r.upnp_devices]}))")
+    code = (
+        "import json; from derptool.net.portmap import probe; r = probe(); "
+        "print(json.dumps({**r.to_data(), 'protocols': r.protocols, "
+        "'servers': [d.server for d in r.upnp_devices]}))"
+    )
     out = lab.run("client", sys.executable, "-c", code, timeout=30)
     data: dict[str, object] = json.loads(out.stdout)
     return data
@@ -178,34 +192,108 @@ def test_nothing_on_the_router_means_no_port_mapping_quickly(lab: netns.Lab) -> 
 
 # -- PortMapping in the reports of latency and nat (tailscale netcheck's PortMapping line) -----------
 
+
 def _report_map(tmp: Path) -> Path:
     from tests.support.netns import PUBLIC_V4
 
     path = tmp / "map.json"
-    path.write_text(json.dumps({"Regions": {"900": {
-        "RegionID": 900, "RegionCode": "lab", "RegionName": "Lab", "Nodes": [
-            {"Name": "900a", "RegionID": 900, "HostName": PUBLIC_V4[0], "IPv4": PUBLIC_V4[0], "IPv6": "none",
-             "STUNPort": 3490, "STUNOnly": True}]}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "Regions": {
+                    "900": {
+                        "RegionID": 900,
+                        "RegionCode": "lab",
+                        "RegionName": "Lab",
+                        "Nodes": [
+                            {
+                                "Name": "900a",
+                                "RegionID": 900,
+                                "HostName": PUBLIC_V4[0],
+                                "IPv4": PUBLIC_V4[0],
+                                "IPv6": "none",
+                                "STUNPort": 3490,
+                                "STUNOnly": True,
+                            }
+                        ],
+                    }
+                }
+            }
+        )
+    )
     return path
 
 
 def test_latency_and_nat_report_port_mapping_from_miniupnpd(lab: netns.Lab, tmp_path: Path) -> None:
     from tests.support.netns import PUBLIC_V4
 
-    responder = lab.popen("public", [sys.executable, "-m", "tests.support.stun_responder", "--bind",
-                                     f"{PUBLIC_V4[0]}:3490"], cwd=str(ROOT), stdout=subprocess.PIPE)
+    responder = lab.popen(
+        "public",
+        [sys.executable, "-m", "tests.support.stun_responder", "--bind", f"{PUBLIC_V4[0]}:3490"],
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+    )
     assert responder.stdout is not None and "listening" in responder.stdout.readline()
     proc = _miniupnpd(lab, tmp_path, natpmp=True, upnp=True)
     path = str(_report_map(tmp_path))
     try:
-        latency = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "--port-mapping",
-                          "-f", "json", "--timeout", "2s", timeout=30)
-        table = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "--port-mapping",
-                        "--timeout", "2s", timeout=30)
-        nat_out = lab.run("client", sys.executable, "-m", "derptool", "nat", "--map", path, "--port-mapping",
-                          "-f", "json", "--timeout", "2", timeout=30)
-        without = lab.run("client", sys.executable, "-m", "derptool", "latency", "--map", path, "-f", "json",
-                          "--timeout", "2s", timeout=30)
+        latency = lab.run(
+            "client",
+            sys.executable,
+            "-m",
+            "derptool",
+            "latency",
+            "--map",
+            path,
+            "--port-mapping",
+            "-f",
+            "json",
+            "--timeout",
+            "2s",
+            timeout=30,
+        )
+        table = lab.run(
+            "client",
+            sys.executable,
+            "-m",
+            "derptool",
+            "latency",
+            "--map",
+            path,
+            "--port-mapping",
+            "--timeout",
+            "2s",
+            timeout=30,
+        )
+        nat_out = lab.run(
+            "client",
+            sys.executable,
+            "-m",
+            "derptool",
+            "nat",
+            "--map",
+            path,
+            "--port-mapping",
+            "-f",
+            "json",
+            "--timeout",
+            "2",
+            timeout=30,
+        )
+        without = lab.run(
+            "client",
+            sys.executable,
+            "-m",
+            "derptool",
+            "latency",
+            "--map",
+            path,
+            "-f",
+            "json",
+            "--timeout",
+            "2s",
+            timeout=30,
+        )
     finally:
         _stop(proc)
         responder.terminate()
@@ -213,8 +301,13 @@ def test_latency_and_nat_report_port_mapping_from_miniupnpd(lab: netns.Lab, tmp_
     data = json.loads(latency.stdout)
     assert data["udp"] is True and data["preferred_region"] == 900
     pm = data["port_mapping"]
-    assert (pm["upnp"], pm["pmp"], pm["pcp"], pm["gateway"], pm["public_ip"]) == (True, True, True, "10.77.0.1",
-                                                                                 PUBLIC_IP)
+    assert (pm["upnp"], pm["pmp"], pm["pcp"], pm["gateway"], pm["public_ip"]) == (
+        True,
+        True,
+        True,
+        "10.77.0.1",
+        PUBLIC_IP,
+    )
     assert "PortMapping: UPnP, NAT-PMP, PCP" in table.stdout
     nat_data = json.loads(nat_out.stdout)
     assert nat_data["nat_type"] in ("easy", "unknown") and nat_data["port_mapping"]["pmp"] is True

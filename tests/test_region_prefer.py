@@ -35,12 +35,15 @@ def test_prefer_writes_a_region_score() -> None:
     assert "HomeParams" not in runner.invoke(app, ADD).stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--prefer", "--prefer-score", "1"], "does not prefer the region"),
-    (["--prefer", "--prefer-score", "0"], "must be above 0"),
-    (["--prefer", "--prefer-score", "-0.5"], "must be above 0"),
-    (["--prefer-score", "0.5"], "--prefer-score needs --prefer"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prefer", "--prefer-score", "1"], "does not prefer the region"),
+        (["--prefer", "--prefer-score", "0"], "must be above 0"),
+        (["--prefer", "--prefer-score", "-0.5"], "must be above 0"),
+        (["--prefer-score", "0.5"], "--prefer-score needs --prefer"),
+    ],
+)
 def test_bad_scores_exit_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, [*ADD, *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
@@ -82,8 +85,9 @@ def test_apply_adds_the_score_and_keeps_comments_and_other_scores() -> None:
     data = hujson.loads(merged.new_bytes)
     assert data["derpMap"]["HomeParams"]["RegionScore"] == {"4": 0.8, "900": 0.1}
     assert b"// keep Frankfurt attractive too" in merged.new_bytes
-    changed = apply_region(merged.new_bytes, plan_region(900, "home", None, ["derp.example.com"], prefer=0.3),
-                           file="policy.hujson")
+    changed = apply_region(
+        merged.new_bytes, plan_region(900, "home", None, ["derp.example.com"], prefer=0.3), file="policy.hujson"
+    )
     assert hujson.loads(changed.new_bytes)["derpMap"]["HomeParams"]["RegionScore"] == {"4": 0.8, "900": 0.3}
 
 
@@ -98,15 +102,31 @@ def test_apply_through_the_cli(tmp_path: Path) -> None:
 
 def test_validate_checks_region_scores(tmp_path: Path) -> None:
     path = tmp_path / "policy.hujson"
-    path.write_text(json.dumps({"derpMap": {
-        "HomeParams": {"RegionScore": {"900": 0.1, "901": 0.5, "1": -1, "902": 0.2, "4": 0.9}},
-        "Regions": {
-            "900": {"RegionID": 900, "RegionCode": "home", "RegionName": "Home",
-                    "Nodes": [{"Name": "900a", "RegionID": 900, "HostName": "derp.example.com"}]},
-            "902": {"RegionID": 902, "RegionCode": "nm", "RegionName": "NM", "NoMeasureNoHome": True,
-                    "Nodes": [{"Name": "902a", "RegionID": 902, "HostName": "derp2.example.com"}]},
-            "4": None,
-        }}}))
+    path.write_text(
+        json.dumps(
+            {
+                "derpMap": {
+                    "HomeParams": {"RegionScore": {"900": 0.1, "901": 0.5, "1": -1, "902": 0.2, "4": 0.9}},
+                    "Regions": {
+                        "900": {
+                            "RegionID": 900,
+                            "RegionCode": "home",
+                            "RegionName": "Home",
+                            "Nodes": [{"Name": "900a", "RegionID": 900, "HostName": "derp.example.com"}],
+                        },
+                        "902": {
+                            "RegionID": 902,
+                            "RegionCode": "nm",
+                            "RegionName": "NM",
+                            "NoMeasureNoHome": True,
+                            "Nodes": [{"Name": "902a", "RegionID": 902, "HostName": "derp2.example.com"}],
+                        },
+                        "4": None,
+                    },
+                }
+            }
+        )
+    )
     result = runner.invoke(app, ["validate", "-f", "json", str(path)])
     findings = {f["message"] for f in json.loads(result.stdout)}
     assert "RegionScore for region 901 has no effect: the region is not in the DERP map" in findings
@@ -133,8 +153,10 @@ def test_latency_shows_the_home_a_score_leads_to(responder: StunResponder, tmp_p
     assert "RegionScore" not in runner.invoke(app, ["latency", "--map", str(plain)]).stdout
     scored = tmp_path / "scored.json"
     scored.write_text(json.dumps({**data, "HomeParams": {"RegionScore": {"900": 0.1}}}))
-    assert json.loads(runner.invoke(app, ["latency", "--map", str(scored), "-f", "json"]).stdout)[
-        "preferred_region"] == 900
+    assert (
+        json.loads(runner.invoke(app, ["latency", "--map", str(scored), "-f", "json"]).stdout)["preferred_region"]
+        == 900
+    )
     text = runner.invoke(app, ["latency", "--map", str(scored)]).stdout
     home_line = text.splitlines()[1]
     assert home_line.startswith("Home: r900, chosen by HomeParams.RegionScore")

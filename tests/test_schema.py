@@ -34,9 +34,26 @@ def test_policy_schema_shape() -> None:
     assert schema["title"] == "Tailscale policy file"
     assert schema["description"]
     props = schema["properties"]
-    for section in ("acls", "grants", "ssh", "groups", "hosts", "tagOwners", "autoApprovers", "nodeAttrs",
-                    "postures", "defaultSrcPosture", "ipsets", "tests", "sshTests", "derpMap", "disableIPv4",
-                    "OneCGNATRoute", "randomizeClientPort", "attrConfig"):
+    for section in (
+        "acls",
+        "grants",
+        "ssh",
+        "groups",
+        "hosts",
+        "tagOwners",
+        "autoApprovers",
+        "nodeAttrs",
+        "postures",
+        "defaultSrcPosture",
+        "ipsets",
+        "tests",
+        "sshTests",
+        "derpMap",
+        "disableIPv4",
+        "OneCGNATRoute",
+        "randomizeClientPort",
+        "attrConfig",
+    ):
         assert section in props, section
         assert props[section].get("description"), section
     assert schema["additionalProperties"] is False
@@ -137,19 +154,72 @@ def test_schema_rejects_what_validate_rejects(case: str, policy: dict[str, Any])
 
 # Policies validate accepts: the schema must accept each (it is never stricter than Tailscale).
 ACCEPTED_BY_BOTH: list[tuple[str, dict[str, Any]]] = [
-    ("keys in any case", {"ACLs": [{"Action": "accept", "SRC": ["*"], "Dst": ["*:*"]}], "TagOwners": {"tag:x": []},
-                          "DERPMap": {"regions": {"7": None}}, "Grants": [{"Src": ["*"], "DST": ["*"], "IP": ["*"]}]}),
+    (
+        "keys in any case",
+        {
+            "ACLs": [{"Action": "accept", "SRC": ["*"], "Dst": ["*:*"]}],
+            "TagOwners": {"tag:x": []},
+            "DERPMap": {"regions": {"7": None}},
+            "Grants": [{"Src": ["*"], "DST": ["*"], "IP": ["*"]}],
+        },
+    ),
     ("action with spaces", {"acls": [{"action": " accept ", "src": ["*"], "dst": ["*:*"]}]}),
     ("ssh accept", {"ssh": [{**SSH, "action": "accept"}]}),
-    ("checkPeriod forms", {"ssh": [{**SSH, "checkPeriod": "always"}, {**SSH, "checkPeriod": "1h30m"},
-                                   {**SSH, "checkPeriod": "90m"}, {**SSH, "checkPeriod": "0.5h"}]}),
-    ("grant ip forms", {"grants": [{**RULE, "ip": ["*:8096", "0:*", "47", "TCP:80-90", "icmpv6:*", "6:22",
-                                                    "Udp:*", " tcp:443 ", "080", "255:*", "*:*"]}]}),
-    ("nulls", {"acls": None, "grants": [{**RULE, "via": None}], "OneCGNATRoute": None,
-               "attrConfig": {"custom:x": {"type": None}}}),
-    ("names", {"groups": {"group:eng": []}, "tagOwners": {"tag:Web-1": []}, "postures": {"posture:x": []},
-               "ipsets": {"ipset:x": ["add 10.0.0.0/8"]}, "attrConfig": {"custom:x": {"type": "bool"}},
-               "hosts": {"db": "10.0.0.1"}, "OneCGNATRoute": "mac-never"}),
+    (
+        "checkPeriod forms",
+        {
+            "ssh": [
+                {**SSH, "checkPeriod": "always"},
+                {**SSH, "checkPeriod": "1h30m"},
+                {**SSH, "checkPeriod": "90m"},
+                {**SSH, "checkPeriod": "0.5h"},
+            ]
+        },
+    ),
+    (
+        "grant ip forms",
+        {
+            "grants": [
+                {
+                    **RULE,
+                    "ip": [
+                        "*:8096",
+                        "0:*",
+                        "47",
+                        "TCP:80-90",
+                        "icmpv6:*",
+                        "6:22",
+                        "Udp:*",
+                        " tcp:443 ",
+                        "080",
+                        "255:*",
+                        "*:*",
+                    ],
+                }
+            ]
+        },
+    ),
+    (
+        "nulls",
+        {
+            "acls": None,
+            "grants": [{**RULE, "via": None}],
+            "OneCGNATRoute": None,
+            "attrConfig": {"custom:x": {"type": None}},
+        },
+    ),
+    (
+        "names",
+        {
+            "groups": {"group:eng": []},
+            "tagOwners": {"tag:Web-1": []},
+            "postures": {"posture:x": []},
+            "ipsets": {"ipset:x": ["add 10.0.0.0/8"]},
+            "attrConfig": {"custom:x": {"type": "bool"}},
+            "hosts": {"db": "10.0.0.1"},
+            "OneCGNATRoute": "mac-never",
+        },
+    ),
 ]
 
 
@@ -179,4 +249,4 @@ def test_readme_tells_how_editors_find_the_schema() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert '"json.schemas"' in readme and '"fileMatch"' in readme
     assert "JSON Schema Mappings" in readme
-    assert "cannot" in readme[readme.index('"json.schemas"'):][:3000]
+    assert "cannot" in readme[readme.index('"json.schemas"') :][:3000]

@@ -22,8 +22,12 @@ HEADSCALE = Path(__file__).resolve().parent / "data" / "headscale-derp"
 
 
 def own_region(rid: int = 900, code: str = "own") -> dict[str, Any]:
-    return {"RegionID": rid, "RegionCode": code, "RegionName": "Own",
-            "Nodes": [{"Name": f"{rid}a", "RegionID": rid, "HostName": "derp.example.com", "IPv4": "192.0.2.1"}]}
+    return {
+        "RegionID": rid,
+        "RegionCode": code,
+        "RegionName": "Own",
+        "Nodes": [{"Name": f"{rid}a", "RegionID": rid, "HostName": "derp.example.com", "IPv4": "192.0.2.1"}],
+    }
 
 
 def small_map(code: str = "own") -> dict[str, Any]:
@@ -45,7 +49,8 @@ def live(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
 def test_live_map_is_used_and_cached_then_304_served_from_cache(live: HTTPServer, notices: list[str]) -> None:
     body = json.dumps(small_map("first"))
     live.expect_ordered_request("/derpmap/default").respond_with_response(
-        Response(body, headers={"ETag": '"v1"'}, content_type="application/json"))
+        Response(body, headers={"ETag": '"v1"'}, content_type="application/json")
+    )
 
     def not_modified(request: Request) -> Response:
         assert request.headers.get("If-None-Match") == '"v1"'
@@ -108,8 +113,7 @@ def stalling_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{srv.getsockname()[1]}/derpmap/default"
 
 
-def test_a_stalling_server_times_out(stalling_server: str, monkeypatch: pytest.MonkeyPatch,
-                                     notices: list[str]) -> None:
+def test_a_stalling_server_times_out(stalling_server: str, monkeypatch: pytest.MonkeyPatch, notices: list[str]) -> None:
     monkeypatch.setattr(sources, "READ_TIMEOUT", 0.3)
     monkeypatch.setenv("DERPTOOL_DEFAULT_MAP_URL", stalling_server)
     loaded = load_map("default", notice=notices.append)
@@ -178,7 +182,11 @@ def test_headscale_yaml_examples() -> None:
     assert 1 not in example.derp_map.regions and 900 in example.derp_map.regions
     node = example.derp_map.regions[900].nodes[0]  # type: ignore[union-attr]
     assert (node.host_name, node.ipv4, node.ipv6, node.stun_port) == (
-        "myderp.example.com", "198.51.100.1", "2001:db8::1", 0)
+        "myderp.example.com",
+        "198.51.100.1",
+        "2001:db8::1",
+        0,
+    )
     custom = load_map(str(HEADSCALE / "headscale-docs-custom-regions.yaml"))
     assert sorted(custom.derp_map.regions) == [900, 901]
     assert custom.derp_map.regions[901].nodes[0].can_port80  # type: ignore[union-attr]
@@ -206,7 +214,12 @@ def test_headscale_yaml_scalars_take_tailcfg_types(tmp_path: Path) -> None:
     assert region is not None
     node = region.nodes[0]
     assert (node.name, node.stun_port, node.derp_port, node.stun_only, node.ipv6) == (
-        "1", -1, 8443, True, "2001:0:1:2::1")
+        "1",
+        -1,
+        8443,
+        True,
+        "2001:0:1:2::1",
+    )
 
 
 def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,8 +56,7 @@ def _xor_mapped(ip: str, port: int, txid: bytes = TXID) -> bytes:
 
 def test_request_is_byte_for_byte_what_tailscale_sends() -> None:
     req = stun.binding_request(TXID)
-    body = (b"\x00\x01\x00\x14\x21\x12\xa4\x42" + TXID
-            + b"\x80\x22\x00\x08tailnode")
+    body = b"\x00\x01\x00\x14\x21\x12\xa4\x42" + TXID + b"\x80\x22\x00\x08tailnode"
     fp = (zlib.crc32(body) ^ 0x5354554E) & 0xFFFFFFFF
     assert req == body + b"\x80\x28\x00\x04" + struct.pack("!I", fp)
     assert len(req) == 40
@@ -142,8 +141,11 @@ def test_mapped_address_fallback_v4_and_v6() -> None:
 
 
 def test_xor_mapped_wins_over_mapped_in_any_order() -> None:
-    attrs = _attr(0x0001, _mapped("198.51.100.1", 1)) + _attr(0x8020, _xor_mapped("198.51.100.2", 2)) \
+    attrs = (
+        _attr(0x0001, _mapped("198.51.100.1", 1))
+        + _attr(0x8020, _xor_mapped("198.51.100.2", 2))
         + _attr(0x0020, _xor_mapped("198.51.100.3", 3))
+    )
     assert stun.parse_response(_msg(0x0101, attrs)).ip == "198.51.100.3"
     attrs = _attr(0x0001, _mapped("198.51.100.1", 1)) + _attr(0x8020, _xor_mapped("198.51.100.2", 2))
     assert stun.parse_response(_msg(0x0101, attrs)).ip == "198.51.100.2"
@@ -209,46 +211,90 @@ def test_response_bytes_after_the_stated_length_are_dropped_requests_stay_strict
 
 
 def test_ipv4_mapped_addresses_are_unmapped() -> None:
-    for atype, value in ((0x0020, _xor_mapped("::ffff:198.51.100.9", 4242)),
-                         (0x0001, _mapped("::ffff:198.51.100.9", 4242))):
+    for atype, value in (
+        (0x0020, _xor_mapped("::ffff:198.51.100.9", 4242)),
+        (0x0001, _mapped("::ffff:198.51.100.9", 4242)),
+    ):
         got = stun.parse_response(_msg(0x0101, _attr(atype, value)), TXID)
         assert (got.ip, got.port) == ("198.51.100.9", 4242)
-    assert stun.parse_response(_msg(0x0101, _attr(0x0020, _xor_mapped("::198.51.100.9", 1))), TXID).ip \
-        == "::c633:6409"  # IPv4-compatible (not mapped) stays IPv6
+    assert (
+        stun.parse_response(_msg(0x0101, _attr(0x0020, _xor_mapped("::198.51.100.9", 1))), TXID).ip == "::c633:6409"
+    )  # IPv4-compatible (not mapped) stays IPv6
 
 
 # -- Go's parse vectors (tailscale.com/net/stun stun_test.go, v1.102.5), as our own table -------------
 # Each: name, the packet (hex), the transaction ID (hex), the address and port the server saw.
 
 GO_RESPONSES = [
-    ("google-1", "0101000c2112a4422360b11e3ec68ffa93e08007002000080001c7866957856f",
-     "2360b11e3ec68ffa93e08007", "72.69.33.45", 59028),
-    ("google-2", "0101000c2112a442f9f121cbde7d7c75923ce271002000080001c7876957856f",
-     "f9f121cbde7d7c75923ce271", "72.69.33.45", 59029),
-    ("stun-sipgate-net-10000",
-     "010100442112a442482eb64715e8b28eaead6444000100080001e4ab4845212d0004000800012710d90a4498"
-     "0005000800012711d9747a8a802000080001c5b96957856f80220010566f766964612e6f726720302e393600",
-     "482eb64715e8b28eaead6444", "72.69.33.45", 58539),
-    ("stun-powervoip-com-3478",
-     "010100242112a4427e57966829f444609d1deaa6000100080001e9d34845212d00040008000"
-     "10d964d48a9d4000500080001 0d974d48a9d5".replace(" ", ""),
-     "7e57966829f444609d1deaa6", "72.69.33.45", 59859),
-    ("in-process-pion-server",  # 8 bytes after the stated length
-     "010100242112a442ebc2d36ef471217c4f3e308e8022000a656e64706f696e7465720000002000080001ce665e12a443"
-     "80280004b699bb02010100242112a442",
-     "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
-    ("stuntman-server-ipv6",
-     "010100482112a44206f56685d28af3e69ce341e2000100140002 90ce260200d1b4cfc10038b231fffeef96f6"
-     "802b001400020d962604a880000200d10000000000c57001002000140002b1dc0710a493b23aa785ea38c219620cd714"
-     .replace(" ", ""),
-     "06f56685d28af3e69ce341e2", "2602:d1:b4cf:c100:38b2:31ff:feef:96f6", 37070),
-    ("software-a", "010100142112a442ebc2d36ef471217c4f3e308e80220001610000000020000800 01ce665e12a443"
-     .replace(" ", ""), "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
-    ("software-abc", "010100142112a442ebc2d36ef471217c4f3e308e8022000361626300002000080001ce665e12a443",
-     "ebc2d36ef471217c4f3e308e", "127.0.0.1", 61300),
-    ("no-4in6",  # an IPv4-mapped IPv6 address, reported as IPv4
-     "010100182112a4424fd5d202dcb37d31fc773306002000140002cd3d2112a4424fd5d202dcb382ce2dc3fcc7",
-     "4fd5d202dcb37d31fc773306", "209.180.207.193", 60463),
+    (
+        "google-1",
+        "0101000c2112a4422360b11e3ec68ffa93e08007002000080001c7866957856f",
+        "2360b11e3ec68ffa93e08007",
+        "72.69.33.45",
+        59028,
+    ),
+    (
+        "google-2",
+        "0101000c2112a442f9f121cbde7d7c75923ce271002000080001c7876957856f",
+        "f9f121cbde7d7c75923ce271",
+        "72.69.33.45",
+        59029,
+    ),
+    (
+        "stun-sipgate-net-10000",
+        "010100442112a442482eb64715e8b28eaead6444000100080001e4ab4845212d0004000800012710d90a4498"
+        "0005000800012711d9747a8a802000080001c5b96957856f80220010566f766964612e6f726720302e393600",
+        "482eb64715e8b28eaead6444",
+        "72.69.33.45",
+        58539,
+    ),
+    (
+        "stun-powervoip-com-3478",
+        "010100242112a4427e57966829f444609d1deaa6000100080001e9d34845212d00040008000"
+        "10d964d48a9d4000500080001 0d974d48a9d5".replace(" ", ""),
+        "7e57966829f444609d1deaa6",
+        "72.69.33.45",
+        59859,
+    ),
+    (
+        "in-process-pion-server",  # 8 bytes after the stated length
+        "010100242112a442ebc2d36ef471217c4f3e308e8022000a656e64706f696e7465720000002000080001ce665e12a443"
+        "80280004b699bb02010100242112a442",
+        "ebc2d36ef471217c4f3e308e",
+        "127.0.0.1",
+        61300,
+    ),
+    (
+        "stuntman-server-ipv6",
+        "010100482112a44206f56685d28af3e69ce341e2000100140002 90ce260200d1b4cfc10038b231fffeef96f6"
+        "802b001400020d962604a880000200d10000000000c57001002000140002b1dc0710a493b23aa785ea38c219620cd714".replace(
+            " ", ""
+        ),
+        "06f56685d28af3e69ce341e2",
+        "2602:d1:b4cf:c100:38b2:31ff:feef:96f6",
+        37070,
+    ),
+    (
+        "software-a",
+        "010100142112a442ebc2d36ef471217c4f3e308e80220001610000000020000800 01ce665e12a443".replace(" ", ""),
+        "ebc2d36ef471217c4f3e308e",
+        "127.0.0.1",
+        61300,
+    ),
+    (
+        "software-abc",
+        "010100142112a442ebc2d36ef471217c4f3e308e8022000361626300002000080001ce665e12a443",
+        "ebc2d36ef471217c4f3e308e",
+        "127.0.0.1",
+        61300,
+    ),
+    (
+        "no-4in6",  # an IPv4-mapped IPv6 address, reported as IPv4
+        "010100182112a4424fd5d202dcb37d31fc773306002000140002cd3d2112a4424fd5d202dcb382ce2dc3fcc7",
+        "4fd5d202dcb37d31fc773306",
+        "209.180.207.193",
+        60463,
+    ),
 ]
 
 
@@ -277,8 +323,9 @@ def test_go_is_vectors(packet: bytes, want: bool) -> None:
     assert stun.is_stun(packet) is want
 
 
-@pytest.mark.parametrize(("n", "ip", "port"), [(1, "1.2.3.4", 254), (2, "1.2.3.4", 257), (3, "1::4", 254),
-                                               (4, "1::4", 257)])
+@pytest.mark.parametrize(
+    ("n", "ip", "port"), [(1, "1.2.3.4", 254), (2, "1.2.3.4", 257), (3, "1::4", 254), (4, "1::4", 257)]
+)
 def test_go_response_round_trip_vectors(n: int, ip: str, port: int) -> None:
     txid = bytes([n]) * 12
     pkt = stun.binding_response(txid, ip, port)
@@ -364,9 +411,25 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, bool
     tmp = tmp_path_factory.mktemp("coturn")
     port = _free_udp_port("127.0.0.1")
     has_v6 = socket.has_ipv6
-    cmd = [exe, "-n", "--listening-ip", "127.0.0.1", "--listening-port", str(port), "--no-tls", "--no-dtls",
-           "--no-tcp", "--stun-only", "--no-cli", "--pidfile", str(tmp / "turn.pid"),
-           "--db", str(tmp / "turndb"), "--log-file", str(tmp / "turn.log")]
+    cmd = [
+        exe,
+        "-n",
+        "--listening-ip",
+        "127.0.0.1",
+        "--listening-port",
+        str(port),
+        "--no-tls",
+        "--no-dtls",
+        "--no-tcp",
+        "--stun-only",
+        "--no-cli",
+        "--pidfile",
+        str(tmp / "turn.pid"),
+        "--db",
+        str(tmp / "turndb"),
+        "--log-file",
+        str(tmp / "turn.log"),
+    ]
     if has_v6:
         cmd[3:3] = ["--listening-ip", "::1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
@@ -437,8 +500,12 @@ def test_responder_answers_only_tailscale_requests_after_its_delay() -> None:
 
 def test_responder_command_line() -> None:
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.stun_responder", "--bind", "127.0.0.1:0",
-                             "--delay-ms", "20", "--log"], cwd=root, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.stun_responder", "--bind", "127.0.0.1:0", "--delay-ms", "20", "--log"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         (address,) = json.loads(proc.stdout.readline())["listening"]

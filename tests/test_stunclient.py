@@ -28,8 +28,10 @@ from tests.support.stun_responder import StunResponder
 from tests.test_netcheck import by_id, closed_udp_port, derp_map, region, stun_node
 
 NET = Path(__file__).resolve().parent.parent / "derptool" / "net"
-linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="ICMP errors are read from the socket error queue (IP_RECVERR), Linux only")
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="ICMP errors are read from the socket error queue (IP_RECVERR), Linux only",
+)
 
 
 @pytest.fixture
@@ -48,8 +50,7 @@ def _latency(ep_host: str, port: int, timeout: float = 1.0) -> Report:
 
 def _nat(host: str, port: int, timeout: float = 1.0) -> Any:
     nodes = {"Name": "n", "RegionID": 1, "HostName": "n.example", "IPv4": host, "IPv6": "none", "STUNPort": port}
-    dmap = parse_derpmap({"Regions": {"1": {"RegionID": 1, "RegionCode": "r1", "RegionName": "R1",
-                                            "Nodes": [nodes]}}})
+    dmap = parse_derpmap({"Regions": {"1": {"RegionID": 1, "RegionCode": "r1", "RegionName": "R1", "Nodes": [nodes]}}})
     return natprobe.run(dmap, timeout=timeout, families=(4,))
 
 
@@ -198,8 +199,7 @@ def test_blocking_client_gives_one_result_per_destination(responder: StunRespond
     silent = responder.add("127.0.62.2", silent=True)
     with BlockingStunClient() as client:
         port = client.socket(4).local_port
-        results = client.query([(good.host, good.port), (silent.host, silent.port)], timeout=0.6,
-                               retransmit=0.2)
+        results = client.query([(good.host, good.port), (silent.host, silent.port)], timeout=0.6, retransmit=0.2)
         assert client.socket(4).local_port == port  # one socket for the family
     ok, missing = results
     assert isinstance(ok, StunAnswer) and ok.response.port == port
@@ -218,15 +218,19 @@ def test_net_has_one_udp_socket_class() -> None:
         if re.search(r"SOCK_DGRAM|recvfrom\(|recvmsg\(|MSG_ERRQUEUE|select\.select", text):
             offenders.append(str(path.relative_to(NET)))
     assert offenders == []
-    users = {"netcheck/engine.py": "StunSocket", "natprobe.py": "BlockingStunClient",
-             "check/stun.py": "BlockingStunClient"}
+    users = {
+        "netcheck/engine.py": "StunSocket",
+        "natprobe.py": "BlockingStunClient",
+        "check/stun.py": "BlockingStunClient",
+    }
     for rel, name in users.items():
         assert re.search(rf"from derptool\.net\.stunclient import .*\b{name}\b", (NET / rel).read_text()), rel
     assert len(re.findall(r"^class \w*Socket\b", (NET / "stunclient.py").read_text(), re.M)) == 1
 
 
-def test_the_cli_prints_ignored_packets_on_stderr_and_keeps_stdout_clean(responder: StunResponder,
-                                                                          tmp_path: Path) -> None:
+def test_the_cli_prints_ignored_packets_on_stderr_and_keeps_stdout_clean(
+    responder: StunResponder, tmp_path: Path
+) -> None:
     import json
 
     from typer.testing import CliRunner
@@ -238,9 +242,11 @@ def test_the_cli_prints_ignored_packets_on_stderr_and_keeps_stdout_clean(respond
     path = tmp_path / "map.json"
     path.write_text(json.dumps(derp_map(region(900, [node]))))
     runner = CliRunner()
-    for args in (["latency", "--map", str(path), "--format", "json", "--timeout", "1s", "--no-ipv6"],
-                 ["nat", "--map", str(path), "--format", "json", "--timeout", "1"],
-                 ["check", "127.0.63.1", "--stun-port", str(ep.port), "--format", "json"]):
+    for args in (
+        ["latency", "--map", str(path), "--format", "json", "--timeout", "1s", "--no-ipv6"],
+        ["nat", "--map", str(path), "--format", "json", "--timeout", "1"],
+        ["check", "127.0.63.1", "--stun-port", str(ep.port), "--format", "json"],
+    ):
         res = runner.invoke(app, args)
         assert "ignored STUN packets: 1 from another address than the probed server" in res.stderr, args
         json.loads(res.stdout)  # stdout is the JSON document alone

@@ -74,9 +74,23 @@ while True:
 
 def echo(net: tn.Tailnet, src: tn.Client, dst: tn.Client, size: int = ECHO_BYTES) -> int:
     """Send *size* bytes from *src* to the echo server behind *dst* (``tailscale nc``); bytes echoed back."""
-    proc = subprocess.Popen(["ip", "netns", "exec", net.lab.name(src.name), net.bins["tailscale"], "--socket",
-                             str(src.socket), "nc", dst.tailscale_ip, str(ECHO_PORT)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            net.lab.name(src.name),
+            net.bins["tailscale"],
+            "--socket",
+            str(src.socket),
+            "nc",
+            dst.tailscale_ip,
+            str(ECHO_PORT),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     stdin, stdout = proc.stdin, proc.stdout
     assert stdin is not None and stdout is not None
     payload = bytes(range(256)) * (size // 256)
@@ -106,8 +120,19 @@ def ping(net: tn.Tailnet, src: tn.Client, dst: tn.Client) -> str:
 
     def pong() -> bool:
         nonlocal out
-        proc = net.lab.run(src.name, net.bins["tailscale"], "--socket", str(src.socket), "ping",
-                           "--until-direct=false", "-c", "3", dst.tailscale_ip, check=False, timeout=30)
+        proc = net.lab.run(
+            src.name,
+            net.bins["tailscale"],
+            "--socket",
+            str(src.socket),
+            "ping",
+            "--until-direct=false",
+            "-c",
+            "3",
+            dst.tailscale_ip,
+            check=False,
+            timeout=30,
+        )
         out = proc.stdout
         return "pong from" in out
 
@@ -129,8 +154,9 @@ def verdicts(net: tn.Tailnet, selector: str) -> list[dict[str, Any]]:
     """``derptool watch --once --format json --omitted SEL`` on each client: exit code and report."""
     out = []
     for c in net.clients:
-        proc = net.derptool("watch", "--socket", str(c.socket), "--once", "--format", "json", "-i", "0.2",
-                            "--omitted", selector)
+        proc = net.derptool(
+            "watch", "--socket", str(c.socket), "--once", "--format", "json", "-i", "0.2", "--omitted", selector
+        )
         assert proc.returncode in (0, 1), proc.stderr
         out.append({"exit": proc.returncode, **json.loads(proc.stdout)})
     return out
@@ -140,13 +166,17 @@ def watched_interval(net: tn.Tailnet) -> dict[str, Any]:
     """One ``WATCH_S`` interval during which client1 echoes through client2, watched from every side:
     ``derptool watch --once --format json`` on both clients and on both derpers' metrics."""
     jobs: dict[str, Callable[[], Any]] = {
-        c.name: (lambda c=c: net.derptool("watch", "--socket", str(c.socket), "--once", "--format", "json",
-                                          "-i", str(WATCH_S)))
+        c.name: (
+            lambda c=c: net.derptool(
+                "watch", "--socket", str(c.socket), "--once", "--format", "json", "-i", str(WATCH_S)
+            )
+        )
         for c in net.clients
     }
     for r in tn.REGIONS:
-        jobs[r.code] = lambda r=r: net.derper_watch(r, "--once", "--format", "json", "-i", str(WATCH_S),
-                                                     "--match", r"^derp_(packets_received|bytes_received)$")
+        jobs[r.code] = lambda r=r: net.derper_watch(
+            r, "--once", "--format", "json", "-i", str(WATCH_S), "--match", r"^derp_(packets_received|bytes_received)$"
+        )
 
     stop = threading.Event()
 
@@ -180,8 +210,20 @@ def measure(net: tn.Tailnet, client: tn.Client, served: Path) -> dict[str, Any]:
 def check_all(net: tn.Tailnet) -> dict[str, Any]:
     """``derptool check all --relay --format json`` against headscale's full map (every derper), from the hub:
     its exit code and report."""
-    proc = net.derptool("check", "all", "--map", str(net.full_map), "--relay", "--ca-file", str(net.ca_file),
-                        "--timeout", "2", "--format", "json", role="hub")
+    proc = net.derptool(
+        "check",
+        "all",
+        "--map",
+        str(net.full_map),
+        "--relay",
+        "--ca-file",
+        str(net.ca_file),
+        "--timeout",
+        "2",
+        "--format",
+        "json",
+        role="hub",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     return {"exit": proc.returncode, **json.loads(proc.stdout)}
@@ -201,8 +243,16 @@ def checked_interval(net: tn.Tailnet, omitted: tn.Region) -> dict[str, Any]:
 
     with ThreadPoolExecutor(2) as pool:
         checks = pool.submit(check_until_stopped)
-        watched = net.derper_watch(omitted, "--once", "--format", "json", "-i", str(CHECK_WATCH_S),
-                                   "--match", r"^derp_(packets|bytes)_received$")
+        watched = net.derper_watch(
+            omitted,
+            "--once",
+            "--format",
+            "json",
+            "-i",
+            str(CHECK_WATCH_S),
+            "--match",
+            r"^derp_(packets|bytes)_received$",
+        )
         stop.set()
         runs = checks.result()
     assert watched.returncode == 0, watched.stderr
@@ -222,8 +272,7 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     c1, c2 = net.clients
     ev: dict[str, Any] = {"startup_s": net.startup_s}
     net.lab.popen(c2.name, [sys.executable, "-c", _ECHO_SERVER])
-    tn.wait_for("client1 and client2 to have home regions", lambda: bool(home(net, c1) and home(net, c2)),
-                timeout=30)
+    tn.wait_for("client1 and client2 to have home regions", lambda: bool(home(net, c1) and home(net, c2)), timeout=30)
     # Before: the region whose derper carried the echo is the one the geofence will remove. (A sender
     # relays through the receiver's home derper, and a reply goes back the way the packet came, so the
     # derper that carried it is the home of at least one client.)
@@ -248,19 +297,27 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     ev["before_verdicts"] = verdicts(net, selector)
 
     # The geofence: derptool writes the overlay headscale reads from derp.paths.
-    written = net.derptool("omit", "--map", str(net.workdir / "derpmap.json"), "--region", selector,
-                           "--format", "headscale-yaml")
+    written = net.derptool(
+        "omit", "--map", str(net.workdir / "derpmap.json"), "--region", selector, "--format", "headscale-yaml"
+    )
     assert written.returncode == 0, written.stderr
     ev["omit_yaml"] = written.stdout
     tmp = net.omit_map.with_suffix(".tmp")
     tmp.write_text(written.stdout)
     tmp.replace(net.omit_map)
     applied = time.monotonic()
-    tn.wait_for("every client's map to lose the omitted region",
-                lambda: all(omitted.id not in client_map_regions(net, c) for c in net.clients), timeout=30)
+    tn.wait_for(
+        "every client's map to lose the omitted region",
+        lambda: all(omitted.id not in client_map_regions(net, c) for c in net.clients),
+        timeout=30,
+    )
     ev["map_pushed_s"] = time.monotonic() - applied
-    tn.wait_for(f"every client to re-home to {kept.code}",
-                lambda: all(home(net, c) == kept.code for c in net.clients), timeout=REHOME_TIMEOUT, poll=1.0)
+    tn.wait_for(
+        f"every client to re-home to {kept.code}",
+        lambda: all(home(net, c) == kept.code for c in net.clients),
+        timeout=REHOME_TIMEOUT,
+        poll=1.0,
+    )
     ev["rehomed_s"] = time.monotonic() - applied
 
     # After.
@@ -268,8 +325,9 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     ev["after_ping"] = ping(net, c1, c2)
     ev["after"] = watched_interval(net)
     ev["after_verdicts"] = verdicts(net, selector)
-    ev["after_policy_exit"] = net.derptool("watch", "--socket", str(c1.socket), "--once", "-i", "0.2",
-                                           "--policy", str(net.omit_map)).returncode
+    ev["after_policy_exit"] = net.derptool(
+        "watch", "--socket", str(c1.socket), "--once", "-i", "0.2", "--policy", str(net.omit_map)
+    ).returncode
     ev["omitted_connections"] = net.derper_value(omitted, "derp_current_connections")
     ev["kept_connections"] = net.derper_value(kept, "derp_current_connections")
     ev["udp_dropped"] = net.udp_drops()
@@ -281,11 +339,13 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     net.stop_derper(omitted)
     ev["stopped_check"] = check_all(net)
     ev["check_s"] = time.monotonic() - begin
-    print(f"\ntailnet up in {net.startup_s:.1f}s; map pushed {ev['map_pushed_s']:.1f}s and clients re-homed "
-          f"{ev['rehomed_s']:.1f}s after the omit file was written; DERP share before "
-          f"{ev['before']['client1']['tailscale']['derp_share']}, "
-          f"after {ev['after']['client1']['tailscale']['derp_share']}; latency/netcheck on both clients "
-          f"{ev['measure_s']:.1f}s, checks {ev['check_s']:.1f}s")
+    print(
+        f"\ntailnet up in {net.startup_s:.1f}s; map pushed {ev['map_pushed_s']:.1f}s and clients re-homed "
+        f"{ev['rehomed_s']:.1f}s after the omit file was written; DERP share before "
+        f"{ev['before']['client1']['tailscale']['derp_share']}, "
+        f"after {ev['after']['client1']['tailscale']['derp_share']}; latency/netcheck on both clients "
+        f"{ev['measure_s']:.1f}s, checks {ev['check_s']:.1f}s"
+    )
     (net.workdir / "evidence.json").write_text(json.dumps(ev, default=str, indent=1))
     return ev
 
@@ -357,15 +417,15 @@ def test_after_the_omitted_derper_carries_nothing(evidence: dict[str, Any]) -> N
     omitted, kept = evidence["omitted"], evidence["kept"]
     before, after = evidence["before"], evidence["after"]
     # Before, the omitted region's derper relayed the echo.
-    assert any(c["name"] == "derp_bytes_received" and c["delta"] > ECHO_BYTES / 2
-               for c in before[omitted.code]["changes"])
+    assert any(
+        c["name"] == "derp_bytes_received" and c["delta"] > ECHO_BYTES / 2 for c in before[omitted.code]["changes"]
+    )
     # After: not one packet received while the echo ran through the other derper, and no client connected.
     assert after[omitted.code]["changes"] == []
     received = {c["name"]: c for c in after[kept.code]["changes"]}
     assert received["derp_bytes_received"]["delta"] > ECHO_BYTES
     assert evidence["omitted_connections"] == 0
     assert evidence["kept_connections"] == 2
-
 
 
 def test_derptool_latency_agrees_with_each_clients_netcheck(evidence: dict[str, Any]) -> None:

@@ -45,8 +45,10 @@ def text(name: str) -> str:
 
 
 def snaps(prefix: str, dt: float = 2.0) -> tuple[object, object]:
-    return (parse_snapshot(text(f"{prefix}-1.prom"), taken=100.0),
-            parse_snapshot(text(f"{prefix}-2.prom"), taken=100.0 + dt))
+    return (
+        parse_snapshot(text(f"{prefix}-1.prom"), taken=100.0),
+        parse_snapshot(text(f"{prefix}-2.prom"), taken=100.0 + dt),
+    )
 
 
 # -- the library -------------------------------------------------------------------------------------
@@ -71,8 +73,10 @@ def test_changes_are_exactly_the_series_that_moved_with_their_rates() -> None:
     before, after = snaps("tailscaled", dt=2.0)
     moved = {c.selector: c for c in changes(before, after)}  # type: ignore[arg-type]
     assert set(moved) == {
-        'tailscaled_inbound_bytes_total{path="derp"}', 'tailscaled_inbound_packets_total{path="derp"}',
-        'tailscaled_outbound_bytes_total{path="derp"}', 'tailscaled_outbound_packets_total{path="derp"}',
+        'tailscaled_inbound_bytes_total{path="derp"}',
+        'tailscaled_inbound_packets_total{path="derp"}',
+        'tailscaled_outbound_bytes_total{path="derp"}',
+        'tailscaled_outbound_packets_total{path="derp"}',
     }
     out = moved['tailscaled_outbound_bytes_total{path="derp"}']
     assert out.delta == 1081236 - 745716
@@ -117,7 +121,9 @@ def test_share_mixes_direct_and_derp_bytes() -> None:
             "# TYPE tailscaled_outbound_bytes_total counter\n"
             f'tailscaled_outbound_bytes_total{{path="derp"}} {derp}\n'
             f'tailscaled_outbound_bytes_total{{path="direct_ipv4"}} {direct}\n'
-            "# TYPE tailscaled_home_derp_region_id gauge\ntailscaled_home_derp_region_id 0\n", taken=t)
+            "# TYPE tailscaled_home_derp_region_id gauge\ntailscaled_home_derp_region_id 0\n",
+            taken=t,
+        )
 
     traffic = client_traffic(scrape(100, 0, 0.0), scrape(400, 900, 1.0))  # type: ignore[arg-type]
     assert traffic.derp_share == pytest.approx(300 / 1200)
@@ -200,8 +206,20 @@ def serve_in_order(httpserver: HTTPServer, prefix: str) -> list[str]:
 
 def test_once_json_on_a_tailscale_client(httpserver: HTTPServer) -> None:
     seen = serve_in_order(httpserver, "tailscaled")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "--format", "json",
-                                 "--interval", "0.2", "--map", "snapshot"])
+    result = runner.invoke(
+        app,
+        [
+            "watch",
+            httpserver.url_for("/metrics"),
+            "--once",
+            "--format",
+            "json",
+            "--interval",
+            "0.2",
+            "--map",
+            "snapshot",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert len(seen) == 2
     data = json.loads(result.stdout)
@@ -216,16 +234,33 @@ def test_once_json_on_a_tailscale_client(httpserver: HTTPServer) -> None:
     assert "geofence" not in data
 
 
-@pytest.mark.parametrize(("args", "code", "omitted"), [
-    (["--omitted", "us"], 1, True),
-    (["--omitted", "de"], 0, False),
-    (["--omitted", "north-america", "--omitted", "4"], 1, True),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "omitted"),
+    [
+        (["--omitted", "us"], 1, True),
+        (["--omitted", "de"], 0, False),
+        (["--omitted", "north-america", "--omitted", "4"], 1, True),
+    ],
+)
 def test_omitted_exits_1_only_when_the_home_region_is_removed(
-        httpserver: HTTPServer, args: list[str], code: int, omitted: bool) -> None:
+    httpserver: HTTPServer, args: list[str], code: int, omitted: bool
+) -> None:
     serve_in_order(httpserver, "tailscaled")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "--format", "json",
-                                 "-i", "0.05", "--map", "snapshot", *args])
+    result = runner.invoke(
+        app,
+        [
+            "watch",
+            httpserver.url_for("/metrics"),
+            "--once",
+            "--format",
+            "json",
+            "-i",
+            "0.05",
+            "--map",
+            "snapshot",
+            *args,
+        ],
+    )
     assert result.exit_code == code, result.stderr
     assert json.loads(result.stdout)["geofence"]["home_omitted"] is omitted
 
@@ -234,8 +269,10 @@ def test_policy_file_judges_the_home_region(httpserver: HTTPServer, tmp_path: Pa
     serve_in_order(httpserver, "tailscaled")
     policy = tmp_path / "policy.hujson"
     policy.write_text('{"derpMap": {"Regions": {"1": null}}}')
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "-i", "0.05",
-                                 "--map", "snapshot", "--policy", str(policy)])
+    result = runner.invoke(
+        app,
+        ["watch", httpserver.url_for("/metrics"), "--once", "-i", "0.05", "--map", "snapshot", "--policy", str(policy)],
+    )
     assert result.exit_code == 1, result.stderr
     assert "OMITTED by the geofence" in result.stdout
     assert "nyc (region 1): New York City, United States" in result.stdout
@@ -243,8 +280,7 @@ def test_policy_file_judges_the_home_region(httpserver: HTTPServer, tmp_path: Pa
 
 def test_table_view_of_a_client(httpserver: HTTPServer) -> None:
     serve_in_order(httpserver, "tailscaled")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "-i", "0.05",
-                                 "--map", "snapshot"])
+    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "-i", "0.05", "--map", "snapshot"])
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "relayed through DERP: 100.0% of bytes this interval" in out
@@ -254,41 +290,62 @@ def test_table_view_of_a_client(httpserver: HTTPServer) -> None:
 
 def test_any_endpoint_shows_changed_series_and_match_filters(httpserver: HTTPServer) -> None:
     serve_in_order(httpserver, "derper")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "--format", "json",
-                                 "-i", "0.05", "--match", "^derp_(bytes|packets)_(sent|received)$"])
+    result = runner.invoke(
+        app,
+        [
+            "watch",
+            httpserver.url_for("/metrics"),
+            "--once",
+            "--format",
+            "json",
+            "-i",
+            "0.05",
+            "--match",
+            "^derp_(bytes|packets)_(sent|received)$",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["kind"] == "prometheus" and "tailscale" not in data
     assert {c["series"] for c in data["changes"]} == {
-        "derp_bytes_received", "derp_bytes_sent", "derp_packets_received", "derp_packets_sent"}
+        "derp_bytes_received",
+        "derp_bytes_sent",
+        "derp_packets_received",
+        "derp_packets_sent",
+    }
     assert all(c["per_s"] > 0 for c in data["changes"])
 
 
 def test_omitted_on_something_that_is_not_a_client_is_a_usage_error(httpserver: HTTPServer) -> None:
     serve_in_order(httpserver, "derper")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "--omitted", "us",
-                                 "--map", "snapshot"])
+    result = runner.invoke(
+        app, ["watch", httpserver.url_for("/metrics"), "--once", "--omitted", "us", "--map", "snapshot"]
+    )
     assert result.exit_code == 2
     assert "is not a Tailscale client" in result.stderr
 
 
 def test_live_view_redraws_for_count_intervals(httpserver: HTTPServer) -> None:
     seen = serve_in_order(httpserver, "tailscaled")
-    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--count", "2", "-i", "0.05",
-                                 "--map", "snapshot"])
+    result = runner.invoke(
+        app, ["watch", httpserver.url_for("/metrics"), "--count", "2", "-i", "0.05", "--map", "snapshot"]
+    )
     assert result.exit_code == 0, result.stderr
     assert len(seen) == 3  # the first scrape, then one per interval
     assert "home DERP region: nyc (region 1)" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["http://127.0.0.1:9/metrics", "--once"], 3, "derptool: error: http://127.0.0.1:9/metrics: cannot scrape"),
-    (["--socket", "/nonexistent/tailscaled.sock", "--once"], 3, "cannot scrape"),
-    (["http://127.0.0.1:9/metrics", "--match", "(unclosed"], 2, "--match: '(unclosed' is not a valid regular"),
-    (["ftp://x/metrics"], 2, "is not an http(s) URL"),
-    (["http://127.0.0.1:9/m", "--socket", "/x.sock"], 2, "not both"),
-    (["http://127.0.0.1:9/m", "--format", "json"], 2, "--format json needs --once"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["http://127.0.0.1:9/metrics", "--once"], 3, "derptool: error: http://127.0.0.1:9/metrics: cannot scrape"),
+        (["--socket", "/nonexistent/tailscaled.sock", "--once"], 3, "cannot scrape"),
+        (["http://127.0.0.1:9/metrics", "--match", "(unclosed"], 2, "--match: '(unclosed' is not a valid regular"),
+        (["ftp://x/metrics"], 2, "is not an http(s) URL"),
+        (["http://127.0.0.1:9/m", "--socket", "/x.sock"], 2, "not both"),
+        (["http://127.0.0.1:9/m", "--format", "json"], 2, "--format json needs --once"),
+    ],
+)
 def test_errors_are_one_line_with_their_exit_code(args: list[str], code: int, message: str) -> None:
     result = runner.invoke(app, ["watch", *args])
     assert result.exit_code == code
@@ -356,10 +413,12 @@ def localapi(tmp_path: Path) -> Iterator[tuple[str, _LocalAPI]]:
 
 
 def test_socket_target_scrapes_usermetrics_and_names_regions_with_the_client_map(
-        localapi: tuple[str, _LocalAPI]) -> None:
+    localapi: tuple[str, _LocalAPI],
+) -> None:
     path, server = localapi
-    result = runner.invoke(app, ["watch", "--socket", path, "--once", "--format", "json", "-i", "0.05",
-                                 "--omitted", "us"])
+    result = runner.invoke(
+        app, ["watch", "--socket", path, "--once", "--format", "json", "-i", "0.05", "--omitted", "us"]
+    )
     assert result.exit_code == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["target"] == f"tailscaled LocalAPI {path}"
@@ -388,8 +447,22 @@ def test_https_target_trusts_the_ca_file(tmp_path: Path) -> None:
         assert url.startswith("https://")
         untrusted = runner.invoke(app, ["watch", url, "--once", "-i", "0.05"])
         assert untrusted.exit_code == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
-        trusted = runner.invoke(app, ["watch", url, "--once", "-i", "0.05", "--format", "json",
-                                      "--ca-file", str(ca_file), "--match", "^derp_bytes_sent$"])
+        trusted = runner.invoke(
+            app,
+            [
+                "watch",
+                url,
+                "--once",
+                "-i",
+                "0.05",
+                "--format",
+                "json",
+                "--ca-file",
+                str(ca_file),
+                "--match",
+                "^derp_bytes_sent$",
+            ],
+        )
         assert trusted.exit_code == 0, trusted.stderr
         assert [c["series"] for c in json.loads(trusted.stdout)["changes"]] == ["derp_bytes_sent"]
     finally:

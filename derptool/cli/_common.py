@@ -199,12 +199,16 @@ def _build(name: str) -> Any:
     for command in app.registered_commands:
         if command.name == name:
             return tm.get_command_from_info(
-                command, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode)
+                command, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
+            )
     for group in app.registered_groups:
         if group.name == name:
             return tm.get_group_from_info(
-                group, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode,
-                suggest_commands=app.suggest_commands)
+                group,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands,
+            )
     return None
 
 
@@ -299,8 +303,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_duration(text: str, option: str = "duration", *, low: float | None = None,
-                   high: float | None = None) -> float:
+def parse_duration(
+    text: str, option: str = "duration", *, low: float | None = None, high: float | None = None
+) -> float:
     """Seconds from ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds (``5``, ``0.5``); :class:`UsageError`
     (one line naming *option*) when it is not a positive duration or lies outside ``[low, high]`` seconds."""
     from derptool.errors import UsageError
@@ -338,11 +343,15 @@ class Duration(ParamType):
 def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
     """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
 
-        timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
     """
     names = ("--timeout", "-t") if short else ("--timeout",)
-    return typer.Option(*names, click_type=Duration(low, high), metavar="DURATION",
-                        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.")
+    return typer.Option(
+        *names,
+        click_type=Duration(low, high),
+        metavar="DURATION",
+        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.",
+    )
 
 
 MapOption = Annotated[

@@ -59,18 +59,26 @@ def check_command(
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
     relay: Annotated[
         bool,
-        typer.Option("--relay", help="Also relay packets between two clients through each node (round trip, loss), "
-                     "and across the mesh between the nodes of a region."),
+        typer.Option(
+            "--relay",
+            help="Also relay packets between two clients through each node (round trip, loss), "
+            "and across the mesh between the nodes of a region.",
+        ),
     ] = False,
     mesh_key_file: Annotated[
         Path | None,
-        typer.Option("--mesh-key-file", metavar="FILE", show_default=False,
-                     help="derper's mesh key (--mesh-psk-file): lets the probes past a server that verifies clients."),
+        typer.Option(
+            "--mesh-key-file",
+            metavar="FILE",
+            show_default=False,
+            help="derper's mesh key (--mesh-psk-file): lets the probes past a server that verifies clients.",
+        ),
     ] = None,
     warn_days: Annotated[
         float,
-        typer.Option("--warn-days", metavar="DAYS", help="Fail when the certificate expires within this many days.",
-                     min=0),
+        typer.Option(
+            "--warn-days", metavar="DAYS", help="Fail when the certificate expires within this many days.", min=0
+        ),
     ] = 14,
     every: Annotated[
         str | None,
@@ -78,14 +86,19 @@ def check_command(
     ] = None,
     listen: Annotated[
         str | None,
-        typer.Option("--listen", metavar="ADDR:PORT", show_default=False,
-                     help="Serve Prometheus metrics on http://ADDR:PORT/metrics (and /healthz) while repeating "
-                     "(every 60s unless --every)."),
+        typer.Option(
+            "--listen",
+            metavar="ADDR:PORT",
+            show_default=False,
+            help="Serve Prometheus metrics on http://ADDR:PORT/metrics (and /healthz) while repeating "
+            "(every 60s unless --every).",
+        ),
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", metavar="N", show_default=False, help="With --every or --listen: stop after N runs.",
-                     min=1),
+        typer.Option(
+            "--count", metavar="N", show_default=False, help="With --every or --listen: stop after N runs.", min=1
+        ),
     ] = None,
 ) -> None:
     """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake, per address family.
@@ -130,8 +143,16 @@ def check_command(
     try:
         while True:
             started = time.monotonic()
-            report = check.run(target, targets, timeout=timeout, ca_file=ca_file, insecure=insecure,
-                               warn_days=warn_days, relay=relay, mesh_key=mesh_key)
+            report = check.run(
+                target,
+                targets,
+                timeout=timeout,
+                ca_file=ca_file,
+                insecure=insecure,
+                warn_days=warn_days,
+                relay=relay,
+                mesh_key=mesh_key,
+            )
             if collector is not None and exporter is not None:
                 collector.update(report)
                 exporter.publish(exposition(collector))
@@ -178,8 +199,11 @@ def check_text(report: CheckReport) -> str:
     if report.mesh:
         rows = []
         for m in report.mesh:
-            detail = m.error or (f"{m.received}/{m.sent} relayed, round trip {m.rtt_ms:.2f} ms"
-                                 if m.rtt_ms is not None else f"{m.received}/{m.sent} relayed")
+            detail = m.error or (
+                f"{m.received}/{m.sent} relayed, round trip {m.rtt_ms:.2f} ms"
+                if m.rtt_ms is not None
+                else f"{m.received}/{m.sent} relayed"
+            )
             rows.append([m.node_a, m.node_b or "", "PASS" if m.ok else "FAIL", detail])
         out.append("mesh (a packet sent via one node reaches a client on the other):")
         out.append(table(rows, ["FROM", "TO", "STATUS", "DETAIL"]))

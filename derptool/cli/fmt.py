@@ -32,8 +32,12 @@ def fmt_command(
         bool, typer.Option("--minify", "-m", help="Minify instead: plain JSON, no whitespace (hujsonfmt -m).")
     ] = False,
     standardize: Annotated[
-        bool, typer.Option("--standardize", "-s",
-                           help="Standardize instead: comments and trailing commas become spaces (hujsonfmt -s).")
+        bool,
+        typer.Option(
+            "--standardize",
+            "-s",
+            help="Standardize instead: comments and trailing commas become spaces (hujsonfmt -s).",
+        ),
     ] = False,
 ) -> None:
     """Format HuJSON (tailnet policy) files the way Tailscale's Go hujson.Format does.

@@ -54,8 +54,7 @@ def impact_table(impact: Impact, *, omitted_codes: list[str], total_regions: int
     out = [f"Removing {len(impact.omitted)} of {total_regions} regions ({shown or 'none'}); map: {map_description}"]
     moved = [s for s in impact.sites if s.moved and s.after is not None]
     worst = impact.worst
-    parts = [f"{len(impact.sites)} site{'s' if len(impact.sites) != 1 else ''}",
-             f"{len(moved)} change home region"]
+    parts = [f"{len(impact.sites)} site{'s' if len(impact.sites) != 1 else ''}", f"{len(moved)} change home region"]
     if impact.stranded:
         parts.append(f"{len(impact.stranded)} left with no measured region")
     summary = ", ".join(parts)
@@ -66,15 +65,25 @@ def impact_table(impact: Impact, *, omitted_codes: list[str], total_regions: int
     rows = []
     for s in impact.sites:
         after = "none" if s.after is None else f"{s.after.code} ({s.after.region})"
-        rows.append([s.site, f"{s.before.code} ({s.before.region})", _ms(s.before.latency_ms), after,
-                     "-" if s.after is None else _ms(s.after.latency_ms), _increase(s), _bar(s.increase_ms, scale)])
+        rows.append(
+            [
+                s.site,
+                f"{s.before.code} ({s.before.region})",
+                _ms(s.before.latency_ms),
+                after,
+                "-" if s.after is None else _ms(s.after.latency_ms),
+                _increase(s),
+                _bar(s.increase_ms, scale),
+            ]
+        )
     out.append("")
     out.append(table(rows, ["SITE", "HOME BEFORE", "LATENCY", "HOME AFTER", "LATENCY", "INCREASE", ""]))
     return "\n".join(out)
 
 
-def _load_sources(paths: list[str], prometheus: str | None, window: str | None, quantile: float | None,
-                  site_label: str) -> list[SiteReport]:
+def _load_sources(
+    paths: list[str], prometheus: str | None, window: str | None, quantile: float | None, site_label: str
+) -> list[SiteReport]:
     from derptool.fleet.files import load_reports
 
     query = None
@@ -103,8 +112,11 @@ def _load_sources(paths: list[str], prometheus: str | None, window: str | None, 
             else:
                 reports.append(r)
     if not reports:
-        raise InputError(f"no usable report among {len(paths)} argument(s): nothing to assess"
-                         if paths else "Prometheus returned no usable site")
+        raise InputError(
+            f"no usable report among {len(paths)} argument(s): nothing to assess"
+            if paths
+            else "Prometheus returned no usable site"
+        )
     return reports
 
 
@@ -122,8 +134,12 @@ def impact_command(
     ] = None,
     region: Annotated[
         list[str] | None,
-        typer.Option("--region", "-r", metavar="SEL",
-                     help="Regions the geofence removes, as for 'derptool omit' (repeatable, or comma-separated)."),
+        typer.Option(
+            "--region",
+            "-r",
+            metavar="SEL",
+            help="Regions the geofence removes, as for 'derptool omit' (repeatable, or comma-separated).",
+        ),
     ] = None,
     keep: Annotated[
         list[str] | None,
@@ -131,18 +147,25 @@ def impact_command(
     ] = None,
     prometheus: Annotated[
         str | None,
-        typer.Option("--prometheus", metavar="URL",
-                     help="Read the sites' latencies from this Prometheus server (derptool_region_latency_seconds)."),
+        typer.Option(
+            "--prometheus",
+            metavar="URL",
+            help="Read the sites' latencies from this Prometheus server (derptool_region_latency_seconds).",
+        ),
     ] = None,
     window: Annotated[
         str | None,
-        typer.Option("--window", metavar="DURATION",
-                     help="With --prometheus: use a quantile over this window (e.g. 7d) instead of the latest value."),
+        typer.Option(
+            "--window",
+            metavar="DURATION",
+            help="With --prometheus: use a quantile over this window (e.g. 7d) instead of the latest value.",
+        ),
     ] = None,
     quantile: Annotated[
         float | None,
-        typer.Option("--quantile", metavar="Q", show_default=False,
-                     help="With --window: the quantile to use [default: 0.9]."),
+        typer.Option(
+            "--quantile", metavar="Q", show_default=False, help="With --window: the quantile to use [default: 0.9]."
+        ),
     ] = None,
     site_label: Annotated[
         str, typer.Option("--site-label", metavar="NAME", help="With --prometheus: the label that names a site.")
@@ -151,13 +174,20 @@ def impact_command(
     fmt: Annotated[ImpactFormat, typer.Option("--format", "-f", help="Output format.")] = ImpactFormat.table,
     max_increase: Annotated[
         float | None,
-        typer.Option("--max-increase", metavar="MS", show_default=False,
-                     help="Exit 1 when a site's latency to its home grows by more than MS, or it loses every region."),
+        typer.Option(
+            "--max-increase",
+            metavar="MS",
+            show_default=False,
+            help="Exit 1 when a site's latency to its home grows by more than MS, or it loses every region.",
+        ),
     ] = None,
     suggest: Annotated[
         bool,
-        typer.Option("--suggest", help="With --max-increase: the fewest regions the geofence allows that keep every "
-                     "site within the budget, and the sites no allowed region can serve."),
+        typer.Option(
+            "--suggest",
+            help="With --max-increase: the fewest regions the geofence allows that keep every "
+            "site within the budget, and the sites no allowed region can serve.",
+        ),
     ] = False,
 ) -> None:
     """Show what removing DERP regions costs each site: its home region before and after, and the added latency.
@@ -199,9 +229,14 @@ def impact_command(
     if fmt is ImpactFormat.json:
         typer.echo(to_json(impact.to_data()))
     else:
-        typer.echo(impact_table(impact, omitted_codes=[r.region_code for r in plan.omitted],
-                                total_regions=len(plan.omitted) + len(plan.kept),
-                                map_description=loaded.description))
+        typer.echo(
+            impact_table(
+                impact,
+                omitted_codes=[r.region_code for r in plan.omitted],
+                total_regions=len(plan.omitted) + len(plan.kept),
+                map_description=loaded.description,
+            )
+        )
     if max_increase is not None:
         over = impact.over_budget(max_increase)
         if over:
@@ -228,11 +263,16 @@ def _suggest(reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budge
         if result.keep:
             lines.append(f"  derptool omit --keep {','.join(f'id:{rid}' for rid in result.keep)}")
         if result.unmet:
-            lines.append(f"No allowed region serves {len(result.unmet)} site(s) within {budget:g} ms: "
-                         f"{', '.join(result.unmet)}")
+            lines.append(
+                f"No allowed region serves {len(result.unmet)} site(s) within {budget:g} ms: {', '.join(result.unmet)}"
+            )
         omitted = [regions.get(rid, str(rid)) for rid in result.impact.omitted]
-        lines += ["", impact_table(result.impact, omitted_codes=omitted, total_regions=len(dmap.region_list()),
-                                   map_description="as given")]
+        lines += [
+            "",
+            impact_table(
+                result.impact, omitted_codes=omitted, total_regions=len(dmap.region_list()), map_description="as given"
+            ),
+        ]
         typer.echo("\n".join(lines))
     over = [s for s in result.impact.over_budget(budget) if s.site not in result.unmet]
     if result.unmet or over:

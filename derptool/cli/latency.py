@@ -83,7 +83,7 @@ SiteLabelOption = Annotated[
 ]
 SiteOption = Annotated[
     str | None,
-    typer.Option("--site", metavar="NAME", show_default=False, help='Same as --site-label site=NAME.'),
+    typer.Option("--site", metavar="NAME", show_default=False, help="Same as --site-label site=NAME."),
 ]
 _SERIES_LABELS = ("region_id", "region_code", "country", "method")  # the labels of netcheck.prometheus' series
 
@@ -147,8 +147,18 @@ def latency_command(
     bind_ip, ipv4, ipv6 = parse_bind(bind_address, ipv4, ipv6)
 
     loaded, dmap = load_selected(map_spec, region)
-    client = Netcheck(dmap, map_source=loaded.description, timeout=limit, https=https, ipv4=ipv4, ipv6=ipv6,
-                      ca_file=ca_file, bind_ip=bind_ip, bind_port=bind_port, port_mapping=port_mapping)
+    client = Netcheck(
+        dmap,
+        map_source=loaded.description,
+        timeout=limit,
+        https=https,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        ca_file=ca_file,
+        bind_ip=bind_ip,
+        bind_port=bind_port,
+        port_mapping=port_mapping,
+    )
 
     renderers: dict[LatencyFormat, Callable[[Report], str]] = {
         LatencyFormat.table: latency_table,
@@ -212,27 +222,45 @@ def latency_table(report: Report) -> str:
         out.append(home)
     v4 = f"yes, {report.global_v4}" if report.ipv4 else "no"
     v6 = f"yes, {report.global_v6}" if report.ipv6 else "no"
-    out.append(f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
-               f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}")
-    out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}"
-               + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else ""))
+    out.append(
+        f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
+        f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}"
+    )
+    out.append(
+        f"PortMapping: {port_mapping_text(report.port_mapping)}"
+        + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else "")
+    )
     probed = [r for r in report.regions if r.probed]
     if report.incremental:
-        out.append(f"{len([r for r in probed if r.latency_ms is not None])} of {len(probed)} regions probed "
-                   f"(incremental round: the fastest and the home region) answered in {report.duration_s:.2f} s; "
-                   f"the others show their last measurement (map: {report.map_source})")
+        out.append(
+            f"{len([r for r in probed if r.latency_ms is not None])} of {len(probed)} regions probed "
+            f"(incremental round: the fastest and the home region) answered in {report.duration_s:.2f} s; "
+            f"the others show their last measurement (map: {report.map_source})"
+        )
     else:
-        out.append(f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
-                   f"(map: {report.map_source})")
+        out.append(
+            f"{len(report.reachable)} of {len(report.regions)} regions answered in {report.duration_s:.2f} s "
+            f"(map: {report.map_source})"
+        )
     scale = max((r.latency_ms for r in report.reachable if r.latency_ms is not None), default=0.0)
     rows = []
     for r in report.regions:
         note = r.error or ("Avoid: never preferred" if r.avoid else "")
         if not r.probed and r.measured_at is not None:
             note = f"not probed this round (measured {time.strftime('%H:%M:%S', time.localtime(r.measured_at))})"
-        rows.append(["*" if r.id == report.preferred_region else "", r.id, r.code, r.name, r.country or "-",
-                     _ms(r.latency_ms), r.method or "-", r.node or "-",
-                     " ".join(x for x in (_bar(r.latency_ms, scale), note) if x)])
+        rows.append(
+            [
+                "*" if r.id == report.preferred_region else "",
+                r.id,
+                r.code,
+                r.name,
+                r.country or "-",
+                _ms(r.latency_ms),
+                r.method or "-",
+                r.node or "-",
+                " ".join(x for x in (_bar(r.latency_ms, scale), note) if x),
+            ]
+        )
     out.append("")
     out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
     return "\n".join(out)
@@ -249,13 +277,17 @@ def _home_note(report: Report) -> str | None:
         return None
     plain = preferred_region([dataclasses.replace(r, score=None) for r in report.regions])
     pref = report.preferred
-    how = ", ".join(f"{r.code} {r.latency_ms:.1f} ms x {r.score:g} = {r.latency_ms * r.score:.1f}"  # type: ignore[operator]
-                    for r in scored)
+    how = ", ".join(
+        f"{r.code} {r.latency_ms:.1f} ms x {r.score:g} = {r.latency_ms * r.score:.1f}"  # type: ignore[operator]
+        for r in scored
+    )
     if plain == pref.id:
         return f"Home: {pref.code} (RegionScore: {how}); it would be home without the scores too"
     other = next((r for r in report.regions if r.id == plain), None)
-    return (f"Home: {pref.code}, chosen by HomeParams.RegionScore ({how}); by latency alone it would be "
-            f"{other.code if other else 'none'}")
+    return (
+        f"Home: {pref.code}, chosen by HomeParams.RegionScore ({how}); by latency alone it would be "
+        f"{other.code if other else 'none'}"
+    )
 
 
 def latency_json(report: Report) -> str:
@@ -268,5 +300,3 @@ def latency_json_line(report: Report) -> str:
     import json
 
     return json.dumps(report.to_data(), separators=(",", ":"), ensure_ascii=False)
-
-

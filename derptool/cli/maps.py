@@ -112,8 +112,15 @@ def omit_command(
         from derptool.cli._apply import show_or_write
         from derptool.edit.omit import omit_policy
 
-        edit = omit_policy(snap.data, loaded.derp_map, omit=region, keep=keep, allow_empty=allow_empty,
-                           replace=replace, file=str(apply))
+        edit = omit_policy(
+            snap.data,
+            loaded.derp_map,
+            omit=region,
+            keep=keep,
+            allow_empty=allow_empty,
+            replace=replace,
+            file=str(apply),
+        )
         for note in edit.plan.notes:
             warn(note)
         if loaded.overlay is not None and replace:

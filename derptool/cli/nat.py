@@ -44,8 +44,14 @@ def nat_command(
 
     bind_ip, _, _ = parse_bind(bind_address, None, None)
     loaded, dmap = load_selected(map_spec, region)
-    report = natprobe.run(loaded.derp_map, sorted(dmap.regions) if region else None, timeout=timeout,
-                          bind_ip=bind_ip, bind_port=bind_port, port_mapping=port_mapping)
+    report = natprobe.run(
+        loaded.derp_map,
+        sorted(dmap.regions) if region else None,
+        timeout=timeout,
+        bind_ip=bind_ip,
+        bind_port=bind_port,
+        port_mapping=port_mapping,
+    )
     for note in report.notes:
         warn(note)
     typer.echo(to_json(report.to_data()) if fmt is NatFormat.json else nat_text(report))
@@ -58,8 +64,10 @@ def nat_text(report: NatReport) -> str:
     import textwrap
 
     probes = table(
-        [[o.node or "", str(o.server), str(o.mapped) if o.mapped else f"- ({o.error or 'no answer'})"]
-         for o in report.observations],
+        [
+            [o.node or "", str(o.server), str(o.mapped) if o.mapped else f"- ({o.error or 'no answer'})"]
+            for o in report.observations
+        ],
         ["NODE", "STUN SERVER", "SEEN FROM"],
     )
     r = report.result

@@ -33,12 +33,17 @@ class Format(StrEnum):
 PolicyArg = Annotated[str, typer.Argument(metavar="POLICY", help="Policy file (HuJSON or JSON); '-' is stdin.")]
 TailnetOption = Annotated[
     str,
-    typer.Option("--tailnet", "-t", metavar="FILE",
-                 help="Tailnet file (users and nodes, JSON or HuJSON) or `tailscale status --json` output."),
+    typer.Option(
+        "--tailnet",
+        "-t",
+        metavar="FILE",
+        help="Tailnet file (users and nodes, JSON or HuJSON) or `tailscale status --json` output.",
+    ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
 NodeOption = Annotated[
-    list[str] | None, typer.Option("--node", "-n", metavar="NAME", help="Only this node (repeatable).")]
+    list[str] | None, typer.Option("--node", "-n", metavar="NAME", help="Only this node (repeatable).")
+]
 
 
 def _load(policy: str, tailnet: str) -> tuple[PolicySource, Compiled]:
@@ -65,8 +70,9 @@ def _check_nodes(compiled: Compiled, names: list[str] | None) -> list[str] | Non
 
 @policy_app.command("compile")
 @handle_errors
-def compile_command(policy: PolicyArg, tailnet: TailnetOption, node: NodeOption = None,
-                    fmt: FormatOption = Format.table) -> None:
+def compile_command(
+    policy: PolicyArg, tailnet: TailnetOption, node: NodeOption = None, fmt: FormatOption = Format.table
+) -> None:
     """Compile POLICY for a tailnet: each node's packet filter, SSH policy and peers, as Tailscale sends them.
 
     JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes.
@@ -98,10 +104,15 @@ def compile_table(doc: dict[str, Any]) -> str:
         lines = [f"== {name}", table(rows, ["from", "to", "proto"]) if rows else "no inbound traffic allowed"]
         ssh = node["ssh_policy"]["rules"]
         if ssh:
-            lines.append(f"ssh: {len(ssh)} rule(s): " + "; ".join(
-                f"{len(r['principals'])} source address(es) as "
-                f"{', '.join(u for u, v in r['sshUsers'].items() if v) or '(none)'}"
-                f" ({'check' if 'holdAndDelegate' in r['action'] else 'accept'})" for r in ssh))
+            lines.append(
+                f"ssh: {len(ssh)} rule(s): "
+                + "; ".join(
+                    f"{len(r['principals'])} source address(es) as "
+                    f"{', '.join(u for u, v in r['sshUsers'].items() if v) or '(none)'}"
+                    f" ({'check' if 'holdAndDelegate' in r['action'] else 'accept'})"
+                    for r in ssh
+                )
+            )
         peers = node["peers"]
         routes = [f"{p['name']}: {', '.join(p['primary_routes'])}" for p in peers if p["primary_routes"]]
         lines.append(f"peers ({len(peers)}): {', '.join(p['name'] for p in peers) or '(none)'}")
@@ -123,8 +134,9 @@ def explain_command(
     policy: PolicyArg,
     tailnet: TailnetOption,
     src: Annotated[str, typer.Option("--src", metavar="NODE|USER|IP", help="Source: node, user, tag or address.")],
-    dst: Annotated[str, typer.Option("--dst", metavar="HOST:PORT", help="Destination host (node, alias, address) "
-                                                                          "and port.")],
+    dst: Annotated[
+        str, typer.Option("--dst", metavar="HOST:PORT", help="Destination host (node, alias, address) and port.")
+    ],
     proto: Annotated[str, typer.Option("--proto", "-p", metavar="P", help="Protocol name or number.")] = "tcp",
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -152,8 +164,12 @@ def egress_command(
     policy: PolicyArg,
     tailnet: TailnetOption,
     node: NodeOption = None,
-    require_via: Annotated[str | None, typer.Option(
-        "--require-via", metavar="TAG", help="Exit 1 when a node may leave through an exit node without TAG.")] = None,
+    require_via: Annotated[
+        str | None,
+        typer.Option(
+            "--require-via", metavar="TAG", help="Exit 1 when a node may leave through an exit node without TAG."
+        ),
+    ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
@@ -172,8 +188,14 @@ def egress_command(
             doc["violations"] = [{"node": n.name, "exit_node": x.name} for n, x in bad]
         typer.echo(to_json(doc))
     else:
-        rows = [[e.node.name, ", ".join(x.name for x in e.exit_nodes) or "-",
-                 ", ".join(f"{r} via {n.name}" for r, n in e.subnet_routes) or "-"] for e in report]
+        rows = [
+            [
+                e.node.name,
+                ", ".join(x.name for x in e.exit_nodes) or "-",
+                ", ".join(f"{r} via {n.name}" for r, n in e.subnet_routes) or "-",
+            ]
+            for e in report
+        ]
         typer.echo(table(rows, ["node", "exit nodes", "subnet routes"]))
     for n, x in bad:
         print(f"derptool: {n.name} may leave through exit node {x.name}, which lacks {require_via}", file=sys.stderr)

@@ -65,14 +65,21 @@ def add_command(
     ] = False,
     prefer: Annotated[
         bool,
-        typer.Option("--prefer", help="Make this region the clients' home while it answers, with Tailscale's regions "
-                     "as fallback: writes HomeParams.RegionScore (latency x score decides the home)."),
+        typer.Option(
+            "--prefer",
+            help="Make this region the clients' home while it answers, with Tailscale's regions "
+            "as fallback: writes HomeParams.RegionScore (latency x score decides the home).",
+        ),
     ] = False,
     prefer_score: Annotated[
         float | None,
-        typer.Option("--prefer-score", metavar="SCORE", show_default=False,
-                     help="The RegionScore --prefer writes, in (0, 1); default 0.1 (the region wins unless ten "
-                     "times slower than the best other)."),
+        typer.Option(
+            "--prefer-score",
+            metavar="SCORE",
+            show_default=False,
+            help="The RegionScore --prefer writes, in (0, 1); default 0.1 (the region wins unless ten "
+            "times slower than the best other).",
+        ),
     ] = None,
     fmt: Annotated[RegionFormat, typer.Option("--format", "-f", help="Output format.")] = RegionFormat.hujson,
     apply: ApplyOption = None,
@@ -100,8 +107,9 @@ def add_command(
 
         raise UsageError("--prefer-score needs --prefer")
     score = (DEFAULT_PREFER_SCORE if prefer_score is None else prefer_score) if prefer else None
-    plan = plan_region(region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default,
-                       prefer=score)
+    plan = plan_region(
+        region_id, code, name, node, latitude=lat, longitude=lon, omit_default=omit_default, prefer=score
+    )
     for note in plan.notes:
         warn(note)
     if apply is not None:

@@ -31,10 +31,16 @@ def validate_command(
         ProblemFormat, typer.Option("--format", "-f", help="text (file:line:col), json, or github (annotations).")
     ] = ProblemFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
-    tailnet: Annotated[str | None, typer.Option(
-        "--tailnet", "-t", metavar="FILE",
-        help="Also run the policy's tests and sshTests against this tailnet (users and nodes, or "
-             "`tailscale status --json` output). Without it only tests that can never pass are reported.")] = None,
+    tailnet: Annotated[
+        str | None,
+        typer.Option(
+            "--tailnet",
+            "-t",
+            metavar="FILE",
+            help="Also run the policy's tests and sshTests against this tailnet (users and nodes, or "
+            "`tailscale status --json` output). Without it only tests that can never pass are reported.",
+        ),
+    ] = None,
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
@@ -63,16 +69,20 @@ def validate_command(
     if fmt is ProblemFormat.json:
         typer.echo(problems_json(data))
     elif data:
-        typer.echo(problems_github(character_columns(data, sources)) if fmt is ProblemFormat.github
-                   else problems_text(data))
+        typer.echo(
+            problems_github(character_columns(data, sources)) if fmt is ProblemFormat.github else problems_text(data)
+        )
     if fmt is ProblemFormat.text and sources:  # no summary when no file could be read: the errors said it all
         summary = problems_summary(data, len(sources))
         if unreadable:
             summary += f"; {unreadable} file{'s' if unreadable != 1 else ''} not read"
         print(f"derptool: {summary}", file=sys.stderr)
         if untested:
-            print(f"derptool: {untested} policy test{'s' if untested != 1 else ''} not run: give --tailnet FILE "
-                  "to run them against your tailnet", file=sys.stderr)
+            print(
+                f"derptool: {untested} policy test{'s' if untested != 1 else ''} not run: give --tailnet FILE "
+                "to run them against your tailnet",
+                file=sys.stderr,
+            )
     if unreadable:
         raise typer.Exit(2)
     failing = [p for p in problems if p.severity == "error" or strict]
@@ -157,7 +167,7 @@ def character_columns(problems: Sequence[Mapping[str, Any]], sources: Mapping[st
         if src is not None and isinstance(line, int) and isinstance(col, int) and line >= 1 and col > 1:
             text = lines.setdefault(str(p["file"]), src.split(b"\n"))
             if line <= len(text):
-                q["column"] = len(text[line - 1][:col - 1].decode("utf-8", "replace")) + 1
+                q["column"] = len(text[line - 1][: col - 1].decode("utf-8", "replace")) + 1
         out.append(q)
     return out
 

@@ -101,19 +101,32 @@ def render(report: WatchReport, *, max_series: int = 40) -> RenderableType:
         elif report.home_omitted is False:
             line.append("  allowed by the geofence", style="green")
         parts.append(line)
-        parts.append(Text(f"relayed through DERP: {_share(client.derp_share)} of bytes this interval, "
-                          f"{_share(client.derp_share_total)} since tailscaled started"))
+        parts.append(
+            Text(
+                f"relayed through DERP: {_share(client.derp_share)} of bytes this interval, "
+                f"{_share(client.derp_share_total)} since tailscaled started"
+            )
+        )
         paths = Table(title=None, show_edge=False, pad_edge=False)
         for col in ("PATH", "IN", "OUT", "IN PKT/S", "OUT PKT/S", "IN TOTAL", "OUT TOTAL"):
             paths.add_column(col, justify="left" if col == "PATH" else "right")
         for p in client.paths:
             style = "yellow" if p.path == "derp" and p.bytes_per_s > 0 else None
-            paths.add_row(PATH_NAMES.get(p.path, p.path), _si(p.in_bytes_per_s, "B/s"), _si(p.out_bytes_per_s, "B/s"),
-                          f"{p.in_packets_per_s:.1f}", f"{p.out_packets_per_s:.1f}", _si(p.in_bytes, "B"),
-                          _si(p.out_bytes, "B"), style=style)
+            paths.add_row(
+                PATH_NAMES.get(p.path, p.path),
+                _si(p.in_bytes_per_s, "B/s"),
+                _si(p.out_bytes_per_s, "B/s"),
+                f"{p.in_packets_per_s:.1f}",
+                f"{p.out_packets_per_s:.1f}",
+                _si(p.in_bytes, "B"),
+                _si(p.out_bytes, "B"),
+                style=style,
+            )
         parts.append(paths)
-        drops = ", ".join(f"{d.direction} {d.reason or '?'}: {_number(d.total)} ({d.per_s:.1f}/s)"
-                          for d in client.drops) or "none"
+        drops = (
+            ", ".join(f"{d.direction} {d.reason or '?'}: {_number(d.total)} ({d.per_s:.1f}/s)" for d in client.drops)
+            or "none"
+        )
         health = ", ".join(f"{kind}: {_number(n)}" for kind, n in client.health.items()) or "none"
         parts.append(Text(f"drops: {drops}\nhealth messages: {health}"))
     series = Table(show_edge=False, pad_edge=False)
@@ -158,13 +171,20 @@ def watch_command(
     ] = None,
     policy: Annotated[
         str | None,
-        typer.Option("--policy", metavar="FILE",
-                     help="Exit 1 when this policy's derpMap (or DERP map overlay) removes the home DERP region."),
+        typer.Option(
+            "--policy",
+            metavar="FILE",
+            help="Exit 1 when this policy's derpMap (or DERP map overlay) removes the home DERP region.",
+        ),
     ] = None,
     map_spec: Annotated[
         str | None,
-        typer.Option("--map", "-m", metavar="MAP",
-                     help="DERP map naming the regions (default: the client's own map, else the bundled snapshot)."),
+        typer.Option(
+            "--map",
+            "-m",
+            metavar="MAP",
+            help="DERP map naming the regions (default: the client's own map, else the bundled snapshot).",
+        ),
     ] = None,
     ca_file: CaFileOption = None,
 ) -> None:
@@ -186,8 +206,10 @@ def watch_command(
     dmap = _naming_map(target, map_spec)
     fence = _geofence(omitted, policy, dmap)
     if fence is not None and not any(name == "tailscaled_home_derp_region_id" for name, _ in previous.series):
-        raise UsageError(f"{target.description} is not a Tailscale client (no tailscaled_home_derp_region_id): "
-                         "--omitted and --policy need one")
+        raise UsageError(
+            f"{target.description} is not a Tailscale client (no tailscaled_home_derp_region_id): "
+            "--omitted and --policy need one"
+        )
 
     def next_report() -> WatchReport:
         nonlocal previous
@@ -225,8 +247,13 @@ def _live(next_report: Callable[[], WatchReport], count: int | None) -> WatchRep
     console = _console()
     done = 0
     report = None
-    with Live(Text("first scrape done; waiting one interval for rates..."), console=console,
-              auto_refresh=False, transient=False, redirect_stdout=False) as live:
+    with Live(
+        Text("first scrape done; waiting one interval for rates..."),
+        console=console,
+        auto_refresh=False,
+        transient=False,
+        redirect_stdout=False,
+    ) as live:
         while count is None or done < count:
             report = next_report()
             live.update(render(report, max_series=max(5, console.size.height - 20)), refresh=True)

@@ -24,7 +24,20 @@ from derptool.derpmap.model import (
 )
 
 __all__ = [
-    "CUSTOM_REGION_IDS", "DEFAULT_DERP_PORT", "DEFAULT_STUN_PORT", "MAX_REGION_ID", "DERPHomeParams", "DERPMap",
-    "DERPNode", "DERPRegion", "MapProblem", "format_location", "is_ip", "is_valid_hostname", "merge",
-    "parse_derpmap", "problems_from_validation", "semantic_problems",
+    "CUSTOM_REGION_IDS",
+    "DEFAULT_DERP_PORT",
+    "DEFAULT_STUN_PORT",
+    "MAX_REGION_ID",
+    "DERPHomeParams",
+    "DERPMap",
+    "DERPNode",
+    "DERPRegion",
+    "MapProblem",
+    "format_location",
+    "is_ip",
+    "is_valid_hostname",
+    "merge",
+    "parse_derpmap",
+    "problems_from_validation",
+    "semantic_problems",
 ]

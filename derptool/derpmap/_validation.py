@@ -21,9 +21,7 @@ def _canonical_keys(data: Any, model: type[BaseModel]) -> Any:
     """Rename the keys of *data* to *model*'s aliases, matching them case-insensitively like Go."""
     if not isinstance(data, Mapping):
         return data
-    by_lower = {
-        (f.alias or name).lower(): (f.alias or name) for name, f in model.model_fields.items()
-    }
+    by_lower = {(f.alias or name).lower(): (f.alias or name) for name, f in model.model_fields.items()}
     out: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str):
@@ -74,9 +72,7 @@ class DERPNode(_Model):
     stun_port: int = Field(0, alias="STUNPort", description="UDP STUN port: 0 means 3478, -1 disables STUN.")
     stun_only: bool = Field(False, alias="STUNOnly", description="The node serves only STUN, no DERP.")
     derp_port: int = Field(0, alias="DERPPort", description="TCP port of DERP over HTTPS: 0 means 443.")
-    insecure_for_tests: bool = Field(
-        False, alias="InsecureForTests", description="Skip TLS verification (tests only)."
-    )
+    insecure_for_tests: bool = Field(False, alias="InsecureForTests", description="Skip TLS verification (tests only).")
     stun_test_ip: str = Field("", alias="STUNTestIP", description="STUN address override (tests only).")
     can_port80: bool = Field(False, alias="CanPort80", description="Serves captive-portal checks on port 80.")
 
@@ -109,7 +105,7 @@ class DERPNode(_Model):
         try:
             ipaddress.IPv4Address(v)
         except ValueError:
-            raise ValueError(f"IPv4 {v!r} is not an IPv4 address (or \"none\")") from None
+            raise ValueError(f'IPv4 {v!r} is not an IPv4 address (or "none")') from None
         return v
 
     @field_validator("ipv6")
@@ -120,7 +116,7 @@ class DERPNode(_Model):
         try:
             ipaddress.IPv6Address(v)
         except ValueError:
-            raise ValueError(f"IPv6 {v!r} is not an IPv6 address (or \"none\")") from None
+            raise ValueError(f'IPv6 {v!r} is not an IPv6 address (or "none")') from None
         return v
 
     @field_validator("stun_test_ip")
@@ -143,7 +139,6 @@ class DERPNode(_Model):
         if not 0 <= v <= 65535:
             raise ValueError(f"DERPPort {v} is out of range (0..65535, 0 means 443)")
         return v
-
 
 
 class DERPRegion(_Model):
@@ -214,7 +209,6 @@ class DERPRegion(_Model):
         return self
 
 
-
 class DERPHomeParams(_Model):
     """Parameters for choosing the home region."""
 
@@ -237,7 +231,6 @@ class DERPHomeParams(_Model):
                 },
             }
         return data
-
 
 
 class DERPMap(_Model):
@@ -269,7 +262,5 @@ class DERPMap(_Model):
             if not 0 < key <= MAX_REGION_ID:
                 raise ValueError(f"Regions key {key} is not a positive safe integer (1..2^53-1)")
             if region is not None and region.region_id != key:
-                raise ValueError(
-                    f'Regions["{key}"] has RegionID {region.region_id}; it must equal its key {key}'
-                )
+                raise ValueError(f'Regions["{key}"] has RegionID {region.region_id}; it must equal its key {key}')
         return self

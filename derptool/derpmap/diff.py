@@ -13,8 +13,18 @@ from typing import Any
 from derptool.derpmap import DERPMap, DERPNode, DERPRegion
 
 _REGION_FIELDS = ("RegionCode", "RegionName", "Latitude", "Longitude", "Avoid", "NoMeasureNoHome")
-_NODE_FIELDS = ("HostName", "IPv4", "IPv6", "STUNPort", "DERPPort", "STUNOnly", "CertName", "CanPort80",
-                "InsecureForTests", "STUNTestIP")
+_NODE_FIELDS = (
+    "HostName",
+    "IPv4",
+    "IPv6",
+    "STUNPort",
+    "DERPPort",
+    "STUNOnly",
+    "CertName",
+    "CanPort80",
+    "InsecureForTests",
+    "STUNTestIP",
+)
 
 
 @dataclass(frozen=True)

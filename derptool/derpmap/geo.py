@@ -39,8 +39,13 @@ CONTINENTS: dict[str, str] = {
 """Continent selector names and their two-letter codes."""
 
 CONTINENT_NAMES: dict[str, str] = {
-    "AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe",
-    "NA": "North America", "OC": "Oceania", "SA": "South America",
+    "AF": "Africa",
+    "AN": "Antarctica",
+    "AS": "Asia",
+    "EU": "Europe",
+    "NA": "North America",
+    "OC": "Oceania",
+    "SA": "South America",
 }
 
 _SELECTOR_OF_CODE = {code: name for name, code in CONTINENTS.items()}
@@ -168,9 +173,7 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
             return ids, None
         cont = CONTINENTS.get(_normalise_continent(value))
         if cont is None:
-            raise SelectorError(
-                f"region selector {raw!r}: unknown continent; use one of {', '.join(CONTINENTS)}"
-            )
+            raise SelectorError(f"region selector {raw!r}: unknown continent; use one of {', '.join(CONTINENTS)}")
         ids = _by_continent(dmap, cont)
         if not ids:
             raise _no_match(value, dmap, "matches no region of this map")
@@ -203,8 +206,10 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
     note = None
     if len(readings) > 1:
         others = ", ".join(label for label, _ in readings[1:])
-        note = (f"selector {raw!r} read as {chosen_label}, not as {others}; "
-                f"write country:{word}, code:{word} or continent:{word} to choose")
+        note = (
+            f"selector {raw!r} read as {chosen_label}, not as {others}; "
+            f"write country:{word}, code:{word} or continent:{word} to choose"
+        )
     return chosen, note
 
 
@@ -255,9 +260,16 @@ def describe_regions(dmap: DERPMap) -> list[RegionInfo]:
             flags.append("STUN-only")
         if r.is_custom:
             flags.append("custom")
-        rows.append(RegionInfo(
-            id=r.region_id, code=r.region_code, name=r.region_name,
-            country=geo.country or "unknown", continent=continent_selector(geo.continent) or "unknown",
-            nodes=len(r.nodes), hosts=[n.host_name for n in r.nodes], flags=flags,
-        ))
+        rows.append(
+            RegionInfo(
+                id=r.region_id,
+                code=r.region_code,
+                name=r.region_name,
+                country=geo.country or "unknown",
+                continent=continent_selector(geo.continent) or "unknown",
+                nodes=len(r.nodes),
+                hosts=[n.host_name for n in r.nodes],
+                flags=flags,
+            )
+        )
     return rows

@@ -46,8 +46,7 @@ def _loader() -> type:
             if anchor is not None:
                 kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
                 mark = event.start_mark
-                raise _AliasRefused(f"{kind} {'*' if kind == 'alias' else '&'}{anchor}", mark.line + 1,
-                                    mark.column + 1)
+                raise _AliasRefused(f"{kind} {'*' if kind == 'alias' else '&'}{anchor}", mark.line + 1, mark.column + 1)
             return super().compose_node(parent, index)
 
     return NoAliasLoader
@@ -59,8 +58,12 @@ def _load_yaml(data: bytes, name: str) -> Any:
     try:
         return yaml.load(data, Loader=_loader())
     except _AliasRefused as err:
-        raise LimitError(f"YAML {err.what}: derptool reads no anchors or aliases (a DERP map needs none); "
-                         "write the values out", file=name, line=err.line, column=err.column) from None
+        raise LimitError(
+            f"YAML {err.what}: derptool reads no anchors or aliases (a DERP map needs none); write the values out",
+            file=name,
+            line=err.line,
+            column=err.column,
+        ) from None
     except RecursionError:
         raise LimitError(f"{name}: YAML nested too deeply to read (the limit is 10000 levels)") from None
     except yaml.MarkedYAMLError as err:
@@ -90,18 +93,41 @@ def _refuse_snake_case(doc: Any, data: bytes, name: str) -> None:
     """headscale reads ``regionid``, not ``region_id``: name such a key, which headscale would ignore."""
     if not isinstance(doc, Mapping):
         return
-    known = {k.replace("_", ""): k for k in (*_field_kinds(DERPRegion), *_field_kinds(DERPNode), "nodes",
-                                             "regions", "omitdefaultregions", "homeparams", "regionscore")}
+    known = {
+        k.replace("_", ""): k
+        for k in (
+            *_field_kinds(DERPRegion),
+            *_field_kinds(DERPNode),
+            "nodes",
+            "regions",
+            "omitdefaultregions",
+            "homeparams",
+            "regionscore",
+        )
+    }
     for key in _keys(doc):
         text = str(key)
         if "_" in text and text.replace("_", "").lower() in known:
             right = text.replace("_", "").lower()
             m = re.search(rb"(?m)^[ \t-]*" + re.escape(text.encode()) + rb"\s*:", data)
             line = data.count(b"\n", 0, m.start()) + 1 if m else None
-            col = (m.start() - (data.rfind(b"\n", 0, m.start()) + 1) + len(m.group()) - len(m.group().lstrip(b" \t-"))
-                   + 1) if m else None
-            raise MapError(f"key {text!r} is not one headscale reads (it would be ignored): write {right!r}",
-                           file=name, line=line, column=col)
+            col = (
+                (
+                    m.start()
+                    - (data.rfind(b"\n", 0, m.start()) + 1)
+                    + len(m.group())
+                    - len(m.group().lstrip(b" \t-"))
+                    + 1
+                )
+                if m
+                else None
+            )
+            raise MapError(
+                f"key {text!r} is not one headscale reads (it would be ignored): write {right!r}",
+                file=name,
+                line=line,
+                column=col,
+            )
 
 
 def _keys(value: Any, depth: int = 0) -> list[Any]:
@@ -176,7 +202,8 @@ def _coerce_yaml_map(data: Any) -> Any:
                     if rkl == "nodes" and isinstance(rv, list):
                         r[rk] = [
                             {nk: _coerce_scalar(nv, node_kinds.get(str(nk).lower(), str)) for nk, nv in n.items()}
-                            if isinstance(n, Mapping) else n
+                            if isinstance(n, Mapping)
+                            else n
                             for n in rv
                         ]
                     else:
@@ -253,7 +280,7 @@ def _yaml_lines(value: Any, indent: int, comments: dict[Any, str]) -> list[str]:
     for item in value:
         if isinstance(item, dict | list) and item:
             sub = _yaml_lines(item, indent + 1, {})  # first line starts with pad + 2 spaces: put "- " there
-            out.append(f"{pad}- {sub[0][len(pad) + 2:]}")
+            out.append(f"{pad}- {sub[0][len(pad) + 2 :]}")
             out.extend(sub[1:])
         elif isinstance(item, dict | list):
             out.append(f"{pad}- {'{}' if isinstance(item, dict) else '[]'}")
@@ -262,8 +289,9 @@ def _yaml_lines(value: Any, indent: int, comments: dict[Any, str]) -> list[str]:
     return out
 
 
-def render_headscale_yaml(dmap: DERPMap, *, header: list[str] | None = None,
-                          labels: dict[int, str] | None = None) -> str:
+def render_headscale_yaml(
+    dmap: DERPMap, *, header: list[str] | None = None, labels: dict[int, str] | None = None
+) -> str:
     """*dmap* as a headscale DERP map YAML file (for ``derp.paths``), with a comment per labelled region."""
     data = headscale_data(dmap)
     lines = [f"# {h}" if h else "#" for h in header or []]

@@ -32,9 +32,22 @@ if TYPE_CHECKING:
     from pydantic_core import CoreSchema
 
 __all__ = [
-    "CUSTOM_REGION_IDS", "DEFAULT_DERP_PORT", "DEFAULT_STUN_PORT", "MAX_REGION_ID", "DERPHomeParams", "DERPMap",
-    "DERPNode", "DERPRegion", "MapProblem", "format_location", "is_ip", "is_valid_hostname", "merge",
-    "parse_derpmap", "problems_from_validation", "semantic_problems",
+    "CUSTOM_REGION_IDS",
+    "DEFAULT_DERP_PORT",
+    "DEFAULT_STUN_PORT",
+    "MAX_REGION_ID",
+    "DERPHomeParams",
+    "DERPMap",
+    "DERPNode",
+    "DERPRegion",
+    "MapProblem",
+    "format_location",
+    "is_ip",
+    "is_valid_hostname",
+    "merge",
+    "parse_derpmap",
+    "problems_from_validation",
+    "semantic_problems",
 ]
 
 CUSTOM_REGION_IDS = range(900, 1000)
@@ -217,13 +230,19 @@ class DERPMap(_Model):
             if region is None:
                 regions[int(key)] = None
                 continue
-            nodes = [DERPNode(**{node_names[k]: v for k, v in n.items() if k in node_names})
-                     for n in region.get("Nodes") or []]
+            nodes = [
+                DERPNode(**{node_names[k]: v for k, v in n.items() if k in node_names})
+                for n in region.get("Nodes") or []
+            ]
             regions[int(key)] = DERPRegion(
-                **{region_names[k]: v for k, v in region.items() if k in region_names}, nodes=nodes)
+                **{region_names[k]: v for k, v in region.items() if k in region_names}, nodes=nodes
+            )
         home = data.get("HomeParams")
-        home_params = None if home is None else DERPHomeParams(
-            {int(k): float(v) for k, v in (home.get("RegionScore") or {}).items()})
+        home_params = (
+            None
+            if home is None
+            else DERPHomeParams({int(k): float(v) for k, v in (home.get("RegionScore") or {}).items()})
+        )
         return cls(home_params, regions, bool(data.get("omitDefaultRegions", False)))
 
     # -- views -------------------------------------------------------------------------------
@@ -246,9 +265,7 @@ class DERPMap(_Model):
         data: dict[str, Any] = {}
         if self.home_params is not None:
             data["HomeParams"] = self.home_params.to_data()
-        data["Regions"] = {
-            str(k): (None if r is None else r.to_data()) for k, r in sorted(self.regions.items())
-        }
+        data["Regions"] = {str(k): (None if r is None else r.to_data()) for k, r in sorted(self.regions.items())}
         if self.omit_default_regions:
             data["omitDefaultRegions"] = True
         return data
@@ -335,11 +352,19 @@ def problems_from_validation(err: ValidationError) -> list[MapProblem]:
         loc = tuple(p for p in loc if p not in ("DERPRegion", "DERPNode"))
         msg = e["msg"]
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         elif e["type"] == "missing":
             msg = f"{loc[-1]} is required" if loc else "a required field is missing"
-        elif e["type"] in ("int_type", "string_type", "bool_type", "float_type", "dict_type", "list_type",
-                           "model_type", "int_parsing"):
+        elif e["type"] in (
+            "int_type",
+            "string_type",
+            "bool_type",
+            "float_type",
+            "dict_type",
+            "list_type",
+            "model_type",
+            "int_parsing",
+        ):
             msg = f"{msg} (got {_describe(e.get('input'))})"
         out.append(MapProblem(loc, msg))
     return out
@@ -371,14 +396,22 @@ def semantic_problems(dmap: DERPMap) -> list[MapProblem]:
             continue
         code = region.region_code.lower()
         if code in codes:
-            out.append(MapProblem(("Regions", rid, "RegionCode"),
-                                  f"region code {region.region_code!r} is also used by region {codes[code]}"))
+            out.append(
+                MapProblem(
+                    ("Regions", rid, "RegionCode"),
+                    f"region code {region.region_code!r} is also used by region {codes[code]}",
+                )
+            )
         else:
             codes[code] = rid
         for i, node in enumerate(region.nodes):
             if node.name in names:
-                out.append(MapProblem(("Regions", rid, "Nodes", i, "Name"),
-                                      f"node name {node.name!r} is also used in region {names[node.name]}"))
+                out.append(
+                    MapProblem(
+                        ("Regions", rid, "Nodes", i, "Name"),
+                        f"node name {node.name!r} is also used in region {names[node.name]}",
+                    )
+                )
             else:
                 names[node.name] = rid
     return out
@@ -390,7 +423,7 @@ def parse_derpmap(data: Any, *, source: str = "DERP map") -> DERPMap:
     The message names the first problem with its path, and how many more there are.
     """
     if not isinstance(data, Mapping):
-        raise MapError(f"{source}: a DERP map must be a JSON object with \"Regions\", got {_describe(data)}")
+        raise MapError(f'{source}: a DERP map must be a JSON object with "Regions", got {_describe(data)}')
     from pydantic import ValidationError
 
     try:
@@ -417,9 +450,9 @@ def merge(base: DERPMap, overlay: DERPMap) -> DERPMap:
     full replaces the base one (it is not merged field by field). HomeParams of the overlay win when set.
     The result is a complete map: it holds no ``None`` regions and no ``omitDefaultRegions``.
     """
-    regions: dict[int, DERPRegion | None] = {} if overlay.omit_default_regions else {
-        k: r for k, r in base.regions.items() if r is not None
-    }
+    regions: dict[int, DERPRegion | None] = (
+        {} if overlay.omit_default_regions else {k: r for k, r in base.regions.items() if r is not None}
+    )
     for rid, region in overlay.regions.items():
         if region is None:
             regions.pop(rid, None)

@@ -49,8 +49,22 @@ Notice = Callable[[str], None]
 SourceKind = Literal["live", "cache", "snapshot", "file", "stdin", "url"]
 
 _POLICY_KEYS = {
-    "acls", "grants", "ssh", "groups", "hosts", "tagowners", "autoapprovers", "nodeattrs", "postures",
-    "defaultsrcposture", "ipsets", "tests", "sshtests", "disableipv4", "onecgnatroute", "randomizeclientport",
+    "acls",
+    "grants",
+    "ssh",
+    "groups",
+    "hosts",
+    "tagowners",
+    "autoapprovers",
+    "nodeattrs",
+    "postures",
+    "defaultsrcposture",
+    "ipsets",
+    "tests",
+    "sshtests",
+    "disableipv4",
+    "onecgnatroute",
+    "randomizeclientport",
     "attrconfig",
 }
 
@@ -207,8 +221,10 @@ def fetch_url(url: str, *, etag: str | None = None) -> tuple[int, bytes, str | N
 
     def get() -> tuple[int, bytes, str | None]:
         try:
-            with httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client, \
-                    client.stream("GET", url) as resp:
+            with (
+                httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client,
+                client.stream("GET", url) as resp,
+            ):
                 if resp.status_code == 304:
                     return 304, b"", resp.headers.get("ETag", etag)
                 if resp.status_code != 200:
@@ -239,8 +255,9 @@ def _describe_http_error(err: Exception) -> str:
     return text
 
 
-def _with_deadline(fn: Callable[[], tuple[int, bytes, str | None]], seconds: float,
-                   url: str) -> tuple[int, bytes, str | None]:
+def _with_deadline(
+    fn: Callable[[], tuple[int, bytes, str | None]], seconds: float, url: str
+) -> tuple[int, bytes, str | None]:
     """Run *fn* in a daemon thread and give up after *seconds* (name resolution has no timeout of its own)."""
     result: list[tuple[int, bytes, str | None]] = []
     error: list[BaseException] = []
@@ -281,8 +298,10 @@ def load_default(*, notice: Notice | None = None, require_live: bool = False) ->
     except DerptoolError as err:
         reason = err.message
     if require_live:
-        raise NetworkError(f"cannot fetch the live DERP map ({reason}); an older copy would not answer the "
-                           "question: compare with 'snapshot' or a saved file to work offline")
+        raise NetworkError(
+            f"cannot fetch the live DERP map ({reason}); an older copy would not answer the "
+            "question: compare with 'snapshot' or a saved file to work offline"
+        )
     if cached is not None:
         try:
             dmap = parse_derpmap(_decode_json(cached.data, "cached map"), source="cached map")
@@ -293,8 +312,9 @@ def load_default(*, notice: Notice | None = None, require_live: bool = False) ->
             _notify(notice, f"cannot fetch the live DERP map ({reason}); using the {desc}")
             return LoadedMap(dmap, desc, "cache")
     snap = load_snapshot()
-    _notify(notice, f"cannot fetch the live DERP map ({reason}); using the {snap.description} "
-                    f"({_age(snapshot_date())})")
+    _notify(
+        notice, f"cannot fetch the live DERP map ({reason}); using the {snap.description} ({_age(snapshot_date())})"
+    )
     return snap
 
 
@@ -318,7 +338,6 @@ def _decode_json(data: bytes, name: str) -> Any:
         raise LimitError(f"{name}: nested too deeply to decode") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise MapError(f"{name}: not valid JSON: {err}") from None
-
 
 
 def _looks_like_json(text: bytes) -> bool:
@@ -390,8 +409,8 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
     what = classify(doc)
     if what == "unknown":
         raise MapError(
-            f"{name}: neither a DERP map (no \"Regions\"), a policy file (no \"derpMap\" or other policy "
-            "sections) nor headscale DERP YAML (no \"regions\")"
+            f'{name}: neither a DERP map (no "Regions"), a policy file (no "derpMap" or other policy '
+            'sections) nor headscale DERP YAML (no "regions")'
         )
     if what == "policy":
         from derptool.derpmap.overlay import policy_overlay

@@ -15,11 +15,11 @@ def derp_members(doc: Document) -> tuple[Member | None, Member | None]:
         return None, None
     if not dmap.is_object:
         if dmap.is_null:
-            raise ApplyError(f"{doc.file}: \"{dmap.name}\" is null; remove that line or make it an object {{}}")
-        raise ApplyError(f"{doc.file}: \"{dmap.name}\" must be an object, it is not")
+            raise ApplyError(f'{doc.file}: "{dmap.name}" is null; remove that line or make it an object {{}}')
+        raise ApplyError(f'{doc.file}: "{dmap.name}" must be an object, it is not')
     regions = dmap.get("Regions")
     if regions is not None and not regions.is_object:
-        raise ApplyError(f"{doc.file}: \"{dmap.name}\".\"{regions.name}\" must be an object of regions, it is not")
+        raise ApplyError(f'{doc.file}: "{dmap.name}"."{regions.name}" must be an object of regions, it is not')
     return dmap, regions
 
 

@@ -82,8 +82,11 @@ def is_expanded(comp: Any) -> bool:
     """Is the object or array one member per line (a newline before a member or the closing bracket)?"""
     from derptool.hujson import Object
 
-    befores = [m.name.before_extra for m in comp.members] if isinstance(comp, Object) else [
-        e.before_extra for e in comp.elements]
+    befores = (
+        [m.name.before_extra for m in comp.members]
+        if isinstance(comp, Object)
+        else [e.before_extra for e in comp.elements]
+    )
     return any(b"\n" in b for b in befores) or b"\n" in comp.after_extra
 
 
@@ -105,7 +108,8 @@ def _spans_lines(v: Value) -> bool:
         if isinstance(t, Object):
             for m in t.members:
                 if b"\n" in m.name.before_extra + (m.name.after_extra or b"") + m.value.before_extra + (
-                        m.value.after_extra or b""):
+                    m.value.after_extra or b""
+                ):
                     return True
                 stack.append((m.value.value, False))
         else:
@@ -138,7 +142,8 @@ def aligned_befores(obj: Object) -> list[bytes]:
         base = before if b"\n" in before else b" " + before.lstrip(b" ")
         out.append(base)
         one_line = b"\n" in m.name.before_extra and not (
-            b"\n" in (m.name.after_extra or b"") + before + (m.value.after_extra or b"") or _spans_lines(m.value))
+            b"\n" in (m.name.after_extra or b"") + before + (m.value.after_extra or b"") or _spans_lines(m.value)
+        )
         if not one_line:
             close()
             continue
@@ -348,7 +353,7 @@ def _closing_kept(extra: bytes, old: bytes, pad: bytes) -> bytes:
     """The closing extra of an expanded composite after members were appended before it: its lines as the
     author wrote them. The patch moved the last old member's same-line comment (with its newline) to the new
     member, so what is left of *old* starts a line."""
-    at_line_start = extra != old and old.endswith(extra) and old[len(old) - len(extra) - 1:][:1] == b"\n"
+    at_line_start = extra != old and old.endswith(extra) and old[len(old) - len(extra) - 1 :][:1] == b"\n"
     if at_line_start or extra.startswith(b"\n"):
         head, rest = b"", extra.removeprefix(b"\n")
     else:

@@ -168,8 +168,9 @@ class Document:
         try:
             std = hujson.standardize(text)
         except hujson.HuJSONError as err:
-            raise InputError(f"{file}:{err.line}:{err.column}: {err.reason}; fix the syntax first "
-                             f"(derptool validate {file})") from None
+            raise InputError(
+                f"{file}:{err.line}:{err.column}: {err.reason}; fix the syntax first (derptool validate {file})"
+            ) from None
         root = _skeleton(text, std)
         if root is None:
             raise ApplyError(f"{file}: a policy file is a JSON object {{...}}; this file holds something else")
@@ -267,16 +268,18 @@ class Document:
         self._before.note(self._root, fresh)
         self._read |= fresh
 
-    def object_text(self, members: Sequence[tuple[str, str, str | None]], depth: int,
-                    lead: dict[str, list[str]] | None = None) -> str:
+    def object_text(
+        self, members: Sequence[tuple[str, str, str | None]], depth: int, lead: dict[str, list[str]] | None = None
+    ) -> str:
         """An expanded object in the file's indentation: ``(name, value text, same-line comment)`` members,
         *lead* comment lines before some of them, the closing brace at *depth*."""
         pad, inner = self.indent * depth, self.indent * (depth + 1)
         lines = ["{"]
         for name, value, comment in members:
             lines += [f"{inner}// {c}" for c in (lead or {}).get(name, [])]
-            lines.append(f"{inner}{json.dumps(name, ensure_ascii=False)}: {value},"
-                         + (f" // {comment}" if comment else ""))
+            lines.append(
+                f"{inner}{json.dumps(name, ensure_ascii=False)}: {value}," + (f" // {comment}" if comment else "")
+            )
         lines.append(pad + "}")
         return "\n".join(lines)
 
@@ -303,7 +306,8 @@ class Document:
             target = hujson.find(self._root, ptr)
             comp = None if target is None else target.value
             if isinstance(comp, hujson.Object | hujson.Array) and (
-                    comp.members if isinstance(comp, hujson.Object) else comp.elements):
+                comp.members if isinstance(comp, hujson.Object) else comp.elements
+            ):
                 comp.trailing_comma = True
         unit = self.indent.encode()
         keep_lines(self._root, self._read, before)
@@ -341,7 +345,7 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
         return m.end()
 
     start = ws(0)
-    if std[start:start + 1] != b"{":
+    if std[start : start + 1] != b"{":
         return None
     latin: str | None = None
     obj = Object()
@@ -360,7 +364,7 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
             v1 = _END_FINDER.raw_decode(latin, v0)[1]
         else:
             v1 = _LITERAL.match(std, v0).end()  # type: ignore[union-attr]
-        value = Value(Literal(text[v0:v1]), text[colon + 1:v0])
+        value = Value(Literal(text[v0:v1]), text[colon + 1 : v0])
         obj.members.append(ObjectMember(name, value))
         n = ws(v1)
         if std[n] == 0x2C:  # ","
@@ -372,14 +376,14 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
         if comma < n and text[comma] == 0x2C:  # a trailing comma (standardize blanked it)
             value.after_extra = text[v1:comma]
             obj.trailing_comma = True
-            obj.after_extra = text[comma + 1:n]
+            obj.after_extra = text[comma + 1 : n]
         else:
             obj.after_extra = text[v1:n]
         j = n
         break
     else:
         obj.after_extra = text[i:j]
-    return Value(obj, text[:start], text[j + 1:])
+    return Value(obj, text[:start], text[j + 1 :])
 
 
 def _indent_unit(root: Value) -> str:

@@ -38,8 +38,14 @@ def _split(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def plan_egress(src: list[str], via: list[str], dst: list[str] | None = None, *,
-                owners: list[str] | None = None, ip: list[str] | None = None) -> EgressPlan:
+def plan_egress(
+    src: list[str],
+    via: list[str],
+    dst: list[str] | None = None,
+    *,
+    owners: list[str] | None = None,
+    ip: list[str] | None = None,
+) -> EgressPlan:
     """Build a ``via`` grant for *src* through exit nodes (or routers) tagged *via*.
 
     *dst* defaults to ``autogroup:internet`` (exit-node traffic); CIDRs, hosts or app-connector tags route
@@ -69,8 +75,9 @@ def plan_egress(src: list[str], via: list[str], dst: list[str] | None = None, *,
             raise UsageError(f"--via {v}: {err}")
     for d in targets:
         if d in ("0.0.0.0/0", "::/0"):
-            raise UsageError(f"--dst {d}: to send all internet traffic through --via, leave --dst out "
-                             f"(it defaults to {INTERNET})")
+            raise UsageError(
+                f"--dst {d}: to send all internet traffic through --via, leave --dst out (it defaults to {INTERNET})"
+            )
         if d in ("autogroup:self", "autogroup:danger-all"):
             raise UsageError(f"--dst {d}: not valid as a destination of a via grant")
         if kind(d) == "tag" and (err := check_tag_name(d)):
@@ -160,17 +167,20 @@ def apply_grants(src: bytes | Document, plan: EgressPlan, *, file: str = "<polic
     notes: list[str] = []
     owners = doc.get("tagOwners")
     if owners is not None and not owners.is_object:
-        raise ApplyError(f"{file}: \"{owners.name}\" must be an object of tag: [owners], it is not")
+        raise ApplyError(f'{file}: "{owners.name}" must be an object of tag: [owners], it is not')
     grants = doc.get("grants")
     if grants is not None and not grants.is_array:
-        raise ApplyError(f"{file}: \"{grants.name}\" must be an array of grants, it is not")
+        raise ApplyError(f'{file}: "{grants.name}" must be an array of grants, it is not')
     present = set(owners.names()) if owners is not None else set()
     missing = {t: o for t, o in plan.tag_owners.items() if t not in present}
     if missing:
         if owners is None:
             members = [(t, json.dumps(o, ensure_ascii=False), None) for t, o in missing.items()]
-            doc.add(("tagOwners",), doc.object_text(members, 1),
-                    lead=["Tags must have owners: who may apply them to devices."])
+            doc.add(
+                ("tagOwners",),
+                doc.object_text(members, 1),
+                lead=["Tags must have owners: who may apply them to devices."],
+            )
         else:
             for tag, who in missing.items():
                 doc.add((*owners.path, tag), json.dumps(who, ensure_ascii=False))
@@ -192,5 +202,6 @@ def apply_grants(src: bytes | Document, plan: EgressPlan, *, file: str = "<polic
     if undefined:
         notes.append(f"{', '.join(undefined)} not defined in {file}'s groups section; define before using")
     summary = f"{file}: " + "; ".join(done)
-    return doc.finish(summary=summary, notes=notes,
-                      unchanged=f"{file}: already up to date (the grant and its tags are there)")
+    return doc.finish(
+        summary=summary, notes=notes, unchanged=f"{file}: already up to date (the grant and its tags are there)"
+    )

@@ -36,8 +36,9 @@ class OmitPlan:
         return [r.region_id for r in self.omitted]
 
 
-def plan_omit(dmap: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None,
-              allow_empty: bool = False) -> OmitPlan:
+def plan_omit(
+    dmap: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None, allow_empty: bool = False
+) -> OmitPlan:
     """Decide which regions to remove: those matching *omit*, plus (with *keep*) every region not kept.
 
     Refuses (:class:`UsageError`) a result that removes every region unless *allow_empty*, because clients
@@ -119,8 +120,16 @@ class OmitEdit:
     result: ApplyResult
 
 
-def omit_policy(src: bytes, base: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None,
-                allow_empty: bool = False, replace: bool = False, file: str = "<policy>") -> OmitEdit:
+def omit_policy(
+    src: bytes,
+    base: DERPMap,
+    *,
+    omit: list[str] | None = None,
+    keep: list[str] | None = None,
+    allow_empty: bool = False,
+    replace: bool = False,
+    file: str = "<policy>",
+) -> OmitEdit:
     """Omit regions in the policy *src*: choose them (:func:`plan_omit`) among *base* plus the regions the
     policy defines itself (:func:`omit_universe`), then set them to ``null`` (:func:`apply_omit`).
 
@@ -153,8 +162,7 @@ def _region_list(ids: list[int], labels: dict[int, str]) -> str:
     return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False,
-               file: str = "<policy>") -> ApplyResult:
+def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, file: str = "<policy>") -> ApplyResult:
     """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring).
 
     *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
@@ -169,13 +177,16 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False,
     entries = overlay_entries(dmap.data() if dmap is not None else None)
     existing = entries.regions if regions is not None else {}
     if entries.omit_default:
-        notes.append(f"{file} sets OmitDefaultRegions: Tailscale's regions are all dropped already, "
-                     "so no region is set to null")
+        notes.append(
+            f"{file} sets OmitDefaultRegions: Tailscale's regions are all dropped already, so no region is set to null"
+        )
         return doc.finish(summary="", notes=notes, unchanged=f"{file}: unchanged (OmitDefaultRegions is set)")
     defined = [r.region_id for r in plan.omitted if existing.get(str(r.region_id)) is not None]
     if defined:
-        notes.append(f"left {len(defined)} region(s) the policy defines itself as they are "
-                     f"({', '.join(map(str, defined))}): omit does not replace a definition with null")
+        notes.append(
+            f"left {len(defined)} region(s) the policy defines itself as they are "
+            f"({', '.join(map(str, defined))}): omit does not replace a definition with null"
+        )
     to_null = [r.region_id for r in plan.omitted if str(r.region_id) not in existing]
     already = [r.region_id for r in plan.omitted if str(r.region_id) in existing and existing[str(r.region_id)] is None]
     wanted = {str(r.region_id) for r in plan.omitted}
@@ -183,8 +194,11 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False,
     if dmap is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
         regions_text = doc.object_text(members, 2) if members else "{}"
-        doc.add(("derpMap",), doc.object_text([("Regions", regions_text, None)], 1),
-                lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."])
+        doc.add(
+            ("derpMap",),
+            doc.object_text([("Regions", regions_text, None)], 1),
+            lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."],
+        )
     elif regions is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
         doc.add((*dmap.path, "Regions"), doc.object_text(members, 2) if members else "{}")
@@ -197,8 +211,10 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False,
     if to_null:
         parts.append(f"{len(to_null)} region(s) set to null ({_region_list(to_null, labels)})")
     if to_drop:
-        parts.append(f"{len(to_drop)} null entr{'y' if len(to_drop) == 1 else 'ies'} removed "
-                     f"({', '.join(to_drop)}): those regions come back")
+        parts.append(
+            f"{len(to_drop)} null entr{'y' if len(to_drop) == 1 else 'ies'} removed "
+            f"({', '.join(to_drop)}): those regions come back"
+        )
     if already:
         parts.append(f"{len(already)} already null")
     summary = f"{file}: derpMap: " + "; ".join(parts) if parts else f"{file}: derpMap unchanged"

@@ -41,13 +41,25 @@ DEFAULT_PREFER_SCORE = 0.1
 
 
 _NODE_OPTIONS = {
-    "name": "Name", "ipv4": "IPv4", "ipv6": "IPv6", "stun-port": "STUNPort", "derp-port": "DERPPort",
-    "cert-name": "CertName", "stun-only": "STUNOnly", "insecure": "InsecureForTests", "can-port80": "CanPort80",
+    "name": "Name",
+    "ipv4": "IPv4",
+    "ipv6": "IPv6",
+    "stun-port": "STUNPort",
+    "derp-port": "DERPPort",
+    "cert-name": "CertName",
+    "stun-only": "STUNOnly",
+    "insecure": "InsecureForTests",
+    "can-port80": "CanPort80",
 }
 _NODE_FLAGS = {"stun-only", "insecure", "can-port80"}
 _NODE_INTS = {"stun-port", "derp-port"}
-_OPTION_OF_FIELD = {"RegionID": "--id", "RegionCode": "--code", "RegionName": "--name", "Latitude": "--lat",
-                    "Longitude": "--lon"}
+_OPTION_OF_FIELD = {
+    "RegionID": "--id",
+    "RegionCode": "--code",
+    "RegionName": "--name",
+    "Latitude": "--lat",
+    "Longitude": "--lon",
+}
 
 
 def node_name(region_id: int, index: int) -> str:
@@ -92,9 +104,17 @@ def parse_node_spec(text: str, region_id: int, index: int) -> dict[str, Any]:
     return node
 
 
-def plan_region(region_id: int, code: str, name: str | None = None, nodes: list[str] | None = None, *,
-                latitude: float | None = None, longitude: float | None = None,
-                omit_default: bool = False, prefer: float | None = None) -> RegionPlan:
+def plan_region(
+    region_id: int,
+    code: str,
+    name: str | None = None,
+    nodes: list[str] | None = None,
+    *,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    omit_default: bool = False,
+    prefer: float | None = None,
+) -> RegionPlan:
     """Build and validate a self-hosted region from command-line style values.
 
     Every problem raises :class:`UsageError` naming the option to fix; the notes warn about IDs outside the
@@ -116,8 +136,10 @@ def plan_region(region_id: int, code: str, name: str | None = None, nodes: list[
     seen: dict[str, str] = {}
     for spec, nd in zip(specs, node_data, strict=True):
         if nd["Name"] in seen:
-            raise UsageError(f"--node {spec!r}: node name {nd['Name']!r} is also used by --node {seen[nd['Name']]!r}; "
-                             "give each node a different name=")
+            raise UsageError(
+                f"--node {spec!r}: node name {nd['Name']!r} is also used by --node {seen[nd['Name']]!r}; "
+                "give each node a different name="
+            )
         seen[nd["Name"]] = spec
     data: dict[str, Any] = {"RegionID": region_id, "RegionCode": code, "RegionName": name or code, "Nodes": node_data}
     if latitude is not None:
@@ -133,11 +155,15 @@ def plan_region(region_id: int, code: str, name: str | None = None, nodes: list[
         raise UsageError(f"{where}: {first.message}") from None
     notes = []
     if region_id not in CUSTOM_REGION_IDS:
-        notes.append(f"region ID {region_id} is outside 900-999, the IDs Tailscale reserves for custom regions; "
-                     "it replaces any default region with that ID")
+        notes.append(
+            f"region ID {region_id} is outside 900-999, the IDs Tailscale reserves for custom regions; "
+            "it replaces any default region with that ID"
+        )
     if omit_default:
-        notes.append("--omit-default sets OmitDefaultRegions: Tailscale's DERP regions are dropped and every "
-                     "connection that needs a relay then depends on your own servers")
+        notes.append(
+            "--omit-default sets OmitDefaultRegions: Tailscale's DERP regions are dropped and every "
+            "connection that needs a relay then depends on your own servers"
+        )
     if prefer is not None:
         check_prefer_score(prefer)
         if omit_default:
@@ -150,15 +176,20 @@ def check_prefer_score(score: float) -> None:
     import math
 
     if not math.isfinite(score) or score <= 0:
-        raise UsageError(f"--prefer-score {score:g}: a RegionScore must be above 0 (Tailscale ignores 0 and negative "
-                         "scores)")
+        raise UsageError(
+            f"--prefer-score {score:g}: a RegionScore must be above 0 (Tailscale ignores 0 and negative scores)"
+        )
     if score >= 1:
-        raise UsageError(f"--prefer-score {score:g}: a score of 1 or more does not prefer the region (1 is neutral, "
-                         "more penalizes it); use a score below 1, such as 0.1")
+        raise UsageError(
+            f"--prefer-score {score:g}: a score of 1 or more does not prefer the region (1 is neutral, "
+            "more penalizes it); use a score below 1, such as 0.1"
+        )
 
 
-PREFER_COMMENT = ("HomeParams.RegionScore: latency x score decides the home region; below 1 prefers the region, "
-                  "Tailscale's regions stay as fallback when it does not answer")
+PREFER_COMMENT = (
+    "HomeParams.RegionScore: latency x score decides the home region; below 1 prefers the region, "
+    "Tailscale's regions stay as fallback when it does not answer"
+)
 
 
 def region_derpmap(plan: RegionPlan) -> DERPMap:
@@ -211,7 +242,7 @@ def region_value_hujson(plan: RegionPlan, indent: str = "\t", depth: int = 0) ->
         if key == "Nodes":
             continue
         lines.append(f"{pad}{indent}{json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
-    lines.append(f"{pad}{indent}\"Nodes\": [")
+    lines.append(f'{pad}{indent}"Nodes": [')
     for node in data["Nodes"]:
         lines.append(f"{pad}{indent * 2}// {node['Name']}: {node_comment(node)}")
         lines.append(f"{pad}{indent * 2}{{")
@@ -229,8 +260,10 @@ def region_title(region: DERPRegion) -> str:
     return f"{region.region_code} (region {region.region_id}): {region.region_name}, {kind}"
 
 
-OMIT_DEFAULT_COMMENT = ("OmitDefaultRegions: clients use only the regions of this derpMap, never Tailscale's; "
-                        "when your servers are down, connections that need a relay fail")
+OMIT_DEFAULT_COMMENT = (
+    "OmitDefaultRegions: clients use only the regions of this derpMap, never Tailscale's; "
+    "when your servers are down, connections that need a relay fail"
+)
 
 
 def render_region_hujson(plan: RegionPlan, *, header: list[str] | None = None) -> str:
@@ -240,8 +273,11 @@ def render_region_hujson(plan: RegionPlan, *, header: list[str] | None = None) -
     if plan.omit_default:
         lines += [f"\t\t// {OMIT_DEFAULT_COMMENT}", '\t\t"OmitDefaultRegions": true,', ""]
     if plan.prefer is not None:
-        lines += [f"\t\t// {PREFER_COMMENT}",
-                  f'\t\t"HomeParams": {{"RegionScore": {{"{plan.region.region_id}": {plan.prefer!r}}}}},', ""]
+        lines += [
+            f"\t\t// {PREFER_COMMENT}",
+            f'\t\t"HomeParams": {{"RegionScore": {{"{plan.region.region_id}": {plan.prefer!r}}}}},',
+            "",
+        ]
     lines += ['\t\t"Regions": {', f"\t\t\t// {region_title(plan.region)}"]
     lines.append(f'\t\t\t"{plan.region.region_id}": {region_value_hujson(plan, depth=3)},')
     lines += ["\t\t},", "\t},", "}"]
@@ -284,18 +320,23 @@ def apply_region(src: bytes | Document, plan: RegionPlan, *, file: str = "<polic
         if plan.prefer is not None:
             members.append(("HomeParams", _home_text(rid, plan.prefer), None))
             lead["HomeParams"] = [PREFER_COMMENT]
-        region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
-                                      lead={rid: [region_title(region)]})
+        region_text = doc.object_text(
+            [(rid, region_value_hujson(plan, unit, 2), None)], 2, lead={rid: [region_title(region)]}
+        )
         members.append(("Regions", region_text, None))
-        doc.add(("derpMap",), doc.object_text(members, 1, lead=lead),
-                lead=["DERP relays: self-hosted regions (derptool region add)."])
+        doc.add(
+            ("derpMap",),
+            doc.object_text(members, 1, lead=lead),
+            lead=["DERP relays: self-hosted regions (derptool region add)."],
+        )
         done.append(f"derpMap created with region {rid}")
         if plan.prefer is not None:
             done.append(f"HomeParams.RegionScore {rid} = {plan.prefer:g}")
     else:
         if regions is None:
-            region_text = doc.object_text([(rid, region_value_hujson(plan, unit, 2), None)], 2,
-                                          lead={rid: [region_title(region)]})
+            region_text = doc.object_text(
+                [(rid, region_value_hujson(plan, unit, 2), None)], 2, lead={rid: [region_title(region)]}
+            )
             doc.add((*dmap.path, "Regions"), region_text)
             done.append(f"region {rid} added")
         else:
@@ -319,13 +360,15 @@ def apply_region(src: bytes | Document, plan: RegionPlan, *, file: str = "<polic
                 done.append("OmitDefaultRegions set")
             nulls = [k for k, v in (regions.data() or {}).items() if v is None] if regions is not None else []
             if nulls:
-                notes.append(f"with OmitDefaultRegions the null entries ({', '.join(nulls)}) have no effect; "
-                             "you may delete them")
+                notes.append(
+                    f"with OmitDefaultRegions the null entries ({', '.join(nulls)}) have no effect; you may delete them"
+                )
         if plan.prefer is not None:
             _apply_prefer(doc, dmap, rid, plan.prefer, done)
     summary = f"{file}: derpMap: " + "; ".join(done)
-    result = doc.finish(summary=summary, notes=notes,
-                        unchanged=f"{file}: already up to date (region {rid} is there as given)")
+    result = doc.finish(
+        summary=summary, notes=notes, unchanged=f"{file}: already up to date (region {rid} is there as given)"
+    )
     if result.changed:
         overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result
@@ -343,14 +386,14 @@ def _apply_prefer(doc: Document, dmap: Any, rid: str, score: float, done: list[s
         done.append(f"HomeParams.RegionScore {rid} = {score:g}")
         return
     if not home.is_object:
-        raise ApplyError(f"{doc.file}: \"{dmap.name}\".\"{home.name}\" must be an object, it is not")
+        raise ApplyError(f'{doc.file}: "{dmap.name}"."{home.name}" must be an object, it is not')
     scores = home.get("RegionScore")
     if scores is None or scores.is_null:
         doc.add((*home.path, "RegionScore"), f'{{"{rid}": {score!r}}}')
         done.append(f"HomeParams.RegionScore {rid} = {score:g}")
         return
     if not scores.is_object:
-        raise ApplyError(f"{doc.file}: \"{home.name}\".\"{scores.name}\" must be an object, it is not")
+        raise ApplyError(f'{doc.file}: "{home.name}"."{scores.name}" must be an object, it is not')
     current = scores.get(rid)
     if current is not None and current.data() == score:
         return

@@ -12,14 +12,14 @@ from derptool.fleet.reports import SiteReport, parse_report, site_name
 from derptool.fleet.suggest import Suggestion, suggest
 
 __all__ = [
-           "Home",
-           "Impact",
-           "SiteImpact",
-           "SiteReport",
-           "Suggestion",
-           "assess",
-           "home_region",
-           "parse_report",
-           "site_name",
-           "suggest",
+    "Home",
+    "Impact",
+    "SiteImpact",
+    "SiteReport",
+    "Suggestion",
+    "assess",
+    "home_region",
+    "parse_report",
+    "site_name",
+    "suggest",
 ]

@@ -50,14 +50,15 @@ def load_reports(paths: Iterable[str]) -> LoadedReports:
     seen: dict[str, str] = {}
     for name in files:
         try:
-            report = parse_report(read_file(name).data, file="<stdin>" if name == "-" else name,
-                                  site=site_name(name))
+            report = parse_report(read_file(name).data, file="<stdin>" if name == "-" else name, site=site_name(name))
         except DerptoolError as err:
             out.problems.append(str(err))
             continue
         if report.site in seen:
-            out.problems.append(f"{name}: site {report.site!r} already comes from {seen[report.site]}; skipped "
-                                "(the site is the file name: rename one of them)")
+            out.problems.append(
+                f"{name}: site {report.site!r} already comes from {seen[report.site]}; skipped "
+                "(the site is the file name: rename one of them)"
+            )
             continue
         seen[report.site] = name
         out.reports.append(report)

@@ -56,9 +56,12 @@ class SiteImpact:
     def to_data(self) -> dict[str, Any]:
         """The site as in ``derptool impact --format json``."""
         inc = self.increase_ms
-        return {"site": self.site, "before": self.before.to_data(),
-                "after": None if self.after is None else self.after.to_data(),
-                "increase_ms": None if inc is None else round(inc, 3)}
+        return {
+            "site": self.site,
+            "before": self.before.to_data(),
+            "after": None if self.after is None else self.after.to_data(),
+            "increase_ms": None if inc is None else round(inc, 3),
+        }
 
 
 @dataclass
@@ -89,18 +92,21 @@ class Impact:
 
     def over_budget(self, max_increase_ms: float) -> list[SiteImpact]:
         """Sites whose increase exceeds *max_increase_ms*, and sites left without any home."""
-        return [s for s in self.sites
-                if s.increase_ms is None or s.increase_ms > max_increase_ms]
+        return [s for s in self.sites if s.increase_ms is None or s.increase_ms > max_increase_ms]
 
     def to_data(self) -> dict[str, Any]:
         """The JSON contract of ``derptool impact --format json`` (DESIGN.md)."""
         worst = self.worst_increase_ms
-        return {"omitted": list(self.omitted), "sites": [s.to_data() for s in self.sites],
-                "worst_increase_ms": None if worst is None else round(worst, 3)}
+        return {
+            "omitted": list(self.omitted),
+            "sites": [s.to_data() for s in self.sites],
+            "worst_increase_ms": None if worst is None else round(worst, 3),
+        }
 
 
-def home_region(latencies_ms: dict[int, float], dmap: DERPMap, *, previous: int | None = None,
-                exclude: Iterable[int] = ()) -> Home | None:
+def home_region(
+    latencies_ms: dict[int, float], dmap: DERPMap, *, previous: int | None = None, exclude: Iterable[int] = ()
+) -> Home | None:
     """The home region netcheck would choose from *latencies_ms* over the regions of *dmap* (minus *exclude*).
 
     Regions the site measured that are not in the map are ignored; so are ``Avoid`` and ``NoMeasureNoHome``
@@ -113,8 +119,16 @@ def home_region(latencies_ms: dict[int, float], dmap: DERPMap, *, previous: int 
         region = dmap.regions.get(rid)
         if region is None or rid in excluded:
             continue
-        candidates.append(RegionResult(id=rid, code=region.region_code, name=region.region_name, latency_ms=ms,
-                                       avoid=region.avoid or region.no_measure_no_home, score=scores.get(rid)))
+        candidates.append(
+            RegionResult(
+                id=rid,
+                code=region.region_code,
+                name=region.region_name,
+                latency_ms=ms,
+                avoid=region.avoid or region.no_measure_no_home,
+                score=scores.get(rid),
+            )
+        )
     chosen = preferred_region(candidates, previous)
     if chosen is None:
         return None
@@ -137,10 +151,12 @@ def assess(reports: Iterable[SiteReport], dmap: DERPMap, omitted: Iterable[int])
         before = home_region(report.latencies_ms, dmap, previous=report.preferred)
         if before is None:
             unknown = sorted(set(report.latencies_ms) - set(dmap.regions))
-            why = (f"measured only regions this map does not have ({', '.join(map(str, unknown[:6]))}"
-                   f"{' ...' if len(unknown) > 6 else ''}); pass the map it measured with --map"
-                   if len(unknown) == len(report.latencies_ms)
-                   else "none of the regions it measured may be home (Avoid or NoMeasureNoHome)")
+            why = (
+                f"measured only regions this map does not have ({', '.join(map(str, unknown[:6]))}"
+                f"{' ...' if len(unknown) > 6 else ''}); pass the map it measured with --map"
+                if len(unknown) == len(report.latencies_ms)
+                else "none of the regions it measured may be home (Avoid or NoMeasureNoHome)"
+            )
             notes.append(f"site {report.site} ({report.source}) left out: {why}")
             continue
         after = home_region(report.latencies_ms, dmap, previous=before.region, exclude=removed)

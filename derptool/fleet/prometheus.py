@@ -112,8 +112,10 @@ def reports_from_response(body: Any, query: PromQuery, url: str) -> PromResult:
         by_site.setdefault(site, {})[int(rid)] = seconds * 1000.0
     out = PromResult()
     if unlabelled:
-        out.notes.append(f"{unlabelled} series of {METRIC} have no {query.site_label!r} label; left out "
-                         "(choose the label that names a site with --site-label)")
+        out.notes.append(
+            f"{unlabelled} series of {METRIC} have no {query.site_label!r} label; left out "
+            "(choose the label that names a site with --site-label)"
+        )
     if bad:
         out.notes.append(f"{bad} series of {METRIC} have no usable region_id or value; left out")
     if not by_site:

@@ -63,8 +63,9 @@ def _documents(text: str, file: str) -> list[Any]:
         try:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise InputError(f"not valid JSON ({err.msg}); {EXPECTED}", file=file, line=err.lineno,
-                             column=err.colno) from None
+            raise InputError(
+                f"not valid JSON ({err.msg}); {EXPECTED}", file=file, line=err.lineno, column=err.colno
+            ) from None
         values.append(value)
 
 
@@ -107,8 +108,9 @@ def _from_derptool(data: dict[str, Any], file: str) -> tuple[dict[int, float], i
         if ms is None:
             continue
         if not _number(ms) or ms < 0:
-            raise InputError(f"regions[{i}].latency_ms is {ms!r}, expected milliseconds (a number >= 0) or null",
-                             file=file)
+            raise InputError(
+                f"regions[{i}].latency_ms is {ms!r}, expected milliseconds (a number >= 0) or null", file=file
+            )
         latencies[rid] = float(ms)
     pref = data.get("preferred_region")
     if pref is not None and (not isinstance(pref, int) or isinstance(pref, bool)):
@@ -161,8 +163,11 @@ def parse_report(data: bytes, *, file: str, site: str | None = None) -> SiteRepo
         kind = "tailscale"
         latencies, preferred = _from_tailscale(doc, file)
     else:
-        found = (f"an object with keys {', '.join(list(doc)[:5])}" if isinstance(doc, dict) and doc
-                 else f"a JSON {_json_type(doc)}")
+        found = (
+            f"an object with keys {', '.join(list(doc)[:5])}"
+            if isinstance(doc, dict) and doc
+            else f"a JSON {_json_type(doc)}"
+        )
         raise InputError(f"not a latency report ({found}); {EXPECTED}", file=file)
     if not latencies:
         raise InputError("no region answered in this report, so it cannot tell where the site's home is", file=file)

@@ -35,8 +35,9 @@ class Suggestion:
 def suggest(reports: Sequence[SiteReport], dmap: DERPMap, allowed: Iterable[int], max_increase_ms: float) -> Suggestion:
     """The regions among *allowed* to keep so that no site's home latency grows by more than *max_increase_ms*."""
     allowed_ids = set(allowed)
-    homeable = {rid for rid in allowed_ids
-                if (r := dmap.regions.get(rid)) is not None and not (r.avoid or r.no_measure_no_home)}
+    homeable = {
+        rid for rid in allowed_ids if (r := dmap.regions.get(rid)) is not None and not (r.avoid or r.no_measure_no_home)
+    }
     serves: dict[int, set[str]] = {rid: set() for rid in homeable}
     fastest: dict[str, int] = {}
     unmet: list[str] = []

@@ -305,14 +305,16 @@ def _clone(v: Value, go: bool) -> Value:
             for m in t.members:
                 n, val = m.name, m.value
                 nv = Value(val.value, val.before_extra, after(val.after_extra), val.start_offset, val.end_offset)
-                members.append(ObjectMember(
-                    Value(n.value, n.before_extra, after(n.after_extra), n.start_offset, n.end_offset), nv))
+                members.append(
+                    ObjectMember(Value(n.value, n.before_extra, after(n.after_extra), n.start_offset, n.end_offset), nv)
+                )
                 stack.append(nv)
             c.value = Object(members, t.after_extra)
         else:
             assert isinstance(t, Array)
-            elements = [Value(e.value, e.before_extra, after(e.after_extra), e.start_offset, e.end_offset)
-                        for e in t.elements]
+            elements = [
+                Value(e.value, e.before_extra, after(e.after_extra), e.start_offset, e.end_offset) for e in t.elements
+            ]
             stack.extend(elements)
             c.value = Array(elements, t.after_extra)
     return root

@@ -97,7 +97,7 @@ def _loads_deep(v: Any) -> Any:
                 d[name] = None
                 work.append((m.value, d, name))
             # later duplicates must win: process in reverse push order is fine since each sets d[name]
-            work[len(work) - len(t.members):] = work[len(work) - len(t.members):][::-1]
+            work[len(work) - len(t.members) :] = work[len(work) - len(t.members) :][::-1]
         elif isinstance(t, Array):
             lst: list[Any] = [None] * len(t.elements)
             box[key] = lst

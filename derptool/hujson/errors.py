@@ -20,8 +20,15 @@ class HuJSONError(ValueError):
     ``reason`` is the message without prefix. With ``file`` set, ``str`` gives ``FILE:L:C: reason``.
     """
 
-    def __init__(self, reason: str, *, offset: int | None = None, line: int | None = None,
-                 column: int | None = None, file: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        offset: int | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        file: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.offset = offset
@@ -56,6 +63,5 @@ class HuJSONError(ValueError):
         return (_rebuild, (self.reason, self.offset, self.line, self.column, self.file))
 
 
-def _rebuild(reason: str, offset: int | None, line: int | None, column: int | None,
-             file: str | None) -> HuJSONError:
+def _rebuild(reason: str, offset: int | None, line: int | None, column: int | None, file: str | None) -> HuJSONError:
     return HuJSONError(reason, offset=offset, line=line, column=column, file=file)

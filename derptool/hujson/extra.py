@@ -40,7 +40,7 @@ def _block_comment(comment: bytes, depth: int, out: bytearray) -> None:
         if not line:
             continue
         if line.endswith(b"*/") and ws_len(line, 0) + 2 == len(line):
-            lines[i] = prefix[:ws_len(prefix, 0)] + b"*/"
+            lines[i] = prefix[: ws_len(prefix, 0)] + b"*/"
             break
         k = 0
         limit = min(len(line), len(prefix))
@@ -163,5 +163,3 @@ def format_after(b: bytes | None, depth: int, opts: int) -> bytes | None:
         r = format_extra(b"", depth, opts)
         return r if r else None
     return format_extra(b, depth, opts)
-
-

@@ -37,6 +37,7 @@ _STATS_LIMIT = 1 << 16
 
 # --- line statistics (Go's lineStats) --------------------------------------------------------------------
 
+
 def _comment_width(b: bytes) -> int:
     """Go's estimate of the width of the comments on one line of an extra."""
     n = 0
@@ -70,7 +71,7 @@ def _extra_stats(b: bytes | None) -> tuple[int, int, bool]:
             w = _comment_width(b)
             r = (w, w, False)
         else:
-            r = (_comment_width(b[:b.index(b"\n")]), _comment_width(b[b.rindex(b"\n") + 1:]), True)
+            r = (_comment_width(b[: b.index(b"\n")]), _comment_width(b[b.rindex(b"\n") + 1 :]), True)
         if len(_STATS) >= _STATS_LIMIT:
             _STATS.clear()
         _STATS[b] = r
@@ -78,6 +79,7 @@ def _extra_stats(b: bytes | None) -> tuple[int, int, bool]:
 
 
 # --- the passes ------------------------------------------------------------------------------------------
+
 
 def _normalize(nodes: list[Value]) -> None:
     for node in nodes:
@@ -133,7 +135,8 @@ def _expand(nodes: list[Value]) -> set[int]:
         lines: list[int] = []
         x: bytes | None
         pairs: list[tuple[Value | None, Value]] = (
-            [(m.name, m.value) for m in t.members] if isinstance(t, Object) else [(None, e) for e in t.elements])
+            [(m.name, m.value) for m in t.members] if isinstance(t, Object) else [(None, e) for e in t.elements]
+        )
         for nm, val in pairs:
             if nm is not None:
                 x = nm.before_extra
@@ -221,8 +224,9 @@ def _layout(root: Value, expanded: set[int], standard: bool, depth: int = 0) -> 
                     e.after_extra = format_after(e.after_extra, d2, RM_LEAD | RM_TRAIL)
             last = t.elements[-1] if t.elements else None
             n = len(t.elements)
-        t.after_extra = fx(t.after_extra, d1, (TRAIL_NL if expand else 0) | (RM_LEAD if n == 0 else 0)
-                           | RM_TRAIL | UNINDENT)
+        t.after_extra = fx(
+            t.after_extra, d1, (TRAIL_NL if expand else 0) | (RM_LEAD if n == 0 else 0) | RM_TRAIL | UNINDENT
+        )
         surrounded = last is not None and bool(last.after_extra) and bool(t.after_extra)
         if not expand and not surrounded:
             t.trailing_comma = False
@@ -241,8 +245,11 @@ def _has_inner_newline(nodes: list[Value]) -> set[int]:
         if type(t) is Literal:
             continue
         for v in (x for m in t.members for x in (m.name, m.value)) if type(t) is Object else t.elements:  # type: ignore[union-attr]
-            if b"\n" in v.before_extra or (v.after_extra is not None and b"\n" in v.after_extra) or (
-                    type(v.value) is not Literal and id(v) in found):
+            if (
+                b"\n" in v.before_extra
+                or (v.after_extra is not None and b"\n" in v.after_extra)
+                or (type(v.value) is not Literal and id(v) in found)
+            ):
                 found.add(id(node))
                 break
     return found
@@ -259,9 +266,13 @@ def _align(nodes: list[Value]) -> set[int]:
         blocks: list[list[tuple[Value, int]]] = []
         for m in t.members:
             nm, val = m.name, m.value
-            if b"\n" not in nm.before_extra or (nm.after_extra is not None and b"\n" in nm.after_extra) or \
-                    b"\n" in val.before_extra or (type(val.value) is not Literal and id(val) in inner) or \
-                    (val.after_extra is not None and b"\n" in val.after_extra):
+            if (
+                b"\n" not in nm.before_extra
+                or (nm.after_extra is not None and b"\n" in nm.after_extra)
+                or b"\n" in val.before_extra
+                or (type(val.value) is not Literal and id(val) in inner)
+                or (val.after_extra is not None and b"\n" in val.after_extra)
+            ):
                 if rows:
                     blocks.append(rows)
                     rows = []
@@ -298,7 +309,7 @@ def _format_tree(v: Value) -> None:
 
 def _format_passes(v: Value) -> None:
     before = format_extra_uncached(v.before_extra, 0, 0)
-    v.before_extra = before[ws_len(before, 0):]
+    v.before_extra = before[ws_len(before, 0) :]
     nodes = list(v.all())
     standard = _is_standard(nodes)
     _normalize(nodes)

@@ -13,8 +13,10 @@ import re
 import unicodedata
 
 # Go's unicode.IsSpace, as a str for rstrip.
-GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-            "\u200a\u2028\u2029\u202f\u205f\u3000")
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHORT = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}
 
@@ -54,7 +56,7 @@ def is_print(ch: str) -> bool:
 
 def quote_char(b: bytes, pos: int) -> str:
     """The character at *pos* of *b* as Go's hujson names it in errors (``'c'``, ``'\\xff'``, ``'\\u00a0'``)."""
-    chunk = b[pos:pos + 4]
+    chunk = b[pos : pos + 4]
     ch = ""
     for size in (1, 2, 3, 4):
         try:

@@ -16,8 +16,7 @@ from derptool.hujson.ast import Value
 from derptool.hujson.parse import as_bytes, parse_tree
 from derptool.hujson.standard import fast_loads
 
-_SLOTS = {name: Value.__dict__[name] for name in ("value", "before_extra", "after_extra", "start_offset",
-                                                   "end_offset")}
+_SLOTS = {name: Value.__dict__[name] for name in ("value", "before_extra", "after_extra", "start_offset", "end_offset")}
 _VALUE = _SLOTS["value"]
 
 

@@ -44,8 +44,7 @@ _SP = rb"[ \t]*+"
 _STR = rb'"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"'
 _LITERAL = rb"(?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9])"
 _SCALAR = rb"(?:" + _STR + b"|" + _LITERAL + b")"
-_FLAT_ARRAY = (rb"\[" + _SP + rb"(?:" + _SCALAR + _SP + rb"(?:," + _SP + _SCALAR + _SP + rb")*+(?:," + _SP
-               + rb")?)?\]")
+_FLAT_ARRAY = rb"\[" + _SP + rb"(?:" + _SCALAR + _SP + rb"(?:," + _SP + _SCALAR + _SP + rb")*+(?:," + _SP + rb")?)?\]"
 _PAIR = _STR + _SP + b":" + _SP + _SCALAR + _SP
 _FLAT_OBJECT = rb"\{" + _SP + rb"(?:" + _PAIR + rb"(?:," + _SP + _PAIR + rb")*+(?:," + _SP + rb")?)?\}"
 _PLAIN = rb'(?:"[^"\\\x00-\x1f]*+"|' + _LITERAL + b")"
@@ -59,8 +58,27 @@ _EXTRA = rb"([ \t\n]*+(?:(?://[^\n]*+|/\*(?s:.*?)\*/)[ \t\n]*+)*+)"
 # value; 9 from a byte that fits nowhere to the end (the pass gives up; one step, however much follows).
 # At the end of the text a step has none of them (its extra is the document's last).
 _STEPS = re.compile(
-    _EXTRA + rb"(?:([\]}])" + _SP + rb"(,?)|(?:(" + _STR + rb")" + _SP + b":" + _SP + rb")?(?:(?:(" + _PLAIN_ARRAY
-    + b")|(" + _SCALAR + b"|" + _FLAT_ARRAY + b"|" + _FLAT_OBJECT + rb"))" + _SP + rb"(,?)|([\[{]))|\Z|([\s\S]++))")
+    _EXTRA
+    + rb"(?:([\]}])"
+    + _SP
+    + rb"(,?)|(?:("
+    + _STR
+    + rb")"
+    + _SP
+    + b":"
+    + _SP
+    + rb")?(?:(?:("
+    + _PLAIN_ARRAY
+    + b")|("
+    + _SCALAR
+    + b"|"
+    + _FLAT_ARRAY
+    + b"|"
+    + _FLAT_OBJECT
+    + rb"))"
+    + _SP
+    + rb"(,?)|([\[{]))|\Z|([\s\S]++))"
+)
 _EXTRA_VALID = re.compile(rb"(?:[ \t\n]++|//[^\n]*+\n|/\*(?s:.*?)\*/)*+")  # line comments end with a newline
 _SCALARS = re.compile(_SCALAR)
 _MEMBERS = re.compile(b"(" + _STR + b")" + _SP + b":" + _SP + b"(" + _SCALAR + b")")
@@ -141,7 +159,9 @@ class _Pass:
                     around = self.around[key] = (start, end, start.count(b"\n") + end.count(b"\n") > 1)
                 self.nonstandard = True
                 r = self.extras[(extra, depth, flags)] = (
-                    around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1], around[2])
+                    around[0] + comment.rstrip(b" \t\n\v\f\r") + around[1],
+                    around[2],
+                )
                 return r
         x = format_extra_uncached(extra, depth, flags)
         r = self.extras[(extra, depth, flags)] = (x, x.count(b"\n") > 1)
@@ -174,8 +194,9 @@ class _Pass:
         if is_obj:  # name and value pairs: one match each, the ": " written into the name
             names_values = _MEMBERS.findall(text)
             if not plain and b"\\" in text:
-                names_values = [(self.string(k) if b"\\" in k else k, self.string(x) if b"\\" in x else x)
-                                for k, x in names_values]
+                names_values = [
+                    (self.string(k) if b"\\" in k else k, self.string(x) if b"\\" in x else x) for k, x in names_values
+                ]
             items = [k + b": " + x for k, x in names_values]
             width = 2 + sum(map(len, items)) + 2 * len(items)  # Go's estimate: 2 more for each name and value
         else:
@@ -202,8 +223,9 @@ class _Pass:
         inner = b"\n" + _tabs(depth + 1)
         if names is not None:
             widest = max(map(len, names))
-            body = b",".join([inner + k + b":" + b" " * (1 + widest - len(k)) + x
-                              for k, x in zip(names, values, strict=True)])
+            body = b",".join(
+                [inner + k + b":" + b" " * (1 + widest - len(k)) + x for k, x in zip(names, values, strict=True)]
+            )
             opening, closing = b"{", b"}"
         else:
             body = inner + (b"," + inner).join(values)
@@ -246,8 +268,9 @@ class _Pass:
             self.nonstandard = True
         return tree.pack(), close_comma, i, inner_newline
 
-    def inline_of_flats(self, steps: list[Step], i: int, opened: bytes, depth: int
-                        ) -> tuple[bytes, bytes, int, bool] | None:
+    def inline_of_flats(
+        self, steps: list[Step], i: int, opened: bytes, depth: int
+    ) -> tuple[bytes, bytes, int, bool] | None:
         """:meth:`inline` for a composite whose values are scalars or composites that fit on their line,
         with nothing but spaces between tokens and no trailing comma; ``None`` for anything else."""
         is_obj = opened == b"{"
@@ -301,7 +324,7 @@ class _Pass:
         if b"/" in lead:
             self.nonstandard = True
         before = format_extra_uncached(lead, 0, 0)
-        out: list[bytes] = [before[ws_len(before, 0):] + opening]
+        out: list[bytes] = [before[ws_len(before, 0) :] + opening]
         append = out.append
         extend = out.extend
         extras = self.extras
@@ -418,4 +441,4 @@ class _Pass:
             self.nonstandard = True
         append(rstrip_space(format_extra_uncached(rest, 0, 0)) + b"\n")
         # bytes.join keeps an 80-byte buffer record per piece while it runs: join in slices
-        return b"".join([b"".join(out[k:k + 4096]) for k in range(0, len(out), 4096)]), self.nonstandard
+        return b"".join([b"".join(out[k : k + 4096]) for k in range(0, len(out), 4096)]), self.nonstandard

@@ -24,16 +24,24 @@ _EXTRA = re.compile(_EXTRA_RE)
 _COMMENT = re.compile(rb"//[^\n]*+\n|/\*(?s:.*?)\*/")
 # Extra, then one token: 2 string, 3 other literal, 4 "{", 5 "[", 6 "}" or "]", 7 ",", 8 ":".
 _TOKEN = re.compile(
-    b"(" + _EXTRA_RE + rb""")(?:
+    b"("
+    + _EXTRA_RE
+    + rb""")(?:
       ("(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+")
      |((?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9]))
-     |(\{)|(\[)|([}\]])|(,)|(:))""", re.X)
+     |(\{)|(\[)|([}\]])|(,)|(:))""",
+    re.X,
+)
 # The same tokens in one group each (extra, token), for the fast pass with findall.
 _PAIR = re.compile(
-    b"(" + _EXTRA_RE + rb""")(
+    b"("
+    + _EXTRA_RE
+    + rb""")(
       "(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"
      |(?:null|true|false|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)(?![-+.A-Za-z0-9])
-     |[{}\[\],:])""", re.X)
+     |[{}\[\],:])""",
+    re.X,
+)
 _STRING_SCAN = re.compile(rb'"(?:[^"\\]++|\\(?s:.))*+"')
 _LITERAL_RUN = re.compile(rb"[-+.A-Za-z0-9]*+")
 _SEPARATORS = ("\u2028".encode(), "\u2029".encode())
@@ -97,7 +105,7 @@ def _value_error(b: bytes, pos: int, close_ok: bytes = b"") -> HuJSONError | Non
     n = len(b)
     if pos >= n:
         return HuJSONError.at(b, n, "parsing value: unexpected EOF")
-    c = b[pos:pos + 1]
+    c = b[pos : pos + 1]
     if c == b'"':
         m = _STRING_SCAN.match(b, pos)
         if m is None:
@@ -137,9 +145,9 @@ def _diagnose(b: bytes, pos: int, state: int, in_object: bool | None) -> HuJSONE
         return HuJSONError.at(b, n, f"parsing {what} after value: unexpected EOF")
     if in_object:
         return HuJSONError.at(
-            b, pos, f"invalid character {quote_char(b, pos)} after object value (expecting ',' or '}}')")
-    return HuJSONError.at(
-        b, pos, f"invalid character {quote_char(b, pos)} after array value (expecting ',' or ']')")
+            b, pos, f"invalid character {quote_char(b, pos)} after object value (expecting ',' or '}}')"
+        )
+    return HuJSONError.at(b, pos, f"invalid character {quote_char(b, pos)} after array value (expecting ',' or ']')")
 
 
 def parse_tree(b: bytes) -> Value:
@@ -247,8 +255,7 @@ def _parse_valid(b: bytes) -> Value | None:
             comp, members, is_obj = new_comp, new_members, c == 0x7B
             state = _FIRST_NAME if is_obj else _FIRST_VALUE
             continue
-        elif ((c == 0x7D and state in (_FIRST_NAME, _NEXT_NAME))
-              or (c == 0x5D and state in (_FIRST_VALUE, _NEXT_VALUE))):
+        elif (c == 0x7D and state in (_FIRST_NAME, _NEXT_NAME)) or (c == 0x5D and state in (_FIRST_VALUE, _NEXT_VALUE)):
             comp.after_extra = extra
             if state in (_NEXT_NAME, _NEXT_VALUE):  # trailing comma
                 last = members[-1].value if is_obj else members[-1]
@@ -319,7 +326,8 @@ def _parse_checked(b: bytes) -> Value:
         elif state == _COLON:
             if bad_name >= 0:
                 raise HuJSONError.at(
-                    b, bad_name, f"invalid character {quote_char(b, bad_name)} at start of object name")
+                    b, bad_name, f"invalid character {quote_char(b, bad_name)} at start of object name"
+                )
             if kind != 8:
                 break
             assert name is not None

@@ -34,6 +34,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 # --- comment ownership (on one extra) --------------------------------------------------------------------
 
+
 def _has_comment(b: bytes) -> bool:
     return bool(b.strip(_WS))
 
@@ -86,8 +87,8 @@ def _inject_leading(b: bytes, leading: bytes) -> bytes:
     if not leading:
         return b
     _, cs = classify(b)
-    b = b[:cs + ws_len(b, cs)]
-    leading = leading[ws_len(leading, 0):]
+    b = b[: cs + ws_len(b, cs)]
+    leading = leading[ws_len(leading, 0) :]
     if leading:
         i = b.rfind(b"\n")
         if i < 0 or _has_comment(b[i:]):
@@ -111,6 +112,7 @@ def _inject_trailing(b: bytes, trailing: bytes) -> bytes:
 
 
 # --- items of a composite --------------------------------------------------------------------------------
+
 
 def _before_at(comp: Object | Array, i: int) -> bytes:
     if type(comp) is Object:
@@ -145,7 +147,7 @@ class Item:
 def _copy_at(comp: Object | Array, i: int) -> Item:
     full_value(_value_at(comp, i))  # Go's Clone works on the whole tree
     leading, _ = _extract_leading(_before_at(comp, i))
-    trailing = _before_at(comp, i + 1)[:classify(_before_at(comp, i + 1))[0]]
+    trailing = _before_at(comp, i + 1)[: classify(_before_at(comp, i + 1))[0]]
     return Item(go_clone(Value(_value_at(comp, i).value)).value, leading, trailing)
 
 
@@ -175,12 +177,13 @@ def _remove_at(comp: Object | Array, i: int) -> Item:
     trailing, rest = _extract_trailing(_before_at(comp, i + 1))
     _set_before_at(comp, i + 1, rest)
     if _has_comment(stay):
-        _set_before_at(comp, i + 1, stay + rest[ws_len(rest, 0):])
+        _set_before_at(comp, i + 1, stay + rest[ws_len(rest, 0) :])
     value = comp.members.pop(i).value.value if isinstance(comp, Object) else comp.elements.pop(i).value
     return Item(value, leading, trailing)
 
 
 # --- reading the patch -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Operation:
@@ -227,7 +230,7 @@ def _ops_from_tree(doc: Value) -> list[Operation]:
                     op.from_ = text
             elif name == "value":
                 leading, _ = _extract_leading(_before_at(obj, j))
-                trailing = _before_at(obj, j + 1)[:classify(_before_at(obj, j + 1))[0]]
+                trailing = _before_at(obj, j + 1)[: classify(_before_at(obj, j + 1))[0]]
                 op.value = Item(m.value.value, leading, trailing)
         if "op" not in seen:
             raise _err(i, 'missing required member "op"')
@@ -263,6 +266,7 @@ def read_patch(patch_doc: str | bytes | list[Any]) -> list[Operation]:
 
 
 # --- applying it -----------------------------------------------------------------------------------------
+
 
 def _decode_for_test(value: Any) -> Any:
     """Go's ``equalValue`` decoding: standardize, decode to generic data; ``None`` when that fails."""

@@ -57,8 +57,7 @@ def member_index(obj: Object, name: str) -> int | None:
 
 
 def _array_index(seg: str) -> int:
-    if not seg or not seg.isascii() or not seg.isdigit() or int(seg) > _MAX_UINT64 or (
-            int(seg) == 0 and seg != "0"):
+    if not seg or not seg.isascii() or not seg.isdigit() or int(seg) > _MAX_UINT64 or (int(seg) == 0 and seg != "0"):
         raise HuJSONError(f"invalid array index: {seg}")
     return int(seg)
 
@@ -84,7 +83,7 @@ def locate(root: Value, pointer: str) -> tuple[Location, HuJSONError | None]:
             return loc, HuJSONError("invalid pointer: lacks a forward slash prefix")
         j = pointer.find("/", offset + 1)
         end = n if j < 0 else j
-        name = pointer[offset + 1:end]
+        name = pointer[offset + 1 : end]
         if "~" in name:
             name = name.replace("~1", "/").replace("~0", "~")
         offset = end

@@ -22,8 +22,9 @@ from derptool.hujson.standard import VALIDATOR, Unsure, checked_standardize, sta
 _TOKEN = rb"""("(?:[^"\\]++|\\(?s:.))*+"|[-+.A-Za-z0-9]++|[{}\[\],:])"""
 _PAIR = re.compile(b"(" + _EXTRA_RE + b")" + _TOKEN)
 # an object member up to its value's first token in one match: extra, name, extra, extra, token
-_MEMBER = re.compile(b"(" + _EXTRA_RE + rb""")("(?:[^"\\]++|\\(?s:.))*+")(""" + _EXTRA_RE + b"):("
-                     + _EXTRA_RE + b")" + _TOKEN)
+_MEMBER = re.compile(
+    b"(" + _EXTRA_RE + rb""")("(?:[^"\\]++|\\(?s:.))*+")(""" + _EXTRA_RE + b"):(" + _EXTRA_RE + b")" + _TOKEN
+)
 # The decoders' C scanners, called directly: (value, end) at an offset of checked text, and the same,
 # strict (no NaN or Infinity), for text not checked yet. (Typeshed does not list scan_once.)
 _SKIP: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(object_pairs_hook=len).scan_once  # type: ignore[attr-defined]

@@ -91,16 +91,20 @@ async def _check(client: httpx.AsyncClient, e: Endpoint) -> Check:
     import httpx
 
     try:
-        resp = await client.get(e.url, params={"t": str(int(time.time()))},
-                                headers={CHALLENGE_HEADER: f"ts_{e.host}", "Cache-Control": _NO_CACHE})
+        resp = await client.get(
+            e.url,
+            params={"t": str(int(time.time()))},
+            headers={CHALLENGE_HEADER: f"ts_{e.host}", "Cache-Control": _NO_CACHE},
+        )
     except httpx.HTTPError as err:
         return Check(e, None, f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
     captive, why = looks_captive(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, e.host)
     return Check(e, captive, why)
 
 
-async def detect_async(dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80,
-                       timeout: float = TIMEOUT) -> CaptiveResult:
+async def detect_async(
+    dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80, timeout: float = TIMEOUT
+) -> CaptiveResult:
     """Check the map's endpoints at once; stop at the first that looks captive."""
     import httpx
 
@@ -126,7 +130,8 @@ async def detect_async(dmap: DERPMap, preferred_region: int | None = None, *, po
     return CaptiveResult(any(verdicts) if verdicts else None, checks)
 
 
-def detect(dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80,
-           timeout: float = TIMEOUT) -> CaptiveResult:
+def detect(
+    dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80, timeout: float = TIMEOUT
+) -> CaptiveResult:
     """:func:`detect_async` in a fresh event loop."""
     return asyncio.run(detect_async(dmap, preferred_region, port=port, timeout=timeout))

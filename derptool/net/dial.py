@@ -103,7 +103,8 @@ async def resolve(host: str, *, family: int = 0, timeout: float | None = None) -
     label = f"{host}{_family_label(family)}"
     try:
         infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, None, family=_af(family), type=socket.SOCK_STREAM), timeout)
+            loop.getaddrinfo(host, None, family=_af(family), type=socket.SOCK_STREAM), timeout
+        )
     except TimeoutError:
         raise ResolveError(label, f"no answer within {timeout:g} s") from None
     except (OSError, UnicodeError) as err:
@@ -145,7 +146,7 @@ def resolve_sync(host: str, *, family: int = 0, timeout: float | None = None) ->
 
 def pinned_sha256(cert_name: str) -> str | None:
     """The pinned SHA-256 (lower-case hex) of a ``sha256-raw:`` CertName, else None."""
-    return cert_name[len(PIN_PREFIX):].lower() if cert_name.startswith(PIN_PREFIX) else None
+    return cert_name[len(PIN_PREFIX) :].lower() if cert_name.startswith(PIN_PREFIX) else None
 
 
 def server_name(tls_name: str, cert_name: str = "") -> str | None:

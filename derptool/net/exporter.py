@@ -62,8 +62,9 @@ def check_label_name(name: str, option: str, example: str = "site") -> str:
     return name
 
 
-def constant_labels(pairs: Iterable[str], *, site: str | None = None, taken: Collection[str] = (),
-                    option: str = "--site-label") -> dict[str, str]:
+def constant_labels(
+    pairs: Iterable[str], *, site: str | None = None, taken: Collection[str] = (), option: str = "--site-label"
+) -> dict[str, str]:
     """The labels ``--site-label NAME=VALUE`` (repeatable) and ``--site VALUE`` (``site="VALUE"``) ask for.
 
     Raises :class:`UsageError` for a malformed pair, a bad or repeated name, an empty value, ``job`` or
@@ -78,8 +79,10 @@ def constant_labels(pairs: Iterable[str], *, site: str | None = None, taken: Col
             raise UsageError(f"{opt}: {pair!r} is not NAME=VALUE (example: --site-label site=office-denver)")
         check_label_name(name, opt)
         if name in TARGET_LABELS:
-            raise UsageError(f"{opt}: Prometheus sets the {name!r} label itself; name the site with "
-                             "--site NAME (label 'site') instead")
+            raise UsageError(
+                f"{opt}: Prometheus sets the {name!r} label itself; name the site with "
+                "--site NAME (label 'site') instead"
+            )
         if name in taken:
             raise UsageError(f"{opt}: the series already carry a {name!r} label; choose another name")
         if not value:
@@ -91,7 +94,7 @@ def constant_labels(pairs: Iterable[str], *, site: str | None = None, taken: Col
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def with_labels(text: str, labels: Mapping[str, str]) -> str:
@@ -105,7 +108,7 @@ def with_labels(text: str, labels: Mapping[str, str]) -> str:
         if m is None:
             out.append(line)
             continue
-        rest = line[m.end():]
+        rest = line[m.end() :]
         if rest.startswith("{"):
             inner = rest[1:]
             out.append(f"{m.group()}{{{extra}{'' if inner.lstrip().startswith('}') else ','}{inner}")
@@ -146,8 +149,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found; metrics are on /metrics, health on /healthz\n", body)
 
-    def _send(self, status: int, data: bytes, body: bool, ctype: str = "text/plain; charset=utf-8",
-              encoding: str | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        data: bytes,
+        body: bool,
+        ctype: str = "text/plain; charset=utf-8",
+        encoding: str | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -204,8 +213,9 @@ class Exporter:
         except OSError as err:
             raise UsageError(f"{option} {where}: {err.strerror or err}") from None
         self._server.exporter = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"exporter {where}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"exporter {where}", daemon=True
+        )
         self._thread.start()
 
     @property

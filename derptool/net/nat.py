@@ -162,7 +162,7 @@ def _mapping(answered: Sequence[Observation]) -> tuple[bool, Mapping | None]:
     same_ip_pairs: list[bool] = []
     servers = sorted(by_server)
     for i, a in enumerate(servers):
-        for b in servers[i + 1:]:
+        for b in servers[i + 1 :]:
             if a.ip == b.ip and a.port != b.port:
                 same_ip_pairs.append(by_server[a] == by_server[b] and len(by_server[a]) == 1)
     if same_ip_pairs and not all(same_ip_pairs):
@@ -189,8 +189,7 @@ def classify(observations: Sequence[Observation], local: Endpoint | None = None)
     mapped = _distinct([o.mapped for o in answered if o.mapped is not None])
     if not answered:
         errors = {o.error for o in observations if o.error and o.error != "no answer"}
-        return NatResult(False, "blocked", None, local, (), None,
-                         _explain_blocked(len(observations), errors), family)
+        return NatResult(False, "blocked", None, local, (), None, _explain_blocked(len(observations), errors), family)
 
     port_preserved = None if local is None else all(m.port == local.port for m in mapped)
     varies, mapping = _mapping(answered)
@@ -200,11 +199,20 @@ def classify(observations: Sequence[Observation], local: Endpoint | None = None)
         mapping = "endpoint-independent" if len(server_ips) >= 2 else None
         return NatResult(True, "none", mapping, local, mapped, True, _explain_none(local), family)
     if varies:
-        return NatResult(True, "hard", mapping, local, mapped, port_preserved,
-                         _explain_hard(len(server_ips), mapped, mapping), family)
+        return NatResult(
+            True,
+            "hard",
+            mapping,
+            local,
+            mapped,
+            port_preserved,
+            _explain_hard(len(server_ips), mapped, mapping),
+            family,
+        )
     if mapping == "endpoint-independent":
-        return NatResult(True, "easy", mapping, local, mapped, port_preserved,
-                         _explain_easy(mapped[0], port_preserved), family)
+        return NatResult(
+            True, "easy", mapping, local, mapped, port_preserved, _explain_easy(mapped[0], port_preserved), family
+        )
     return NatResult(True, "unknown", None, local, mapped, port_preserved, _explain_unknown(mapped[0]), family)
 
 
@@ -226,12 +234,21 @@ def summarize(observations: Sequence[Observation], locals_: Sequence[Endpoint] =
     elif v6 is not None:
         main = v6
     else:
-        main = NatResult(False, "blocked", None, None, (), None,
-                         "No STUN server could be probed, so nothing is known about UDP or NAT.", None)
+        main = NatResult(
+            False,
+            "blocked",
+            None,
+            None,
+            (),
+            None,
+            "No STUN server could be probed, so nothing is known about UDP or NAT.",
+            None,
+        )
     return NatReport(main, v4, v6, tuple(observations))
 
 
 # Plain-language explanations: what the result means for direct (peer-to-peer) connections.
+
 
 def _explain_blocked(probes: int, errors: set[str]) -> str:
     if errors:
@@ -270,7 +287,9 @@ def _explain_hard(addresses: int, mapped: Sequence[Endpoint], mapping: Mapping |
     }[mapping]
     untested = (
         " (whether the destination port matters too was not tested: the map has no server with two "
-        "STUN ports on one address)" if mapping is None else ""
+        "STUN ports on one address)"
+        if mapping is None
+        else ""
     )
     return (
         f"Hard NAT: the router gives {how}{untested}: servers at {addresses} "

@@ -55,9 +55,14 @@ def _node_address(node: DERPNode, family: int, resolver: Resolver) -> str | None
     return found[0] if found else None
 
 
-def plan_targets(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
-                 families: Iterable[int] = (4, 6), resolver: Resolver = resolve_host,
-                 max_addresses: int = MAX_ADDRESSES_PER_FAMILY) -> list[Target]:
+def plan_targets(
+    dmap: DERPMap,
+    region_ids: Iterable[int] | None = None,
+    *,
+    families: Iterable[int] = (4, 6),
+    resolver: Resolver = resolve_host,
+    max_addresses: int = MAX_ADDRESSES_PER_FAMILY,
+) -> list[Target]:
     """Choose the STUN servers to probe: per family, up to *max_addresses* distinct addresses.
 
     Nodes are taken one per region first (regions in the order given, else by ID), then the remaining
@@ -98,8 +103,7 @@ def plan_targets(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     return targets
 
 
-def probe(targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> tuple[list[nat.Observation],
-                                                                            list[nat.Endpoint]]:
+def probe(targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> tuple[list[nat.Observation], list[nat.Endpoint]]:
     """Send STUN binding requests to *targets*, one socket per family; gather answers until *timeout*.
 
     Returns the observations (in target order) and the local endpoints of the sockets used.
@@ -108,8 +112,9 @@ def probe(targets: list[Target], timeout: float = DEFAULT_TIMEOUT) -> tuple[list
     return observations, locals_
 
 
-def _exchange(targets: list[Target], timeout: float, *, bind_ip: str | None = None,
-              bind_port: int = 0) -> tuple[list[nat.Observation], list[nat.Endpoint], str | None]:
+def _exchange(
+    targets: list[Target], timeout: float, *, bind_ip: str | None = None, bind_port: int = 0
+) -> tuple[list[nat.Observation], list[nat.Endpoint], str | None]:
     with BlockingStunClient(bind_ip=bind_ip, bind_port=bind_port) as client:
         locals_: dict[int, nat.Endpoint | None] = {}
         for family in (4, 6):
@@ -125,12 +130,14 @@ def _exchange(targets: list[Target], timeout: float, *, bind_ip: str | None = No
                     where = dial.join_host_port(bind_ip or ("0.0.0.0" if family == 4 else "::"), bind_port)
                     raise InputError(f"cannot bind the STUN socket to {where}: {describe_os_error(err)}") from None
                 continue
-            ip = bind_ip or next((ip for t in fam_targets
-                                  if (ip := route_source(family, t.server.ip, t.server.port))), None)
+            ip = bind_ip or next(
+                (ip for t in fam_targets if (ip := route_source(family, t.server.ip, t.server.port))), None
+            )
             locals_[family] = nat.Endpoint(ip, port) if ip else None
         usable = [t for t in targets if t.server.family in locals_]
-        results = client.query([(t.server.ip, t.server.port) for t in usable], timeout=timeout,
-                               retransmit=RETRANSMIT_INTERVAL)
+        results = client.query(
+            [(t.server.ip, t.server.port) for t in usable], timeout=timeout, retransmit=RETRANSMIT_INTERVAL
+        )
         note = client.stats.note()
     outcome = {id(t): r for t, r in zip(usable, results, strict=True)}
     observations = []
@@ -158,10 +165,18 @@ def _error(err: ProbeFailed) -> str:
     return "no answer" if isinstance(err, StunTimeout) else str(err)
 
 
-def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
-        timeout: float = DEFAULT_TIMEOUT, families: Iterable[int] = (4, 6), bind_ip: str | None = None,
-        bind_port: int = 0, port_mapping: bool = False, captive_portal: bool = True,
-        captive_port: int = 80) -> nat.NatReport:
+def run(
+    dmap: DERPMap,
+    region_ids: Iterable[int] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    families: Iterable[int] = (4, 6),
+    bind_ip: str | None = None,
+    bind_port: int = 0,
+    port_mapping: bool = False,
+    captive_portal: bool = True,
+    captive_port: int = 80,
+) -> nat.NatReport:
     """Plan, probe and classify: the whole of ``derptool nat`` as a library call.
 
     *bind_ip*/*bind_port*: the local address and UDP port of the STUN socket (a family other than
@@ -187,16 +202,21 @@ def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
 
     targets = plan_targets(dmap, ids, families=families, resolver=resolver)
     if not targets and not resolved:
-        raise InputError("no STUN server of the selected regions has an address for the families probed "
-                         "(IPv4 and IPv6 are \"none\")")
+        raise InputError(
+            'no STUN server of the selected regions has an address for the families probed (IPv4 and IPv6 are "none")'
+        )
     if not targets:
-        raise NetworkError("no STUN server of the selected regions has an address to probe "
-                           "(no IP address in the map, and the host names do not resolve)")
+        raise NetworkError(
+            "no STUN server of the selected regions has an address to probe "
+            "(no IP address in the map, and the host names do not resolve)"
+        )
     if bind_ip is not None:
         targets = [t for t in targets if (":" in t.server.ip) == (":" in bind_ip)]
         if not targets:
-            raise InputError(f"no STUN server of the selected regions has an IPv{6 if ':' in bind_ip else 4} "
-                             f"address for the bind address {bind_ip}")
+            raise InputError(
+                f"no STUN server of the selected regions has an IPv{6 if ':' in bind_ip else 4} "
+                f"address for the bind address {bind_ip}"
+            )
     mapping = None
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending_map = pool.submit(portmap.probe) if port_mapping else None
@@ -207,5 +227,6 @@ def run(dmap: DERPMap, region_ids: Iterable[int] | None = None, *,
     captive_found = None
     if captive_portal and not report.result.udp:
         captive_found = captive.detect(dmap, None, port=captive_port).found
-    return dataclasses.replace(report, notes=(note,) if note else (), port_mapping=mapping,
-                               captive_portal=captive_found)
+    return dataclasses.replace(
+        report, notes=(note,) if note else (), port_mapping=mapping, captive_portal=captive_found
+    )

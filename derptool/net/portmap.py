@@ -53,6 +53,7 @@ IGD = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
 
 # -- packets ------------------------------------------------------------------------------------
 
+
 def pmp_public_address_request() -> bytes:
     """NAT-PMP "what is my external address" request."""
     return bytes([PMP_VERSION, PMP_OP_PUBLIC_ADDRESS])
@@ -67,8 +68,10 @@ def pcp_announce_request(my_ip: str) -> bytes:
 
 def ssdp_search(target: str = "ssdp:all") -> bytes:
     """An SSDP ``M-SEARCH`` discovery request for search target *target*."""
-    return (f"M-SEARCH * HTTP/1.1\r\nHOST: {SSDP_GROUP}:{SSDP_PORT}\r\nST: {target}\r\n"
-            'MAN: "ssdp:discover"\r\nMX: 2\r\n\r\n').encode()
+    return (
+        f"M-SEARCH * HTTP/1.1\r\nHOST: {SSDP_GROUP}:{SSDP_PORT}\r\nST: {target}\r\n"
+        'MAN: "ssdp:discover"\r\nMX: 2\r\n\r\n'
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,9 @@ def parse_ssdp_response(packet: bytes) -> SsdpResponse | None:
         if not sep:
             return None
         headers.setdefault(name.strip().lower(), value.strip())
-    return SsdpResponse(headers.get("location", ""), headers.get("server", ""), headers.get("usn", ""),
-                        headers.get("st", ""))
+    return SsdpResponse(
+        headers.get("location", ""), headers.get("server", ""), headers.get("usn", ""), headers.get("st", "")
+    )
 
 
 def is_igd_answer(packet: bytes) -> bool:
@@ -154,6 +158,7 @@ def is_igd_answer(packet: bytes) -> bool:
 
 
 # -- the probe ---------------------------------------------------------------------------------
+
 
 @dataclass
 class PortMapProbe:
@@ -175,8 +180,14 @@ class PortMapProbe:
         return [name for name, ok in (("UPnP", self.upnp), ("NAT-PMP", self.pmp), ("PCP", self.pcp)) if ok]
 
     def to_data(self) -> dict[str, object]:
-        return {"gateway": self.gateway, "upnp": self.upnp, "pmp": self.pmp, "pcp": self.pcp,
-                "public_ip": self.public_ip, "error": self.error}
+        return {
+            "gateway": self.gateway,
+            "upnp": self.upnp,
+            "pmp": self.pmp,
+            "pcp": self.pcp,
+            "public_ip": self.public_ip,
+            "error": self.error,
+        }
 
 
 def default_gateway(route_file: str = "/proc/net/route") -> str | None:
@@ -199,8 +210,15 @@ def default_gateway(route_file: str = "/proc/net/route") -> str | None:
     return best[1] if best else None
 
 
-def probe(gateway: str | None = None, *, my_ip: str | None = None, timeout: float = PROBE_TIMEOUT,
-          pxp_port: int = PXP_PORT, ssdp_port: int = SSDP_PORT, multicast: bool = True) -> PortMapProbe:
+def probe(
+    gateway: str | None = None,
+    *,
+    my_ip: str | None = None,
+    timeout: float = PROBE_TIMEOUT,
+    pxp_port: int = PXP_PORT,
+    ssdp_port: int = SSDP_PORT,
+    multicast: bool = True,
+) -> PortMapProbe:
     """Probe the gateway (default: the IPv4 default route's) for UPnP IGD, NAT-PMP and PCP.
 
     *my_ip* is our LAN address for PCP (default: the kernel's source address towards the gateway).
@@ -223,8 +241,11 @@ def probe(gateway: str | None = None, *, my_ip: str | None = None, timeout: floa
         return result
     with sock:
         sock.setblocking(False)
-        sends = [(pmp_public_address_request(), (gw, pxp_port)), (pcp_announce_request(me), (gw, pxp_port)),
-                 (ssdp_search(), (gw, ssdp_port))]
+        sends = [
+            (pmp_public_address_request(), (gw, pxp_port)),
+            (pcp_announce_request(me), (gw, pxp_port)),
+            (ssdp_search(), (gw, ssdp_port)),
+        ]
         if multicast:
             sends += [(ssdp_search(), (SSDP_GROUP, ssdp_port)), (ssdp_search(IGD), (SSDP_GROUP, ssdp_port))]
         for data, dest in sends:

@@ -114,13 +114,14 @@ def _split(packet: bytes, *, trailing_ok: bool) -> tuple[int, bytes, list[tuple[
     if length % 4:
         raise StunError(f"wrong length field {length}: not a multiple of 4")
     if HEADER_LEN + length > len(packet):
-        raise StunError(f"truncated: the length field says {length} bytes of attributes, "
-                        f"{len(packet) - HEADER_LEN} present")
+        raise StunError(
+            f"truncated: the length field says {length} bytes of attributes, {len(packet) - HEADER_LEN} present"
+        )
     if HEADER_LEN + length < len(packet):
         if not trailing_ok:
             raise StunError(f"wrong length field {length}: {len(packet) - HEADER_LEN} bytes follow the header")
         # a response's bytes after the stated length are dropped, as Go's parser does (servers send them)
-        packet = packet[:HEADER_LEN + length]
+        packet = packet[: HEADER_LEN + length]
     txid = bytes(packet[8:HEADER_LEN])
     attrs: list[tuple[int, bytes, int]] = []
     pos = HEADER_LEN
@@ -130,9 +131,11 @@ def _split(packet: bytes, *, trailing_ok: bool) -> tuple[int, bytes, list[tuple[
         atype, alen = struct.unpack_from("!HH", packet, pos)
         end = pos + 4 + alen
         if end > len(packet):
-            raise StunError(f"malformed attributes: attribute 0x{atype:04x} at byte {pos} "
-                            f"claims {alen} bytes, {len(packet) - pos - 4} left")
-        attrs.append((atype, bytes(packet[pos + 4:end]), pos))
+            raise StunError(
+                f"malformed attributes: attribute 0x{atype:04x} at byte {pos} "
+                f"claims {alen} bytes, {len(packet) - pos - 4} left"
+            )
+        attrs.append((atype, bytes(packet[pos + 4 : end]), pos))
         pos = end + (-alen % 4)
         if pos > len(packet):
             raise StunError(f"malformed attributes: attribute 0x{atype:04x} lacks its padding")
@@ -169,8 +172,9 @@ def _address(atype: int, value: bytes, txid: bytes) -> tuple[str, int]:
     else:
         raise StunError(f"malformed attributes: {name} has unknown address family 0x{family:02x}")
     if len(raw) != want:
-        raise StunError(f"malformed attributes: {name} holds {len(raw)} address bytes, "
-                        f"IPv{4 if want == 4 else 6} needs {want}")
+        raise StunError(
+            f"malformed attributes: {name} holds {len(raw)} address bytes, IPv{4 if want == 4 else 6} needs {want}"
+        )
     if atype != ATTR_MAPPED_ADDRESS:
         port ^= MAGIC_COOKIE >> 16
         key = _COOKIE_BYTES + txid

@@ -42,16 +42,28 @@ _LINUX = sys.platform.startswith("linux")
 _IP_RECVERR = 11
 _IPV6_RECVERR = 25
 # SO_TIMESTAMPNS is 35 on the asm-generic ABI (x86, arm, riscv, powerpc ...), other values elsewhere.
-_SO_TIMESTAMPNS = 35 if _LINUX and os.uname().machine.lower().startswith(
-    ("x86", "amd64", "i386", "i686", "aarch64", "arm", "riscv", "ppc", "s390", "loongarch")) else None
+_SO_TIMESTAMPNS = (
+    35
+    if _LINUX
+    and os.uname()
+    .machine.lower()
+    .startswith(("x86", "amd64", "i386", "i686", "aarch64", "arm", "riscv", "ppc", "s390", "loongarch"))
+    else None
+)
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if _LINUX else None)
 
 RECEIVE_BUFFER = 4 << 20
 """Bytes of kernel receive buffer asked for (the kernel may grant less without privileges)."""
 _FINISHED_KEPT = 1 << 16
 """Transaction IDs of finished probes remembered, so their late answers are told from strays."""
-_ASYNC_ERRORS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
-                 errno.EPROTO, errno.EMSGSIZE}
+_ASYNC_ERRORS = {
+    errno.ECONNREFUSED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+    errno.EPROTO,
+    errno.EMSGSIZE,
+}
 
 Address = tuple[str, int]
 
@@ -103,9 +115,15 @@ class StunStats:
 
     def note(self) -> str | None:
         """One line about ignored packets (strays, foreign sources, invalid answers), or None."""
-        parts = [f"{n} {what}" for n, what in ((self.stray, "with an unknown transaction ID"),
-                                               (self.foreign, "from another address than the probed server"),
-                                               (self.invalid, "not a valid STUN answer")) if n]
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.stray, "with an unknown transaction ID"),
+                (self.foreign, "from another address than the probed server"),
+                (self.invalid, "not a valid STUN answer"),
+            )
+            if n
+        ]
         return f"ignored STUN packets: {', '.join(parts)}" if parts else None
 
     def add(self, other: StunStats) -> None:
@@ -128,8 +146,15 @@ class StunSocket:
     Create it inside the event loop that will use it (or pass *loop*); close it when done.
     """
 
-    def __init__(self, family: int, loop: asyncio.AbstractEventLoop | None = None, *, bind_ip: str | None = None,
-                 bind_port: int = 0, receive_buffer: int = RECEIVE_BUFFER) -> None:
+    def __init__(
+        self,
+        family: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        bind_ip: str | None = None,
+        bind_port: int = 0,
+        receive_buffer: int = RECEIVE_BUFFER,
+    ) -> None:
         self.family = family
         self.loop = loop or asyncio.get_running_loop()
         self._af = socket.AF_INET if family == 4 else socket.AF_INET6
@@ -231,8 +256,7 @@ class StunSocket:
         if len(self._finished) > _FINISHED_KEPT:
             del self._finished[next(iter(self._finished))]
 
-    async def request(self, ip: str, port: int, *, deadline: float,
-                      retransmit: float | None = None) -> StunAnswer:
+    async def request(self, ip: str, port: int, *, deadline: float, retransmit: float | None = None) -> StunAnswer:
         """Ask *ip*:*port* for our address until the loop time *deadline*.
 
         With *retransmit*, a new request (with its own transaction ID, so each round trip is measured from
@@ -246,8 +270,9 @@ class StunSocket:
                 left = deadline - self.loop.time()
                 wait = left if retransmit is None else min(left, retransmit)
                 if wait > 0:
-                    done, _ = await asyncio.wait([p.future for p in sent], timeout=wait,
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        [p.future for p in sent], timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for fut in done:
                         return fut.result()
                 if retransmit is None or self.loop.time() >= deadline - 0.001:
@@ -273,8 +298,7 @@ class StunSocket:
             now_perf = time.perf_counter()
             self._dispatch(data, addr, anc, now_perf)
 
-    def _dispatch(self, data: bytes, addr: tuple[str, int], anc: list[tuple[int, int, bytes]],
-                  now_perf: float) -> None:
+    def _dispatch(self, data: bytes, addr: tuple[str, int], anc: list[tuple[int, int, bytes]], now_perf: float) -> None:
         txid = data[8:20]
         pending = self.pending.get(txid)
         if pending is None:
@@ -358,8 +382,9 @@ class BlockingStunClient:
         """The socket of *family* (4 or 6), opened on first use; raises ``OSError`` when it cannot be."""
         sock = self._sockets.get(family)
         if sock is None:
-            sock = self._sockets[family] = StunSocket(family, self.loop, bind_ip=self._bind_ip,
-                                                      bind_port=self._bind_port)
+            sock = self._sockets[family] = StunSocket(
+                family, self.loop, bind_ip=self._bind_ip, bind_port=self._bind_port
+            )
         return sock
 
     @property
@@ -370,8 +395,9 @@ class BlockingStunClient:
             total.add(s.stats)
         return total
 
-    def query(self, dests: Sequence[Address], *, timeout: float,
-              retransmit: float | None = None) -> list[StunAnswer | ProbeFailed]:
+    def query(
+        self, dests: Sequence[Address], *, timeout: float, retransmit: float | None = None
+    ) -> list[StunAnswer | ProbeFailed]:
         """Ask every destination at once (each from its family's socket); one result per destination.
 
         A result is the :class:`StunAnswer`, or the :class:`ProbeFailed` (:class:`StunTimeout` when no

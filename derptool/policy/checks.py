@@ -123,7 +123,7 @@ class PolicyChecker:
         if k == "ipset":
             return None if item in self.ipsets else f"ipset not found: {quote(item)}"
         if k == "autogroup":
-            name = item[len("autogroup:"):]
+            name = item[len("autogroup:") :]
             if name not in sel.AUTOGROUPS:
                 return f"unknown autogroup {quote(item)}"
             if allow_autogroups is not None and name not in allow_autogroups:
@@ -180,9 +180,11 @@ class PolicyChecker:
         for i, raw in _strings(srcs):
             item = raw.strip()
             k = sel.kind(item)
-            ok = (k in ("user", "group", "userpattern")
-                  or (k == "autogroup" and item[len("autogroup:"):] in sel.MEMBER_AUTOGROUPS)
-                  or (k == "wildcard" and allow_wildcard))
+            ok = (
+                k in ("user", "group", "userpattern")
+                or (k == "autogroup" and item[len("autogroup:") :] in sel.MEMBER_AUTOGROUPS)
+                or (k == "wildcard" and allow_wildcard)
+            )
             if not ok:
                 self.error((*path, i), "autogroup:self can only be used with users, groups, or supported autogroups")
                 return
@@ -206,8 +208,10 @@ class PolicyChecker:
                 self.error((*path, "action"), f"action={quote(action)} is not supported")
             for new, old in (("src", "users"), ("dst", "ports")):
                 if new in rule and old in rule:
-                    self.error((*path, old), f'only one of "{new}" and "{old}" may be given ("{old}" is the legacy '
-                                             f'name of "{new}")')
+                    self.error(
+                        (*path, old),
+                        f'only one of "{new}" and "{old}" may be given ("{old}" is the legacy name of "{new}")',
+                    )
             src_key = "src" if "src" in rule else "users"
             dst_key = "dst" if "dst" in rule else "ports"
             srcs, dsts = rule.get(src_key), rule.get(dst_key)
@@ -233,8 +237,9 @@ class PolicyChecker:
                     self.error(where, f"dst={quote(entry)}: {err}")
                     continue
                 if proto_number is not None and proto_number not in sel.PORT_PROTOCOLS and ports != "*":
-                    self.error(where, f"dst={quote(entry)}: proto {quote(str(proto))} has no ports: use "
-                                      f"{quote(host + ':*')}")
+                    self.error(
+                        where, f"dst={quote(entry)}: proto {quote(str(proto))} has no ports: use {quote(host + ':*')}"
+                    )
                 if host == "autogroup:self":
                     has_self = True
                 self.check_dst_target(where, entry, host)
@@ -295,8 +300,11 @@ class PolicyChecker:
             self.error(where, parsed + hint)
         elif parsed.proto != 0 and parsed.proto not in sel.PORT_PROTOCOLS and (parsed.first, parsed.last) != (0, 65535):
             proto = item.rpartition(":")[0]
-            self.warning(where, f"protocol {quote(proto)} has no ports, so the port range means nothing: use "
-                             f"{quote(proto + ':*')} (headscale refuses ports on it)")
+            self.warning(
+                where,
+                f"protocol {quote(proto)} has no ports, so the port range means nothing: use "
+                f"{quote(proto + ':*')} (headscale refuses ports on it)",
+            )
 
     def check_capability(self, where: Path, name: str) -> None:
         """An app capability name: ``{domain}/{path}``, not one of the server's own."""
@@ -304,8 +312,11 @@ class PolicyChecker:
         if not slash or not rest or not _CAP_DOMAIN.match(domain):
             self.error_key(where, "capability name must have the form {domain}/{path}")
             return
-        if domain.lower() == "tailscale.com" and rest.lower().startswith("cap/") \
-                and rest[len("cap/"):].lower() in SERVER_CAPS:
+        if (
+            domain.lower() == "tailscale.com"
+            and rest.lower().startswith("cap/")
+            and rest[len("cap/") :].lower() in SERVER_CAPS
+        ):
             self.error_key(where, "capability name must not be in the tailscale.com domain")
 
     # -- ssh --------------------------------------------------------------------------------------
@@ -334,7 +345,7 @@ class PolicyChecker:
                 elif k == "tag":
                     if item not in self.tags:
                         self.error(where, f"dst={quote(item)}: tag not found: {quote(item)}")
-                elif k == "user" or (k == "autogroup" and item[len("autogroup:"):] in ("member", "tagged")):
+                elif k == "user" or (k == "autogroup" and item[len("autogroup:") :] in ("member", "tagged")):
                     pass
                 elif k == "group":
                     err = self.reference_error(item)
@@ -421,8 +432,9 @@ class PolicyChecker:
                         reported.add(message)
                         self.error(path, message)
                 elif k in ("tag", "autogroup", "ipset", "wildcard", "ip"):
-                    self.error(("groups", name, i),
-                               f"groups[{quote(name)}]: {quote(item)}: group members must be users")
+                    self.error(
+                        ("groups", name, i), f"groups[{quote(name)}]: {quote(item)}: group members must be users"
+                    )
                 elif item == "":
                     self.error(("groups", name, i), f"groups[{quote(name)}]: {quote(item)}: user is not valid")
 
@@ -430,8 +442,9 @@ class PolicyChecker:
         """``hosts``: alias names without ``@``, values that are IPs or CIDRs."""
         for name, value in self.hosts.items():
             if "@" in name or name.strip() == "" or (":" in name and sel.kind(name) != "ip"):
-                self.error_key(("hosts", name), f"hosts[{quote(name)}]: host names cannot contain '@' or ':' "
-                                            "and must not be empty")
+                self.error_key(
+                    ("hosts", name), f"hosts[{quote(name)}]: host names cannot contain '@' or ':' and must not be empty"
+                )
             elif sel.is_address(name):
                 message = f"hosts[{quote(name)}]: a host name that is an address is confusing"
                 self.findings.append(Finding(("hosts", name), message, "warning", at_key=True))
@@ -445,8 +458,11 @@ class PolicyChecker:
                 self.error_key(("postures", name), f'postures[{quote(name)}]: posture names must start with "posture:"')
             for i, cond in _strings(conditions):
                 if not _POSTURE_CONDITION.match(cond):
-                    self.error(("postures", name, i), f"postures[{quote(name)}]: invalid condition {quote(cond)}: "
-                                                      "expected <namespace>:<attribute> [<operator> <value>]")
+                    self.error(
+                        ("postures", name, i),
+                        f"postures[{quote(name)}]: invalid condition {quote(cond)}: "
+                        "expected <namespace>:<attribute> [<operator> <value>]",
+                    )
         self.check_src_posture(("defaultSrcPosture",), self.data.get("defaultSrcPosture"))
 
     def check_ipsets(self) -> None:
@@ -465,8 +481,11 @@ class PolicyChecker:
                 else:
                     target = entry.strip()
                     if has_remove:
-                        self.error(("ipsets", name, i), f"ipsets[{quote(name)}]: {quote(entry)}: the operation "
-                                                        "(add or remove) is required when the set removes anything")
+                        self.error(
+                            ("ipsets", name, i),
+                            f"ipsets[{quote(name)}]: {quote(entry)}: the operation "
+                            "(add or remove) is required when the set removes anything",
+                        )
                         continue
                 where = ("ipsets", name, i)
                 if target.startswith("host:"):
@@ -479,8 +498,11 @@ class PolicyChecker:
                 elif target == "autogroup:internet" or sel.is_address(target):
                     pass
                 else:
-                    self.error(where, f"ipsets[{quote(name)}]: {quote(target)}: invalid target (use an IP, CIDR, "
-                                      "range, host:<name>, ipset:<name> or autogroup:internet)")
+                    self.error(
+                        where,
+                        f"ipsets[{quote(name)}]: {quote(target)}: invalid target (use an IP, CIDR, "
+                        "range, host:<name>, ipset:<name> or autogroup:internet)",
+                    )
         for start in graph:
             if self._cycle(graph, start, start, set()):
                 self.error(("ipsets", start), f"ipsets[{quote(start)}]: ipset references form a cycle")
@@ -545,14 +567,17 @@ class PolicyChecker:
         allowed = sel.MEMBER_AUTOGROUPS | {"tagged"}
         for route, approvers in _mapping(aa.get("routes")).items():
             if sel.parse_prefix(route) is None:
-                self.error_key(("autoApprovers", "routes", route),
-                               f"autoApprovers.routes: {quote(route)}: invalid prefix")
+                self.error_key(
+                    ("autoApprovers", "routes", route), f"autoApprovers.routes: {quote(route)}: invalid prefix"
+                )
             self._approvers(("autoApprovers", "routes", route), approvers, allowed)
         self._approvers(("autoApprovers", "exitNode"), aa.get("exitNode"), allowed)
         for svc, tags in _mapping(aa.get("services")).items():
             if sel.kind(svc) not in ("service", "tag"):
-                self.error_key(("autoApprovers", "services", svc),
-                           f'autoApprovers.services: {quote(svc)}: must be "svc:<name>" or "tag:<name>"')
+                self.error_key(
+                    ("autoApprovers", "services", svc),
+                    f'autoApprovers.services: {quote(svc)}: must be "svc:<name>" or "tag:<name>"',
+                )
             self._approvers(("autoApprovers", "services", svc), tags, frozenset())
 
     def _approvers(self, path: Path, approvers: Any, allowed: frozenset[str]) -> None:
@@ -603,9 +628,12 @@ class PolicyChecker:
         split = sel.split_host_ports(dest)
         # Tailscale's default policy shows a destination without port ("tag:example"): accept a whole
         # destination that names a single known host, user, group or tag.
-        if (split is None or not (split[1].isascii() and split[1].isdigit() and int(split[1]) <= 65535)) \
-                and sel.kind(dest) in ("tag", "group", "user", "host", "ip") and "/" not in dest \
-                and self.reference_error(dest) is None:
+        if (
+            (split is None or not (split[1].isascii() and split[1].isdigit() and int(split[1]) <= 65535))
+            and sel.kind(dest) in ("tag", "group", "user", "host", "ip")
+            and "/" not in dest
+            and self.reference_error(dest) is None
+        ):
             return None
         form = sel.test_destination_form_error(dest)
         if form is not None:
@@ -637,19 +665,24 @@ class PolicyChecker:
         """Network options and ``attrConfig``."""
         route = self.data.get("OneCGNATRoute")
         if isinstance(route, str) and route not in ("", "mac-always", "mac-never"):
-            self.error(("OneCGNATRoute",), f'OneCGNATRoute {quote(route)} is not valid: use "", "mac-always" or '
-                                           '"mac-never"')
+            self.error(
+                ("OneCGNATRoute",), f'OneCGNATRoute {quote(route)} is not valid: use "", "mac-always" or "mac-never"'
+            )
         if self.data.get("disableIPv4") is True:
-            self.warning(("disableIPv4",), 'disableIPv4 is deprecated: give the "disable-ipv4" node attribute '
-                                           "in nodeAttrs instead")
+            self.warning(
+                ("disableIPv4",),
+                'disableIPv4 is deprecated: give the "disable-ipv4" node attribute in nodeAttrs instead',
+            )
         for name, conf in _mapping(self.data.get("attrConfig")).items():
             if not name.startswith("custom:") or name == "custom:":
                 self.error_key(("attrConfig", name), f'attrConfig[{quote(name)}]: names must start with "custom:"')
             if isinstance(conf, Mapping):
                 typ = conf.get("type")
                 if isinstance(typ, str) and typ not in ("string", "bool", "number"):
-                    self.error(("attrConfig", name, "type"),
-                               f'attrConfig[{quote(name)}]: type {quote(typ)} is not "string", "bool" or "number"')
+                    self.error(
+                        ("attrConfig", name, "type"),
+                        f'attrConfig[{quote(name)}]: type {quote(typ)} is not "string", "bool" or "number"',
+                    )
                 for i, raw in _strings(conf.get("broadcastToPeers")):
                     err = self.reference_error(raw.strip())
                     if err:
@@ -659,8 +692,10 @@ class PolicyChecker:
                 self.error(("extraDNSRecords", n), "a DNS record needs a Name")
             value = rec.get("Value")
             if not isinstance(value, str) or not sel.is_address(value) or "/" in value or "-" in value:
-                self.error(("extraDNSRecords", n, "Value") if "Value" in rec else ("extraDNSRecords", n),
-                           f"DNS record Value {quote(str(value or ''))} is not an IP address")
+                self.error(
+                    ("extraDNSRecords", n, "Value") if "Value" in rec else ("extraDNSRecords", n),
+                    f"DNS record Value {quote(str(value or ''))} is not an IP address",
+                )
 
 
 def check_policy(data: Mapping[str, Any]) -> list[Finding]:

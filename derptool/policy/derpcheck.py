@@ -71,20 +71,25 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
                 else:
                     names[name] = rid
     if omit and nulls:
-        warning((*path, "omitDefaultRegions"),
-                f"OmitDefaultRegions already removes every default region: the null region"
-                f"{'s' if len(nulls) > 1 else ''} {', '.join(map(str, sorted(nulls)))} "
-                f"{'are' if len(nulls) > 1 else 'is'} redundant")
+        warning(
+            (*path, "omitDefaultRegions"),
+            f"OmitDefaultRegions already removes every default region: the null region"
+            f"{'s' if len(nulls) > 1 else ''} {', '.join(map(str, sorted(nulls)))} "
+            f"{'are' if len(nulls) > 1 else 'is'} redundant",
+        )
     out.extend(_check_home_params(dmap, path, live, set(nulls), omit))
     if not live and (omit or (nulls and default_region_ids() <= set(nulls))):
         where: Path = (*path, "omitDefaultRegions") if omit else (*path, "Regions")
-        warning(where, "every DERP region is removed and no custom region is defined: clients would have no "
-                       "DERP relay at all")
+        warning(
+            where,
+            "every DERP region is removed and no custom region is defined: clients would have no DERP relay at all",
+        )
     return out
 
 
-def _check_home_params(dmap: Mapping[str, Any], path: Path, live: Mapping[Any, Any], nulls: set[Any],
-                       omit: bool) -> list[Finding]:
+def _check_home_params(
+    dmap: Mapping[str, Any], path: Path, live: Mapping[Any, Any], nulls: set[Any], omit: bool
+) -> list[Finding]:
     """Findings for ``HomeParams.RegionScore`` (keys may be strings, as in a file, or integers)."""
     home = named(dmap, "HomeParams")
     if home is None or not isinstance(home[1], Mapping):
@@ -106,8 +111,14 @@ def _check_home_params(dmap: Mapping[str, Any], path: Path, live: Mapping[Any, A
             out.append(Finding(where, f"the RegionScore of region {rid} must be a number, such as 0.1"))
             continue
         if score <= 0:
-            out.append(Finding(where, f"RegionScore {score:g} for region {rid} is ignored by Tailscale (scores must be "
-                                      "above 0; below 1 prefers the region, above 1 penalizes it)", "warning"))
+            out.append(
+                Finding(
+                    where,
+                    f"RegionScore {score:g} for region {rid} is ignored by Tailscale (scores must be "
+                    "above 0; below 1 prefers the region, above 1 penalizes it)",
+                    "warning",
+                )
+            )
         elif rid not in live_ids and rid not in defaults:
             gone = "is removed by this derpMap" if rid in default_region_ids() else "is not in the DERP map"
             out.append(Finding(where, f"RegionScore for region {rid} has no effect: the region {gone}", "warning"))
@@ -115,8 +126,13 @@ def _check_home_params(dmap: Mapping[str, Any], path: Path, live: Mapping[Any, A
             region = live_ids.get(rid)
             never = named(region, "NoMeasureNoHome") if isinstance(region, Mapping) else None
             if never is not None and never[1] is True:
-                out.append(Finding(where, f"RegionScore for region {rid} has no effect: NoMeasureNoHome regions "
-                                          "are never home", "warning"))
+                out.append(
+                    Finding(
+                        where,
+                        f"RegionScore for region {rid} has no effect: NoMeasureNoHome regions are never home",
+                        "warning",
+                    )
+                )
     return out
 
 
@@ -129,8 +145,13 @@ def _check_region(rid: int, region: Mapping[str, Any], rpath: Path) -> list[Find
         out.append(Finding((*rpath, "RegionID"), f"RegionID {region_id} must equal its key {rid}"))
     if rid not in CUSTOM_REGION_IDS:
         taken = "replaces Tailscale's region" if rid in default_region_ids() else "may collide with a Tailscale region"
-        out.append(Finding(rpath, f"region {rid} is outside 900-999, the IDs Tailscale reserves for custom "
-                                  f"regions: it {taken} {rid}", "warning"))
+        out.append(
+            Finding(
+                rpath,
+                f"region {rid} is outside 900-999, the IDs Tailscale reserves for custom regions: it {taken} {rid}",
+                "warning",
+            )
+        )
     code = region.get("RegionCode")
     if not code:
         out.append(Finding((*rpath, "RegionCode") if "RegionCode" in region else rpath, "RegionCode must not be empty"))
@@ -175,18 +196,25 @@ def _check_node(rid: int, node: Mapping[str, Any], npath: Path) -> list[Finding]
             out.append(Finding((*npath, key), f'{key} {value!r} is not an {key} address (or "none")'))
             continue
         if not addr.is_global:
-            out.append(Finding((*npath, key), f"{key} {value} is not a public address: clients outside your "
-                                              "network cannot reach it", "warning"))
+            out.append(
+                Finding(
+                    (*npath, key),
+                    f"{key} {value} is not a public address: clients outside your network cannot reach it",
+                    "warning",
+                )
+            )
     stun = node.get("STUNPort")
     if isinstance(stun, int) and not -1 <= stun <= 65535:
-        out.append(Finding((*npath, "STUNPort"), f"STUNPort {stun} is out of range (0..65535, 0 means 3478, "
-                                                 "-1 disables STUN)"))
+        out.append(
+            Finding((*npath, "STUNPort"), f"STUNPort {stun} is out of range (0..65535, 0 means 3478, -1 disables STUN)")
+        )
     derp = node.get("DERPPort")
     if isinstance(derp, int) and not 0 <= derp <= 65535:
         out.append(Finding((*npath, "DERPPort"), f"DERPPort {derp} is out of range (0..65535, 0 means 443)"))
     if node.get("InsecureForTests") is True:
-        out.append(Finding((*npath, "InsecureForTests"), "InsecureForTests disables TLS verification: tests only",
-                           "warning"))
+        out.append(
+            Finding((*npath, "InsecureForTests"), "InsecureForTests disables TLS verification: tests only", "warning")
+        )
     if node.get("STUNTestIP"):
         out.append(Finding((*npath, "STUNTestIP"), "STUNTestIP is for tests only", "warning"))
     return out

@@ -164,12 +164,15 @@ class Policy(_Section):
     grants: list[Grant] | None = Field(None, description="Access grants (network and application).")
     ssh: list[SSHRule] | None = Field(None, description="Tailscale SSH rules.")
     groups: dict[str, list[str]] | None = Field(
-        None, description='"group:<name>" to member logins.',
+        None,
+        description='"group:<name>" to member logins.',
         json_schema_extra={"propertyNames": {"pattern": "^group:"}},
     )
     hosts: dict[str, str] | None = Field(None, description="Host alias to IP address or CIDR.")
     tag_owners: dict[str, list[str]] | None = Field(
-        None, alias="tagOwners", description='"tag:<name>" to who may apply it ([] = admins).',
+        None,
+        alias="tagOwners",
+        description='"tag:<name>" to who may apply it ([] = admins).',
         json_schema_extra={"propertyNames": {"pattern": "^tag:[A-Za-z][A-Za-z0-9-]*$"}},
     )
     auto_approvers: AutoApprovers | None = Field(
@@ -177,14 +180,16 @@ class Policy(_Section):
     )
     node_attrs: list[NodeAttr] | None = Field(None, alias="nodeAttrs", description="Node attributes.")
     postures: dict[str, list[str]] | None = Field(
-        None, description='"posture:<name>" to conditions.',
+        None,
+        description='"posture:<name>" to conditions.',
         json_schema_extra={"propertyNames": {"pattern": "^posture:"}},
     )
     default_src_posture: list[str] | None = Field(
         None, alias="defaultSrcPosture", description="Postures applied to every rule without srcPosture."
     )
     ipsets: dict[str, list[str]] | None = Field(
-        None, description='"ipset:<name>" to "add <target>" / "remove <target>".',
+        None,
+        description='"ipset:<name>" to "add <target>" / "remove <target>".',
         json_schema_extra={"propertyNames": {"pattern": "^ipset:"}},
     )
     tests: list[ACLTest] | None = Field(None, description="Access tests run on every change.")
@@ -210,5 +215,15 @@ class Policy(_Section):
 
 
 SECTION_MODELS: tuple[type[BaseModel], ...] = (
-    Policy, ACL, Grant, SSHRule, AutoApprovers, AppConnector, NodeAttr, ACLTest, SSHTest, AttrConfig, DNSRecord,
+    Policy,
+    ACL,
+    Grant,
+    SSHRule,
+    AutoApprovers,
+    AppConnector,
+    NodeAttr,
+    ACLTest,
+    SSHTest,
+    AttrConfig,
+    DNSRecord,
 )

@@ -38,27 +38,33 @@ def policy_json_schema() -> dict[str, Any]:
     """The schema of a tailnet policy file (``policy.hujson``; editors read HuJSON as JSONC)."""
     from derptool.policy.models import Policy
 
-    return _any_case(_tighten(_schema(
-        Policy,
-        title="Tailscale policy file",
-        description="Tailnet policy file (policy.hujson) as Tailscale's control plane accepts it. Member names "
-        "are matched case-insensitively by the server; the schema lists the documented spelling. Semantic "
-        "rules (selectors, ports, declared tags) are checked by `derptool validate`.",
-        file="policy.schema.json",
-    )))
+    return _any_case(
+        _tighten(
+            _schema(
+                Policy,
+                title="Tailscale policy file",
+                description="Tailnet policy file (policy.hujson) as Tailscale's control plane accepts it. Member names "
+                "are matched case-insensitively by the server; the schema lists the documented spelling. Semantic "
+                "rules (selectors, ports, declared tags) are checked by `derptool validate`.",
+                file="policy.schema.json",
+            )
+        )
+    )
 
 
 def derpmap_json_schema() -> dict[str, Any]:
     """The schema of a DERP map (``tailcfg.DERPMap``), as served or as a policy ``derpMap``."""
     from derptool.derpmap._validation import DERPMap
 
-    return _any_case(_schema(
-        DERPMap,
-        title="Tailscale DERP map",
-        description="DERP map with tailcfg names (tailcfg.DERPMap). In a policy file's derpMap a region may be "
-        "null to remove it from the default map.",
-        file="derpmap.schema.json",
-    ))
+    return _any_case(
+        _schema(
+            DERPMap,
+            title="Tailscale DERP map",
+            description="DERP map with tailcfg names (tailcfg.DERPMap). In a policy file's derpMap a region may be "
+            "null to remove it from the default map.",
+            file="derpmap.schema.json",
+        )
+    )
 
 
 # -- what validate checks and JSON Schema can say -------------------------------------------------------
@@ -140,11 +146,13 @@ def _any_case(schema: dict[str, Any]) -> dict[str, Any]:
     """Let each member of a closed object (``additionalProperties: false``) be spelled in any letter case: the
     documented spelling stays in ``properties`` (for completion and hover), every other spelling matches a
     ``patternProperties`` entry that refers to the same schema."""
+
     def close(obj: dict[str, Any], pointer: str) -> None:
         if obj.get("additionalProperties") is False and "properties" in obj:
             obj["patternProperties"] = {
                 f"^{_ci(name)}$": {"$ref": f"{pointer}/properties/{name.replace('~', '~0').replace('/', '~1')}"}
-                for name in obj["properties"]}
+                for name in obj["properties"]
+            }
 
     close(schema, "#")
     for name, definition in schema.get("$defs", {}).items():

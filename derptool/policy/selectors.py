@@ -8,8 +8,9 @@ from typing import Literal
 
 from derptool.policy._go import quote
 
-Kind = Literal["wildcard", "tag", "group", "autogroup", "ipset", "service", "user", "userpattern", "posture",
-               "ip", "host"]
+Kind = Literal[
+    "wildcard", "tag", "group", "autogroup", "ipset", "service", "user", "userpattern", "posture", "ip", "host"
+]
 
 ROLE_AUTOGROUPS = frozenset({"admin", "owner", "network-admin", "it-admin", "billing-admin", "auditor"})
 MEMBER_AUTOGROUPS = frozenset({"member", "members"}) | ROLE_AUTOGROUPS
@@ -17,8 +18,20 @@ AUTOGROUPS = MEMBER_AUTOGROUPS | {"internet", "self", "tagged", "shared", "dange
 """Every autogroup Tailscale documents (``members`` is the legacy spelling of ``member``)."""
 
 PROTOCOLS = {
-    "icmp": 1, "igmp": 2, "ipv4": 4, "ip-in-ip": 4, "tcp": 6, "egp": 8, "igp": 9, "udp": 17, "gre": 47,
-    "esp": 50, "ah": 51, "ipv6-icmp": 58, "sctp": 132, "fc": 133,
+    "icmp": 1,
+    "igmp": 2,
+    "ipv4": 4,
+    "ip-in-ip": 4,
+    "tcp": 6,
+    "egp": 8,
+    "igp": 9,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "ipv6-icmp": 58,
+    "sctp": 132,
+    "fc": 133,
 }
 """Protocol names Tailscale accepts in ``proto`` and grant ``ip``, with their IANA numbers."""
 
@@ -26,8 +39,23 @@ PORT_PROTOCOLS = frozenset({6, 17, 132})
 """Protocols that have ports (TCP, UDP, SCTP); the others only take ``*``."""
 
 IP_PROTOCOL_NAMES = {
-    "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv4": 1, "icmpv6": 58, "igmp": 2,
-    "igp": 9, "ip-in-ip": 4, "ipv4": 4, "ipv6-icmp": 58, "sctp": 132, "tcp": 6, "tsmp": 99, "udp": 17,
+    "ah": 51,
+    "dccp": 33,
+    "egp": 8,
+    "esp": 50,
+    "gre": 47,
+    "icmp": 1,
+    "icmpv4": 1,
+    "icmpv6": 58,
+    "igmp": 2,
+    "igp": 9,
+    "ip-in-ip": 4,
+    "ipv4": 4,
+    "ipv6-icmp": 58,
+    "sctp": 132,
+    "tcp": 6,
+    "tsmp": 99,
+    "udp": 17,
 }
 """Protocol names a grant ``ip`` entry takes (Tailscale's ``ipproto`` names, any case), with their numbers."""
 
@@ -38,8 +66,15 @@ def kind(selector: str) -> Kind:
         return "wildcard"
     prefix, sep, _ = selector.partition(":")
     if sep:
-        known: dict[str, Kind] = {"tag": "tag", "group": "group", "autogroup": "autogroup", "ipset": "ipset",
-                                  "svc": "service", "user": "userpattern", "posture": "posture"}
+        known: dict[str, Kind] = {
+            "tag": "tag",
+            "group": "group",
+            "autogroup": "autogroup",
+            "ipset": "ipset",
+            "svc": "service",
+            "user": "userpattern",
+            "posture": "posture",
+        }
         if prefix in known:
             return known[prefix]
     if "@" in selector:
@@ -227,5 +262,6 @@ def _port_span(ports: str) -> tuple[int, int] | str:
 
 def protocol_error(proto: str) -> str:
     """The message for an unknown protocol."""
-    return (f"proto {quote(proto)} is not a known protocol: use a name such as tcp, udp, icmp, sctp "
-            "or an IANA number 1-255")
+    return (
+        f"proto {quote(proto)} is not a known protocol: use a name such as tcp, udp, icmp, sctp or an IANA number 1-255"
+    )

@@ -74,8 +74,13 @@ def _spec(annotation: Any) -> Spec:
         item = _spec(args[1])
         nullable = any(a is type(None) for a in typing.get_args(args[1]))
         int_keys = args[0] is int
-        return Spec("dict", f"map[{'int' if int_keys else 'string'}]{item.go}", item=item, int_keys=int_keys,
-                    nullable_items=nullable)
+        return Spec(
+            "dict",
+            f"map[{'int' if int_keys else 'string'}]{item.go}",
+            item=item,
+            int_keys=int_keys,
+            nullable_items=nullable,
+        )
     if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
         return model_spec(annotation)
     raise TypeError(f"unsupported annotation {annotation!r}")  # pragma: no cover - programming error
@@ -191,8 +196,11 @@ class ShapeChecker:
                 try:
                     ckey = int(key, 10)
                 except ValueError:
-                    self.findings.append(Finding(
-                        (*path, key), f"json: cannot unmarshal number {key} into Go value of type int", at_key=True))
+                    self.findings.append(
+                        Finding(
+                            (*path, key), f"json: cannot unmarshal number {key} into Go value of type int", at_key=True
+                        )
+                    )
                     continue
                 self.renames[(*cpath, ckey)] = key
             if v is None and spec.nullable_items:
@@ -215,9 +223,14 @@ class ShapeChecker:
                     continue
                 name, member = found
             if name in seen:
-                self.findings.append(Finding(
-                    (*path, key), f'duplicate key "{key}" (same as "{seen[name]}"): only the last value counts',
-                    "warning", at_key=True))
+                self.findings.append(
+                    Finding(
+                        (*path, key),
+                        f'duplicate key "{key}" (same as "{seen[name]}"): only the last value counts',
+                        "warning",
+                        at_key=True,
+                    )
+                )
             seen[name] = key
             if key != name:
                 self.renames[(*cpath, name)] = key
@@ -241,8 +254,9 @@ def check_shape(data: Any, model: type[BaseModel]) -> tuple[Any, ShapeChecker]:
     """Check *data* against *model*; return the canonical data and the checker (findings, renames)."""
     checker = ShapeChecker()
     if not isinstance(data, Mapping):
-        checker.findings.append(Finding((), f"json: cannot unmarshal {_kind_of(data)} into Go value of type "
-                                            f"{model.__name__}"))
+        checker.findings.append(
+            Finding((), f"json: cannot unmarshal {_kind_of(data)} into Go value of type {model.__name__}")
+        )
         return {}, checker
     canonical = checker.walk(data, model_spec(model), (), ())
     return canonical, checker

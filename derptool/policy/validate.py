@@ -28,15 +28,17 @@ def decode(src: bytes) -> Any:
 
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
-        return json.loads(std.decode("utf-8", "replace"), object_pairs_hook=DictWithDuplicates,
-                          parse_constant=_reject_constant)
+        return json.loads(
+            std.decode("utf-8", "replace"), object_pairs_hook=DictWithDuplicates, parse_constant=_reject_constant
+        )
     except (ValueError, RecursionError):  # pragma: no cover - standardize accepted it, so this is unexpected
         parse(src)
         raise
 
 
-def findings(data: Any, tailnet: Tailnet | None = None, lines: dict[Path, int] | None = None,
-             file: str | None = None) -> list[Finding]:
+def findings(
+    data: Any, tailnet: Tailnet | None = None, lines: dict[Path, int] | None = None, file: str | None = None
+) -> list[Finding]:
     """Shape and semantic findings for decoded policy *data*, with paths into *data* as written.
 
     With *tailnet*, a valid policy's ``tests`` and ``sshTests`` are run against it too; a failing test is

@@ -17,7 +17,19 @@ from derptool.watch.scrape import Target, default_target, scrape
 from derptool.watch.tailscale import ClientTraffic, PathTraffic, client_traffic
 
 __all__ = [
-    "ClientTraffic", "Geofence", "PathTraffic", "SeriesChange", "Snapshot", "Target", "WatchReport",
-    "build_report", "changes", "client_traffic", "default_target", "geofence_from_file",
-    "geofence_from_selectors", "parse_snapshot", "scrape",
+    "ClientTraffic",
+    "Geofence",
+    "PathTraffic",
+    "SeriesChange",
+    "Snapshot",
+    "Target",
+    "WatchReport",
+    "build_report",
+    "changes",
+    "client_traffic",
+    "default_target",
+    "geofence_from_file",
+    "geofence_from_selectors",
+    "parse_snapshot",
+    "scrape",
 ]

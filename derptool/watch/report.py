@@ -51,9 +51,17 @@ class WatchReport:
         return data
 
 
-def build_report(target: Target, before: Snapshot, after: Snapshot, *, dmap: DERPMap | None = None,
-                 match: re.Pattern[str] | None = None, geofence: Geofence | None = None) -> WatchReport:
+def build_report(
+    target: Target,
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    dmap: DERPMap | None = None,
+    match: re.Pattern[str] | None = None,
+    geofence: Geofence | None = None,
+) -> WatchReport:
     """Put the interval *before* to *after* together (*dmap* names a client's home region)."""
     client = client_traffic(before, after, dmap) if is_tailscale_client(after) else None
-    return WatchReport(target.description, after.taken - before.taken, changes(before, after, match=match),
-                       client, geofence)
+    return WatchReport(
+        target.description, after.taken - before.taken, changes(before, after, match=match), client, geofence
+    )

@@ -88,12 +88,21 @@ class SeriesChange:
 
     def to_data(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"series": self.selector, "name": self.name, "labels": self.labels, "type": self.kind,
-                "value": self.value, "delta": self.delta, "per_s": self.per_s, "reset": self.reset}
+        return {
+            "series": self.selector,
+            "name": self.name,
+            "labels": self.labels,
+            "type": self.kind,
+            "value": self.value,
+            "delta": self.delta,
+            "per_s": self.per_s,
+            "reset": self.reset,
+        }
 
 
-def changes(before: Snapshot, after: Snapshot, *, match: re.Pattern[str] | None = None,
-            only_changed: bool = True) -> list[SeriesChange]:
+def changes(
+    before: Snapshot, after: Snapshot, *, match: re.Pattern[str] | None = None, only_changed: bool = True
+) -> list[SeriesChange]:
     """Series of *after* whose value differs from *before* (all of them unless *only_changed*), sorted.
 
     *match* keeps series whose ``name{labels}`` text it finds (``re.search``). A series new in *after*

@@ -21,8 +21,11 @@ PREFIX = "tailscaled_"
 PATHS = ("derp", "direct_ipv4", "direct_ipv6", "peer_relay_ipv4", "peer_relay_ipv6")
 """Paths a packet between peers takes, in the order the view shows them."""
 PATH_NAMES = {
-    "derp": "DERP relay", "direct_ipv4": "direct IPv4", "direct_ipv6": "direct IPv6",
-    "peer_relay_ipv4": "peer relay IPv4", "peer_relay_ipv6": "peer relay IPv6",
+    "derp": "DERP relay",
+    "direct_ipv4": "direct IPv4",
+    "direct_ipv6": "direct IPv6",
+    "peer_relay_ipv4": "peer relay IPv4",
+    "peer_relay_ipv6": "peer relay IPv6",
 }
 HOME_REGION = "tailscaled_home_derp_region_id"
 HEALTH = "tailscaled_health_messages"
@@ -156,5 +159,4 @@ def client_traffic(before: Snapshot, after: Snapshot, dmap: DERPMap | None = Non
     health = {dict(labels).get("type", ""): value for labels, value in sorted(after.with_name(HEALTH).items())}
     home_id = after.value(HOME_REGION)
     home = name_region(int(home_id), dmap) if home_id else None
-    return ClientTraffic(paths, _share(derp.bytes_per_s, moved), _share(derp.bytes_total, total), drops, health,
-                         home)
+    return ClientTraffic(paths, _share(derp.bytes_per_s, moved), _share(derp.bytes_total, total), drops, health, home)

@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         for i in range(len(data)):
-            self.wfile.write(data[i:i + 1])
+            self.wfile.write(data[i : i + 1])
             self.wfile.flush()
             time.sleep(drip)
 
@@ -116,9 +116,19 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 class DerpServer:
     """Serve on *host* (port 0 picks one) with the given certificate chain and key (PEM file paths)."""
 
-    def __init__(self, cert_file: str, key_file: str, *, host: str = "127.0.0.1", port: int = 0,
-                 public_key: bytes | None = None, derp: bool = True, bad_magic: bool = False,
-                 generate_204_status: int = 204, drip: float = 0.0) -> None:
+    def __init__(
+        self,
+        cert_file: str,
+        key_file: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_key: bytes | None = None,
+        derp: bool = True,
+        bad_magic: bool = False,
+        generate_204_status: int = 204,
+        drip: float = 0.0,
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = type("_Server", (_Server,), {"address_family": family})
         self._server: _Server = server_cls((host, port), _Handler)
@@ -126,11 +136,14 @@ class DerpServer:
         ctx.load_cert_chain(cert_file, key_file)
         self._server.tls = ctx
         self._server.public_key = public_key if public_key is not None else os.urandom(32)
-        self._server.options = {"derp": derp, "bad_magic": bad_magic, "generate_204_status": generate_204_status,
-                                "drip": drip}
+        self._server.options = {
+            "derp": derp,
+            "bad_magic": bad_magic,
+            "generate_204_status": generate_204_status,
+            "drip": drip,
+        }
         self._server.paths = []
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def port(self) -> int:
@@ -149,8 +162,7 @@ class DerpServer:
         self._thread.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

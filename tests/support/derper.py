@@ -37,8 +37,10 @@ import trustme
 from nacl.public import PrivateKey
 
 GO_BIN = Path(__file__).resolve().parent / "go" / "bin"
-SKIP_REASON = ("needs Tailscale's derper (Go): run .ci/build-go-peers, or "
-               "GOBIN=$PWD/tests/support/go/bin go install tailscale.com/cmd/derper@v1.102.5")
+SKIP_REASON = (
+    "needs Tailscale's derper (Go): run .ci/build-go-peers, or "
+    "GOBIN=$PWD/tests/support/go/bin go install tailscale.com/cmd/derper@v1.102.5"
+)
 START_TIMEOUT = 15.0
 
 
@@ -122,9 +124,19 @@ class DerperBed:
             path.write_text(os.urandom(32).hex() + "\n")
         return str(path)
 
-    def start(self, hostname: str, *, port: int | None = None, stun_port: int | None = None,
-              cert: trustme.LeafCert | None = None, extra: Sequence[str] = (), mesh_with: str = "",
-              host: str = "127.0.0.1", private_key: bytes | None = None, same_cert_as: Derper | None = None) -> Derper:
+    def start(
+        self,
+        hostname: str,
+        *,
+        port: int | None = None,
+        stun_port: int | None = None,
+        cert: trustme.LeafCert | None = None,
+        extra: Sequence[str] = (),
+        mesh_with: str = "",
+        host: str = "127.0.0.1",
+        private_key: bytes | None = None,
+        same_cert_as: Derper | None = None,
+    ) -> Derper:
         """Start one derper with a certificate for *hostname* (or *cert*) and wait until TLS answers.
 
         *private_key* (32 bytes) gives it a chosen key (two servers with one key look like one server);
@@ -139,8 +151,9 @@ class DerperBed:
         certdir.mkdir(parents=True, exist_ok=True)
         if same_cert_as is not None:
             for ext in ("crt", "key"):
-                shutil.copy(same_cert_as.directory / "certs" / f"{same_cert_as.hostname}.{ext}",
-                            certdir / f"{hostname}.{ext}")
+                shutil.copy(
+                    same_cert_as.directory / "certs" / f"{same_cert_as.hostname}.{ext}", certdir / f"{hostname}.{ext}"
+                )
         else:
             leaf = cert or self.ca.issue_cert(hostname)
             (certdir / f"{hostname}.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
@@ -151,17 +164,36 @@ class DerperBed:
         port = port or free_port(host=host)
         stun_port = stun_port or free_port(socket.SOCK_DGRAM, host=host)
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        args = [binary, "-a", listen, "-certmode", "manual", "-certdir", str(certdir), "-hostname", hostname,
-                "-stun-port", str(stun_port), "-http-port", "-1", "-c", str(keyfile),
-                "-mesh-psk-file", self.mesh_psk_file() if mesh_with else "", *extra]
+        args = [
+            binary,
+            "-a",
+            listen,
+            "-certmode",
+            "manual",
+            "-certdir",
+            str(certdir),
+            "-hostname",
+            hostname,
+            "-stun-port",
+            str(stun_port),
+            "-http-port",
+            "-1",
+            "-c",
+            str(keyfile),
+            "-mesh-psk-file",
+            self.mesh_psk_file() if mesh_with else "",
+            *extra,
+        ]
         if mesh_with:
             args += ["-mesh-with", mesh_with]
         env = {**os.environ, "SSL_CERT_FILE": self.ca_file, "HOME": str(sdir)}
-        server = Derper(hostname, port, stun_port, bytes(private.public_key), sdir, host=host,
-                        private_key=bytes(private))
+        server = Derper(
+            hostname, port, stun_port, bytes(private.public_key), sdir, host=host, private_key=bytes(private)
+        )
         logf = (sdir / f"{hostname}.log").open("wb")
-        server.process = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=env, cwd=sdir)
+        server.process = subprocess.Popen(
+            args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=sdir
+        )
         logf.close()
         self.servers.append(server)
         _wait_ready(server)
@@ -204,8 +236,11 @@ def _wait_ready(server: Derper) -> None:
 
 def _mesh_link_up(log: str, peer: str) -> bool:
     """True when the last thing *log* says about its mesh link to *peer* is a dial that has not failed."""
-    lines = [line for line in log.splitlines() if f'mesh("{peer}")' in line
-             and ("mesh connect:" in line or "connecting to" in line or "Recv:" in line)]
+    lines = [
+        line
+        for line in log.splitlines()
+        if f'mesh("{peer}")' in line and ("mesh connect:" in line or "connecting to" in line or "Recv:" in line)
+    ]
     return bool(lines) and "connecting to" in lines[-1]
 
 

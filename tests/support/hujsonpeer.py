@@ -27,8 +27,10 @@ def find_peer() -> str | None:
     return shutil.which("hujsonpeer")
 
 
-SKIP_REASON = ("Go peer hujsonpeer not built (needs Go: run .ci/build-go-peers, which builds "
-               "tests/support/go/cmd/hujsonpeer into tests/support/go/bin)")
+SKIP_REASON = (
+    "Go peer hujsonpeer not built (needs Go: run .ci/build-go-peers, which builds "
+    "tests/support/go/cmd/hujsonpeer into tests/support/go/bin)"
+)
 
 
 @dataclass
@@ -45,8 +47,7 @@ class Answer:
     ns: int = 0
 
 
-def _request(op: str, data: bytes, patch: bytes | None = None, pointer: str | None = None,
-             repeat: int = 0) -> str:
+def _request(op: str, data: bytes, patch: bytes | None = None, pointer: str | None = None, repeat: int = 0) -> str:
     req: dict[str, Any] = {"op": op, "input": base64.b64encode(data).decode()}
     if patch is not None:
         req["patch"] = base64.b64encode(patch).decode()
@@ -60,17 +61,25 @@ def _request(op: str, data: bytes, patch: bytes | None = None, pointer: str | No
 def _answer(line: str) -> Answer:
     d = json.loads(line)
     out = d.get("output")
-    return Answer(bool(d.get("ok")), base64.b64decode(out) if out is not None else None,
-                  d.get("error", ""), bool(d.get("found")), int(d.get("start", 0)),
-                  int(d.get("end", 0)), bool(d.get("standard")), int(d.get("ns", 0)))
+    return Answer(
+        bool(d.get("ok")),
+        base64.b64decode(out) if out is not None else None,
+        d.get("error", ""),
+        bool(d.get("found")),
+        int(d.get("start", 0)),
+        int(d.get("end", 0)),
+        bool(d.get("standard")),
+        int(d.get("ns", 0)),
+    )
 
 
 class GoHuJSON:
     """A running ``hujsonpeer``; use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str) -> None:
-        self._proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True, encoding="utf-8", bufsize=1 << 16)
+        self._proc = subprocess.Popen(
+            [path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1 << 16
+        )
 
     def batch(self, requests: list[tuple[Any, ...]]) -> list[Answer]:
         """Answers to ``(op, input, patch?, pointer?, repeat?)`` tuples, in order."""

@@ -38,8 +38,9 @@ def open_tun(name: str) -> int:
     return fd
 
 
-def route_through(run: Callable[..., object], device: str, destination: str, *, source: str, gateway: str,
-                  interface: str) -> None:
+def route_through(
+    run: Callable[..., object], device: str, destination: str, *, source: str, gateway: str, interface: str
+) -> None:
     """Send the packets for *destination* through *device* (a running delayer) and its delayed ones on via
     *gateway* on *interface*. *run* runs one command inside the namespace."""
     run("ip", "link", "set", device, "up")

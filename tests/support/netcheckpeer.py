@@ -45,8 +45,7 @@ class GoNetcheck:
         exe = binary or find_peer()
         if exe is None:
             raise FileNotFoundError("netcheckpeer is not built (run .ci/build-go-peers)")
-        self.proc = subprocess.Popen([exe, "-bind", bind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen([exe, "-bind", bind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def report(self, map_path: str | Path, *, full: bool = False, enough: int = 0) -> tuple[dict[str, Any], float]:
         """Go's netcheck report for the map file, and GetReport's wall time in ms."""
@@ -100,8 +99,12 @@ class LoopbackRegions:
             for j in range(3):
                 binds += ["--bind", f"127.{first_octet + i // 200}.{i % 200}.{j + 1}:0"]
                 per_bind.append(str(ms))
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.stun_responder", *binds, "--delays-ms",
-                                      ",".join(per_bind), "--log"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.stun_responder", *binds, "--delays-ms", ",".join(per_bind), "--log"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         listening = iter(json.loads(self.proc.stdout.readline())["listening"])
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -116,10 +119,24 @@ class LoopbackRegions:
                 name = f"{rid}{'abc'[j]}"
                 self.node_addr[name] = bound
                 # STUNTestIP makes Go probe the node even where netmon finds no non-loopback IPv4
-                nodes.append({"Name": name, "RegionID": rid, "HostName": ip, "IPv4": ip, "IPv6": "none",
-                              "STUNTestIP": ip, "STUNPort": int(port), "STUNOnly": True})
-            regions[str(rid)] = {"RegionID": rid, "RegionCode": f"b{rid}", "RegionName": f"Bench {ms} ms",
-                                 "Nodes": nodes}
+                nodes.append(
+                    {
+                        "Name": name,
+                        "RegionID": rid,
+                        "HostName": ip,
+                        "IPv4": ip,
+                        "IPv6": "none",
+                        "STUNTestIP": ip,
+                        "STUNPort": int(port),
+                        "STUNOnly": True,
+                    }
+                )
+            regions[str(rid)] = {
+                "RegionID": rid,
+                "RegionCode": f"b{rid}",
+                "RegionName": f"Bench {ms} ms",
+                "Nodes": nodes,
+            }
         self.data = {"Regions": regions}
 
     def _read(self) -> None:

@@ -81,13 +81,18 @@ class Lab:
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, text=True)
         self.namespaces[role] = name
         # No duplicate address detection on interfaces made here: addresses usable at once.
-        self.run(role, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad && "
-                 "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad")
+        self.run(
+            role,
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad && echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad",
+        )
         self.run(role, "ip", "link", "set", "lo", "up")
         return name
 
-    def run(self, role: str, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, role: str, *args: str, check: bool = True, input: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command inside *role*'s namespace and wait for it."""
         cmd = ["ip", "netns", "exec", self.name(role), *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
@@ -106,9 +111,24 @@ class Lab:
     def veth(self, role_a: str, if_a: str, role_b: str, if_b: str) -> None:
         """Connect two namespaces with a veth pair (created directly inside them) and bring both ends up."""
         subprocess.run(
-            ["ip", "link", "add", if_a, "netns", self.name(role_a), "type", "veth",
-             "peer", "name", if_b, "netns", self.name(role_b)],
-            check=True, capture_output=True, text=True,
+            [
+                "ip",
+                "link",
+                "add",
+                if_a,
+                "netns",
+                self.name(role_a),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                if_b,
+                "netns",
+                self.name(role_b),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         self.run(role_a, "ip", "link", "set", if_a, "up")
         self.run(role_b, "ip", "link", "set", if_b, "up")
@@ -131,8 +151,7 @@ class Lab:
     def __enter__(self) -> Lab:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -180,8 +199,12 @@ def nat_topology(lab: Lab, mode: Mode) -> None:
     lab.run("router", "ip", "addr", "add", "198.51.100.1/24", "dev", "r1")
     lab.run("router", "ip", "-6", "addr", "add", "2001:db8:100::1/64", "dev", "r1", "nodad")
     # /proc/sys/net shows the namespace of the process reading it (no need for procps' sysctl).
-    lab.run("router", "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward && "
-            "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")
+    lab.run(
+        "router",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+    )
     for v4, v6 in zip(PUBLIC_V4, PUBLIC_V6, strict=True):
         lab.run("public", "ip", "addr", "add", f"{v4}/24", "dev", "p0")
         lab.run("public", "ip", "-6", "addr", "add", f"{v6}/64", "dev", "p0", "nodad")

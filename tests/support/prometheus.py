@@ -70,8 +70,9 @@ def openmetrics(metric: str, samples: list[Sample]) -> str:
 class PrometheusServer:
     """Prometheus on 127.0.0.1 scraping *targets* every second, with storage under *workdir*."""
 
-    def __init__(self, workdir: Path, targets: list[Target], *, backfill: str | None = None,
-                 interval: str = "1s") -> None:
+    def __init__(
+        self, workdir: Path, targets: list[Target], *, backfill: str | None = None, interval: str = "1s"
+    ) -> None:
         self.workdir = workdir
         self.targets = targets
         self.backfill = backfill
@@ -87,8 +88,7 @@ class PrometheusServer:
     def _config(self) -> str:
         static = [{"targets": [t.address], "labels": t.labels} for t in self.targets]
         config = {
-            "global": {"scrape_interval": self.interval, "scrape_timeout": self.interval,
-                       "evaluation_interval": "1m"},
+            "global": {"scrape_interval": self.interval, "scrape_timeout": self.interval, "evaluation_interval": "1m"},
             "scrape_configs": [{"job_name": "derptool", "static_configs": static}] if static else [],
         }
         return json.dumps(config, indent=2)  # JSON is YAML
@@ -99,17 +99,29 @@ class PrometheusServer:
         if self.backfill is not None:
             source = self.workdir / "backfill.om"
             source.write_text(self.backfill)
-            subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
-                           check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                ["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         config = self.workdir / "prometheus.yml"
         config.write_text(self._config())
         self.port = free_port()
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-                 "--storage.tsdb.retention.time=30d"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                [
+                    "prometheus",
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                    "--storage.tsdb.retention.time=30d",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -68,13 +68,13 @@ def tailscale_txid(packet: bytes) -> bytes | None:
     pos, software, last, fp_ok = 20, False, 0, False
     while pos + 4 <= len(packet):
         atype, alen = struct.unpack_from("!HH", packet, pos)
-        value = packet[pos + 4:pos + 4 + alen]
+        value = packet[pos + 4 : pos + 4 + alen]
         if len(value) != alen:
             return None
         if atype == 0x8022 and value == b"tailnode":
             software = True
         if atype == 0x8028:
-            fp_ok = alen == 4 and _fingerprint(packet[:pos]) == packet[pos:pos + 8]
+            fp_ok = alen == 4 and _fingerprint(packet[:pos]) == packet[pos : pos + 8]
         last = atype
         pos += 4 + alen + (-alen % 4)
     if pos != len(packet) or not software or last != 0x8028 or not fp_ok:
@@ -143,8 +143,16 @@ class StunResponder:
         self._stop = False
         self._thread: threading.Thread | None = None
 
-    def add(self, host: str, port: int = 0, *, delay_ms: float = 0.0, silent: bool = False,
-            faults: Sequence[str] = (), mapped: tuple[str, int] | None = None) -> Endpoint:
+    def add(
+        self,
+        host: str,
+        port: int = 0,
+        *,
+        delay_ms: float = 0.0,
+        silent: bool = False,
+        faults: Sequence[str] = (),
+        mapped: tuple[str, int] | None = None,
+    ) -> Endpoint:
         """Bind *host*:*port* (0 picks a free port) and return its :class:`Endpoint`."""
         for f in faults:
             if f not in FAULTS:
@@ -156,8 +164,15 @@ class StunResponder:
         if _SO_TIMESTAMPNS is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        ep = Endpoint(host=host, port=sock.getsockname()[1], delay_ms=delay_ms, silent=silent,
-                      faults=tuple(faults), mapped=mapped, sock=sock)
+        ep = Endpoint(
+            host=host,
+            port=sock.getsockname()[1],
+            delay_ms=delay_ms,
+            silent=silent,
+            faults=tuple(faults),
+            mapped=mapped,
+            sock=sock,
+        )
         if "spoof" in ep.faults:
             ep.spoof_sock = socket.socket(family, socket.SOCK_DGRAM)
             ep.spoof_sock.bind((host, 0))
@@ -190,8 +205,7 @@ class StunResponder:
     def __enter__(self) -> StunResponder:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     def _wake(self) -> None:
@@ -253,8 +267,7 @@ class StunResponder:
                 self._fault(ep, fault, txid, answer, peer)
             if not ep.silent:
                 self._seq += 1
-                heapq.heappush(self._queue, (received + ep.delay_ms / 1000, self._seq, ep, answer, peer,
-                                             received))
+                heapq.heappush(self._queue, (received + ep.delay_ms / 1000, self._seq, ep, answer, peer, received))
             self._send_due()  # a burst of requests must not hold back answers already due
 
     def _fault(self, ep: Endpoint, fault: str, txid: bytes, answer: bytes, peer: tuple[str, int]) -> None:
@@ -284,8 +297,13 @@ class StunResponder:
 
     def _flush_log(self) -> None:
         if self._log_lines:
-            print("\n".join(json.dumps({"bind": bind, "peer": f"{peer[0]}:{peer[1]}", "delay_ms": round(applied, 4)})
-                            for bind, peer, applied in self._log_lines), flush=True)
+            print(
+                "\n".join(
+                    json.dumps({"bind": bind, "peer": f"{peer[0]}:{peer[1]}", "delay_ms": round(applied, 4)})
+                    for bind, peer, applied in self._log_lines
+                ),
+                flush=True,
+            )
             self._log_lines.clear()
 
 
@@ -298,10 +316,14 @@ def _parse_bind(text: str) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: serve until SIGINT/SIGTERM; print the bound addresses as one JSON line."""
-    ap = argparse.ArgumentParser(prog="python -m tests.support.stun_responder",
-                                 description="STUN responder for tests")
-    ap.add_argument("--bind", action="append", type=_parse_bind, required=True,
-                    help="ADDR:PORT to serve (repeatable; port 0 picks one)")
+    ap = argparse.ArgumentParser(prog="python -m tests.support.stun_responder", description="STUN responder for tests")
+    ap.add_argument(
+        "--bind",
+        action="append",
+        type=_parse_bind,
+        required=True,
+        help="ADDR:PORT to serve (repeatable; port 0 picks one)",
+    )
     ap.add_argument("--delay-ms", type=float, default=0.0, help="delay before each answer")
     ap.add_argument("--delays-ms", default="", help="comma-separated delay per --bind, overriding --delay-ms")
     ap.add_argument("--silent", action="store_true", help="never answer")
@@ -317,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with responder:
         for i, (host, port) in enumerate(args.bind):
-            responder.add(host, port, delay_ms=delays[i] if delays else args.delay_ms,
-                          silent=args.silent, faults=args.fault)
+            responder.add(
+                host, port, delay_ms=delays[i] if delays else args.delay_ms, silent=args.silent, faults=args.fault
+            )
         print(json.dumps({"listening": [ep.address for ep in responder.endpoints]}), flush=True)
         if args.log and hasattr(fcntl, "F_SETPIPE_SZ"):
             with contextlib.suppress(OSError):  # room for a whole round of log lines

@@ -100,8 +100,7 @@ class Tailnet:
 
     def tailscale(self, client: Client, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run the ``tailscale`` CLI against *client*'s LocalAPI socket (inside its namespace)."""
-        return self.lab.run(client.name, self.bins["tailscale"], "--socket", str(client.socket), *args,
-                            timeout=timeout)
+        return self.lab.run(client.name, self.bins["tailscale"], "--socket", str(client.socket), *args, timeout=timeout)
 
     def status(self, client: Client) -> dict[str, Any]:
         """``tailscale status --json`` of *client*."""
@@ -109,14 +108,19 @@ class Tailnet:
 
     def headscale(self, *args: str) -> str:
         """Run the headscale CLI (it talks to the server over its unix socket); its stdout."""
-        proc = subprocess.run([self.bins["headscale"], "-c", str(self.headscale_config), *args],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [self.bins["headscale"], "-c", str(self.headscale_config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"headscale {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
 
-    def derptool(self, *args: str, role: str | None = None, input: str | None = None,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def derptool(
+        self, *args: str, role: str | None = None, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``derptool`` (this checkout) in the host namespace, or inside *role*'s namespace."""
         cmd = [sys.executable, "-m", "derptool", *args]
         if role is not None:
@@ -125,8 +129,9 @@ class Tailnet:
 
     def derper_watch(self, region: Region, *args: str) -> subprocess.CompletedProcess[str]:
         """``derptool watch https://<derper>/debug/varz ARGS`` run inside the hub (derper's own metrics)."""
-        return self.derptool("watch", f"https://{region.address}/debug/varz", "--ca-file", str(self.ca_file),
-                             *args, role="hub")
+        return self.derptool(
+            "watch", f"https://{region.address}/debug/varz", "--ca-file", str(self.ca_file), *args, role="hub"
+        )
 
     def derper_value(self, region: Region, name: str) -> float:
         """One unlabelled series of *region*'s derper, scraped once from inside the hub."""
@@ -168,8 +173,9 @@ def find_binaries() -> dict[str, str] | str:
         local = BIN_DIR / name
         path = str(local) if local.is_file() else shutil.which(name)
         if path is None:
-            return (f"needs {name} (build with .ci/build-go-peers: tailscale v1.102.5 and headscale v0.27.1 "
-                    f"into {BIN_DIR})")
+            return (
+                f"needs {name} (build with .ci/build-go-peers: tailscale v1.102.5 and headscale v0.27.1 into {BIN_DIR})"
+            )
         found[name] = path
     return found
 
@@ -206,15 +212,17 @@ def derp_map_data() -> dict[str, Any]:
                 "RegionID": r.id,
                 "RegionCode": r.code,
                 "RegionName": r.name,
-                "Nodes": [{
-                    "Name": f"{r.id}a",
-                    "RegionID": r.id,
-                    "HostName": f"derp-{r.code}.test",
-                    "IPv4": r.address,
-                    "IPv6": "none",
-                    "STUNPort": 3478,
-                    "DERPPort": 443,
-                }],
+                "Nodes": [
+                    {
+                        "Name": f"{r.id}a",
+                        "RegionID": r.id,
+                        "HostName": f"derp-{r.code}.test",
+                        "IPv4": r.address,
+                        "IPv6": "none",
+                        "STUNPort": 3478,
+                        "DERPPort": 443,
+                    }
+                ],
             }
             for r in REGIONS
         }
@@ -336,12 +344,29 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
         cert.private_key_pem.write_to_path(str(certdir / f"{r.address}.key"))
         # -c: each derper its own key in the work directory (as root, derper's default is the host's
         # /var/lib/derper/derper.key, which both would share).
-        net.derpers[r.id] = lab.popen("hub", [
-            net.bins["derper"], "-c", str(work / f"derper-{r.code}.key"), "-a", f"{r.address}:443",
-            "-http-port", "-1", "-stun-port", "3478",
-            "-certmode", "manual", "-certdir", str(certdir), "-hostname", r.address,
-        ], stdout=_log(work, f"derper-{r.code}"), stderr=subprocess.STDOUT,
-            env={**env, "TS_ALLOW_DEBUG_IP": r.address})  # /debug/ answers scrapes from the hub itself
+        net.derpers[r.id] = lab.popen(
+            "hub",
+            [
+                net.bins["derper"],
+                "-c",
+                str(work / f"derper-{r.code}.key"),
+                "-a",
+                f"{r.address}:443",
+                "-http-port",
+                "-1",
+                "-stun-port",
+                "3478",
+                "-certmode",
+                "manual",
+                "-certdir",
+                str(certdir),
+                "-hostname",
+                r.address,
+            ],
+            stdout=_log(work, f"derper-{r.code}"),
+            stderr=subprocess.STDOUT,
+            env={**env, "TS_ALLOW_DEBUG_IP": r.address},
+        )  # /debug/ answers scrapes from the hub itself
 
     # The DERP map headscale serves, written by derptool.
     source = work / "derpmap.json"
@@ -354,33 +379,68 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
     net.omit_map.write_text("regions: {}\n")
     net.headscale_config = work / "headscale.yaml"
     net.headscale_config.write_text(_headscale_config(work, [net.full_map, net.omit_map]))
-    lab.popen("hub", [net.bins["headscale"], "-c", str(net.headscale_config), "serve"],
-              stdout=_log(work, "headscale"), stderr=subprocess.STDOUT, env=env)
+    lab.popen(
+        "hub",
+        [net.bins["headscale"], "-c", str(net.headscale_config), "serve"],
+        stdout=_log(work, "headscale"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
 
     # The clients start while headscale comes up.
     client_env = {**env, "SSL_CERT_FILE": str(net.ca_file)}
     for c in net.clients:
         c.statedir.mkdir()
-        lab.popen(c.name, [
-            net.bins["tailscaled"], "--tun=userspace-networking", "--statedir", str(c.statedir),
-            "--socket", str(c.socket), "--port", str(c.port), "--no-logs-no-support",
-        ], stdout=_log(work, f"tailscaled-{c.name}"), stderr=subprocess.STDOUT, env=client_env)
+        lab.popen(
+            c.name,
+            [
+                net.bins["tailscaled"],
+                "--tun=userspace-networking",
+                "--statedir",
+                str(c.statedir),
+                "--socket",
+                str(c.socket),
+                "--port",
+                str(c.port),
+                "--no-logs-no-support",
+            ],
+            stdout=_log(work, f"tailscaled-{c.name}"),
+            stderr=subprocess.STDOUT,
+            env=client_env,
+        )
 
     wait_for("headscale's unix socket", (work / "headscale.sock").exists, timeout=20)
     wait_for("headscale to answer", lambda: _try(lambda: net.headscale("users", "list")), timeout=20)
     net.headscale("users", "create", "tester")
     users = json.loads(net.headscale("users", "list", "-o", "json"))
     user_id = str(users[0]["id"])
-    key_out = json.loads(net.headscale("preauthkeys", "create", "--user", user_id, "--reusable",
-                                       "--expiration", "1h", "-o", "json"))
+    key_out = json.loads(
+        net.headscale("preauthkeys", "create", "--user", user_id, "--reusable", "--expiration", "1h", "-o", "json")
+    )
     authkey = key_out["key"]
     for c in net.clients:
         wait_for(f"{c.name}'s LocalAPI socket", c.socket.exists, timeout=20)
     ups = [
-        lab.popen(c.name, [
-            net.bins["tailscale"], "--socket", str(c.socket), "up", "--login-server", CONTROL_URL,
-            "--authkey", authkey, "--hostname", c.name, "--accept-dns=false", "--timeout", "40s",
-        ], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lab.popen(
+            c.name,
+            [
+                net.bins["tailscale"],
+                "--socket",
+                str(c.socket),
+                "up",
+                "--login-server",
+                CONTROL_URL,
+                "--authkey",
+                authkey,
+                "--hostname",
+                c.name,
+                "--accept-dns=false",
+                "--timeout",
+                "40s",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for c in net.clients
     ]
     for c, proc in zip(net.clients, ups, strict=True):
@@ -395,10 +455,19 @@ def _delay(net: Tailnet, role: str, region: Region, *, source: str, gateway: str
     """Delay what *role* sends to *region*'s derper by its ``delay_ms`` (see :mod:`tests.support.linkdelay`)."""
     device = f"slow{region.id}"
     net.lab.popen(role, [sys.executable, str(linkdelay.__file__), device, str(region.delay_ms)])
-    wait_for(f"{role}'s delay device {device}",
-             lambda: net.lab.run(role, "ip", "link", "show", device, check=False).returncode == 0, timeout=10)
-    linkdelay.route_through(lambda *args: net.lab.run(role, *args), device, region.address, source=source,
-                            gateway=gateway, interface=interface)
+    wait_for(
+        f"{role}'s delay device {device}",
+        lambda: net.lab.run(role, "ip", "link", "show", device, check=False).returncode == 0,
+        timeout=10,
+    )
+    linkdelay.route_through(
+        lambda *args: net.lab.run(role, *args),
+        device,
+        region.address,
+        source=source,
+        gateway=gateway,
+        interface=interface,
+    )
 
 
 def _try(fn: Callable[[], object]) -> bool:

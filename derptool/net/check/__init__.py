@@ -32,7 +32,21 @@ DERP_MAGIC = MAGIC
 FRAME_SERVER_KEY = 0x01
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "DERP_MAGIC", "FRAME_SERVER_KEY", "KEY_LEN", "CertInfo", "Check", "CheckReport", "NodeCheck",
-    "NodeTarget", "Status", "cert_info", "check_node", "name_matches", "parse_target", "read_server_key", "run",
+    "DEFAULT_TIMEOUT",
+    "DERP_MAGIC",
+    "FRAME_SERVER_KEY",
+    "KEY_LEN",
+    "CertInfo",
+    "Check",
+    "CheckReport",
+    "NodeCheck",
+    "NodeTarget",
+    "Status",
+    "cert_info",
+    "check_node",
+    "name_matches",
+    "parse_target",
+    "read_server_key",
+    "run",
     "targets_from_map",
 ]

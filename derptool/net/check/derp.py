@@ -33,8 +33,9 @@ def endpoint(t: NodeTarget, address: str, tls: TlsSession) -> DerpEndpoint:
     return DerpEndpoint(address, t.derp_port, t.host, tls.context, server_name(t.tls_name, t.cert_name))
 
 
-def check_derp(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, deadline: Deadline,
-               mesh_key: str | None = None) -> bool:
+def check_derp(
+    t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, deadline: Deadline, mesh_key: str | None = None
+) -> bool:
     """Record the ``derp`` step (and the server key on *result*); True when the server admits clients."""
     note = "" if tls.verified else " (certificate not verified)"
     ep = endpoint(t, address, tls)
@@ -49,9 +50,16 @@ def check_derp(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, 
             result.add("derp", "fail", str(err))
             return False
         result.public_key = err.server_key
-        result.add("derp", "pass", f"101 Switching Protocols and the server-key frame{note}; the server verifies "
-                   "clients (derper --verify-clients) and refused this probe's unknown key: give --mesh-key-file "
-                   "to go further", public_key=err.server_key, public_keys=[err.server_key], verify_clients=True)
+        result.add(
+            "derp",
+            "pass",
+            f"101 Switching Protocols and the server-key frame{note}; the server verifies "
+            "clients (derper --verify-clients) and refused this probe's unknown key: give --mesh-key-file "
+            "to go further",
+            public_key=err.server_key,
+            public_keys=[err.server_key],
+            verify_clients=True,
+        )
         return False
     except DerpError as err:
         if keys:
@@ -61,13 +69,24 @@ def check_derp(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, 
     distinct = sorted(set(keys))
     result.public_key = keys[0]
     if len(distinct) > 1:
-        result.add("derp", "fail", f"{len(distinct)} different server keys in {len(keys)} connections to one address: "
-                   "a load balancer spreads clients over several DERP servers; clients on different servers reach "
-                   "each other only if those servers mesh; list each server as its own node instead",
-                   public_key=keys[0], public_keys=distinct, load_balancer=True)
+        result.add(
+            "derp",
+            "fail",
+            f"{len(distinct)} different server keys in {len(keys)} connections to one address: "
+            "a load balancer spreads clients over several DERP servers; clients on different servers reach "
+            "each other only if those servers mesh; list each server as its own node instead",
+            public_key=keys[0],
+            public_keys=distinct,
+            load_balancer=True,
+        )
         return True
-    result.add("derp", "pass", f"101 Switching Protocols, server-key frame, client admitted (protocol version "
-               f"{version}){note}", public_key=keys[0], public_keys=distinct)
+    result.add(
+        "derp",
+        "pass",
+        f"101 Switching Protocols, server-key frame, client admitted (protocol version {version}){note}",
+        public_key=keys[0],
+        public_keys=distinct,
+    )
     return True
 
 
@@ -82,15 +101,25 @@ def relay_check(result: NodeCheck, relay: RelayResult) -> None:
         else:
             result.add("relay", "fail", relay.error, **data)
         return
-    summary = (f"{relay.received}/{relay.sent} packets relayed between two clients, round trip "
-               f"{relay.rtt_ms:.2f} ms" if relay.rtt_ms is not None else f"{relay.received}/{relay.sent} relayed")
+    summary = (
+        f"{relay.received}/{relay.sent} packets relayed between two clients, round trip {relay.rtt_ms:.2f} ms"
+        if relay.rtt_ms is not None
+        else f"{relay.received}/{relay.sent} relayed"
+    )
     if relay.received < relay.sent:
         result.add("relay", "fail", f"{summary}; {relay.sent - relay.received} lost", **data)
     else:
         result.add("relay", "pass", summary, **data)
 
 
-def check_relay(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, timeout: float,
-                mesh_key: str | None = None, count: int = 5) -> None:
+def check_relay(
+    t: NodeTarget,
+    address: str,
+    tls: TlsSession,
+    result: NodeCheck,
+    timeout: float,
+    mesh_key: str | None = None,
+    count: int = 5,
+) -> None:
     """Run a relay probe through the node and record the ``relay`` step."""
     relay_check(result, relay_probe(endpoint(t, address, tls), count=count, timeout=timeout, mesh_key=mesh_key))

@@ -37,8 +37,12 @@ _LABELS = ["node", "host", "region_id", "family"]
 
 def _labels(n: NodeCheck) -> list[str]:
     t = n.target
-    return [t.node or t.host, t.host, str(t.region_id) if t.region_id is not None else "",
-            str(n.family) if n.family else ""]
+    return [
+        t.node or t.host,
+        t.host,
+        str(t.region_id) if t.region_id is not None else "",
+        str(n.family) if n.family else "",
+    ]
 
 
 def _number(value: Any) -> float | None:
@@ -68,17 +72,30 @@ class CheckCollector(Collector):
             report, runs = self._report, self._runs
         if report is None:
             return
-        up = GaugeMetricFamily("derptool_check_up", "1 when no check step of the node failed in the last run.",
-                               labels=_LABELS)
-        step = GaugeMetricFamily("derptool_check_step_success", "1 when the step passed, 0 when it failed "
-                                 "(skipped steps are absent).", labels=[*_LABELS, "step"])
+        up = GaugeMetricFamily(
+            "derptool_check_up", "1 when no check step of the node failed in the last run.", labels=_LABELS
+        )
+        step = GaugeMetricFamily(
+            "derptool_check_step_success",
+            "1 when the step passed, 0 when it failed (skipped steps are absent).",
+            labels=[*_LABELS, "step"],
+        )
         stun = GaugeMetricFamily("derptool_check_stun_rtt_seconds", "STUN round-trip time.", labels=_LABELS)
-        tls = GaugeMetricFamily("derptool_check_tls_handshake_seconds", "TCP connect and TLS handshake time on "
-                                "the DERP port.", labels=_LABELS)
-        expiry = GaugeMetricFamily("derptool_check_cert_expiry_seconds", "Seconds until the DERP certificate "
-                                   "expires (negative once expired).", labels=_LABELS)
-        relay = GaugeMetricFamily("derptool_check_relay_rtt_seconds", "Median round trip of packets relayed "
-                                  "between two clients through the node.", labels=_LABELS)
+        tls = GaugeMetricFamily(
+            "derptool_check_tls_handshake_seconds",
+            "TCP connect and TLS handshake time on the DERP port.",
+            labels=_LABELS,
+        )
+        expiry = GaugeMetricFamily(
+            "derptool_check_cert_expiry_seconds",
+            "Seconds until the DERP certificate expires (negative once expired).",
+            labels=_LABELS,
+        )
+        relay = GaugeMetricFamily(
+            "derptool_check_relay_rtt_seconds",
+            "Median round trip of packets relayed between two clients through the node.",
+            labels=_LABELS,
+        )
         loss = GaugeMetricFamily("derptool_check_relay_loss_ratio", "Share of relayed packets lost.", labels=_LABELS)
         for n in report.nodes:
             labels = _labels(n)
@@ -100,10 +117,16 @@ class CheckCollector(Collector):
                         loss.add_metric(labels, value)
         yield from (up, step, stun, tls, expiry, relay, loss)
         mesh_labels = ["region_id", "node_a", "node_b"]
-        mesh_up = GaugeMetricFamily("derptool_check_mesh_up", "1 when packets crossed the mesh between two nodes of "
-                                    "a region.", labels=mesh_labels)
-        mesh_rtt = GaugeMetricFamily("derptool_check_mesh_rtt_seconds", "Median relay round trip across the mesh "
-                                     "between two nodes.", labels=mesh_labels)
+        mesh_up = GaugeMetricFamily(
+            "derptool_check_mesh_up",
+            "1 when packets crossed the mesh between two nodes of a region.",
+            labels=mesh_labels,
+        )
+        mesh_rtt = GaugeMetricFamily(
+            "derptool_check_mesh_rtt_seconds",
+            "Median relay round trip across the mesh between two nodes.",
+            labels=mesh_labels,
+        )
         regions = {n.target.node: n.target.region_id for n in report.nodes}
         for m in report.mesh:
             region = regions.get(m.node_a)
@@ -112,10 +135,12 @@ class CheckCollector(Collector):
             if m.rtt_ms is not None:
                 mesh_rtt.add_metric(labels, m.rtt_ms / 1000)
         yield from (mesh_up, mesh_rtt)
-        yield GaugeMetricFamily("derptool_check_run_duration_seconds", "How long the last check took.",
-                                value=report.duration_s)
-        yield GaugeMetricFamily("derptool_check_run_timestamp_seconds", "When the last check started (Unix time).",
-                                value=report.started)
+        yield GaugeMetricFamily(
+            "derptool_check_run_duration_seconds", "How long the last check took.", value=report.duration_s
+        )
+        yield GaugeMetricFamily(
+            "derptool_check_run_timestamp_seconds", "When the last check started (Unix time).", value=report.started
+        )
         yield CounterMetricFamily("derptool_check_runs", "Checks run since the exporter started.", value=runs)
 
 

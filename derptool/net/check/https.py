@@ -17,8 +17,11 @@ def request(t: NodeTarget, address: str, tls: TlsSession, deadline: Deadline, pa
     stream = DeadlineStream(handshake(t, address, tls.context, deadline), deadline)
     with stream.sock:
         host = f"[{t.host}]" if ":" in t.host else t.host
-        stream.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: derptool-check\r\nConnection: close\r\n\r\n"
-                     .encode("ascii"))
+        stream.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: derptool-check\r\nConnection: close\r\n\r\n".encode(
+                "ascii"
+            )
+        )
         head = stream.read_until(b"\r\n\r\n", MAX_HEADER_BYTES)
     status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
     parts = status_line.split(" ", 2)
@@ -27,8 +30,14 @@ def request(t: NodeTarget, address: str, tls: TlsSession, deadline: Deadline, pa
     return int(parts[1])
 
 
-def check_http(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, timeout: float,
-               node_deadline: Deadline | None = None) -> None:
+def check_http(
+    t: NodeTarget,
+    address: str,
+    tls: TlsSession,
+    result: NodeCheck,
+    timeout: float,
+    node_deadline: Deadline | None = None,
+) -> None:
     """``GET /derp/latency-check`` must answer 2xx and ``GET /generate_204`` 204; record both steps."""
     note = "" if tls.verified else " (certificate not verified)"
     for name, path, want in (("latency_check", "/derp/latency-check", None), ("generate_204", "/generate_204", 204)):
@@ -40,8 +49,12 @@ def check_http(t: NodeTarget, address: str, tls: TlsSession, result: NodeCheck, 
             continue
         good = status == want if want else 200 <= status <= 299
         expect = str(want) if want else "2xx"
-        result.add(name, "pass" if good else "fail", f"GET {path}: {status}{'' if good else f', want {expect}'}{note}",
-                   http_status=status)
+        result.add(
+            name,
+            "pass" if good else "fail",
+            f"GET {path}: {status}{'' if good else f', want {expect}'}{note}",
+            http_status=status,
+        )
 
 
 def describe(err: BaseException, deadline: Deadline | None = None) -> str:

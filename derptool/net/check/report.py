@@ -115,19 +115,21 @@ class CheckReport:
         nodes = []
         for n in self.nodes:
             t = n.target
-            nodes.append({
-                "node": t.node,
-                "region_id": t.region_id,
-                "host": t.host,
-                "address": n.address,
-                "stun_port": t.stun_port,
-                "derp_port": t.derp_port,
-                "tls_name": t.tls_name,
-                "family": n.family,
-                "ok": n.ok,
-                "public_key": n.public_key,
-                "checks": [{"name": c.name, "status": c.status, "detail": c.detail, **c.data} for c in n.checks],
-            })
+            nodes.append(
+                {
+                    "node": t.node,
+                    "region_id": t.region_id,
+                    "host": t.host,
+                    "address": n.address,
+                    "stun_port": t.stun_port,
+                    "derp_port": t.derp_port,
+                    "tls_name": t.tls_name,
+                    "family": n.family,
+                    "ok": n.ok,
+                    "public_key": n.public_key,
+                    "checks": [{"name": c.name, "status": c.status, "detail": c.detail, **c.data} for c in n.checks],
+                }
+            )
         data: dict[str, Any] = {"target": self.target, "ok": self.ok, "counts": self.counts, "nodes": nodes}
         if self.mesh:
             data["mesh"] = [m.to_data() for m in self.mesh]

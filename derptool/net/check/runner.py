@@ -32,9 +32,18 @@ _AFTER_CONNECT = ("tls", "cert_name", "cert_expiry", "latency_check", "generate_
 _AFTER_TLS = ("latency_check", "generate_204", "derp")
 
 
-def run(target: str, targets: list[NodeTarget], *, timeout: float = DEFAULT_TIMEOUT,
-        ca_file: str | None = None, insecure: bool = False, warn_days: float = DEFAULT_WARN_DAYS,
-        relay: bool = False, mesh_key: str | None = None, now: dt.datetime | None = None) -> CheckReport:
+def run(
+    target: str,
+    targets: list[NodeTarget],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    warn_days: float = DEFAULT_WARN_DAYS,
+    relay: bool = False,
+    mesh_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> CheckReport:
     """Check every node of *targets* over each address family it has; *target* labels the whole report.
 
     *relay* adds the ``relay`` step (packets between two clients through each node) and, for a region with
@@ -55,9 +64,17 @@ def run(target: str, targets: list[NodeTarget], *, timeout: float = DEFAULT_TIME
     nodes: list[NodeCheck] = []
     sessions: dict[int, tuple[str, TlsSession]] = {}
     for t in targets:
-        for result, session in check_node_families(t, timeout=timeout, ca_file=ca_file, insecure=insecure, now=now,
-                                                   stun_stats=stats, warn_days=warn_days, relay=relay,
-                                                   mesh_key=mesh_key):
+        for result, session in check_node_families(
+            t,
+            timeout=timeout,
+            ca_file=ca_file,
+            insecure=insecure,
+            now=now,
+            stun_stats=stats,
+            warn_days=warn_days,
+            relay=relay,
+            mesh_key=mesh_key,
+        ):
             nodes.append(result)
             derp = result.get("derp")
             admitted = derp is not None and derp.status == "pass" and not derp.data.get("verify_clients")
@@ -69,18 +86,34 @@ def run(target: str, targets: list[NodeTarget], *, timeout: float = DEFAULT_TIME
     return CheckReport(target, nodes, [note] if note else [], mesh, started, time.monotonic() - clock)
 
 
-def check_node(t: NodeTarget, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None,
-               insecure: bool = False, now: dt.datetime | None = None, stun_stats: StunStats | None = None,
-               warn_days: float = DEFAULT_WARN_DAYS) -> NodeCheck:
+def check_node(
+    t: NodeTarget,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    now: dt.datetime | None = None,
+    stun_stats: StunStats | None = None,
+    warn_days: float = DEFAULT_WARN_DAYS,
+) -> NodeCheck:
     """Run every check against one node over its first address family (IPv4 when it has one)."""
-    return check_node_families(t, timeout=timeout, ca_file=ca_file, insecure=insecure, now=now,
-                               stun_stats=stun_stats, warn_days=warn_days)[0][0]
+    return check_node_families(
+        t, timeout=timeout, ca_file=ca_file, insecure=insecure, now=now, stun_stats=stun_stats, warn_days=warn_days
+    )[0][0]
 
 
-def check_node_families(t: NodeTarget, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None,
-                        insecure: bool = False, now: dt.datetime | None = None, stun_stats: StunStats | None = None,
-                        warn_days: float = DEFAULT_WARN_DAYS, relay: bool = False, mesh_key: str | None = None,
-                        ) -> list[tuple[NodeCheck, TlsSession | None]]:
+def check_node_families(
+    t: NodeTarget,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    now: dt.datetime | None = None,
+    stun_stats: StunStats | None = None,
+    warn_days: float = DEFAULT_WARN_DAYS,
+    relay: bool = False,
+    mesh_key: str | None = None,
+) -> list[tuple[NodeCheck, TlsSession | None]]:
     """Every check against one node, once per address family; each with the TLS session it got, if any."""
     dns_status, dns_detail, found, chosen = check_dns(t, timeout)
     if not chosen:
@@ -92,15 +125,37 @@ def check_node_families(t: NodeTarget, *, timeout: float = DEFAULT_TIMEOUT, ca_f
     for family, address in chosen.items():
         result = NodeCheck(t, address=address, family=family)
         result.add("dns", dns_status, dns_detail, addresses=found)
-        session = _check_address(t, address, result, timeout=timeout, ca_file=ca_file, insecure=insecure, now=now,
-                                 stun_stats=stun_stats, warn_days=warn_days, relay=relay, mesh_key=mesh_key)
+        session = _check_address(
+            t,
+            address,
+            result,
+            timeout=timeout,
+            ca_file=ca_file,
+            insecure=insecure,
+            now=now,
+            stun_stats=stun_stats,
+            warn_days=warn_days,
+            relay=relay,
+            mesh_key=mesh_key,
+        )
         out.append((result, session))
     return out
 
 
-def _check_address(t: NodeTarget, address: str, result: NodeCheck, *, timeout: float, ca_file: str | None,
-                   insecure: bool, now: dt.datetime | None, stun_stats: StunStats | None, warn_days: float,
-                   relay: bool, mesh_key: str | None) -> TlsSession | None:
+def _check_address(
+    t: NodeTarget,
+    address: str,
+    result: NodeCheck,
+    *,
+    timeout: float,
+    ca_file: str | None,
+    insecure: bool,
+    now: dt.datetime | None,
+    stun_stats: StunStats | None,
+    warn_days: float,
+    relay: bool,
+    mesh_key: str | None,
+) -> TlsSession | None:
     node_deadline = Deadline(timeout * NODE_BUDGET)
     stun_address = address if not t.stun_test_ip or (":" in t.stun_test_ip) == (":" in address) else None
     check_stun(t, stun_address or t.stun_test_ip, result, timeout, stun_stats)
@@ -119,8 +174,11 @@ def _check_address(t: NodeTarget, address: str, result: NodeCheck, *, timeout: f
     if not relay:
         return tls
     if not admitted:
-        why = "the server verifies clients (see derp)" if result.get("derp") and result.passed("derp") else \
-            "no DERP handshake"
+        why = (
+            "the server verifies clients (see derp)"
+            if result.get("derp") and result.passed("derp")
+            else "no DERP handshake"
+        )
         result.skip(("relay",), why)
     elif node_deadline.expired:
         result.skip(("relay",), _budget_spent(node_deadline))
@@ -143,14 +201,20 @@ def _note_load_balancers(nodes: list[NodeCheck]) -> None:
         if len(keys) > 1:
             shown = ", ".join(f"IPv{n.family} {n.public_key}" for n in group if n.public_key)
             for n in group:
-                n.add("server_key", "fail", f"{len(keys)} server keys behind {n.target.host} ({shown}): a load "
-                      "balancer or different servers per address family; clients on different servers reach each "
-                      "other only if they mesh; list each server as its own node", public_keys=keys,
-                      load_balancer=True)
+                n.add(
+                    "server_key",
+                    "fail",
+                    f"{len(keys)} server keys behind {n.target.host} ({shown}): a load "
+                    "balancer or different servers per address family; clients on different servers reach each "
+                    "other only if they mesh; list each server as its own node",
+                    public_keys=keys,
+                    load_balancer=True,
+                )
 
 
-def _mesh_probes(targets: Iterable[NodeTarget], sessions: dict[int, tuple[str, TlsSession]], timeout: float,
-                 mesh_key: str | None) -> list[RelayResult]:
+def _mesh_probes(
+    targets: Iterable[NodeTarget], sessions: dict[int, tuple[str, TlsSession]], timeout: float, mesh_key: str | None
+) -> list[RelayResult]:
     """A relay probe between each pair of nodes of a region that both completed TLS."""
     regions: dict[int, list[NodeTarget]] = {}
     for t in targets:
@@ -161,8 +225,9 @@ def _mesh_probes(targets: Iterable[NodeTarget], sessions: dict[int, tuple[str, T
         for a, b in itertools.combinations(members, 2):
             addr_a, tls_a = sessions[id(a)]
             addr_b, tls_b = sessions[id(b)]
-            result = relay_probe(endpoint(a, addr_a, tls_a), endpoint(b, addr_b, tls_b), timeout=timeout,
-                                 mesh_key=mesh_key)
+            result = relay_probe(
+                endpoint(a, addr_a, tls_a), endpoint(b, addr_b, tls_b), timeout=timeout, mesh_key=mesh_key
+            )
             result.node_a = a.node or result.node_a
             result.node_b = b.node or result.node_b
             out.append(result)

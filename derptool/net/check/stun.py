@@ -17,8 +17,9 @@ STUN_TIMEOUT = 3.0
 RETRANSMIT = 0.5
 
 
-def check_stun(t: NodeTarget, address: str | None, result: NodeCheck, timeout: float,
-               stats: StunStats | None = None) -> None:
+def check_stun(
+    t: NodeTarget, address: str | None, result: NodeCheck, timeout: float, stats: StunStats | None = None
+) -> None:
     """Send a binding request to the node's STUN port and record the step (*stats* adds up what came)."""
     if t.stun_port is None:
         result.add("stun", "skip", "STUN is disabled for this node (STUNPort -1)")
@@ -40,5 +41,10 @@ def check_stun(t: NodeTarget, address: str | None, result: NodeCheck, timeout: f
     elif isinstance(got, ProbeFailed):
         result.add("stun", "fail", f"{where}: {got}")
     else:
-        result.add("stun", "pass", f"{where} answered in {got.rtt_ms:.1f} ms; it sees this machine at {got.mapped}",
-                   mapped=got.mapped, rtt_ms=round(got.rtt_ms, 3))
+        result.add(
+            "stun",
+            "pass",
+            f"{where} answered in {got.rtt_ms:.1f} ms; it sees this machine at {got.mapped}",
+            mapped=got.mapped,
+            rtt_ms=round(got.rtt_ms, 3),
+        )

@@ -49,8 +49,9 @@ def parse_target(text: str, *, stun_port: int | None = None, derp_port: int | No
     )
 
 
-def targets_from_map(dmap: DERPMap, region_ids: Iterable[int], *, stun_port: int | None = None,
-                     derp_port: int | None = None) -> list[NodeTarget]:
+def targets_from_map(
+    dmap: DERPMap, region_ids: Iterable[int], *, stun_port: int | None = None, derp_port: int | None = None
+) -> list[NodeTarget]:
     """Every node of the given regions as a :class:`NodeTarget` (ports overridden when given)."""
     out: list[NodeTarget] = []
     for rid in region_ids:
@@ -58,17 +59,19 @@ def targets_from_map(dmap: DERPMap, region_ids: Iterable[int], *, stun_port: int
         if region is None:
             continue
         for n in region.nodes:
-            out.append(NodeTarget(
-                host=n.host_name,
-                derp_port=derp_port or n.effective_derp_port,
-                stun_port=stun_port or n.effective_stun_port,
-                cert_name=n.cert_name,
-                ipv4=n.ipv4,
-                ipv6=n.ipv6,
-                stun_test_ip=n.stun_test_ip,
-                insecure=n.insecure_for_tests,
-                stun_only=n.stun_only,
-                node=n.name,
-                region_id=rid,
-            ))
+            out.append(
+                NodeTarget(
+                    host=n.host_name,
+                    derp_port=derp_port or n.effective_derp_port,
+                    stun_port=stun_port or n.effective_stun_port,
+                    cert_name=n.cert_name,
+                    ipv4=n.ipv4,
+                    ipv6=n.ipv6,
+                    stun_test_ip=n.stun_test_ip,
+                    insecure=n.insecure_for_tests,
+                    stun_only=n.stun_only,
+                    node=n.name,
+                    region_id=rid,
+                )
+            )
     return out

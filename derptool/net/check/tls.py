@@ -35,16 +35,25 @@ class TlsSession:
 
 def handshake(t: NodeTarget, address: str, ctx: ssl.SSLContext, deadline: Deadline) -> ssl.SSLSocket:
     """A TLS connection to the node's DERP port on *address*, made by *deadline* (the caller closes it)."""
-    return tls_connect(address, t.derp_port, context=ctx, server_name=server_name(t.tls_name, t.cert_name),
-                       deadline=deadline)
+    return tls_connect(
+        address, t.derp_port, context=ctx, server_name=server_name(t.tls_name, t.cert_name), deadline=deadline
+    )
 
 
 def _skip_cert(result: NodeCheck, why: str) -> None:
     result.skip(("cert_name", "cert_expiry"), why)
 
 
-def check_tls(t: NodeTarget, address: str, result: NodeCheck, deadline: Deadline, ca_file: str | None,
-              insecure: bool, now: dt.datetime | None, warn_days: float = DEFAULT_WARN_DAYS) -> TlsSession | None:
+def check_tls(
+    t: NodeTarget,
+    address: str,
+    result: NodeCheck,
+    deadline: Deadline,
+    ca_file: str | None,
+    insecure: bool,
+    now: dt.datetime | None,
+    warn_days: float = DEFAULT_WARN_DAYS,
+) -> TlsSession | None:
     """Record the ``tls``, ``cert_name`` and ``cert_expiry`` steps; the session for later steps, if any."""
     where = join_host_port(address, t.derp_port)
     pin = pinned_sha256(t.cert_name)
@@ -85,14 +94,13 @@ def check_tls(t: NodeTarget, address: str, result: NodeCheck, deadline: Deadline
     if pin:
         verified = digest == pin
         if verified:
-            result.add("tls", "pass", f"{version} with {where}; certificate matches the sha256-raw pin",
-                       **timing)
+            result.add("tls", "pass", f"{version} with {where}; certificate matches the sha256-raw pin", **timing)
         else:
-            result.add("tls", "fail", f"certificate SHA-256 {digest} does not match the CertName pin {pin}",
-                       **timing)
+            result.add("tls", "fail", f"certificate SHA-256 {digest} does not match the CertName pin {pin}", **timing)
     elif chain_error:
-        result.add("tls", "fail", f"{version} with {where}, but the certificate is not trusted: {chain_error}",
-                   **timing)
+        result.add(
+            "tls", "fail", f"{version} with {where}, but the certificate is not trusted: {chain_error}", **timing
+        )
     elif verified:
         result.add("tls", "pass", f"{version} with {where}; certificate chain trusted", **timing)
     else:
@@ -125,15 +133,13 @@ def _check_name(t: NodeTarget, info: CertInfo, result: NodeCheck, pinned: bool, 
     status: Status = "skip" if lenient else "fail"
     extra = " (not required: verification is off)" if lenient else ""
     source = "CertName" if t.cert_name else "host name"
-    result.add("cert_name", status, f"does not cover the {source} {t.tls_name}{extra}; names: {shown}",
-               names=names)
+    result.add("cert_name", status, f"does not cover the {source} {t.tls_name}{extra}; names: {shown}", names=names)
 
 
 def _check_expiry(info: CertInfo, result: NodeCheck, now: dt.datetime, lenient: bool, warn_days: float) -> None:
     seconds = (info.not_after - now).total_seconds()
     days = seconds / 86400
-    data = {"not_after": info.not_after.isoformat(), "days_left": math.floor(days),
-            "expires_in_s": round(seconds, 3)}
+    data = {"not_after": info.not_after.isoformat(), "days_left": math.floor(days), "expires_in_s": round(seconds, 3)}
     bad: Status = "skip" if lenient else "fail"
     if now < info.not_before:
         result.add("cert_expiry", bad, f"not valid before {info.not_before:%Y-%m-%d %H:%M} UTC", **data)
@@ -141,7 +147,12 @@ def _check_expiry(info: CertInfo, result: NodeCheck, now: dt.datetime, lenient: 
         result.add("cert_expiry", bad, f"expired {-days:.0f} days ago ({info.not_after:%Y-%m-%d})", **data)
     elif days < warn_days:
         left = f"{days:.1f} days" if days >= 1 else f"{seconds / 3600:.1f} hours"
-        result.add("cert_expiry", bad, f"expires in {left} ({info.not_after:%Y-%m-%d %H:%M} UTC), sooner than "
-                   f"--warn-days {warn_days:g}: renew it now (clients reject it once expired)", **data)
+        result.add(
+            "cert_expiry",
+            bad,
+            f"expires in {left} ({info.not_after:%Y-%m-%d %H:%M} UTC), sooner than "
+            f"--warn-days {warn_days:g}: renew it now (clients reject it once expired)",
+            **data,
+        )
     else:
         result.add("cert_expiry", "pass", f"expires in {days:.0f} days ({info.not_after:%Y-%m-%d})", **data)

@@ -33,7 +33,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
         n = length & 0x7F
         if n == 0 or n > 4 or pos + n > len(data):
             raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos:pos + n], "big")
+        length = int.from_bytes(data[pos : pos + n], "big")
         pos += n
     if pos + length > len(data):
         raise ValueError("truncated DER")
@@ -71,17 +71,17 @@ def cert_info(der: bytes) -> CertInfo:
         if items and items[0][0] == 0xA0:
             items = items[1:]
         validity = _children(der, items[3][1], items[3][2])
-        not_before = _time(validity[0][0], der[validity[0][1]:validity[0][2]])
-        not_after = _time(validity[1][0], der[validity[1][1]:validity[1][2]])
+        not_before = _time(validity[0][0], der[validity[0][1] : validity[0][2]])
+        not_after = _time(validity[1][0], der[validity[1][1] : validity[1][2]])
         dns: list[str] = []
         ips: list[str] = []
         for tag, cs, ce in items[6:]:
             if tag != 0xA3:
                 continue
-            (_, xs, xe), = _children(der, cs, ce)
+            ((_, xs, xe),) = _children(der, cs, ce)
             for _, es, ee in _children(der, xs, xe):
                 parts = _children(der, es, ee)
-                if der[parts[0][1]:parts[0][2]] != _SAN_OID:
+                if der[parts[0][1] : parts[0][2]] != _SAN_OID:
                     continue
                 vs = parts[-1][1]
                 _, gs, ge = _tlv(der, vs)

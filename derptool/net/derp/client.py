@@ -160,8 +160,14 @@ def parse_message(frame_type: int, payload: bytes) -> Message | bytes:
 class DerpClient:
     """One open DERP connection (use :meth:`connect`); close it, or use it as a context manager."""
 
-    def __init__(self, endpoint: DerpEndpoint, stream: DeadlineStream, private: NodePrivate,
-                 greeting: Greeting, connect_seconds: float) -> None:
+    def __init__(
+        self,
+        endpoint: DerpEndpoint,
+        stream: DeadlineStream,
+        private: NodePrivate,
+        greeting: Greeting,
+        connect_seconds: float,
+    ) -> None:
         self.endpoint = endpoint
         self._stream = stream
         self._private = private
@@ -173,9 +179,18 @@ class DerpClient:
     # -- opening and closing ----------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, endpoint: DerpEndpoint, *, timeout: float = DEFAULT_TIMEOUT, deadline: Deadline | None = None,
-                private: NodePrivate | None = None, fast_start: bool = False, mesh_key: str | None = None,
-                is_prober: bool = False, expect_key: NodePublic | None = None) -> DerpClient:
+    def connect(
+        cls,
+        endpoint: DerpEndpoint,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: Deadline | None = None,
+        private: NodePrivate | None = None,
+        fast_start: bool = False,
+        mesh_key: str | None = None,
+        is_prober: bool = False,
+        expect_key: NodePublic | None = None,
+    ) -> DerpClient:
         """Connect, upgrade and handshake, all by *deadline* (default: *timeout* seconds from now).
 
         Raises :class:`~derptool.errors.DerpError` (or its :class:`~derptool.errors.DerpClientRejected`)
@@ -185,11 +200,11 @@ class DerpClient:
         private = private or NodePrivate.generate()
         started = time.monotonic()
         try:
-            sock = tls_connect(endpoint.address, endpoint.port, context=endpoint.context,
-                               server_name=endpoint.sni, deadline=deadline)
+            sock = tls_connect(
+                endpoint.address, endpoint.port, context=endpoint.context, server_name=endpoint.sni, deadline=deadline
+            )
         except TimeoutError:
-            raise DerpError(f"cannot connect to {endpoint}: no TLS connection within {deadline.seconds:g} s") \
-                from None
+            raise DerpError(f"cannot connect to {endpoint}: no TLS connection within {deadline.seconds:g} s") from None
         except ssl.SSLCertVerificationError as err:
             raise DerpError(f"TLS with {endpoint}: certificate not trusted: {err.verify_message or err}") from None
         except ssl.SSLError as err:
@@ -198,8 +213,15 @@ class DerpClient:
             raise DerpError(f"cannot connect to {endpoint}: {err.strerror or err}") from None
         stream = DeadlineStream(sock, deadline)
         try:
-            greeting = handshake(stream, private, host=endpoint.host, fast_start=fast_start, mesh_key=mesh_key,
-                                 is_prober=is_prober, expect_key=expect_key)
+            greeting = handshake(
+                stream,
+                private,
+                host=endpoint.host,
+                fast_start=fast_start,
+                mesh_key=mesh_key,
+                is_prober=is_prober,
+                expect_key=expect_key,
+            )
         except BaseException:
             stream.close()
             raise
@@ -212,8 +234,9 @@ class DerpClient:
     def __enter__(self) -> DerpClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- who is who --------------------------------------------------------------------------------

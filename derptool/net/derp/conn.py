@@ -44,8 +44,9 @@ class Deadline:
         return sooner
 
 
-def tls_connect(address: str, port: int, *, context: ssl.SSLContext, server_name: str | None,
-                deadline: Deadline) -> ssl.SSLSocket:
+def tls_connect(
+    address: str, port: int, *, context: ssl.SSLContext, server_name: str | None, deadline: Deadline
+) -> ssl.SSLSocket:
     """TCP to ``address:port`` and a TLS handshake (SNI *server_name*), both done by *deadline*."""
     raw = socket.create_connection((address, port), timeout=deadline.remaining())
     try:
@@ -97,8 +98,8 @@ class DeadlineStream:
         while True:
             end = self._buf.find(marker)
             if end >= 0:
-                data = bytes(self._buf[:end + len(marker)])
-                del self._buf[:end + len(marker)]
+                data = bytes(self._buf[: end + len(marker)])
+                del self._buf[: end + len(marker)]
                 return data
             if len(self._buf) > limit:
                 raise ValueError(f"no {marker!r} in the first {limit} bytes")

@@ -112,6 +112,6 @@ def read_server_key(reader: BinaryIO) -> bytes:
     if not len(MAGIC) + KEY_LEN <= length <= MAX_SERVER_KEY_FRAME:
         raise DerpFrameError(f"server-key frame has length {length}, want at least {len(MAGIC) + KEY_LEN}")
     body = read_exactly(reader, length)
-    if body[:len(MAGIC)] != MAGIC:
+    if body[: len(MAGIC)] != MAGIC:
         raise DerpFrameError("server-key frame lacks the DERP magic")
-    return body[len(MAGIC):len(MAGIC) + KEY_LEN]
+    return body[len(MAGIC) : len(MAGIC) + KEY_LEN]

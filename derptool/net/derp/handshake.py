@@ -75,13 +75,21 @@ def read_upgrade(stream: DeadlineStream) -> tuple[int, dict[str, str]]:
             headers[key.strip().lower()] = value.strip()
     if status != 101:
         reason = parts[2] if len(parts) > 2 else ""
-        raise DerpError(f"GET /derp with Upgrade: DERP answered {status} {reason}".rstrip()
-                        + ", not 101 Switching Protocols: not a DERP server")
+        raise DerpError(
+            f"GET /derp with Upgrade: DERP answered {status} {reason}".rstrip()
+            + ", not 101 Switching Protocols: not a DERP server"
+        )
     return status, headers
 
 
-def client_info(private: NodePrivate, server_key: NodePublic, *, mesh_key: str | None = None,
-                is_prober: bool = False, app_name: str = "derptool") -> bytes:
+def client_info(
+    private: NodePrivate,
+    server_key: NodePublic,
+    *,
+    mesh_key: str | None = None,
+    is_prober: bool = False,
+    app_name: str = "derptool",
+) -> bytes:
     """The client-info frame payload: our public key, then the sealed JSON."""
     info: dict[str, object] = {"version": frames.PROTOCOL_VERSION, "CanAckPings": True}
     if mesh_key:
@@ -112,9 +120,17 @@ def parse_server_info(private: NodePrivate, server_key: NodePublic, payload: byt
     return ServerInfo(number("version"), number("TokenBucketBytesPerSecond"), number("TokenBucketBytesBurst"))
 
 
-def handshake(stream: DeadlineStream, private: NodePrivate, *, host: str, fast_start: bool = False,
-              mesh_key: str | None = None, is_prober: bool = False, app_name: str = "derptool",
-              expect_key: NodePublic | None = None) -> Greeting:
+def handshake(
+    stream: DeadlineStream,
+    private: NodePrivate,
+    *,
+    host: str,
+    fast_start: bool = False,
+    mesh_key: str | None = None,
+    is_prober: bool = False,
+    app_name: str = "derptool",
+    expect_key: NodePublic | None = None,
+) -> Greeting:
     """Run steps 1 to 4 on an open TLS *stream*; every failure is a :class:`DerpError`.
 
     *expect_key* (for example a key learned over another connection) makes a different server key an error.
@@ -133,13 +149,17 @@ def handshake(stream: DeadlineStream, private: NodePrivate, *, host: str, fast_s
             raise DerpError(f"upgraded, but no server-key frame: {err}") from None
         header_key = headers.get("derp-public-key", "").lower()
         if header_key and header_key != server_key.raw.hex():
-            raise DerpError(f"the server-key frame ({server_key}) and the Derp-Public-Key header "
-                            f"({header_key}) disagree")
+            raise DerpError(
+                f"the server-key frame ({server_key}) and the Derp-Public-Key header ({header_key}) disagree"
+            )
         if expect_key is not None and server_key != expect_key:
             raise DerpError(f"server key {server_key}, expected {expect_key}")
-        stream.write(frames.encode_frame(frames.FrameType.CLIENT_INFO,
-                                         client_info(private, server_key, mesh_key=mesh_key, is_prober=is_prober,
-                                                     app_name=app_name)))
+        stream.write(
+            frames.encode_frame(
+                frames.FrameType.CLIENT_INFO,
+                client_info(private, server_key, mesh_key=mesh_key, is_prober=is_prober, app_name=app_name),
+            )
+        )
         try:
             header = stream.read(frames.HEADER_LEN)
         except (ConnectionResetError, ssl.SSLEOFError):
@@ -149,13 +169,15 @@ def handshake(stream: DeadlineStream, private: NodePrivate, *, host: str, fast_s
                 f"the server did not answer our client info within {stream.deadline.seconds:g} s: a server that "
                 "verifies clients (derper --verify-clients) waits like this while its tailscaled does not answer, "
                 "then refuses the client; give the mesh key (derpprobe does the same) or check its tailscaled",
-                str(server_key)) from None
+                str(server_key),
+            ) from None
         if not header:
             raise DerpClientRejected(
                 f"the server closed the connection after our client info instead of answering: it admits only "
                 f"clients it knows (derper --verify-clients or --verify-client-url), and {private.public} is "
                 "not one of them; give the mesh key (derpprobe does the same) or test from a tailnet node",
-                str(server_key))
+                str(server_key),
+            )
         try:
             frame_type, length = frames.parse_header(header)
             if length > frames.NONCE_LEN + MAX_INFO_LEN:

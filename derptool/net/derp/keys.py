@@ -21,7 +21,7 @@ RAW_LEN = 32
 def _raw_from_text(text: str, prefix: str) -> bytes:
     body = text.strip()
     if body.startswith(prefix):
-        body = body[len(prefix):]
+        body = body[len(prefix) :]
     try:
         raw = bytes.fromhex(body)
     except ValueError:

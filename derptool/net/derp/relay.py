@@ -71,11 +71,20 @@ class RelayResult:
     def to_data(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {
-            "node_a": self.node_a, "node_b": self.node_b, "mesh": self.mesh, "ok": self.ok,
-            "sent": self.sent, "received": self.received, "loss": self.loss,
-            "rtt_ms": _round(self.rtt_ms), "rtt_min_ms": _round(min(self.rtts_ms, default=None)),
-            "rtt_max_ms": _round(max(self.rtts_ms, default=None)), "setup_ms": _round(self.setup_ms),
-            "connect_ms": _round(self.connect_ms), "server_keys": self.server_keys, "error": self.error,
+            "node_a": self.node_a,
+            "node_b": self.node_b,
+            "mesh": self.mesh,
+            "ok": self.ok,
+            "sent": self.sent,
+            "received": self.received,
+            "loss": self.loss,
+            "rtt_ms": _round(self.rtt_ms),
+            "rtt_min_ms": _round(min(self.rtts_ms, default=None)),
+            "rtt_max_ms": _round(max(self.rtts_ms, default=None)),
+            "setup_ms": _round(self.setup_ms),
+            "connect_ms": _round(self.connect_ms),
+            "server_keys": self.server_keys,
+            "error": self.error,
             "rejected": self.rejected,
         }
 
@@ -115,9 +124,16 @@ def _round_trip(a: DerpClient, b: DerpClient, nonce: bytes, seq: int, size: int,
     return time.monotonic() - started
 
 
-def relay_probe(node_a: DerpEndpoint, node_b: DerpEndpoint | None = None, *, count: int = DEFAULT_COUNT,
-                size: int = DEFAULT_SIZE, timeout: float = 5.0, packet_timeout: float = DEFAULT_PACKET_TIMEOUT,
-                mesh_key: str | None = None) -> RelayResult:
+def relay_probe(
+    node_a: DerpEndpoint,
+    node_b: DerpEndpoint | None = None,
+    *,
+    count: int = DEFAULT_COUNT,
+    size: int = DEFAULT_SIZE,
+    timeout: float = 5.0,
+    packet_timeout: float = DEFAULT_PACKET_TIMEOUT,
+    mesh_key: str | None = None,
+) -> RelayResult:
     """Relay *count* packets between two clients on *node_a* (and *node_b*, for a mesh probe).
 
     Never raises for network trouble: a failure is :attr:`RelayResult.error`. *mesh_key* (64 hex digits)
@@ -134,8 +150,9 @@ def relay_probe(node_a: DerpEndpoint, node_b: DerpEndpoint | None = None, *, cou
         result.connect_ms = max(a.connect_seconds, b.connect_seconds) * 1000
         result.server_keys = sorted({str(a.server_key), str(b.server_key)})
         if node_b is not None and a.server_key == b.server_key:
-            result.error = (f"{node_a} and {node_b} have the same server key {a.server_key}: one server, so "
-                            "this is not a mesh test")
+            result.error = (
+                f"{node_a} and {node_b} have the same server key {a.server_key}: one server, so this is not a mesh test"
+            )
             return result
         nonce = os.urandom(8)
         warm_started = time.monotonic()

@@ -36,11 +36,23 @@ CAPTIVE_DELAY = 0.200
 class Netcheck:
     """netcheck's client over a series of reports of one map; :meth:`report` makes the next one."""
 
-    def __init__(self, dmap: DERPMap, *, map_source: str = "", timeout: float = DEFAULT_TIMEOUT,
-                 https: bool = False, ipv4: bool | None = None, ipv6: bool | None = None,
-                 ca_file: str | None = None, bind_ip: str | None = None, bind_port: int = 0,
-                 port_mapping: bool = False, captive_portal: bool = True, captive_port: int = 80,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        dmap: DERPMap,
+        *,
+        map_source: str = "",
+        timeout: float = DEFAULT_TIMEOUT,
+        https: bool = False,
+        ipv4: bool | None = None,
+        ipv6: bool | None = None,
+        ca_file: str | None = None,
+        bind_ip: str | None = None,
+        bind_port: int = 0,
+        port_mapping: bool = False,
+        captive_portal: bool = True,
+        captive_port: int = 80,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.dmap = dmap
         self.map_source = map_source
         self.timeout = timeout
@@ -92,10 +104,22 @@ class Netcheck:
 
             portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
         previous_home = self.home.home
-        measuring = loop.create_task(run(self.dmap, map_source=self.map_source, plan=plan, timeout=self.timeout,
-                                         https=self.https, ipv4=self.ipv4, ipv6=self.ipv6, ca_file=self.ca_file,
-                                         progress=progress, previous_preferred=previous_home,
-                                         bind_ip=self.bind_ip, bind_port=self.bind_port))
+        measuring = loop.create_task(
+            run(
+                self.dmap,
+                map_source=self.map_source,
+                plan=plan,
+                timeout=self.timeout,
+                https=self.https,
+                ipv4=self.ipv4,
+                ipv6=self.ipv6,
+                ca_file=self.ca_file,
+                progress=progress,
+                previous_preferred=previous_home,
+                bind_ip=self.bind_ip,
+                bind_port=self.bind_port,
+            )
+        )
         captive_task = None
         try:
             if self.captive_portal and not plan.incremental:
@@ -154,13 +178,25 @@ class Netcheck:
             if kept is not None:
                 res = dataclasses.replace(kept[2], probed=False, measured_at=kept[1], probe_errors=0)
             elif region.no_measure_no_home:
-                res = RegionResult(id=region.region_id, code=region.region_code, name=region.region_name,
-                                   avoid=region.avoid, error="not measured: NoMeasureNoHome", probed=False)
+                res = RegionResult(
+                    id=region.region_id,
+                    code=region.region_code,
+                    name=region.region_name,
+                    avoid=region.avoid,
+                    error="not measured: NoMeasureNoHome",
+                    probed=False,
+                )
             else:
                 geo = geo_for(region)
-                res = RegionResult(id=region.region_id, code=region.region_code, name=region.region_name,
-                                   country=geo.country, continent=geo.continent, avoid=region.avoid,
-                                   error="not probed in this incremental round, and no answer in the last 5 min",
-                                   probed=False)
+                res = RegionResult(
+                    id=region.region_id,
+                    code=region.region_code,
+                    name=region.region_name,
+                    country=geo.country,
+                    continent=geo.continent,
+                    avoid=region.avoid,
+                    error="not probed in this incremental round, and no answer in the last 5 min",
+                    probed=False,
+                )
             report.regions.append(res)
         report.regions.sort(key=lambda r: (r.latency_ms is None, r.latency_ms or 0.0, r.id))

@@ -26,9 +26,20 @@ STUN_PHASE = 3.0
 
 
 class _Runner:
-    def __init__(self, plan: ProbePlan, dmap: DERPMap, *, timeout: float, stun_timeout: float, https: bool,
-                 ca_file: str | None, progress: Callable[[RegionResult], None] | None,
-                 unusable: set[int], bind_ip: str | None = None, bind_port: int = 0) -> None:
+    def __init__(
+        self,
+        plan: ProbePlan,
+        dmap: DERPMap,
+        *,
+        timeout: float,
+        stun_timeout: float,
+        https: bool,
+        ca_file: str | None,
+        progress: Callable[[RegionResult], None] | None,
+        unusable: set[int],
+        bind_ip: str | None = None,
+        bind_port: int = 0,
+    ) -> None:
         self.unusable = unusable
         """Families probed only towards loopback addresses (auto mode, and the machine lacks them)."""
         self.plan = plan
@@ -62,8 +73,7 @@ class _Runner:
         got = self.sockets.get(family)
         if got is None:
             if self.bind_ip is not None and (":" in self.bind_ip) != (family == 6):
-                got = ProbeFailed(f"no IPv{family} socket: the bind address {self.bind_ip} is "
-                                  f"IPv{10 - family}")
+                got = ProbeFailed(f"no IPv{family} socket: the bind address {self.bind_ip} is IPv{10 - family}")
             else:
                 try:
                     got = StunSocket(family, self.loop, bind_ip=self.bind_ip, bind_port=self.bind_port)
@@ -145,8 +155,14 @@ class _Runner:
                 self.https_tasks.add(early)
             # the region's result (geography and all) is made when its probes end, so sending starts sooner
             states.append(RegionProbes(rp, partial(self._stun_done, out, i, early)))
-        phase = StunPhase(self.loop, self.start, self.stun_deadline, sockets=self._socket, resolve=self._resolve,
-                          unusable=self.unusable)
+        phase = StunPhase(
+            self.loop,
+            self.start,
+            self.stun_deadline,
+            sockets=self._socket,
+            resolve=self._resolve,
+            unusable=self.unusable,
+        )
         try:
             if self.left:
                 phase.begin(states)
@@ -173,11 +189,23 @@ class _Runner:
         score = None
         if self.dmap.home_params is not None:
             score = self.dmap.home_params.region_score.get(region.region_id)
-        return RegionResult(id=region.region_id, code=region.region_code, name=region.region_name,
-                            country=geo.country, continent=geo.continent, avoid=region.avoid, score=score)
+        return RegionResult(
+            id=region.region_id,
+            code=region.region_code,
+            name=region.region_name,
+            country=geo.country,
+            continent=geo.continent,
+            avoid=region.avoid,
+            score=score,
+        )
 
-    def _stun_done(self, out: list[tuple[RegionResult, list[ProbeResult]] | None], i: int,
-                   early: asyncio.Task[tuple[float | None, str | None]] | None, state: RegionProbes) -> None:
+    def _stun_done(
+        self,
+        out: list[tuple[RegionResult, list[ProbeResult]] | None],
+        i: int,
+        early: asyncio.Task[tuple[float | None, str | None]] | None,
+        state: RegionProbes,
+    ) -> None:
         """A region's STUN probes have ended: take their outcome, then finish it (over HTTPS if needed)."""
         rp = state.plan
         res = self._new_result(rp)
@@ -219,9 +247,15 @@ class _Runner:
             errors.append(f"no STUN probe sent: this machine has no usable {families}")
         return errors
 
-    async def _https_done(self, out: list[tuple[RegionResult, list[ProbeResult]] | None], i: int,
-                          res: RegionResult, results: list[ProbeResult], errors: list[str],
-                          task: asyncio.Task[tuple[float | None, str | None]]) -> None:
+    async def _https_done(
+        self,
+        out: list[tuple[RegionResult, list[ProbeResult]] | None],
+        i: int,
+        res: RegionResult,
+        results: list[ProbeResult],
+        errors: list[str],
+        task: asyncio.Task[tuple[float | None, str | None]],
+    ) -> None:
         ms, err = await task
         node = self.plan.regions[i].https_node
         res.https_latency_ms = ms
@@ -233,8 +267,14 @@ class _Runner:
                 errors.append(err or "HTTPS failed")
         self._finish(out, i, res, results, errors)
 
-    def _finish(self, out: list[tuple[RegionResult, list[ProbeResult]] | None], i: int, res: RegionResult,
-                results: list[ProbeResult], errors: list[str]) -> None:
+    def _finish(
+        self,
+        out: list[tuple[RegionResult, list[ProbeResult]] | None],
+        i: int,
+        res: RegionResult,
+        results: list[ProbeResult],
+        errors: list[str],
+    ) -> None:
         if res.latency_ms is None:
             res.error = "; ".join(dict.fromkeys(errors)) or "no answer"
         out[i] = (res, results)
@@ -249,11 +289,22 @@ async def _first_address(host: str, family: Family) -> str:
     return (await dial.resolve(host, family=family))[0]
 
 
-async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
-              timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
-              ipv4: bool | None = True, ipv6: bool | None = True, ca_file: str | None = None,
-              progress: Callable[[RegionResult], None] | None = None,
-              previous_preferred: int | None = None, bind_ip: str | None = None, bind_port: int = 0) -> Report:
+async def run(
+    dmap: DERPMap,
+    *,
+    map_source: str = "",
+    plan: ProbePlan | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    stun_timeout: float | None = None,
+    https: bool = False,
+    ipv4: bool | None = True,
+    ipv6: bool | None = True,
+    ca_file: str | None = None,
+    progress: Callable[[RegionResult], None] | None = None,
+    previous_preferred: int | None = None,
+    bind_ip: str | None = None,
+    bind_port: int = 0,
+) -> Report:
     """Measure every region of *dmap* (or of *plan*) at once and return the :class:`Report`.
 
     *timeout* bounds the whole run; the STUN phase lasts at most *stun_timeout* (default: 3 s, or 60 % of a
@@ -283,8 +334,18 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
     unusable = auto - usable_families() if auto else set()
     report = Report(map_source=map_source, started=time.time(), incremental=plan.incremental)
     t0 = time.perf_counter()
-    runner = _Runner(plan, dmap, timeout=timeout, stun_timeout=stun_timeout, https=https, ca_file=ca_file,
-                     progress=progress, unusable=unusable, bind_ip=bind_ip, bind_port=bind_port)
+    runner = _Runner(
+        plan,
+        dmap,
+        timeout=timeout,
+        stun_timeout=stun_timeout,
+        https=https,
+        ca_file=ca_file,
+        progress=progress,
+        unusable=unusable,
+        bind_ip=bind_ip,
+        bind_port=bind_port,
+    )
     try:
         if bind_ip is not None or bind_port:
             runner.bind_check()
@@ -303,12 +364,37 @@ async def run(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = N
     return report
 
 
-def measure(dmap: DERPMap, *, map_source: str = "", plan: ProbePlan | None = None,
-            timeout: float = DEFAULT_TIMEOUT, stun_timeout: float | None = None, https: bool = False,
-            ipv4: bool | None = True, ipv6: bool | None = True, ca_file: str | None = None,
-            progress: Callable[[RegionResult], None] | None = None,
-            previous_preferred: int | None = None, bind_ip: str | None = None, bind_port: int = 0) -> Report:
+def measure(
+    dmap: DERPMap,
+    *,
+    map_source: str = "",
+    plan: ProbePlan | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    stun_timeout: float | None = None,
+    https: bool = False,
+    ipv4: bool | None = True,
+    ipv6: bool | None = True,
+    ca_file: str | None = None,
+    progress: Callable[[RegionResult], None] | None = None,
+    previous_preferred: int | None = None,
+    bind_ip: str | None = None,
+    bind_port: int = 0,
+) -> Report:
     """:func:`run` in a fresh event loop, for callers that are not async (same parameters)."""
-    return asyncio.run(run(dmap, map_source=map_source, plan=plan, timeout=timeout, stun_timeout=stun_timeout,
-                           https=https, ipv4=ipv4, ipv6=ipv6, ca_file=ca_file, progress=progress,
-                           previous_preferred=previous_preferred, bind_ip=bind_ip, bind_port=bind_port))
+    return asyncio.run(
+        run(
+            dmap,
+            map_source=map_source,
+            plan=plan,
+            timeout=timeout,
+            stun_timeout=stun_timeout,
+            https=https,
+            ipv4=ipv4,
+            ipv6=ipv6,
+            ca_file=ca_file,
+            progress=progress,
+            previous_preferred=previous_preferred,
+            bind_ip=bind_ip,
+            bind_port=bind_port,
+        )
+    )

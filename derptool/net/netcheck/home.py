@@ -44,9 +44,15 @@ def _keep_old(old_ms: float, best_ms: float) -> bool:
     return old_ms - best_ms < ABSOLUTE_GAIN_MS or best_ms > old_ms * RELATIVE_GAIN
 
 
-def choose_home(latencies_ms: Mapping[int, float], *, best_recent_ms: Mapping[int, float] | None = None,
-                previous: int | None = None, scores: Mapping[int, float] | None = None,
-                excluded: frozenset[int] = frozenset(), previous_heard: bool = False) -> int | None:
+def choose_home(
+    latencies_ms: Mapping[int, float],
+    *,
+    best_recent_ms: Mapping[int, float] | None = None,
+    previous: int | None = None,
+    scores: Mapping[int, float] | None = None,
+    excluded: frozenset[int] = frozenset(),
+    previous_heard: bool = False,
+) -> int | None:
     """The home region for one report's *latencies_ms*, netcheck's rule (see the module docstring).
 
     *best_recent_ms* is each region's best latency over the history (default: this report's);
@@ -96,8 +102,9 @@ class HomeChooser:
                     best[rid] = ms
         return best
 
-    def update(self, latencies_ms: Mapping[int, float], now: float,
-               last_heard: Mapping[int, float] | None = None) -> int | None:
+    def update(
+        self, latencies_ms: Mapping[int, float], now: float, last_heard: Mapping[int, float] | None = None
+    ) -> int | None:
         """Add a report's region latencies (ms) taken at *now* (seconds) and return the home region.
 
         *last_heard* optionally gives, per region, when (same clock as *now*) a DERP frame last came from
@@ -109,13 +116,19 @@ class HomeChooser:
         for t in [t for t in self.history if now - t > HISTORY_S]:
             del self.history[t]
         prev_heard = previous is not None and heard.get(previous, float("-inf")) > now - DERP_FRAME_WINDOW_S
-        home = choose_home(latencies_ms, best_recent_ms=self.best_recent(), previous=previous,
-                           scores=self.scores, excluded=self.excluded, previous_heard=prev_heard)
-        if self.force is not None and (self.force in latencies_ms
-                                       or heard.get(self.force, float("-inf")) > now - DERP_FRAME_WINDOW_S):
+        home = choose_home(
+            latencies_ms,
+            best_recent_ms=self.best_recent(),
+            previous=previous,
+            scores=self.scores,
+            excluded=self.excluded,
+            previous_heard=prev_heard,
+        )
+        if self.force is not None and (
+            self.force in latencies_ms or heard.get(self.force, float("-inf")) > now - DERP_FRAME_WINDOW_S
+        ):
             home = self.force
-        if home is None and previous is not None \
-                and heard.get(previous, float("-inf")) > now - KEEPALIVE_WINDOW_S:
+        if home is None and previous is not None and heard.get(previous, float("-inf")) > now - KEEPALIVE_WINDOW_S:
             home = previous
         self.home = home
         return home

@@ -33,14 +33,20 @@ async def latency_check(node: DERPNode, address: str, ctx: ssl.SSLContext) -> fl
     pin = pinned_sha256(node.cert_name)
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.open_connection(address, port, ssl=ctx,
-                                                       server_hostname=server_name(node.tls_name, node.cert_name) or "")
+        reader, writer = await asyncio.open_connection(
+            address, port, ssl=ctx, server_hostname=server_name(node.tls_name, node.cert_name) or ""
+        )
         if pin is not None:
             _check_pin(writer, pin)
-        host_header = join_host_port(node.host_name, port) if port != 443 else (
-            f"[{node.host_name}]" if ":" in node.host_name else node.host_name)
-        request = (f"GET {LATENCY_CHECK_PATH} HTTP/1.1\r\nHost: {host_header}\r\n"
-                   "User-Agent: derptool\r\nAccept: */*\r\nConnection: close\r\n\r\n").encode()
+        host_header = (
+            join_host_port(node.host_name, port)
+            if port != 443
+            else (f"[{node.host_name}]" if ":" in node.host_name else node.host_name)
+        )
+        request = (
+            f"GET {LATENCY_CHECK_PATH} HTTP/1.1\r\nHost: {host_header}\r\n"
+            "User-Agent: derptool\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        ).encode()
         started = time.perf_counter()
         writer.write(request)
         await writer.drain()

@@ -166,8 +166,11 @@ def _from_derptool_data(data: Mapping[str, Any]) -> LastReport:
         raise ValueError("regions must be a list")
     out: dict[str, dict[int, float]] = {"latency_ms": {}, "v4_latency_ms": {}, "v6_latency_ms": {}}
     for i, region in enumerate(regions):
-        if not isinstance(region, Mapping) or isinstance(region.get("id"), bool) \
-                or not isinstance(region.get("id"), int):
+        if (
+            not isinstance(region, Mapping)
+            or isinstance(region.get("id"), bool)
+            or not isinstance(region.get("id"), int)
+        ):
             raise ValueError(f"regions[{i}] has no integer id")
         for name, into in out.items():
             ms = region.get(name)
@@ -182,8 +185,13 @@ def _from_derptool_data(data: Mapping[str, Any]) -> LastReport:
     return LastReport(out["latency_ms"], out["v4_latency_ms"], out["v6_latency_ms"], preferred or None)
 
 
-def make_plan(dmap: DERPMap, *, ipv4: bool = True, ipv6: bool = True,
-              last: ReportLatencies | Mapping[str, Any] | LastReport | None = None) -> ProbePlan:
+def make_plan(
+    dmap: DERPMap,
+    *,
+    ipv4: bool = True,
+    ipv6: bool = True,
+    last: ReportLatencies | Mapping[str, Any] | LastReport | None = None,
+) -> ProbePlan:
     """The probe plan for *dmap*: incremental after a *last* report with latencies, else full.
 
     *ipv4*/*ipv6* say whether this machine can use (and should probe) each family.
@@ -248,8 +256,9 @@ def _full_plan(dmap: DERPMap, *, ipv4: bool, ipv6: bool) -> ProbePlan:
 
 def _by_last_latency(dmap: DERPMap, prev: LastReport) -> list[DERPRegion]:
     """The measurable regions, fastest in *prev* first, those without a latency last (then by ID)."""
-    regions = [r for r in dmap.region_list()
-               if not r.no_measure_no_home and (not r.avoid or r.region_id == prev.preferred)]
+    regions = [
+        r for r in dmap.region_list() if not r.no_measure_no_home and (not r.avoid or r.region_id == prev.preferred)
+    ]
 
     def key(r: DERPRegion) -> tuple[bool, float, int]:
         ms = prev.region_latency.get(r.region_id) or 0.0

@@ -59,10 +59,18 @@ class RegionResult:
     def to_data(self) -> dict[str, Any]:
         """The region as in ``derptool latency --format json``."""
         return {
-            "id": self.id, "code": self.code, "name": self.name, "country": self.country,
-            "continent": self.continent, "latency_ms": _round(self.latency_ms),
-            "v4_latency_ms": _round(self.v4_latency_ms), "v6_latency_ms": _round(self.v6_latency_ms),
-            "method": self.method, "node": self.node, "error": self.error, "probed": self.probed,
+            "id": self.id,
+            "code": self.code,
+            "name": self.name,
+            "country": self.country,
+            "continent": self.continent,
+            "latency_ms": _round(self.latency_ms),
+            "v4_latency_ms": _round(self.v4_latency_ms),
+            "v6_latency_ms": _round(self.v6_latency_ms),
+            "method": self.method,
+            "node": self.node,
+            "error": self.error,
+            "probed": self.probed,
         }
 
 
@@ -99,8 +107,10 @@ class Report:
 
     def __repr__(self) -> str:
         # short on purpose: asyncio may repr a finished task's result (with thousands of probes) on exit
-        return (f"Report(map_source={self.map_source!r}, preferred_region={self.preferred_region}, "
-                f"regions={len(self.regions)}, probes={len(self.probes)}, duration_s={self.duration_s:.3f})")
+        return (
+            f"Report(map_source={self.map_source!r}, preferred_region={self.preferred_region}, "
+            f"regions={len(self.regions)}, probes={len(self.probes)}, duration_s={self.duration_s:.3f})"
+        )
 
     @property
     def reachable(self) -> list[RegionResult]:

@@ -82,8 +82,16 @@ class StunPhase:
     in *unusable* towards a non-loopback address are recorded as skipped, not sent.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, start: float, deadline: float, *, sockets: SocketFor,
-                 resolve: Resolver, unusable: set[int]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        start: float,
+        deadline: float,
+        *,
+        sockets: SocketFor,
+        resolve: Resolver,
+        unusable: set[int],
+    ) -> None:
         self.loop = loop
         self.start = start
         self.deadline = deadline
@@ -221,7 +229,7 @@ class StunPhase:
                 fam.results.append(ProbeResult(probe, dest, error=f"{msg}; {ignored}" if ignored else msg))
             for probe in self.waiting_names.get(fam, []):
                 fam.results.append(ProbeResult(probe, None, error=f"timed out after {self.phase_s:.1f} s"))
-        for _, _, fam, probe in self.schedule[self.next:]:
+        for _, _, fam, probe in self.schedule[self.next :]:
             if not fam.done:  # due after the deadline: never sent
                 fam.results.append(ProbeResult(probe, None, error=f"timed out after {self.phase_s:.1f} s"))
         for fam in list(self.open):

@@ -16,5 +16,19 @@ from derptool.policy.engine.source import load_policy, parse_policy
 from derptool.policy.engine.tailnet import Node, Tailnet, TailnetError, User, load_tailnet, parse_tailnet
 from derptool.policy.engine.tests import run_tests
 
-__all__ = ["Compiled", "Node", "Tailnet", "TailnetError", "User", "compile_policy", "egress", "explain",
-           "load_policy", "load_tailnet", "parse_policy", "parse_tailnet", "run_tests", "via_violations"]
+__all__ = [
+    "Compiled",
+    "Node",
+    "Tailnet",
+    "TailnetError",
+    "User",
+    "compile_policy",
+    "egress",
+    "explain",
+    "load_policy",
+    "load_tailnet",
+    "parse_policy",
+    "parse_tailnet",
+    "run_tests",
+    "via_violations",
+]

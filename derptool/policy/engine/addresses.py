@@ -195,10 +195,20 @@ ALL_TAILNET = CGNAT.minus(CHROMEOS_VM).union(TAILSCALE_ULA)
 ALL_V4 = IPSet.parse(["0.0.0.0/0"])
 ALL_V6 = IPSet.parse(["::/0"])
 EXIT_ROUTES = ALL_V4.union(ALL_V6)
-INTERNET = IPSet.parse(["0.0.0.0/0", "2000::/3"]).minus(IPSet.parse([
-    "fc00::/7", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd7a:115c:a1e0::/48", "100.64.0.0/10",
-    "fe80::/10", "169.254.0.0/16",
-]))
+INTERNET = IPSet.parse(["0.0.0.0/0", "2000::/3"]).minus(
+    IPSet.parse(
+        [
+            "fc00::/7",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fd7a:115c:a1e0::/48",
+            "100.64.0.0/10",
+            "fe80::/10",
+            "169.254.0.0/16",
+        ]
+    )
+)
 """``autogroup:internet``: public addresses (no private, link-local, CGNAT or Tailscale ranges)."""
 
 

@@ -39,14 +39,17 @@ class Resolver:
         self.policy = policy
         self.tailnet = tailnet
         groups = policy.get("groups")
-        self.groups: dict[str, list[str]] = {
-            k: _str_list(v) for k, v in groups.items()} if isinstance(groups, Mapping) else {}
+        self.groups: dict[str, list[str]] = (
+            {k: _str_list(v) for k, v in groups.items()} if isinstance(groups, Mapping) else {}
+        )
         hosts = policy.get("hosts")
-        self.hosts: dict[str, str] = {
-            k: v.strip() for k, v in hosts.items() if isinstance(v, str)} if isinstance(hosts, Mapping) else {}
+        self.hosts: dict[str, str] = (
+            {k: v.strip() for k, v in hosts.items() if isinstance(v, str)} if isinstance(hosts, Mapping) else {}
+        )
         ipsets = policy.get("ipsets")
-        self.ipsets: dict[str, list[str]] = {
-            k: _str_list(v) for k, v in ipsets.items()} if isinstance(ipsets, Mapping) else {}
+        self.ipsets: dict[str, list[str]] = (
+            {k: _str_list(v) for k, v in ipsets.items()} if isinstance(ipsets, Mapping) else {}
+        )
         self._cache: dict[str, IPSet | None] = {}
         self._items: dict[str, list[Range] | None] = {}
         self._nodes_cache: dict[str, list[Node]] = {}
@@ -62,7 +65,7 @@ class Resolver:
                     out.setdefault(u.id, u)
             return list(out.values())
         if selector.startswith("user:*@"):
-            domain = selector[len("user:*@"):].lower()
+            domain = selector[len("user:*@") :].lower()
             return [u for u in self.tailnet.users if u.email.lower().rpartition("@")[2] == domain]
         if "@" in selector or self.tailnet.user(selector) is not None:
             user = self.tailnet.user(selector)
@@ -177,8 +180,11 @@ class Resolver:
 
 
 def _by_nodes(s: str) -> bool:
-    return (s.startswith(("tag:", "group:", "user:*@")) or s in ("autogroup:member", "autogroup:members",
-            "autogroup:tagged") or ("@" in s and not s.startswith(("autogroup:", "ipset:"))))
+    return (
+        s.startswith(("tag:", "group:", "user:*@"))
+        or s in ("autogroup:member", "autogroup:members", "autogroup:tagged")
+        or ("@" in s and not s.startswith(("autogroup:", "ipset:")))
+    )
 
 
 def _node_set(nodes: Iterable[Node]) -> IPSet:

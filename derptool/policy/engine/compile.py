@@ -65,8 +65,7 @@ class Compiled:
         return {"nodes": {n.name: self.node_json(n) for n in nodes}}
 
 
-def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *,
-                   control_url: str = DEFAULT_CONTROL_URL) -> Compiled:
+def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: str = DEFAULT_CONTROL_URL) -> Compiled:
     """Compile canonical *policy* data for *tailnet*.
 
     Advertised routes that ``autoApprovers`` cover count as approved, as they are once the control plane
@@ -75,8 +74,17 @@ def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *,
     tailnet = auto_approve(policy, tailnet)
     resolver = Resolver(policy, tailnet)
     rules = compile_rules(policy, tailnet, resolver)
-    return Compiled(policy, tailnet, resolver, rules, SSHCompiler(policy, tailnet, resolver), PeerMap(rules),
-                    primary_routes(tailnet), control_url, via_grants(policy, resolver))
+    return Compiled(
+        policy,
+        tailnet,
+        resolver,
+        rules,
+        SSHCompiler(policy, tailnet, resolver),
+        PeerMap(rules),
+        primary_routes(tailnet),
+        control_url,
+        via_grants(policy, resolver),
+    )
 
 
 __all__ = ["Compiled", "compile_policy"]

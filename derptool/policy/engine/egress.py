@@ -26,9 +26,11 @@ class NodeEgress:
 
     def to_json(self) -> dict[str, Any]:
         """``{"node", "exit_nodes": [{"name", "tags"}], "subnet_routes": [{"route", "via"}]}``."""
-        return {"node": self.node.name,
-                "exit_nodes": [{"name": n.name, "tags": list(n.tags)} for n in self.exit_nodes],
-                "subnet_routes": [{"route": r, "via": n.name} for r, n in self.subnet_routes]}
+        return {
+            "node": self.node.name,
+            "exit_nodes": [{"name": n.name, "tags": list(n.tags)} for n in self.exit_nodes],
+            "subnet_routes": [{"route": r, "via": n.name} for r, n in self.subnet_routes],
+        }
 
 
 def egress(compiled: Compiled, names: list[str] | None = None) -> list[NodeEgress]:

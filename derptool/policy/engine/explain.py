@@ -52,15 +52,24 @@ class Explanation:
 
     def to_json(self, source: PolicySource | None = None) -> dict[str, Any]:
         """``{"src", "dst", "proto", "allowed", "pairs": [{"src", "dst", "allowed", "rules"}]}``."""
+
         def rule(path: Path) -> dict[str, Any]:
             out: dict[str, Any] = {"rule": f"{path[0]}[{path[1]}]" if len(path) > 1 else "default"}
             if source is not None and path:
                 out["file"] = source.file
                 out["line"] = source.lines.get(tuple(path[:2]))
             return out
-        return {"src": self.src, "dst": self.dst, "proto": self.proto, "allowed": self.allowed,
-                "pairs": [{"src": p.src, "dst": p.dst, "allowed": p.allowed, "rules": [rule(r) for r in p.rules]}
-                          for p in self.pairs]}
+
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "proto": self.proto,
+            "allowed": self.allowed,
+            "pairs": [
+                {"src": p.src, "dst": p.dst, "allowed": p.allowed, "rules": [rule(r) for r in p.rules]}
+                for p in self.pairs
+            ],
+        }
 
 
 def explain(compiled: Compiled, src: str, dst: str, proto: str = "tcp") -> Explanation:

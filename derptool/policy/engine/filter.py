@@ -79,14 +79,14 @@ class Rule:
     cap_grants: list[CapGrant] | None = None
     origins: list[Path] = field(default_factory=list)
 
-    def to_json(self, dst_ports: list[DstPort] | None = None,
-                cap_grants: list[CapGrant] | None = None) -> dict[str, Any]:
+    def to_json(
+        self, dst_ports: list[DstPort] | None = None, cap_grants: list[CapGrant] | None = None
+    ) -> dict[str, Any]:
         """The rule as Tailscale's JSON, optionally with only some destinations."""
         out: dict[str, Any] = {"SrcIPs": list(self.src_ips)}
         if self.cap_grants is not None:
             grants = cap_grants if cap_grants is not None else self.cap_grants
-            out["CapGrant"] = [{"Dsts": [_dst_text(d) for d in g.dsts], "CapMap": dict(g.cap_map)}
-                               for g in grants]
+            out["CapGrant"] = [{"Dsts": [_dst_text(d) for d in g.dsts], "CapMap": dict(g.cap_map)} for g in grants]
             return out
         out["DstPorts"] = [d.to_json() for d in (dst_ports if dst_ports is not None else self.dst_ports)]
         if self.protos is not None:
@@ -142,8 +142,17 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
         specs = [s for s in (parse_grant_ip(e) for e in _strs(g.get("ip"))) if s is not None]
         app = g.get("app") if isinstance(g.get("app"), Mapping) and g.get("app") else None
         dsts = _strs(g.get("dst"))
-        out.append(_Grant(_strs(g.get("src")), dsts, specs, app, _strs(g.get("via")), ("grants", i),
-                          [("grants", i, "dst", j) for j in range(len(dsts))]))
+        out.append(
+            _Grant(
+                _strs(g.get("src")),
+                dsts,
+                specs,
+                app,
+                _strs(g.get("via")),
+                ("grants", i),
+                [("grants", i, "dst", j) for j in range(len(dsts))],
+            )
+        )
     acls = policy.get("acls")
     for i, a in enumerate(acls if isinstance(acls, list) else []):
         if not isinstance(a, Mapping):
@@ -160,8 +169,7 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
         if any(not host.startswith("autogroup:") for _, host, _ in parsed):
             parsed = [p for p in parsed if p[1] != SELF] + [p for p in parsed if p[1] == SELF]
         for j, host, ports in parsed:
-            out.append(_Grant(srcs, [host], [IPSpec(protos, ports)], None, [], ("acls", i),
-                              [("acls", i, dst_key, j)]))
+            out.append(_Grant(srcs, [host], [IPSpec(protos, ports)], None, [], ("acls", i), [("acls", i, dst_key, j)]))
     return out
 
 
@@ -222,8 +230,11 @@ class RuleSet:
         out = []
         for rule, parts in self.for_node(node):
             if rule.cap_grants is not None:
-                out.append(rule.to_json(cap_grants=[_reduce_cap(g, node, self.tailnet)
-                                                    for g in (rule.cap_grants[i] for i in parts)]))
+                out.append(
+                    rule.to_json(
+                        cap_grants=[_reduce_cap(g, node, self.tailnet) for g in (rule.cap_grants[i] for i in parts)]
+                    )
+                )
             else:
                 out.append(rule.to_json(dst_ports=[rule.dst_ports[i] for i in parts]))
         return out
@@ -344,9 +355,15 @@ class Compiler:
             src_only = self.resolver.resolve_all([s for s in g.srcs if s != SELF])
             dst_all = IPSet().union(*dst_sets)
             for _, companion in companions:
-                out.append(Rule(dst_strings, dst_all, None,
-                                cap_grants=[CapGrant(tuple(_prefix_dsts(src_only)), {companion: None})],
-                                origins=[g.origin]))
+                out.append(
+                    Rule(
+                        dst_strings,
+                        dst_all,
+                        None,
+                        cap_grants=[CapGrant(tuple(_prefix_dsts(src_only)), {companion: None})],
+                        origins=[g.origin],
+                    )
+                )
         return out
 
     def _self(self, g: _Grant, origin: Path) -> list[Rule]:
@@ -369,9 +386,15 @@ class Compiler:
                 for c in sorted(g.app):
                     if c in COMPANION_CAPS:
                         dst_strings = [_addr(ip) for n in own for ip in n.ips]
-                        out.append(Rule(dst_strings, node_set(own), None,
-                                        cap_grants=[CapGrant(tuple(_prefix_dsts(src)), {COMPANION_CAPS[c]: None})],
-                                        origins=[g.origin]))
+                        out.append(
+                            Rule(
+                                dst_strings,
+                                node_set(own),
+                                None,
+                                cap_grants=[CapGrant(tuple(_prefix_dsts(src)), {COMPANION_CAPS[c]: None})],
+                                origins=[g.origin],
+                            )
+                        )
         return out
 
     def _via(self, g: _Grant) -> list[Rule]:
@@ -398,14 +421,18 @@ class Compiler:
             if ips is None:
                 continue
             for lo, hi, length in _prefix_dsts(ips):
-                served = frozenset(n.index for n in routers
-                                   if any(r[0] <= hi and lo <= r[1] for r in map(prefix_range, n.subnet_routes)))
+                served = frozenset(
+                    n.index
+                    for n in routers
+                    if any(r[0] <= hi and lo <= r[1] for r in map(prefix_range, n.subnet_routes))
+                )
                 if served:
                     entries.append((lo, hi, prefix_text_full(lo, length), served, origin))
         out = []
         for spec in g.specs:
-            ports = [DstPort(text, p, lo, hi, origin, only) for lo, hi, text, only, origin in entries
-                     for p in spec.ports]
+            ports = [
+                DstPort(text, p, lo, hi, origin, only) for lo, hi, text, only, origin in entries for p in spec.ports
+            ]
             if ports:
                 out.append(Rule(src_ips, merged, spec.protos, ports, origins=[g.origin]))
         return out
@@ -442,5 +469,15 @@ def compile_rules(policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolve
     return RuleSet(Compiler(policy, tailnet, resolver).compile(), tailnet)
 
 
-__all__ = ["ALL_PORTS", "V4_END", "CapGrant", "Compiler", "DstPort", "Rule", "RuleSet", "compile_rules",
-           "merge_rules", "policy_grants"]
+__all__ = [
+    "ALL_PORTS",
+    "V4_END",
+    "CapGrant",
+    "Compiler",
+    "DstPort",
+    "Rule",
+    "RuleSet",
+    "compile_rules",
+    "merge_rules",
+    "policy_grants",
+]

@@ -111,8 +111,10 @@ class PeerMap:
         lo, hi = prefix_range(route)
         relevant = self._route_matches.get(route)
         if relevant is None:  # the rules whose destinations or sources touch the route, found once per route
-            relevant = ([m for m in self.matches if m.routed.overlaps(lo, hi)],
-                        [m for m in self.matches if m.src.overlaps(lo, hi)])
+            relevant = (
+                [m for m in self.matches if m.routed.overlaps(lo, hi)],
+                [m for m in self.matches if m.src.overlaps(lo, hi)],
+            )
             self._route_matches[route] = relevant
         into, out_of = relevant
         own = viewer.ips
@@ -141,8 +143,9 @@ def _match(rule: Rule) -> _Match | None:
         dst.extend((lo, hi) for lo, hi, _ in g.dsts)
     dset = IPSet.of(dst)
     src = IPSet.of([(0, V6_END)]) if "*" in rule.src_ips else rule.src
-    internet = bool(dset.ranges) and (dset.covers(*ALL_V4.ranges[0]) or dset.covers(*ALL_V6.ranges[0])
-                                      or INTERNET.subset_of(dset))
+    internet = bool(dset.ranges) and (
+        dset.covers(*ALL_V4.ranges[0]) or dset.covers(*ALL_V6.ranges[0]) or INTERNET.subset_of(dset)
+    )
     if not src or (not dset and not only):
         return None
     return _Match(src, dset, internet, only, dset.union(IPSet.of(via)) if via else dset)
@@ -228,8 +231,9 @@ def _via_filter(viewer: Node, peer: Node, routes: list[str], grants: list[ViaGra
     return [r for r in routes if r not in excluded]
 
 
-def peers_for(node: Node, peer_map: PeerMap, primaries: Mapping[str, int],
-              vias: list[ViaGrant] | None = None) -> list[Peer]:
+def peers_for(
+    node: Node, peer_map: PeerMap, primaries: Mapping[str, int], vias: list[ViaGrant] | None = None
+) -> list[Peer]:
     """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
     out = []
     for p in peer_map.peers_of(node):

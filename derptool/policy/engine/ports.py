@@ -81,6 +81,14 @@ def port_allows(ports: PortRange, port: int) -> bool:
 
 
 __all__ = [
-    "ALL_PORTS", "DEFAULT_PROTOS", "IPSpec", "PortRange", "parse_grant_ip", "parse_ports", "parse_proto",
-    "port_allows", "proto_allows", "split_destination",
+    "ALL_PORTS",
+    "DEFAULT_PROTOS",
+    "IPSpec",
+    "PortRange",
+    "parse_grant_ip",
+    "parse_ports",
+    "parse_proto",
+    "port_allows",
+    "proto_allows",
+    "split_destination",
 ]

@@ -17,8 +17,12 @@ from derptool.policy.engine.aliases import SELF, Resolver
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 Path = tuple[str | int, ...]
-ACCEPT = {"accept": True, "allowAgentForwarding": True, "allowLocalPortForwarding": True,
-          "allowRemotePortForwarding": True}
+ACCEPT = {
+    "accept": True,
+    "allowAgentForwarding": True,
+    "allowLocalPortForwarding": True,
+    "allowRemotePortForwarding": True,
+}
 DEFAULT_CONTROL_URL = "https://login.tailscale.com"
 CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER"
 NONROOT = "autogroup:nonroot"
@@ -32,7 +36,7 @@ def localpart_domain(user: str) -> str | None:
     """The domain of ``localpart:*@<domain>``, or None when *user* is not that form."""
     if not user.startswith("localpart:"):
         return None
-    local, at, domain = user[len("localpart:"):].rpartition("@")
+    local, at, domain = user[len("localpart:") :].rpartition("@")
     return domain if at and local == "*" and domain and "*" not in domain else None
 
 
@@ -125,8 +129,20 @@ class SSHCompiler:
         dst = self.resolver.resolve_all(others) if others else None
         env = _strs(rule.get("acceptEnv")) or None
         dst_nodes = frozenset(n.index for n in self._nodes(others, dst)) if dst is not None else frozenset()
-        return _Compiled(("ssh", i), action, user_map, localparts, env, dict(sorted(by_user.items())), tagged, src,
-                         SELF in dsts, dst, dst_nodes, frozenset(n.index for n in src_nodes))
+        return _Compiled(
+            ("ssh", i),
+            action,
+            user_map,
+            localparts,
+            env,
+            dict(sorted(by_user.items())),
+            tagged,
+            src,
+            SELF in dsts,
+            dst,
+            dst_nodes,
+            frozenset(n.index for n in src_nodes),
+        )
 
     def _nodes(self, selectors: list[str], ips: IPSet) -> list[Node]:
         """The nodes with an address in *ips*, found through the selectors' node lists where they have one."""

@@ -251,16 +251,28 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         uname = n.get("user")
         if uname is not None:
             if not isinstance(uname, str) or uname not in by_name:
-                raise fail(f"node {name!r}: user {uname!r} is not in \"users\"", (*where, "user"))
+                raise fail(f'node {name!r}: user {uname!r} is not in "users"', (*where, "user"))
             user = by_name[uname]
         elif not tags and users:
             user = users[0]
         hostname = n.get("hostname", name)
-        nodes.append(Node(name=str(name), hostname=str(hostname), ipv4=addr["ipv4"], ipv6=addr["ipv6"],
-                          tags=tags, user=user, routable_ips=routes["routable_ips"],
-                          approved_routes=routes["approved_routes"], index=index, ips=tuple(ips),
-                          primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
-                          if n.get("primary_routes") is not None else None))
+        nodes.append(
+            Node(
+                name=str(name),
+                hostname=str(hostname),
+                ipv4=addr["ipv4"],
+                ipv6=addr["ipv6"],
+                tags=tags,
+                user=user,
+                routable_ips=routes["routable_ips"],
+                approved_routes=routes["approved_routes"],
+                index=index,
+                ips=tuple(ips),
+                primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
+                if n.get("primary_routes") is not None
+                else None,
+            )
+        )
     return Tailnet(users, nodes)
 
 
@@ -321,9 +333,21 @@ def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
         owner = None if tags else uid_map.get(int(e.get("UserID") or 0))
         if not ips:
             continue
-        nodes.append(Node(name=name, hostname=str(e.get("HostName") or name), ipv4=v4, ipv6=v6, tags=tags,
-                          user=owner, routable_ips=tuple(routes), approved_routes=tuple(routes), index=len(nodes),
-                          ips=tuple(ips), primary_routes=tuple(str(r) for r in (e.get("PrimaryRoutes") or []))))
+        nodes.append(
+            Node(
+                name=name,
+                hostname=str(e.get("HostName") or name),
+                ipv4=v4,
+                ipv6=v6,
+                tags=tags,
+                user=owner,
+                routable_ips=tuple(routes),
+                approved_routes=tuple(routes),
+                index=len(nodes),
+                ips=tuple(ips),
+                primary_routes=tuple(str(r) for r in (e.get("PrimaryRoutes") or [])),
+            )
+        )
     return Tailnet(users, nodes)
 
 
@@ -375,7 +399,13 @@ def to_topology(tailnet: Tailnet) -> dict[str, Any]:
 
 
 __all__ = [
-    "Node", "Tailnet", "TailnetError", "User", "from_status", "from_topology",
-    "load_tailnet", "parse_tailnet", "to_topology",
+    "Node",
+    "Tailnet",
+    "TailnetError",
+    "User",
+    "from_status",
+    "from_topology",
+    "load_tailnet",
+    "parse_tailnet",
+    "to_topology",
 ]
-

@@ -160,8 +160,9 @@ class TestRunner:
                 host, port = split[0], int(split[1])
                 dst_ips = self.dest_ips(host)
                 if dst_ips is None:
-                    report.failures.append(TestFailure(where, f"{head}: {host!r} is no host, node, user or tag of "
-                                                              "this tailnet"))
+                    report.failures.append(
+                        TestFailure(where, f"{head}: {host!r} is no host, node, user or tag of this tailnet")
+                    )
                     continue
                 if src_ips is None:
                     report.skipped.append((where, f"{src!r} has no device in the tailnet"))
@@ -171,14 +172,22 @@ class TestRunner:
                 allowed = [v for v in verdicts if v[2] is not None]
                 if want_accept and len(allowed) < len(verdicts):
                     s, d, _ = next(v for v in verdicts if v[2] is None)
-                    report.failures.append(TestFailure(
-                        where, f"{head}: want accept, got deny: no rule allows {addr_text(s)} to "
-                               f"{addr_text(d)}:{port}"))
+                    report.failures.append(
+                        TestFailure(
+                            where,
+                            f"{head}: want accept, got deny: no rule allows {addr_text(s)} to {addr_text(d)}:{port}",
+                        )
+                    )
                 elif not want_accept and allowed:
                     s, d, rule = allowed[0]
-                    report.failures.append(TestFailure(
-                        where, f"{head}: want deny, got accept: {_rule_name(rule, self.lines, self.file)} allows "
-                               f"{addr_text(s)} to {addr_text(d)}:{port}", rule))
+                    report.failures.append(
+                        TestFailure(
+                            where,
+                            f"{head}: want deny, got accept: {_rule_name(rule, self.lines, self.file)} allows "
+                            f"{addr_text(s)} to {addr_text(d)}:{port}",
+                            rule,
+                        )
+                    )
 
     # -- ssh tests --------------------------------------------------------------------------------
 
@@ -207,8 +216,12 @@ class TestRunner:
             where: Path = (*path, "dst", k)
             nodes = self._ssh_dest_nodes(host)
             if not nodes:
-                report.failures.append(TestFailure(where, f"{PREFIX}: {_p(path)}: SSH destination {host!r} is no "
-                                                          "host, node, user or tag of this tailnet"))
+                report.failures.append(
+                    TestFailure(
+                        where,
+                        f"{PREFIX}: {_p(path)}: SSH destination {host!r} is no host, node, user or tag of this tailnet",
+                    )
+                )
                 continue
             if src_ips is None:
                 report.skipped.append((where, f"{src!r} has no device in the tailnet"))
@@ -225,9 +238,14 @@ class TestRunner:
                             why = ""
                             if rule is not None:
                                 why = f": allowed by {_rule_name(rule.origin, self.lines, self.file)}"
-                            report.failures.append(TestFailure(
-                                (*path, key), f"{PREFIX}: {_p(path)}: ssh {login}@{node.name} from {src}: want "
-                                              f"{key}, got {how}{why}", rule.origin if rule else None))
+                            report.failures.append(
+                                TestFailure(
+                                    (*path, key),
+                                    f"{PREFIX}: {_p(path)}: ssh {login}@{node.name} from {src}: want "
+                                    f"{key}, got {how}{why}",
+                                    rule.origin if rule else None,
+                                )
+                            )
                             break
 
     def _ssh_dest_nodes(self, host: str) -> list[Node]:
