@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from derptool.cli._common import warn
+from derptool.cli._errors import warn
 from derptool.cli._output import unified_diff
 
 if TYPE_CHECKING:  # the types only: a command without --apply imports neither

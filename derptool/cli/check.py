@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, parse_duration, timeout_option, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import CaFileOption, MapOption, parse_duration, timeout_option
 from derptool.cli._output import table, to_json
 
 if TYPE_CHECKING:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import InputFiles, app, handle_errors, report
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, report
+from derptool.cli._inputs import InputFiles
 from derptool.cli._output import unified_diff
 
 if TYPE_CHECKING:

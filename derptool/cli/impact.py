@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import MapOption
 from derptool.cli._output import table, to_json
 from derptool.errors import InputError, UsageError
 

@@ -10,16 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import (
-    CaFileOption,
-    MapOption,
-    RegionOption,
-    app,
-    handle_errors,
-    load_selected,
-    parse_duration,
-    warn,
-)
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._inputs import load_selected
+from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
 from derptool.cli._output import table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.errors import UsageError

@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._inputs import load_selected
+from derptool.cli._options import MapOption, RegionOption
 from derptool.cli._output import table, to_json
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from derptool.cli._common import app, handle_errors
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors
 from derptool.cli._output import table, to_json
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
 
 region_app = typer.Typer(
     name="region",

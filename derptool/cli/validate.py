@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from derptool.cli._common import InputFiles, app, handle_errors
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors
+from derptool.cli._inputs import InputFiles
 from derptool.cli._output import to_json
 
 
