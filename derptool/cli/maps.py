@@ -106,7 +106,7 @@ def omit_command(
     from derptool import __version__
     from derptool.cli._apply import read_policy, require_apply
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import plan_omit, render_omit_hujson, render_omit_json
+    from derptool.edit.omit import plan_omit, render_omit_headscale_yaml, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
     snap = read_policy(apply) if apply is not None else None
@@ -144,19 +144,13 @@ def omit_command(
         f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions ({loaded.description})."
     )
     if fmt is FragmentFormat.headscale_yaml:
-        from derptool.derpmap import DERPMap
-        from derptool.derpmap.headscale import render_headscale_yaml
-        from derptool.edit.omit import region_label
-
-        overlay = DERPMap(Regions={r.region_id: None for r in plan.omitted})
         header = [
             f"derptool {__version__}: omit {asked}",
             summary,
             "A headscale DERP map file for derp.paths: it is merged after derp.urls, so null removes the region",
             "(headscale 0.27.0 to 0.29.2; check the behaviour of your version).",
         ]
-        labels = {r.region_id: region_label(r) for r in plan.omitted}
-        typer.echo(render_headscale_yaml(overlay, header=header, labels=labels), nl=False)
+        typer.echo(render_omit_headscale_yaml(plan, header=header), nl=False)
         return
     header = [
         f"derptool {__version__}: omit {asked}",
