@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,7 +44,7 @@ def nat_command(
 
     Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``.
     """
-    from derptool.net import natprobe
+    from derptool.net import natprobe  # heavy: imported when the command runs, so that --help stays fast
 
     bind_ip, _, _ = parse_bind(bind_address, None, None)
     loaded, dmap = load_selected(map_spec, region)
@@ -64,8 +65,6 @@ def nat_command(
 
 def nat_text(report: NatReport) -> str:
     """``derptool nat`` as text: the probes table, a summary, and the plain-language explanation."""
-    import textwrap
-
     probes = table(
         [
             [o.node or "", str(o.server), str(o.mapped) if o.mapped else f"- ({o.error or 'no answer'})"]
