@@ -21,17 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from derptool._types import JsonPath
+
 if TYPE_CHECKING:
     from derptool.hujson import Array, Object, Value
-
-Path = tuple[str, ...]
 
 
 @dataclass
 class New:
     """A member or element an edit adds, to lay out after patching."""
 
-    parent: Path
+    parent: JsonPath
     key: str | None
     """Member name (``None`` for an array element appended at the end)."""
     commented: bool
@@ -45,9 +45,9 @@ def raw(node: Value) -> bytes | None:
     return t.raw if isinstance(t, Literal) and t.raw[:1] in (b"{", b"[") else None
 
 
-def pointer(path: Sequence[str]) -> str:
+def pointer(path: Sequence[str | int]) -> str:
     """The JSON Pointer of *path*."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def formatted_value(text: bytes, unit: bytes, depth: int) -> bytes:
@@ -205,7 +205,7 @@ def _format_keeps(text: bytes) -> bool:
 # -- the three steps ---------------------------------------------------------------------------------------
 
 
-def reflow(root: Value, paths: list[Path], tidy: Tidy, unit: bytes) -> None:
+def reflow(root: Value, paths: list[JsonPath], tidy: Tidy, unit: bytes) -> None:
     """Give format's layout to the outermost one-line composite on each path that format would now change
     (e.g. an inline object grown past 80 bytes), where it was in format's layout before the edit."""
     from derptool.hujson import Array, Object, Value, find, parse
@@ -301,7 +301,7 @@ def lay_out_new(root: Value, new: list[New], unit: bytes, inline: set[str], clos
     parents' closing extras before the patch (:func:`closing_extras`)."""
     from derptool.hujson import Array, Object, find
 
-    by_parent: dict[Path, list[New]] = {}
+    by_parent: dict[JsonPath, list[New]] = {}
     for n in new:
         by_parent.setdefault(n.parent, []).append(n)
     for parent_path, items in by_parent.items():

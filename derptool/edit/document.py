@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from derptool._types import JsonPath
 from derptool.edit._layout import (
     New,
     Tidy,
@@ -58,9 +59,6 @@ from derptool.errors import ApplyError, InputError
 
 if TYPE_CHECKING:
     from derptool.hujson import Array, Literal, Object, Value
-
-Path = tuple[str, ...]
-"""Member names (as written) from the top of the document; ``"-"`` ends an array append."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ class Member:
     """A member of the document found by name: its name as written, its path and its value."""
 
     name: str
-    path: Path
+    path: JsonPath
     node: Value = field(repr=False)
     doc: Document = field(repr=False, compare=False)
 
@@ -146,7 +144,7 @@ class Document:
         """The file's indentation unit (a tab or N spaces), read from the top-level members."""
         self._ops: list[str] = []
         self._new: list[New] = []
-        self._paths: list[Path] = []
+        self._paths: list[JsonPath] = []
         """The parent of every edited member: the composites on the way to them are laid out again."""
         self._parents: set[str] = set()
         """Pointers of the objects and arrays the queued edits change."""
@@ -185,7 +183,7 @@ class Document:
         assert isinstance(self._root.value, Object)
         return self._find(self._root.value, (), name)
 
-    def _find(self, obj: Object, path: Path, name: str) -> Member | None:
+    def _find(self, obj: Object, path: JsonPath, name: str) -> Member | None:
         want = name.lower()
         for m in obj.members:
             key = _name(m.name)
@@ -206,7 +204,7 @@ class Document:
             node.value = hujson.parse(node.value.raw).value
         return node.value
 
-    def _materialize(self, path: Path) -> None:
+    def _materialize(self, path: JsonPath) -> None:
         """Parse the members along *path* that are still raw, so that a patch can reach into them."""
         from derptool.hujson import Object
 
@@ -223,7 +221,7 @@ class Document:
 
     # -- edits
 
-    def add(self, path: Sequence[str], value: str, *, lead: Sequence[str] = (), trail: str | None = None) -> None:
+    def add(self, path: Sequence[str | int], value: str, *, lead: Sequence[str] = (), trail: str | None = None) -> None:
         """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
         of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
         member, *trail* a comment after it on its line (texts without ``//``)."""
@@ -248,17 +246,17 @@ class Document:
         parts.append("}")
         self._ops.append("\n".join(parts))
         if path[-1] == "-" or find(self._root, pointer(path)) is None:
-            key = None if path[-1] == "-" else path[-1]
+            key = None if path[-1] == "-" else str(path[-1])
             self._new.append(New(path[:-1], key, bool(lead or trail or "//" in value)))
 
-    def remove(self, path: Sequence[str]) -> None:
+    def remove(self, path: Sequence[str | int]) -> None:
         """Remove the member at *path*, with the comments it owns."""
         if self._finished:
             raise RuntimeError("the document is finished")
         self._note(tuple(path)[:-1])
         self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
 
-    def _note(self, parent: Path) -> None:
+    def _note(self, parent: JsonPath) -> None:
         """Before an edit under *parent*: parse the members on the way and read the layout of the composites
         there, as it was before any edit (the layout steps of :meth:`finish` compare with it)."""
         self._materialize(parent)

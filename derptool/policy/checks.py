@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from derptool._types import JsonPath
 from derptool.policy import selectors as sel
 from derptool.policy._go import format_duration, parse_duration, quote
 from derptool.policy.models import AppConnector
-from derptool.policy.problems import Finding, Path, Severity
+from derptool.policy.problems import Finding, Severity
 
 MAX_CHECK_PERIOD_NS = 168 * 3600 * 10**9
 MIN_CHECK_PERIOD_NS = 60 * 10**9
@@ -73,15 +74,15 @@ class PolicyChecker:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def error(self, path: Path, message: str) -> None:
+    def error(self, path: JsonPath, message: str) -> None:
         """Record an error at *path*."""
         self.findings.append(Finding(path, message))
 
-    def error_key(self, path: Path, message: str) -> None:
+    def error_key(self, path: JsonPath, message: str) -> None:
         """Record an error about the key at the end of *path* (its position is the key's)."""
         self.findings.append(Finding(path, message, at_key=True))
 
-    def warning(self, path: Path, message: str) -> None:
+    def warning(self, path: JsonPath, message: str) -> None:
         """Record a warning at *path*."""
         self.findings.append(Finding(path, message, "warning"))
 
@@ -137,7 +138,7 @@ class PolicyChecker:
             return f"{quote(item)}: invalid address"
         return None
 
-    def check_empty(self, rule: Mapping[str, Any], rule_path: Path, keys: tuple[str, str]) -> None:
+    def check_empty(self, rule: Mapping[str, Any], rule_path: JsonPath, keys: tuple[str, str]) -> None:
         """Warn when a rule's sources or destinations are missing or empty: it then matches nothing."""
         for key in keys:
             value = rule.get(key)
@@ -145,7 +146,7 @@ class PolicyChecker:
                 where = (*rule_path, key) if key in rule else rule_path
                 self.warning(where, f"{key} is empty: this rule matches nothing")
 
-    def check_srcs(self, path: Path, srcs: Any, *, section: str) -> None:
+    def check_srcs(self, path: JsonPath, srcs: Any, *, section: str) -> None:
         """Check a rule's ``src`` list."""
         for i, raw in _strings(srcs):
             item = raw.strip()
@@ -163,7 +164,7 @@ class PolicyChecker:
             if err:
                 self.error(where, f"src={err}")
 
-    def check_dst_target(self, where: Path, entry: str, target: str) -> None:
+    def check_dst_target(self, where: JsonPath, entry: str, target: str) -> None:
         """Check the host part of a destination (``entry`` is the whole text, for the message)."""
         if target == "autogroup:danger-all":
             self.error(where, "cannot use autogroup:danger-all as a dst")
@@ -175,7 +176,7 @@ class PolicyChecker:
         if err:
             self.error(where, f"dst={quote(entry)}: {err}")
 
-    def check_self(self, path: Path, srcs: Any, *, allow_wildcard: bool) -> None:
+    def check_self(self, path: JsonPath, srcs: Any, *, allow_wildcard: bool) -> None:
         """``autogroup:self`` as a destination needs sources that are users, groups or member autogroups."""
         for i, raw in _strings(srcs):
             item = raw.strip()
@@ -189,7 +190,7 @@ class PolicyChecker:
                 self.error((*path, i), "autogroup:self can only be used with users, groups, or supported autogroups")
                 return
 
-    def check_src_posture(self, path: Path, names: Any) -> None:
+    def check_src_posture(self, path: JsonPath, names: Any) -> None:
         """Every ``srcPosture`` name must be defined in ``postures``."""
         for i, name in _strings(names):
             if not name.startswith("posture:"):
@@ -202,7 +203,7 @@ class PolicyChecker:
     def check_acls(self) -> None:
         """``acls``: action, src, dst host:ports, proto."""
         for n, rule in _items(self.data.get("acls")):
-            path: Path = ("acls", n)
+            path: JsonPath = ("acls", n)
             action = rule.get("action", "")
             if isinstance(action, str) and action.strip() != "accept":
                 self.error((*path, "action"), f"action={quote(action)} is not supported")
@@ -252,7 +253,7 @@ class PolicyChecker:
     def check_grants(self) -> None:
         """``grants``: src, dst, ip, app, via."""
         for n, rule in _items(self.data.get("grants")):
-            path: Path = ("grants", n)
+            path: JsonPath = ("grants", n)
             srcs, dsts = rule.get("src"), rule.get("dst")
             ips, app, via = rule.get("ip"), rule.get("app"), rule.get("via")
             self.check_srcs((*path, "src"), srcs, section="grants")
@@ -289,7 +290,7 @@ class PolicyChecker:
                     self.error((*path, "via", i), f"tag {quote(item)} not found")
             self.check_src_posture((*path, "srcPosture"), rule.get("srcPosture"))
 
-    def check_grant_ip(self, where: Path, item: str) -> None:
+    def check_grant_ip(self, where: JsonPath, item: str) -> None:
         """One grant ``ip`` entry, read by Tailscale's rules (:func:`.selectors.parse_proto_port_range`).
 
         Ports on a protocol without ports (``icmp:80``) are accepted by Tailscale and refused by headscale: a warning.
@@ -306,7 +307,7 @@ class PolicyChecker:
                 f"{quote(proto + ':*')} (headscale refuses ports on it)",
             )
 
-    def check_capability(self, where: Path, name: str) -> None:
+    def check_capability(self, where: JsonPath, name: str) -> None:
         """An app capability name: ``{domain}/{path}``, not one of the server's own."""
         domain, slash, rest = name.partition("/")
         if not slash or not rest or not _CAP_DOMAIN.match(domain):
@@ -324,7 +325,7 @@ class PolicyChecker:
     def check_ssh(self) -> None:
         """``ssh``: action, src, dst, users, checkPeriod, acceptEnv, recorder."""
         for n, rule in _items(self.data.get("ssh")):
-            path: Path = ("ssh", n)
+            path: JsonPath = ("ssh", n)
             action = rule.get("action", "")
             stripped = action.strip() if isinstance(action, str) else ""
             if isinstance(action, str):
@@ -375,7 +376,7 @@ class PolicyChecker:
                     self.error((*path, "recorder", i), f"tag not found: {quote(tag)}")
             self.check_src_posture((*path, "srcPosture"), rule.get("srcPosture"))
 
-    def check_period(self, where: Path, period: str, action: str) -> None:
+    def check_period(self, where: JsonPath, period: str, action: str) -> None:
         """``checkPeriod``: a Go duration in 0..168h, or ``always``; only meaningful for ``check``."""
         if action == "accept":
             self.warning(where, 'checkPeriod only applies to action "check"; it is ignored here')
@@ -422,7 +423,7 @@ class PolicyChecker:
                     inner = self.groups.get(item)
                     nested = next((j for j, m in _strings(inner) if m.strip().startswith("group:")), None)
                     if nested is not None and isinstance(inner, list):
-                        path: Path = ("groups", item, nested)
+                        path: JsonPath = ("groups", item, nested)
                         inner_name = quote(inner[nested].strip())
                         message = f"groups[{quote(item)}]: {inner_name}: group members cannot be recursive"
                     else:
@@ -522,7 +523,7 @@ class PolicyChecker:
     def check_node_attrs(self) -> None:
         """``nodeAttrs``: targets, attributes, ipPool."""
         for n, rule in _items(self.data.get("nodeAttrs")):
-            path: Path = ("nodeAttrs", n)
+            path: JsonPath = ("nodeAttrs", n)
             for i, raw in _strings(rule.get("target")):
                 item = raw.strip()
                 if item == "autogroup:self":
@@ -553,7 +554,7 @@ class PolicyChecker:
                                 if tag not in self.tags:
                                     self.error((*path, "app", name, j, "connectors", k), f"tag not found: {quote(tag)}")
 
-    def check_shape(self, path: Path, value: Any, model: type[BaseModel]) -> None:
+    def check_shape(self, path: JsonPath, value: Any, model: type[BaseModel]) -> None:
         """Shape-check a free-form value that has a known structure (e.g. app connector parameters)."""
         from derptool.policy.shape import ShapeChecker, model_spec
 
@@ -580,7 +581,7 @@ class PolicyChecker:
                 )
             self._approvers(("autoApprovers", "services", svc), tags, frozenset())
 
-    def _approvers(self, path: Path, approvers: Any, allowed: frozenset[str]) -> None:
+    def _approvers(self, path: JsonPath, approvers: Any, allowed: frozenset[str]) -> None:
         for i, raw in _strings(approvers):
             item = raw.strip()
             if sel.kind(item) in ("tag", "group", "autogroup"):
@@ -602,7 +603,7 @@ class PolicyChecker:
         """
         failed = "test(s) failed: "
         for n, test in _items(self.data.get("tests")):
-            path: Path = ("tests", n)
+            path: JsonPath = ("tests", n)
             src = test.get("src", test.get("user", ""))
             if isinstance(src, str):
                 if src.strip() == "":
@@ -644,7 +645,7 @@ class PolicyChecker:
     def check_ssh_tests(self) -> None:
         """``sshTests``: a source, destinations that are hosts, users or tags, and login users."""
         for n, test in _items(self.data.get("sshTests")):
-            path: Path = ("sshTests", n)
+            path: JsonPath = ("sshTests", n)
             src = test.get("src", "")
             if isinstance(src, str) and src.strip() == "":
                 self.error((*path, "src") if "src" in test else path, "SSH test src must be specified")

@@ -20,7 +20,8 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from derptool.policy.problems import Finding, Path
+from derptool._types import JsonPath
+from derptool.policy.problems import Finding
 
 
 @dataclass(frozen=True)
@@ -133,15 +134,15 @@ class ShapeChecker:
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
-        self.renames: dict[Path, str] = {}
+        self.renames: dict[JsonPath, str] = {}
 
-    def _type_error(self, value: Any, spec: Spec, path: Path) -> None:
+    def _type_error(self, value: Any, spec: Spec, path: JsonPath) -> None:
         kind = _kind_of(value)
         if kind == "number" and spec.kind == "int":
             kind = f"number {value}"
         self.findings.append(Finding(path, f"json: cannot unmarshal {kind} into Go value of type {spec.go}"))
 
-    def walk(self, value: Any, spec: Spec, path: Path, cpath: Path) -> Any:
+    def walk(self, value: Any, spec: Spec, path: JsonPath, cpath: JsonPath) -> Any:
         """Return the canonical form of *value*, or :data:`INVALID` where it has the wrong type."""
         kind = spec.kind
         if kind == "any":
@@ -179,13 +180,13 @@ class ShapeChecker:
         self._type_error(value, spec, path)
         return INVALID
 
-    def _duplicates(self, value: Mapping[str, Any], path: Path) -> None:
+    def _duplicates(self, value: Mapping[str, Any], path: JsonPath) -> None:
         for key in getattr(value, "duplicates", ()):
             self.findings.append(
                 Finding((*path, key), f'duplicate key "{key}": only the last value counts', "warning", at_key=True)
             )
 
-    def _dict(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[Any, Any]:
+    def _dict(self, value: Mapping[str, Any], spec: Spec, path: JsonPath, cpath: JsonPath) -> dict[Any, Any]:
         self._duplicates(value, path)
         assert spec.item is not None
         item = spec.item
@@ -209,7 +210,7 @@ class ShapeChecker:
             out[ckey] = self.walk(v, item, (*path, key), (*cpath, ckey))
         return out
 
-    def _model(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[str, Any]:
+    def _model(self, value: Mapping[str, Any], spec: Spec, path: JsonPath, cpath: JsonPath) -> dict[str, Any]:
         self._duplicates(value, path)
         out: dict[str, Any] = {}
         seen: dict[str, str] = {}
@@ -240,7 +241,7 @@ class ShapeChecker:
             out[name] = self.walk(v, member, (*path, key), (*cpath, name))
         return out
 
-    def original_path(self, cpath: Path) -> Path:
+    def original_path(self, cpath: JsonPath) -> JsonPath:
         """Map a path in the canonical data to the keys the file uses."""
         if not self.renames:
             return cpath

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from derptool.policy.problems import Finding, Path, Problem, json_pointer, locate, value_offset
+from derptool._types import JsonPath
+from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
 
 if TYPE_CHECKING:
     from derptool.policy.engine.tailnet import Tailnet
@@ -37,7 +38,7 @@ def decode(src: bytes) -> Any:
 
 
 def findings(
-    data: Any, tailnet: Tailnet | None = None, lines: dict[Path, int] | None = None, file: str | None = None
+    data: Any, tailnet: Tailnet | None = None, lines: dict[JsonPath, int] | None = None, file: str | None = None
 ) -> list[Finding]:
     """Shape and semantic findings for decoded policy *data*, with paths into *data* as written.
 
@@ -100,7 +101,7 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     return problems
 
 
-def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
+def validate_files(paths: Iterable[str | Path]) -> list[Problem]:
     """All problems of all files, in order (``-`` reads stdin).
 
     A file that cannot be read raises :class:`~derptool.errors.InputError` (exit 2).

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.errors import InputError
 
-Path = tuple[str | int, ...]
 SECTIONS = ("acls", "grants", "ssh", "tests", "sshTests")
 
 
@@ -19,17 +19,17 @@ class PolicySource:
     data: dict[str, Any]
     file: str
     src: bytes = b""
-    originals: dict[Path, Path] = field(default_factory=dict)
+    originals: dict[JsonPath, JsonPath] = field(default_factory=dict)
 
     @cached_property
-    def lines(self) -> dict[Path, int]:
+    def lines(self) -> dict[JsonPath, int]:
         """The line of each rule, ``(section, index)`` -> line (found when first asked for)."""
         from derptool.policy.problems import locate
 
         found = locate(self.src, list(self.originals.values()))
         return {canon: found[orig][0] for canon, orig in self.originals.items()}
 
-    def where(self, path: Path | None) -> str:
+    def where(self, path: JsonPath | None) -> str:
         """``file:line`` of a rule (``acls[2]`` style when the line is unknown)."""
         if not path:
             return f"{self.file} (no acls or grants: everything is allowed)"
@@ -119,7 +119,7 @@ def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
         raise InputError("a policy is a JSON object", file=file, line=1, column=1)
     data = _canonical(raw)
     written = {_CANON.get(k.lower(), k): k for k in raw}
-    originals: dict[Path, Path] = {}
+    originals: dict[JsonPath, JsonPath] = {}
     for section in SECTIONS:
         items = data.get(section)
         if isinstance(items, list):

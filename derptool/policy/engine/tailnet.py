@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.errors import InputError
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, prefix_range
-
-Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ class TailnetError(InputError):
     """A tailnet file that cannot be used (exit 2)."""
 
 
-def _err(message: str, file: str, where: Path, src: bytes | None) -> TailnetError:
+def _err(message: str, file: str, where: JsonPath, src: bytes | None) -> TailnetError:
     line = col = None
     if src is not None:
         from derptool.policy.problems import locate
@@ -176,7 +175,7 @@ def _err(message: str, file: str, where: Path, src: bytes | None) -> TailnetErro
     return TailnetError(message, file=file, line=line, column=col)
 
 
-def _strs(value: Any, what: str, fail: Any, where: Path) -> tuple[str, ...]:
+def _strs(value: Any, what: str, fail: Any, where: JsonPath) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -187,7 +186,7 @@ def _strs(value: Any, what: str, fail: Any, where: Path) -> tuple[str, ...]:
 def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = None) -> Tailnet:
     """A :class:`Tailnet` from decoded ``topology`` data; errors name *file*:line:col (from *src*)."""
 
-    def fail(message: str, where: Path) -> TailnetError:
+    def fail(message: str, where: JsonPath) -> TailnetError:
         return _err(message, file, where, src)
 
     if not isinstance(data, Mapping):
@@ -215,7 +214,7 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         raise fail('"nodes" must be an object of node name to node', ("nodes",))
     nodes: list[Node] = []
     for index, (name, n) in enumerate(raw_nodes.items()):
-        where: Path = ("nodes", name)
+        where: JsonPath = ("nodes", name)
         if not isinstance(n, Mapping):
             raise fail(f"node {name!r} must be an object", where)
         tags = _strs(n.get("tags"), "tags", fail, (*where, "tags"))
