@@ -213,7 +213,7 @@ class TestRunner:
             report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the SSH test has no src"))
             return
         src_ips = self.source_ips(src)
-        dsts = [d.strip() for d in (t.get("dst") or []) if isinstance(d, str)]
+        dsts = [d.strip() for d in _list(t.get("dst")) if isinstance(d, str)]
         for k, host in enumerate(dsts):
             where: JsonPath = (*path, "dst", k)
             nodes = self._ssh_dest_nodes(host)
@@ -229,7 +229,7 @@ class TestRunner:
                 report.skipped.append((where, f"{src!r} has no device in the tailnet"))
                 continue
             for key in ("accept", "check", "deny"):
-                for login in [u for u in (t.get(key) or []) if isinstance(u, str)]:
+                for login in [u for u in _list(t.get(key)) if isinstance(u, str)]:
                     report.run += 1
                     for node in nodes:
                         got = [self.ssh_verdict(s, node, login) for s in src_ips]
@@ -272,6 +272,11 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _list(value: Any) -> list[Any]:
+    """*value* if it is a list, else an empty one (a value of the wrong type was reported by validate)."""
+    return value if isinstance(value, list) else []
 
 
 def _p(path: JsonPath) -> str:
