@@ -198,7 +198,7 @@ def impact_command(
     Exit status: 0 ok; 1 a site is over --max-increase; 2 bad options or no usable report; 3 Prometheus unreachable.
     """
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import plan_omit
+    from derptool.edit.omit_plan import plan_omit
     from derptool.fleet import assess
 
     paths = list(reports or [])

@@ -103,7 +103,7 @@ def omit_command(
     from derptool import __version__
     from derptool.cli._apply import read_policy, require_apply
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import plan_omit, render_omit_hujson, render_omit_json
+    from derptool.edit.omit_plan import plan_omit, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
     snap = read_policy(apply) if apply is not None else None
@@ -143,7 +143,7 @@ def omit_command(
     if fmt is FragmentFormat.headscale_yaml:
         from derptool.derpmap import DERPMap
         from derptool.derpmap.headscale import render_headscale_yaml
-        from derptool.edit.omit import region_label
+        from derptool.edit.omit_plan import region_label
 
         overlay = DERPMap(Regions={r.region_id: None for r in plan.omitted})
         header = [
