@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from derptool._types import JsonPath
 from derptool.fileio import read_file
 from derptool.hujson import HuJSONError, parse, position, standardize
 from derptool.policy.checks import check_policy
-from derptool.policy.engine.compile import compile_policy
-from derptool.policy.engine.source import parse_policy
-from derptool.policy.engine.tailnet import Tailnet
-from derptool.policy.engine.tests import run_tests
 from derptool.policy.models import Policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
 from derptool.policy.shape import DictWithDuplicates, check_shape
+
+if TYPE_CHECKING:
+    from derptool.policy.engine.tailnet import Tailnet
 
 
 class _Constant(ValueError):
@@ -54,6 +53,10 @@ def findings(
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
     if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
+        # lazy: the engine is needed only with a tailnet, and importing it adds ~15 % to every validate run
+        from derptool.policy.engine.compile import compile_policy
+        from derptool.policy.engine.tests import run_tests
+
         report = run_tests(compile_policy(canonical, tailnet), lines, file)
         for failure in report.failures:
             out.append(Finding(shape.original_path(failure.path), failure.message))
@@ -79,6 +82,8 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
         return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
     lines = None
     if tailnet is not None:
+        from derptool.policy.engine.source import parse_policy  # lazy: as in findings
+
         lines = parse_policy(src, file).lines
     found = findings(data, tailnet, lines, file)
     if not found:
