@@ -106,18 +106,14 @@ def omit_command(
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import (
-        omit_policy,
-        plan_omit,
-        render_omit_headscale_yaml,
-        render_omit_hujson,
-        render_omit_json,
-    )
+    from derptool.edit.omit_plan import plan_omit, render_omit_headscale_yaml, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
     snap = read_policy(apply) if apply is not None else None
     loaded = load_map(map_spec, notice=warn)
     if apply is not None and snap is not None:
+        from derptool.edit.omit import omit_policy  # the HuJSON editor: only --apply needs it
+
         edit = omit_policy(
             snap.data,
             loaded.derp_map,
