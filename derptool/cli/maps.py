@@ -26,6 +26,10 @@ class MapOutputFormat(StrEnum):
     table = "table"
     json = "json"
     headscale_yaml = "headscale-yaml"
+    nft = "nft"
+    iptables = "iptables"
+    ip6tables = "ip6tables"
+    cidr = "cidr"
 
 
 @app.command("map")
@@ -34,13 +38,45 @@ def map_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
     fmt: Annotated[
-        MapOutputFormat, typer.Option("--format", "-f", help="Output format (headscale-yaml: a derp.paths file).")
+        MapOutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format (headscale-yaml: a derp.paths file; nft, iptables, ip6tables, cidr: a firewall "
+            "allow-list of the relays' addresses and ports).",
+        ),
     ] = MapOutputFormat.table,
 ) -> None:
-    """Show the DERP map: regions, their geography, nodes and flags."""
+    """Show the DERP map: regions, their geography, nodes and flags.
+
+    A region outside derptool's geography table is placed by its Latitude/Longitude (flag by-coordinates);
+    one that cannot be placed shows country 'unknown', with the reason below the table.
+    The firewall formats list the relays of the map as given ('--map policy.hujson' applies a policy's
+    geofence): 'derptool map --map policy.hujson --format nft | nft -f -'.
+    """
     from derptool.derpmap.geo import describe_regions
 
     loaded, dmap = load_selected(map_spec, region)
+    if fmt in (MapOutputFormat.nft, MapOutputFormat.iptables, MapOutputFormat.ip6tables, MapOutputFormat.cidr):
+        from derptool import __version__
+        from derptool.derpmap import firewall
+
+        allowed = firewall.allow_list(dmap)
+        for note in allowed.notes:
+            warn(note)
+        header = [
+            f"derptool {__version__}: DERP relays of {loaded.description}",
+            f"{len(dmap.regions)} regions, {len(allowed.addresses(4))} IPv4 and {len(allowed.addresses(6))} "
+            "IPv6 addresses",
+        ]
+        if fmt is MapOutputFormat.nft:
+            text = firewall.render_nft(allowed, header=header)
+        elif fmt is MapOutputFormat.cidr:
+            text = firewall.render_cidr(allowed)
+        else:
+            text = firewall.render_iptables(allowed, family=4 if fmt is MapOutputFormat.iptables else 6, header=header)
+        typer.echo(text, nl=False)
+        return
     if fmt is MapOutputFormat.json:
         typer.echo(to_json(dmap.to_data()))
         return
@@ -62,6 +98,9 @@ def map_command(
         )
     )
     typer.echo(f"\n{len(rows)} regions, {sum(r.nodes for r in rows)} nodes ({loaded.description})")
+    for r in rows:
+        if r.placement:
+            typer.echo(f"region {r.id} {r.code}: {r.placement}")
 
 
 @app.command("omit")
