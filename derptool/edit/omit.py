@@ -12,14 +12,29 @@ Pure: callers pass a map they loaded and print or write what comes back.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.geo import geo_for, resolve
+from derptool.derpmap.resilience import single_points
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
 from derptool.errors import UsageError
+
+SELECTOR_MARKER = "derptool: omit"
+"""How the comment line that records an applied geofence begins (see :mod:`.geofence`)."""
+
+
+def selector_args(omit: list[str], keep: list[str], *, replace: bool = False, allow_empty: bool = False) -> str:
+    """The options of an omit as one shell-quoted line: ``--region us --keep eu --replace``."""
+    parts = [*(f"--region {shlex.quote(s)}" for s in omit), *(f"--keep {shlex.quote(s)}" for s in keep)]
+    if replace:
+        parts.append("--replace")
+    if allow_empty:
+        parts.append("--allow-empty")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,10 @@ class OmitPlan:
     omitted: list[DERPRegion]
     kept: list[DERPRegion]
     notes: list[str] = field(default_factory=list)
+    unknown_kept: list[DERPRegion] = field(default_factory=list)
+    """Regions of unknown location that a geographic deny-list left in (``--strict`` fails on them)."""
+    warnings: list[str] = field(default_factory=list)
+    """Single points of failure of the regions kept (:func:`~derptool.derpmap.resilience.single_points`)."""
 
     @property
     def omitted_ids(self) -> list[int]:
@@ -50,24 +69,45 @@ def plan_omit(
         raise UsageError("nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)")
     notes: list[str] = []
     removed: set[int] = set()
+    geographic = False
     if omit:
         res = resolve(omit, dmap)
         removed.update(res.region_ids)
         notes.extend(res.notes)
+        geographic = res.geographic
+    regions = dmap.region_list()
     if keep:
         res = resolve(keep, dmap)
         notes.extend(res.notes)
         kept_ids = set(res.region_ids)
-        removed.update(r.region_id for r in dmap.region_list() if r.region_id not in kept_ids)
-    regions = dmap.region_list()
+        removed.update(r.region_id for r in regions if r.region_id not in kept_ids)
+        dropped = [r for r in regions if r.region_id not in kept_ids and geo_for(r).country is None]
+        if dropped:
+            notes.append(
+                f"--keep removes {len(dropped)} region(s) of unknown location "
+                f"({_names(dropped)}); add --keep unknown, or their IDs, to keep them"
+            )
     omitted = [r for r in regions if r.region_id in removed]
     kept = [r for r in regions if r.region_id not in removed]
+    unknown_kept = [r for r in kept if geo_for(r).country is None] if geographic and not keep else []
+    for r in unknown_kept:
+        notes.append(
+            f"region {r.region_code} (region {r.region_id}) is left in: its location is unknown "
+            f"({geo_for(r).how_placed.removeprefix('country unknown: ')}), so no country, continent or eu "
+            "selector matches it; name it by ID or code, or use --keep"
+        )
     if not kept and not allow_empty:
         raise UsageError(
             f"this would remove all {len(regions)} regions of the map, leaving clients no DERP relay at all "
             "(no connection where a direct one fails); pass --allow-empty if that is really what you want"
         )
-    return OmitPlan(omitted, kept, notes)
+    warnings = single_points(DERPMap(Regions={r.region_id: r for r in kept}))
+    return OmitPlan(omitted, kept, notes, unknown_kept, warnings)
+
+
+def _names(regions: list[DERPRegion]) -> str:
+    shown = ", ".join(f"{r.region_code} ({r.region_id})" for r in regions[:8])
+    return shown + (f" and {len(regions) - 8} more" if len(regions) > 8 else "")
 
 
 def region_label(region: DERPRegion) -> str:
@@ -139,7 +179,10 @@ def omit_policy(
     """
     doc = Document.open(src, file)
     plan = plan_omit(omit_universe(base, doc), omit=omit, keep=keep, allow_empty=allow_empty)
-    return OmitEdit(plan, apply_omit(doc, plan, replace=replace))
+    record = f"{SELECTOR_MARKER} " + selector_args(
+        list(omit or []), list(keep or []), replace=replace, allow_empty=allow_empty
+    )
+    return OmitEdit(plan, apply_omit(doc, plan, replace=replace, record=record))
 
 
 def omit_universe(base: DERPMap, src: bytes | Document, *, file: str = "<policy>") -> DERPMap:
@@ -162,10 +205,19 @@ def _region_list(ids: list[int], labels: dict[int, str]) -> str:
     return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, file: str = "<policy>") -> ApplyResult:
+def apply_omit(
+    src: bytes | Document,
+    plan: OmitPlan,
+    *,
+    replace: bool = False,
+    file: str = "<policy>",
+    record: str | None = None,
+) -> ApplyResult:
     """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring).
 
     *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    *record* (``derptool: omit --keep eu``) becomes the comment line just before ``derpMap`` that records the
+    selectors (:mod:`.geofence` checks the policy against them later).
     """
     from derptool.derpmap.overlay import overlay_entries
 
@@ -197,7 +249,10 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
         doc.add(
             ("derpMap",),
             doc.object_text([("Regions", regions_text, None)], 1),
-            lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."],
+            lead=[
+                "DERP relays: regions set to null are removed from Tailscale's map (derptool omit).",
+                *([record] if record else []),
+            ],
         )
     elif regions is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
@@ -207,6 +262,8 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
             doc.remove((*regions.path, key))
         for i in to_null:
             doc.add((*regions.path, str(i)), "null", trail=labels[i])
+    if dmap is not None and record:
+        doc.set_comment_line(dmap.name, SELECTOR_MARKER, record)
     parts = []
     if to_null:
         parts.append(f"{len(to_null)} region(s) set to null ({_region_list(to_null, labels)})")
