@@ -55,7 +55,10 @@ def coordinate_problem(name: str, value: Any, limit: float) -> str | None:
         elif isinstance(value, dict):
             shown = "an object"
         return f"{name} is {shown}, not a number"
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float range
+        return f"{name} is out of range (-{limit:g}..{limit:g})"
     if not math.isfinite(number):
         return f"{name} {number} is not a finite number"
     if not -limit <= number <= limit:
