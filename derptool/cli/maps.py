@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
 from derptool.cli._output import table, to_json
+from derptool.cli._report import HtmlOption, check_page_options, emit_page
+
+if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap, DERPRegion
+    from derptool.derpmap.sources import LoadedMap
+    from derptool.report import Page
 
 
 class FragmentFormat(StrEnum):
@@ -26,6 +32,8 @@ class MapOutputFormat(StrEnum):
     table = "table"
     json = "json"
     headscale_yaml = "headscale-yaml"
+    html = "html"
+    png = "png"
 
 
 @app.command("map")
@@ -34,13 +42,20 @@ def map_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
     fmt: Annotated[
-        MapOutputFormat, typer.Option("--format", "-f", help="Output format (headscale-yaml: a derp.paths file).")
+        MapOutputFormat,
+        typer.Option(
+            "--format", "-f", help="Output format (headscale-yaml: a derp.paths file; html, png: the world map)."
+        ),
     ] = MapOutputFormat.table,
+    html: HtmlOption = None,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags."""
     from derptool.derpmap.geo import describe_regions
 
+    check_page_options(fmt.value, html)
     loaded, dmap = load_selected(map_spec, region)
+    if emit_page(fmt.value, html, lambda: _map_page(loaded, dmap)):
+        return
     if fmt is MapOutputFormat.json:
         typer.echo(to_json(dmap.to_data()))
         return
@@ -62,6 +77,21 @@ def map_command(
         )
     )
     typer.echo(f"\n{len(rows)} regions, {sum(r.nodes for r in rows)} nodes ({loaded.description})")
+
+
+def _map_page(loaded: LoadedMap, dmap: DERPMap) -> Page:
+    """The map page; regions a policy's derpMap removes are drawn struck out (placed from the snapshot)."""
+    from derptool.derpmap.sources import load_snapshot
+    from derptool.report.map_page import map_page
+
+    removed: list[DERPRegion] = []
+    if loaded.overlay is not None:
+        base = load_snapshot().derp_map
+        gone = {k for k, r in loaded.overlay.regions.items() if r is None}
+        if loaded.overlay.omit_default_regions:
+            gone |= set(base.regions)
+        removed = [r for r in base.region_list() if r.region_id in gone and r.region_id not in dmap.regions]
+    return map_page(dmap, source=loaded.description, omitted=removed)
 
 
 @app.command("omit")

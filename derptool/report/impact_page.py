@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from derptool.derpmap import DERPMap
 from derptool.fleet.impact import Impact, SiteImpact
 from derptool.report.page import Page, Section, table
-from derptool.report.svg import el
+from derptool.report.svg import FONT, el
 from derptool.report.svg import text as svg_text
 from derptool.report.svg import title as svg_title
 from derptool.report.worldmap import CountryShape, mark_region, shipped_countries, world_map_svg
@@ -170,9 +170,10 @@ def impact_chart_svg(bars: Sequence[SiteBar], *, max_increase_ms: float | None =
 
 _CHART_STYLE = (
     "<style>"
+    f"text{{{FONT}}}"
     ".bar .within{fill:#3182ce}.bar .over{fill:#e53e3e}.bar .faster{fill:#38a169}.bar .same{fill:#a0aec0}"
     ".bar .stranded{fill:#fed7d7;stroke:#c53030;stroke-width:1.5;stroke-dasharray:4 2}"
-    ".site,.val{font-size:10px;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#1a202c}.tick{font-size:10px;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#333}"
+    ".site,.val{font-size:10px;fill:#1a202c}.tick{font-size:10px;fill:#333}"
     ".zero{stroke:#4a5568;stroke-width:1}.budget line{stroke:#c53030;stroke-width:1.5;stroke-dasharray:5 3}"
     ".bar:hover .site{font-weight:bold}"
     "</style>"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from derptool import __version__
 from derptool.errors import UsageError
-from derptool.report.svg import el, esc
+from derptool.report.svg import FONT, el, esc
 from derptool.report.svg import text as svg_text
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -80,11 +80,12 @@ class Page:
         width = 1000.0
         y = 34.0
         items = [
+            f"<style>text{{{FONT}}}</style>",
             el("rect", {"width": "100%", "height": "100%", "fill": "#ffffff"}),
-            svg_text(10.0, 22.0, self.title, style="font-size:16px;font-weight:bold;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#1a202c"),
+            svg_text(10.0, 22.0, self.title, style="font-size:16px;font-weight:bold;fill:#1a202c"),
         ]
         for line in self.summary[:3]:
-            items.append(svg_text(10.0, y + 6.0, line, style="font-size:11px;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#4a5568"))
+            items.append(svg_text(10.0, y + 6.0, line, style="font-size:11px;fill:#4a5568"))
             y += 15.0
         y += 6.0
         for fig in figures:

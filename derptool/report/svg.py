@@ -12,6 +12,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
+FONT = "font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif"
+"""The fonts of every SVG text (resvg, drawing the PNG, needs a family it can find; browsers too)."""
+
 Attrs = Mapping[str, str | int | float | None]
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.geo import geo_for
-from derptool.report.svg import MAP_HEIGHT, MAP_WIDTH, el, latency_colour, latency_legend, project, ring_path
+from derptool.report.svg import FONT, MAP_HEIGHT, MAP_WIDTH, el, latency_colour, latency_legend, project, ring_path
 from derptool.report.svg import text as svg_text
 from derptool.report.svg import title as svg_title
 
@@ -254,11 +254,12 @@ def world_map_svg(
 
 _MAP_STYLE = (
     "<style>"
+    f"text{{{FONT}}}"
     ".sea{fill:#eef4fa}.countries path{fill:#dfe3e8;stroke:#fff;stroke-width:.5}"
     ".region .mark{stroke:#1a202c;stroke-width:1}.region.unknown .mark{stroke-dasharray:2 1.5}"
     ".region.omitted{opacity:.85}.region.omitted .code{fill:#777;text-decoration:line-through}"
     ".strike{stroke:#c53030;stroke-width:2}.region.self-hosted .mark{stroke:#322659;stroke-width:1.5}"
-    ".code{font-size:8px;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#1a202c}.tick{font-size:10px;font-family:'DejaVu Sans',Arial,'Liberation Sans',Helvetica,sans-serif;fill:#333}"
+    ".code{font-size:8px;fill:#1a202c}.tick{font-size:10px;fill:#333}"
     ".region:hover .mark{stroke-width:2.5}"
     "</style>"
 )
@@ -268,7 +269,10 @@ def shipped_countries() -> list[CountryShape]:
     """The country shapes shipped with derptool (the dataset the geofence placement uses)."""
     import importlib
 
-    module = importlib.import_module("derptool.derpmap.countries")
+    try:
+        module = importlib.import_module("derptool.derpmap.countries")
+    except ImportError:  # the dataset is not in this build: markers on a blank map
+        return []
     return list(module.load_countries())
 
 
