@@ -74,20 +74,32 @@ def project(lon: float, lat: float) -> tuple[float, float]:
     return (lon + 180.0) / 360.0 * MAP_WIDTH, (NORTH - lat) / (NORTH - SOUTH) * MAP_HEIGHT
 
 
-def ring_path(rings: Iterable[Sequence[Sequence[float]]]) -> str:
-    """An SVG path ``d`` for closed rings of (lon, lat) pairs (points closer than half a unit are merged)."""
+def ring_path(rings: Iterable[Sequence[Sequence[float]]], *, tolerance: float = 0.7) -> str:
+    """An SVG path ``d`` for closed rings of (lon, lat) pairs.
+
+    A point closer than *tolerance* map units to the last one kept is dropped, and a ring smaller than that
+    is left out: the map stays the same to the eye at a fraction of the size.
+    """
     out: list[str] = []
     for ring in rings:
-        last: tuple[str, str] | None = None
         pts: list[str] = []
+        lx = ly = math.inf
+        xs: list[float] = []
+        ys: list[float] = []
         for lon, lat in ring:
             x, y = project(lon, lat)
-            point = (num(x), num(y))
-            if point != last:
-                pts.append(f"{point[0]} {point[1]}")
-                last = point
-        if len(pts) >= 3:
-            out.append("M" + "L".join(pts) + "Z")
+            if abs(x - lx) < tolerance and abs(y - ly) < tolerance:
+                continue
+            if pts and abs(x - lx) > MAP_WIDTH / 2:  # across the antimeridian: no line over the whole map
+                pts.append(f"Z M{num(x)} {num(y)}")
+                lx, ly = x, y
+                continue
+            pts.append(f"{num(x)} {num(y)}")
+            xs.append(x)
+            ys.append(y)
+            lx, ly = x, y
+        if len(pts) >= 3 and max(max(xs) - min(xs), max(ys) - min(ys)) >= tolerance:
+            out.append(("M" + "L".join(pts) + "Z").replace("LZ M", "Z M"))
     return "".join(out)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from derptool.derpmap import DERPMap, DERPRegion
+from derptool.derpmap.countries import load_countries
 from derptool.derpmap.geo import geo_for
 from derptool.report.svg import FONT, MAP_HEIGHT, MAP_WIDTH, el, latency_colour, latency_legend, project, ring_path
 from derptool.report.svg import text as svg_text
@@ -73,7 +74,7 @@ class RegionMark:
 
     def hover(self, *, measured: bool) -> str:
         """The hover text: code, name, city, country, region ID, nodes, latency and state."""
-        where = ", ".join(x for x in (self.city, self.country_name) if x)
+        where = ", ".join(x for x in (self.city, self.country_name) if x and x != self.name)
         country = f" ({self.country})" if self.country and self.country_name != self.country else ""
         parts = [f"{self.code}: {self.name}" + (f" — {where}{country}" if where else "")]
         parts.append(f"region {self.id}, {self.nodes} node{'s' if self.nodes != 1 else ''}")
@@ -265,15 +266,9 @@ _MAP_STYLE = (
 )
 
 
-def shipped_countries() -> list[CountryShape]:
-    """The country shapes shipped with derptool (the dataset the geofence placement uses)."""
-    import importlib
-
-    try:
-        module = importlib.import_module("derptool.derpmap.countries")
-    except ImportError:  # the dataset is not in this build: markers on a blank map
-        return []
-    return list(module.load_countries())
+def shipped_countries() -> Sequence[CountryShape]:
+    """The country shapes shipped with derptool (the dataset that places regions by their coordinates)."""
+    return load_countries()
 
 
 def marks_table_rows(marks: Sequence[RegionMark], *, measured: bool) -> list[list[str]]:

@@ -17,9 +17,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,10 +48,8 @@ class _Recorder(socketserver.BaseRequestHandler):
         line = head.split("\r\n", 1)[0]
         if line:
             self.server.seen.append(line)  # type: ignore[attr-defined]
-        try:
+        with suppress(OSError):
             self.request.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        except OSError:
-            pass
 
 
 class _Proxy(socketserver.ThreadingTCPServer):
