@@ -13,6 +13,7 @@ import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -115,9 +116,15 @@ class Browser:
             "about:blank",
         ]
         # the protocol's pipe: the browser reads commands on fd 3 and writes answers on fd 4
-        script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
+        script = (
+            "import fcntl, os, sys\n"
+            f"r = fcntl.fcntl({to_browser_r}, fcntl.F_DUPFD, 10)\n"  # out of the way of 3 and 4 first
+            f"w = fcntl.fcntl({from_browser_w}, fcntl.F_DUPFD, 10)\n"
+            "os.dup2(r, 3, inheritable=True)\nos.dup2(w, 4, inheritable=True)\n"
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
         self.proc = subprocess.Popen(
-            ["sh", "-c", script, *args],
+            [sys.executable, "-c", script, *args],
             pass_fds=(to_browser_r, from_browser_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -38,7 +38,9 @@ def _page_loads(proxy: Any, before: int) -> list[str]:
     return [line for line in proxy.seen[before:] if not any(host in line for host in BROWSER_OWN)]
 
 
-def _visit(chrome: tuple[Browser, Any], tmp_path: Path, html: str) -> tuple[dict[str, Any], list[str], bytes, list[str]]:
+def _visit(
+    chrome: tuple[Browser, Any], tmp_path: Path, html: str
+) -> tuple[dict[str, Any], list[str], bytes, list[str]]:
     b, proxy = chrome
     path = tmp_path / "page.html"
     path.write_text(html, encoding="utf-8")
