@@ -170,7 +170,7 @@ def policy_diff_page(
     total = sum(len(_list(_part(diff, k).get(a))) + len(_list(_part(diff, k).get(b))) for k, a, b in _PAIRS) + sum(
         len(_list(derp.get(k))) for k in ("removed", "added", "changed")
     )
-    sections = [Section("Summary", table(["KIND", "", ""], summary_rows))]
+    sections = [Section("Summary", table(["KIND", "CHANGES", ""], summary_rows))]
     for kind, first, second in _PAIRS:
         part = _part(diff, kind)
         for side in (first, second):
