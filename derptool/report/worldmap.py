@@ -89,7 +89,10 @@ def mark_region(
 ) -> RegionMark:
     """A marker for *region* (state ``self-hosted`` for custom IDs, else ``kept``, unless *state* is given)."""
     geo = geo_for(region)
-    placed = not (region.latitude == 0 and region.longitude == 0) and _finite(region.latitude, region.longitude)
+    lat, lon = region.latitude, region.longitude
+    placed = _on_earth(lat, lon) and not (lat == 0 and lon == 0)
+    if not placed and not (lat == 0 and lon == 0):
+        note = ", ".join(x for x in (note, f"coordinates ({lat}, {lon}) are not on Earth") if x)
     return RegionMark(
         id=region.region_id,
         code=region.region_code,
@@ -106,8 +109,8 @@ def mark_region(
     )
 
 
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
+def _on_earth(lat: float, lon: float) -> bool:
+    return math.isfinite(lat) and math.isfinite(lon) and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0
 
 
 def marks_for_map(

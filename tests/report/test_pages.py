@@ -91,6 +91,22 @@ def test_hostile_names_are_text_and_the_page_loads_nothing() -> None:
     assert all(not (a.get("src") or a.get("href")) for _, a in parsed.tags)
 
 
+@pytest.mark.parametrize(
+    ("lat", "lon"), [(float("nan"), 8.0), (47.0, float("inf")), (91.0, 8.0), (47.0, -180.5), (1e308, 1e308)]
+)
+def test_coordinates_not_on_earth_put_the_marker_under_the_map(lat: float, lon: float) -> None:
+    from tests.report.samples import region
+
+    dmap = DERPMap(regions={900: region(900, "odd", "Odd place", lat, lon)})
+    html = map_page(dmap, source="test", countries=TINY_COUNTRIES).html()
+    parsed = Elements(html)
+    assert parsed.markers()[900]["data-state"] == "self-hosted"
+    assert "Regions without coordinates:" in html
+    assert any("is not on Earth" in t or "are not on Earth" in t for t in parsed.titles)
+    values = [str(v).lower() for _, a in parsed.tags for v in a.values()]
+    assert not [v for v in values if "nan" in v or "inf" in v]  # no NaN or infinity reached a drawing
+
+
 def test_latency_colour_runs_green_to_red_and_grey_without_a_value() -> None:
     colours = [latency_colour(ms) for ms in (1, 5, 20, 60, 120, 250, 1000)]
     green_over_red = [int(c[3:5], 16) - int(c[1:3], 16) for c in colours]
