@@ -112,13 +112,17 @@ def _number(value: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """``45s``, ``3m04s``, ``2h05m``."""
+    """``4.2s``, ``45s``, ``3m04s``, ``2h05m``, ``3d04h``."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     s = int(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def _via(peer: PeerPath) -> str:
@@ -172,12 +176,11 @@ def _followed(peer: PeerPath, history: History | None, session_s: float) -> Rend
 
     st = peer.state
     names = ", ".join(_clean(n, 60) for n in (st.dns_name, *st.tailscale_ips) if n)
-    via = {"derp": "DERP region ", "direct": "direct to ", "peer-relay": "peer relay server "}.get(peer.route.path, "")
+    via = {"derp": "DERP region ", "direct": "direct to ", "peer-relay": "peer relay server "}
+    path = via[peer.route.path] + _via(peer) if peer.route.path in via else peer.route.path
     lines = [
         f"peer {_clean(peer.name, 40)}" + (f" ({names})" if names else "") + ("" if st.online else "  offline"),
-        f"path: {peer.route.path}"
-        + (f", {via}{_via(peer)}" if via else "")
-        + f"  for {_on_path(peer, session_s)}; home DERP region {_clean(st.relay, 20) or 'none'}",
+        f"path: {path} for {_on_path(peer, session_s)}; home DERP region {_clean(st.relay, 20) or 'none'}",
         f"last handshake {_ago(peer.last_handshake_age_s)}; in {_si(peer.rx_bytes_per_s, 'B/s')}, "
         f"out {_si(peer.tx_bytes_per_s, 'B/s')}; totals in {_si(st.rx_bytes, 'B')}, out {_si(st.tx_bytes, 'B')}",
     ]

@@ -102,6 +102,7 @@ def serve(path: Path, script: Script) -> Iterator[Script]:
     finally:
         server.shutdown()
         server.server_close()
+        path.unlink(missing_ok=True)
 
 
 def peer(
