@@ -37,6 +37,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     block_on_close = False
     script: Script
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that left mid-answer (the point of the drip and endless modes): nothing to report."""
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server

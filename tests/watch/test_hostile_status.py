@@ -87,23 +87,29 @@ def test_a_drip_fed_answer_is_abandoned_at_the_total_deadline(tmp_path: Path) ->
 
 def test_an_endless_answer_stops_at_the_size_cap(tmp_path: Path) -> None:
     sock = tmp_path / "ts.sock"
-    with serve(sock, Script([status()], mode="endless")):
-        with pytest.raises(NetworkError, match=r"answer to /localapi/v0/status larger than 1 MiB$"):
-            localapi_get(str(sock), "/localapi/v0/status", timeout=20, max_bytes=1 << 20)
+    with (
+        serve(sock, Script([status()], mode="endless")),
+        pytest.raises(NetworkError, match=r"answer to /localapi/v0/status larger than 1 MiB$"),
+    ):
+        localapi_get(str(sock), "/localapi/v0/status", timeout=20, max_bytes=1 << 20)
 
 
 def test_a_socket_that_never_answers_times_out(tmp_path: Path) -> None:
     sock = tmp_path / "ts.sock"
-    with serve(sock, Script([status()], mode="silent")):
-        with pytest.raises(NetworkError, match=r"no complete answer to /localapi/v0/status within 0\.3 s$"):
-            localapi_get(str(sock), "/localapi/v0/status", timeout=0.3, max_bytes=1 << 20)
+    with (
+        serve(sock, Script([status()], mode="silent")),
+        pytest.raises(NetworkError, match=r"no complete answer to /localapi/v0/status within 0\.3 s$"),
+    ):
+        localapi_get(str(sock), "/localapi/v0/status", timeout=0.3, max_bytes=1 << 20)
 
 
 def test_an_answer_that_is_not_http_is_a_protocol_error(tmp_path: Path) -> None:
     sock = tmp_path / "ts.sock"
-    with serve(sock, Script([status()], mode="garbage")):
-        with pytest.raises(ProtocolError, match=r"the answer to /localapi/v0/status is not HTTP \('SSH-2\.0"):
-            localapi_get(str(sock), "/localapi/v0/status", timeout=5, max_bytes=1 << 20)
+    with (
+        serve(sock, Script([status()], mode="garbage")),
+        pytest.raises(ProtocolError, match=r"the answer to /localapi/v0/status is not HTTP \('SSH-2\.0"),
+    ):
+        localapi_get(str(sock), "/localapi/v0/status", timeout=5, max_bytes=1 << 20)
 
 
 def test_a_path_that_is_not_a_socket(tmp_path: Path) -> None:

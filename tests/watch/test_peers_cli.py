@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
 from derptool.cli import app
-from tests.watch.fake_localapi import Script, peer, serve, status
+from tests.watch.fake_localapi import DATA, Script, peer, serve, status
 
 runner = CliRunner()
 KEYS = {"name", "path", "region", "endpoint", "rx_bytes_per_s", "tx_bytes_per_s", "since_s"}
@@ -65,23 +66,12 @@ def test_once_json_carries_every_peer_with_exactly_the_contract(tmp_path: Path) 
     assert by["phone"]["since_s"] is None  # on DERP since before the watch began
 
 
-def test_a_url_target_has_no_peers_key(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["watch", "--socket", str(tmp_path / "none.sock"), "--once"])
-    assert result.exit_code == 3  # (the socket form needs the socket; a URL target below has no status)
-    from tests.watch.fake_localapi import DATA
-    from pytest_httpserver import HTTPServer
-
-    server = HTTPServer()
-    server.start()
-    try:
-        server.expect_request("/metrics").respond_with_data((DATA / "tailscaled-2.prom").read_text())
-        result = runner.invoke(app, ["watch", server.url_for("/metrics"), "--once", "-f", "json", "-i", "0.05"])
-    finally:
-        server.clear()
-        server.stop()
+def test_a_url_target_has_no_peers_key(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/metrics").respond_with_data((DATA / "tailscaled-2.prom").read_text())
+    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "-f", "json", "-i", "0.05"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert "peers" not in data and data["kind"] == "tailscale"
+    assert data["kind"] == "tailscale" and "peers" not in data  # metrics over HTTP: no LocalAPI status
 
 
 def test_table_lists_peers_relayed_first_with_path_via_and_rates(tmp_path: Path) -> None:
