@@ -97,6 +97,8 @@ def _clean(text: str, limit: int = 80) -> str:
 
 
 def _si(value: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return f"{value} {unit}"
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.1f} {prefix}{unit}"
@@ -108,11 +110,15 @@ def _share(value: float | None) -> str:
 
 
 def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
     return f"{value:.0f}" if value == int(value) and abs(value) < 1e15 else f"{value:.6g}"
 
 
 def _duration(seconds: float) -> str:
     """``4.2s``, ``45s``, ``3m04s``, ``2h05m``, ``3d04h``."""
+    if not math.isfinite(seconds):
+        return "?"
     if seconds < 10:
         return f"{seconds:.1f}s"
     s = int(seconds)

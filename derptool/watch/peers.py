@@ -20,7 +20,7 @@ from typing import Any, Literal
 from derptool.errors import UsageError
 from derptool.watch.status import PeerState, StatusSnapshot
 
-Path = Literal["direct", "derp", "peer-relay", "idle"]
+PathName = Literal["direct", "derp", "peer-relay", "idle"]
 PATH_ORDER: dict[str, int] = {"derp": 0, "peer-relay": 1, "direct": 2, "idle": 3}
 """Relayed first: the order the peer table is sorted in."""
 MAX_NAMES = 20
@@ -31,7 +31,7 @@ MAX_NAMES = 20
 class Route:
     """Where a peer's packets go: the path and the region or endpoint that identifies it."""
 
-    path: Path
+    path: PathName
     region: str | None = None
     """DERP region code, for the ``derp`` path."""
     endpoint: str | None = None

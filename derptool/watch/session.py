@@ -18,7 +18,6 @@ from derptool.watch.history import History
 from derptool.watch.peers import PeerTracker, find_peer
 from derptool.watch.report import WatchReport, build_report
 from derptool.watch.scrape import TIMEOUT, Target, client_status, scrape
-from derptool.watch.status import StatusSnapshot
 
 
 class WatchSession:
@@ -50,11 +49,6 @@ class WatchSession:
         self.tracker = None if status is None else PeerTracker(status)
         self.followed = None if peer is None or status is None else find_peer(status, peer)
         """The key of the peer *peer* names."""
-
-    @property
-    def latest_status(self) -> StatusSnapshot | None:
-        """The latest status read (None for a URL target)."""
-        return None if self.tracker is None else self.tracker.previous
 
     def due_in(self, interval: float) -> float:
         """Seconds until *interval* has passed since the previous scrape (0 when it has)."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
+from werkzeug import Response
 
 from derptool.cli import app
 from tests.watch.fake_localapi import DATA, Script, peer, serve, status
@@ -152,3 +153,12 @@ def test_names_from_the_status_cannot_inject_markup_or_escapes(tmp_path: Path) -
     assert result.exit_code == 0, result.stderr
     assert "[bold red]evil?[2J" in result.stdout
     assert "\x1b" not in result.stdout
+
+
+def test_nan_and_infinite_metric_values_render(httpserver: HTTPServer) -> None:
+    served = iter(["# TYPE g gauge\ng 1\n# TYPE q gauge\nq 2\n", "# TYPE g gauge\ng NaN\n# TYPE q gauge\nq +Inf\n"])
+    httpserver.expect_request("/metrics").respond_with_handler(lambda _: Response(next(served, "g NaN\nq 1e999\n")))
+    result = runner.invoke(app, ["watch", httpserver.url_for("/metrics"), "--once", "-i", "0.05"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^g\s*│\s*nan\s*│\s*\+?nan", result.stdout, re.MULTILINE)
+    assert re.search(r"^q\s*│\s*inf\s*│\s*\+inf", result.stdout, re.MULTILINE)
