@@ -1,8 +1,13 @@
 """``derptool.watch`` per peer: a status read as peer states, each peer's route and rates over a session,
-finding the peer ``--peer`` names, and the session history behind the sparklines."""
+finding the peer ``--peer`` names, and the session history behind the sparklines.
+
+``tests/data/watch/status-derp.json`` and ``status-direct.json`` are client1's ``/localapi/v0/status`` in the
+test tailnet (``tests/support/tailnet.py``, tailscale v1.102.5): while the hub dropped UDP between the
+clients with bytes streaming to client2, then 8 s after the drop was lifted."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -32,6 +37,21 @@ def test_a_status_reads_as_peer_states() -> None:
     assert (state.relay, state.cur_addr, state.rx_bytes, state.tx_bytes) == ("nyc", "192.0.2.7:41641", 10, 20)
     assert state.last_handshake == pytest.approx(1_777_629_600.123456)
     assert state.active and state.online
+
+
+def test_real_statuses_read_as_derp_then_direct() -> None:
+    derp = parse_status(json.loads((DATA / "status-derp.json").read_text()), taken=10.0, wall=0.0)
+    direct = parse_status(json.loads((DATA / "status-direct.json").read_text()), taken=20.0, wall=0.0)
+    assert derp.backend_state == "Running" and derp.self_name == "client1"
+    (before,) = derp.peers.values()
+    assert (before.name, before.tailscale_ips) == ("client2", ("100.64.0.1", "fd7a:115c:a1e0::1"))
+    tracker = PeerTracker(derp)
+    assert tracker.since[before.key][0] == Route("derp", region="nyc")
+    (after,) = tracker.update(direct)
+    assert after.route == Route("direct", endpoint="10.78.2.2:41642")
+    assert after.rx_bytes_per_s == (2090076 - 293244) / 10.0
+    assert after.since_s == 0.0
+    assert after.state.last_handshake is not None and after.state.last_write is not None
 
 
 def test_go_zero_times_mean_never_and_shared_in_nodes_are_left_out() -> None:

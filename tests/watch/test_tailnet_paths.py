@@ -106,9 +106,9 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
         c1.name,
         [sys.executable, "-c", _TRAFFIC, net.bins["tailscale"], str(c1.socket), c2.tailscale_ip, str(ECHO_PORT)],
     )
-    tn.wait_for(
-        "client1 to send to client2",
-        lambda: any(p.get("Active") for p in net.status(c1).get("Peer", {}).values()),
+    tn.wait_for(  # the first WireGuard handshake waits for client2's DERP home to reach client1's map
+        "bytes to flow between client1 and client2",
+        lambda: all(p.get("RxBytes", 0) > 0 for c in net.clients for p in net.status(c).get("Peer", {}).values()),
         timeout=30,
     )
 
