@@ -5,6 +5,8 @@ and a socket that drip-feeds, never ends, never answers or does not speak HTTP. 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 
 from derptool.cli import app
 from derptool.errors import NetworkError, ProtocolError
-from derptool.watch import parse_status
+from derptool.watch import Target, parse_status, scrape
 from derptool.watch.localapi import localapi_get
 from tests.watch.fake_localapi import Script, peer, serve, status
 
@@ -178,3 +180,32 @@ def test_peer_on_a_url_target_exits_2() -> None:
 def test_a_bad_regex_exits_2_naming_the_option(option: str, regex: str) -> None:
     result = runner.invoke(app, ["watch", "http://127.0.0.1:9/metrics", "--once", option, regex])
     one_line(result, 2, f"{option}: {regex!r} is not a valid regular expression")
+
+
+def test_a_drip_fed_metrics_url_is_abandoned_at_the_total_deadline() -> None:
+    """The same deadline for an HTTP target (httpx's own timeouts are per read, which a drip never trips)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"#")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=drip, daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        begin = time.monotonic()
+        with pytest.raises(NetworkError, match=r"no complete answer within 0\.5 s$"):
+            scrape(Target(url=f"http://127.0.0.1:{port}/metrics"), timeout=0.5)
+        assert time.monotonic() - begin < 10  # the whole body would take over an hour
+    finally:
+        stop.set()
+        listener.close()
