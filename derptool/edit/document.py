@@ -40,8 +40,9 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from derptool import hujson
 from derptool._types import JsonPath
 from derptool.edit._layout import (
     New,
@@ -56,9 +57,7 @@ from derptool.edit._layout import (
 from derptool.edit._layout import pointer as pointer
 from derptool.edit._layout import raw as _raw
 from derptool.errors import ApplyError, InputError
-
-if TYPE_CHECKING:
-    from derptool.hujson import Array, Literal, Object, Value
+from derptool.hujson import Array, Literal, Object, ObjectMember, Value, find, parse
 
 
 @dataclass(frozen=True)
@@ -101,14 +100,10 @@ class Member:
 
     def data(self) -> Any:
         """The value as plain Python data."""
-        from derptool import hujson
-
         return hujson.loads(self.node.pack())
 
     def get(self, name: str) -> Member | None:
         """The first member of this object named *name* in any letter case (``None`` if not an object)."""
-        from derptool.hujson import Object
-
         obj = self.doc._tree(self.node)
         if not isinstance(obj, Object):
             return None
@@ -116,15 +111,11 @@ class Member:
 
     def names(self) -> list[str]:
         """The member names of this object, as written (empty if not an object)."""
-        from derptool.hujson import Object
-
         obj = self.doc._tree(self.node)
         return [_name(m.name) for m in obj.members] if isinstance(obj, Object) else []
 
 
 def _name(v: Value) -> str:
-    from derptool.hujson import Literal
-
     assert isinstance(v.value, Literal)
     return str(v.value.decode())
 
@@ -159,8 +150,6 @@ class Document:
     def open(cls, src: bytes, file: str) -> Document:
         """Open *src* (the bytes of *file*). Raises :class:`InputError` for a HuJSON syntax error and
         :class:`ApplyError` when the file is not a JSON object."""
-        from derptool import hujson
-
         crlf = b"\r\n" in src and src.count(b"\n") == src.count(b"\r\n")
         text = src.replace(b"\r\n", b"\n") if crlf else src
         try:
@@ -178,8 +167,6 @@ class Document:
 
     def get(self, name: str) -> Member | None:
         """The first top-level member named *name* in any letter case."""
-        from derptool.hujson import Object
-
         assert isinstance(self._root.value, Object)
         return self._find(self._root.value, (), name)
 
@@ -197,8 +184,6 @@ class Document:
 
     def _tree(self, node: Value) -> Literal | Object | Array:
         """The node's tree, parsing a member still held as raw bytes."""
-        from derptool import hujson
-
         if _raw(node) is not None:
             assert isinstance(node.value, hujson.Literal)
             node.value = hujson.parse(node.value.raw).value
@@ -206,8 +191,6 @@ class Document:
 
     def _materialize(self, path: JsonPath) -> None:
         """Parse the members along *path* that are still raw, so that a patch can reach into them."""
-        from derptool.hujson import Object
-
         node = self._root
         for seg in path:
             t = self._tree(node)
@@ -225,8 +208,6 @@ class Document:
         """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
         of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
         member, *trail* a comment after it on its line (texts without ``//``)."""
-        from derptool.hujson import find, parse
-
         if self._finished:
             raise RuntimeError("the document is finished")
         path = tuple(path)
@@ -286,8 +267,6 @@ class Document:
 
         *summary* describes a change, *unchanged* the result when the bytes come out as they went in.
         """
-        from derptool import hujson
-
         self._finished = True
         kept = list(notes)
         if not self._ops and not self._replaced:
@@ -335,7 +314,6 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
     stay raw bytes (see :func:`_raw`). *std* is ``hujson.standardize(text)``: valid JSON with every byte
     offset of *text*, so it tells where values end while *text* gives the comments around them.
     ``None`` when the document is not an object."""
-    from derptool.hujson import Literal, Object, ObjectMember, Value
 
     def ws(pos: int) -> int:
         m = _WS.match(std, pos)
@@ -386,8 +364,6 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
 
 def _indent_unit(root: Value) -> str:
     """The file's indentation unit, read from the top-level members (default a tab)."""
-    from derptool.hujson import Object
-
     assert isinstance(root.value, Object)
     for m in root.value.members:
         before = m.name.before_extra

@@ -6,108 +6,26 @@
   omitted now), and regions the policy defines are never replaced by ``null`` (a note says so). When the
   policy sets ``OmitDefaultRegions``, Tailscale's regions are gone already and nothing is added.
 
+The plan and the fragment live in :mod:`.omit_plan` (no HuJSON parser needed) and are importable from here too.
 Pure: callers pass a map they loaded and print or write what comes back.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from derptool.derpmap import DERPMap, DERPRegion
-from derptool.derpmap.geo import geo_for, resolve
+from derptool.derpmap import DERPMap
+from derptool.derpmap.overlay import overlay_entries
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
-from derptool.errors import UsageError
-
-
-@dataclass(frozen=True)
-class OmitPlan:
-    """Which regions of a map an ``omit`` removes, and why."""
-
-    omitted: list[DERPRegion]
-    kept: list[DERPRegion]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def omitted_ids(self) -> list[int]:
-        """IDs of the removed regions, sorted."""
-        return [r.region_id for r in self.omitted]
-
-
-def plan_omit(
-    dmap: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None, allow_empty: bool = False
-) -> OmitPlan:
-    """Decide which regions to remove: those matching *omit*, plus (with *keep*) every region not kept.
-
-    Refuses (:class:`UsageError`) a result that removes every region unless *allow_empty*, because clients
-    left without any DERP region cannot relay at all.
-    """
-    omit = list(omit or [])
-    keep = list(keep or [])
-    if not omit and not keep:
-        raise UsageError("nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)")
-    notes: list[str] = []
-    removed: set[int] = set()
-    if omit:
-        res = resolve(omit, dmap)
-        removed.update(res.region_ids)
-        notes.extend(res.notes)
-    if keep:
-        res = resolve(keep, dmap)
-        notes.extend(res.notes)
-        kept_ids = set(res.region_ids)
-        removed.update(r.region_id for r in dmap.region_list() if r.region_id not in kept_ids)
-    regions = dmap.region_list()
-    omitted = [r for r in regions if r.region_id in removed]
-    kept = [r for r in regions if r.region_id not in removed]
-    if not kept and not allow_empty:
-        raise UsageError(
-            f"this would remove all {len(regions)} regions of the map, leaving clients no DERP relay at all "
-            "(no connection where a direct one fails); pass --allow-empty if that is really what you want"
-        )
-    return OmitPlan(omitted, kept, notes)
-
-
-def region_label(region: DERPRegion) -> str:
-    """``nyc (region 1): New York City, United States``; country unknown for regions not in the table."""
-    geo = geo_for(region)
-    city = geo.city or region.region_name
-    country = geo.country_name or "country unknown"
-    return f"{region.region_code} (region {region.region_id}): {city}, {country}"
-
-
-def omit_fragment(plan: OmitPlan) -> dict[str, Any]:
-    """The policy fragment as data: ``{"derpMap": {"Regions": {"<id>": None, ...}}}``."""
-    return {"derpMap": {"Regions": {str(r.region_id): None for r in plan.omitted}}}
-
-
-def render_omit_json(plan: OmitPlan) -> str:
-    """The fragment as plain JSON text (newline-terminated)."""
-    return json.dumps(omit_fragment(plan), indent=2) + "\n"
-
-
-def render_omit_hujson(plan: OmitPlan, *, header: list[str] | None = None) -> str:
-    """The fragment as HuJSON in ``hujson.Format`` layout, a comment naming each removed region."""
-    lines = [f"// {h}" if h else "//" for h in header or []]
-    regions = plan.omitted
-    width = max((len(str(r.region_id)) for r in regions), default=0)
-    lines.append("{")
-    lines.append('\t"derpMap": {')
-    if regions:
-        lines.append('\t\t"Regions": {')
-        for r in regions:
-            key = f'"{r.region_id}":'
-            pad = " " * (width - len(str(r.region_id)) + 1)
-            lines.append(f"\t\t\t{key}{pad}null, // {region_label(r)}")
-        lines.append("\t\t},")
-    else:
-        lines.append('\t\t"Regions": {},')
-    lines.append("\t},")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
+from derptool.edit.omit_plan import (
+    OmitPlan,
+    omit_fragment,
+    plan_omit,
+    region_label,
+    render_omit_hujson,
+    render_omit_json,
+)
 
 # -- applying to a policy file ----------------------------------------------------------------------
 
@@ -167,8 +85,6 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
 
     *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
     """
-    from derptool.derpmap.overlay import overlay_entries
-
     doc = src if isinstance(src, Document) else Document.open(src, file)
     file = doc.file
     dmap, regions = derp_members(doc)
@@ -223,3 +139,17 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
     if result.changed:
         overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result
+
+
+__all__ = [
+    "OmitEdit",
+    "OmitPlan",
+    "apply_omit",
+    "omit_fragment",
+    "omit_policy",
+    "omit_universe",
+    "plan_omit",
+    "region_label",
+    "render_omit_hujson",
+    "render_omit_json",
+]

@@ -61,6 +61,7 @@ class Finding:
 
 def value_offset(root: Any, path: JsonPath, at_key: bool) -> int:
     """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
+    # lazy: the policy engine imports this module and needs no hujson (whose import costs start-up)
     from derptool.hujson import Array, Literal, Object
 
     node = root
@@ -89,7 +90,7 @@ def locate(src: bytes, paths: Iterable[JsonPath]) -> dict[JsonPath, tuple[int, i
 
     *src* must parse; the positions are those a :class:`Problem` would carry.
     """
-    from derptool.hujson import parse, position
+    from derptool.hujson import parse, position  # lazy: as in value_offset
 
     root = parse(src)
     return {path: position(src, value_offset(root, path, False)) for path in paths}

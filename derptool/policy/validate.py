@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from derptool._types import JsonPath
+from derptool.fileio import read_file
+from derptool.hujson import HuJSONError, parse, position, standardize
+from derptool.policy.checks import check_policy
+from derptool.policy.models import Policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
+from derptool.policy.shape import DictWithDuplicates, check_shape
 
 if TYPE_CHECKING:
     from derptool.policy.engine.tailnet import Tailnet
@@ -24,9 +29,6 @@ def _reject_constant(name: str) -> Any:
 
 def decode(src: bytes) -> Any:
     """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
-    from derptool.hujson import parse, standardize
-    from derptool.policy.shape import DictWithDuplicates
-
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
         return json.loads(
@@ -46,15 +48,12 @@ def findings(
     an error starting with ``test(s) failed``. Without it only the tests that fail whatever the tailnet
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
-    from derptool.policy.checks import check_policy
-    from derptool.policy.models import Policy
-    from derptool.policy.shape import check_shape
-
     canonical, shape = check_shape(data, Policy)
     out = list(shape.findings)
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
     if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
+        # lazy: the engine is needed only with a tailnet, and importing it adds ~15 % to every validate run
         from derptool.policy.engine.compile import compile_policy
         from derptool.policy.engine.tests import run_tests
 
@@ -77,15 +76,13 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     A HuJSON syntax error is one problem at its position (nothing else can be checked then). With
     *tailnet* the policy's tests are run against it (see :func:`findings`).
     """
-    from derptool.hujson import HuJSONError, parse, position
-
     try:
         data = decode(src)
     except HuJSONError as err:
         return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
     lines = None
     if tailnet is not None:
-        from derptool.policy.engine.source import parse_policy
+        from derptool.policy.engine.source import parse_policy  # lazy: as in findings
 
         lines = parse_policy(src, file).lines
     found = findings(data, tailnet, lines, file)
@@ -106,8 +103,6 @@ def validate_files(paths: Iterable[str | Path]) -> list[Problem]:
 
     A file that cannot be read raises :class:`~derptool.errors.InputError` (exit 2).
     """
-    from derptool.fileio import read_file
-
     out: list[Problem] = []
     for path in paths:
         snap = read_file(path)

@@ -27,6 +27,7 @@ from derptool.policy.engine.addresses import (
     V6,
     V6_END,
     IPSet,
+    addr_text,
     prefix_range,
     prefix_text,
     prefix_text_full,
@@ -456,8 +457,6 @@ class Compiler:
 
 
 def _addr(ip: int) -> str:
-    from derptool.policy.engine.addresses import addr_text
-
     return addr_text(ip)
 
 

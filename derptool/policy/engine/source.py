@@ -51,10 +51,8 @@ def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
     try:
         raw = json.loads(src)  # plain JSON: no need for the HuJSON parser
     except ValueError:
-        from derptool.hujson import (
-            HuJSONError,
-            standardize,
-        )  # lazy: the hujson package costs start-up, plain JSON needs none
+        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
+        from derptool.hujson import HuJSONError, standardize
 
         try:
             raw = json.loads(standardize(src).decode("utf-8", "replace"))

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
+from derptool.fileio import read_file
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.problems import locate
 
 MAX_NODES = 100_000
 """The most nodes a tailnet file may hold (a large company's tailnet has tens of thousands)."""
@@ -180,8 +183,6 @@ class TailnetError(InputError):
 def _err(message: str, file: str, where: JsonPath, src: bytes | None) -> TailnetError:
     line = col = None
     if src is not None:
-        from derptool.policy.problems import locate
-
         with contextlib.suppress(ValueError):
             line, col = locate(src, [where])[where]
     return TailnetError(message, file=file, line=line, column=col)
@@ -403,11 +404,10 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
     """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
-    import json
-
     try:
         data = json.loads(src, object_pairs_hook=_object)  # plain JSON (the usual case) without the HuJSON parser
     except ValueError:
+        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
         from derptool.hujson import HuJSONError, standardize
 
         try:
@@ -425,8 +425,6 @@ def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
 
 def load_tailnet(path: str) -> Tailnet:
     """Read a tailnet file (``-`` is stdin)."""
-    from derptool.fileio import read_file
-
     snap = read_file(path)
     return parse_tailnet(snap.data, str(path))
 
