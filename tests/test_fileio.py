@@ -19,9 +19,9 @@ import pytest
 from derptool import fileio
 from derptool.errors import ConcurrentChangeError, InputError, LimitError
 from derptool.fileio import atomic_write, check_document_limits, read_file
+from tests.support.prereq import missing_root, needs
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root (chown to another user, tmpfs mount)")
+needs_root = needs(missing_root("chown to another user, tmpfs mount"))
 
 
 def test_symlink_is_written_through_and_kept(tmp_path: Path) -> None:

@@ -36,12 +36,9 @@ from typing import Any
 import pytest
 
 from tests.support import tailnet as tn
+from tests.support.prereq import needs
 
-pytestmark = pytest.mark.root
-
-_why = tn.missing_requirements()
-if _why is not None:
-    pytest.skip(f"tailnet end-to-end: {_why}", allow_module_level=True)
+pytestmark = [pytest.mark.root, needs(tn.missing_requirements())]
 
 ECHO_PORT = 7777
 ECHO_BYTES = 100_096

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from derptool import hujson
 from derptool.cli import app
 from derptool.cli.fmt import format_document
+from tests.support import repo
 
 runner = CliRunner()
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))
+EXAMPLES = sorted(repo.EXAMPLES.glob("*.hujson"))
 
 UGLY = '// policy\n{"groups": {"group:a": ["x@example.com",],},\n  "acls": [ ], }'
 PRETTY = '// policy\n{\n\t"groups": {"group:a": ["x@example.com"]},\n\t"acls":   [],\n}\n'

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,11 @@ from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
 from derptool.cli import app
+from tests.support import repo
+from tests.support.ports import free_port
 
 runner = CliRunner()
-DATA = Path(__file__).resolve().parent / "data" / "impact"
+DATA = repo.DATA / "impact"
 EXPECTED_US = [1, 2, 9, 10, 12, 13, 16, 17, 24, 27]
 
 
@@ -197,14 +198,8 @@ def test_usage_errors_exit_2_in_one_line(args: list[str], message: str) -> None:
     assert result.stderr.count("\n") == 1 and result.stdout == ""
 
 
-def _closed_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_prometheus_exits_3() -> None:
-    port = _closed_tcp_port()
+    port = free_port()
     result = _run("--region", "us", "--prometheus", f"http://127.0.0.1:{port}/")
     assert result.exit_code == 3
     assert result.stderr.startswith(f"derptool: error: cannot reach Prometheus at http://127.0.0.1:{port}: ")

@@ -5,22 +5,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from typer.testing import CliRunner
 
 from derptool.cli import app
+from tests.support.http_servers import TLSServer, server_context
+from tests.support.maps import derp_map, region, stun_node
+from tests.support.ports import free_port, free_udp_port
+from tests.support.repo import REPO
 from tests.support.stun_responder import StunResponder
-from tests.test_netcheck import TLSServer, closed_udp_port, derp_map, region, server_context, stun_node
 
 runner = CliRunner()
 CONTRACT_KEYS = [
@@ -51,12 +53,6 @@ ADDED_KEYS = ["time", "plan", "port_mapping", "captive_portal"]
 """Keys added after the contract's (issue 14): when, which plan, PortMapping and CaptivePortal."""
 
 
-@pytest.fixture
-def responder() -> Iterator[StunResponder]:
-    with StunResponder() as r:
-        yield r
-
-
 def _write(tmp_path: Path, data: dict[str, Any], name: str = "map.json") -> str:
     path = tmp_path / name
     path.write_text(json.dumps(data))
@@ -74,7 +70,7 @@ def lab(responder: StunResponder, tmp_path: Path) -> tuple[str, StunResponder]:
         "RegionID": 903,
         "HostName": "127.0.40.4",
         "IPv6": "none",
-        "STUNPort": closed_udp_port("127.0.40.4"),
+        "STUNPort": free_udp_port("127.0.40.4"),
         "DERPPort": 9,
     }
     data = derp_map(
@@ -161,7 +157,7 @@ def test_no_region_answers_exit_1(tmp_path: Path) -> None:
         "RegionID": 1,
         "HostName": "127.0.41.1",
         "IPv6": "none",
-        "STUNPort": closed_udp_port("127.0.41.1"),
+        "STUNPort": free_udp_port("127.0.41.1"),
         "DERPPort": 9,
     }
     result = runner.invoke(
@@ -225,7 +221,6 @@ def test_every_repeats_count_times(lab: tuple[str, StunResponder]) -> None:
 
 
 def test_ca_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -249,16 +244,10 @@ def test_ca_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert json.loads(with_ca.stdout)["regions"][0]["method"] == "https"
 
 
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_listen_serves_metrics_while_repeating(lab: tuple[str, StunResponder]) -> None:
     path, _ = lab
-    port = _free_tcp_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -314,7 +303,7 @@ def test_progress_and_redraw_only_on_a_terminal(lab: tuple[str, StunResponder]) 
     import pty
 
     path, _ = lab
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.run(

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from derptool.cli import app
 from derptool.cli._common import Duration, parse_duration
 from derptool.errors import UsageError
+from tests.support.prereq import missing_root, needs
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
@@ -102,7 +103,7 @@ def test_stdout_on_a_full_device_is_one_line() -> None:
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("derptool: error: cannot write")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts a small tmpfs to fill)")
+@needs(missing_root("mounts a small tmpfs to fill"))
 @pytest.mark.parametrize("command", ["fmt", "schema"])
 def test_disk_full_on_write_commands(tmp_path: Path, command: str) -> None:
     """Item 4: `fmt --write` and `schema --out` on a full disk: one line, exit 2, original intact."""

@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from derptool.cli import app
+from tests.support import repo
 
 runner = CliRunner()
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))
+EXAMPLES = sorted(repo.EXAMPLES.glob("*.hujson"))
 
 VALID = '// ok\n{"grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]},],}\n'
 INVALID = '{\n  "acls": [\n    {"action": "deny", "src": ["*"], "dst": ["*:*"]},\n  ],\n}\n'

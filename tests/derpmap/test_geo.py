@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from derptool.derpmap import DERPMap, merge, parse_derpmap
 from derptool.derpmap.geo import CONTINENTS, describe_regions, eu_members, geo_for, resolve
 from derptool.errors import SelectorError
+from tests.support.repo import SNAPSHOT
 
 # Rough bounding boxes (lat_min, lat_max, lon_min, lon_max) of each country in the table. A region's
 # published coordinates must fall inside the box of the country the table gives it: this catches a
@@ -38,7 +38,7 @@ BOXES = {
 
 @pytest.fixture(scope="module")
 def dmap() -> DERPMap:
-    path = Path(__file__).resolve().parent.parent / "derptool" / "data" / "derpmap-snapshot.json"
+    path = SNAPSHOT
     return parse_derpmap(json.loads(path.read_text()))
 
 

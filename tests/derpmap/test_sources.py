@@ -17,8 +17,9 @@ from werkzeug import Request, Response
 from derptool.derpmap import sources
 from derptool.derpmap.sources import load_map
 from derptool.errors import InputError, MapError, NetworkError
+from tests.support.repo import DATA
 
-HEADSCALE = Path(__file__).resolve().parent / "data" / "headscale-derp"
+HEADSCALE = DATA / "headscale-derp"
 
 
 def own_region(rid: int = 900, code: str = "own") -> dict[str, Any]:

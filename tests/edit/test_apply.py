@@ -22,9 +22,9 @@ from derptool.edit.grants import apply_grants, plan_egress
 from derptool.edit.omit import apply_omit, omit_universe, plan_omit
 from derptool.edit.region import apply_region, plan_region
 from derptool.policy.validate import validate_bytes
+from tests.support.repo import EXAMPLES
 
 runner = CliRunner()
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
 
 
 def comments(src: bytes) -> Counter[bytes]:

@@ -24,8 +24,8 @@ from derptool.edit.document import ApplyResult
 from derptool.edit.grants import apply_grants, plan_egress
 from derptool.edit.omit import apply_omit, omit_universe, plan_omit
 from derptool.edit.region import apply_region, plan_region
+from tests.support.repo import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
 BASE = load_snapshot().derp_map
 
 # Policies written by hand in Tailscale's layout, each passed through hujson.format below.

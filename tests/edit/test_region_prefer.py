@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from derptool import hujson
 from derptool.cli import app
 from derptool.edit.region import apply_region, plan_region, region_fragment
 from derptool.errors import UsageError
+from tests.support.maps import derp_map, region, stun_node
 from tests.support.stun_responder import StunResponder
-from tests.test_netcheck import derp_map, region, stun_node
 
 runner = CliRunner()
 ADD = ["region", "add", "--id", "900", "--code", "home", "--node", "derp.example.com,ipv4=203.0.113.5"]
@@ -134,12 +133,6 @@ def test_validate_checks_region_scores(tmp_path: Path) -> None:
     assert "RegionScore for region 902 has no effect: NoMeasureNoHome regions are never home" in findings
     assert "RegionScore for region 4 has no effect: the region is removed by this derpMap" in findings
     assert not any("region 900" in m and "RegionScore" in m for m in findings)
-
-
-@pytest.fixture
-def responder() -> Iterator[StunResponder]:
-    with StunResponder() as r:
-        yield r
 
 
 def test_latency_shows_the_home_a_score_leads_to(responder: StunResponder, tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ from derptool.errors import InputError, UsageError
 from derptool.fleet import SiteReport, assess, home_region, parse_report, site_name
 from derptool.fleet.files import load_reports
 from derptool.fleet.prometheus import PromQuery, build_query, check_window, reports_from_response
+from tests.support import repo
 
-DATA = Path(__file__).resolve().parent / "data" / "impact"
+DATA = repo.DATA / "impact"
 
 
 def _map(regions: dict[int, dict[str, Any]], **extra: Any) -> DERPMap:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +25,15 @@ from typer.testing import CliRunner
 
 from derptool.cli import app
 from tests.support import prometheus as prom
+from tests.support.ports import free_port
+from tests.support.prereq import needs
+from tests.support.repo import REPO
 from tests.support.stun_responder import StunResponder
 
-pytestmark = pytest.mark.skipif(prom.missing() is not None, reason=prom.missing() or "")
+pytestmark = needs(prom.missing())
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 REGIONS = {13: "den", 21: "tor", 4: "fra", 27: "iad"}
 SITES: dict[str, dict[int, float]] = {
     # gaps of 20 ms and more between a site's regions, so a loaded machine cannot reorder them
@@ -94,7 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prom.Prometheus
             for index, (site, delays) in enumerate(SITES.items()):
                 path = work / f"{site}-map.json"
                 path.write_text(json.dumps(_site_map(responder, index, delays)))
-                port = prom.free_port()
+                port = free_port()
                 exporter_site = ["--site", f"office-{site}"] if site == EXPORTER_LABELLED else []
                 procs.append(
                     subprocess.Popen(

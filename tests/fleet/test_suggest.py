@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from derptool.cli import app
 from derptool.derpmap.sources import load_snapshot
 from derptool.fleet import SiteReport, suggest
+from tests.support import repo
 
-DATA = Path(__file__).parent / "data" / "impact"
+DATA = repo.DATA / "impact"
 EU = [4, 14, 18, 19, 22, 26, 28]  # fra ams par mad waw nue hel (London is not in the EU)
 runner = CliRunner()
 

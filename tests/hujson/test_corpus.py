@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from derptool import hujson
+from tests.support.repo import DATA
 
-HERE = Path(__file__).resolve().parent
-CORPUS = HERE / "data" / "tailscale-verdicts.json"
+CORPUS = DATA / "tailscale-verdicts.json"
 
 
 def _cases() -> list[dict[str, Any]]:

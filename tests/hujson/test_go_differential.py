@@ -28,9 +28,11 @@ from hypothesis import strategies as st
 
 from derptool import hujson
 from derptool.hujson import HuJSONError, position
-from tests.support.hujsonpeer import SKIP_REASON, Answer, GoHuJSON, find_peer
+from tests.support.hujsonpeer import Answer, GoHuJSON, find_peer
+from tests.support.prereq import missing_go_peer, need, needs
+from tests.support.repo import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 VECTORS = json.loads((ROOT / "tests" / "data" / "hujson-go-vectors.json").read_text(encoding="utf-8"))["vectors"]
 TRANSFORMS = ("parse", "standardize", "minimize", "format")
 EXAMPLES = int(os.environ.get("HUJSON_DIFF_EXAMPLES", "300"))
@@ -112,9 +114,9 @@ def test_go_vector_recorded(case: str, req: tuple[Any, ...], want: dict[str, Any
 
 @pytest.fixture(scope="module")
 def go() -> Iterator[GoHuJSON]:
+    need(missing_go_peer("hujsonpeer"))
     path = find_peer()
-    if path is None:
-        pytest.skip(SKIP_REASON)
+    assert path is not None
     with GoHuJSON(path) as peer:
         yield peer
 
@@ -501,7 +503,7 @@ def test_generator_makes_valid_documents_and_patches() -> None:
     assert ok > 150 and broken > 30
 
 
-@pytest.mark.skipif(find_peer() is None, reason=SKIP_REASON)
+@needs(missing_go_peer("hujsonpeer"))
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

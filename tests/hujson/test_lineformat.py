@@ -20,9 +20,10 @@ from derptool.hujson import HuJSONError
 from derptool.hujson.format import _format_inner, _format_tree
 from derptool.hujson.lineformat import _STEPS, format_lines
 from derptool.hujson.parse import parse_tree
-from tests.test_hujson_go import _BREAKERS, _Choices, policy_like
+from tests.hujson.test_go_differential import _BREAKERS, _Choices, policy_like
+from tests.support.repo import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 def tree_format(src: bytes) -> bytes:

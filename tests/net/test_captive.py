@@ -2,56 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from derptool.derpmap import parse_derpmap
 from derptool.net import captive
-
-
-class _Server:
-    """A loopback HTTP server; ``mode``: derper (204 + challenge answer), portal (302), bare204, badecho."""
-
-    def __init__(self) -> None:
-        self.mode = "derper"
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                challenge = self.headers.get("X-Tailscale-Challenge", "")
-                if outer.mode == "portal":
-                    self.send_response(302)
-                    self.send_header("Location", "http://portal.invalid/login")
-                elif outer.mode == "bare204":
-                    self.send_response(204)
-                else:
-                    self.send_response(204)
-                    echo = "response " + (challenge if outer.mode == "derper" else "ts_other")
-                    self.send_header("X-Tailscale-Response", echo)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.httpd.server_address[1])
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from tests.support.http_servers import CaptiveServer
 
 
 @pytest.fixture()
-def server() -> Iterator[_Server]:
-    s = _Server()
+def server() -> Iterator[CaptiveServer]:
+    s = CaptiveServer()
     yield s
     s.close()
 
@@ -104,7 +67,7 @@ def test_endpoints_as_netcheck_picks_them() -> None:
     assert captive.endpoints(dmap, port=8080)[0].host == "192.0.2.10:8080"
 
 
-def test_derper_like_answer_is_no_portal_and_the_request_is_netchecks(server: _Server) -> None:
+def test_derper_like_answer_is_no_portal_and_the_request_is_netchecks(server: CaptiveServer) -> None:
     got = captive.detect(_map(r1=("127.0.0.1", {})), port=server.port)
     assert got.found is False
     path, headers = server.requests[0]
@@ -116,14 +79,14 @@ def test_derper_like_answer_is_no_portal_and_the_request_is_netchecks(server: _S
 @pytest.mark.parametrize(
     ("mode", "why"), [("portal", "status 302"), ("bare204", "X-Tailscale-Response is None"), ("badecho", "ts_other")]
 )
-def test_other_answers_are_a_portal(server: _Server, mode: str, why: str) -> None:
+def test_other_answers_are_a_portal(server: CaptiveServer, mode: str, why: str) -> None:
     server.mode = mode
     got = captive.detect(_map(r1=("127.0.0.1", {})), port=server.port)
     assert got.found is True
     assert why in got.checks[0].detail
 
 
-def test_unreachable_endpoints_say_nothing(server: _Server) -> None:
+def test_unreachable_endpoints_say_nothing(server: CaptiveServer) -> None:
     port = server.port
     server.close()  # nothing listens there any more: connection refused
     got = captive.detect(_map(r1=("127.0.0.1", {})), port=port, timeout=1.0)
@@ -131,7 +94,7 @@ def test_unreachable_endpoints_say_nothing(server: _Server) -> None:
     assert captive.detect(_map(r1=("", {})), port=port).found is None  # no endpoint at all
 
 
-def test_one_portal_answer_is_enough(server: _Server) -> None:
+def test_one_portal_answer_is_enough(server: CaptiveServer) -> None:
     server.mode = "portal"
     # two endpoints: the home region's answers like a portal; the other never answers (refused)
     got = captive.detect(_map(r1=("127.0.0.2", {}), r2=("127.0.0.1", {})), preferred_region=2, port=server.port)

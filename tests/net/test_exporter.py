@@ -30,11 +30,13 @@ from derptool.cli import app
 from derptool.errors import UsageError
 from derptool.net.exporter import CONTENT_TYPE, Exporter, constant_labels, parse_listen, with_labels
 from tests.support.derp_server import DerpServer
+from tests.support.maps import derp_map, region, stun_node
+from tests.support.ports import free_port
+from tests.support.repo import REPO
 from tests.support.stun_responder import StunResponder
-from tests.test_netcheck import derp_map, region, stun_node
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 TEXT = (
     "# HELP demo_seconds A demo gauge.\n"
     "# TYPE demo_seconds gauge\n"
@@ -357,7 +359,7 @@ def test_a_busy_listen_address_exits_2_for_both_commands(latency_map: str) -> No
 
 def _scrape_live(args: list[str], env: dict[str, str], want: int = 1) -> str:
     """Run ``derptool ARGS --listen`` until /healthz counts *want* rounds; then /metrics' text."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "derptool", *args, "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
@@ -387,12 +389,6 @@ def _scrape_live(args: list[str], env: dict[str, str], want: int = 1) -> str:
     assert text, f"no round served: {err.decode()}"
     assert proc.returncode == 130 and "Traceback" not in err.decode()
     return text
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_latency_listen_serves_labelled_rounds(latency_map: str) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from derptool.policy import Policy, Problem, validate_bytes
 from derptool.policy._go import format_duration, parse_duration, quote
 from derptool.policy.validate import decode, findings
+from tests.support.repo import EXAMPLES
 
 
 def run(text: str) -> list[Problem]:
@@ -738,11 +739,10 @@ def test_any_bytes_give_problems_never_an_exception(src: bytes) -> None:
 
 
 def test_examples_load_into_the_models() -> None:
-    from pathlib import Path
 
     from derptool.policy.shape import check_shape
 
-    examples = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))
+    examples = sorted(EXAMPLES.glob("*.hujson"))
     assert examples
     for path in examples:
         canonical, shape = check_shape(decode(path.read_bytes()), Policy)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from derptool.policy import validate_bytes
+from tests.support import repo
 
-DATA = Path(__file__).parent / "data" / "tailscale-verdicts.json"
+DATA = repo.DATA / "tailscale-verdicts.json"
 
 
 def _out_of_scope(case: dict[str, Any]) -> str | None:

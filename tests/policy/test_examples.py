@@ -8,8 +8,9 @@ import pytest
 
 from derptool import hujson
 from derptool.policy import validate_bytes
+from tests.support import repo
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples" / "policies").glob("*.hujson"))
+EXAMPLES = sorted(repo.EXAMPLES.glob("*.hujson"))
 
 
 def test_there_are_examples() -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from derptool.errors import UsageError
 from derptool.policy import validate_bytes
 from derptool.policy.engine.ports import IPSpec, parse_grant_ip
 from derptool.policy.selectors import ProtoPortRange, parse_proto_port_range
+from tests.support.prereq import go_peer, missing_go_peer, needs
 
 ANY = (0, 65535)
 ACCEPTED: list[tuple[str, tuple[int, int, int]]] = [
@@ -151,8 +150,7 @@ def test_grants_command_ip_option_uses_the_same_parser() -> None:
 
 
 def _peer() -> str | None:
-    local = Path(__file__).resolve().parent / "support" / "go" / "bin" / "protoports"
-    return str(local) if local.is_file() else shutil.which("protoports")
+    return go_peer("protoports")
 
 
 def _generated(count: int, seed: int = 17) -> list[str]:
@@ -227,7 +225,7 @@ def _ours(entry: str) -> dict[str, Any]:
     return {"proto": got.proto, "first": got.first, "last": got.last}
 
 
-@pytest.mark.skipif(_peer() is None, reason="needs Go and the protoports peer (.ci/build-go-peers builds it)")
+@needs(missing_go_peer("protoports"))
 def test_same_answers_as_tailscales_parser() -> None:
     """Item 12: the table and 2 000 generated entries give what tailcfg.ParseProtoPortRanges gives."""
     peer = _peer()

@@ -13,9 +13,10 @@ import pytest
 
 from derptool.policy import validate_bytes
 from derptool.policy.schema import DIALECT, derpmap_json_schema, policy_json_schema, schema_files
-from tests.test_grant_ip import ACCEPTED, REJECTED
+from tests.policy.test_grant_ip import ACCEPTED, REJECTED
+from tests.support.repo import EXAMPLES, REPO
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS = REPO / "schemas"
 
 
 def test_committed_schemas_are_up_to_date() -> None:
@@ -75,7 +76,7 @@ def test_examples_match_the_policy_schema() -> None:
     from derptool import hujson
 
     schema = policy_json_schema()
-    examples = Path(__file__).resolve().parent.parent / "examples" / "policies"
+    examples = EXAMPLES
     for path in examples.glob("*.hujson"):
         data = hujson.loads(path.read_bytes())
         assert set(data) <= set(schema["properties"]), path.name
@@ -83,8 +84,6 @@ def test_examples_match_the_policy_schema() -> None:
 
 
 # -- issue 17 item 15: the schema as strict as validate where JSON Schema can say it, never stricter ---------
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
 
 
 def _schema_errors(data: Any) -> list[str]:
@@ -246,7 +245,7 @@ def test_grant_ip_pattern_agrees_with_the_parser_on_forms() -> None:
 def test_readme_tells_how_editors_find_the_schema() -> None:
     """Item 15: no ``$schema`` key in a policy (Tailscale rejects unknown keys): the README maps files to the
     schema in VS Code and JetBrains, and says what the schema cannot check."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert '"json.schemas"' in readme and '"fileMatch"' in readme
     assert "JSON Schema Mappings" in readme
     assert "cannot" in readme[readme.index('"json.schemas"') :][:3000]

@@ -35,8 +35,9 @@ from derptool.watch import (
     geofence_from_selectors,
     parse_snapshot,
 )
+from tests.support import repo
 
-DATA = Path(__file__).parent / "data" / "watch"
+DATA = repo.DATA / "watch"
 runner = CliRunner()
 
 

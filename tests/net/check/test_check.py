@@ -24,14 +24,10 @@ from typer.testing import CliRunner
 from derptool.cli import app
 from derptool.net import check
 from tests.support.derp_server import DerpServer
+from tests.support.ports import free_udp_port
 from tests.support.stun_responder import StunResponder
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +53,6 @@ def stun_port() -> Iterator[int]:
 def _serve(cert: trustme.LeafCert, tmp_path: Path, **kw: Any) -> DerpServer:
     chain, key = _leaf_files(cert, tmp_path)
     return DerpServer(chain, key, **kw)
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _invoke(args: list[str], ca_file: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -202,7 +192,7 @@ def test_region_selector_uses_map_ports_and_cert_name(
 
 
 def test_not_a_derp_server_and_missing_stun(ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
-    silent = _free_udp_port()
+    silent = free_udp_port()
     with _serve(ca.issue_cert("localhost"), tmp_path, derp=False, generate_204_status=200) as srv:
         code, data = _invoke([f"localhost:{srv.port}", "--stun-port", str(silent), "--timeout", "1"], ca_file)
     assert code == 1

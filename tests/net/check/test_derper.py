@@ -27,7 +27,8 @@ from derptool.net import check
 from derptool.net.check.exporter import CheckCollector, exposition
 from derptool.net.exporter import Exporter
 from tests.support.derp_server import DerpServer
-from tests.support.derper import Derper, DerperBed, free_port
+from tests.support.derper import Derper, DerperBed
+from tests.support.ports import free_port
 
 runner = CliRunner()
 STEPS = ["dns", "stun", "tls", "cert_name", "cert_expiry", "latency_check", "generate_204", "derp"]

@@ -36,9 +36,11 @@ from derptool.net.derp.handshake import client_info, parse_server_info
 from derptool.net.derp.keys import NodePrivate, NodePublic
 from derptool.net.derp.relay import relay_probe
 from tests.support.derp_server import DerpServer
-from tests.support.derper import SKIP_REASON, Derper, DerperBed, find_derper, free_port
+from tests.support.derper import Derper, DerperBed
+from tests.support.ports import free_port
+from tests.support.prereq import missing_go_peer, needs
 
-needs_derper = pytest.mark.skipif(find_derper() is None, reason=SKIP_REASON)
+needs_derper = needs(missing_go_peer("derper"))
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,13 @@ from tests.support.netns import (
     missing_requirements,
     nat_topology,
 )
+from tests.support.prereq import needs
+from tests.support.repo import REPO
 
 pytestmark = pytest.mark.root
 
-REPO = Path(__file__).resolve().parent.parent
 
-_why_not = missing_requirements()
-needs_root = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
+needs_root = needs(missing_requirements())
 
 
 def _map(path: Path) -> Path:

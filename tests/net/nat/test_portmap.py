@@ -8,7 +8,6 @@ The end-to-end test runs Debian's ``miniupnpd`` on the router of a network-names
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import sys
@@ -20,8 +19,10 @@ import pytest
 
 from derptool.net import portmap
 from tests.support import netns
+from tests.support.prereq import first_missing, missing_command, need
+from tests.support.repo import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 # -- packets ------------------------------------------------------------------------------------
@@ -99,10 +100,7 @@ def test_no_gateway_is_an_error_value_not_an_exception() -> None:
 
 
 def _skip_reason() -> str | None:
-    reason = netns.missing_requirements()
-    if reason is None and shutil.which("miniupnpd") is None:
-        reason = "needs miniupnpd (Debian package miniupnpd)"
-    return reason
+    return first_missing(netns.missing_requirements(), missing_command("miniupnpd"))
 
 
 PUBLIC_IP = "198.20.0.1"
@@ -111,9 +109,7 @@ PUBLIC_IP = "198.20.0.1"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[netns.Lab]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    need(_skip_reason())
     with netns.Lab() as lab:
         netns.nat_topology(lab, "easy")
         yield lab

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,29 +20,18 @@ from derptool.derpmap import parse_derpmap
 from derptool.errors import InputError
 from derptool.net.netcheck import measure
 from derptool.net.netcheck.client import FULL_REPORT_INTERVAL, Netcheck
+from tests.support.http_servers import CaptiveServer
+from tests.support.maps import derp_map, region, stun_node
+from tests.support.ports import free_udp_port
 from tests.support.stun_responder import Endpoint, StunResponder
-from tests.test_captive import _Server
-from tests.test_netcheck import derp_map, region, stun_node
 
 runner = CliRunner()
 DELAYS = {901: 5.0, 902: 15.0, 903: 30.0, 904: 45.0, 905: 60.0, 906: 80.0}
 
 
-@pytest.fixture
-def responder() -> Iterator[StunResponder]:
-    with StunResponder() as r:
-        yield r
-
-
 def _six(responder: StunResponder) -> tuple[dict[str, Any], dict[int, Endpoint]]:
     eps = {rid: responder.add(f"127.0.71.{rid - 900}", delay_ms=ms) for rid, ms in DELAYS.items()}
     return derp_map(*(region(rid, [stun_node(f"{rid}a", rid, ep)]) for rid, ep in eps.items())), eps
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_rounds_after_the_first_are_incremental_and_carry_the_rest(responder: StunResponder) -> None:
@@ -91,14 +79,14 @@ def test_home_keeps_its_five_minute_history_across_rounds(responder: StunRespond
     assert client.measure().preferred_region == 902
 
 
-def _captive_map(stun: Endpoint, server: _Server) -> Any:
+def _captive_map(stun: Endpoint, server: CaptiveServer) -> Any:
     node = stun_node("901a", 901, stun, CanPort80=True, IPv4="127.0.0.1", HostName="127.0.0.1", STUNTestIP=stun.host)
     return parse_derpmap(derp_map(region(901, [node])))
 
 
 @pytest.mark.parametrize(("mode", "found"), [("derper", False), ("portal", True)])
 def test_captive_portal_checked_when_stun_is_slow(responder: StunResponder, mode: str, found: bool) -> None:
-    server = _Server()
+    server = CaptiveServer()
     server.mode = mode
     try:
         silent = responder.add("127.0.73.1", silent=True)
@@ -111,7 +99,7 @@ def test_captive_portal_checked_when_stun_is_slow(responder: StunResponder, mode
 
 
 def test_captive_portal_not_checked_when_stun_answers_quickly(responder: StunResponder) -> None:
-    server = _Server()
+    server = CaptiveServer()
     try:
         fast = responder.add("127.0.73.2", delay_ms=2)
         report = Netcheck(
@@ -125,7 +113,7 @@ def test_captive_portal_not_checked_when_stun_answers_quickly(responder: StunRes
 def test_bind_address_and_port(responder: StunResponder) -> None:
     ep = responder.add("127.0.74.1", delay_ms=1)
     dmap = parse_derpmap(derp_map(region(901, [stun_node("901a", 901, ep)])))
-    port = _free_udp_port()
+    port = free_udp_port()
     report = Netcheck(dmap, ipv4=True, ipv6=False, timeout=1.0, bind_ip="127.0.0.1", bind_port=port).measure()
     assert report.global_v4 == f"127.0.0.1:{port}"  # the server saw the probe come from the bound port
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
@@ -209,7 +197,7 @@ def test_cli_table_shows_port_mapping_and_incremental_rounds(responder: StunResp
 def test_cli_bind_options(responder: StunResponder, tmp_path: Path) -> None:
     ep = responder.add("127.0.75.1", delay_ms=1)
     path = _write(tmp_path, derp_map(region(901, [stun_node("901a", 901, ep)])))
-    port = _free_udp_port()
+    port = free_udp_port()
     result = runner.invoke(
         app,
         [
@@ -228,7 +216,7 @@ def test_cli_bind_options(responder: StunResponder, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["global_v4"] == f"127.0.0.1:{port}"
-    port = _free_udp_port()
+    port = free_udp_port()
     result = runner.invoke(
         app,
         ["nat", "--map", path, "-f", "json", "--bind-address", "127.0.0.1", "--bind-port", str(port), "--timeout", "1"],

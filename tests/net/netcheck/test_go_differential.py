@@ -16,9 +16,10 @@ import pytest
 
 from derptool.derpmap import parse_derpmap
 from derptool.net.netcheck import HomeChooser, make_plan, measure
-from tests.support.netcheckpeer import GoNetcheck, LoopbackRegions, find_peer, go_latencies_ms
+from tests.support.netcheckpeer import GoNetcheck, LoopbackRegions, go_latencies_ms
+from tests.support.prereq import missing_go_peer, needs
 
-pytestmark = pytest.mark.skipif(find_peer() is None, reason="needs the Go peer netcheckpeer (.ci/build-go-peers)")
+pytestmark = needs(missing_go_peer("netcheckpeer"))
 
 REGIONS = 30
 

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import shutil
 import socket
-import ssl
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,109 +16,11 @@ import pytest
 
 from derptool.derpmap import DERPMap, parse_derpmap
 from derptool.net.netcheck import Report, measure
-from tests.support.stun_responder import Endpoint, StunResponder
-
-# -- helpers shared with test_cli_latency ---------------------------------------------------------
-
-
-def stun_node(name: str, rid: int, ep: Endpoint | None = None, **kw: Any) -> dict[str, Any]:
-    """A node answering STUN at *ep* (IPv6 off unless given); DERP on a closed port unless given."""
-    node: dict[str, Any] = {"Name": name, "RegionID": rid, "IPv6": "none", "DERPPort": 9}
-    if ep is not None:
-        node.update(HostName=ep.host, STUNPort=ep.port)
-        if ":" in ep.host:
-            node.update(IPv4="none", IPv6=ep.host)
-        else:
-            node.update(IPv4=ep.host)
-    node.update(kw)
-    return node
-
-
-def region(rid: int, nodes: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-    return {"RegionID": rid, "RegionCode": f"r{rid}", "RegionName": f"Region {rid}", "Nodes": nodes, **kw}
-
-
-def derp_map(*regions: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"Regions": {str(r["RegionID"]): r for r in regions}, **extra}
-
-
-def closed_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port nothing listens on (bound, noted and released)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def by_id(report: Report) -> dict[int, Any]:
-    return {r.id: r for r in report.regions}
-
-
-class TLSServer:
-    """A threaded HTTPS server answering ``/derp/latency-check`` (empty 200) after *delay* seconds."""
-
-    def __init__(
-        self,
-        ctx: ssl.SSLContext,
-        host: str = "127.0.0.1",
-        delay: float = 0.0,
-        status: int = 200,
-        handshake_delay: float = 0.0,
-    ) -> None:
-        self.paths: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                outer.paths.append(self.path)
-                time.sleep(delay)
-                code = status if self.path == "/derp/latency-check" else 404
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # failed handshakes are part of the tests
-
-        if handshake_delay:
-            ctx.sni_callback = lambda *_: time.sleep(handshake_delay)
-        self.server = Server((host, 0), Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TLSServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def ca() -> Any:
-    trustme = pytest.importorskip("trustme")
-    return trustme.CA()
-
-
-def server_context(ca: Any, *names: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*names).configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture
-def responder() -> Iterator[StunResponder]:
-    with StunResponder() as r:
-        yield r
+from tests.support.http_servers import TLSServer, server_context
+from tests.support.maps import by_id, derp_map, region, stun_node
+from tests.support.ports import free_udp_port
+from tests.support.prereq import missing_command, need
+from tests.support.stun_responder import StunResponder
 
 
 def run_map(data: dict[str, Any], **kw: Any) -> Report:
@@ -216,7 +114,7 @@ def test_host_name_resolved(responder: StunResponder) -> None:
 
 def test_closed_port_fails_fast_not_at_timeout(responder: StunResponder) -> None:
     ok = responder.add("127.0.30.1", delay_ms=5)
-    port = closed_udp_port("127.0.30.2")
+    port = free_udp_port("127.0.30.2")
     closed = {
         "Name": "closed",
         "RegionID": 2,
@@ -397,10 +295,10 @@ def test_https_flag_measures_every_region(ca: Any, responder: StunResponder) -> 
 
 
 def test_coturn_region(tmp_path: Path, responder: StunResponder) -> None:
+    need(missing_command("turnserver"))
     exe = shutil.which("turnserver")
-    if exe is None:
-        pytest.skip("coturn's turnserver is not installed (apt-get install coturn)")
-    port = closed_udp_port()
+    assert exe is not None
+    port = free_udp_port()
     proc = subprocess.Popen(
         [
             exe,
@@ -466,7 +364,7 @@ def test_https_that_never_answers_stops_at_the_overall_timeout() -> None:
 
 
 def test_stun_only_region_has_no_https_fallback() -> None:
-    port = closed_udp_port("127.0.39.1")
+    port = free_udp_port("127.0.39.1")
     node = {"Name": "s", "RegionID": 1, "HostName": "127.0.39.1", "IPv6": "none", "STUNPort": port, "STUNOnly": True}
     report = run_map(derp_map(region(1, [node])), timeout=1.0)
     res = by_id(report)[1]

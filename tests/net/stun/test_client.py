@@ -24,20 +24,16 @@ from derptool.errors import ProbeFailed, StunTimeout
 from derptool.net import check, natprobe
 from derptool.net.netcheck import Report, measure
 from derptool.net.stunclient import RECEIVE_BUFFER, BlockingStunClient, StunAnswer, StunSocket
+from tests.support.maps import by_id, derp_map, region, stun_node
+from tests.support.ports import free_udp_port
+from tests.support.repo import REPO
 from tests.support.stun_responder import StunResponder
-from tests.test_netcheck import by_id, closed_udp_port, derp_map, region, stun_node
 
-NET = Path(__file__).resolve().parent.parent / "derptool" / "net"
+NET = REPO / "derptool" / "net"
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"),
     reason="ICMP errors are read from the socket error queue (IP_RECVERR), Linux only",
 )
-
-
-@pytest.fixture
-def responder() -> Any:
-    with StunResponder() as r:
-        yield r
 
 
 # -- the three users ------------------------------------------------------------------------------
@@ -102,7 +98,7 @@ def test_the_real_answer_after_a_bad_one_counts_for_all_three(responder: StunRes
 
 @linux_only
 def test_a_closed_port_fails_fast_for_all_three() -> None:
-    port = closed_udp_port("127.0.0.1")
+    port = free_udp_port("127.0.0.1")
     timeout = 4.0
 
     t0 = time.perf_counter()

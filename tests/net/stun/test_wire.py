@@ -23,6 +23,9 @@ from derptool.errors import DerptoolError
 from derptool.net import stun
 from derptool.net.stun import BindingResponse, StunError
 from tests.support import stun_responder
+from tests.support.ports import free_udp_port
+from tests.support.prereq import missing_command, need
+from tests.support.repo import REPO
 
 TXID = bytes(range(1, 13))
 
@@ -385,12 +388,6 @@ def test_fuzz_header_shaped(data: bytes) -> None:
 # -- interop with coturn -------------------------------------------------------------------------
 
 
-def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _ask(host: str, port: int, timeout: float) -> tuple[BindingResponse, tuple[str, int], bytes]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as s:
@@ -405,11 +402,11 @@ def _ask(host: str, port: int, timeout: float) -> tuple[BindingResponse, tuple[s
 @pytest.fixture(scope="module")
 def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, bool]]:
     """A real coturn ``turnserver`` in STUN-only mode on 127.0.0.1 and ::1; yields (port, has_v6)."""
+    need(missing_command("turnserver"))
     exe = shutil.which("turnserver")
-    if exe is None:
-        pytest.skip("coturn's turnserver is not installed (apt-get install coturn)")
+    assert exe is not None
     tmp = tmp_path_factory.mktemp("coturn")
-    port = _free_udp_port("127.0.0.1")
+    port = free_udp_port("127.0.0.1")
     has_v6 = socket.has_ipv6
     cmd = [
         exe,
@@ -499,7 +496,7 @@ def test_responder_answers_only_tailscale_requests_after_its_delay() -> None:
 
 
 def test_responder_command_line() -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.stun_responder", "--bind", "127.0.0.1:0", "--delay-ms", "20", "--log"],
         cwd=root,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,9 @@ import pytest
 from derptool.policy import validate_bytes
 from derptool.policy.engine import compile_policy
 from derptool.policy.engine.tailnet import Tailnet, from_topology
+from tests.support import repo
 
-DATA = Path(__file__).parent / "data" / "tailscale-captures"
+DATA = repo.DATA / "tailscale-captures"
 COMPILE_CATEGORIES = ("acl", "grant", "ssh", "routes", "nodeattrs", "policytest", "sshtest")
 KNOWN_DISAGREEMENTS = {
     # Peers: a router that is also a destination sees another router's route where the recording does not
