@@ -1,8 +1,8 @@
 """``derptool impact`` through Typer's runner: the table, the JSON contract, the CI gate and every error path.
 
-Reports are the real samples in tests/data/impact (see tests/test_fleet.py); the map is the bundled snapshot.
+Reports are the real samples in tests/data/impact (see tests/fleet/test_fleet.py); the map is the bundled snapshot.
 Prometheus errors are checked against real loopback servers (a closed port, an HTTP server that is not
-Prometheus); a real Prometheus is in tests/test_fleet_prometheus.py.
+Prometheus); a real Prometheus is in tests/fleet/test_prometheus.py.
 """
 
 from __future__ import annotations

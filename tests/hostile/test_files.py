@@ -159,7 +159,7 @@ def _cases(
     for cname, mk in commands.items():
         for iname in inputs:
             if iname in ("bom", "utf16") and cname in MAP_READERS:
-                continue  # a --map file in UTF-16 or with a BOM is decoded (tests/test_hardened_inputs.py)
+                continue  # a --map file in UTF-16 or with a BOM is decoded (tests/hostile/test_map_files.py)
             if iname == "directory" and cname.startswith("fmt"):
                 continue  # fmt takes directories: the *.hujson files below them
             out.append(pytest.param(mk, iname, id=f"{cname}:{iname}"))

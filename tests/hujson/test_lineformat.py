@@ -2,7 +2,7 @@
 
 ``hujson.format`` sends documents written one member per line through the line formatter and anything
 else through the tree. These tests hold the two to the same output on the project's files and on
-generated policy-like documents (their Go counterparts are in test_hujson_go.py), and check that the line
+generated policy-like documents (their Go counterparts are in test_go_differential.py), and check that the line
 formatter, which validates as it goes, lets nothing invalid through: broken documents must fail with the
 parser's error, exactly as before.
 """
