@@ -1,4 +1,4 @@
-"""Hostile inputs replayed over every command that takes them (issue 17, "Done when").
+"""Hostile files replayed over every command that takes a policy or DERP map file.
 
 Each case runs the CLI in-process and asserts: exactly one line on stderr, the documented exit code, no
 traceback, and the user's files byte for byte (and kind: a FIFO stays a FIFO) as they were. Before the
@@ -8,21 +8,16 @@ printed Click's multi-line usage block.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from derptool.cli import app
-
-runner = CliRunner()
+from tests.support.hostile import Files, run_one, runner
 
 POLICY = b'{\n\t// keep me\n\t"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],\n}\n'
 BOMB = (
@@ -112,46 +107,6 @@ EDITORS: dict[str, Callable[[str], list[str]]] = {
 MAP_READERS = {k: v for k, v in READERS.items() if "--map" in k or k.startswith("diff")}
 
 
-@dataclass
-class Files:
-    """Every file in a directory, by content and kind, to prove nothing was changed."""
-
-    root: Path
-
-    def state(self) -> dict[str, tuple[str, str]]:
-        out: dict[str, tuple[str, str]] = {}
-        for p in sorted(self.root.rglob("*")):
-            st = p.lstat()
-            if stat.S_ISREG(st.st_mode) and st.st_size < 1 << 20:
-                out[p.name] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
-            elif stat.S_ISREG(st.st_mode):
-                out[p.name] = ("file", str(st.st_size))
-            else:
-                out[p.name] = (stat.filemode(st.st_mode)[0], "")
-        return out
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "adir").mkdir()
-    return tmp_path
-
-
-def run_one(args: list[str], files: Files, exit_code: int, mention: str) -> None:
-    before = files.state()
-    result = runner.invoke(app, args)
-    lines = result.stderr.splitlines()
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{args}: {type(result.exception).__name__}: {result.exception}"
-    )
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1, f"{args}: {lines}"
-    assert lines[0].startswith("derptool: error: "), lines[0]
-    assert mention in lines[0], lines[0]
-    assert result.exit_code == exit_code, f"{args}: exit {result.exit_code}: {lines[0]}"
-    assert files.state() == before, f"{args} changed the user's files"
-
-
 def _cases(
     commands: dict[str, Callable[[str], list[str]]], inputs: dict[str, tuple[Callable[[Path], str], str]]
 ) -> list[object]:
@@ -221,7 +176,7 @@ def test_fifo_is_read_like_a_file(fifo: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", list(EDITORS))
 def test_read_only_and_hard_linked_policies_are_kept(workdir: Path, name: str) -> None:
-    """Item 3 over every editor: refuse (exit 2), nothing changed."""
+    """Over every editor: refuse (exit 2), nothing changed."""
     ro = workdir / "ro.hujson"
     ro.write_bytes(POLICY.replace(b"\t", b"  "))  # unformatted, so fmt --write wants to write
     ro.chmod(0o444)
@@ -234,7 +189,7 @@ def test_read_only_and_hard_linked_policies_are_kept(workdir: Path, name: str) -
 
 @pytest.mark.parametrize("name", list(EDITORS))
 def test_symlinked_policy_is_written_through(workdir: Path, name: str) -> None:
-    """Item 1 over every editor: the link stays, the target gets the edit."""
+    """Over every editor: the link stays, the target gets the edit."""
     real = workdir / "real.hujson"
     real.write_bytes(POLICY.replace(b"\t", b"  "))
     link = workdir / "policy.hujson"
@@ -243,60 +198,3 @@ def test_symlinked_policy_is_written_through(workdir: Path, name: str) -> None:
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and os.readlink(link) == "real.hujson"
     assert real.read_bytes() != POLICY.replace(b"\t", b"  ")
-
-
-USAGE = [
-    (["map", "--bogus"], "No such option: --bogus"),
-    (["map", "--format", "nope"], "'nope' is not one of"),
-    (["latency", "--timeout", "x"], "--timeout"),
-    (["nat", "--timeout", "x"], "--timeout"),
-    (["check", "--timeout", "x", "h"], "--timeout"),
-    (["fmt"], "Missing argument 'FILE'"),
-    (["validate"], "Missing argument 'FILE'"),
-    (["diff", "a"], "Missing argument 'NEW'"),
-    (["omit", "--region"], "requires an argument"),
-    (["region", "add"], "derptool region add: Missing option"),
-    (["region", "add", "--id", "x"], "derptool region add:"),
-    (["region", "nosuch"], "No such command"),
-    (["grants"], "derptool grants"),
-    (["nosuch"], "No such command 'nosuch'"),
-    (["--bogus"], "No such option"),
-    (["schema", "--out", "/dev/null"], "/dev/null"),
-]
-
-
-@pytest.mark.parametrize(("args", "mention"), USAGE, ids=[" ".join(a) for a, _ in USAGE])
-def test_usage_errors_are_one_line(workdir: Path, args: list[str], mention: str) -> None:
-    """Item 17: Click's three-line block became one `derptool: error:` line, exit 2."""
-    run_one(args, Files(workdir), 2, mention)
-
-
-BAD_CACHES = [
-    ({"etag": "\u00e9t\u00e9"}, b""),
-    ({"etag": 7}, b""),
-    ([1, 2, 3], b""),
-    ({"fetched": "2026-01-01T00:00:00"}, b""),
-    ({}, b"[" * 100_000 + b"]" * 100_000),
-]
-
-
-@pytest.mark.parametrize(("meta", "body"), BAD_CACHES, ids=["etag-utf8", "etag-int", "list", "naive", "deep"])
-def test_bad_cache_is_one_notice(
-    _isolated_cache: Path, httpserver: object, monkeypatch: pytest.MonkeyPatch, meta: object, body: bytes
-) -> None:
-    """Item 6: with the live map answering 503, a bad cache is one notice line and the snapshot is used."""
-    from pytest_httpserver import HTTPServer
-
-    assert isinstance(httpserver, HTTPServer)
-    url = httpserver.url_for("/derpmap/default")
-    monkeypatch.setenv("DERPTOOL_DEFAULT_MAP_URL", url)
-    httpserver.expect_request("/derpmap/default").respond_with_data("down", status=503)
-    if isinstance(meta, dict):
-        meta = {"url": url, "etag": None, "fetched": "2026-01-01T00:00:00+00:00", **meta}
-    (_isolated_cache / "derpmap-default.meta.json").write_text(json.dumps(meta))
-    (_isolated_cache / "derpmap-default.json").write_bytes(body or b'{"Regions": {}}')
-    result = runner.invoke(app, ["map", "--format", "json"])
-    assert result.exit_code == 0, result.stderr
-    lines = result.stderr.splitlines()
-    assert [line.split(":", 2)[1].strip()[:8] for line in lines] == ["ignoring", "cannot f"], lines
-    assert all(not line.startswith("derptool: error") for line in lines)
