@@ -1,4 +1,4 @@
-"""``derptool impact`` at fleet scale (issue 16), figures from one run.
+"""``derptool impact`` at fleet scale, figures from one run.
 
 1. Files: 1 000 site reports of 30 regions each (``derptool latency --format json`` shape), read and assessed by
    the library, as a ratio to reading the same files with ``json.load`` (goal: < 1 s in all).

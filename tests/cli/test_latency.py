@@ -50,7 +50,7 @@ REGION_KEYS = [
     "error",
 ]
 ADDED_KEYS = ["time", "plan", "port_mapping", "captive_portal"]
-"""Keys added after the contract's (issue 14): when, which plan, PortMapping and CaptivePortal."""
+"""Keys added to the contract's: when, which plan, PortMapping and CaptivePortal."""
 
 
 def _write(tmp_path: Path, data: dict[str, Any], name: str = "map.json") -> str:

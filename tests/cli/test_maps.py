@@ -172,7 +172,7 @@ def test_derptool_map_environment_variable_names_the_map(tmp_path: Path) -> None
 
 
 def test_map_table_shows_continent_selector_names_not_codes() -> None:
-    """Issue 17 item 18: the CONTINENT column showed ``NA`` for North America, but the selector ``na`` is
+    """The CONTINENT column showed ``NA`` for North America, but the selector ``na`` is
     Namibia; it shows ``north-america``, and every name it shows selects that region again."""
     from derptool.derpmap.geo import CONTINENTS, resolve
 
@@ -194,7 +194,7 @@ def test_map_table_shows_continent_selector_names_not_codes() -> None:
 
 
 def test_map_json_stays_a_derp_map_its_consumers_read(tmp_path: Path) -> None:
-    """Issue 17 item 18: ``map --format json`` is Tailscale's DERPMap (read back by --map FILE, tailscale and
+    """``map --format json`` is Tailscale's DERPMap (read back by --map FILE, tailscale and
     headscale), so geography is not added to it; it reads back as the same map."""
     out = runner.invoke(app, ["map", "--map", "snapshot", "--format", "json"])
     assert out.exit_code == 0

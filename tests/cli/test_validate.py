@@ -200,7 +200,7 @@ def test_real_process_exit_codes(files: dict[str, Path], tmp_path: Path) -> None
 
 
 def test_missing_file_gives_one_error_line_and_no_summary(tmp_path: Path) -> None:
-    """Issue 17 item 11: a missing file is one error line and exit 2, not also "no problems in 0 files"."""
+    """A missing file is one error line and exit 2, not also "no problems in 0 files"."""
     missing = tmp_path / "missing.hujson"
     result = runner.invoke(app, ["validate", str(missing)])
     assert result.exit_code == 2
@@ -209,7 +209,7 @@ def test_missing_file_gives_one_error_line_and_no_summary(tmp_path: Path) -> Non
 
 
 def test_summary_counts_read_files_and_names_the_unread(files: dict[str, Path], tmp_path: Path) -> None:
-    """Issue 17 item 11: with one file read and one missing, the summary says both, truthfully."""
+    """With one file read and one missing, the summary says both, truthfully."""
     result = runner.invoke(app, ["validate", str(tmp_path / "missing.hujson"), str(files["valid"])])
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == "derptool: no problems in 1 file; 1 file not read"
@@ -219,7 +219,7 @@ MULTIBYTE = '{\n\t"groups": {"group:crème": ["zoë@example.com"]}, "acls": [{"a
 
 
 def test_github_columns_count_characters_not_bytes(tmp_path: Path) -> None:
-    """Issue 17 item 19: GitHub counts annotation columns in characters; UTF-8 before the problem must not
+    """GitHub counts annotation columns in characters; UTF-8 before the problem must not
     shift the annotation (text and json keep byte columns, as Go's hujson counts them)."""
     policy = tmp_path / "p.hujson"
     policy.write_text(MULTIBYTE, encoding="utf-8")
@@ -235,7 +235,7 @@ def test_github_columns_count_characters_not_bytes(tmp_path: Path) -> None:
 
 
 def test_character_columns_keeps_problems_it_cannot_place() -> None:
-    """Issue 17 item 19: unknown files, lines past the end and column 1 are left as they are."""
+    """Unknown files, lines past the end and column 1 are left as they are."""
     from derptool.cli.validate import character_columns
 
     problems = [

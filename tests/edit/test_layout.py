@@ -1,4 +1,4 @@
-"""Issue 17 item 5: every edit of a formatted policy gives a formatted policy.
+"""Every edit of a formatted policy gives a formatted policy.
 
 ``omit --apply``, ``region add --apply`` (with and without ``--prefer``/``--omit-default``) and ``grants
 --apply`` run once and twice (the same edit and another one after it) on policies that ``derptool fmt``
@@ -143,7 +143,7 @@ STYLES = {"tabs": (b"\t", False), "2-spaces": (b"  ", False), "4-spaces": (b"   
 @pytest.mark.parametrize("style", list(STYLES))
 @pytest.mark.parametrize("sequence", SEQUENCES, ids=["+".join(s) for s in SEQUENCES])
 def test_every_edit_of_a_formatted_policy_passes_fmt_check(sequence: tuple[str, ...], style: str) -> None:
-    """Item 5: omit, region add (with --prefer) and grants, first and second runs, tabs, spaces and CRLF."""
+    """Omit, region add (with --prefer) and grants, first and second runs, tabs, spaces and CRLF."""
     unit, crlf = STYLES[style]
     for name, policy in POLICIES.items():
         src = as_unit(policy, unit)
@@ -165,7 +165,7 @@ def test_every_edit_of_a_formatted_policy_passes_fmt_check(sequence: tuple[str, 
 
 
 def test_second_omit_aligns_the_null_entries_like_fmt() -> None:
-    """Item 5: the reported case, a second ``omit --apply`` adding a wider region ID to an existing derpMap."""
+    """The reported case, a second ``omit --apply`` adding a wider region ID to an existing derpMap."""
     first = omit("tok", "sin")(b'{\n\t"acls": [],\n}\n').new_bytes
     second = omit("sea")(first).new_bytes
     assert b'\t\t\t"7":  null, // tok' in second
@@ -174,7 +174,7 @@ def test_second_omit_aligns_the_null_entries_like_fmt() -> None:
 
 
 def test_cli_omit_twice_then_fmt_check(tmp_path: Path) -> None:
-    """Item 5 through the commands a CI runs: ``omit --apply`` twice, then ``fmt --check`` exits 0."""
+    """Through the commands a CI runs: ``omit --apply`` twice, then ``fmt --check`` exits 0."""
     runner = CliRunner()
     policy = tmp_path / "policy.hujson"
     policy.write_bytes(b'{\n\t"acls": [],\n}\n')
@@ -190,21 +190,21 @@ UNINDENTED = b'{\n"acls": [],\n// "derpMap": {\n//   "Regions": {}\n// },\n}\n'
 
 @pytest.mark.parametrize("edit", ["omit-tok", "region-900", "grants"])
 def test_unindented_file_keeps_its_trailing_commented_block(edit: str) -> None:
-    """Item 5: a column-0 commented-out block before the closing brace is not re-indented by an edit."""
+    """A column-0 commented-out block before the closing brace is not re-indented by an edit."""
     out = EDITS[edit](UNINDENTED).new_bytes
     assert out.startswith(b'{\n"acls": [],\n')
     assert out.endswith(b'\n// "derpMap": {\n//   "Regions": {}\n// },\n}\n')
 
 
 def test_trailing_comments_of_an_expanded_object_stay_as_written() -> None:
-    """Item 5: comments at the end of an object an edit appends to keep their own column."""
+    """Comments at the end of an object an edit appends to keep their own column."""
     src = b'{\n  "derpMap": {\n    "Regions": {\n      "7": null,\n  // "3": null,\n    },\n  },\n}\n'
     out = omit("sea")(src).new_bytes
     assert b'      "10": null, // sea (region 10): Seattle, United States\n  // "3": null,\n    },' in out
 
 
 def test_inline_object_grown_past_80_bytes_is_laid_out_as_fmt_does() -> None:
-    """Item 5: an inline ``tagOwners`` that an edit makes longer than format's 80-byte line is expanded and
+    """An inline ``tagOwners`` that an edit makes longer than format's 80-byte line is expanded and
     aligned, as ``fmt`` would do it; one that stays short stays on its line."""
     src = hujson.format(
         b'{\n"tagOwners": {"tag:a": ["autogroup:admin"], "tag:exit-eu": ["autogroup:admin"]},\n"grants": [],\n}\n'

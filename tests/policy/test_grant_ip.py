@@ -1,4 +1,4 @@
-"""Issue 17 item 12: grant ``ip`` entries read as Tailscale reads them (``tailcfg.ParseProtoPortRanges``).
+"""Grant ``ip`` entries read as Tailscale reads them (``tailcfg.ParseProtoPortRanges``).
 
 One parser, :func:`derptool.policy.selectors.parse_proto_port_range`, serves validation, the policy engine and
 ``grants --ip``. The table below holds what Tailscale v1.102.5's parser answers for each form (its messages are
@@ -93,13 +93,13 @@ REJECTED: list[tuple[str, str]] = [
 
 @pytest.mark.parametrize(("entry", "expected"), ACCEPTED, ids=[e for e, _ in ACCEPTED])
 def test_accepted_forms(entry: str, expected: tuple[int, int, int]) -> None:
-    """Item 12: every form Tailscale's parser takes, with the protocol and ports it reads."""
+    """Every form Tailscale's parser takes, with the protocol and ports it reads."""
     assert parse_proto_port_range(entry) == ProtoPortRange(*expected)
 
 
 @pytest.mark.parametrize(("entry", "message"), REJECTED, ids=[e or "empty" for e, _ in REJECTED])
 def test_rejected_forms_and_messages(entry: str, message: str) -> None:
-    """Item 12: every form Tailscale's parser refuses, with its message."""
+    """Every form Tailscale's parser refuses, with its message."""
     assert parse_proto_port_range(entry) == message
 
 
@@ -108,12 +108,12 @@ def _policy(*ips: str) -> bytes:
 
 
 def test_validate_accepts_any_protocol_with_a_port() -> None:
-    """Item 12: the live GitOps policy's ``"ip": ["*:8096"]`` is valid (it was "proto "*" is not known")."""
+    """The live GitOps policy's ``"ip": ["*:8096"]`` is valid (it was "proto "*" is not known")."""
     assert [p.message for p in validate_bytes(_policy("*:8096", "0:*", "47:*", "Udp:53"), "p")] == []
 
 
 def test_validate_reports_tailscales_message_and_a_hint_for_port_lists() -> None:
-    """Item 12: rejected entries get Tailscale's message; a comma list also says how to write it."""
+    """Rejected entries get Tailscale's message; a comma list also says how to write it."""
     problems = validate_bytes(_policy("tcp:90-80", "80,443", "http:80"), "p")
     assert [(p.severity, p.path[-1], p.message) for p in problems] == [
         ("error", 0, 'port range "90-80": first port must be >= last port'),
@@ -123,14 +123,14 @@ def test_validate_reports_tailscales_message_and_a_hint_for_port_lists() -> None
 
 
 def test_ports_on_a_protocol_without_ports_is_a_warning() -> None:
-    """Item 12: Tailscale's parser takes ``icmp:80`` (headscale refuses it): a warning, not an error."""
+    """Tailscale's parser takes ``icmp:80`` (headscale refuses it): a warning, not an error."""
     problems = validate_bytes(_policy("icmp:80", "gre:*", "6:22"), "p")
     assert [(p.severity, p.path[-1]) for p in problems] == [("warning", 0)]
     assert '"icmp:*"' in problems[0].message
 
 
 def test_engine_reads_grant_ip_with_the_same_parser() -> None:
-    """Item 12: the engine compiled ``*:8096`` to nothing (the rule was dropped); now any protocol, port 8096."""
+    """The engine compiled ``*:8096`` to nothing (the rule was dropped); now any protocol, port 8096."""
     assert parse_grant_ip("*:8096") == IPSpec(None, [(8096, 8096)])
     assert parse_grant_ip("0:22") == IPSpec(None, [(22, 22)])
     assert parse_grant_ip("TCP:80-90") == IPSpec([6], [(80, 90)])
@@ -140,7 +140,7 @@ def test_engine_reads_grant_ip_with_the_same_parser() -> None:
 
 
 def test_grants_command_ip_option_uses_the_same_parser() -> None:
-    """Item 12: ``grants --ip '*:8096'`` is taken; a bad entry names Tailscale's reason and the forms."""
+    """``grants --ip '*:8096'`` is taken; a bad entry names Tailscale's reason and the forms."""
     assert plan_egress(["autogroup:member"], ["tag:exit"], ip=["*:8096"]).grant["ip"] == ["*:8096"]
     with pytest.raises(UsageError, match=r'--ip tcp:90-80: port range "90-80": first port must be >= last port \('):
         plan_egress(["autogroup:member"], ["tag:exit"], ip=["tcp:90-80"])
@@ -227,7 +227,7 @@ def _ours(entry: str) -> dict[str, Any]:
 
 @needs(missing_go_peer("protoports"))
 def test_same_answers_as_tailscales_parser() -> None:
-    """Item 12: the table and 2 000 generated entries give what tailcfg.ParseProtoPortRanges gives."""
+    """The table and 2 000 generated entries give what tailcfg.ParseProtoPortRanges gives."""
     peer = _peer()
     assert peer is not None
     entries = [e for e, _ in ACCEPTED] + [e for e, _ in REJECTED] + _generated(2000)

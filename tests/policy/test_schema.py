@@ -83,7 +83,7 @@ def test_examples_match_the_policy_schema() -> None:
     json.dumps(schema)  # serialisable
 
 
-# -- issue 17 item 15: the schema as strict as validate where JSON Schema can say it, never stricter ---------
+# -- the schema as strict as validate where JSON Schema can say it, never stricter ---------
 
 
 def _schema_errors(data: Any) -> list[str]:
@@ -96,14 +96,14 @@ def _validate_errors(data: Any) -> list[str]:
 
 
 def test_the_policy_schema_is_a_valid_2020_12_schema() -> None:
-    """Item 15: every regular expression compiles and the schema follows its meta-schema."""
+    """Every regular expression compiles and the schema follows its meta-schema."""
     jsonschema.Draft202012Validator.check_schema(policy_json_schema())
     jsonschema.Draft202012Validator.check_schema(derpmap_json_schema())
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.hujson")), ids=lambda p: p.name)
 def test_examples_pass_the_schema(path: Path) -> None:
-    """Item 15: the example policies (valid for validate) are valid for the schema."""
+    """The example policies (valid for validate) are valid for the schema."""
     from derptool import hujson
 
     assert _schema_errors(hujson.loads(path.read_bytes())) == []
@@ -145,7 +145,7 @@ REJECTED_BY_BOTH: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("case", "policy"), REJECTED_BY_BOTH, ids=[c for c, _ in REJECTED_BY_BOTH])
 def test_schema_rejects_what_validate_rejects(case: str, policy: dict[str, Any]) -> None:
-    """Item 15: enums (actions, attribute types, OneCGNATRoute), name patterns (groups, tags, postures, ipsets,
+    """Enums (actions, attribute types, OneCGNATRoute), name patterns (groups, tags, postures, ipsets,
     custom attributes, hosts, services), the grant ip grammar and closed objects, as validate checks them."""
     assert _validate_errors(policy), f"{case}: validate accepts it"
     assert _schema_errors(policy), f"{case}: the schema accepts what validate rejects"
@@ -224,14 +224,14 @@ ACCEPTED_BY_BOTH: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("case", "policy"), ACCEPTED_BY_BOTH, ids=[c for c, _ in ACCEPTED_BY_BOTH])
 def test_schema_accepts_what_validate_accepts(case: str, policy: dict[str, Any]) -> None:
-    """Item 15: member names in any letter case (as Go reads them), stripped actions, every grant ip form and
+    """Member names in any letter case (as Go reads them), stripped actions, every grant ip form and
     null are not flagged by an editor when validate (and Tailscale) take them."""
     assert _validate_errors(policy) == [], case
     assert _schema_errors(copy.deepcopy(policy)) == [], case
 
 
 def test_grant_ip_pattern_agrees_with_the_parser_on_forms() -> None:
-    """Item 15: the schema's grant ip pattern accepts every form the parser accepts; it rejects every form the
+    """The schema's grant ip pattern accepts every form the parser accepts; it rejects every form the
     parser rejects for its shape (what it leaves to validate: numbers out of range, ranges backwards)."""
     pattern = policy_json_schema()["$defs"]["Grant"]["properties"]["ip"]["anyOf"][0]["items"]["pattern"]
     for entry, _ in ACCEPTED:
@@ -243,7 +243,7 @@ def test_grant_ip_pattern_agrees_with_the_parser_on_forms() -> None:
 
 
 def test_readme_tells_how_editors_find_the_schema() -> None:
-    """Item 15: no ``$schema`` key in a policy (Tailscale rejects unknown keys): the README maps files to the
+    """No ``$schema`` key in a policy (Tailscale rejects unknown keys): the README maps files to the
     schema in VS Code and JetBrains, and says what the schema cannot check."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert '"json.schemas"' in readme and '"fileMatch"' in readme
