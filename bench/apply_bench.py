@@ -50,7 +50,12 @@ def generate(target_bytes: int) -> bytes:
         "\t},",
         "",
     ]
-    groups, hosts, owners, acls, grants, ssh = [], [], [], [], [], []
+    groups: list[str] = []
+    hosts: list[str] = []
+    owners: list[str] = []
+    acls: list[str] = []
+    grants: list[str] = []
+    ssh: list[str] = []
     size = sum(len(x) + 1 for x in head)
     i = 0
     while size < target_bytes:

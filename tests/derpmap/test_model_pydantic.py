@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -60,7 +61,7 @@ def test_model_validate_reads_any_case_and_returns_the_dataclass() -> None:
 def test_policy_model_embeds_the_dataclass_map() -> None:
     from derptool.policy.models import Policy
 
-    regions = {"1": None, "900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X"}}
+    regions: dict[str, Any] = {"1": None, "900": {"RegionID": 900, "RegionCode": "x", "RegionName": "X"}}
     policy = Policy.model_validate({"derpMap": {"Regions": regions}})
     assert type(policy.derp_map) is DERPMap
     assert policy.derp_map.is_overlay and policy.derp_map.regions[1] is None

@@ -18,9 +18,9 @@ import base64
 import json
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -252,14 +252,18 @@ _BREAKERS = [
 ]
 
 
+T = TypeVar("T")
+
+
 class _Choices:
     """Where the generator's choices come from."""
 
     def __init__(self, draw: Any = None, rnd: random.Random | None = None) -> None:
         self.draw, self.rnd = draw, rnd
 
-    def pick(self, seq: list[Any]) -> Any:
-        return self.draw(st.sampled_from(seq)) if self.draw else self.rnd.choice(seq)  # type: ignore[union-attr]
+    def pick(self, seq: Sequence[T]) -> T:
+        chosen: T = self.draw(st.sampled_from(seq)) if self.draw else self.rnd.choice(seq)  # type: ignore[union-attr]
+        return chosen
 
     def int(self, lo: int, hi: int) -> int:
         return self.draw(st.integers(lo, hi)) if self.draw else self.rnd.randint(lo, hi)  # type: ignore[union-attr]

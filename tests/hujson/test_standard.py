@@ -249,6 +249,7 @@ def test_comment_marks_inside_strings_stay_on_the_fast_path(
     monkeypatch.setattr(patch_module, "shallow_tree", shallow_or_fail)
     assert loads(src) == want
     assert hujson.parse(src).pack() == src
+    after: Any
     if isinstance(want, list):
         op, after = '[{"op": "add", "path": "/0", "value": 0}]', [0, *want]
     else:

@@ -41,7 +41,8 @@ def need(missing: str | None) -> None:
 
 def needs(missing: str | None) -> pytest.MarkDecorator:
     """The mark form of :func:`need`, checked when each marked test starts."""
-    return getattr(pytest.mark, MARK)(missing)
+    mark: pytest.MarkDecorator = getattr(pytest.mark, MARK)(missing)
+    return mark
 
 
 def apt_packages() -> dict[str, str]:

@@ -285,7 +285,7 @@ def _grants_fragment(*args: str) -> dict[str, Any]:
 def test_egress_checks_derptool_grants_output(files: dict[str, Path]) -> None:
     """`derptool grants` writes the geofence; `policy egress --require-via` verifies it."""
     fragment = _grants_fragment("--src", "autogroup:member", "--via", "tag:exit-eu")
-    base = {
+    base: dict[str, Any] = {
         "tagOwners": {"tag:exit-eu": [], "tag:exit-us": [], "tag:web": [], "tag:router": []},
         "grants": [{"src": ["autogroup:member"], "dst": ["autogroup:member"], "ip": ["*"]}],
     }
