@@ -132,8 +132,7 @@ def test_diff(files: dict[str, Path]) -> None:
 
 
 def test_examples_are_formatted_idempotently() -> None:
-    if not EXAMPLES:
-        pytest.skip("no examples/policies/*.hujson in this checkout")
+    assert len(EXAMPLES) >= 3
     for path in EXAMPLES:
         src = path.read_bytes()
         out = hujson.format(src)

@@ -220,14 +220,13 @@ def test_omit_never_nulls_a_region_the_policy_defines() -> None:
 
 
 def test_omit_with_omit_default_regions_changes_nothing() -> None:
-    src = (
-        (EXAMPLES / "self-hosted-derp.hujson").read_bytes()
-        if (EXAMPLES / "self-hosted-derp.hujson").exists()
-        else b'{"derpMap": {"OmitDefaultRegions": true, "Regions": {}}}'
-    )
-    result = apply_omit(src, omit_plan(src, omit=["nyc"]), file="p")
-    if hujson.loads(src)["derpMap"].get("OmitDefaultRegions"):
-        assert not result.changed
+    for src in (
+        (EXAMPLES / "self-hosted-derp.hujson").read_bytes(),
+        b'{"derpMap": {"OmitDefaultRegions": true, "Regions": {}}}',
+    ):
+        assert hujson.loads(src)["derpMap"]["OmitDefaultRegions"] is True
+        result = apply_omit(src, omit_plan(src, omit=["nyc"]), file="p")
+        assert not result.changed and result.new_bytes == src
         assert "OmitDefaultRegions" in result.notes[0]
 
 

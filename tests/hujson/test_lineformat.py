@@ -48,8 +48,7 @@ def test_policy_files_take_the_line_path_with_the_same_bytes(path: Path) -> None
     src = path.read_bytes()
     out = format_lines(src, _format_inner)
     want = tree_format(src)
-    if out is None:  # allowed for a file laid out otherwise, but most are not
-        pytest.skip("not laid out one member per line")
+    assert out is not None, "laid out one member per line, yet the line path gave up"
     assert out == want
     assert hujson.format(src) == want
 

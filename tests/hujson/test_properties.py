@@ -218,6 +218,15 @@ ROOT_LEVEL = [
 ]
 
 
+def test_shallow_tree_opens_an_ordinary_policy() -> None:
+    """The shallow tree hands only unusual text to the parser: an ordinary commented policy opens at once."""
+    src = b'{\n\t// owners\n\t"tagOwners": {"tag:a": []},\n\t"acls": [{"action": "accept"}], // last\n}\n'
+    shallow = shallow_tree(src)
+    assert shallow is not None
+    assert shallow.pack() == src
+    assert _shape(_open_all(shallow)) == _shape(parse(src))
+
+
 @pytest.mark.parametrize("src", ROOT_LEVEL)
 def test_shallow_tree_on_root_level_cases(src: bytes) -> None:
     test_shallow_tree_is_the_parsers_tree.hypothesis.inner_test(src)  # type: ignore[attr-defined]
