@@ -3,9 +3,14 @@
 The canonical file (``--tailnet FILE``, JSON or HuJSON) is the ``topology`` object of Tailscale's recorded
 netmaps::
 
-    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com"}],
+    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com", "role": "admin"}],
      "nodes": {"web1": {"hostname": "web1", "user": "odin", "tags": [], "ipv4": "100.64.0.1",
-                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}}}
+                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": [],
+                        "posture": {"node:os": "linux", "node:tsVersion": "1.80.0"}}}}
+
+A user's ``role`` (optional) is one of Tailscale's roles (see :mod:`~derptool.policy.engine.roles`).
+A node's ``posture`` (optional) gives its device posture attributes: strings, numbers, booleans, or
+null for an attribute known to be unset; an attribute it does not list is unknown.
 
 A node may list ``primary_routes``: the subnet routes it is the elected (primary) router for; without
 it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
@@ -27,6 +32,8 @@ from derptool._types import JsonPath
 from derptool.errors import InputError
 from derptool.fileio import read_file
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, prefix_range
+from derptool.policy.engine.roles import role_error
+from derptool.policy.posture import Value, attribute_values
 from derptool.policy.problems import locate
 
 
@@ -37,6 +44,7 @@ class User:
     id: int
     name: str
     email: str
+    role: str | None = field(default=None, compare=False)
 
     @property
     def login(self) -> str:
@@ -59,6 +67,7 @@ class Node:
     index: int = 0
     ips: tuple[int, ...] = field(default=(), compare=False)
     primary_routes: tuple[str, ...] | None = None
+    posture: Mapping[str, Value | None] | None = field(default=None, compare=False)
 
     @property
     def tagged(self) -> bool:
@@ -207,7 +216,10 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
             raise fail("user id must be an integer", ("users", i, "id"))
         if not isinstance(name, str) or not isinstance(email, str) or not (name or email):
             raise fail('a user needs a "name" or an "email" string', ("users", i))
-        users.append(User(uid, name, email))
+        rerr = role_error(u.get("role"))
+        if rerr is not None:
+            raise fail(f"user {name or email!r}: {rerr}", ("users", i, "role"))
+        users.append(User(uid, name, email, u.get("role")))
     by_name = {u.name: u for u in users if u.name}
     by_name.update({u.email: u for u in users if u.email})
     raw_nodes = data.get("nodes") or {}
@@ -256,6 +268,9 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         elif not tags and users:
             user = users[0]
         hostname = n.get("hostname", name)
+        posture = attribute_values(n["posture"]) if n.get("posture") is not None else None
+        if isinstance(posture, str):
+            raise fail(f"node {name!r}: posture: {posture}", (*where, "posture"))
         nodes.append(
             Node(
                 name=str(name),
@@ -271,6 +286,7 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
                 primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
                 if n.get("primary_routes") is not None
                 else None,
+                posture=posture,
             )
         )
     return Tailnet(users, nodes)
@@ -391,8 +407,13 @@ def to_topology(tailnet: Tailnet) -> dict[str, Any]:
         entry["approved_routes"] = list(n.approved_routes)
         if n.primary_routes is not None:
             entry["primary_routes"] = list(n.primary_routes)
+        if n.posture is not None:
+            entry["posture"] = dict(n.posture)
         nodes[n.name] = entry
-    return {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users], "nodes": nodes}
+    users = [
+        {"id": u.id, "name": u.name, "email": u.email} | ({"role": u.role} if u.role else {}) for u in tailnet.users
+    ]
+    return {"users": users, "nodes": nodes}
 
 
 __all__ = [
