@@ -31,15 +31,6 @@ from derptool.policy.engine.tailnet import Tailnet, from_topology
 DATA = Path(__file__).parent / "data" / "tailscale-captures"
 COMPILE_CATEGORIES = ("acl", "grant", "ssh", "routes", "nodeattrs", "policytest", "sshtest")
 KNOWN_DISAGREEMENTS = {
-    # Peers: a router that is also a destination sees another router's route where the recording does not
-    # (or the reverse); via grants combined with HA routers.
-    "grant-p09-11d",
-    "grant-v02",
-    "grant-v06",
-    "via-grant-v38",
-    "via-grant-v40",
-    "via-grant-v44",
-    "via-grant-v45",
     # Peers: the disable-ipv4 node attribute removes the node's IPv4 address from what peers see.
     "nodeattrs-attr-c16-disable-ipv4-router",
 }

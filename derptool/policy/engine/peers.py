@@ -21,6 +21,7 @@ from typing import Any
 from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, V6_END, IPSet, prefix_range
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import Rule, RuleSet, policy_grants
+from derptool.policy.engine.ha import standby_routes, via_primaries
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 Range = tuple[int, int]
@@ -234,9 +235,14 @@ def peers_for(
 ) -> list[Peer]:
     """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
     out = []
+    if vias:  # via grants steering this viewer elect the route's primary among their tagged routers
+        mine = [g for g in vias if any(g.src.contains(ip) for ip in node.ips)]
+        plain = [d for g in mine if not g.via for d in g.dsts]
+        primaries = via_primaries(node, peer_map.tailnet, primaries, [(g.via, g.dsts) for g in mine if g.via], plain)
     for p in peer_map.peers_of(node):
         prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
-        usable = [r for r in prim if peer_map.can_access_route(node, r)]
+        standby = standby_routes(node, p, primaries)
+        usable = [r for r in prim if r in standby or peer_map.can_access_route(node, r)]
         exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
         if vias:
             usable = _via_filter(node, p, usable, vias)
