@@ -29,6 +29,7 @@ import pytest
 
 from derptool.policy import validate_bytes
 from derptool.policy.engine import compile_policy
+from derptool.policy.engine.stream import node_texts
 from derptool.policy.engine.tailnet import Tailnet, from_topology
 
 DATA = Path(__file__).parent / "data" / "tailscale-captures"
@@ -135,9 +136,11 @@ class Tally:
 def compare(case: dict[str, Any]) -> tuple[bool, bool, bool, bool]:
     """(packet filters, SSH policies, peers, capabilities) agree for every node of an accepted case."""
     compiled = compile_policy(_policy(case), _tailnet(case), control_url="https://unused")
+    streamed = {name: json.loads(text) for name, text in node_texts(compiled)}
     filters = ssh = peers = caps = True
     for name, want in case["nodes"].items():
         got = compiled.node_json(compiled.node(name))
+        assert streamed[name] == got, f"{case['id']}: {name}: the streamed answer differs from node_json"
         filters &= norm_filter(got["packet_filter_rules"]) == norm_filter(want["packet_filter_rules"])
         ssh &= norm_ssh(got["ssh_policy"]) == norm_ssh(want["ssh_policy"])
         peers &= norm_peers(got["peers"]) == norm_peers(want["peers"])

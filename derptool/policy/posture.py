@@ -172,7 +172,7 @@ def attribute_values(data: object) -> dict[str, Value | None] | str:
 def parse_condition(text: str) -> Condition:
     """Parse one posture condition (see the module doc); raises :class:`PostureSyntaxError`."""
     head = _ATTR.match(text.strip())
-    if head is None or not (text.strip()[head.end() :][:1] in ("", " ", "\t", "=", "!", "<", ">")):
+    if head is None or text.strip()[head.end() :][:1] not in ("", " ", "\t", "=", "!", "<", ">"):
         raise PostureSyntaxError("expected <namespace>:<attribute> [<operator> <value>]")
     toks = _tokens(text)
     attr = toks[0][1]

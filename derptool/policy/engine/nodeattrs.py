@@ -74,12 +74,16 @@ class NodeAttrs:
         """The node's capability map (``{name: [values] | null}``), names sorted."""
         return dict(sorted(self.caps[node.index].items()))
 
-    def peer_view(self, peer: dict[str, Any], node: Node, viewer: Node) -> dict[str, Any]:
+    def sees_v4(self, viewer: Node) -> bool:
+        """Whether *viewer* sees its peers' IPv4 addresses (it has no ``disable-ipv4``)."""
+        return DISABLE_IPV4 not in self.caps[viewer.index]
+
+    def peer_view(self, peer: dict[str, Any], node: Node, viewer: Node | None) -> dict[str, Any]:
         """A peer's JSON (``{"name", "allowed_ips", "primary_routes"}``) as *viewer* sees it, with its
-        ``cap_map`` names; *node* is the peer's node."""
+        ``cap_map`` names; *node* is the peer's node (*viewer* None: any viewer that sees IPv4)."""
         caps = self.caps[node.index]
         allowed = list(peer["allowed_ips"])
-        no_v4 = DISABLE_IPV4 in caps or DISABLE_IPV4 in self.caps[viewer.index]
+        no_v4 = DISABLE_IPV4 in caps or (viewer is not None and not self.sees_v4(viewer))
         if no_v4 and node.ipv4:
             allowed = [a for a in allowed if a != f"{node.ipv4}/32"]
         names = []
