@@ -32,6 +32,7 @@ from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
 from derptool.fileio import read_file
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.control import check_control_url
 from derptool.policy.engine.roles import role_error
 from derptool.policy.posture import Value, attribute_values
 from derptool.policy.problems import locate
@@ -220,8 +221,6 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users", "nodes" and "control_url")', (unknown[0],))
     control_url = data.get("control_url")
     if control_url is not None:
-        from derptool.policy.engine.ssh import check_control_url
-
         if not isinstance(control_url, str):
             raise fail('"control_url" must be a string (the control server\'s URL)', ("control_url",))
         try:
