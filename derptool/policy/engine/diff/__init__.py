@@ -65,7 +65,10 @@ class PolicyDiff:
     def to_json(self) -> dict[str, Any]:
         """The ``derptool policy diff --format json`` document."""
         return {
-            "access": {"gained": [r.to_json() for r in self.access.gained], "lost": [r.to_json() for r in self.access.lost]},
+            "access": {
+                "gained": [r.to_json() for r in self.access.gained],
+                "lost": [r.to_json() for r in self.access.lost],
+            },
             "ssh": {"gained": [r.to_json() for r in self.ssh_gained], "lost": [r.to_json() for r in self.ssh_lost]},
             "egress": {
                 "gained": [r.to_json() for r in self.egress_gained],
@@ -108,13 +111,8 @@ def diff_views(
     egress = diff_egress(old, new)
     caps = diff_caps(old, new)
     failing, passing = diff_tests(old, new, old_policy, new_policy)
-    if base_map is None:
-        derp = DerpDiff()
-    else:
-        derp = diff_derp(old_policy, new_policy, base_map, reports=reports)
-    return PolicyDiff(
-        diff_access(old, new), *ssh, *egress, *caps, derp, failing, passing, views=(old, new)
-    )
+    derp = DerpDiff() if base_map is None else diff_derp(old_policy, new_policy, base_map, reports=reports)
+    return PolicyDiff(diff_access(old, new), *ssh, *egress, *caps, derp, failing, passing, views=(old, new))
 
 
 def diff_policies(

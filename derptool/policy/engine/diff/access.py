@@ -22,6 +22,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from derptool.policy.engine.addresses import (
     CGNAT,
@@ -42,6 +43,7 @@ ICMP, ICMPV6 = 1, 58
 
 DstKey = int | Range
 """A destination: a node index, or a range of route addresses."""
+V = TypeVar("V")
 Contribution = tuple[tuple[int, ...], int, int, int]
 """``(protocols, first port, last port, source mask)``."""
 
@@ -106,13 +108,16 @@ def elementary(ranges: Iterable[Range]) -> list[Range]:
 class AccessSide:
     """One policy's access: per destination, the contributions of the filters that serve it."""
 
-    def __init__(self, view: PolicyView, nodes: Sequence[Node]) -> None:
+    def __init__(self, view: PolicyView) -> None:
         self.view = view
-        self.nodes = nodes
         tailnet = view.tailnet
+        self.nodes: Sequence[Node] = tailnet.nodes
+        self.slots = NodeSlots(tailnet.nodes)
         self.subnets = IPSet.parse(tailnet.subnet_routes).minus(TAILNET_RANGES)
         self.served: list[tuple[Range, ...]] = [
-            IPSet.parse([*n.subnet_routes, *n.exit_routes]).minus(TAILNET_RANGES).ranges if n.subnet_routes or n.exit_routes else ()
+            IPSet.parse([*n.subnet_routes, *n.exit_routes]).minus(TAILNET_RANGES).ranges
+            if n.subnet_routes or n.exit_routes
+            else ()
             for n in tailnet.nodes
         ]
         self.filters: list[Sequence[FilterEntry]] = [view.filter(n) for n in tailnet.nodes]
@@ -127,32 +132,40 @@ class AccessSide:
                     yield e.src
 
 
+class NodeSlots:
+    """The addresses of one side's nodes, sorted, for finding the nodes inside a set of ranges."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._slots = sorted((ip, n.index) for n in nodes for ip in n.ips)
+        self._keys = [ip for ip, _ in self._slots]
+        self._all = (1 << len(nodes)) - 1
+
+    def mask(self, src: IPSet) -> int:
+        """Bit ``i`` for each node ``i`` with an address in *src*."""
+        mask = 0
+        for lo, hi in src.ranges:
+            a = bisect.bisect_left(self._keys, lo)
+            b = bisect.bisect_right(self._keys, hi)
+            if b - a == len(self._keys):
+                return self._all
+            for k in range(a, b):
+                mask |= 1 << self._slots[k][1]
+        return mask
+
+
 @dataclass
 class SourceAtoms:
     """Bit positions of sources: node ``i`` is bit ``i``; subnet piece ``k`` is bit ``len(nodes) + k``."""
 
     nodes: Sequence[Node]
     pieces: list[Range]
-    _slots: list[tuple[int, int]] = field(default_factory=list)
-    _keys: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._slots = sorted((ip, n.index) for n in self.nodes for ip in n.ips)
-        self._keys = [ip for ip, _ in self._slots]
         self._starts = [a for a, _ in self.pieces]
-        self._all_nodes = (1 << len(self.nodes)) - 1
 
-    def mask(self, src: IPSet, subnets: IPSet) -> int:
+    def mask(self, src: IPSet, slots: NodeSlots, subnets: IPSet) -> int:
         """The bits of the nodes with an address in *src* and of the pieces of *subnets* inside *src*."""
-        mask = 0
-        for lo, hi in src.ranges:
-            a = bisect.bisect_left(self._keys, lo)
-            b = bisect.bisect_right(self._keys, hi)
-            if b - a == len(self._keys):
-                mask = self._all_nodes
-                break
-            for k in range(a, b):
-                mask |= 1 << self._slots[k][1]
+        mask = slots.mask(src)
         if self.pieces and subnets:
             base = len(self.nodes)
             for lo, hi in src.ranges:
@@ -178,7 +191,7 @@ def _contributions(side: AccessSide, atoms: SourceAtoms) -> dict[DstKey, list[Co
         for e in side.filters[node.index]:
             found = masks.get(id(e.src))
             if found is None:
-                found = masks[id(e.src)] = (e.src, atoms.mask(e.src, side.subnets))
+                found = masks[id(e.src)] = (e.src, atoms.mask(e.src, side.slots, side.subnets))
             mask = found[1]
             if not mask:
                 continue
@@ -231,17 +244,17 @@ def _compare(key: DstKey, old: list[Contribution], new: list[Contribution], gain
     if isinstance(key, tuple):  # a route: ICMP only to IPv4 addresses, ICMPv6 only to IPv6 ones
         protos = [p for p in protos if p != (ICMPV6 if key[1] <= V4_END else ICMP)]
     for proto in protos:
-        a = [(f, l, m) for ps, f, l, m in old if proto in ps]
-        b = [(f, l, m) for ps, f, l, m in new if proto in ps]
+        a = [(f, t, m) for ps, f, t, m in old if proto in ps]
+        b = [(f, t, m) for ps, f, t, m in new if proto in ps]
         if sorted(a) == sorted(b):
             continue
-        cuts = sorted({f for f, _, _ in a + b} | {l + 1 for _, l, _ in a + b})
+        cuts = sorted({f for f, _, _ in a + b} | {t + 1 for _, t, _ in a + b})
         masks_a = [0] * len(cuts)
         masks_b = [0] * len(cuts)
         for items, masks in ((a, masks_a), (b, masks_b)):
-            for f, l, m in items:
+            for f, t, m in items:
                 i = bisect.bisect_left(cuts, f)
-                while i < len(cuts) - 1 and cuts[i] <= l:
+                while i < len(cuts) - 1 and cuts[i] <= t:
                     masks[i] |= m
                     i += 1
         for i in range(len(cuts) - 1):
@@ -261,9 +274,9 @@ def _merge_ports(ports: list[Range]) -> tuple[Range, ...]:
     return tuple(out)
 
 
-def _runs(items: list[tuple[Range, object]]) -> list[tuple[Range, object]]:
+def _runs(items: list[tuple[Range, V]]) -> list[tuple[Range, V]]:
     """Contiguous address ranges (sorted) with equal values merged (never across IPv4 and IPv6)."""
-    out: list[tuple[Range, object]] = []
+    out: list[tuple[Range, V]] = []
     for (a, b), value in sorted(items, key=lambda x: x[0]):
         if out and out[-1][1] == value and out[-1][0][1] + 1 == a and out[-1][0][1] != V4_END:
             out[-1] = ((out[-1][0][0], b), value)
@@ -276,33 +289,37 @@ def _prefixes(r: Range) -> list[str]:
     return [prefix_text_full(net, length) for net, length in range_prefixes(r[0], r[1])]
 
 
+Ports = tuple[Range, ...]
+Reach = tuple[tuple[tuple[int, Ports], ...], tuple[tuple[Range, Ports], ...]]
+"""What one source reaches: ``(node destinations, route runs)``, each with its ports."""
+
+
 def canonical_rows(cells: Cells, atoms: SourceAtoms) -> list[AccessRow]:
     """The rows of a set of points given as cells (see the module docstring)."""
     names = [n.name for n in atoms.nodes]
     rows: list[AccessRow] = []
     for proto, by_src in cells.items():
         pname = proto_name(proto)
-        node_srcs: list[tuple[int, tuple[object, ...]]] = []
-        piece_srcs: list[tuple[Range, object]] = []
+        node_srcs: list[tuple[int, Reach]] = []
+        piece_srcs: list[tuple[Range, Reach]] = []
         for bit, by_dst in by_src.items():
             nodes = sorted((k, _merge_ports(p)) for k, p in by_dst.items() if isinstance(k, int))
             routes = _runs([(k, _merge_ports(p)) for k, p in by_dst.items() if isinstance(k, tuple)])
-            q = (tuple(nodes), tuple(routes))
+            reach: Reach = (tuple(nodes), tuple(routes))
             label = atoms.label(bit)
             if isinstance(label, int):
-                node_srcs.append((label, q))
+                node_srcs.append((label, reach))
             else:
-                piece_srcs.append((label, q))
-        srcs: list[tuple[list[str], object]] = [([names[i]], q) for i, q in node_srcs]
+                piece_srcs.append((label, reach))
+        srcs: list[tuple[list[str], Reach]] = [([names[i]], q) for i, q in node_srcs]
         srcs += [(_prefixes(r), q) for r, q in _runs(piece_srcs)]
-        for src_labels, q in srcs:
-            dst_nodes, dst_routes = q  # type: ignore[misc]
-            dsts: list[tuple[list[str], tuple[Range, ...]]] = [([names[k]], p) for k, p in dst_nodes]
-            dsts += [(_prefixes(r), p) for r, p in dst_routes]  # type: ignore[has-type]
+        for src_labels, (dst_nodes, dst_routes) in srcs:
+            dsts: list[tuple[list[str], Ports]] = [([names[k]], p) for k, p in dst_nodes]
+            dsts += [(_prefixes(r), p) for r, p in dst_routes]
             for dst_labels, ports in dsts:
                 for s in src_labels:
                     for d in dst_labels:
-                        rows.extend(AccessRow(s, d, pname, ports_text(f, l)) for f, l in ports)
+                        rows.extend(AccessRow(s, d, pname, ports_text(f, t)) for f, t in ports)
     return sorted(rows, key=row_order)
 
 
@@ -330,8 +347,7 @@ class AccessDiff:
 
 def diff_access(old: PolicyView, new: PolicyView) -> AccessDiff:
     """Access gained and lost from *old* to *new* (same tailnet: nodes in the same order)."""
-    nodes = old.tailnet.nodes
-    a, b = AccessSide(old, nodes), AccessSide(new, nodes)
+    a, b = AccessSide(old), AccessSide(new)
     clipped = [
         r
         for side in (a, b)
@@ -340,7 +356,7 @@ def diff_access(old: PolicyView, new: PolicyView) -> AccessDiff:
         for lo, hi in src.ranges
         for r in intersect(lo, hi, side.subnets.ranges)
     ]
-    atoms = SourceAtoms(nodes, elementary(clipped) if clipped else [])
+    atoms = SourceAtoms(a.nodes, elementary(clipped) if clipped else [])
     ca, cb = _split_routes(_contributions(a, atoms), _contributions(b, atoms))
     gained: Cells = {}
     lost: Cells = {}
@@ -355,7 +371,7 @@ def _label_range(side: AccessSide, label: str) -> tuple[Node | None, Range | Non
     node = side.view.tailnet.by_name.get(label)
     if node is not None:
         return node, None
-    net, _, length = label.partition("/")
+    length = label.partition("/")[2]
     return None, IPSet.parse([label]).ranges[0] if length else None
 
 

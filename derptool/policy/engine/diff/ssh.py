@@ -69,14 +69,15 @@ def diff_ssh(old: PolicyView, new: PolicyView) -> tuple[list[SSHRow], list[SSHRo
     lost: list[SSHRow] = []
     nodes: Sequence[Node] = old.tailnet.nodes
     names = [n.name for n in nodes]
-    masks: dict[frozenset[int], int] = {}
+    masks_old: dict[frozenset[int], int] = {}
+    masks_new: dict[frozenset[int], int] = {}
     for node in nodes:
         a, b = old.ssh(node), new.ssh(new.tailnet.nodes[node.index])
         if a == b:
             continue
         users = sorted(_users(a) | _users(b) | {ANY_USER})
-        va = _verdicts(a, users, old.tailnet, masks)
-        vb = _verdicts(b, users, old.tailnet, masks)
+        va = _verdicts(a, users, old.tailnet, masks_old)
+        vb = _verdicts(b, users, new.tailnet, masks_new)
         for key in va.keys() | vb.keys():
             ma, mb = va.get(key, 0), vb.get(key, 0)
             for rows, mask in ((gained, mb & ~ma), (lost, ma & ~mb)):

@@ -101,9 +101,10 @@ class EngineView:
         return self.compiled.tailnet
 
     def _rule_src(self, rule: Rule) -> IPSet:
+        """The rule's ``SrcIPs`` as sent (read from the strings: they are what the node receives)."""
         found = self._src.get(id(rule))
         if found is None:
-            found = self._src[id(rule)] = EVERYTHING if "*" in rule.src_ips else rule.src
+            found = self._src[id(rule)] = EVERYTHING if "*" in rule.src_ips else IPSet.parse(rule.src_ips)
         return found
 
     def filter(self, node: Node) -> list[FilterEntry]:
@@ -154,7 +155,7 @@ class EngineView:
 
     def egress(self, node: Node) -> list[tuple[str, str]]:
         """Routes beyond the peers' own addresses in the ``AllowedIPs`` the node receives."""
-        out = []
+        out: list[tuple[str, str]] = []
         for peer in self.compiled.peer_list(node):
             own = set(peer.node.addresses)
             out.extend((peer.node.name, r) for r in peer.allowed_ips if r not in own)
