@@ -310,7 +310,7 @@ def sections(diff: PolicyDiff, where: Located, old: Compiled, new: Compiled) -> 
                     s.site,
                     f"{s.before.code} {s.before.latency_ms:.1f} ms",
                     after,
-                    "no region left" if inc is None else f"{inc:+.1f} ms",
+                    "no region left" if inc is None else ("unchanged" if not s.moved else f"{inc:+.1f} ms"),
                 ]
             )
         out.append(

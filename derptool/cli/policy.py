@@ -283,6 +283,7 @@ def diff_command(
     from derptool.policy.engine import compile_policy, load_tailnet
     from derptool.policy.engine.diff import diff_policies
     from derptool.policy.engine.source import parse_policy
+    from derptool.policy.validate import decode
 
     kinds = _fail_on(fail_on)
     if git is not None and len(files) != 1:
@@ -319,7 +320,8 @@ def diff_command(
 
         return load_map(map_spec, notice=warn).derp_map
 
-    diff = diff_policies(old, new, base_map=base, reports=site_reports)
+    raw = (decode(old_src), decode(new_src))
+    diff = diff_policies(old, new, base_map=base, reports=site_reports, raw=raw)
     if diff.derp.impact is not None:
         for note in diff.derp.impact.notes:
             warn(note)

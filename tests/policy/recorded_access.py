@@ -67,6 +67,7 @@ def meet(items: list[Interval], other: list[Interval]) -> list[Interval]:
     return [(max(a, c), min(b, d)) for a, b in items for c, d in other if a <= d and c <= b]
 
 
+Point = tuple[str | Interval, str | Interval, int, Interval]
 TAILNET = union([span("100.64.0.0/10"), span("fd7a:115c:a1e0::/48")])
 EXITS = ("0.0.0.0/0", "::/0")
 
@@ -104,9 +105,9 @@ class Recording:
         self.subnets = cut(union(subnets), TAILNET)
         self.filters = {name: seen[name].get("packet_filter_rules") or [] for name in self.names}
 
-    def points(self) -> list[tuple[str | Interval, str | Interval, int, Interval]]:
+    def points(self) -> list[Point]:
         """Boxes ``(source, destination, protocol, ports)``: node names or (unsplit) address intervals."""
-        out = []
+        out: list[Point] = []
         for name in self.names:
             for rule in self.filters[name]:
                 if "DstPorts" not in rule or not rule["DstPorts"]:
@@ -136,12 +137,9 @@ def _pieces(boxes: Iterable[Interval]) -> list[Interval]:
     return [(cuts[i], cuts[i + 1] - 1) for i in range(len(cuts) - 1)]
 
 
-Point = tuple[str | Interval, str | Interval, int, Interval]
-
-
 def _explode(boxes: list[Point], src_pieces: list[Interval], dst_pieces: list[Interval]) -> set[tuple[Any, ...]]:
     """Boxes as a set of elementary cells ``(src, dst, proto, port piece)``; ports are split later."""
-    out = set()
+    out: set[tuple[Any, ...]] = set()
     for s, d, p, ports in boxes:
         ss = [s] if isinstance(s, str) else [x for x in src_pieces if s[0] <= x[0] and x[1] <= s[1]]
         ds = [d] if isinstance(d, str) else [x for x in dst_pieces if d[0] <= x[0] and x[1] <= d[1]]
@@ -163,10 +161,8 @@ def _minus_ports(a: list[Interval], b: list[Interval]) -> list[Interval]:
 def _prefixes(r: Interval) -> list[str]:
     if r[0] >= V6:
         first, last = ipaddress.IPv6Address(r[0] - V6), ipaddress.IPv6Address(r[1] - V6)
-        nets = list(ipaddress.summarize_address_range(first, last))
-    else:
-        nets = list(ipaddress.summarize_address_range(ipaddress.IPv4Address(r[0]), ipaddress.IPv4Address(r[1])))
-    return [str(n) for n in nets]
+        return [str(n) for n in ipaddress.summarize_address_range(first, last)]
+    return [str(n) for n in ipaddress.summarize_address_range(ipaddress.IPv4Address(r[0]), ipaddress.IPv4Address(r[1]))]
 
 
 def _runs(items: list[tuple[Interval, Any]]) -> list[tuple[Interval, Any]]:

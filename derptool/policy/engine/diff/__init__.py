@@ -102,8 +102,10 @@ def diff_views(
     *,
     base_map: Callable[[], DERPMap] | None = None,
     reports: Iterable[SiteReport] | None = None,
+    derp: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> PolicyDiff:
-    """The diff of two compiled policies given as views; *base_map* gives the default DERP map when needed."""
+    """The diff of two compiled policies given as views; *base_map* gives the default DERP map when needed,
+    *derp* the two policies whose ``derpMap`` to compare (default: *old_policy* and *new_policy*)."""
     names_old = [n.name for n in old.tailnet.nodes]
     if names_old != [n.name for n in new.tailnet.nodes]:
         raise TailnetError("the two policies were compiled for different tailnets")
@@ -111,8 +113,9 @@ def diff_views(
     egress = diff_egress(old, new)
     caps = diff_caps(old, new)
     failing, passing = diff_tests(old, new, old_policy, new_policy)
-    derp = DerpDiff() if base_map is None else diff_derp(old_policy, new_policy, base_map, reports=reports)
-    return PolicyDiff(diff_access(old, new), *ssh, *egress, *caps, derp, failing, passing, views=(old, new))
+    old_derp, new_derp = derp if derp is not None else (old_policy, new_policy)
+    regions = DerpDiff() if base_map is None else diff_derp(old_derp, new_derp, base_map, reports=reports)
+    return PolicyDiff(diff_access(old, new), *ssh, *egress, *caps, regions, failing, passing, views=(old, new))
 
 
 def diff_policies(
@@ -121,9 +124,23 @@ def diff_policies(
     *,
     base_map: Callable[[], DERPMap] | None = None,
     reports: Iterable[SiteReport] | None = None,
+    raw: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> PolicyDiff:
-    """What changes from *old* to *new*, two policies compiled by the engine for the same tailnet."""
-    return diff_views(EngineView(old), EngineView(new), old.policy, new.policy, base_map=base_map, reports=reports)
+    """What changes from *old* to *new*, two policies compiled by the engine for the same tailnet.
+
+    *raw* gives the two policies as decoded from their files, for their ``derpMap`` (whose ``null`` regions
+    the engine's canonical data drops); without it the compiled data is read.
+    """
+    old_data, new_data = raw if raw is not None else (old.policy, new.policy)
+    return diff_views(
+        EngineView(old),
+        EngineView(new),
+        old.policy,
+        new.policy,
+        base_map=base_map,
+        reports=reports,
+        derp=(old_data, new_data),
+    )
 
 
 __all__ = [
