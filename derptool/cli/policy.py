@@ -321,8 +321,11 @@ def diff_command(
         return load_map(map_spec, notice=warn).derp_map
 
     raw = (decode(old_src), decode(new_src))
-    diff = diff_policies(old, new, base_map=base, reports=site_reports, raw=raw)
-    if diff.derp.impact is not None:
+    diff = diff_policies(old, new, base_map=base, maps=site_reports is not None, raw=raw)
+    if site_reports is not None and diff.derp.old_map is not None and diff.derp.new_map is not None:
+        from derptool.fleet import assess_change
+
+        diff.derp.impact = assess_change(site_reports, diff.derp.old_map, diff.derp.new_map)
         for note in diff.derp.impact.notes:
             warn(note)
     if fmt is DiffFormat.json:

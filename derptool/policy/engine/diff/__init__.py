@@ -8,12 +8,11 @@ exactly one per device pair (and protocol and port range), ready for ``derptool 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap
-from derptool.fleet.reports import SiteReport
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.diff.access import AccessDiff, AccessRow, diff_access
 from derptool.policy.engine.diff.checks import TestChange, diff_tests
@@ -101,11 +100,15 @@ def diff_views(
     new_policy: Mapping[str, Any],
     *,
     base_map: Callable[[], DERPMap] | None = None,
-    reports: Iterable[SiteReport] | None = None,
+    maps: bool = False,
     derp: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> PolicyDiff:
-    """The diff of two compiled policies given as views; *base_map* gives the default DERP map when needed,
-    *derp* the two policies whose ``derpMap`` to compare (default: *old_policy* and *new_policy*)."""
+    """The diff of two compiled policies given as views.
+
+    *base_map* gives the default DERP map, loaded when a policy has a ``derpMap`` (or always with *maps*, to
+    keep both maps for a latency assessment); *derp* the two policies whose ``derpMap`` to compare (default:
+    *old_policy* and *new_policy*).
+    """
     names_old = [n.name for n in old.tailnet.nodes]
     if names_old != [n.name for n in new.tailnet.nodes]:
         raise TailnetError("the two policies were compiled for different tailnets")
@@ -114,7 +117,7 @@ def diff_views(
     caps = diff_caps(old, new)
     failing, passing = diff_tests(old, new, old_policy, new_policy)
     old_derp, new_derp = derp if derp is not None else (old_policy, new_policy)
-    regions = DerpDiff() if base_map is None else diff_derp(old_derp, new_derp, base_map, reports=reports)
+    regions = DerpDiff() if base_map is None else diff_derp(old_derp, new_derp, base_map, always=maps)
     return PolicyDiff(diff_access(old, new), *ssh, *egress, *caps, regions, failing, passing, views=(old, new))
 
 
@@ -123,7 +126,7 @@ def diff_policies(
     new: Compiled,
     *,
     base_map: Callable[[], DERPMap] | None = None,
-    reports: Iterable[SiteReport] | None = None,
+    maps: bool = False,
     raw: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> PolicyDiff:
     """What changes from *old* to *new*, two policies compiled by the engine for the same tailnet.
@@ -138,7 +141,7 @@ def diff_policies(
         old.policy,
         new.policy,
         base_map=base_map,
-        reports=reports,
+        maps=maps,
         derp=(old_data, new_data),
     )
 

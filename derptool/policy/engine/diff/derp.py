@@ -1,23 +1,25 @@
 """DERP regions a policy's ``derpMap`` change removes, adds or changes, and what that costs each site.
 
 Both policies' ``derpMap`` overlays are merged over the same base map (Tailscale's default map) and the
-two maps compared (:func:`derptool.derpmap.diff.diff_maps`). With latency reports, each site's home region
-under the old map and under the new one come from :func:`derptool.fleet.impact.assess_change`.
+two maps compared (:func:`derptool.derpmap.diff.diff_maps`). The two maps are kept, so that a caller with
+latency reports can set ``impact`` from :func:`derptool.fleet.impact.assess_change` (the fleet code, with
+its report readers, is loaded only by callers that have reports).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.diff import diff_maps
 from derptool.derpmap.geo import geo_for
 from derptool.derpmap.model import merge
 from derptool.derpmap.overlay import derpmap_member, policy_overlay
-from derptool.fleet.impact import Impact, assess_change
-from derptool.fleet.reports import SiteReport
+
+if TYPE_CHECKING:
+    from derptool.fleet.impact import Impact
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,10 @@ class DerpDiff:
     removed: list[RegionRow] = field(default_factory=list)
     added: list[RegionRow] = field(default_factory=list)
     changed: list[RegionRow] = field(default_factory=list)
+    old_map: DERPMap | None = None
+    new_map: DERPMap | None = None
     impact: Impact | None = None
+    """Each site's home before and after, when the caller had latency reports."""
 
     @property
     def changes(self) -> bool:
@@ -86,25 +91,25 @@ def diff_derp(
     new: Mapping[str, Any],
     base: Callable[[], DERPMap],
     *,
-    reports: Iterable[SiteReport] | None = None,
+    always: bool = False,
     old_name: str = "OLD",
     new_name: str = "NEW",
 ) -> DerpDiff:
-    """The DERP change from *old* to *new*; *base* (called only when needed) gives the default map."""
-    if not has_derpmap(old) and not has_derpmap(new) and reports is None:
+    """The DERP change from *old* to *new*; *base* gives the default map, called only when a policy has a
+    ``derpMap`` or *always* (the maps are then kept even when nothing changes)."""
+    if not has_derpmap(old) and not has_derpmap(new) and not always:
         return DerpDiff()
     base_map = base()
     old_map = policy_map(old, base_map, source=old_name)
     new_map = policy_map(new, base_map, source=new_name)
     md = diff_maps(old_map, new_map)
-    out = DerpDiff(
+    return DerpDiff(
         removed=[_row(r) for r in md.regions_removed],
         added=[_row(r) for r in md.regions_added],
         changed=[_row(new_map.regions[c.region_id]) for c in md.regions_changed],  # type: ignore[arg-type]
+        old_map=old_map,
+        new_map=new_map,
     )
-    if reports is not None:
-        out.impact = assess_change(reports, old_map, new_map)
-    return out
 
 
 __all__ = ["DerpDiff", "RegionRow", "diff_derp", "has_derpmap", "policy_map"]

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from derptool.policy.engine.addresses import V6_END, IPSet, addr_int
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.filter import Rule
+from derptool.policy.engine.peers import PeerMap, peers_for
 from derptool.policy.engine.ports import DEFAULT_PROTOS
 from derptool.policy.engine.tailnet import Node, Tailnet
 from derptool.policy.engine.tests import run_tests
@@ -87,6 +88,27 @@ class PolicyView(Protocol):
         ...
 
 
+class _Routers:
+    """A :class:`PeerMap` that shows only the peers serving a subnet or exit route."""
+
+    def __init__(self, peers: PeerMap) -> None:
+        self.peers = peers
+        self.nodes = peers.tailnet.nodes
+        self.mask = sum(1 << n.index for n in self.nodes if n.subnet_routes or n.exit_routes)
+
+    def peers_of(self, node: Node) -> list[Node]:
+        mask = self.peers.peers[node.index] & self.mask
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(self.nodes[low.bit_length() - 1])
+            mask ^= low
+        return out
+
+    def can_access_route(self, viewer: Node, route: str) -> bool:
+        return self.peers.can_access_route(viewer, route)
+
+
 class EngineView:
     """:class:`PolicyView` over derptool's engine (:class:`Compiled`)."""
 
@@ -94,6 +116,7 @@ class EngineView:
         self.compiled = compiled
         self._src: dict[int, IPSet] = {}
         self._ips: dict[str, int] = {}
+        self._routers: _Routers | None = None
 
     @property
     def tailnet(self) -> Tailnet:
@@ -101,10 +124,16 @@ class EngineView:
         return self.compiled.tailnet
 
     def _rule_src(self, rule: Rule) -> IPSet:
-        """The rule's ``SrcIPs`` as sent (read from the strings: they are what the node receives)."""
+        """The rule's ``SrcIPs`` as sent: the engine's set of them, plus any prefix or range it lists beside
+        (a ``via`` grant's routes are only in the strings); single addresses are always in the set."""
         found = self._src.get(id(rule))
         if found is None:
-            found = self._src[id(rule)] = EVERYTHING if "*" in rule.src_ips else IPSet.parse(rule.src_ips)
+            if "*" in rule.src_ips:
+                found = EVERYTHING
+            else:
+                extra = IPSet.parse(t for t in rule.src_ips if "/" in t or "-" in t)
+                found = rule.src if extra.subset_of(rule.src) else rule.src.union(extra)
+            self._src[id(rule)] = found
         return found
 
     def filter(self, node: Node) -> list[FilterEntry]:
@@ -154,9 +183,13 @@ class EngineView:
         ]
 
     def egress(self, node: Node) -> list[tuple[str, str]]:
-        """Routes beyond the peers' own addresses in the ``AllowedIPs`` the node receives."""
+        """Routes beyond the peers' own addresses in the ``AllowedIPs`` the node receives (the engine's
+        :func:`peers_for`, asked about the peers that serve routes only)."""
+        c = self.compiled
+        if self._routers is None:
+            self._routers = _Routers(c.peers)
         out: list[tuple[str, str]] = []
-        for peer in self.compiled.peer_list(node):
+        for peer in peers_for(node, self._routers, c.primaries, c.vias):  # type: ignore[arg-type]
             own = set(peer.node.addresses)
             out.extend((peer.node.name, r) for r in peer.allowed_ips if r not in own)
         return out
