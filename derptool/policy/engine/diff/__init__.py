@@ -19,7 +19,7 @@ from derptool.policy.engine.diff.checks import TestChange, diff_tests
 from derptool.policy.engine.diff.derp import DerpDiff, RegionRow, diff_derp
 from derptool.policy.engine.diff.grants import CapRow, EgressRow, diff_caps, diff_egress
 from derptool.policy.engine.diff.ssh import SSHRow, diff_ssh, ssh_origin
-from derptool.policy.engine.diff.view import EngineView, Path, PolicyView
+from derptool.policy.engine.diff.view import EngineView, Keys, Path, PolicyView
 from derptool.policy.engine.tailnet import TailnetError
 
 KINDS = ("gained", "lost", "ssh", "egress", "capabilities", "derp", "tests")
@@ -135,9 +135,10 @@ def diff_policies(
     the engine's canonical data drops); without it the compiled data is read.
     """
     old_data, new_data = raw if raw is not None else (old.policy, new.policy)
+    keys = Keys()
     return diff_views(
-        EngineView(old),
-        EngineView(new),
+        EngineView(old, keys),
+        EngineView(new, keys),
         old.policy,
         new.policy,
         base_map=base_map,

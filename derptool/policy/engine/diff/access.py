@@ -108,19 +108,24 @@ def elementary(ranges: Iterable[Range]) -> list[Range]:
 class AccessSide:
     """One policy's access: per destination, the contributions of the filters that serve it."""
 
-    def __init__(self, view: PolicyView) -> None:
+    def __init__(self, view: PolicyView, skip: frozenset[int] = frozenset()) -> None:
         self.view = view
         tailnet = view.tailnet
         self.nodes: Sequence[Node] = tailnet.nodes
         self.slots = NodeSlots(tailnet.nodes)
         self.subnets = IPSet.parse(tailnet.subnet_routes).minus(TAILNET_RANGES)
+        self.skip = skip
         self.served: list[tuple[Range, ...]] = [
             IPSet.parse([*n.subnet_routes, *n.exit_routes]).minus(TAILNET_RANGES).ranges
             if n.subnet_routes or n.exit_routes
             else ()
             for n in tailnet.nodes
         ]
-        self.filters: list[Sequence[FilterEntry]] = [view.filter(n) for n in tailnet.nodes]
+        self.filters: list[Sequence[FilterEntry]] = [() if n.index in skip else view.filter(n) for n in tailnet.nodes]
+
+    def entries(self, node: Node) -> Sequence[FilterEntry]:
+        """The node's filter (read again when it was skipped)."""
+        return self.view.filter(node) if node.index in self.skip else self.filters[node.index]
 
     def sources(self) -> Iterable[IPSet]:
         """Every distinct source set (by identity) of the filters."""
@@ -196,7 +201,7 @@ def _contributions(side: AccessSide, atoms: SourceAtoms) -> dict[DstKey, list[Co
             if not mask:
                 continue
             item = (e.protos, e.first, e.last, mask)
-            if any(e.lo <= ip <= e.hi for ip in ips):
+            if e.lo <= ips[0] <= e.hi or (len(ips) > 1 and e.lo <= ips[1] <= e.hi):
                 mine.append(item)
             if served:
                 for r in intersect(e.lo, e.hi, served):
@@ -345,9 +350,31 @@ class AccessDiff:
         return find_origin(side, row)
 
 
+def _unchanged(old: PolicyView, new: PolicyView) -> frozenset[int]:
+    """Nodes whose own filter cannot change anything: same filter, same addresses, serving no route, on a
+    tailnet whose subnet routes are the same on both sides (so sources read the same)."""
+    ta, tb = old.tailnet, new.tailnet
+    if ta.subnet_routes != tb.subnet_routes:
+        return frozenset()
+    out = set()
+    for na, nb in zip(ta.nodes, tb.nodes, strict=True):
+        if na.ips != nb.ips:
+            return frozenset()
+        if na.subnet_routes or na.exit_routes or nb.subnet_routes or nb.exit_routes:
+            continue
+        if old.filter_key(na) == new.filter_key(nb):
+            out.add(na.index)
+    return frozenset(out)
+
+
 def diff_access(old: PolicyView, new: PolicyView) -> AccessDiff:
-    """Access gained and lost from *old* to *new* (same tailnet: nodes in the same order)."""
-    a, b = AccessSide(old), AccessSide(new)
+    """Access gained and lost from *old* to *new* (same tailnet: nodes in the same order).
+
+    A node whose filter is the same on both sides (and serves no route) adds the same points to both, so
+    it is left out of the comparison.
+    """
+    skip = _unchanged(old, new)
+    a, b = AccessSide(old, skip), AccessSide(new, skip)
     clipped = [
         r
         for side in (a, b)
@@ -389,7 +416,7 @@ def find_origin(side: AccessSide, row: AccessRow) -> Path | None:
     else:
         return None
     for n in receivers:
-        for e in side.filters[n.index]:
+        for e in side.entries(n):
             if number not in e.protos or e.last < ports[0] or e.first > ports[1]:
                 continue
             if src_node is not None:

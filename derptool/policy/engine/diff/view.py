@@ -9,9 +9,9 @@ that compiles differently only needs another adapter giving the same per-node va
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
+from typing import Any, NamedTuple, Protocol
 
 from derptool.policy.engine.addresses import V6_END, IPSet, addr_int
 from derptool.policy.engine.compile import Compiled
@@ -25,8 +25,7 @@ Path = tuple[str | int, ...]
 EVERYTHING = IPSet(((0, V6_END),))
 
 
-@dataclass(frozen=True)
-class FilterEntry:
+class FilterEntry(NamedTuple):
     """One ``DstPorts`` entry a node receives: sources, protocols, destination range and ports, and its rule."""
 
     src: IPSet
@@ -38,8 +37,7 @@ class FilterEntry:
     origin: Path
 
 
-@dataclass(frozen=True)
-class CapEntry:
+class CapEntry(NamedTuple):
     """One capability a node's ``CapGrant`` gives: sources, destination ranges, name and value (JSON text)."""
 
     src: IPSet
@@ -49,8 +47,7 @@ class CapEntry:
     origin: Path
 
 
-@dataclass(frozen=True)
-class SSHEntry:
+class SSHEntry(NamedTuple):
     """One SSH rule a node receives: principal addresses, login-to-local-user map, action, and its rule."""
 
     principals: frozenset[int]
@@ -69,6 +66,10 @@ class PolicyView(Protocol):
 
     def filter(self, node: Node) -> Sequence[FilterEntry]:
         """The node's packet filter, one entry per destination and port range."""
+        ...
+
+    def filter_key(self, node: Node) -> Hashable:
+        """A cheap key of the node's filter: equal keys (of two views sharing a :class:`Keys`) mean equal filters."""
         ...
 
     def caps(self, node: Node) -> Sequence[CapEntry]:
@@ -109,11 +110,24 @@ class _Routers:
         return self.peers.can_access_route(viewer, route)
 
 
+class Keys:
+    """Numbers for rule contents, shared by the views being compared (equal content, equal number)."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[Hashable, int] = {}
+
+    def number(self, content: Hashable) -> int:
+        """The number of *content*."""
+        return self.numbers.setdefault(content, len(self.numbers))
+
+
 class EngineView:
     """:class:`PolicyView` over derptool's engine (:class:`Compiled`)."""
 
-    def __init__(self, compiled: Compiled) -> None:
+    def __init__(self, compiled: Compiled, keys: Keys | None = None) -> None:
         self.compiled = compiled
+        self.keys = keys or Keys()
+        self._rule_keys: dict[int, int] = {}
         self._src: dict[int, IPSet] = {}
         self._ips: dict[str, int] = {}
         self._routers: _Routers | None = None
@@ -148,6 +162,22 @@ class EngineView:
                 d = rule.dst_ports[i]
                 out.append(FilterEntry(src, protos, d.lo, d.hi, d.ports[0], d.ports[1], d.origin[:2]))
         return out
+
+    def filter_key(self, node: Node) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """``(rule content number, destination parts)`` of every rule the node receives."""
+        out = []
+        for rule, parts in self.compiled.rules.for_node(node):
+            number = self._rule_keys.get(id(rule))
+            if number is None:
+                content = (
+                    tuple(rule.src_ips),
+                    None if rule.protos is None else tuple(rule.protos),
+                    tuple((d.lo, d.hi, d.ports, d.origin) for d in rule.dst_ports),
+                    None if rule.cap_grants is None else repr(rule.cap_grants),
+                )
+                number = self._rule_keys[id(rule)] = self.keys.number(content)
+            out.append((number, tuple(parts)))
+        return tuple(out)
 
     def caps(self, node: Node) -> list[CapEntry]:
         """The node's ``CapGrant`` capabilities, one entry per capability name."""
