@@ -41,14 +41,19 @@ def read_git(rev: str, policy: str) -> tuple[bytes, str]:
         raise UsageError("--git reads the old version of a file; POLICY cannot be '-' (stdin)")
     path = Path(policy)
     folder = path.parent if str(path.parent) else Path(".")
+    spec = f"{rev}:./{path.name}"
+    size = _git(folder, ["cat-file", "-s", spec], rev, policy)
+    if not size.strip().isdigit() or int(size) > MAX_FILE_BYTES:
+        raise InputError(f"{rev}:{policy}: larger than {MAX_FILE_BYTES} bytes")
+    return _git(folder, ["cat-file", "blob", spec], rev, policy), f"{rev}:{policy}"
+
+
+def _git(folder: Path, args: list[str], rev: str, policy: str) -> bytes:
+    """The output of one git command in *folder*; :class:`InputError` naming the revision and file."""
     env = {**os.environ, "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
     try:
         done = subprocess.run(
-            ["git", "-C", str(folder), "show", f"{rev}:./{path.name}"],
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
-            env=env,
-            check=False,
+            ["git", "-C", str(folder), *args], capture_output=True, timeout=GIT_TIMEOUT_S, env=env, check=False
         )
     except FileNotFoundError:
         raise InputError("--git needs the git command, which is not installed (or give OLD and NEW files)") from None
@@ -62,9 +67,7 @@ def read_git(rev: str, policy: str) -> tuple[bytes, str]:
             f"--git {rev}: git cannot read {policy} at that revision ({why.strip() or f'exit {done.returncode}'}); "
             "check the revision and that the file is committed there"
         )
-    if len(done.stdout) > MAX_FILE_BYTES:
-        raise InputError(f"{rev}:{policy}: larger than {MAX_FILE_BYTES} bytes")
-    return done.stdout, f"{rev}:{policy}"
+    return done.stdout
 
 
 # -- naming sets of devices ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``derptool policy``: what a policy does in a tailnet (compile, explain, egress)."""
+"""``derptool policy``: what a policy does in a tailnet (compile, explain, egress) and what a change does (diff)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +342,39 @@ def test_usage_errors_exit_2(repo: Path, args: list[str]) -> None:
     result = _run(repo, *args)
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("derptool: error: ")
+
+
+def test_hostile_policy_inputs(repo: Path) -> None:
+    (repo / "old.hujson").write_text(OLD)
+    fifo = repo / "fifo.hujson"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(b"{ broken")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = _run(repo, "old.hujson", "fifo.hujson")
+    writer.join(5)
+    assert result.exit_code == 1 and result.stderr.startswith("derptool: error: NEW fifo.hujson:1:")
+    (repo / "nan.hujson").write_text('{"acls": [{"action": "accept", "src": ["*"], "dst": [NaN]}]}')
+    result = _run(repo, "old.hujson", "nan.hujson")
+    assert result.exit_code == 1 and result.stderr.startswith("derptool: error: NEW nan.hujson:1:")
+    (repo / "types.hujson").write_text('{"acls": {"action": "accept"}, "ssh": 5}')
+    result = _run(repo, "types.hujson", "old.hujson")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert all(line.startswith("derptool: error: ") for line in result.stderr.splitlines())
+
+
+def test_hostile_latency_sources(repo: Path) -> None:
+    (repo / "old.hujson").write_text(OLD)
+    (repo / "bad.json").write_text('{"regions": [{"id": "x", "latency_ms": NaN}], "preferred_region": []}')
+    result = _run(repo, "old.hujson", "policy.hujson", "--map", "snapshot", "--reports", "bad.json")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith("derptool: error: ") and "Traceback" not in result.stderr
+    result = _run(repo, "old.hujson", "policy.hujson", "--map", "snapshot", "--prometheus", "http://127.0.0.1:9")
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.stderr
+    result = _run(repo, "old.hujson", "policy.hujson", "--prometheus", "not a url")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
