@@ -50,12 +50,13 @@ SOURCES = ["*", "group:dev", "alice@example.com", "tag:web", "autogroup:member",
 DESTS = [
     "*:*",
     "tag:web:22",
-    "web:80-90",
+    "websrv:80-90",
     "10.1.0.0/16:*",
     "10.1.3.0/24:443",
     "autogroup:internet:443",
-    "router:22,80",
-    "laptop:*",
+    "tag:router:22,80",
+    "lan:*",
+    "autogroup:member:*",
     "autogroup:self:22",
 ]
 PROTOS = [None, "tcp", "udp", "icmp", "sctp"]
@@ -81,13 +82,14 @@ ssh_rule = st.fixed_dictionaries(
 grant = st.fixed_dictionaries(
     {
         "src": st.lists(st.sampled_from(SOURCES), min_size=1, max_size=2, unique=True),
-        "dst": st.lists(st.sampled_from(["tag:web", "router", "10.1.0.0/16", "autogroup:internet"]), min_size=1),
+        "dst": st.lists(st.sampled_from(["tag:web", "tag:router", "10.1.0.0/16", "autogroup:internet"]), min_size=1),
         "app": st.just({"example.com/cap/admin": [{"level": 1}]}),
     }
 )
 policies = st.fixed_dictionaries(
     {
         "groups": st.just({"group:dev": ["alice@example.com"]}),
+        "hosts": st.just({"websrv": "100.64.0.3", "lan": "10.1.4.0/22"}),
         "tagOwners": st.just({"tag:web": [], "tag:router": [], "tag:exit": []}),
         "acls": st.lists(acl, max_size=4),
         "ssh": st.lists(ssh_rule, max_size=2),
@@ -96,7 +98,7 @@ policies = st.fixed_dictionaries(
     optional={"autoApprovers": st.just({"routes": {"10.0.0.0/8": ["tag:router"]}})},
 )
 EMPTY: dict[str, Any] = {"acls": []}
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _compile(policy: dict[str, Any]) -> Compiled:
