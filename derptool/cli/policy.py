@@ -278,6 +278,7 @@ def diff_command(
     2 bad options, an unreadable tailnet or git revision; 3 Prometheus unreachable.
     """
     from derptool.cli import _policydiff as out
+    from derptool.cli._policydiff import DERPMAP_KEY
     from derptool.errors import UsageError
     from derptool.fileio import read_file
     from derptool.policy.engine import compile_policy, load_tailnet
@@ -320,8 +321,8 @@ def diff_command(
 
         return load_map(map_spec, notice=warn).derp_map
 
-    raw = (decode(old_src), decode(new_src))
-    diff = diff_policies(old, new, base_map=base, maps=site_reports is not None, raw=raw)
+    raw = tuple(decode(src) if DERPMAP_KEY.search(src) else {} for src in (old_src, new_src))
+    diff = diff_policies(old, new, base_map=base, maps=site_reports is not None, raw=(raw[0], raw[1]))
     if site_reports is not None and diff.derp.old_map is not None and diff.derp.new_map is not None:
         from derptool.fleet import assess_change
 

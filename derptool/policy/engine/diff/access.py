@@ -4,12 +4,14 @@ What a policy allows is a set of points ``(source, destination, protocol, port)`
 of its addresses) or an address of an approved subnet route; a destination is a node (its own addresses, as
 its filter sees them) or an address of a subnet or exit route a node serves (outside the tailnet's own
 ranges). Every node's filter contributes only for the destinations it serves, so what the tailnet allows is
-the union of what each node's filter admits there.
+the union of what each node's filter admits there. ICMP counts only towards IPv4 route addresses and ICMPv6
+only towards IPv6 ones (a node, having both families, gets both).
 
 Nothing is compared pair by pair. Sources become bit masks (one bit per node, one per elementary piece of
 subnet address space), each destination collects ``(protocols, port range, source mask)`` entries from the
 filters, and only destinations whose entries differ between the two sides are cut into elementary port
-ranges where the masks are compared (``new & ~old`` gained, ``old & ~new`` lost).
+ranges where the masks are compared (``new & ~old`` gained, ``old & ~new`` lost). A node whose received rules
+are the same on both sides (and which serves no route) is not read at all.
 
 The rows are canonical (a function of the set alone): per source and protocol, destination addresses with
 the same ports merge into maximal runs; sources with the same destinations and ports merge likewise; runs
@@ -86,7 +88,7 @@ def intersect(lo: int, hi: int, ranges: Sequence[Range]) -> list[Range]:
     return out
 
 
-def elementary(ranges: Iterable[Range]) -> list[Range]:
+def elementary(ranges: Sequence[Range]) -> list[Range]:
     """The coarsest ranges that every one of *ranges* is a union of (only where some range is)."""
     cover = IPSet.of(ranges)
     cuts: set[int] = set()
