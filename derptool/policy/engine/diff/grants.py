@@ -73,7 +73,9 @@ def _cap_rows(view: PolicyView, node: Node, entries: list[CapEntry]) -> set[CapR
         if not dsts:
             continue
         srcs = [n.name for n in tailnet.nodes if any(e.src.contains(ip) for ip in n.ips)]
-        srcs += [str(r) for lo, hi in e.src.ranges for r in IPSet.of(intersect(lo, hi, subnets.ranges)).strings()]
+        srcs += [
+            str(r) for lo, hi in e.src.ranges for r in IPSet.of(intersect(lo, hi, subnets.ranges)).prefix_strings_full()
+        ]
         out.update(CapRow(s, d, e.name, e.value) for s in srcs for d in dsts)
     return out
 
