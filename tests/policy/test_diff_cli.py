@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -245,6 +246,29 @@ def test_derp_regions_and_the_cost_per_site(repo: Path) -> None:
         ["east", "nyc", "10.0", "ms", "sfo", "70.0", "ms", "+60.0", "ms"],
         ["west", "sfo", "8.0", "ms", "sfo", "8.0", "ms", "unchanged"],
     ]
+
+
+def test_html_page_shows_the_derp_change_and_the_sites(repo: Path) -> None:
+    (repo / "old.hujson").write_text(NEW)
+    with_map = NEW.replace('"tests": [', '"derpMap": {"Regions": {"1": null, "2": null}},\n  "tests": [')
+    (repo / "new.hujson").write_text(with_map)
+    reports = repo / "reports"
+    reports.mkdir()
+    (reports / "east.json").write_text(json.dumps({"regions": [{"id": 1, "latency_ms": 10.0}], "preferred_region": 1}))
+    result = _run(repo, "old.hujson", "new.hujson", "--map", "snapshot", "--reports", "reports", "--format", "html")
+    assert result.exit_code == 0, result.output
+    page = result.stdout
+    assert page.startswith("<!DOCTYPE html>") and "http://" not in page.split("<svg", 1)[0].lower()
+    omitted = set(re.findall(r'data-region-id="(\d+)"[^>]*data-state="omitted"', page))
+    assert omitted == {"1", "2"}
+    kept = set(re.findall(r'data-region-id="(\d+)"[^>]*data-state="kept"', page))
+    assert kept and not kept & omitted
+    assert 'data-site="east"' in page
+    out = repo / "diff.html"
+    written = _run(repo, "old.hujson", "new.hujson", "--map", "snapshot", "--html", str(out))
+    assert written.exit_code == 0, written.output
+    assert written.stdout.splitlines()[0] == "no change in access; derp: 2 removed, 0 added, 0 changed"
+    assert out.read_text(encoding="utf-8").count('data-state="omitted"') == 2
 
 
 # -- bad input ----------------------------------------------------------------------------------------------------
