@@ -28,6 +28,33 @@ CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL
 NONROOT = "autogroup:nonroot"
 
 
+def check_control_url(url: str) -> str:
+    """*url* as the base of SSH ``check`` actions (no trailing ``/``); raises ``ValueError`` with a message
+    that never repeats a password the URL may carry."""
+    from urllib.parse import urlsplit
+
+    if not url.strip():
+        raise ValueError("the control URL is empty; give e.g. https://headscale.example.com")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError("the control URL holds a space or control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("the control URL is not a URL (bad host or port)") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("the control URL must not carry a user name or password; give scheme://host[:port]")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"the control URL {url!r} is not http:// or https://")
+    if not parts.hostname:
+        raise ValueError(f"the control URL {url!r} has no host")
+    if port == 0:
+        raise ValueError(f"the control URL {url!r} has port 0")
+    if parts.query or parts.fragment:
+        raise ValueError(f"the control URL {url!r} has a query or fragment; give scheme://host[:port][/path]")
+    return url.rstrip("/")
+
+
 def _strs(value: Any) -> list[str]:
     return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
@@ -92,6 +119,13 @@ class SSHCompiler:
                 compiled = self._compile(i, rule)
                 if compiled is not None:
                     self.rules.append(compiled)
+        self._everyone = [k for k, c in enumerate(self.rules) if c.self_dst]
+        self._by_node: dict[int, list[int]] = {}
+        for k, c in enumerate(self.rules):
+            if c.self_dst:
+                continue
+            for idx in c.dst_nodes | (c.src_nodes if c.localparts else frozenset()):
+                self._by_node.setdefault(idx, []).append(k)
 
     def _compile(self, i: int, rule: Mapping[str, Any]) -> _Compiled | None:
         action = str(rule.get("action") or "").strip()
@@ -157,9 +191,9 @@ class SSHCompiler:
     def for_node(self, node: Node) -> list[SSHRule]:
         """The SSH rules *node* receives, check rules first."""
         out: list[SSHRule] = []
-        for c in self.rules:
-            if node.index in c.dst_nodes or c.self_dst or (c.localparts and node.index in c.src_nodes):
-                out.extend(self._node_rules(c, node))
+        mine = self._by_node.get(node.index, [])
+        for k in sorted({*mine, *self._everyone}) if self._everyone else mine:
+            out.extend(self._node_rules(self.rules[k], node))
         return [r for r in out if r.action == "check"] + [r for r in out if r.action != "check"]
 
     def _rule(self, c: _Compiled, nodes: list[Node], users: dict[str, str], *, per_tag: bool = False) -> SSHRule:
@@ -207,4 +241,11 @@ def ssh_policy_json(rules: list[SSHRule], control_url: str = DEFAULT_CONTROL_URL
     return {"rules": [r.to_json(control_url) for r in rules]}
 
 
-__all__ = ["DEFAULT_CONTROL_URL", "SSHCompiler", "SSHRule", "localpart_domain", "ssh_policy_json"]
+__all__ = [
+    "DEFAULT_CONTROL_URL",
+    "SSHCompiler",
+    "SSHRule",
+    "check_control_url",
+    "localpart_domain",
+    "ssh_policy_json",
+]
