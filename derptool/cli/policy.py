@@ -35,12 +35,22 @@ class Format(StrEnum):
 
 PolicyArg = Annotated[str, typer.Argument(metavar="POLICY", help="Policy file (HuJSON or JSON); '-' is stdin.")]
 TailnetOption = Annotated[
-    str,
+    list[str],
     typer.Option(
         "--tailnet",
         "-t",
         metavar="FILE",
-        help="Tailnet file (users and nodes, JSON or HuJSON) or `tailscale status --json` output.",
+        help="The tailnet: derptool's tailnet file, `tailscale status --json`, the API's device list, or "
+        "headscale's `nodes list` and `users list --output json` (give --tailnet twice, or a directory "
+        "holding both).",
+    ),
+]
+ControlOption = Annotated[
+    str,
+    typer.Option(
+        "--control",
+        metavar="NAME",
+        help="Whose control plane to imitate where they differ: tailscale (default) or headscale.",
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
@@ -50,14 +60,21 @@ NodeOption = Annotated[
 
 
 def _load(
-    policy: str, tailnet: str, *, control_url: str | None = None, validate: bool = False
+    policy: str,
+    tailnet: list[str],
+    *,
+    control_url: str | None = None,
+    validate: bool = False,
+    control: str = "tailscale",
 ) -> tuple[PolicySource, Compiled]:
     """Read and compile; with *validate*, a policy ``derptool validate`` rejects is refused (exit 1)."""
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.policy.engine import compile_policy, load_tailnet
+    from derptool.policy.engine import compile_policy, import_tailnet
+    from derptool.policy.engine.semantics import semantics_for
     from derptool.policy.engine.source import load_policy
 
-    if policy == "-" and tailnet == "-":
+    semantics = semantics_for(control)
+    if policy == "-" and "-" in tailnet:
         raise UsageError("only one of POLICY and --tailnet can be '-' (stdin)")
     if control_url is not None:
         from derptool.policy.engine.ssh import check_control_url
@@ -67,10 +84,13 @@ def _load(
         except ValueError as err:
             raise UsageError(f"--control-url: {err}") from None
     source = load_policy(policy)
-    net = load_tailnet(tailnet)
+    imported = import_tailnet(tailnet)
+    for note in imported.notes:
+        print(f"derptool: note: {note}", file=sys.stderr)
+    net = imported.tailnet
     if validate:
         _refuse_invalid(source, net)
-    return source, compile_policy(source.data, net, control_url=control_url)
+    return source, compile_policy(source.data, net, control_url=control_url, semantics=semantics)
 
 
 def _refuse_invalid(source: PolicySource, net: Any) -> None:
@@ -134,6 +154,7 @@ def compile_command(
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent --format json (slower on big tailnets).")] = False,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Leave each node's peers out (the n² part).")] = False,
     control_url: ControlUrlOption = None,
+    control: ControlOption = "tailscale",
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Compile even a policy that derptool validate rejects.")
     ] = False,
@@ -142,11 +163,12 @@ def compile_command(
 
     JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes (compact
     unless --pretty); json-line: one {"node": NAME, ...} object per line, written as each node is computed.
-    A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate.
+    A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate. --control headscale
+    compiles as headscale's policy engine does where it differs from Tailscale's.
     """
     from derptool.policy.engine.stream import encode, node_texts
 
-    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate)
+    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate, control=control)
     names = _check_nodes(compiled, node)
     nodes = [compiled.node(n) for n in names] if names else None
     texts = node_texts(compiled, nodes, peers=not no_peers)
