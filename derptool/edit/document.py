@@ -167,7 +167,7 @@ class Document:
 
     def get(self, name: str) -> Member | None:
         """The first top-level member named *name* in any letter case."""
-        assert isinstance(self._root.value, Object)
+        assert isinstance(self._root.value, hujson.Object)
         return self._find(self._root.value, (), name)
 
     def _find(self, obj: Object, path: JsonPath, name: str) -> Member | None:
@@ -229,6 +229,32 @@ class Document:
         if path[-1] == "-" or find(self._root, pointer(path)) is None:
             key = None if path[-1] == "-" else str(path[-1])
             self._new.append(New(path[:-1], key, bool(lead or trail or "//" in value)))
+
+    def set_comment_line(self, name: str, marker: str, text: str) -> bool:
+        """Own one comment line before the top-level member *name*: the line ``// <marker> ...`` there is
+        replaced by ``// <text>`` (which starts with *marker*), or added as the last line before the member.
+        ``False`` when there is no such member (put the line in ``lead`` when adding it)."""
+        if self._finished:
+            raise RuntimeError("the document is finished")
+        assert isinstance(self._root.value, hujson.Object)
+        want = name.lower()
+        member = next((m for m in self._root.value.members if _name(m.name).lower() == want), None)
+        if member is None:
+            return False
+        before = member.name.before_extra
+        line = f"// {text}".encode()
+        found = re.search(rb"(?m)^([ \t]*)//[ \t]*" + re.escape(marker.encode()) + rb"\b[^\n]*", before)
+        if found is not None:
+            new = before[: found.start()] + found.group(1) + line + before[found.end() :]
+        else:
+            head, newline, pad = before.rpartition(b"\n")
+            if not newline:  # the member starts on the line of the brace: give it a line of its own
+                head, pad = before, self.indent.encode()
+            new = head + b"\n" + pad + line + b"\n" + pad
+        if new != before:
+            member.name.before_extra = new
+            self._replaced += 1
+        return True
 
     def remove(self, path: Sequence[str | int]) -> None:
         """Remove the member at *path*, with the comments it owns."""

@@ -19,12 +19,14 @@ from derptool.derpmap.overlay import overlay_entries
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
 from derptool.edit.omit_plan import (
+    SELECTOR_MARKER,
     OmitPlan,
     omit_fragment,
     plan_omit,
     region_label,
     render_omit_hujson,
     render_omit_json,
+    selector_args,
 )
 
 # -- applying to a policy file ----------------------------------------------------------------------
@@ -57,7 +59,10 @@ def omit_policy(
     """
     doc = Document.open(src, file)
     plan = plan_omit(omit_universe(base, doc), omit=omit, keep=keep, allow_empty=allow_empty)
-    return OmitEdit(plan, apply_omit(doc, plan, replace=replace))
+    record = f"{SELECTOR_MARKER} " + selector_args(
+        list(omit or []), list(keep or []), replace=replace, allow_empty=allow_empty
+    )
+    return OmitEdit(plan, apply_omit(doc, plan, replace=replace, record=record))
 
 
 def omit_universe(base: DERPMap, src: bytes | Document, *, file: str = "<policy>") -> DERPMap:
@@ -80,10 +85,19 @@ def _region_list(ids: list[int], labels: dict[int, str]) -> str:
     return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, file: str = "<policy>") -> ApplyResult:
+def apply_omit(
+    src: bytes | Document,
+    plan: OmitPlan,
+    *,
+    replace: bool = False,
+    file: str = "<policy>",
+    record: str | None = None,
+) -> ApplyResult:
     """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring).
 
     *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    *record* (``derptool: omit --keep eu``) becomes the comment line just before ``derpMap`` that records the
+    selectors (:mod:`.geofence` checks the policy against them later).
     """
     doc = src if isinstance(src, Document) else Document.open(src, file)
     file = doc.file
@@ -113,7 +127,10 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
         doc.add(
             ("derpMap",),
             doc.object_text([("Regions", regions_text, None)], 1),
-            lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."],
+            lead=[
+                "DERP relays: regions set to null are removed from Tailscale's map (derptool omit).",
+                *([record] if record else []),
+            ],
         )
     elif regions is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
@@ -123,6 +140,8 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
             doc.remove((*regions.path, key))
         for i in to_null:
             doc.add((*regions.path, str(i)), "null", trail=labels[i])
+    if dmap is not None and record:
+        doc.set_comment_line(dmap.name, SELECTOR_MARKER, record)
     parts = []
     if to_null:
         parts.append(f"{len(to_null)} region(s) set to null ({_region_list(to_null, labels)})")

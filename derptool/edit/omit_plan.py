@@ -8,13 +8,28 @@ Applying it to a policy file is :mod:`derptool.edit.omit`'s job; this half needs
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.geo import geo_for, resolve
 from derptool.derpmap.headscale import render_headscale_yaml
+from derptool.derpmap.resilience import single_points
 from derptool.errors import UsageError
+
+SELECTOR_MARKER = "derptool: omit"
+"""How the comment line that records an applied geofence begins (see :mod:`.geofence`)."""
+
+
+def selector_args(omit: list[str], keep: list[str], *, replace: bool = False, allow_empty: bool = False) -> str:
+    """The options of an omit as one shell-quoted line: ``--region us --keep eu --replace``."""
+    parts = [*(f"--region {shlex.quote(s)}" for s in omit), *(f"--keep {shlex.quote(s)}" for s in keep)]
+    if replace:
+        parts.append("--replace")
+    if allow_empty:
+        parts.append("--allow-empty")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -24,6 +39,10 @@ class OmitPlan:
     omitted: list[DERPRegion]
     kept: list[DERPRegion]
     notes: list[str] = field(default_factory=list)
+    unknown_kept: list[DERPRegion] = field(default_factory=list)
+    """Regions of unknown location that a geographic deny-list left in (``--strict`` fails on them)."""
+    warnings: list[str] = field(default_factory=list)
+    """Single points of failure of the regions kept (:func:`~derptool.derpmap.resilience.single_points`)."""
 
     @property
     def omitted_ids(self) -> list[int]:
@@ -45,24 +64,45 @@ def plan_omit(
         raise UsageError("nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)")
     notes: list[str] = []
     removed: set[int] = set()
+    geographic = False
     if omit:
         res = resolve(omit, dmap)
         removed.update(res.region_ids)
         notes.extend(res.notes)
+        geographic = res.geographic
+    regions = dmap.region_list()
     if keep:
         res = resolve(keep, dmap)
         notes.extend(res.notes)
         kept_ids = set(res.region_ids)
-        removed.update(r.region_id for r in dmap.region_list() if r.region_id not in kept_ids)
-    regions = dmap.region_list()
+        removed.update(r.region_id for r in regions if r.region_id not in kept_ids)
+        dropped = [r for r in regions if r.region_id not in kept_ids and geo_for(r).country is None]
+        if dropped:
+            notes.append(
+                f"--keep removes {len(dropped)} region(s) of unknown location "
+                f"({_names(dropped)}); add --keep unknown, or their IDs, to keep them"
+            )
     omitted = [r for r in regions if r.region_id in removed]
     kept = [r for r in regions if r.region_id not in removed]
+    unknown_kept = [r for r in kept if geo_for(r).country is None] if geographic and not keep else []
+    for r in unknown_kept:
+        notes.append(
+            f"region {r.region_code} (region {r.region_id}) is left in: its location is unknown "
+            f"({geo_for(r).how_placed.removeprefix('country unknown: ')}), so no country, continent or eu "
+            "selector matches it; name it by ID or code, or use --keep"
+        )
     if not kept and not allow_empty:
         raise UsageError(
             f"this would remove all {len(regions)} regions of the map, leaving clients no DERP relay at all "
             "(no connection where a direct one fails); pass --allow-empty if that is really what you want"
         )
-    return OmitPlan(omitted, kept, notes)
+    warnings = single_points(DERPMap(Regions={r.region_id: r for r in kept}))
+    return OmitPlan(omitted, kept, notes, unknown_kept, warnings)
+
+
+def _names(regions: list[DERPRegion]) -> str:
+    shown = ", ".join(f"{r.region_code} ({r.region_id})" for r in regions[:8])
+    return shown + (f" and {len(regions) - 8} more" if len(regions) > 8 else "")
 
 
 def region_label(region: DERPRegion) -> str:

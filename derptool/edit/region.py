@@ -32,6 +32,7 @@ from derptool.derpmap import (
     format_location,
     problems_from_validation,
 )
+from derptool.derpmap.limits import coordinate_problem
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
 from derptool.errors import ApplyError, UsageError
@@ -150,10 +151,13 @@ def plan_region(
             )
         seen[nd["Name"]] = spec
     data: dict[str, Any] = {"RegionID": region_id, "RegionCode": code, "RegionName": name or code, "Nodes": node_data}
-    if latitude is not None:
-        data["Latitude"] = float(latitude)
-    if longitude is not None:
-        data["Longitude"] = float(longitude)
+    for option, value, limit, key in (("--lat", latitude, 90.0, "Latitude"), ("--lon", longitude, 180.0, "Longitude")):
+        if value is None:
+            continue
+        why = coordinate_problem(key, float(value), limit)
+        if why:
+            raise UsageError(f"{option}: {why}")
+        data[key] = float(value)
     try:
         region = DERPRegion.model_validate(data)
     except ValidationError as err:

@@ -3,32 +3,37 @@
 A tailscaled serves its user metrics (the ``tailscaled_*`` series) on its LocalAPI at
 ``/localapi/v0/usermetrics``, with ``local-tailscaled.sock`` as the HTTP host, and to its own tailnet
 at ``http://100.100.100.100/metrics``. The same LocalAPI gives the DERP map the client uses
-(``/localapi/v0/derpmap``), which names the home region exactly as the client knows it.
+(``/localapi/v0/derpmap``), which names the home region exactly as the client knows it, and its status
+(``/localapi/v0/status``, what ``tailscale status --json`` prints), which says how each peer is reached.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from derptool.errors import InputError, NetworkError, UsageError
+from derptool.derpmap import DERPMap, parse_derpmap
+from derptool.errors import DerptoolError, InputError, NetworkError, ProtocolError, UsageError
+from derptool.watch.localapi import localapi_get
 from derptool.watch.samples import Snapshot, parse_snapshot
+from derptool.watch.status import StatusSnapshot, parse_status
 
 if TYPE_CHECKING:
     import httpx
 
-    from derptool.derpmap import DERPMap
-
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_URL = "http://100.100.100.100/metrics"
-LOCALAPI_HOST = "local-tailscaled.sock"
 USERMETRICS_PATH = "/localapi/v0/usermetrics"
 DERPMAP_PATH = "/localapi/v0/derpmap"
+STATUS_PATH = "/localapi/v0/status"
 TIMEOUT = 5.0
+"""Total deadline of one request, in seconds (connect, headers and body)."""
 MAX_BYTES = 16 << 20
-"""Largest response read from a target (a scrape of many megabytes is not a metrics page)."""
+"""Largest response read from a target (a scrape of many megabytes is not a metrics page; a status that
+large would be a tailnet of some 10 000 peers)."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,10 @@ def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
 
 
 def _client(target: Target, timeout: float) -> httpx.Client:
-    import httpx
+    import httpx  # lazy: only URL targets need httpx (70 ms of imports); a LocalAPI socket never does
 
-    if target.socket:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=target.socket), timeout=timeout)
     if target.ca_file:
-        from derptool.net.dial import tls_context
+        from derptool.net.dial import tls_context  # lazy: only --ca-file needs it (0.3 s of imports)
 
         try:
             verify = tls_context(verify=True, ca_file=target.ca_file)
@@ -82,17 +85,22 @@ def _client(target: Target, timeout: float) -> httpx.Client:
     return httpx.Client(timeout=timeout, follow_redirects=False)
 
 
-def _get(target: Target, path: str | None, timeout: float) -> str:
-    import httpx
+def _get(target: Target, path: str, timeout: float) -> str:
+    """The body of *path* on a LocalAPI socket target, else of the target's URL."""
+    if target.socket:
+        return localapi_get(target.socket, path, timeout=timeout, max_bytes=MAX_BYTES).decode("utf-8", "replace")
+    import httpx  # lazy: see _client
 
-    url = f"http://{LOCALAPI_HOST}{path}" if target.socket else str(target.url)
+    deadline = time.monotonic() + timeout
     try:
-        with _client(target, timeout) as client, client.stream("GET", url) as resp:
+        with _client(target, timeout) as client, client.stream("GET", str(target.url)) as resp:
             body = bytearray()
             for chunk in resp.iter_bytes():
                 body += chunk
                 if len(body) > MAX_BYTES:
                     raise NetworkError(f"{target.description}: response larger than {MAX_BYTES >> 20} MiB")
+                if time.monotonic() > deadline:  # a drip-fed body: each read waits at most `timeout`
+                    raise NetworkError(f"{target.description}: no complete answer within {timeout:g} s")
             if resp.status_code != 200:
                 text = body.decode("utf-8", "replace").strip().splitlines()
                 why = f": {text[0][:200]}" if text else ""
@@ -112,11 +120,6 @@ def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
 
 def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | None:
     """The DERP map a tailscaled target uses (``None`` for a URL target, or when it cannot be had)."""
-    import json
-
-    from derptool.derpmap import parse_derpmap
-    from derptool.errors import DerptoolError
-
     if not target.socket:
         return None
     try:
@@ -124,3 +127,17 @@ def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | Non
         return parse_derpmap(data, source=f"{target.description} DERP map")
     except (DerptoolError, ValueError):
         return None
+
+
+def client_status(target: Target, *, timeout: float = TIMEOUT) -> StatusSnapshot | None:
+    """The peers of a tailscaled target, from its LocalAPI status (``None`` for a URL target, which has
+    no LocalAPI). :class:`NetworkError` when it cannot be had, :class:`ProtocolError` when it is not a status."""
+    if not target.socket:
+        return None
+    body = _get(target, STATUS_PATH, timeout)
+    taken, wall = time.monotonic(), time.time()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise ProtocolError(f"{target.description}: its status is not JSON ({err})") from None
+    return parse_status(data, taken=taken, wall=wall, source=f"{target.description} status")
