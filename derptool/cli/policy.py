@@ -77,7 +77,7 @@ def _load(
     if policy == "-" and "-" in tailnet:
         raise UsageError("only one of POLICY and --tailnet can be '-' (stdin)")
     if control_url is not None:
-        from derptool.policy.engine.ssh import check_control_url
+        from derptool.policy.engine.control import check_control_url
 
         try:
             control_url = check_control_url(control_url)

@@ -26,6 +26,7 @@ from typing import Any
 from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
 from derptool.policy.engine.addresses import IPSet, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.control import check_control_url
 from derptool.policy.problems import locate
 
 MAX_NODES = 100_000
@@ -210,8 +211,6 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users", "nodes" and "control_url")', (unknown[0],))
     control_url = data.get("control_url")
     if control_url is not None:
-        from derptool.policy.engine.ssh import check_control_url
-
         if not isinstance(control_url, str):
             raise fail('"control_url" must be a string (the control server\'s URL)', ("control_url",))
         try:
