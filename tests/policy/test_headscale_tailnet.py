@@ -5,7 +5,8 @@ Three clients of two users register; one is tagged by the admin and serves an ap
 another advertises itself as an exit node that nobody approves. For each of several policies (written to
 headscale's policy file and reloaded with SIGHUP) the tailnet is exported with headscale's own CLI
 (``nodes list`` and ``users list --output json``), compiled by derptool, and each node's packet filter
-must equal the one that node's ``tailscaled`` received in its network map (read through its LocalAPI).
+and SSH policy must equal the ones that node's ``tailscaled`` received in its network map (read through its
+LocalAPI).
 """
 
 from __future__ import annotations
@@ -103,17 +104,26 @@ def _export(tn: tailnet_support.Tailnet, where: Path) -> list[str]:
     return [str(where / "nodes.json"), str(where / "users.json")]
 
 
-def _compile(policy_file: Path, tailnet: list[str]) -> dict[str, list[Any]]:
+def _compile(policy_file: Path, tailnet: list[str]) -> dict[str, dict[str, Any]]:
     args = ["policy", "compile", str(policy_file), "--control", "headscale", "--format", "json-line", "--no-peers"]
     for t in tailnet:
         args += ["--tailnet", t]
     proc = subprocess.run([sys.executable, "-m", "derptool", *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    return {d["node"]: d["packet_filter_rules"] for d in map(json.loads, proc.stdout.splitlines())}
+    return {d["node"]: d for d in map(json.loads, proc.stdout.splitlines())}
 
 
-def _received(tn: tailnet_support.Tailnet, client: tailnet_support.Client) -> list[Any]:
-    return list(tn.netmap(client).get("PacketFilterRules") or [])
+def _received(tn: tailnet_support.Tailnet, client: tailnet_support.Client) -> tuple[list[Any], list[Any]]:
+    """The packet filter and SSH rules in *client*'s network map."""
+    netmap = tn.netmap(client)
+    return list(netmap.get("PacketFilterRules") or []), list((netmap.get("SSHPolicy") or {}).get("rules") or [])
+
+
+def _agrees(policy: dict[str, Any], got: tuple[list[Any], list[Any]], want: tuple[list[Any], list[Any]]) -> bool:
+    """Whether a client's filter (and SSH rules, when the policy has ``ssh``) are the compiled ones.
+
+    Without ``ssh`` headscale sends no SSH policy, and a client keeps the one it had before."""
+    return got[0] == want[0] and ("ssh" not in policy or got[1] == want[1])
 
 
 def test_tailnet_shape_from_headscales_cli(net: tailnet_support.Tailnet, tmp_path: Path) -> None:
@@ -136,16 +146,19 @@ def test_each_nodes_packet_filter_equals_what_headscale_sent(net: tailnet_suppor
         text = json.dumps(policy, indent=2)
         policy_file = tmp_path / "policy.json"
         policy_file.write_text(text)
-        want = _compile(policy_file, tailnet)
+        compiled = _compile(policy_file, tailnet)
+        want = {n: (c["packet_filter_rules"], c["ssh_policy"]["rules"]) for n, c in compiled.items()}
         net.set_policy(text)
         for client in net.clients:
             deadline = time.monotonic() + 20
             got = _received(net, client)
-            while got != want[client.name] and time.monotonic() < deadline:
+            while not _agrees(policy, got, want[client.name]) and time.monotonic() < deadline:
                 time.sleep(0.3)
                 got = _received(net, client)
-            assert got == want[client.name], (name, client.name, got, want[client.name])
-        assert any(want.values()) or name == "nothing allowed"
+            assert _agrees(policy, got, want[client.name]), (name, client.name, got, want[client.name])
+        assert any(f for f, _ in want.values()) or name == "nothing allowed"
         if name == "groups, tags and a subnet":
             # client2 only advertises exit routes (unapproved), yet headscale hands it every rule
-            assert len(want["client2"]) == 3 and len(want["client3"]) == 2, want
+            assert len(want["client2"][0]) == 3 and len(want["client3"][0]) == 2, want
+        if name == "self, hosts and protocols":
+            assert all(ssh for n, (_, ssh) in want.items() if n != "client3"), want
