@@ -1,6 +1,7 @@
 """``policy compile --control headscale`` against headscale's own policy engine (the ``hspolicy`` Go peer,
 headscale v0.27.1's ``hscontrol/policy/v2``) on generated tailnets and policies: every node's packet filter
-and SSH policy must be equal, rule for rule. Plus the profile's differences from Tailscale's, one by one."""
+and SSH policy must be equal, rule for rule, and each node must see the same peers. Plus the profile's
+differences from Tailscale's, one by one."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def gen_policy(rng: random.Random, tailnet: dict[str, Any]) -> dict[str, Any]:
 
 def _headscale(peer: str, policy_file: Path, tailnet_file: Path) -> dict[str, Any] | None:
     proc = subprocess.run(
-        [peer, "-ssh", str(policy_file), str(tailnet_file)], capture_output=True, text=True, timeout=60
+        [peer, "-ssh", "-peers", str(policy_file), str(tailnet_file)], capture_output=True, text=True, timeout=60
     )
     if proc.returncode != 0:
         return None  # headscale refuses the policy: nothing to compare
@@ -119,7 +120,7 @@ def _ssh_rules(value: Any) -> list[Any]:
     return list((value or {}).get("rules") or [])
 
 
-def test_packet_filters_and_ssh_equal_headscales(tmp_path: Path) -> None:
+def test_packet_filters_ssh_and_peers_equal_headscales(tmp_path: Path) -> None:
     peer = hspolicy()
     compared = 0
     for seed in range(CASES):
@@ -137,6 +138,8 @@ def test_packet_filters_and_ssh_equal_headscales(tmp_path: Path) -> None:
             assert mine == truth[node.name]["packet_filter_rules"], (seed, node.name, policy)
             ssh = [r.to_json() for r in compiled.ssh_rules(node)]
             assert ssh == _ssh_rules(truth[node.name].get("ssh_policy")), (seed, node.name, policy)
+            peers = sorted(p.node.name for p in compiled.peer_list(node))
+            assert peers == sorted(p["name"] for p in truth[node.name].get("peers") or []), (seed, node.name)
         compared += 1
     assert compared >= CASES * 3 // 4, f"headscale refused {CASES - compared} of {CASES} generated policies"
 

@@ -15,7 +15,7 @@ from typing import Any
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import RuleSet, compile_rules
 from derptool.policy.engine.peers import Peer, PeerMap, ViaGrant, auto_approve, peers_for, primary_routes, via_grants
-from derptool.policy.engine.peracl import AclRuleSet, AclSSHCompiler, with_user_aliases
+from derptool.policy.engine.peracl import AclPeerMap, AclRuleSet, AclSSHCompiler, with_user_aliases
 from derptool.policy.engine.semantics import TAILSCALE, Semantics
 from derptool.policy.engine.ssh import DEFAULT_CONTROL_URL, SSHCompiler, SSHRule, ssh_policy_json
 from derptool.policy.engine.tailnet import Node, Tailnet
@@ -38,7 +38,7 @@ class Compiled:
     @cached_property
     def peers(self) -> PeerMap:
         """Who sees whom (computed when first asked for: ``--no-peers`` never pays for it)."""
-        return PeerMap(self.rules)
+        return AclPeerMap(self.rules) if self.semantics.one_rule_per_acl else PeerMap(self.rules)
 
     def node(self, name: str) -> Node:
         """The node called *name* (raises ``KeyError``)."""

@@ -15,9 +15,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from derptool.errors import UsageError
-from derptool.policy.engine.addresses import V6_END, IPSet, addr_text, prefix_range, prefix_text_full, range_prefixes
+from derptool.policy.engine.addresses import (
+    ALL_V4,
+    ALL_V6,
+    INTERNET,
+    V6_END,
+    IPSet,
+    addr_text,
+    prefix_range,
+    prefix_text_full,
+    range_prefixes,
+)
 from derptool.policy.engine.aliases import SELF, WILDCARD, Resolver
 from derptool.policy.engine.filter import DstPort, Rule, RuleSet
+from derptool.policy.engine.peers import PeerMap
 from derptool.policy.engine.ports import ALL_PORTS, parse_proto, split_destination
 from derptool.policy.engine.semantics import Semantics
 from derptool.policy.engine.ssh import SSHCompiler, SSHRule
@@ -85,6 +96,19 @@ def protocols(proto: Any, sem: Semantics) -> list[int] | None:
     return parse_proto(proto.strip().lower())
 
 
+def _uses_self(acls: list[Mapping[str, Any]], ssh: Any) -> bool:
+    """Whether ``autogroup:self`` appears in any ACL or SSH rule (headscale then compiles per node)."""
+    for a in acls:
+        if SELF in _strs(a.get("src", a.get("users"))):
+            return True
+        for d in _strs(a.get("dst", a.get("ports"))):
+            split = split_destination(d)
+            if split is not None and split[0] == SELF:
+                return True
+    rules = [r for r in ssh if isinstance(r, Mapping)] if isinstance(ssh, list) else []
+    return any(SELF in _strs(r.get("src")) or SELF in _strs(r.get("dst")) for r in rules)
+
+
 class AclRuleSet(RuleSet):
     """The rules of a policy compiled one per ACL, handed to each node (per node for ``autogroup:self``)."""
 
@@ -98,18 +122,18 @@ class AclRuleSet(RuleSet):
         self.per_node = [[] for _ in tailnet.nodes]
         acls = policy.get("acls")
         self.acls = [a for a in acls if isinstance(a, Mapping)] if isinstance(acls, list) else None
-        uses_self = any(
-            split_destination(d) is not None and split_destination(d)[0] == SELF  # type: ignore[index]
-            for a in self.acls or []
-            for d in _strs(a.get("dst", a.get("ports")))
-        )
+        uses_self = _uses_self(self.acls or [], policy.get("ssh"))
         if self.acls is None:
             star = ["*"] if sem.allow_all_literal else IPSet.parse(sem.wildcard_prefixes or ()).prefix_strings_full()
             self.rules.append(Rule(star, IPSet.of([(0, V6_END)]), None, [DstPort("*", ALL_PORTS, 0, V6_END, ())]))
         else:
             for i, acl in enumerate(self.acls):
                 self.rules.extend(self._acl(i, acl, None))
+        self.per_node_self = uses_self
+        """Whether each node has rules of its own (``autogroup:self``) rather than the shared ones."""
         shared = list(range(len(self.rules)))
+        self.unreduced: list[list[int]] = []
+        """Per node, the indexes of the rules compiled for it before they are reduced to its destinations."""
         for node in tailnet.nodes:
             own = shared
             if uses_self:
@@ -118,6 +142,7 @@ class AclRuleSet(RuleSet):
                     for rule in self._acl(i, acl, node):
                         own.append(len(self.rules))
                         self.rules.append(rule)
+            self.unreduced.append(own)
             self.per_node[node.index] = [(r, parts) for r in own if (parts := self._reduce(self.rules[r], node))]
 
     def _acl(self, i: int, acl: Mapping[str, Any], node: Node | None) -> list[Rule]:
@@ -168,6 +193,54 @@ class AclRuleSet(RuleSet):
             if any(d.lo <= ip <= d.hi for ip in node.ips) or any(lo <= d.hi and d.lo <= hi for lo, hi in routes):
                 keep.append(k)
         return keep
+
+
+class AclPeerMap(PeerMap):
+    """Who sees whom as headscale decides it: a pair are peers when one may reach the other's addresses or
+    approved subnet routes (or an exit node through a rule to the internet); with ``autogroup:self`` each
+    node's own rules decide what it sees, one direction at a time."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        super().__init__(rules)  # the route matches that AllowedIPs are computed from
+        assert isinstance(rules, AclRuleSet)
+        nodes = self.tailnet.nodes
+        reach = [_Reach(r) for r in rules.rules]
+        matchers = [[reach[r] for r in own] for own in rules.unreduced]
+        self.peers = [0] * len(nodes)
+        for i, a in enumerate(nodes):
+            for j in range(i + 1, len(nodes)):
+                b = nodes[j]
+                if rules.per_node_self:
+                    if matchers[i] and _can_access(matchers[i], a, b):
+                        self.peers[i] |= 1 << j
+                    if matchers[j] and _can_access(matchers[j], b, a):
+                        self.peers[j] |= 1 << i
+                elif _can_access(matchers[i], a, b) or _can_access(matchers[i], b, a):
+                    self.peers[i] |= 1 << j
+                    self.peers[j] |= 1 << i
+        self.seen = [p | (1 << k) for k, p in enumerate(self.peers)]
+
+
+class _Reach:
+    """The sources and destinations of one rule, as headscale's matchers test them."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.src = IPSet.of([(0, V6_END)]) if "*" in rule.src_ips else rule.src
+        self.dst = IPSet.of((d.lo, d.hi) for d in rule.dst_ports)
+        self.internet = self.dst == INTERNET or self.dst.covers(*ALL_V4.ranges[0]) or self.dst.covers(*ALL_V6.ranges[0])
+
+
+def _can_access(matchers: list[_Reach], a: Node, b: Node) -> bool:
+    for m in matchers:
+        if not any(m.src.contains(ip) for ip in a.ips):
+            continue
+        if any(m.dst.contains(ip) for ip in b.ips):
+            return True
+        if any(m.dst.overlaps(*prefix_range(r)) for r in b.subnet_routes):
+            return True
+        if m.internet and b.is_exit_node:
+            return True
+    return False
 
 
 class _HeadscaleSSHRule(SSHRule):
@@ -262,4 +335,4 @@ class AclSSHCompiler(SSHCompiler):
         return rule
 
 
-__all__ = ["AclResolver", "AclRuleSet", "AclSSHCompiler", "protocols", "with_user_aliases"]
+__all__ = ["AclPeerMap", "AclResolver", "AclRuleSet", "AclSSHCompiler", "protocols", "with_user_aliases"]
