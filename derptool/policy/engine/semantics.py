@@ -22,6 +22,9 @@ which nodes receive a rule   addresses, approved subnet routes,  addresses and e
                              exit nodes for public destinations  an exit node receives every rule
 SSH ``check``                hold and delegate to the control    accept, with ``checkPeriod`` as the session
                              server's check URL                  duration; no ``root: ""`` unless nonroot
+peers                        a rule either way between them      the same, but with ``autogroup:self`` in any
+                             (addresses, routes, exit nodes)     ACL or SSH rule each node's own rules decide
+                                                                 what it sees, one direction at a time
 ``grants``                   compiled                            not supported (refused)
 no ``acls`` and no grants    allow all (tailnet ranges)          allow all: ``SrcIPs ["*"]``, ``IP "*"``
 ===========================  ==================================  ==========================================
