@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from derptool.cli import app
-from tests.policy import tailnet_sources as sources
+from tests.policy.engine import tailnet_sources as sources
 
 runner = CliRunner()
 POLICY = '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}'
