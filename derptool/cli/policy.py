@@ -272,11 +272,12 @@ def explain_command(
     ],
     proto: Annotated[str, typer.Option("--proto", "-p", metavar="P", help="Protocol name or number.")] = "tcp",
     fmt: FormatOption = Format.table,
+    control: ControlOption = "tailscale",
 ) -> None:
     """Is SRC allowed to reach DST? Names the rules (file:line) that allow it. Exit 0 allowed, 1 denied."""
     from derptool.policy.engine.explain import explain  # heavy: imported at run time, not for --help
 
-    source, compiled = _load(policy, tailnet)
+    source, compiled = _load(policy, tailnet, control=control)
     answer = explain(compiled, src, dst, proto)
     if fmt is Format.json:
         typer.echo(to_json(answer.to_json(source)))
@@ -313,13 +314,14 @@ def egress_command(
         ),
     ] = None,
     fmt: FormatOption = Format.table,
+    control: ControlOption = "tailscale",
 ) -> None:
     """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
     from derptool.policy.engine.egress import egress, via_violations  # heavy: imported at run time, not for --help
 
     if require_via is not None and not require_via.startswith("tag:"):
         raise UsageError(f"--require-via {require_via!r}: give a tag, e.g. tag:exit-eu")
-    _, compiled = _load(policy, tailnet)
+    _, compiled = _load(policy, tailnet, control=control)
     report = egress(compiled, _check_nodes(compiled, node))
     bad = via_violations(report, require_via) if require_via else []
     if fmt is Format.json:

@@ -227,3 +227,20 @@ def test_grants_are_refused_under_headscale(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, [*args, "tailscale"]).exit_code == 0
     bad = CliRunner().invoke(app, [*args, "nebula"])
     assert bad.exit_code == 2 and "give one of tailscale, headscale" in bad.stderr
+
+
+def test_explain_answers_as_the_chosen_control_plane(tmp_path: Path) -> None:
+    """Without ``proto``, Tailscale allows ICMP and headscale does not (its default is TCP and UDP)."""
+    from typer.testing import CliRunner
+
+    from derptool.cli import app
+
+    (tmp_path / "p.json").write_text(
+        '{"acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["bob@example.com:*"]}]}'
+    )
+    (tmp_path / "t.json").write_text(json.dumps(TOPOLOGY))
+    args = ["policy", "explain", str(tmp_path / "p.json"), "-t", str(tmp_path / "t.json"), "--src", "a"]
+    args += ["--dst", "b:0", "--proto", "icmp", "--control"]
+    assert CliRunner().invoke(app, [*args, "tailscale"]).exit_code == 0
+    denied = CliRunner().invoke(app, [*args, "headscale"])
+    assert denied.exit_code == 1 and "denied" in denied.stdout
