@@ -123,54 +123,65 @@ class AclRuleSet(RuleSet):
         acls = policy.get("acls")
         self.acls = [a for a in acls if isinstance(a, Mapping)] if isinstance(acls, list) else None
         uses_self = _uses_self(self.acls or [], policy.get("ssh"))
+        self._memo: dict[tuple[int, int | None], int | None] = {}
         if self.acls is None:
             star = ["*"] if sem.allow_all_literal else IPSet.parse(sem.wildcard_prefixes or ()).prefix_strings_full()
             self.rules.append(Rule(star, IPSet.of([(0, V6_END)]), None, [DstPort("*", ALL_PORTS, 0, V6_END, ())]))
+            shared = [0]
         else:
-            for i, acl in enumerate(self.acls):
-                self.rules.extend(self._acl(i, acl, None))
+            shared = [r for r in (self._rule(i, None) for i in range(len(self.acls))) if r is not None]
         self.per_node_self = uses_self
         """Whether each node has rules of its own (``autogroup:self``) rather than the shared ones."""
-        shared = list(range(len(self.rules)))
         self.unreduced: list[list[int]] = []
         """Per node, the indexes of the rules compiled for it before they are reduced to its destinations."""
         for node in tailnet.nodes:
             own = shared
-            if uses_self:
-                own = []
-                for i, acl in enumerate(self.acls or []):
-                    for rule in self._acl(i, acl, node):
-                        own.append(len(self.rules))
-                        self.rules.append(rule)
+            if uses_self:  # per node: each ACL's autogroup:self rule for the node's user, then its other rule
+                uid = node.user.id if node.user is not None else None
+                owners = (uid, None) if uid is not None else (None,)
+                own = [r for i in range(len(self.acls or [])) for u in owners if (r := self._rule(i, u)) is not None]
             self.unreduced.append(own)
             self.per_node[node.index] = [(r, parts) for r in own if (parts := self._reduce(self.rules[r], node))]
 
-    def _acl(self, i: int, acl: Mapping[str, Any], node: Node | None) -> list[Rule]:
-        """The rules of one ACL; with *node*, ``autogroup:self`` as that node's (headscale's per-node form)."""
+    def _rule(self, i: int, uid: int | None) -> int | None:
+        """The index of ACL *i*'s rule: its ``autogroup:self`` part for user *uid*, or (None) its other
+        destinations; None when it has none. Each is compiled once and shared by the nodes."""
+        key = (i, uid)
+        if key not in self._memo:
+            rule = self._compile_acl(i, uid)
+            self._memo[key] = None if rule is None else len(self.rules)
+            if rule is not None:
+                self.rules.append(rule)
+        return self._memo[key]
+
+    def _compile_acl(self, i: int, uid: int | None) -> Rule | None:
+        """ACL *i* as one rule: with *uid*, only its ``autogroup:self`` destinations for that user's untagged
+        devices (sources narrowed to them, as headscale compiles it per node); else its other destinations."""
+        acl = (self.acls or [])[i]
         if acl.get("action") != "accept":
-            return []
+            return None
         srcs = [s for s in (self.ar.resolve(x) for x in _strs(acl.get("src", acl.get("users")))) if s is not None]
         src = IPSet().union(*srcs) if srcs else IPSet()
         if not src:
-            return []
+            return None
         protos = protocols(acl.get("proto"), self.sem)
         dsts = [d for d in (split_destination(e) for e in _strs(acl.get("dst", acl.get("ports")))) if d is not None]
         origin = ("acls", i)
-        out: list[Rule] = []
-        selfs = [d for d in dsts if d[0] == SELF]
-        if node is not None and selfs and node.user is not None:
-            same = [n for n in self.tailnet.by_user.get(node.user.id, []) if not n.tagged]
+        if uid is not None:
+            selfs = [d for d in dsts if d[0] == SELF]
+            same = [n for n in self.tailnet.by_user.get(uid, []) if not n.tagged]
             members = [n for n in same if any(src.contains(ip) for ip in n.ips)]
-            if members:
-                own_src = IPSet().union(*(n.address_set for n in members))
-                ports = [
-                    DstPort(addr_text(ip), p, ip, ip, origin)
-                    for _, pr in selfs
-                    for n in same
-                    for p in pr
-                    for ip in n.ips
-                ]
-                out.append(Rule([t for *_, t in _prefixes(own_src)], own_src, protos, ports, origins=[origin]))
+            if not selfs or not members:
+                return None
+            own_src = IPSet().union(*(n.address_set for n in members))
+            ports = [
+                DstPort(addr_text(ip), p, ip, ip, origin)
+                for _, port_ranges in selfs
+                for n in same
+                for p in port_ranges
+                for ip in n.ips
+            ]
+            return Rule([t for *_, t in _prefixes(own_src)], own_src, protos, ports, origins=[origin])
         ports = []
         for host, port_ranges in dsts:
             if host == SELF:
@@ -180,9 +191,9 @@ class AclRuleSet(RuleSet):
                 continue
             for lo, hi, text in _prefixes(ips):
                 ports.extend(DstPort(text, p, lo, hi, origin) for p in port_ranges)
-        if ports:
-            out.append(Rule([t for *_, t in _prefixes(src)], src, protos, ports, origins=[origin]))
-        return out
+        if not ports:
+            return None
+        return Rule([t for *_, t in _prefixes(src)], src, protos, ports, origins=[origin])
 
     def _reduce(self, rule: Rule, node: Node) -> list[int]:
         """Indexes of the rule's destinations *node* receives."""
