@@ -32,7 +32,7 @@ def _cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
 
 
 def _cases() -> dict[str, tuple[list[str], float | None]]:
-    from derptool.cli._common import COMMANDS
+    from derptool.cli._app import COMMANDS
 
     cli = _derptool()
     cases: dict[str, tuple[list[str], float | None]] = {

@@ -4,23 +4,24 @@ Every error a user can cause is a :class:`DerptoolError`. The CLI prints it as
 ``derptool: error: <message>`` (``file:line:col: message`` where the place is known) and exits with
 :attr:`DerptoolError.exit_code`::
 
-    DerptoolError                    exit 2 unless a subclass says otherwise
+    DerptoolError                    the base of them all (2, unless a subclass says otherwise)
     ├── UsageError                   a bad option value or combination (2)
     │   └── SelectorError            a region selector matched nothing or is malformed (2)
     ├── InputError                   input the command needs cannot be read or parsed (2)
     │   ├── MapError                 a DERP map (or a policy's derpMap) is not valid (2)
     │   ├── LimitError               input past a documented limit (size, depth, number length, aliases) (2)
-    │   └── ApplyError               a policy file cannot be edited as asked (2)
+    │   ├── ApplyError               a policy file cannot be edited as asked (2)
+    │   └── TailnetError             a tailnet file cannot be used (2; defined in derptool.policy.engine.tailnet)
     ├── ConcurrentChangeError        the file changed on disk while derptool worked on it (1)
     ├── NetworkError                 a network failure prevented the job (3)
-    │   └── ProbeFailed              one probe (DNS, STUN, TLS, HTTPS) failed; reports record it per probe
-    │       ├── ResolveError         a host name does not resolve (in time)
-    │       ├── StunTimeout          no valid STUN answer before the deadline (``ignored`` says what came)
-    │       └── DerpError            a DERP conversation failed (upgrade, handshake, relay)
-    │           └── DerpClientRejected   the server admits only clients it knows (--verify-clients)
+    │   └── ProbeFailed              one probe (DNS, STUN, TLS, HTTPS) failed; reports record it per probe (3)
+    │       ├── ResolveError         a host name does not resolve (in time) (3)
+    │       ├── StunTimeout          no valid STUN answer before the deadline (``ignored`` says what came) (3)
+    │       └── DerpError            a DERP conversation failed (upgrade, handshake, relay) (3)
+    │           └── DerpClientRejected   the server admits only clients it knows (--verify-clients) (3)
     └── ProtocolError                a peer's bytes broke its protocol (2)
-        ├── StunError                not a valid STUN message of the expected kind (also a ValueError)
-        └── DerpFrameError           not a valid DERP frame of the expected kind (also a ValueError)
+        ├── StunError                not a valid STUN message of the expected kind (also a ValueError) (2)
+        └── DerpFrameError           not a valid DERP frame of the expected kind (also a ValueError) (2)
 
 :class:`derptool.hujson.HuJSONError` is not part of the tree: the HuJSON library stands alone, and the CLI
 maps its errors (a ``ValueError`` with ``line``, ``column`` and ``offset``) to exit codes itself.

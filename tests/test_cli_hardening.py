@@ -17,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from derptool.cli import app
-from derptool.cli._common import Duration, parse_duration
+from derptool.cli._options import Duration, parse_duration
 from derptool.errors import UsageError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_completion_is_enabled_and_lists_commands_without_importing_them() -> No
         "import sys; from derptool.cli import main; sys.argv = ['derptool']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('LOADED', sorted(m for m in sys.modules if m.startswith('derptool.cli.') and m not in "
-        "('derptool.cli._common',)))"
+        "('derptool.cli._app',)))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
     assert "validate" in out
@@ -177,6 +177,6 @@ def test_readme_claims() -> None:
 
 def test_recursion_room_matches_the_depth_limit() -> None:
     from derptool import fileio
-    from derptool.cli._common import RECURSION_ROOM
+    from derptool.cli._app import RECURSION_ROOM
 
     assert RECURSION_ROOM == 4 * fileio.MAX_DEPTH + 1000

@@ -12,6 +12,7 @@ from derptool.cli import app
 from derptool.derpmap import DERPMap, parse_derpmap
 from derptool.derpmap.headscale import headscale_data, render_headscale_yaml
 from derptool.derpmap.sources import load_map, load_snapshot
+from derptool.edit.omit import omit_overlay, plan_omit, render_omit_headscale_yaml
 
 runner = CliRunner()
 
@@ -78,6 +79,18 @@ def test_null_regions_and_omit_default_round_trip(tmp_path: Path) -> None:
     loaded = load_map(str(path))
     assert loaded.overlay is not None and loaded.overlay.to_data() == overlay.to_data()
     assert 1 not in loaded.derp_map.regions and 2 not in loaded.derp_map.regions
+
+
+def test_omit_overlay_removes_exactly_the_planned_regions(tmp_path: Path) -> None:
+    snap = load_snapshot().derp_map
+    plan = plan_omit(snap, keep=["eu"])
+    overlay = omit_overlay(plan)
+    assert overlay.to_data() == {"Regions": {str(i): None for i in plan.omitted_ids}}
+    path = tmp_path / "omit.yaml"
+    path.write_text(render_omit_headscale_yaml(plan, header=["test"]))
+    loaded = load_map(str(path))
+    assert loaded.overlay is not None and loaded.overlay.to_data() == overlay.to_data()
+    assert sorted(loaded.derp_map.regions) == sorted(r.region_id for r in plan.kept)
 
 
 @pytest.mark.parametrize("cmd", [["map", "-m", "snapshot", "-r", "eu"], ["omit", "-m", "snapshot", "--keep", "eu"]])

@@ -1,15 +1,18 @@
 """The ``derptool`` command line: a thin Typer layer over the library.
 
 Each command lives in its own module of this package and registers itself on :data:`app`; the table
-``COMMANDS`` in :mod:`._common` names them, and a module is imported only when its command is used, so every
-``--help`` and every run pays for one command. Commands import their heavy dependencies inside the function.
+``COMMANDS`` in :mod:`._app` names them, and a module is imported only when its command is used, so every
+``--help`` and every run pays for one command. A command imports the heavy library modules it runs on inside
+its function, so that its ``--help`` stays fast. The shared glue: :mod:`._app` (the app and its table),
+:mod:`._errors` (errors to one line and an exit code), :mod:`._options` (option types), :mod:`._inputs` (the
+``--map`` and input files), :mod:`._output` (text writers), :mod:`._apply` and :mod:`._probe` (shared options).
 """
 
 from __future__ import annotations
 
 import os
 
-from derptool.cli._common import app
+from derptool.cli._app import app
 
 
 def main() -> None:

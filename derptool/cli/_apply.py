@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from derptool.cli._common import warn
+from derptool.cli._errors import warn
 from derptool.cli._output import unified_diff
+from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:  # the types only: a command without --apply imports neither
     from derptool.edit.document import ApplyResult, Editor
@@ -24,8 +25,6 @@ def edit_diff(old: bytes, new: bytes, name: str) -> str:
 def refuse_stdin(path: Path) -> None:
     """``--apply -`` makes no sense: there is no file to write back."""
     if str(path) == "-":
-        from derptool.errors import UsageError
-
         raise UsageError("--apply needs the path of a policy file to edit in place, not '-' (stdin)")
 
 
@@ -33,14 +32,12 @@ def require_apply(apply: Path | None, **flags: bool) -> None:
     """Options such as ``--diff`` and ``--replace`` make sense only with ``--apply FILE``."""
     for name, given in flags.items():
         if given and apply is None:
-            from derptool.errors import UsageError
-
             raise UsageError(f"--{name} needs --apply FILE (the policy file to edit)")
 
 
 def read_policy(path: Path) -> FileSnapshot:
     """Read the policy file ``--apply`` names (stdin refused)."""
-    from derptool.fileio import read_file
+    from derptool.fileio import read_file  # lazy: fileio (hashlib) is not needed for --help
 
     refuse_stdin(path)
     return read_file(path)
@@ -58,8 +55,7 @@ def show_or_write(path: Path, snap: FileSnapshot, result: ApplyResult, *, diff: 
     *snap* is the file as read for the edit: the write is refused (exit 1) when the file changed on disk
     since.
     """
-    from derptool.errors import InputError
-    from derptool.fileio import atomic_write
+    from derptool.fileio import atomic_write  # lazy: fileio (hashlib) is not needed for --help
 
     for note in result.notes:
         warn(note)

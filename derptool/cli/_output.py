@@ -10,7 +10,7 @@ from typing import Any
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain-text table with aligned columns."""
-    from tabulate import tabulate
+    from tabulate import tabulate  # lazy: tabulate is a heavy import, and --help and JSON output draw no table
 
     return tabulate(rows, headers=list(headers), tablefmt="simple", disable_numparse=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -49,8 +50,6 @@ def parse_bind(
     An IPv4 address leaves no IPv6 socket (as ``tailscale netcheck``), so IPv6 is not probed unless asked
     for, which is a usage error; the same the other way round.
     """
-    import ipaddress
-
     if address is None:
         return None, ipv4, ipv6
     try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, MapOption, app, handle_errors, parse_duration, timeout_option, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import CaFileOption, MapOption, parse_duration, timeout_option
 from derptool.cli._output import table, to_json
+from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from derptool.net.check import CheckReport
@@ -106,8 +110,7 @@ def check_command(
     Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 bad input, 3 the map could
     not be had. Repeating (--every, --listen), the status is that of the last run.
     """
-    import time
-
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.net import check
     from derptool.net.exporter import parse_listen
 
@@ -120,6 +123,7 @@ def check_command(
     if node is not None:
         targets = [node]
     else:
+        # heavy, and needed only when the target is a region selector
         from derptool.derpmap.geo import resolve
         from derptool.derpmap.sources import load_map
 
@@ -129,11 +133,10 @@ def check_command(
             warn(note)
         targets = check.targets_from_map(loaded.derp_map, res.region_ids, stun_port=stun_port, derp_port=derp_port)
         if not targets:
-            from derptool.errors import UsageError
-
             raise UsageError(f"the regions selected by {target!r} have no nodes to check")
     collector = exporter = None
     if address is not None and interval is not None:
+        # heavy, and needed only with --listen
         from derptool.net.check.exporter import CheckCollector, exposition
         from derptool.net.exporter import Exporter
 
@@ -172,8 +175,6 @@ def check_command(
 
 def _read_mesh_key(path: Path) -> str:
     """The mesh key in *path*: 64 hex digits (whitespace trimmed), as derper reads --mesh-psk-file."""
-    from derptool.errors import InputError
-
     try:
         key = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeError) as err:

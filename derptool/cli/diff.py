@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from derptool.cli._common import app, handle_errors, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
 from derptool.cli._output import table, to_json
+from derptool.errors import UsageError
 
 
 class DiffFormat(StrEnum):
@@ -35,9 +37,9 @@ def diff_command(
     to compare with the bundled copy on purpose).
     Example: 'derptool diff saved-map.json default' (did the public map change since my allow-list?).
     """
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.diff import diff_maps
     from derptool.derpmap.sources import load_map
-    from derptool.errors import UsageError
 
     if old == "-" and new == "-":
         raise UsageError("only one of OLD and NEW can be '-' (stdin)")

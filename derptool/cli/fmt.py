@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import InputFiles, app, handle_errors, report
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, report
+from derptool.cli._inputs import InputFiles
 from derptool.cli._output import unified_diff
+from derptool.errors import UsageError
 
 if TYPE_CHECKING:
     from derptool import hujson
@@ -47,8 +51,7 @@ def fmt_command(
     1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax error
     without --check.
     """
-    from derptool.errors import UsageError
-    from derptool.fileio import atomic_write
+    from derptool.fileio import atomic_write  # lazy: fileio (hashlib) is not needed for --help
 
     if write and "-" in files:
         raise UsageError("--write cannot be used with stdin ('-')")
@@ -87,8 +90,6 @@ def fmt_command(
 
 def _expand(names: list[str]) -> list[str]:
     """Files as given; a directory stands for the ``*.hujson`` files below it, sorted."""
-    from pathlib import Path
-
     out: list[str] = []
     for name in names:
         p = Path(name)
@@ -129,7 +130,7 @@ def format_document(data: bytes, name: str, mode: str = "format") -> FormatResul
 
     *mode* ``"minimize"`` or ``"standardize"`` applies that transformation instead (hujsonfmt -m, -s).
     """
-    from derptool import hujson
+    from derptool import hujson  # heavy: imported when a document is formatted, so that --help stays fast
 
     transform = {"format": hujson.format, "minimize": hujson.minimize, "standardize": hujson.standardize}[mode]
     try:

@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, warn
+from derptool import __version__
+from derptool.cli._app import app
+from derptool.cli._apply import require_apply, run_apply
+from derptool.cli._errors import handle_errors, warn
 
 
 class GrantsFormat(StrEnum):
@@ -69,16 +72,12 @@ def grants_command(
 
     Example: derptool grants --src group:staff-eu --via tag:exit-eu --apply policy.hujson
     """
-    from derptool import __version__
-    from derptool.cli._apply import require_apply
-    from derptool.edit.grants import plan_egress, render_egress_hujson, render_egress_json
+    # heavy: imported when the command runs, so that --help stays fast
+    from derptool.edit.grants import apply_grants, plan_egress, render_egress_hujson, render_egress_json
 
     require_apply(apply, diff=diff)
     plan = plan_egress(src, via, dst, owners=owner, ip=ip)
     if apply is not None:
-        from derptool.cli._apply import run_apply
-        from derptool.edit.grants import apply_grants
-
         run_apply(apply, lambda data, name: apply_grants(data, plan, file=name), diff=diff)
         return
     for note in plan.notes:

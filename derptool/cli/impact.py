@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, app, handle_errors, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import MapOption
 from derptool.cli._output import table, to_json
 from derptool.errors import InputError, UsageError
 
@@ -84,11 +86,11 @@ def impact_table(impact: Impact, *, omitted_codes: list[str], total_regions: int
 def _load_sources(
     paths: list[str], prometheus: str | None, window: str | None, quantile: float | None, site_label: str
 ) -> list[SiteReport]:
-    from derptool.fleet.files import load_reports
+    from derptool.fleet.files import load_reports  # heavy: imported when the command runs, not for --help
 
     query = None
     if prometheus is not None:
-        from derptool.fleet.prometheus import build_query
+        from derptool.fleet.prometheus import build_query  # heavy, and needed only with --prometheus
 
         query = build_query(site_label, window, 0.9 if quantile is None else quantile)
     loaded = load_reports(paths)
@@ -100,7 +102,7 @@ def _load_sources(
     if loaded.problems and reports:
         warn(f"skipped {len(loaded.problems)} report file(s); using {len(reports)}")
     if prometheus is not None and query is not None:
-        from derptool.fleet.prometheus import query_prometheus
+        from derptool.fleet.prometheus import query_prometheus  # heavy, and needed only with --prometheus
 
         result = query_prometheus(prometheus, query)
         for note in result.notes:
@@ -197,6 +199,7 @@ def impact_command(
     'derptool impact --keep eu --prometheus http://prometheus:9090 --window 7d --max-increase 30'.
     Exit status: 0 ok; 1 a site is over --max-increase; 2 bad options or no usable report; 3 Prometheus unreachable.
     """
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map
     from derptool.edit.omit import plan_omit
     from derptool.fleet import assess
@@ -248,7 +251,7 @@ def impact_command(
 
 def _suggest(reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budget: float, fmt: ImpactFormat) -> None:
     """``--suggest``: print the regions to keep and their impact; exit 1 when a site cannot meet the budget."""
-    from derptool.fleet import suggest
+    from derptool.fleet import suggest  # heavy: imported when the command runs, not for --help
 
     result = suggest(reports, dmap, allowed, budget)
     for note in result.impact.notes:

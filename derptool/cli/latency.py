@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -10,16 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import (
-    CaFileOption,
-    MapOption,
-    RegionOption,
-    app,
-    handle_errors,
-    load_selected,
-    parse_duration,
-    warn,
-)
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._inputs import load_selected
+from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
 from derptool.cli._output import table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.errors import UsageError
@@ -128,6 +124,7 @@ def latency_command(
 
     Exit status: 0 when at least one region answered, 1 when none did.
     """
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
     from derptool.net.netcheck.client import Netcheck
     from derptool.net.netcheck.prometheus import exposition
@@ -268,9 +265,7 @@ def latency_table(report: Report) -> str:
 
 def _home_note(report: Report) -> str | None:
     """How HomeParams.RegionScore changes the home region (None when the map scores no measured region)."""
-    import dataclasses
-
-    from derptool.net.netcheck.report import preferred_region
+    from derptool.net.netcheck.report import preferred_region  # heavy: imported at run time, not for --help
 
     scored = [r for r in report.regions if r.score is not None and r.score > 0 and r.latency_ms is not None]
     if not scored or report.preferred is None:
@@ -297,6 +292,4 @@ def latency_json(report: Report) -> str:
 
 def latency_json_line(report: Report) -> str:
     """The JSON object of ``--format json`` on one line (its ``time`` key says when the round started)."""
-    import json
-
     return json.dumps(report.to_data(), separators=(",", ":"), ensure_ascii=False)

@@ -8,7 +8,12 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, warn
+from derptool import __version__
+from derptool.cli._app import app
+from derptool.cli._apply import read_policy, require_apply, show_or_write
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._inputs import load_selected
+from derptool.cli._options import MapOption, RegionOption
 from derptool.cli._output import table, to_json
 
 
@@ -38,16 +43,15 @@ def map_command(
     ] = MapOutputFormat.table,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags."""
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.geo import describe_regions
+    from derptool.derpmap.headscale import render_headscale_yaml
 
     loaded, dmap = load_selected(map_spec, region)
     if fmt is MapOutputFormat.json:
         typer.echo(to_json(dmap.to_data()))
         return
     if fmt is MapOutputFormat.headscale_yaml:
-        from derptool import __version__
-        from derptool.derpmap.headscale import render_headscale_yaml
-
         header = [f"derptool {__version__}: DERP map ({loaded.description}) for headscale's derp.paths"]
         typer.echo(render_headscale_yaml(dmap, header=header), nl=False)
         return
@@ -100,18 +104,20 @@ def omit_command(
     With --apply, regions are selected from --map plus the regions the policy defines itself; existing null
     entries are kept unless --replace, and a region the policy defines is never replaced by null.
     """
-    from derptool import __version__
-    from derptool.cli._apply import read_policy, require_apply
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import plan_omit, render_omit_hujson, render_omit_json
+    from derptool.edit.omit import (
+        omit_policy,
+        plan_omit,
+        render_omit_headscale_yaml,
+        render_omit_hujson,
+        render_omit_json,
+    )
 
     require_apply(apply, diff=diff, replace=replace)
     snap = read_policy(apply) if apply is not None else None
     loaded = load_map(map_spec, notice=warn)
     if apply is not None and snap is not None:
-        from derptool.cli._apply import show_or_write
-        from derptool.edit.omit import omit_policy
-
         edit = omit_policy(
             snap.data,
             loaded.derp_map,
@@ -141,19 +147,13 @@ def omit_command(
         f"Removes {len(plan.omitted)} of {len(plan.omitted) + len(plan.kept)} DERP regions ({loaded.description})."
     )
     if fmt is FragmentFormat.headscale_yaml:
-        from derptool.derpmap import DERPMap
-        from derptool.derpmap.headscale import render_headscale_yaml
-        from derptool.edit.omit import region_label
-
-        overlay = DERPMap(Regions={r.region_id: None for r in plan.omitted})
         header = [
             f"derptool {__version__}: omit {asked}",
             summary,
             "A headscale DERP map file for derp.paths: it is merged after derp.urls, so null removes the region",
             "(headscale 0.27.0 to 0.29.2; check the behaviour of your version).",
         ]
-        labels = {r.region_id: region_label(r) for r in plan.omitted}
-        typer.echo(render_headscale_yaml(overlay, header=header, labels=labels), nl=False)
+        typer.echo(render_omit_headscale_yaml(plan, header=header), nl=False)
         return
     header = [
         f"derptool {__version__}: omit {asked}",

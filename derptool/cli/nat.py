@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import MapOption, RegionOption, app, handle_errors, load_selected, timeout_option, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._inputs import load_selected
+from derptool.cli._options import MapOption, RegionOption, timeout_option
 from derptool.cli._output import table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
@@ -40,7 +44,7 @@ def nat_command(
 
     Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``.
     """
-    from derptool.net import natprobe
+    from derptool.net import natprobe  # heavy: imported when the command runs, so that --help stays fast
 
     bind_ip, _, _ = parse_bind(bind_address, None, None)
     loaded, dmap = load_selected(map_spec, region)
@@ -61,8 +65,6 @@ def nat_command(
 
 def nat_text(report: NatReport) -> str:
     """``derptool nat`` as text: the probes table, a summary, and the plain-language explanation."""
-    import textwrap
-
     probes = table(
         [
             [o.node or "", str(o.server), str(o.mapped) if o.mapped else f"- ({o.error or 'no answer'})"]

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from derptool.cli._common import app, handle_errors
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors
 from derptool.cli._output import table, to_json
+from derptool.errors import UsageError
 
 if TYPE_CHECKING:
     from derptool.policy.engine.compile import Compiled
@@ -47,7 +49,7 @@ NodeOption = Annotated[
 
 
 def _load(policy: str, tailnet: str) -> tuple[PolicySource, Compiled]:
-    from derptool.errors import UsageError
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.policy.engine import compile_policy, load_tailnet
     from derptool.policy.engine.source import load_policy
 
@@ -58,8 +60,6 @@ def _load(policy: str, tailnet: str) -> tuple[PolicySource, Compiled]:
 
 
 def _check_nodes(compiled: Compiled, names: list[str] | None) -> list[str] | None:
-    from derptool.errors import UsageError
-
     for name in names or []:
         if compiled.tailnet.node(name) is None:
             known = ", ".join(n.name for n in compiled.tailnet.nodes[:8])
@@ -141,7 +141,7 @@ def explain_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Is SRC allowed to reach DST? Names the rules (file:line) that allow it. Exit 0 allowed, 1 denied."""
-    from derptool.policy.engine.explain import explain
+    from derptool.policy.engine.explain import explain  # heavy: imported at run time, not for --help
 
     source, compiled = _load(policy, tailnet)
     answer = explain(compiled, src, dst, proto)
@@ -173,8 +173,7 @@ def egress_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
-    from derptool.errors import UsageError
-    from derptool.policy.engine.egress import egress, via_violations
+    from derptool.policy.engine.egress import egress, via_violations  # heavy: imported at run time, not for --help
 
     if require_via is not None and not require_via.startswith("tag:"):
         raise UsageError(f"--require-via {require_via!r}: give a tag, e.g. tag:exit-eu")

@@ -8,7 +8,11 @@ from typing import Annotated
 
 import typer
 
-from derptool.cli._common import app, handle_errors, warn
+from derptool import __version__
+from derptool.cli._app import app
+from derptool.cli._apply import require_apply, run_apply
+from derptool.cli._errors import handle_errors, warn
+from derptool.errors import UsageError
 
 region_app = typer.Typer(
     name="region",
@@ -90,11 +94,11 @@ def add_command(
     Example: derptool region add --id 900 --code fra-home --name "Frankfurt (own)"
     --node derp1.example.com,ipv4=203.0.113.5 --apply policy.hujson
     """
-    from derptool import __version__
-    from derptool.cli._apply import require_apply
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.headscale import render_headscale_yaml
     from derptool.edit.region import (
         DEFAULT_PREFER_SCORE,
+        apply_region,
         plan_region,
         region_derpmap,
         render_region_hujson,
@@ -103,8 +107,6 @@ def add_command(
 
     require_apply(apply, diff=diff)
     if prefer_score is not None and not prefer:
-        from derptool.errors import UsageError
-
         raise UsageError("--prefer-score needs --prefer")
     score = (DEFAULT_PREFER_SCORE if prefer_score is None else prefer_score) if prefer else None
     plan = plan_region(
@@ -113,9 +115,6 @@ def add_command(
     for note in plan.notes:
         warn(note)
     if apply is not None:
-        from derptool.cli._apply import run_apply
-        from derptool.edit.region import apply_region
-
         run_apply(apply, lambda data, name: apply_region(data, plan, file=name), diff=diff)
         return
     if fmt is RegionFormat.json:

@@ -11,8 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-from derptool.cli._common import InputFiles, app, handle_errors
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors
+from derptool.cli._inputs import InputFiles
 from derptool.cli._output import to_json
+from derptool.errors import InputError
 
 
 class ProblemFormat(StrEnum):
@@ -46,12 +49,12 @@ def validate_command(
 
     Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
     """
-    from derptool.policy import validate_bytes
-    from derptool.policy.validate import count_tests, decode
+    # heavy: imported when the command runs, so that --help stays fast
+    from derptool.policy.validate import count_tests, decode, validate_bytes
 
     net = None
     if tailnet is not None:
-        from derptool.policy.engine import load_tailnet
+        from derptool.policy.engine import load_tailnet  # heavy, and needed only with --tailnet
 
         net = load_tailnet(tailnet)
     problems = []
@@ -100,7 +103,7 @@ def schema_command(
     ] = False,
 ) -> None:
     """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI."""
-    from derptool.errors import InputError
+    # heavy (the schema needs pydantic): imported when the command runs, so that --help stays fast
     from derptool.fileio import atomic_write
     from derptool.policy.schema import schema_files
 

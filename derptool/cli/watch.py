@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from derptool.cli._common import CaFileOption, app, handle_errors, warn
+from derptool.cli._app import app
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import CaFileOption
 from derptool.cli._output import to_json
 from derptool.errors import UsageError
 
@@ -40,6 +42,7 @@ def _compile(regex: str | None) -> re.Pattern[str] | None:
 
 def _naming_map(target: Target, map_spec: str | None) -> DERPMap | None:
     """The map that names regions: --map, else the client's own (LocalAPI), else the bundled snapshot."""
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map, load_snapshot
     from derptool.watch.scrape import client_derpmap
 
@@ -50,6 +53,7 @@ def _naming_map(target: Target, map_spec: str | None) -> DERPMap | None:
 
 
 def _geofence(omitted: list[str] | None, policy: str | None, dmap: DERPMap | None) -> Geofence | None:
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_snapshot
     from derptool.watch.geofence import geofence_from_file, geofence_from_selectors
 
@@ -83,17 +87,18 @@ def _number(value: float) -> str:
 
 def render(report: WatchReport, *, max_series: int = 40) -> RenderableType:
     """The report as rich renderables: a Tailscale client's paths first, then every changed series."""
+    # rich is heavy, and only the terminal view needs it (not --format json, not --help)
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
+
+    from derptool.watch.tailscale import PATH_NAMES
 
     parts: list[RenderableType] = [
         Text(f"{report.target}  (every {report.interval_s:.1f} s)", style="bold"),
     ]
     client = report.client
     if client is not None:
-        from derptool.watch.tailscale import PATH_NAMES
-
         home = "none" if client.home is None else client.home.label
         line = Text(f"home DERP region: {home}")
         if report.home_omitted:
@@ -196,6 +201,7 @@ def watch_command(
     'derptool watch --omitted us' (exit 1 while the home region is in the US); 'derptool watch
     http://127.0.0.1:9100/metrics --match "^node_network"'.
     """
+    # heavy: imported when the command runs, so that --help stays fast
     from derptool.watch import Target, build_report, scrape
 
     pattern = _compile(match)
@@ -233,6 +239,7 @@ def watch_command(
 
 def _console() -> Console:
     """A console for stdout; when stdout is not a terminal, lines as wide as a long series name needs."""
+    # rich is heavy, and only the terminal view needs it (not --format json, not --help)
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -241,6 +248,7 @@ def _console() -> Console:
 
 def _live(next_report: Callable[[], WatchReport], count: int | None) -> WatchReport:
     """Redraw the view after every interval until interrupted (or *count* intervals)."""
+    # rich is heavy, and only the terminal view needs it (not --format json, not --help)
     from rich.live import Live
     from rich.text import Text
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.geo import geo_for, resolve
+from derptool.derpmap.headscale import render_headscale_yaml
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
 from derptool.errors import UsageError
@@ -107,6 +108,18 @@ def render_omit_hujson(plan: OmitPlan, *, header: list[str] | None = None) -> st
     lines.append("\t},")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def omit_overlay(plan: OmitPlan) -> DERPMap:
+    """The plan as a DERP map overlay: every omitted region set to ``None``, which removes it where the overlay
+    is merged over a map (headscale's ``derp.paths`` after its ``derp.urls``)."""
+    return DERPMap(Regions={r.region_id: None for r in plan.omitted})
+
+
+def render_omit_headscale_yaml(plan: OmitPlan, *, header: list[str] | None = None) -> str:
+    """:func:`omit_overlay` as a headscale DERP map file for ``derp.paths``, a comment naming each removed region."""
+    labels = {r.region_id: region_label(r) for r in plan.omitted}
+    return render_headscale_yaml(omit_overlay(plan), header=header, labels=labels)
 
 
 # -- applying to a policy file ----------------------------------------------------------------------

@@ -1,36 +1,27 @@
-"""Shared pieces of the CLI: the Typer app (whose command modules load lazily), error mapping, common options.
+"""The Typer app of ``derptool``: its command table, whose modules load lazily, and its one-line usage errors.
 
-Every failure reaches the user as ONE line on stderr, ``derptool: error: <message>``, and a documented exit
-code: usage errors (an unknown option, a bad option value, a missing argument) exit 2 like bad input;
-:class:`~derptool.errors.DerptoolError` carries its own code; a full disk or a closed output exits 2.
+Usage errors (an unknown option, a bad option value, a missing argument) reach the user as ONE line on stderr,
+``derptool: error: <message> (see 'derptool CMD --help')``, exit 2; a full disk or a closed standard output
+exits 2 too. Errors a command raises are mapped by :mod:`derptool.cli._errors`.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import importlib
+import os
 import re
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+import typer.main as tm
 from typer._click.core import Command
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer._click.types import ParamType
+from typer._click.shell_completion import CompletionItem
 from typer.core import TyperArgument, TyperGroup
 
 from derptool import __version__
-from derptool.errors import DerptoolError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from derptool.derpmap import DERPMap
-    from derptool.derpmap.sources import LoadedMap
-    from derptool.fileio import FileSnapshot
-    from derptool.hujson import HuJSONError
 
 # Every command: its name, the module of derptool.cli that defines it, and its one-line help for
 # ``derptool --help``. A command's module is imported only when that command runs (or shows its help), so
@@ -120,8 +111,6 @@ class LazyGroup(_SubGroup):
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
         """Complete command names from :data:`COMMANDS` (importing none of them) and the root options."""
-        from typer._click.shell_completion import CompletionItem
-
         items = [CompletionItem(name, help=text) for name, (_, text) in COMMANDS.items() if name.startswith(incomplete)]
         return items + [i for i in Command.shell_complete(self, ctx, incomplete) if i.value.startswith("-")]
 
@@ -159,8 +148,6 @@ def _flush_stdout() -> bool:
 
 
 def _silence_stdout() -> None:
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -194,8 +181,6 @@ def _plain_arguments(command: Any) -> None:
 
 def _build(name: str) -> Any:
     """The click command for *name*, from what its module registered on :data:`app`."""
-    import typer.main as tm
-
     for command in app.registered_commands:
         if command.name == name:
             return tm.get_command_from_info(
@@ -223,8 +208,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _version_callback(value: bool) -> None:
     if value:
@@ -240,188 +223,3 @@ def _root(
     ] = False,
 ) -> None:
     """Measure, geofence and self-host Tailscale DERP relays; write and validate tailnet policy files."""
-
-
-def warn(message: str) -> None:
-    """Print a one-line notice on stderr."""
-    print(f"derptool: {message}", file=sys.stderr)
-
-
-def report(err: DerptoolError | HuJSONError) -> None:
-    """Print *err* as one ``derptool: error:`` line on stderr."""
-    print(f"derptool: error: {err}", file=sys.stderr)
-
-
-def fail(err: DerptoolError | HuJSONError) -> typer.Exit:
-    """Print *err* as one line on stderr and return the ``typer.Exit`` to raise (a HuJSON error is bad input: 2)."""
-    report(err)
-    return typer.Exit(err.exit_code if isinstance(err, DerptoolError) else 2)
-
-
-def handle_errors(func: F) -> F:
-    """Decorate a command so that a :class:`DerptoolError` becomes one line and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DerptoolError as err:
-            raise fail(err) from None
-        except ValueError as err:
-            from derptool.hujson import HuJSONError
-
-            if isinstance(err, HuJSONError):
-                raise fail(err) from None
-            raise
-        except RecursionError:
-            raise fail(_too_deep()) from None
-        except KeyboardInterrupt:
-            print("derptool: interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            raise typer.Exit(0) from None
-        except OSError as err:
-            if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS):
-                from derptool.errors import InputError
-
-                raise fail(InputError(f"cannot write: {err.strerror or err}")) from None
-            raise
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _too_deep() -> DerptoolError:
-    from derptool.errors import LimitError
-    from derptool.fileio import MAX_DEPTH
-
-    return LimitError(f"the input is nested too deeply to process (the documented limit is {MAX_DEPTH} levels)")
-
-
-# -- durations: one convention for --timeout and --every ------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(
-    text: str, option: str = "duration", *, low: float | None = None, high: float | None = None
-) -> float:
-    """Seconds from ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds (``5``, ``0.5``); :class:`UsageError`
-    (one line naming *option*) when it is not a positive duration or lies outside ``[low, high]`` seconds."""
-    from derptool.errors import UsageError
-
-    m = _DURATION.match(text)
-    value = float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
-    if not m or value <= 0:
-        raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m, or seconds: 5)")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise UsageError(f"{option}: {text} is outside {low:g}s..{high:g}s")
-    return value
-
-
-class Duration(ParamType):
-    """A Click type for durations (see :func:`parse_duration`): the option's value arrives as seconds (float)."""
-
-    name = "duration"
-
-    def __init__(self, low: float | None = None, high: float | None = None) -> None:
-        self.low, self.high = low, high
-
-    def get_metavar(self, param: Any, ctx: Any = None) -> str:
-        return "DURATION"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, int | float):
-            value = str(value)
-        option = param.opts[0] if param is not None and param.opts else "duration"
-        try:
-            return parse_duration(str(value), option, low=self.low, high=self.high)
-        except DerptoolError as err:
-            raise UsageError(f"invalid value for {option}: {err.message.removeprefix(option + ': ')}", ctx) from None
-
-
-def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
-    """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
-
-    timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
-    """
-    names = ("--timeout", "-t") if short else ("--timeout",)
-    return typer.Option(
-        *names,
-        click_type=Duration(low, high),
-        metavar="DURATION",
-        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.",
-    )
-
-
-MapOption = Annotated[
-    str,
-    typer.Option(
-        "--map",
-        "-m",
-        envvar="DERPTOOL_MAP",
-        metavar="MAP",
-        help="DERP map: 'default' (live, cached, bundled fallback), 'snapshot', a file (DERP map JSON, "
-        "policy HuJSON, headscale YAML), an http(s) URL, or '-' for stdin.",
-        show_default=True,
-    ),
-]
-
-
-def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap, DERPMap]:
-    """Load the map *map_spec* names and narrow it to the regions *selectors* match (all when none).
-
-    Notices (fallback source, ambiguous selectors) go to stderr.
-    """
-    from derptool.derpmap.geo import resolve
-    from derptool.derpmap.sources import load_map
-
-    loaded = load_map(map_spec, notice=warn)
-    dmap = loaded.derp_map
-    if selectors:
-        res = resolve(selectors, dmap)
-        for note in res.notes:
-            warn(note)
-        dmap = dmap.subset(res.region_ids)
-    return loaded, dmap
-
-
-RegionOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--region",
-        "-r",
-        metavar="SEL",
-        help="Only these regions: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
-    ),
-]
-
-CaFileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ca-file",
-        metavar="PEM",
-        envvar="DERPTOOL_CA_FILE",
-        help="Also trust the CA certificates in this PEM file for TLS.",
-    ),
-]
-
-
-class InputFiles:
-    """The files a command was given, read one by one; unreadable ones are reported on stderr and counted."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.unreadable = 0
-
-    def __iter__(self) -> Iterator[tuple[str, FileSnapshot]]:
-        from derptool.fileio import read_file
-
-        for name in self.names:
-            try:
-                snap = read_file(name)
-            except DerptoolError as err:
-                report(err)
-                self.unreadable += 1
-                continue
-            yield ("<stdin>" if name == "-" else name), snap

@@ -1,0 +1,104 @@
+"""Option types the commands share: durations (``--timeout``, ``--every``), ``--map``, ``--region``, ``--ca-file``.
+
+A duration is ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds, and arrives in the command as seconds (float).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+from typer._click.exceptions import UsageError as ClickUsageError
+from typer._click.types import ParamType
+
+from derptool.errors import DerptoolError, UsageError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(
+    text: str, option: str = "duration", *, low: float | None = None, high: float | None = None
+) -> float:
+    """Seconds from ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds (``5``, ``0.5``); :class:`UsageError`
+    (one line naming *option*) when it is not a positive duration or lies outside ``[low, high]`` seconds."""
+    m = _DURATION.match(text)
+    value = float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
+    if not m or value <= 0:
+        raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m, or seconds: 5)")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UsageError(f"{option}: {text} is outside {low:g}s..{high:g}s")
+    return value
+
+
+class Duration(ParamType):
+    """A Click type for durations (see :func:`parse_duration`): the option's value arrives as seconds (float)."""
+
+    name = "duration"
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        self.low, self.high = low, high
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            value = str(value)
+        option = param.opts[0] if param is not None and param.opts else "duration"
+        try:
+            return parse_duration(str(value), option, low=self.low, high=self.high)
+        except DerptoolError as err:
+            raise ClickUsageError(
+                f"invalid value for {option}: {err.message.removeprefix(option + ': ')}", ctx
+            ) from None
+
+
+def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
+    """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
+
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
+    """
+    names = ("--timeout", "-t") if short else ("--timeout",)
+    return typer.Option(
+        *names,
+        click_type=Duration(low, high),
+        metavar="DURATION",
+        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.",
+    )
+
+
+MapOption = Annotated[
+    str,
+    typer.Option(
+        "--map",
+        "-m",
+        envvar="DERPTOOL_MAP",
+        metavar="MAP",
+        help="DERP map: 'default' (live, cached, bundled fallback), 'snapshot', a file (DERP map JSON, "
+        "policy HuJSON, headscale YAML), an http(s) URL, or '-' for stdin.",
+        show_default=True,
+    ),
+]
+
+
+RegionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--region",
+        "-r",
+        metavar="SEL",
+        help="Only these regions: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
+    ),
+]
+
+CaFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-file",
+        metavar="PEM",
+        envvar="DERPTOOL_CA_FILE",
+        help="Also trust the CA certificates in this PEM file for TLS.",
+    ),
+]
