@@ -136,6 +136,31 @@ def read_file(path: str | Path, *, limit: int = MAX_FILE_BYTES, raw: bool = Fals
     return snap
 
 
+def read_regular(path: str | Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of *path* when it is a regular file of at most *limit* bytes, else :class:`InputError`.
+
+    For files derptool finds rather than the user names (the cache): a FIFO, device or socket is refused
+    without blocking (the file is opened non-blocking and checked before any read).
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise _os_error(p, err) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{p}: not a regular file (a FIFO, device, socket or directory); not read")
+        if st.st_size > limit:
+            raise LimitError(f"{p}: {st.st_size} bytes, larger than the {_mib(limit)} derptool reads")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return _read_capped(fh, str(p), limit)
+    except OSError as err:
+        raise _os_error(p, err) from None
+    finally:
+        os.close(fd)
+
+
 # -- encoding --------------------------------------------------------------------------------------
 
 _BOMS = (

@@ -158,7 +158,8 @@ def watch_command(
         str | None, typer.Option("--socket", metavar="PATH", help="A tailscaled's LocalAPI socket to scrape.")
     ] = None,
     interval: Annotated[
-        float, typer.Option("--interval", "-i", min=0.05, metavar="SECONDS", help="Seconds between scrapes.")
+        float,
+        typer.Option("--interval", "-i", min=0.05, max=86400.0, metavar="SECONDS", help="Seconds between scrapes."),
     ] = 2.0,
     match: Annotated[
         str | None, typer.Option("--match", metavar="REGEX", help="Only series whose name{labels} matches.")
@@ -208,7 +209,7 @@ def watch_command(
     target = Target.from_spec(url, socket, ca_file=ca_file)
     if fmt is WatchFormat.json and not once:
         raise UsageError("--format json needs --once (the live view is a terminal table)")
-    previous = scrape(target, timeout=max(interval, 5.0))
+    previous = scrape(target)
     dmap = _naming_map(target, map_spec)
     fence = _geofence(omitted, policy, dmap)
     if fence is not None and not any(name == "tailscaled_home_derp_region_id" for name, _ in previous.series):
@@ -220,7 +221,7 @@ def watch_command(
     def next_report() -> WatchReport:
         nonlocal previous
         time.sleep(max(0.0, interval - (time.monotonic() - previous.taken)))
-        current = scrape(target, timeout=max(interval, 5.0))
+        current = scrape(target)
         report = build_report(target, previous, current, dmap=dmap, match=pattern, geofence=fence)
         previous = current
         return report

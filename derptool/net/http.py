@@ -77,6 +77,44 @@ def describe(err: BaseException) -> str:
     return text
 
 
+def peer_text(value: object, limit: int = 200) -> str:
+    """Text a peer sent, fit for one line of a message: its first line, control characters escaped, cut short."""
+    text = value if isinstance(value, str) else repr(value)
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in first[:limit])
+    return shown + ("..." if len(first) > limit or len(lines) > 1 else "")
+
+
+def decode_json_answer(body: bytes) -> Any:
+    """A JSON answer decoded within derptool's limits (nesting, number length), or None when it is not JSON.
+
+    ``NaN`` and ``Infinity`` (not JSON) and numbers that overflow to infinity make it not JSON.
+    """
+    import json
+
+    from derptool.errors import LimitError
+    from derptool.fileio import check_document_limits, room_for_depth
+
+    try:
+        check_document_limits(body, "answer")
+        with room_for_depth():
+            return json.loads(body, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError, LimitError, UnicodeDecodeError):
+        return None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} overflows")
+    return value
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     line = text.splitlines()[0] if text.splitlines() else text
@@ -103,14 +141,16 @@ def _fetch(req: Request, deadline: Deadline, cancel: threading.Event) -> Answer:
             headers = {k.lower(): v for k, v in resp.headers.items()}
             declared = headers.get("content-length", "")
             if declared.isascii() and declared.isdigit() and int(declared) > req.max_bytes:
-                raise NetworkError(f"{req.name}: the answer is {int(declared)} bytes, more than the {req.max_bytes} read")
+                raise NetworkError(
+                    f"{req.name}: the answer is {int(declared)} bytes, more than the {req.max_bytes} allowed"
+                )
             body = bytearray()
             for chunk in resp.iter_bytes():
                 body += chunk
                 if len(body) > req.max_bytes:
-                    raise NetworkError(f"{req.name}: the answer is larger than the {req.max_bytes} bytes read")
+                    raise NetworkError(f"{req.name}: the answer is larger than the {req.max_bytes} bytes allowed")
                 if cancel.is_set() or deadline.expired:
-                    raise NetworkError(f"{req.name}: no whole answer within {deadline.seconds:g} s")
+                    raise NetworkError(f"{req.name}: timed out: no whole answer within {deadline.seconds:g} s")
             return Answer(resp.status_code, resp.reason_phrase or "", bytes(body), headers)
     except httpx.InvalidURL as err:
         raise UsageError(f"{req.name} is not a usable URL: {_first_line(err)}") from None
@@ -139,7 +179,7 @@ def get(req: Request, deadline: Deadline) -> Answer:
     worker.join(max(0.0, deadline.left()))
     if worker.is_alive():
         cancel.set()
-        raise NetworkError(f"{req.name}: no whole answer within {deadline.seconds:g} s")
+        raise NetworkError(f"{req.name}: timed out: no whole answer within {deadline.seconds:g} s")
     if error:
         raise error[0]
     return result[0]

@@ -112,24 +112,24 @@ def parse_url(text: str, where: str, *, schemes: tuple[str, ...] = ("http", "htt
         raise _bad(where, text, f"it holds a control character or space ({found[1]}) at position {found[0] + 1}")
     scheme, sep, after = text.partition("://")
     if not sep or scheme.lower() not in schemes:
-        names = " or ".join(f"{s}://" for s in schemes)
-        raise _bad(where, text, f"it does not start with {names}{hint}")
+        kind = "http(s)" if set(schemes) == {"http", "https"} else "/".join(schemes)
+        raise UsageError(f"{where}: {show(text)} is not an {kind} URL{hint}")
     end = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
     authority, rest = after[:end], after[end:]
     userinfo, at, hostport = authority.rpartition("@")
     has_password = bool(at) and ":" in userinfo
+    port_text: str | None
     if hostport.startswith("["):
         inside, closed, tail = hostport[1:].partition("]")
         if not closed:
-            raise _bad(where, text, "an IPv6 address opened with [ is not closed with ] (write http://[::1]:9090/)")
+            raise _bad(where, text, "an IPv6 address opened with [ is not closed with ] (write [::1] or [::1]:PORT)")
         try:
             ipaddress.IPv6Address(inside)
         except ValueError:
             raise _bad(where, text, f"[{inside}] is not an IPv6 address") from None
-        host, port_text = inside.lower(), tail
-        if port_text and not port_text.startswith(":"):
+        if tail and not tail.startswith(":"):
             raise _bad(where, text, "after the ] of an IPv6 address only :PORT may follow")
-        port_text = port_text[1:] if port_text else None
+        host, port_text = inside.lower(), (tail[1:] if tail else None)
     else:
         if "]" in hostport or "[" in hostport:
             raise _bad(where, text, "brackets belong around an IPv6 address only ([::1])")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from derptool.errors import InputError, NetworkError, UsageError
+from derptool.net.deadline import Deadline
+from derptool.net.http import Request, decode_json_answer, get, peer_text
+from derptool.net.url import redact, show
 from derptool.watch.samples import Snapshot, parse_snapshot
 
 if TYPE_CHECKING:
-    import httpx
-
     from derptool.derpmap import DERPMap
 
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
@@ -26,7 +27,8 @@ DEFAULT_URL = "http://100.100.100.100/metrics"
 LOCALAPI_HOST = "local-tailscaled.sock"
 USERMETRICS_PATH = "/localapi/v0/usermetrics"
 DERPMAP_PATH = "/localapi/v0/derpmap"
-TIMEOUT = 5.0
+TIMEOUT = 10.0
+"""Whole-request deadline of one scrape or LocalAPI read (connect, headers and body), in seconds."""
 MAX_BYTES = 16 << 20
 """Largest response read from a target (a scrape of many megabytes is not a metrics page)."""
 
@@ -43,7 +45,7 @@ class Target:
     @property
     def description(self) -> str:
         """How the target is named to the user."""
-        return f"tailscaled LocalAPI {self.socket}" if self.socket else str(self.url)
+        return f"tailscaled LocalAPI {self.socket}" if self.socket else redact(str(self.url))
 
     @classmethod
     def from_spec(cls, url: str | None, socket: str | None = None, *, ca_file: str | None = None) -> Target:
@@ -53,9 +55,11 @@ class Target:
         if socket:
             return cls(socket=socket)
         if url:
-            if not url.lower().startswith(("http://", "https://")):
-                raise UsageError(f"{url!r} is not an http(s) URL; for a tailscaled socket use --socket PATH")
-            return cls(url=url, ca_file=ca_file)
+            from derptool.net.url import looks_like_url, parse_url
+
+            if not looks_like_url(url):
+                raise UsageError(f"{show(url)} is not an http(s) URL; for a tailscaled socket use --socket PATH")
+            return cls(url=parse_url(url, "URL", example="http://127.0.0.1:9100/metrics").text, ca_file=ca_file)
         return default_target()
 
 
@@ -66,42 +70,32 @@ def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
     return Target(url=DEFAULT_URL)
 
 
-def _client(target: Target, timeout: float) -> httpx.Client:
-    import httpx
-
-    if target.socket:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=target.socket), timeout=timeout)
-    if target.ca_file:
+def _verify(target: Target) -> Any:
+    if target.ca_file and not target.socket:
         from derptool.net.dial import tls_context
 
         try:
-            verify = tls_context(verify=True, ca_file=target.ca_file)
+            return tls_context(verify=True, ca_file=target.ca_file)
         except (OSError, ValueError) as err:
             raise InputError(f"--ca-file {target.ca_file}: cannot load CA certificates: {err}") from None
-        return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
-    return httpx.Client(timeout=timeout, follow_redirects=False)
+    return True
 
 
 def _get(target: Target, path: str | None, timeout: float) -> str:
-    import httpx
-
+    """One GET of *target* (its metrics, or *path* on its LocalAPI), whole by *timeout* seconds."""
     url = f"http://{LOCALAPI_HOST}{path}" if target.socket else str(target.url)
+    req = Request(url, socket=target.socket, verify=_verify(target), max_bytes=MAX_BYTES, shown=target.description)
     try:
-        with _client(target, timeout) as client, client.stream("GET", url) as resp:
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise NetworkError(f"{target.description}: response larger than {MAX_BYTES >> 20} MiB")
-            if resp.status_code != 200:
-                text = body.decode("utf-8", "replace").strip().splitlines()
-                why = f": {text[0][:200]}" if text else ""
-                raise NetworkError(f"{target.description}: HTTP {resp.status_code}{why}")
-            return body.decode("utf-8", "replace")
-    except httpx.HTTPError as err:
-        raise NetworkError(f"{target.description}: cannot scrape: {err or type(err).__name__}") from None
-    except OSError as err:  # a socket path that is not a socket, permission denied
-        raise NetworkError(f"{target.description}: cannot scrape: {err.strerror or err}") from None
+        answer = get(req, Deadline(timeout))
+    except NetworkError as err:
+        raise NetworkError(
+            f"{target.description}: cannot scrape: {err.message.removeprefix(req.name + ': ')}"
+        ) from None
+    if answer.status != 200:
+        text = answer.body.decode("utf-8", "replace")
+        why = f": {peer_text(text)}" if text.strip() else ""
+        raise NetworkError(f"{target.description}: HTTP {answer.status}{why}")
+    return answer.body.decode("utf-8", "replace")
 
 
 def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
@@ -112,15 +106,13 @@ def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
 
 def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | None:
     """The DERP map a tailscaled target uses (``None`` for a URL target, or when it cannot be had)."""
-    import json
-
     from derptool.derpmap import parse_derpmap
     from derptool.errors import DerptoolError
 
     if not target.socket:
         return None
     try:
-        data = json.loads(_get(target, DERPMAP_PATH, timeout))
-        return parse_derpmap(data, source=f"{target.description} DERP map")
+        data = decode_json_answer(_get(target, DERPMAP_PATH, timeout).encode())
+        return None if data is None else parse_derpmap(data, source=f"{target.description} DERP map")
     except (DerptoolError, ValueError):
         return None

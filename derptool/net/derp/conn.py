@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 
 from derptool.net.deadline import Deadline
 
