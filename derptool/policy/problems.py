@@ -56,6 +56,8 @@ class Finding:
     message: str
     severity: Severity = "error"
     at_key: bool = False
+    also: Path | None = None
+    """Another key the finding is about (its line is added to the message): the first of two keys."""
 
 
 def value_offset(root: Any, path: Path, at_key: bool) -> int:
