@@ -331,7 +331,7 @@ def test_cli_apply_then_again_is_a_no_op(tmp_path: Path) -> None:
 def test_cli_diff_prints_a_unified_diff_and_writes_nothing(tmp_path: Path) -> None:
     p = write_policy(tmp_path)
     result = runner.invoke(app, ["omit", "-r", "nyc", "-m", "snapshot", "--apply", str(p), "--diff"])
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr  # an edit is pending
     assert result.stdout.startswith(f"--- {p}\n+++ {p}\n@@ ")
     assert '+\t\t\t"1": null, // nyc (region 1): New York City, United States' in result.stdout
     assert p.read_bytes() == REAL_WORLD

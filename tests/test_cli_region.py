@@ -98,7 +98,7 @@ def test_headscale_yaml_output_loads_back(tmp_path: Path) -> None:
         (["--node", "d.example.com,stun-port=x"], "stun-port='x' is not a port number"),
         (["--node", "bad host!"], "is not a valid DNS name"),
         (["--node", "a.example.com,name=n", "--node", "b.example.com,name=n"], "node name 'n' is also used"),
-        (["--node", "d.example.com", "--lat", "91"], "--lat: Latitude 91.0 is out of range"),
+        (["--node", "d.example.com", "--lat", "91"], "--lat: Latitude 91 is out of range"),
         (["--node", "d.example.com", "--diff"], "--diff needs --apply"),
     ],
 )

@@ -12,7 +12,7 @@ from derptool.cli import app
 from derptool.derpmap import DERPMap, parse_derpmap
 from derptool.derpmap.headscale import headscale_data, render_headscale_yaml
 from derptool.derpmap.sources import load_map, load_snapshot
-from derptool.edit.omit import omit_overlay, plan_omit, render_omit_headscale_yaml
+from derptool.edit.omit_plan import omit_overlay, plan_omit, render_omit_headscale_yaml
 
 runner = CliRunner()
 

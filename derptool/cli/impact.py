@@ -201,7 +201,7 @@ def impact_command(
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map
-    from derptool.edit.omit import plan_omit
+    from derptool.edit.omit_plan import plan_omit
     from derptool.fleet import assess
 
     paths = list(reports or [])

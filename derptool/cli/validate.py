@@ -8,15 +8,20 @@ import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
 from derptool.cli._inputs import InputFiles
+from derptool.cli._options import MapOption
 from derptool.cli._output import to_json
 from derptool.errors import InputError
+
+if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap
+    from derptool.policy.problems import Problem
 
 
 class ProblemFormat(StrEnum):
@@ -45,6 +50,15 @@ def validate_command(
             "`tailscale status --json` output). Without it only tests that can never pass are reported.",
         ),
     ] = None,
+    geofence: Annotated[
+        bool,
+        typer.Option(
+            "--geofence",
+            help="Also check each policy's recorded geofence ('// derptool: omit' line) against the current map "
+            "(--map): regions out of step are errors, single points of failure warnings.",
+        ),
+    ] = False,
+    map_spec: MapOption = "default",
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
@@ -62,9 +76,17 @@ def validate_command(
     untested = 0
     sources: dict[str, bytes] = {}
     inputs = InputFiles(files)
+    base = None
+    if geofence:
+        from derptool.cli._errors import warn
+        from derptool.derpmap.sources import load_map
+
+        base = load_map(map_spec, notice=warn).derp_map
     for name, snap in inputs:
         sources[name] = snap.data
         problems.extend(validate_bytes(snap.data, name, net))
+        if base is not None:
+            problems.extend(geofence_problems(snap.data, name, base))
         if net is None:
             with contextlib.suppress(ValueError):
                 untested += count_tests(decode(snap.data))
@@ -91,6 +113,38 @@ def validate_command(
         raise typer.Exit(2)
     failing = [p for p in problems if p.severity == "error" or strict]
     raise typer.Exit(1 if failing else 0)
+
+
+def geofence_problems(src: bytes, name: str, base: DERPMap) -> list[Problem]:
+    """``validate --geofence`` for one file: drift as errors at the recorded line, single points of failure and
+    a missing record as warnings. A tampered line raises :class:`~derptool.errors.InputError` (exit 2)."""
+    from derptool.derpmap import merge
+    from derptool.derpmap.overlay import policy_overlay
+    from derptool.derpmap.resilience import single_points
+    from derptool.edit.geofence import check_geofence, describe_drift
+    from derptool.errors import ApplyError, MapError
+    from derptool.hujson import loads
+    from derptool.policy.problems import Problem
+
+    try:
+        data = loads(src)
+    except ValueError:  # not valid HuJSON: validate reports that already
+        return []
+    try:
+        result = check_geofence(src, base, file=name)
+    except (MapError, ApplyError):  # a derpMap that is no valid map: validate reports that already
+        return []
+    if result.recorded is None:
+        return [Problem(name, 1, 1, (), "records no geofence to check (no '// derptool: omit' line)", "warning")]
+    at = (result.recorded.line, result.recorded.column)
+    out = [Problem(name, *at, ("derpMap",), line, "error") for line in describe_drift(result, name)]
+    try:
+        overlay = policy_overlay(data if isinstance(data, dict) else {}, source=name)
+    except MapError:
+        return out
+    merged = merge(base, overlay) if overlay is not None else base
+    out += [Problem(name, *at, ("derpMap",), w, "warning") for w in single_points(merged)]
+    return out
 
 
 @app.command("schema")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from derptool.derpmap.limits import MAX_REGION_ID, is_ip, is_valid_hostname
+from derptool.derpmap.limits import MAX_REGION_ID, coordinate_problem, is_ip, is_valid_hostname
 
 
 def _canonical_keys(data: Any, model: type[BaseModel]) -> Any:
@@ -171,23 +171,29 @@ class DERPRegion(_Model):
     )
     nodes: list[DERPNode] = Field(default_factory=list, alias="Nodes", description="The region's servers.")
 
+    coordinates_problem: str | None = Field(None, exclude=True)
+    """Why Latitude/Longitude cannot place the region (set by ``_keys`` only; the JSON cannot set it)."""
+
     @model_validator(mode="before")
     @classmethod
     def _keys(cls, data: Any) -> Any:
         data = _canonical_keys(data, cls)
-        if isinstance(data, dict) and data.get("Nodes", []) is None:
-            data = {**data, "Nodes": []}
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "coordinates_problem"}
+            if data.get("Nodes", []) is None:
+                data["Nodes"] = []
+            problems = []
+            for alias, limit in (("Latitude", 90.0), ("Longitude", 180.0)):
+                if alias not in data:
+                    continue
+                why = coordinate_problem(alias, data[alias], limit)
+                if why:
+                    problems.append(why)
+                    data[alias] = 0.0  # the region stays usable; it is just not placed by its coordinates
+                else:
+                    data[alias] = float(data[alias])
+            data["coordinates_problem"] = "; ".join(problems) or None
         return data
-
-    @field_validator("latitude", "longitude", mode="before")
-    @classmethod
-    def _coord_number(cls, v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return v
-        try:
-            return float(v)
-        except OverflowError:
-            return v
 
     @field_validator("region_id")
     @classmethod
@@ -201,20 +207,6 @@ class DERPRegion(_Model):
     def _code(cls, v: str) -> str:
         if not v:
             raise ValueError("RegionCode must not be empty")
-        return v
-
-    @field_validator("latitude")
-    @classmethod
-    def _lat(cls, v: float) -> float:
-        if not -90.0 <= v <= 90.0:
-            raise ValueError(f"Latitude {v} is out of range (-90..90)")
-        return v
-
-    @field_validator("longitude")
-    @classmethod
-    def _lon(cls, v: float) -> float:
-        if not -180.0 <= v <= 180.0:
-            raise ValueError(f"Longitude {v} is out of range (-180..180)")
         return v
 
     @model_validator(mode="after")

@@ -8,11 +8,14 @@ A selector names a set of regions of a map, case-insensitively:
 * ``eu``: the member states of the European Union (the jurisdiction data-residency rules name; the UK is not in it);
 * a continent by name: ``africa``, ``antarctica``, ``asia``, ``europe``, ``north-america``, ``oceania``,
   ``south-america`` (never by two-letter code: ``NA`` is Namibia);
+* ``unknown``: the regions whose country is unknown (see below), so that an allow-list can keep them on purpose;
 * an explicit reading, when a word could mean two things: ``id:1``, ``code:nyc``, ``country:de``,
   ``continent:europe``.
 
-Geography comes from the bundled table (``data/geography.json``) and applies only to a region whose ID *and*
-code match a row: a self-hosted region is selectable by ID and code and has no country rather than a guess.
+Geography comes from the bundled table (``data/geography.json``) for a region whose ID *and* code match a row.
+Any other region (a region Tailscale added since, a self-hosted one) is placed by its ``Latitude``/``Longitude``
+in the shipped country shapes (:mod:`.countries`), and marked as placed so. A region with neither is *unknown*:
+no country, continent or ``eu`` selector matches it, and :attr:`RegionGeo.unknown_why` says why.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.errors import SelectorError
@@ -68,13 +71,35 @@ class RegionGeo:
     country: str | None = None
     continent: str | None = None
     city: str | None = None
+    placed_by: Literal["table", "coordinates"] | None = None
+    """``table`` for a region of the geography table, ``coordinates`` for one placed by its Latitude/Longitude."""
+    unknown_why: str | None = None
+    """For a region without a country: why it could not be placed."""
+    distance_km: float = 0.0
+    """Placed by coordinates: how far off the country's (simplified) coast the point is; 0 inside it."""
+    near: str | None = None
+    """Placed by coordinates: another country within a few km of the point (the placement is close to a border)."""
+    name: str | None = None
+    """The country's name from the shapes, for a country the geography table does not list."""
 
     @property
     def country_name(self) -> str | None:
         """The country's English short name, when known."""
         if self.country is None:
             return None
-        return _table()["countries"].get(self.country, {}).get("name", self.country)  # type: ignore[no-any-return]
+        row: dict[str, str] | None = _table()["countries"].get(self.country)
+        return row["name"] if row else (self.name or self.country)
+
+    @property
+    def how_placed(self) -> str:
+        """One line on where the geography came from: for ``map``'s notes and omit's warnings."""
+        if self.country is None:
+            return f"country unknown: {self.unknown_why or 'not placed'}"
+        if self.placed_by == "coordinates":
+            where = "inside" if not self.distance_km else f"{self.distance_km:.1f} km off the coast of"
+            border = f", {self.near} is within {_BORDER_KM:g} km" if self.near else ""
+            return f"placed by its coordinates: {where} {self.country_name} ({self.country}){border}"
+        return f"{self.country_name} ({self.country}) from the geography table"
 
     @property
     def in_eu(self) -> bool:
@@ -94,14 +119,47 @@ def eu_members() -> frozenset[str]:
     return frozenset(_table()["eu_members"])
 
 
+_BORDER_KM = 5.0  # countries.BORDER_KM, repeated so that this module does not import shapely
+
+
 def geo_for(region: DERPRegion) -> RegionGeo:
-    """The geography of *region*, or an empty :class:`RegionGeo` for a region not in the table."""
+    """The geography of *region*: from the table, else from its coordinates, else unknown (with why)."""
     row = _table()["regions"].get(str(region.region_id))
-    if row is None or row["code"].lower() != region.region_code.lower():
-        return RegionGeo()
-    country = row["country"]
-    continent = _table()["countries"][country]["continent"]
-    return RegionGeo(country=country, continent=continent, city=row["city"])
+    if row is not None and row["code"].lower() == region.region_code.lower():
+        country = row["country"]
+        continent = _table()["countries"][country]["continent"]
+        return RegionGeo(country=country, continent=continent, city=row["city"], placed_by="table")
+    if region.coordinates_problem:
+        return RegionGeo(unknown_why=region.coordinates_problem)
+    if region.latitude == 0.0 and region.longitude == 0.0:
+        return RegionGeo(unknown_why="not in derptool's geography table and has no Latitude/Longitude")
+    return place(region.latitude, region.longitude)
+
+
+@cache
+def place(lat: float, lon: float) -> RegionGeo:
+    """The geography of the point (*lat*, *lon*) from the shipped country shapes (``placed_by="coordinates"``),
+    or an unknown :class:`RegionGeo` saying why."""
+    # Imported here, once per process and only for a region outside the table: shapely and numpy take
+    # about 0.4 s to import, which every command that shows a map would otherwise pay.
+    from derptool.derpmap.countries import COAST_KM, country_at
+
+    try:
+        match = country_at(lat, lon)
+    except ValueError as err:
+        return RegionGeo(unknown_why=str(err))
+    if match is None:
+        return RegionGeo(unknown_why=f"coordinates ({lat:g}, {lon:g}) are more than {COAST_KM:g} km from any country")
+    code = match.country.code
+    row = _table()["countries"].get(code)
+    return RegionGeo(
+        country=code,
+        continent=row["continent"] if row else match.country.continent,
+        placed_by="coordinates",
+        distance_km=match.distance_km,
+        near=match.near,
+        name=match.country.name,
+    )
 
 
 @dataclass
@@ -112,6 +170,8 @@ class Resolution:
     notes: list[str] = field(default_factory=list)
     matches: dict[str, list[int]] = field(default_factory=dict)
     """Region IDs matched by each selector, as the user wrote it."""
+    geographic: bool = False
+    """True when a selector was read as a country, continent or ``eu`` (which unknown regions never match)."""
 
 
 def _by_country(dmap: DERPMap, countries: set[str]) -> list[int]:
@@ -127,7 +187,7 @@ def _normalise_continent(word: str) -> str:
 
 
 def _candidates(dmap: DERPMap) -> list[str]:
-    words = ["all", "eu", *CONTINENTS]
+    words = ["all", "eu", "unknown", *CONTINENTS]
     for r in dmap.region_list():
         words.append(str(r.region_id))
         words.append(r.region_code.lower())
@@ -181,6 +241,8 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
 
     if word == "all":
         return [r.region_id for r in regions], None
+    if word == "unknown" and word not in by_code:
+        return [r.region_id for r in regions if geo_for(r).country is None], None
     if word.isdigit():
         rid = int(word)
         if rid not in dmap.regions or dmap.regions[rid] is None:
@@ -213,6 +275,17 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
     return chosen, note
 
 
+def is_geographic(selector: str, dmap: DERPMap) -> bool:
+    """True when *selector* is read as a country, continent or ``eu`` rather than as regions by ID or code."""
+    word = selector.strip().lower()
+    kind, _, _ = word.partition(":")
+    if ":" in word:
+        return kind in ("country", "continent")
+    if word in ("all", "unknown") or word.isdigit():
+        return False
+    return word not in {r.region_code.lower() for r in dmap.region_list()}
+
+
 def resolve(selectors: list[str], dmap: DERPMap) -> Resolution:
     """Resolve *selectors* against *dmap*; the union of their regions, sorted by ID.
 
@@ -223,6 +296,7 @@ def resolve(selectors: list[str], dmap: DERPMap) -> Resolution:
     for selector in selectors:
         for part in (p for p in selector.split(",") if p.strip()) if "," in selector else [selector]:
             ids, note = resolve_one(part, dmap)
+            out.geographic = out.geographic or is_geographic(part, dmap)
             out.matches[part] = ids
             if note:
                 out.notes.append(note)
@@ -244,6 +318,8 @@ class RegionInfo:
     nodes: int
     hosts: list[str]
     flags: list[str]
+    placement: str = ""
+    """How the geography was found, for a region outside the table (``RegionGeo.how_placed``); else empty."""
 
 
 def describe_regions(dmap: DERPMap) -> list[RegionInfo]:
@@ -260,6 +336,8 @@ def describe_regions(dmap: DERPMap) -> list[RegionInfo]:
             flags.append("STUN-only")
         if r.is_custom:
             flags.append("custom")
+        if geo.placed_by == "coordinates":
+            flags.append("by-coordinates")
         rows.append(
             RegionInfo(
                 id=r.region_id,
@@ -270,6 +348,7 @@ def describe_regions(dmap: DERPMap) -> list[RegionInfo]:
                 nodes=len(r.nodes),
                 hosts=[n.host_name for n in r.nodes],
                 flags=flags,
+                placement="" if geo.placed_by == "table" else geo.how_placed,
             )
         )
     return rows

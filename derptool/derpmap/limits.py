@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import re
+from typing import Any
 
 MAX_REGION_ID = 2**53 - 1
 """Largest valid region ID (``DERPRegionID.IsValid``: a positive JavaScript-safe integer)."""
@@ -36,3 +38,29 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def coordinate_problem(name: str, value: Any, limit: float) -> str | None:
+    """Why *value* is no usable ``Latitude``/``Longitude`` (*name*, range -limit..limit); ``None`` if it is.
+
+    Tailscale shows coordinates only, so a bad one does not make the map invalid: the region cannot be placed
+    by them, and the geography says why.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = "null" if value is None else "a string" if isinstance(value, str) else type(value).__name__
+        if isinstance(value, bool):
+            shown = "a boolean"
+        elif isinstance(value, list | tuple):
+            shown = "an array"
+        elif isinstance(value, dict):
+            shown = "an object"
+        return f"{name} is {shown}, not a number"
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float range
+        return f"{name} is out of range (-{limit:g}..{limit:g})"
+    if not math.isfinite(number):
+        return f"{name} {number} is not a finite number"
+    if not -limit <= number <= limit:
+        return f"{name} {number:g} is out of range (-{limit:g}..{limit:g})"
+    return None

@@ -147,6 +147,8 @@ class DERPRegion(_Model):
     avoid: bool = field(default=False, metadata=_json("Avoid"))
     no_measure_no_home: bool = field(default=False, metadata=_json("NoMeasureNoHome"))
     nodes: list[DERPNode] = field(default_factory=list, metadata=_json("Nodes"))
+    coordinates_problem: str | None = field(default=None, compare=False, repr=False)
+    """Why Latitude/Longitude as given cannot place the region (then both read as 0); not part of the JSON."""
 
     @property
     def stun_only(self) -> bool:
@@ -277,7 +279,7 @@ class DERPMap(_Model):
 
 
 for _cls in (DERPNode, DERPRegion, DERPHomeParams, DERPMap):
-    _cls.ALIASES = {f.name: f.metadata["alias"] for f in dataclasses.fields(_cls)}
+    _cls.ALIASES = {f.name: f.metadata["alias"] for f in dataclasses.fields(_cls) if "alias" in f.metadata}
 
 
 def _either(value: Any, alias_value: Any, factory: Any) -> Any:
@@ -294,7 +296,11 @@ def _from_validated(model: Any) -> Any:
         return DERPNode(**{name: getattr(model, name) for name in DERPNode.ALIASES})
     if kind == "DERPRegion":
         values = {name: getattr(model, name) for name in DERPRegion.ALIASES if name != "nodes"}
-        return DERPRegion(**values, nodes=[_from_validated(n) for n in model.nodes])
+        return DERPRegion(
+            **values,
+            nodes=[_from_validated(n) for n in model.nodes],
+            coordinates_problem=model.coordinates_problem,
+        )
     if kind == "DERPHomeParams":
         return DERPHomeParams(dict(model.region_score))
     home = model.home_params
@@ -387,13 +393,22 @@ def _describe(value: Any) -> str:
 
 
 def semantic_problems(dmap: DERPMap) -> list[MapProblem]:
-    """Checks across regions: duplicate node names and duplicate region codes."""
+    """Checks across regions: duplicate node names and duplicate region codes (errors); coordinates that
+    cannot place a region (warnings)."""
     out: list[MapProblem] = []
     names: dict[str, int] = {}
     codes: dict[str, int] = {}
     for rid, region in sorted(dmap.regions.items()):
         if region is None:
             continue
+        if region.coordinates_problem:
+            out.append(
+                MapProblem(
+                    ("Regions", rid),
+                    f"{region.coordinates_problem}: the region cannot be placed by its coordinates",
+                    "warning",
+                )
+            )
         code = region.region_code.lower()
         if code in codes:
             out.append(

@@ -4,6 +4,7 @@ region): where it is, and the check that an edited one is still a valid map."""
 from __future__ import annotations
 
 from derptool.derpmap import DERPMap
+from derptool.derpmap.overlay import policy_overlay
 from derptool.edit.document import Document, Member
 from derptool.errors import ApplyError
 
@@ -28,8 +29,6 @@ def overlay_of(doc: Document) -> DERPMap | None:
 
     Raises :class:`~derptool.errors.MapError` for an invalid map, which an edit reports instead of writing.
     """
-    from derptool.derpmap.overlay import policy_overlay
-
     dmap, _ = derp_members(doc)
     if dmap is None:
         return None

@@ -19,19 +19,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from derptool.hujson import Array, Object, Value
-
-Path = tuple[str, ...]
+from derptool import hujson
+from derptool._types import JsonPath
+from derptool.hujson import Array, Literal, Object, Value, find, parse
 
 
 @dataclass
 class New:
     """A member or element an edit adds, to lay out after patching."""
 
-    parent: Path
+    parent: JsonPath
     key: str | None
     """Member name (``None`` for an array element appended at the end)."""
     commented: bool
@@ -39,15 +38,13 @@ class New:
 
 def raw(node: Value) -> bytes | None:
     """The raw bytes of a composite not parsed yet (held as a literal), else ``None``."""
-    from derptool.hujson import Literal
-
     t = node.value
     return t.raw if isinstance(t, Literal) and t.raw[:1] in (b"{", b"[") else None
 
 
-def pointer(path: Sequence[str]) -> str:
+def pointer(path: Sequence[str | int]) -> str:
     """The JSON Pointer of *path*."""
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def formatted_value(text: bytes, unit: bytes, depth: int) -> bytes:
@@ -57,8 +54,6 @@ def formatted_value(text: bytes, unit: bytes, depth: int) -> bytes:
     It is formatted as an element of an array with a trailing comma, so that format sees a file that is not
     plain JSON (as a policy with comments is) and ends expanded composites with a trailing comma.
     """
-    from derptool import hujson
-
     lines = hujson.format(b"[\n" + text + b",\n]").rstrip(b"\n").split(b"\n")[1:-1]
     lines[-1] = lines[-1].removesuffix(b",")
     out = [lines[0].removeprefix(b"\t")]
@@ -70,8 +65,6 @@ def formatted_value(text: bytes, unit: bytes, depth: int) -> bytes:
 
 def would_expand(text: bytes) -> bool:
     """Would ``hujson.format`` put the one-line composite *text* on several lines (80-byte rule)?"""
-    from derptool import hujson
-
     return b"\n" in hujson.format(text).rstrip(b"\n")
 
 
@@ -80,8 +73,6 @@ def would_expand(text: bytes) -> bool:
 
 def is_expanded(comp: Any) -> bool:
     """Is the object or array one member per line (a newline before a member or the closing bracket)?"""
-    from derptool.hujson import Object
-
     befores = (
         [m.name.before_extra for m in comp.members]
         if isinstance(comp, Object)
@@ -93,8 +84,6 @@ def is_expanded(comp: Any) -> bool:
 def _spans_lines(v: Value) -> bool:
     """Does anything inside *v* (not the closing extra of *v* itself) hold a newline? A member whose value does
     is not aligned by format. A value still held raw counts by its bytes (in a formatted file the same)."""
-    from derptool.hujson import Literal, Object
-
     held = raw(v)
     if held is not None:
         return b"\n" in held
@@ -124,8 +113,6 @@ def aligned_befores(obj: Object) -> list[bytes]:
     """The extra after each member's colon as ``hujson.format`` would pad it: one space before the value, and
     in a block of consecutive one-line members (each name starting a line, no blank line or comment line
     between them) spaces so that their values share a column (widths in bytes, as Go counts them)."""
-    from derptool.hujson import Literal
-
     out: list[bytes] = []
     widths: dict[int, int] = {}
     block: list[int] = []
@@ -173,8 +160,6 @@ class Tidy:
 
     def note(self, root: Value, pointers: set[str]) -> None:
         """Read the composites at *pointers* (parsed ones; those still held raw are not edited inside)."""
-        from derptool.hujson import Array, Object, Value, find
-
         for ptr in pointers:
             node = find(root, ptr)
             if node is None or raw(node) is not None or not isinstance(node.value, Object | Array):
@@ -194,8 +179,6 @@ class Tidy:
 
 
 def _format_keeps(text: bytes) -> bool:
-    from derptool import hujson
-
     try:
         return hujson.format(text) == text + b"\n"
     except hujson.HuJSONError:  # pragma: no cover - the text comes from a parsed tree
@@ -205,11 +188,9 @@ def _format_keeps(text: bytes) -> bool:
 # -- the three steps ---------------------------------------------------------------------------------------
 
 
-def reflow(root: Value, paths: list[Path], tidy: Tidy, unit: bytes) -> None:
+def reflow(root: Value, paths: list[JsonPath], tidy: Tidy, unit: bytes) -> None:
     """Give format's layout to the outermost one-line composite on each path that format would now change
     (e.g. an inline object grown past 80 bytes), where it was in format's layout before the edit."""
-    from derptool.hujson import Array, Object, Value, find, parse
-
     done: set[str] = set()
     for path in paths:
         for depth in range(len(path) + 1):
@@ -231,8 +212,6 @@ def reflow(root: Value, paths: list[Path], tidy: Tidy, unit: bytes) -> None:
 
 def align(root: Value, pointers: set[str], tidy: Tidy) -> None:
     """Pad the member values of each touched object that was aligned before the edit, as format does."""
-    from derptool.hujson import Object, find
-
     for ptr in pointers & tidy.aligned:
         node = find(root, ptr)
         if node is None or not isinstance(node.value, Object):
@@ -244,8 +223,6 @@ def align(root: Value, pointers: set[str], tidy: Tidy) -> None:
 def keep_lines(root: Value, pointers: set[str], before: Tidy) -> None:
     """An expanded composite keeps one member per line, and its closing bracket on a line of its own where it
     was, after an edit removed members; one left empty is written ``{}``/``[]``."""
-    from derptool.hujson import Array, Object, find
-
     for ptr in pointers & before.expanded:
         node = find(root, ptr)
         if node is None or not isinstance(node.value, Object | Array):
@@ -299,9 +276,7 @@ def lay_out_new(root: Value, new: list[New], unit: bytes, inline: set[str], clos
     """Lay out added members like their neighbours (see the module docstring); *inline* parents (one-line
     before the edit) stay on one line when nothing added to them carries a comment. *closing* holds the
     parents' closing extras before the patch (:func:`closing_extras`)."""
-    from derptool.hujson import Array, Object, find
-
-    by_parent: dict[Path, list[New]] = {}
+    by_parent: dict[JsonPath, list[New]] = {}
     for n in new:
         by_parent.setdefault(n.parent, []).append(n)
     for parent_path, items in by_parent.items():
@@ -362,16 +337,12 @@ def _closing_kept(extra: bytes, old: bytes, pad: bytes) -> bytes:
 
 
 def _name(v: Value) -> str:
-    from derptool.hujson import Literal
-
     assert isinstance(v.value, Literal)
     return str(v.value.decode())
 
 
 def _expand(comp: Object | Array, depth: int, unit: bytes) -> None:
     """Put each member of an inline object (or element of an array) on its own line."""
-    from derptool.hujson import Object
-
     inner = unit * (depth + 1)
     holders = [m.name for m in comp.members] if isinstance(comp, Object) else comp.elements
     for h in holders:
@@ -386,8 +357,6 @@ def _expand(comp: Object | Array, depth: int, unit: bytes) -> None:
 
 def _expand_ancestors(root: Value, ptr: str, unit: bytes, inline: set[str]) -> None:
     """Expand the inline objects that contain *ptr* (up to the first expanded one)."""
-    from derptool.hujson import Array, Object, find
-
     parts = ptr.split("/")[1:]
     for depth in range(len(parts) - 1, -1, -1):
         ancestor = "".join("/" + p for p in parts[:depth])

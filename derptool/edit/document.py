@@ -40,8 +40,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from derptool import hujson
+from derptool._types import JsonPath
 from derptool.edit._layout import (
     New,
     Tidy,
@@ -55,12 +57,7 @@ from derptool.edit._layout import (
 from derptool.edit._layout import pointer as pointer
 from derptool.edit._layout import raw as _raw
 from derptool.errors import ApplyError, InputError
-
-if TYPE_CHECKING:
-    from derptool.hujson import Array, Literal, Object, Value
-
-Path = tuple[str, ...]
-"""Member names (as written) from the top of the document; ``"-"`` ends an array append."""
+from derptool.hujson import Array, Literal, Object, ObjectMember, Value, find, parse
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class Member:
     """A member of the document found by name: its name as written, its path and its value."""
 
     name: str
-    path: Path
+    path: JsonPath
     node: Value = field(repr=False)
     doc: Document = field(repr=False, compare=False)
 
@@ -103,14 +100,10 @@ class Member:
 
     def data(self) -> Any:
         """The value as plain Python data."""
-        from derptool import hujson
-
         return hujson.loads(self.node.pack())
 
     def get(self, name: str) -> Member | None:
         """The first member of this object named *name* in any letter case (``None`` if not an object)."""
-        from derptool.hujson import Object
-
         obj = self.doc._tree(self.node)
         if not isinstance(obj, Object):
             return None
@@ -118,15 +111,11 @@ class Member:
 
     def names(self) -> list[str]:
         """The member names of this object, as written (empty if not an object)."""
-        from derptool.hujson import Object
-
         obj = self.doc._tree(self.node)
         return [_name(m.name) for m in obj.members] if isinstance(obj, Object) else []
 
 
 def _name(v: Value) -> str:
-    from derptool.hujson import Literal
-
     assert isinstance(v.value, Literal)
     return str(v.value.decode())
 
@@ -146,7 +135,7 @@ class Document:
         """The file's indentation unit (a tab or N spaces), read from the top-level members."""
         self._ops: list[str] = []
         self._new: list[New] = []
-        self._paths: list[Path] = []
+        self._paths: list[JsonPath] = []
         """The parent of every edited member: the composites on the way to them are laid out again."""
         self._parents: set[str] = set()
         """Pointers of the objects and arrays the queued edits change."""
@@ -161,8 +150,6 @@ class Document:
     def open(cls, src: bytes, file: str) -> Document:
         """Open *src* (the bytes of *file*). Raises :class:`InputError` for a HuJSON syntax error and
         :class:`ApplyError` when the file is not a JSON object."""
-        from derptool import hujson
-
         crlf = b"\r\n" in src and src.count(b"\n") == src.count(b"\r\n")
         text = src.replace(b"\r\n", b"\n") if crlf else src
         try:
@@ -180,12 +167,10 @@ class Document:
 
     def get(self, name: str) -> Member | None:
         """The first top-level member named *name* in any letter case."""
-        from derptool.hujson import Object
-
-        assert isinstance(self._root.value, Object)
+        assert isinstance(self._root.value, hujson.Object)
         return self._find(self._root.value, (), name)
 
-    def _find(self, obj: Object, path: Path, name: str) -> Member | None:
+    def _find(self, obj: Object, path: JsonPath, name: str) -> Member | None:
         want = name.lower()
         for m in obj.members:
             key = _name(m.name)
@@ -199,17 +184,13 @@ class Document:
 
     def _tree(self, node: Value) -> Literal | Object | Array:
         """The node's tree, parsing a member still held as raw bytes."""
-        from derptool import hujson
-
         if _raw(node) is not None:
             assert isinstance(node.value, hujson.Literal)
             node.value = hujson.parse(node.value.raw).value
         return node.value
 
-    def _materialize(self, path: Path) -> None:
+    def _materialize(self, path: JsonPath) -> None:
         """Parse the members along *path* that are still raw, so that a patch can reach into them."""
-        from derptool.hujson import Object
-
         node = self._root
         for seg in path:
             t = self._tree(node)
@@ -223,12 +204,10 @@ class Document:
 
     # -- edits
 
-    def add(self, path: Sequence[str], value: str, *, lead: Sequence[str] = (), trail: str | None = None) -> None:
+    def add(self, path: Sequence[str | int], value: str, *, lead: Sequence[str] = (), trail: str | None = None) -> None:
         """Set the member at *path* to *value* (HuJSON text): replace it if it exists, else add it at the end
         of its object (``path[-1] == "-"`` appends to an array). *lead* are comment lines put before a new
         member, *trail* a comment after it on its line (texts without ``//``)."""
-        from derptool.hujson import find, parse
-
         if self._finished:
             raise RuntimeError("the document is finished")
         path = tuple(path)
@@ -248,17 +227,43 @@ class Document:
         parts.append("}")
         self._ops.append("\n".join(parts))
         if path[-1] == "-" or find(self._root, pointer(path)) is None:
-            key = None if path[-1] == "-" else path[-1]
+            key = None if path[-1] == "-" else str(path[-1])
             self._new.append(New(path[:-1], key, bool(lead or trail or "//" in value)))
 
-    def remove(self, path: Sequence[str]) -> None:
+    def set_comment_line(self, name: str, marker: str, text: str) -> bool:
+        """Own one comment line before the top-level member *name*: the line ``// <marker> ...`` there is
+        replaced by ``// <text>`` (which starts with *marker*), or added as the last line before the member.
+        ``False`` when there is no such member (put the line in ``lead`` when adding it)."""
+        if self._finished:
+            raise RuntimeError("the document is finished")
+        assert isinstance(self._root.value, hujson.Object)
+        want = name.lower()
+        member = next((m for m in self._root.value.members if _name(m.name).lower() == want), None)
+        if member is None:
+            return False
+        before = member.name.before_extra
+        line = f"// {text}".encode()
+        found = re.search(rb"(?m)^([ \t]*)//[ \t]*" + re.escape(marker.encode()) + rb"\b[^\n]*", before)
+        if found is not None:
+            new = before[: found.start()] + found.group(1) + line + before[found.end() :]
+        else:
+            head, newline, pad = before.rpartition(b"\n")
+            if not newline:  # the member starts on the line of the brace: give it a line of its own
+                head, pad = before, self.indent.encode()
+            new = head + b"\n" + pad + line + b"\n" + pad
+        if new != before:
+            member.name.before_extra = new
+            self._replaced += 1
+        return True
+
+    def remove(self, path: Sequence[str | int]) -> None:
         """Remove the member at *path*, with the comments it owns."""
         if self._finished:
             raise RuntimeError("the document is finished")
         self._note(tuple(path)[:-1])
         self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
 
-    def _note(self, parent: Path) -> None:
+    def _note(self, parent: JsonPath) -> None:
         """Before an edit under *parent*: parse the members on the way and read the layout of the composites
         there, as it was before any edit (the layout steps of :meth:`finish` compare with it)."""
         self._materialize(parent)
@@ -288,8 +293,6 @@ class Document:
 
         *summary* describes a change, *unchanged* the result when the bytes come out as they went in.
         """
-        from derptool import hujson
-
         self._finished = True
         kept = list(notes)
         if not self._ops and not self._replaced:
@@ -337,7 +340,6 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
     stay raw bytes (see :func:`_raw`). *std* is ``hujson.standardize(text)``: valid JSON with every byte
     offset of *text*, so it tells where values end while *text* gives the comments around them.
     ``None`` when the document is not an object."""
-    from derptool.hujson import Literal, Object, ObjectMember, Value
 
     def ws(pos: int) -> int:
         m = _WS.match(std, pos)
@@ -388,8 +390,6 @@ def _skeleton(text: bytes, std: bytes) -> Value | None:
 
 def _indent_unit(root: Value) -> str:
     """The file's indentation unit, read from the top-level members (default a tab)."""
-    from derptool.hujson import Object
-
     assert isinstance(root.value, Object)
     for m in root.value.members:
         before = m.name.before_extra

@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from derptool import hujson
 from derptool.edit.document import ApplyResult, Document
 from derptool.errors import ApplyError, UsageError
+from derptool.policy.selectors import check_tag_name, is_address, kind, parse_proto_port_range
 
 INTERNET = "autogroup:internet"
 
@@ -51,8 +53,6 @@ def plan_egress(
     *dst* defaults to ``autogroup:internet`` (exit-node traffic); CIDRs, hosts or app-connector tags route
     those destinations through the tagged routers instead. Raises :class:`UsageError` for malformed values.
     """
-    from derptool.policy.selectors import check_tag_name, is_address, kind, parse_proto_port_range
-
     sources = _split(src)
     routers = _split(via)
     targets = _split(dst) or [INTERNET]
@@ -140,7 +140,6 @@ def render_egress_hujson(plan: EgressPlan, *, header: list[str] | None = None) -
     lines.append(f"\t\t{grant_hujson(plan.grant)},")
     lines += ["\t],", "}"]
     text = "\n".join(lines) + "\n"
-    from derptool import hujson
 
     fmt = getattr(hujson, "format", None)
     return text if fmt is None else bytes(fmt(text.encode())).decode()

@@ -6,121 +6,28 @@
   omitted now), and regions the policy defines are never replaced by ``null`` (a note says so). When the
   policy sets ``OmitDefaultRegions``, Tailscale's regions are gone already and nothing is added.
 
+The plan and the fragment live in :mod:`.omit_plan` (no HuJSON parser needed) and are importable from here too.
 Pure: callers pass a map they loaded and print or write what comes back.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from derptool.derpmap import DERPMap, DERPRegion
-from derptool.derpmap.geo import geo_for, resolve
-from derptool.derpmap.headscale import render_headscale_yaml
+from derptool.derpmap import DERPMap
+from derptool.derpmap.overlay import overlay_entries
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
-from derptool.errors import UsageError
-
-
-@dataclass(frozen=True)
-class OmitPlan:
-    """Which regions of a map an ``omit`` removes, and why."""
-
-    omitted: list[DERPRegion]
-    kept: list[DERPRegion]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def omitted_ids(self) -> list[int]:
-        """IDs of the removed regions, sorted."""
-        return [r.region_id for r in self.omitted]
-
-
-def plan_omit(
-    dmap: DERPMap, *, omit: list[str] | None = None, keep: list[str] | None = None, allow_empty: bool = False
-) -> OmitPlan:
-    """Decide which regions to remove: those matching *omit*, plus (with *keep*) every region not kept.
-
-    Refuses (:class:`UsageError`) a result that removes every region unless *allow_empty*, because clients
-    left without any DERP region cannot relay at all.
-    """
-    omit = list(omit or [])
-    keep = list(keep or [])
-    if not omit and not keep:
-        raise UsageError("nothing to omit: give --region SEL (regions to remove) or --keep SEL (regions to keep)")
-    notes: list[str] = []
-    removed: set[int] = set()
-    if omit:
-        res = resolve(omit, dmap)
-        removed.update(res.region_ids)
-        notes.extend(res.notes)
-    if keep:
-        res = resolve(keep, dmap)
-        notes.extend(res.notes)
-        kept_ids = set(res.region_ids)
-        removed.update(r.region_id for r in dmap.region_list() if r.region_id not in kept_ids)
-    regions = dmap.region_list()
-    omitted = [r for r in regions if r.region_id in removed]
-    kept = [r for r in regions if r.region_id not in removed]
-    if not kept and not allow_empty:
-        raise UsageError(
-            f"this would remove all {len(regions)} regions of the map, leaving clients no DERP relay at all "
-            "(no connection where a direct one fails); pass --allow-empty if that is really what you want"
-        )
-    return OmitPlan(omitted, kept, notes)
-
-
-def region_label(region: DERPRegion) -> str:
-    """``nyc (region 1): New York City, United States``; country unknown for regions not in the table."""
-    geo = geo_for(region)
-    city = geo.city or region.region_name
-    country = geo.country_name or "country unknown"
-    return f"{region.region_code} (region {region.region_id}): {city}, {country}"
-
-
-def omit_fragment(plan: OmitPlan) -> dict[str, Any]:
-    """The policy fragment as data: ``{"derpMap": {"Regions": {"<id>": None, ...}}}``."""
-    return {"derpMap": {"Regions": {str(r.region_id): None for r in plan.omitted}}}
-
-
-def render_omit_json(plan: OmitPlan) -> str:
-    """The fragment as plain JSON text (newline-terminated)."""
-    return json.dumps(omit_fragment(plan), indent=2) + "\n"
-
-
-def render_omit_hujson(plan: OmitPlan, *, header: list[str] | None = None) -> str:
-    """The fragment as HuJSON in ``hujson.Format`` layout, a comment naming each removed region."""
-    lines = [f"// {h}" if h else "//" for h in header or []]
-    regions = plan.omitted
-    width = max((len(str(r.region_id)) for r in regions), default=0)
-    lines.append("{")
-    lines.append('\t"derpMap": {')
-    if regions:
-        lines.append('\t\t"Regions": {')
-        for r in regions:
-            key = f'"{r.region_id}":'
-            pad = " " * (width - len(str(r.region_id)) + 1)
-            lines.append(f"\t\t\t{key}{pad}null, // {region_label(r)}")
-        lines.append("\t\t},")
-    else:
-        lines.append('\t\t"Regions": {},')
-    lines.append("\t},")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def omit_overlay(plan: OmitPlan) -> DERPMap:
-    """The plan as a DERP map overlay: every omitted region set to ``None``, which removes it where the overlay
-    is merged over a map (headscale's ``derp.paths`` after its ``derp.urls``)."""
-    return DERPMap(Regions={r.region_id: None for r in plan.omitted})
-
-
-def render_omit_headscale_yaml(plan: OmitPlan, *, header: list[str] | None = None) -> str:
-    """:func:`omit_overlay` as a headscale DERP map file for ``derp.paths``, a comment naming each removed region."""
-    labels = {r.region_id: region_label(r) for r in plan.omitted}
-    return render_headscale_yaml(omit_overlay(plan), header=header, labels=labels)
-
+from derptool.edit.omit_plan import (
+    SELECTOR_MARKER,
+    OmitPlan,
+    omit_fragment,
+    plan_omit,
+    region_label,
+    render_omit_hujson,
+    render_omit_json,
+    selector_args,
+)
 
 # -- applying to a policy file ----------------------------------------------------------------------
 
@@ -152,7 +59,10 @@ def omit_policy(
     """
     doc = Document.open(src, file)
     plan = plan_omit(omit_universe(base, doc), omit=omit, keep=keep, allow_empty=allow_empty)
-    return OmitEdit(plan, apply_omit(doc, plan, replace=replace))
+    record = f"{SELECTOR_MARKER} " + selector_args(
+        list(omit or []), list(keep or []), replace=replace, allow_empty=allow_empty
+    )
+    return OmitEdit(plan, apply_omit(doc, plan, replace=replace, record=record))
 
 
 def omit_universe(base: DERPMap, src: bytes | Document, *, file: str = "<policy>") -> DERPMap:
@@ -175,13 +85,20 @@ def _region_list(ids: list[int], labels: dict[int, str]) -> str:
     return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
 
 
-def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, file: str = "<policy>") -> ApplyResult:
+def apply_omit(
+    src: bytes | Document,
+    plan: OmitPlan,
+    *,
+    replace: bool = False,
+    file: str = "<policy>",
+    record: str | None = None,
+) -> ApplyResult:
     """Set the plan's omitted regions to ``null`` in the policy's ``derpMap`` (see the module docstring).
 
     *src* is the policy's bytes or the :class:`Document` already opened on them (then *file* is its own).
+    *record* (``derptool: omit --keep eu``) becomes the comment line just before ``derpMap`` that records the
+    selectors (:mod:`.geofence` checks the policy against them later).
     """
-    from derptool.derpmap.overlay import overlay_entries
-
     doc = src if isinstance(src, Document) else Document.open(src, file)
     file = doc.file
     dmap, regions = derp_members(doc)
@@ -210,7 +127,10 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
         doc.add(
             ("derpMap",),
             doc.object_text([("Regions", regions_text, None)], 1),
-            lead=["DERP relays: regions set to null are removed from Tailscale's map (derptool omit)."],
+            lead=[
+                "DERP relays: regions set to null are removed from Tailscale's map (derptool omit).",
+                *([record] if record else []),
+            ],
         )
     elif regions is None:
         members = [(str(i), "null", labels[i]) for i in to_null]
@@ -220,6 +140,8 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
             doc.remove((*regions.path, key))
         for i in to_null:
             doc.add((*regions.path, str(i)), "null", trail=labels[i])
+    if dmap is not None and record:
+        doc.set_comment_line(dmap.name, SELECTOR_MARKER, record)
     parts = []
     if to_null:
         parts.append(f"{len(to_null)} region(s) set to null ({_region_list(to_null, labels)})")
@@ -236,3 +158,17 @@ def apply_omit(src: bytes | Document, plan: OmitPlan, *, replace: bool = False, 
     if result.changed:
         overlay_of(doc)  # the edited derpMap must still be a valid map (a failure is reported, never written)
     return result
+
+
+__all__ = [
+    "OmitEdit",
+    "OmitPlan",
+    "apply_omit",
+    "omit_fragment",
+    "omit_policy",
+    "omit_universe",
+    "plan_omit",
+    "region_label",
+    "render_omit_hujson",
+    "render_omit_json",
+]

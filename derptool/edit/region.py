@@ -16,10 +16,23 @@ use the best of Tailscale's regions, which is the fallback.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from derptool.derpmap import DERPHomeParams, DERPMap, DERPRegion
+from pydantic import ValidationError
+
+from derptool import hujson
+from derptool.derpmap import (
+    CUSTOM_REGION_IDS,
+    DERPHomeParams,
+    DERPMap,
+    DERPNode,
+    DERPRegion,
+    format_location,
+    problems_from_validation,
+)
+from derptool.derpmap.limits import coordinate_problem
 from derptool.edit._derpmap import derp_members, overlay_of
 from derptool.edit.document import ApplyResult, Document
 from derptool.errors import ApplyError, UsageError
@@ -120,10 +133,6 @@ def plan_region(
     Every problem raises :class:`UsageError` naming the option to fix; the notes warn about IDs outside the
     custom range 900-999 and about ``OmitDefaultRegions``.
     """
-    from pydantic import ValidationError
-
-    from derptool.derpmap import CUSTOM_REGION_IDS, DERPNode, format_location, problems_from_validation
-
     specs = list(nodes or [])
     if not specs:
         raise UsageError("a region needs at least one server: --node HOST[,ipv4=A][,ipv6=A]...")
@@ -142,10 +151,13 @@ def plan_region(
             )
         seen[nd["Name"]] = spec
     data: dict[str, Any] = {"RegionID": region_id, "RegionCode": code, "RegionName": name or code, "Nodes": node_data}
-    if latitude is not None:
-        data["Latitude"] = float(latitude)
-    if longitude is not None:
-        data["Longitude"] = float(longitude)
+    for option, value, limit, key in (("--lat", latitude, 90.0, "Latitude"), ("--lon", longitude, 180.0, "Longitude")):
+        if value is None:
+            continue
+        why = coordinate_problem(key, float(value), limit)
+        if why:
+            raise UsageError(f"{option}: {why}")
+        data[key] = float(value)
     try:
         region = DERPRegion.model_validate(data)
     except ValidationError as err:
@@ -173,8 +185,6 @@ def plan_region(
 
 def check_prefer_score(score: float) -> None:
     """Raise :class:`UsageError` unless *score* is a RegionScore that makes a region preferred: 0 < score < 1."""
-    import math
-
     if not math.isfinite(score) or score <= 0:
         raise UsageError(
             f"--prefer-score {score:g}: a RegionScore must be above 0 (Tailscale ignores 0 and negative scores)"
@@ -216,8 +226,6 @@ def render_region_json(plan: RegionPlan) -> str:
 
 def node_comment(node_data: dict[str, Any]) -> str:
     """What a client does with a node: ``DERP over HTTPS on 443, STUN on UDP 3478``."""
-    from derptool.derpmap import DERPNode
-
     node = DERPNode.model_validate(node_data)
     parts = []
     if node.stun_only:
@@ -286,8 +294,6 @@ def render_region_hujson(plan: RegionPlan, *, header: list[str] | None = None) -
 
 def _formatted(text: str) -> str:
     """*text* through ``hujson.format`` (value alignment as Tailscale's formatter does it), when available."""
-    from derptool import hujson
-
     fmt = getattr(hujson, "format", None)
     if fmt is None:
         return text
@@ -402,10 +408,6 @@ def _apply_prefer(doc: Document, dmap: Any, rid: str, score: float, done: list[s
 
 
 def _same_region(current: Any, wanted: dict[str, Any]) -> bool:
-    from pydantic import ValidationError
-
-    from derptool.derpmap import DERPRegion
-
     if not isinstance(current, dict):
         return False
     try:

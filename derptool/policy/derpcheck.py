@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.derpmap import CUSTOM_REGION_IDS, MAX_REGION_ID, is_valid_hostname
 from derptool.derpmap.overlay import named, overlay_entries
-from derptool.policy.problems import Finding, Path
+from derptool.policy.problems import Finding
 
 
 @functools.cache
@@ -33,14 +34,14 @@ def default_region_ids() -> frozenset[int]:
     return frozenset(int(k) for k in json.loads(text).get("Regions", {}))
 
 
-def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
+def check_derp_map(dmap: Mapping[str, Any], path: JsonPath) -> list[Finding]:
     """All findings for one ``derpMap`` value at *path*."""
     out: list[Finding] = []
 
-    def error(p: Path, msg: str) -> None:
+    def error(p: JsonPath, msg: str) -> None:
         out.append(Finding(p, msg))
 
-    def warning(p: Path, msg: str) -> None:
+    def warning(p: JsonPath, msg: str) -> None:
         out.append(Finding(p, msg, "warning"))
 
     entries = overlay_entries(dmap)
@@ -79,7 +80,7 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
         )
     out.extend(_check_home_params(dmap, path, live, set(nulls), omit))
     if not live and (omit or (nulls and default_region_ids() <= set(nulls))):
-        where: Path = (*path, "omitDefaultRegions") if omit else (*path, "Regions")
+        where: JsonPath = (*path, "omitDefaultRegions") if omit else (*path, "Regions")
         warning(
             where,
             "every DERP region is removed and no custom region is defined: clients would have no DERP relay at all",
@@ -88,7 +89,7 @@ def check_derp_map(dmap: Mapping[str, Any], path: Path) -> list[Finding]:
 
 
 def _check_home_params(
-    dmap: Mapping[str, Any], path: Path, live: Mapping[Any, Any], nulls: set[Any], omit: bool
+    dmap: Mapping[str, Any], path: JsonPath, live: Mapping[Any, Any], nulls: set[Any], omit: bool
 ) -> list[Finding]:
     """Findings for ``HomeParams.RegionScore`` (keys may be strings, as in a file, or integers)."""
     home = named(dmap, "HomeParams")
@@ -97,12 +98,12 @@ def _check_home_params(
     scores = named(home[1], "RegionScore")
     if scores is None or not isinstance(scores[1], Mapping):
         return []
-    spath: Path = (*path, home[0], scores[0])
+    spath: JsonPath = (*path, home[0], scores[0])
     out: list[Finding] = []
     defaults = set() if omit else default_region_ids() - {int(k) for k in nulls if str(k).isdigit()}
     live_ids = {int(k): r for k, r in live.items() if str(k).isdigit()}
     for key, score in scores[1].items():
-        where: Path = (*spath, key)
+        where: JsonPath = (*spath, key)
         if not str(key).isdigit() or int(key) <= 0:
             out.append(Finding(where, f"RegionScore key {key!r} is not a region ID", at_key=True))
             continue
@@ -136,7 +137,7 @@ def _check_home_params(
     return out
 
 
-def _check_region(rid: int, region: Mapping[str, Any], rpath: Path) -> list[Finding]:
+def _check_region(rid: int, region: Mapping[str, Any], rpath: JsonPath) -> list[Finding]:
     out: list[Finding] = []
     region_id = region.get("RegionID")
     if region_id is None:
@@ -172,7 +173,7 @@ def _check_region(rid: int, region: Mapping[str, Any], rpath: Path) -> list[Find
     return out
 
 
-def _check_node(rid: int, node: Mapping[str, Any], npath: Path) -> list[Finding]:
+def _check_node(rid: int, node: Mapping[str, Any], npath: JsonPath) -> list[Finding]:
     out: list[Finding] = []
     if not node.get("Name"):
         out.append(Finding((*npath, "Name") if "Name" in node else npath, "Name must not be empty"))

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from derptool._types import JsonPath
+
 Severity = Literal["error", "warning"]
-Path = tuple[str | int, ...]
 
 
-def json_pointer(path: Path) -> str:
+def json_pointer(path: JsonPath) -> str:
     """RFC 6901 JSON Pointer for *path* (``("acls", 0, "src")`` → ``/acls/0/src``)."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
@@ -27,7 +28,7 @@ class Problem:
     file: str
     line: int
     column: int
-    path: Path = field(compare=False)
+    path: JsonPath = field(compare=False)
     message: str = field(compare=False)
     severity: Severity = field(default="error", compare=False)
 
@@ -52,16 +53,17 @@ class Problem:
 class Finding:
     """A problem before it has a position: a JSON path, a message, and whether the key is meant."""
 
-    path: Path
+    path: JsonPath
     message: str
     severity: Severity = "error"
     at_key: bool = False
-    also: Path | None = None
+    also: JsonPath | None = None
     """Another key the finding is about (its line is added to the message): the first of two keys."""
 
 
-def value_offset(root: Any, path: Path, at_key: bool) -> int:
+def value_offset(root: Any, path: JsonPath, at_key: bool) -> int:
     """Byte offset of the value at *path* (or of its key), or of the nearest existing ancestor."""
+    # lazy: the policy engine imports this module and needs no hujson (whose import costs start-up)
     from derptool.hujson import Array, Literal, Object
 
     node = root
@@ -85,12 +87,12 @@ def value_offset(root: Any, path: Path, at_key: bool) -> int:
     return int(node.start_offset)
 
 
-def locate(src: bytes, paths: Iterable[Path]) -> dict[Path, tuple[int, int]]:
+def locate(src: bytes, paths: Iterable[JsonPath]) -> dict[JsonPath, tuple[int, int]]:
     """1-based ``(line, column)`` of the value at each JSON path of HuJSON *src* (nearest existing ancestor).
 
     *src* must parse; the positions are those a :class:`Problem` would carry.
     """
-    from derptool.hujson import parse, position
+    from derptool.hujson import parse, position  # lazy: as in value_offset
 
     root = parse(src)
     return {path: position(src, value_offset(root, path, False)) for path in paths}

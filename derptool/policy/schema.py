@@ -1,4 +1,4 @@
-"""JSON Schemas (draft 2020-12) generated from the models, with deterministic output.
+"""JSON Schemas (draft 2020-12) and the committed policy shape, generated from the models, with deterministic output.
 
 The models give the structure; :func:`_tighten` adds what ``derptool validate`` checks and JSON Schema can say
 (the actions, name patterns of groups, tags, postures, ipsets and attributes, the grammar of grant ``ip``
@@ -15,6 +15,11 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
+
+from derptool.derpmap._validation import DERPMap
+from derptool.policy.models import Policy
+from derptool.policy.selectors import IP_PROTOCOL_NAMES
+from derptool.policy.shape import POLICY_SPEC_FILE, model_spec, spec_data
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://github.com/derptool/derptool/schemas/"
@@ -36,8 +41,6 @@ def _schema(model: type[BaseModel], *, title: str, description: str, file: str) 
 
 def policy_json_schema() -> dict[str, Any]:
     """The schema of a tailnet policy file (``policy.hujson``; editors read HuJSON as JSONC)."""
-    from derptool.policy.models import Policy
-
     return _any_case(
         _tighten(
             _schema(
@@ -54,8 +57,6 @@ def policy_json_schema() -> dict[str, Any]:
 
 def derpmap_json_schema() -> dict[str, Any]:
     """The schema of a DERP map (``tailcfg.DERPMap``), as served or as a policy ``derpMap``."""
-    from derptool.derpmap._validation import DERPMap
-
     return _any_case(
         _schema(
             DERPMap,
@@ -91,8 +92,6 @@ def _ci(word: str, *, fold: bool = True) -> str:
 
 def _grant_ip_pattern() -> str:
     """``*``, ``PORTS`` or ``PROTO:PORTS`` (see :func:`~derptool.policy.selectors.parse_proto_port_range`)."""
-    from derptool.policy.selectors import IP_PROTOCOL_NAMES
-
     names = "|".join(_ci(n, fold=False) for n in sorted(IP_PROTOCOL_NAMES, key=lambda n: (-len(n), n)))
     ports = r"0*[1-9][0-9]*(-[0-9]+)?"
     return rf"^{_WS}(\*|{ports}|(\*|[0-9]+|{names}):(\*|{ports})){_WS}$"
@@ -171,3 +170,13 @@ def schema_files() -> dict[str, str]:
         "policy.schema.json": dumps(policy_json_schema()),
         "derpmap.schema.json": dumps(derpmap_json_schema()),
     }
+
+
+def policy_spec_text() -> str:
+    """The text of ``derptool/data/policy-shape.json``: the policy's shape spec, read by
+    :func:`~derptool.policy.shape.policy_spec` without building the models."""
+    return json.dumps(spec_data(model_spec(Policy)), indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m derptool.policy.schema: rewrite derptool/data/policy-shape.json
+    POLICY_SPEC_FILE.write_text(policy_spec_text(), encoding="utf-8")

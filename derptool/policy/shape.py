@@ -5,23 +5,33 @@ reported as ``json: unknown field "x"`` like Tailscale's server, wrong value typ
 ``json: cannot unmarshal ...``. ``null`` is accepted everywhere and means the zero value.
 
 The result is *canonical* data (keys renamed to the documented spelling, ``null`` members dropped) for the
-semantic checks, plus the renames needed to map a canonical path back to the keys the file uses.
+semantic checks and the policy engine, plus the renames needed to map a canonical path back to the keys the
+file uses. This walk is the one place that canonicalises policy data.
+
+The :class:`Spec` of a whole policy is derived from the models (:func:`model_spec`) and also committed as data
+(``derptool/data/policy-shape.json``, kept fresh by a test; ``python -m derptool.policy.schema`` rewrites it):
+:func:`policy_spec` reads that, so that reading a policy for the engine does not build the pydantic models,
+which costs more than the rest of the engine's start-up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
-from pydantic import BaseModel
+from derptool._types import JsonPath
+from derptool.policy.problems import Finding
 
-from derptool.policy.problems import Finding, Path
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def _spec(annotation: Any) -> Spec:
             int_keys=int_keys,
             nullable_items=nullable,
         )
-    if isinstance(annotation, type) and (issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)):
+    if isinstance(annotation, type) and (hasattr(annotation, "model_fields") or dataclasses.is_dataclass(annotation)):
         return model_spec(annotation)
     raise TypeError(f"unsupported annotation {annotation!r}")  # pragma: no cover - programming error
 
@@ -104,6 +114,45 @@ def model_spec(model: type[Any]) -> Spec:
     for name, alias in aliases.items():
         members[alias.lower()] = (alias, _spec(hints[name]))
     return Spec("model", model.__name__, members=members, names=frozenset(a for a, _ in members.values()))
+
+
+def spec_data(spec: Spec) -> dict[str, Any]:
+    """*spec* as plain JSON data (what :func:`spec_from_data` reads back), defaults left out."""
+    out: dict[str, Any] = {"kind": spec.kind, "go": spec.go}
+    if spec.item is not None:
+        out["item"] = spec_data(spec.item)
+    if spec.int_keys:
+        out["int_keys"] = True
+    if spec.nullable_items:
+        out["nullable_items"] = True
+    if spec.members:
+        out["members"] = {lower: [name, spec_data(member)] for lower, (name, member) in spec.members.items()}
+    return out
+
+
+def spec_from_data(data: Mapping[str, Any]) -> Spec:
+    """The :class:`Spec` written by :func:`spec_data`."""
+    item = data.get("item")
+    members = {lower: (name, spec_from_data(member)) for lower, (name, member) in data.get("members", {}).items()}
+    return Spec(
+        data["kind"],
+        data["go"],
+        item=None if item is None else spec_from_data(item),
+        int_keys=data.get("int_keys", False),
+        nullable_items=data.get("nullable_items", False),
+        members=members,
+        names=frozenset(name for name, _ in members.values()),
+    )
+
+
+POLICY_SPEC_FILE = Path(__file__).resolve().parent.parent / "data" / "policy-shape.json"
+"""The committed :class:`Spec` of a whole policy (read as a plain file: ``importlib.resources`` costs start-up)."""
+
+
+@functools.cache
+def policy_spec() -> Spec:
+    """The :class:`Spec` of a whole policy file, read from the committed data (see the module docstring)."""
+    return spec_from_data(json.loads(POLICY_SPEC_FILE.read_text(encoding="utf-8")))
 
 
 def _kind_of(value: Any) -> str:
@@ -138,15 +187,15 @@ class ShapeChecker:
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
-        self.renames: dict[Path, str] = {}
+        self.renames: dict[JsonPath, str] = {}
 
-    def _type_error(self, value: Any, spec: Spec, path: Path) -> None:
+    def _type_error(self, value: Any, spec: Spec, path: JsonPath) -> None:
         kind = _kind_of(value)
         if kind == "number" and spec.kind == "int":
             kind = f"number {value}"
         self.findings.append(Finding(path, f"json: cannot unmarshal {kind} into Go value of type {spec.go}"))
 
-    def walk(self, value: Any, spec: Spec, path: Path, cpath: Path) -> Any:
+    def walk(self, value: Any, spec: Spec, path: JsonPath, cpath: JsonPath) -> Any:
         """Return the canonical form of *value*, or :data:`INVALID` where it has the wrong type."""
         kind = spec.kind
         if kind == "any":
@@ -184,13 +233,13 @@ class ShapeChecker:
         self._type_error(value, spec, path)
         return INVALID
 
-    def _duplicates(self, value: Mapping[str, Any], path: Path) -> None:
+    def _duplicates(self, value: Mapping[str, Any], path: JsonPath) -> None:
         for key in getattr(value, "duplicates", ()):
             self.findings.append(
                 Finding((*path, key), f'duplicate key "{key}": only the last value counts', "warning", at_key=True)
             )
 
-    def _dict(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[Any, Any]:
+    def _dict(self, value: Mapping[str, Any], spec: Spec, path: JsonPath, cpath: JsonPath) -> dict[Any, Any]:
         self._duplicates(value, path)
         assert spec.item is not None
         item = spec.item
@@ -216,7 +265,7 @@ class ShapeChecker:
             out[ckey] = self.walk(v, item, (*path, key), (*cpath, ckey))
         return out
 
-    def _model(self, value: Mapping[str, Any], spec: Spec, path: Path, cpath: Path) -> dict[str, Any]:
+    def _model(self, value: Mapping[str, Any], spec: Spec, path: JsonPath, cpath: JsonPath) -> dict[str, Any]:
         self._duplicates(value, path)
         out: dict[str, Any] = {}
         seen: dict[str, str] = {}
@@ -257,7 +306,7 @@ class ShapeChecker:
             out[name] = self.walk(v, member, (*path, key), (*cpath, name))
         return out
 
-    def original_path(self, cpath: Path) -> Path:
+    def original_path(self, cpath: JsonPath) -> JsonPath:
         """Map a path in the canonical data to the keys the file uses."""
         if not self.renames:
             return cpath
@@ -267,13 +316,13 @@ class ShapeChecker:
         return tuple(out)
 
 
-def check_shape(data: Any, model: type[BaseModel]) -> tuple[Any, ShapeChecker]:
-    """Check *data* against *model*; return the canonical data and the checker (findings, renames)."""
+def check_shape(data: Any, model: type[BaseModel] | Spec) -> tuple[Any, ShapeChecker]:
+    """Check *data* against *model* (or its :class:`Spec`); return the canonical data and the checker
+    (findings, renames)."""
+    spec = model if isinstance(model, Spec) else model_spec(model)
     checker = ShapeChecker()
     if not isinstance(data, Mapping):
-        checker.findings.append(
-            Finding((), f"json: cannot unmarshal {_kind_of(data)} into Go value of type {model.__name__}")
-        )
+        checker.findings.append(Finding((), f"json: cannot unmarshal {_kind_of(data)} into Go value of type {spec.go}"))
         return {}, checker
-    canonical = checker.walk(data, model_spec(model), (), ())
+    canonical = checker.walk(data, spec, (), ())
     return canonical, checker

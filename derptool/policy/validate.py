@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from derptool.policy.problems import Finding, Path, Problem, json_pointer, locate, value_offset
+from derptool._types import JsonPath
+from derptool.fileio import read_file
+from derptool.hujson import HuJSONError, parse, position, standardize
+from derptool.policy.checks import check_policy
+from derptool.policy.models import Policy
+from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
+from derptool.policy.shape import DictWithDuplicates, check_shape
 
 if TYPE_CHECKING:
     from derptool.policy.engine.tailnet import Tailnet
@@ -24,9 +30,6 @@ def _reject_constant(name: str) -> Any:
 
 def decode(src: bytes) -> Any:
     """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
-    from derptool.hujson import parse, standardize
-    from derptool.policy.shape import DictWithDuplicates
-
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
         return json.loads(
@@ -38,7 +41,7 @@ def decode(src: bytes) -> Any:
 
 
 def findings(
-    data: Any, tailnet: Tailnet | None = None, lines: dict[Path, int] | None = None, file: str | None = None
+    data: Any, tailnet: Tailnet | None = None, lines: dict[JsonPath, int] | None = None, file: str | None = None
 ) -> list[Finding]:
     """Shape and semantic findings for decoded policy *data*, with paths into *data* as written.
 
@@ -46,15 +49,12 @@ def findings(
     an error starting with ``test(s) failed``. Without it only the tests that fail whatever the tailnet
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
-    from derptool.policy.checks import check_policy
-    from derptool.policy.models import Policy
-    from derptool.policy.shape import check_shape
-
     canonical, shape = check_shape(data, Policy)
     out = list(shape.findings) + list(overflowing_numbers(data))
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
     if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
+        # lazy: the engine is needed only with a tailnet, and importing it adds ~15 % to every validate run
         from derptool.policy.engine.compile import compile_policy
         from derptool.policy.engine.tests import run_tests
 
@@ -66,7 +66,7 @@ def findings(
 
 def overflowing_numbers(data: Any) -> Iterator[Finding]:
     """A finding for every number in *data* too large for a float64 (``1e400``): Go's decoder refuses them."""
-    stack: list[tuple[Path, Any]] = [((), data)]
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
@@ -90,15 +90,13 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     A HuJSON syntax error is one problem at its position (nothing else can be checked then). With
     *tailnet* the policy's tests are run against it (see :func:`findings`).
     """
-    from derptool.hujson import HuJSONError, parse, position
-
     try:
         data = decode(src)
     except HuJSONError as err:
         return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
     lines = None
     if tailnet is not None:
-        from derptool.policy.engine.source import parse_policy
+        from derptool.policy.engine.source import parse_policy  # lazy: as in findings
 
         lines = parse_policy(src, file).lines
     found = findings(data, tailnet, lines, file)
@@ -117,13 +115,11 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     return problems
 
 
-def validate_files(paths: Iterable[str | FsPath]) -> list[Problem]:
+def validate_files(paths: Iterable[str | Path]) -> list[Problem]:
     """All problems of all files, in order (``-`` reads stdin).
 
     A file that cannot be read raises :class:`~derptool.errors.InputError` (exit 2).
     """
-    from derptool.fileio import read_file
-
     out: list[Problem] = []
     for path in paths:
         snap = read_file(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.errors import UsageError
 from derptool.policy.engine.addresses import V6, addr_text
 from derptool.policy.engine.compile import Compiled
@@ -18,8 +19,6 @@ from derptool.policy.engine.source import PolicySource
 from derptool.policy.engine.tests import TestRunner
 from derptool.policy.selectors import protocol_number, split_host_ports
 
-Path = tuple[str | int, ...]
-
 
 @dataclass
 class PairVerdict:
@@ -27,7 +26,7 @@ class PairVerdict:
 
     src: str
     dst: str
-    rules: list[Path] = field(default_factory=list)
+    rules: list[JsonPath] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
@@ -53,7 +52,7 @@ class Explanation:
     def to_json(self, source: PolicySource | None = None) -> dict[str, Any]:
         """``{"src", "dst", "proto", "allowed", "pairs": [{"src", "dst", "allowed", "rules"}]}``."""
 
-        def rule(path: Path) -> dict[str, Any]:
+        def rule(path: JsonPath) -> dict[str, Any]:
             out: dict[str, Any] = {"rule": f"{path[0]}[{path[1]}]" if len(path) > 1 else "default"}
             if source is not None and path:
                 out["file"] = source.file

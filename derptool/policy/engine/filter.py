@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.policy.engine.addresses import (
     INTERNET,
     V4_END,
     V6,
     V6_END,
     IPSet,
+    addr_text,
     prefix_range,
     prefix_text,
     prefix_text_full,
@@ -35,7 +37,6 @@ from derptool.policy.engine.aliases import DANGER_ALL, INTERNET_GROUP, SELF, WIL
 from derptool.policy.engine.ports import ALL_PORTS, IPSpec, PortRange, parse_grant_ip, parse_proto, split_destination
 from derptool.policy.engine.tailnet import Node, Tailnet
 
-Path = tuple[str | int, ...]
 WHOLE = (0, V6_END)
 COMPANION_CAPS = {
     "tailscale.com/cap/drive": "tailscale.com/cap/drive-sharer",
@@ -52,7 +53,7 @@ class DstPort:
     ports: PortRange
     lo: int
     hi: int
-    origin: Path
+    origin: JsonPath
     only: frozenset[int] | None = None  # node indexes (via grants), None: by address
 
     def to_json(self) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Rule:
     protos: list[int] | None
     dst_ports: list[DstPort] = field(default_factory=list)
     cap_grants: list[CapGrant] | None = None
-    origins: list[Path] = field(default_factory=list)
+    origins: list[JsonPath] = field(default_factory=list)
 
     def to_json(
         self, dst_ports: list[DstPort] | None = None, cap_grants: list[CapGrant] | None = None
@@ -119,8 +120,8 @@ class _Grant:
     specs: list[IPSpec]
     app: Mapping[str, Any] | None
     via: list[str]
-    origin: Path
-    dst_origins: list[Path]
+    origin: JsonPath
+    dst_origins: list[JsonPath]
 
 
 def _strs(value: Any) -> list[str]:
@@ -292,7 +293,7 @@ class Compiler:
             return None
         return [p for a, b in items for p in _range_dsts(a, b)]
 
-    def dst_ports(self, dst: str, spec: IPSpec, origin: Path) -> list[DstPort]:
+    def dst_ports(self, dst: str, spec: IPSpec, origin: JsonPath) -> list[DstPort]:
         """``DstPorts`` entries of one destination selector and port spec."""
         if dst == WILDCARD:
             return [DstPort("*", p, 0, V6_END, origin) for p in spec.ports]
@@ -366,7 +367,7 @@ class Compiler:
                 )
         return out
 
-    def _self(self, g: _Grant, origin: Path) -> list[Rule]:
+    def _self(self, g: _Grant, origin: JsonPath) -> list[Rule]:
         """``autogroup:self``: per user, their devices among the sources may reach their devices."""
         sets = [s for s in (self.resolver.resolve(x) for x in g.srcs if x != SELF) if s is not None]
         out: list[Rule] = []
@@ -409,7 +410,7 @@ class Compiler:
         if WILDCARD in g.srcs:
             src_ips += [r for r in self._routes if r not in src_ips]
         routers = [n for n in self.tailnet.nodes if any(n.has_tag(t) for t in g.via)]
-        entries: list[tuple[int, int, str, frozenset[int], Path]] = []
+        entries: list[tuple[int, int, str, frozenset[int], JsonPath]] = []
         for d, origin in zip(g.dsts, g.dst_origins, strict=True):
             if d == INTERNET_GROUP:
                 exits = frozenset(n.index for n in routers if n.is_exit_node)
@@ -439,8 +440,6 @@ class Compiler:
 
 
 def _addr(ip: int) -> str:
-    from derptool.policy.engine.addresses import addr_text
-
     return addr_text(ip)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, V6_END, IPSet, prefix_range
 from derptool.policy.engine.aliases import Resolver
-from derptool.policy.engine.filter import Rule, RuleSet
+from derptool.policy.engine.filter import Rule, RuleSet, policy_grants
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 Range = tuple[int, int]
@@ -193,8 +193,6 @@ class ViaGrant:
 
 def via_grants(policy: Mapping[str, Any], resolver: Resolver) -> list[ViaGrant]:
     """Every grant and ACL entry as :class:`ViaGrant` values, when the policy has any ``via`` grant."""
-    from derptool.policy.engine.filter import policy_grants
-
     grants = policy_grants(policy)
     if not any(g.via for g in grants):
         return []

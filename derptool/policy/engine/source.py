@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.errors import InputError
+from derptool.fileio import read_file
+from derptool.policy.problems import locate
+from derptool.policy.shape import check_shape, policy_spec
 
-Path = tuple[str | int, ...]
 SECTIONS = ("acls", "grants", "ssh", "tests", "sshTests")
 
 
@@ -19,17 +23,15 @@ class PolicySource:
     data: dict[str, Any]
     file: str
     src: bytes = b""
-    originals: dict[Path, Path] = field(default_factory=dict)
+    originals: dict[JsonPath, JsonPath] = field(default_factory=dict)
 
     @cached_property
-    def lines(self) -> dict[Path, int]:
+    def lines(self) -> dict[JsonPath, int]:
         """The line of each rule, ``(section, index)`` -> line (found when first asked for)."""
-        from derptool.policy.problems import locate
-
         found = locate(self.src, list(self.originals.values()))
         return {canon: found[orig][0] for canon, orig in self.originals.items()}
 
-    def where(self, path: Path | None) -> str:
+    def where(self, path: JsonPath | None) -> str:
         """``file:line`` of a rule (``acls[2]`` style when the line is unknown)."""
         if not path:
             return f"{self.file} (no acls or grants: everything is allowed)"
@@ -39,74 +41,17 @@ class PolicySource:
         return f"{self.file}:{line} {name}" if line else f"{self.file} {name}"
 
 
-_MEMBERS = [
-    "acls",
-    "grants",
-    "ssh",
-    "groups",
-    "hosts",
-    "tagOwners",
-    "autoApprovers",
-    "nodeAttrs",
-    "tests",
-    "sshTests",
-    "ipsets",
-    "postures",
-    "action",
-    "src",
-    "dst",
-    "users",
-    "ports",
-    "proto",
-    "ip",
-    "app",
-    "via",
-    "checkPeriod",
-    "acceptEnv",
-    "routes",
-    "exitNode",
-    "services",
-    "accept",
-    "deny",
-    "allow",
-    "user",
-    "check",
-    "target",
-    "attr",
-]
-_CANON = {m.lower(): m for m in _MEMBERS}
-_FREE = ("groups", "hosts", "tagOwners", "ipsets", "postures", "app", "routes", "services")
-"""Members whose keys are names chosen by the author (kept as written)."""
-
-
-def _canonical(value: Any, free: bool = False) -> Any:
-    """Member names spelled as documented (Tailscale matches them case-insensitively); nulls dropped."""
-    if isinstance(value, list):
-        return [_canonical(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        if v is None:
-            continue
-        name = str(key) if free else _CANON.get(str(key).lower(), str(key))
-        if name in out and name != key:
-            continue  # an exact spelling wins over a case variant
-        out[name] = v if name in ("app",) else _canonical(v, name in _FREE)
-    return out
-
-
 def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
     """Decode a policy file; raises :class:`InputError` (with line and column) when it is not HuJSON.
 
-    The data is not validated (``derptool validate`` does that); member names are matched as Tailscale
-    matches them.
+    The data is canonicalised by :func:`~derptool.policy.shape.check_shape` (member names matched as Tailscale
+    matches them, ``null`` members dropped) but not validated: ``derptool validate`` reports what is wrong, and a
+    value of the wrong type is left out of what the engine reads.
     """
-    import json
-
     try:
         raw = json.loads(src)  # plain JSON: no need for the HuJSON parser
     except ValueError:
+        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
         from derptool.hujson import HuJSONError, standardize
 
         try:
@@ -117,21 +62,18 @@ def parse_policy(src: bytes, file: str = "<policy>") -> PolicySource:
             raise InputError(f"not JSON: {err}", file=file) from None
     if not isinstance(raw, dict):
         raise InputError("a policy is a JSON object", file=file, line=1, column=1)
-    data = _canonical(raw)
-    written = {_CANON.get(k.lower(), k): k for k in raw}
-    originals: dict[Path, Path] = {}
+    data, shape = check_shape(raw, policy_spec())
+    originals: dict[JsonPath, JsonPath] = {}
     for section in SECTIONS:
         items = data.get(section)
         if isinstance(items, list):
             for i in range(len(items)):
-                originals[(section, i)] = (written.get(section, section), i)
+                originals[(section, i)] = shape.original_path((section, i))
     return PolicySource(data, file, src, originals)
 
 
 def load_policy(path: str) -> PolicySource:
     """Read and decode a policy file (``-`` is stdin)."""
-    from derptool.fileio import read_file
-
     snap = read_file(path)
     return parse_policy(snap.data, str(path))
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.policy.engine.addresses import IPSet, addr_text
 from derptool.policy.engine.aliases import SELF, Resolver
 from derptool.policy.engine.tailnet import Node, Tailnet
 
-Path = tuple[str | int, ...]
 ACCEPT = {
     "accept": True,
     "allowAgentForwarding": True,
@@ -48,7 +48,7 @@ class SSHRule:
     ssh_users: dict[str, str]
     action: str
     accept_env: list[str] | None
-    origin: Path
+    origin: JsonPath
     principal_nodes: list[Node] = field(default_factory=list)
 
     def to_json(self, control_url: str = DEFAULT_CONTROL_URL) -> dict[str, Any]:
@@ -65,7 +65,7 @@ class SSHRule:
 
 @dataclass
 class _Compiled:
-    origin: Path
+    origin: JsonPath
     action: str
     users: dict[str, str]
     localparts: dict[int, str]

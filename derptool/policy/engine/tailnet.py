@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.errors import InputError
+from derptool.fileio import read_file
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, prefix_range
-
-Path = tuple[str | int, ...]
+from derptool.policy.problems import locate
 
 
 @dataclass(frozen=True)
@@ -166,17 +168,15 @@ class TailnetError(InputError):
     """A tailnet file that cannot be used (exit 2)."""
 
 
-def _err(message: str, file: str, where: Path, src: bytes | None) -> TailnetError:
+def _err(message: str, file: str, where: JsonPath, src: bytes | None) -> TailnetError:
     line = col = None
     if src is not None:
-        from derptool.policy.problems import locate
-
         with contextlib.suppress(ValueError):
             line, col = locate(src, [where])[where]
     return TailnetError(message, file=file, line=line, column=col)
 
 
-def _strs(value: Any, what: str, fail: Any, where: Path) -> tuple[str, ...]:
+def _strs(value: Any, what: str, fail: Any, where: JsonPath) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -187,7 +187,7 @@ def _strs(value: Any, what: str, fail: Any, where: Path) -> tuple[str, ...]:
 def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = None) -> Tailnet:
     """A :class:`Tailnet` from decoded ``topology`` data; errors name *file*:line:col (from *src*)."""
 
-    def fail(message: str, where: Path) -> TailnetError:
+    def fail(message: str, where: JsonPath) -> TailnetError:
         return _err(message, file, where, src)
 
     if not isinstance(data, Mapping):
@@ -215,7 +215,7 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         raise fail('"nodes" must be an object of node name to node', ("nodes",))
     nodes: list[Node] = []
     for index, (name, n) in enumerate(raw_nodes.items()):
-        where: Path = ("nodes", name)
+        where: JsonPath = ("nodes", name)
         if not isinstance(n, Mapping):
             raise fail(f"node {name!r} must be an object", where)
         tags = _strs(n.get("tags"), "tags", fail, (*where, "tags"))
@@ -353,11 +353,10 @@ def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
 
 def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
     """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
-    import json
-
     try:
         data = json.loads(src)  # plain JSON (the usual case) without the HuJSON parser
     except ValueError:
+        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
         from derptool.hujson import HuJSONError, loads
 
         try:
@@ -373,8 +372,6 @@ def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
 
 def load_tailnet(path: str) -> Tailnet:
     """Read a tailnet file (``-`` is stdin)."""
-    from derptool.fileio import read_file
-
     snap = read_file(path)
     return parse_tailnet(snap.data, str(path))
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from derptool._types import JsonPath
 from derptool.policy.engine.addresses import addr_int, addr_text
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.ports import proto_allows
@@ -24,7 +25,6 @@ from derptool.policy.engine.ssh import SSHRule
 from derptool.policy.engine.tailnet import Node
 from derptool.policy.selectors import protocol_number, split_host_ports, test_destination_form_error
 
-Path = tuple[str | int, ...]
 PREFIX = "test(s) failed"
 
 
@@ -32,9 +32,9 @@ PREFIX = "test(s) failed"
 class TestFailure:
     """One failing test entry: where it is, and why (``message`` starts with ``test(s) failed``)."""
 
-    path: Path
+    path: JsonPath
     message: str
-    rule: Path | None = None  # the rule that allowed what the test denies
+    rule: JsonPath | None = None  # the rule that allowed what the test denies
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TestReport:
     """Failures, and the entries that could not be evaluated in this tailnet."""
 
     failures: list[TestFailure] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[JsonPath, str]] = field(default_factory=list)
     run: int = 0
 
 
@@ -51,7 +51,7 @@ def destination_form_error(dest: str) -> str | None:
     return test_destination_form_error(dest)
 
 
-def _rule_name(path: Path | None, lines: Mapping[Path, int], file: str | None = None) -> str:
+def _rule_name(path: JsonPath | None, lines: Mapping[JsonPath, int], file: str | None = None) -> str:
     if not path:
         return "the default allow-all policy (no acls or grants)"
     name = f"{path[0]}[{path[1]}]" if len(path) > 1 else str(path[0])
@@ -64,7 +64,9 @@ def _rule_name(path: Path | None, lines: Mapping[Path, int], file: str | None = 
 class TestRunner:
     """Runs the tests of one compiled policy."""
 
-    def __init__(self, compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> None:
+    def __init__(
+        self, compiled: Compiled, lines: Mapping[JsonPath, int] | None = None, file: str | None = None
+    ) -> None:
         self.c = compiled
         self.lines = lines or {}
         self.file = file
@@ -102,7 +104,7 @@ class TestRunner:
 
     # -- verdicts ---------------------------------------------------------------------------------
 
-    def allowing_rule(self, src_ip: int, dst_ip: int, proto: int, port: int) -> Path | None:
+    def allowing_rule(self, src_ip: int, dst_ip: int, proto: int, port: int) -> JsonPath | None:
         """The policy entry of the first rule that accepts the packet, or None."""
         for rule in self.c.rules.rules:
             if rule.cap_grants is not None or not rule.src.contains(src_ip):
@@ -128,7 +130,7 @@ class TestRunner:
                 self._ssh_test(("sshTests", i), t, report)
         return report
 
-    def _acl_test(self, path: Path, t: Mapping[str, Any], report: TestReport) -> None:
+    def _acl_test(self, path: JsonPath, t: Mapping[str, Any], report: TestReport) -> None:
         src = t.get("src", t.get("user", ""))
         src = src.strip() if isinstance(src, str) else ""
         lists = [(k, t.get(k)) for k in ("accept", "allow", "deny") if isinstance(t.get(k), list)]
@@ -204,16 +206,16 @@ class TestRunner:
                 return rule.action, rule
         return None, None
 
-    def _ssh_test(self, path: Path, t: Mapping[str, Any], report: TestReport) -> None:
+    def _ssh_test(self, path: JsonPath, t: Mapping[str, Any], report: TestReport) -> None:
         src = t.get("src")
         src = src.strip() if isinstance(src, str) else ""
         if not src:
             report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the SSH test has no src"))
             return
         src_ips = self.source_ips(src)
-        dsts = [d.strip() for d in (t.get("dst") or []) if isinstance(d, str)]
+        dsts = [d.strip() for d in _list(t.get("dst")) if isinstance(d, str)]
         for k, host in enumerate(dsts):
-            where: Path = (*path, "dst", k)
+            where: JsonPath = (*path, "dst", k)
             nodes = self._ssh_dest_nodes(host)
             if not nodes:
                 report.failures.append(
@@ -227,7 +229,7 @@ class TestRunner:
                 report.skipped.append((where, f"{src!r} has no device in the tailnet"))
                 continue
             for key in ("accept", "check", "deny"):
-                for login in [u for u in (t.get(key) or []) if isinstance(u, str)]:
+                for login in [u for u in _list(t.get(key)) if isinstance(u, str)]:
                     report.run += 1
                     for node in nodes:
                         got = [self.ssh_verdict(s, node, login) for s in src_ips]
@@ -272,11 +274,16 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _p(path: Path) -> str:
+def _list(value: Any) -> list[Any]:
+    """*value* if it is a list, else an empty one (a value of the wrong type was reported by validate)."""
+    return value if isinstance(value, list) else []
+
+
+def _p(path: JsonPath) -> str:
     return f"{path[0]}[{path[1]}]"
 
 
-def run_tests(compiled: Compiled, lines: Mapping[Path, int] | None = None, file: str | None = None) -> TestReport:
+def run_tests(compiled: Compiled, lines: Mapping[JsonPath, int] | None = None, file: str | None = None) -> TestReport:
     """Run the policy's ``tests`` and ``sshTests``; *lines* maps ``(section, index)`` to a line of *file*."""
     return TestRunner(compiled, lines, file).run()
 
