@@ -115,6 +115,16 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     return problems
 
 
+def error_messages(src: bytes) -> list[str]:
+    """The messages of *src*'s validation errors, without positions (no syntax tree is built): for comparing
+    a policy before and after an edit."""
+    try:
+        data = decode(src)
+    except HuJSONError as err:
+        return [err.reason]
+    return [f.message for f in findings(data) if f.severity == "error"]
+
+
 def validate_files(paths: Iterable[str | Path]) -> list[Problem]:
     """All problems of all files, in order (``-`` reads stdin).
 
