@@ -389,6 +389,8 @@ class _LocalAPIHandler(BaseHTTPRequestHandler):
             body, status = text(f"tailscaled-{min(self.server.scrapes, 2)}.prom").encode(), 200
         elif self.path == "/localapi/v0/derpmap":
             body, status = json.dumps(load_snapshot().derp_map.subset([1, 4]).to_data()).encode(), 200
+        elif self.path == "/localapi/v0/status":
+            body, status = b'{"BackendState": "Running", "Peer": {}}', 200
         else:
             body, status = b"not found\n", 404
         self.send_response(status)

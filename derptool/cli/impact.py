@@ -12,11 +12,13 @@ from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._options import MapOption
 from derptool.cli._output import table, to_json
+from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from derptool.derpmap import DERPMap
     from derptool.fleet import Impact, SiteImpact, SiteReport
+    from derptool.report import Page
 
 
 class ImpactFormat(StrEnum):
@@ -24,6 +26,8 @@ class ImpactFormat(StrEnum):
 
     table = "table"
     json = "json"
+    html = "html"
+    png = "png"
 
 
 _BAR_WIDTH = 24
@@ -191,6 +195,7 @@ def impact_command(
             "site within the budget, and the sites no allowed region can serve.",
         ),
     ] = False,
+    html: HtmlOption = None,
 ) -> None:
     """Show what removing DERP regions costs each site: its home region before and after, and the added latency.
 
@@ -215,6 +220,7 @@ def impact_command(
         raise UsageError("--suggest needs --max-increase MS (the budget every site must stay within)")
     if max_increase is not None and max_increase < 0:
         raise UsageError(f"--max-increase: {max_increase:g} is negative; give the largest allowed increase in ms")
+    check_page_options(fmt.value, html)
     loaded = load_map(map_spec, notice=warn)
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=True)
     for note in plan.notes:
@@ -222,14 +228,16 @@ def impact_command(
     site_reports = _load_sources(paths, prometheus, window, quantile, site_label)
     if suggest:
         assert max_increase is not None
-        _suggest(site_reports, loaded.derp_map, [r.region_id for r in plan.kept], max_increase, fmt)
+        _suggest(site_reports, loaded.derp_map, [r.region_id for r in plan.kept], max_increase, fmt, html)
         return
     impact = assess(site_reports, loaded.derp_map, plan.omitted_ids)
     for note in impact.notes:
         warn(note)
     if not impact.sites:
         raise InputError("no site has a home region in this map; nothing to assess")
-    if fmt is ImpactFormat.json:
+    if emit_page(fmt.value, html, lambda: _page(impact, loaded.derp_map, max_increase, loaded.description)):
+        pass
+    elif fmt is ImpactFormat.json:
         typer.echo(to_json(impact.to_data()))
     else:
         typer.echo(
@@ -249,7 +257,15 @@ def impact_command(
             raise typer.Exit(1)
 
 
-def _suggest(reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budget: float, fmt: ImpactFormat) -> None:
+def _page(impact: Impact, dmap: DERPMap, max_increase: float | None, description: str) -> Page:
+    from derptool.report.impact_page import impact_page
+
+    return impact_page(impact, dmap, max_increase_ms=max_increase, map_description=description)
+
+
+def _suggest(
+    reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budget: float, fmt: ImpactFormat, html: str | None
+) -> None:
     """``--suggest``: print the regions to keep and their impact; exit 1 when a site cannot meet the budget."""
     from derptool.fleet import suggest  # heavy: imported when the command runs, not for --help
 
@@ -258,7 +274,9 @@ def _suggest(reports: list[SiteReport], dmap: DERPMap, allowed: list[int], budge
         warn(note)
     regions = {r.region_id: r.region_code for r in dmap.region_list()}
     codes = [regions.get(rid, str(rid)) for rid in result.keep]
-    if fmt is ImpactFormat.json:
+    if emit_page(fmt.value, html, lambda: _page(result.impact, dmap, budget, "as given")):
+        pass
+    elif fmt is ImpactFormat.json:
         typer.echo(to_json({"keep": result.keep, "unmet": result.unmet, **result.impact.to_data()}))
     else:
         keep_text = ", ".join(f"{c} ({rid})" for c, rid in zip(codes, result.keep, strict=True)) or "none"

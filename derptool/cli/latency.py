@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -18,10 +19,13 @@ from derptool.cli._inputs import load_selected
 from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
 from derptool.cli._output import table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
+from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap
     from derptool.net.netcheck import RegionResult, Report
+    from derptool.report import Page
 
 
 class LatencyFormat(StrEnum):
@@ -31,6 +35,8 @@ class LatencyFormat(StrEnum):
     json = "json"
     json_line = "json-line"
     prometheus = "prometheus"
+    html = "html"
+    png = "png"
 
 
 def _progress() -> Callable[[RegionResult], None] | None:
@@ -115,12 +121,14 @@ def latency_command(
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
+    html: HtmlOption = None,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 
     With --every, rounds after the first probe only the fastest regions and the home region (a full round
     at least every 5 minutes), and the home region keeps 5 minutes of history, as tailscale netcheck does.
-    --format json-line prints one timestamped JSON object per line (one per round).
+    --format json-line prints one timestamped JSON object per line (one per round). --format html (or png)
+    prints the world map coloured by latency; --html FILE writes that page (rewritten every round with --every).
 
     Exit status: 0 when at least one region answered, 1 when none did.
     """
@@ -142,6 +150,9 @@ def latency_command(
     if address is not None and interval is None:
         interval = 60.0
     bind_ip, ipv4, ipv6 = parse_bind(bind_address, ipv4, ipv6)
+    check_page_options(fmt.value, html)
+    if interval is not None and fmt.value in ("html", "png"):
+        raise UsageError(f"--format {fmt.value} prints one page: with --every, write it to a file with --html FILE")
 
     loaded, dmap = load_selected(map_spec, region)
     client = Netcheck(
@@ -177,11 +188,12 @@ def latency_command(
                 warn(note)
             if exporter is not None:
                 exporter.publish(with_labels(exposition(report), labels))
-            text = renderers[fmt](report)
-            if redraw:
-                typer.echo("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + text)
-            else:
-                typer.echo(text.rstrip("\n"))
+            if not emit_page(fmt.value, html, functools.partial(_latency_page, report, dmap)):
+                text = renderers[fmt](report)
+                if redraw:
+                    typer.echo("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + text)
+                else:
+                    typer.echo(text.rstrip("\n"))
             rounds += 1
             if interval is None or (count is not None and rounds >= count):
                 break
@@ -196,6 +208,12 @@ def latency_command(
 
 
 _BAR_WIDTH = 24
+
+
+def _latency_page(report: Report, dmap: DERPMap) -> Page:
+    from derptool.report.latency_page import latency_page
+
+    return latency_page(report, dmap)
 
 
 def _ms(value: float | None) -> str:

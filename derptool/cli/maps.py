@@ -15,6 +15,12 @@ from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
 from derptool.cli._options import MapOption, RegionOption
 from derptool.cli._output import table, to_json
+from derptool.cli._report import HtmlOption, check_page_options, emit_page
+
+if TYPE_CHECKING:
+    from derptool.derpmap import DERPMap, DERPRegion
+    from derptool.derpmap.sources import LoadedMap
+    from derptool.report import Page
 
 if TYPE_CHECKING:
     from derptool.edit.omit import OmitPlan
@@ -38,6 +44,8 @@ class MapOutputFormat(StrEnum):
     iptables = "iptables"
     ip6tables = "ip6tables"
     cidr = "cidr"
+    html = "html"
+    png = "png"
 
 
 @app.command("map")
@@ -51,9 +59,10 @@ def map_command(
             "--format",
             "-f",
             help="Output format (headscale-yaml: a derp.paths file; nft, iptables, ip6tables, cidr: a firewall "
-            "allow-list of the relays' addresses and ports).",
+            "allow-list of the relays' addresses and ports; html, png: the world map).",
         ),
     ] = MapOutputFormat.table,
+    html: HtmlOption = None,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags.
 
@@ -66,6 +75,7 @@ def map_command(
     from derptool.derpmap.geo import describe_regions
     from derptool.derpmap.headscale import render_headscale_yaml
 
+    check_page_options(fmt.value, html)
     loaded, dmap = load_selected(map_spec, region)
     if fmt in (MapOutputFormat.nft, MapOutputFormat.iptables, MapOutputFormat.ip6tables, MapOutputFormat.cidr):
         from derptool.derpmap import firewall
@@ -85,6 +95,8 @@ def map_command(
         else:
             text = firewall.render_iptables(allowed, family=4 if fmt is MapOutputFormat.iptables else 6, header=header)
         typer.echo(text, nl=False)
+        return
+    if emit_page(fmt.value, html, lambda: _map_page(loaded, dmap)):
         return
     if fmt is MapOutputFormat.json:
         typer.echo(to_json(dmap.to_data()))
@@ -107,6 +119,21 @@ def map_command(
     for r in rows:
         if r.placement:
             typer.echo(f"region {r.id} {r.code}: {r.placement}")
+
+
+def _map_page(loaded: LoadedMap, dmap: DERPMap) -> Page:
+    """The map page; regions a policy's derpMap removes are drawn struck out (placed from the snapshot)."""
+    from derptool.derpmap.sources import load_snapshot
+    from derptool.report.map_page import map_page
+
+    removed: list[DERPRegion] = []
+    if loaded.overlay is not None:
+        base = load_snapshot().derp_map
+        gone = {k for k, r in loaded.overlay.regions.items() if r is None}
+        if loaded.overlay.omit_default_regions:
+            gone |= set(base.regions)
+        removed = [r for r in base.region_list() if r.region_id in gone and r.region_id not in dmap.regions]
+    return map_page(dmap, source=loaded.description, omitted=removed)
 
 
 @app.command("omit")

@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from derptool.derpmap import DERPMap
+from derptool.derpmap import DERPMap, parse_derpmap
+from derptool.derpmap.geo import resolve_one
+from derptool.derpmap.sources import classify, decode_document
 from derptool.errors import MapError, SelectorError
+from derptool.fileio import read_file
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,6 @@ def _bare_id(selector: str) -> int | None:
 
 def geofence_from_selectors(selectors: Sequence[str], maps: Sequence[DERPMap]) -> Geofence:
     """Regions of *maps* (the first that has an ID wins) that *selectors* match."""
-    from derptool.derpmap.geo import resolve_one
-
     regions = {}
     for dmap in reversed(maps):
         regions.update({k: r for k, r in dmap.regions.items() if r is not None})
@@ -60,10 +61,6 @@ def geofence_from_selectors(selectors: Sequence[str], maps: Sequence[DERPMap]) -
 
 def geofence_from_file(path: str) -> Geofence:
     """The geofence a policy file, DERP map overlay or DERP map file describes (see the module docstring)."""
-    from derptool.derpmap import parse_derpmap
-    from derptool.derpmap.sources import classify, decode_document
-    from derptool.fileio import read_file
-
     snap = read_file(path)
     doc = decode_document(snap.data, path)
     kind = classify(doc)

@@ -1,4 +1,5 @@
-"""One watched interval: the series that changed, a Tailscale client's traffic, and the geofence verdict."""
+"""One watched interval: the series that changed, a Tailscale client's traffic and peers, and the geofence
+verdict."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from derptool.derpmap import DERPMap
 from derptool.watch.geofence import Geofence
+from derptool.watch.peers import PeerPath
 from derptool.watch.samples import SeriesChange, Snapshot, changes
 from derptool.watch.scrape import Target
 from derptool.watch.tailscale import ClientTraffic, client_traffic, is_tailscale_client
@@ -23,6 +25,9 @@ class WatchReport:
     client: ClientTraffic | None
     """Set when the target is a Tailscale client."""
     geofence: Geofence | None = None
+    peers: list[PeerPath] | None = None
+    """Set when the target is a LocalAPI socket (its status says how each peer is reached), sorted relayed
+    first."""
 
     @property
     def home_omitted(self) -> bool | None:
@@ -47,6 +52,8 @@ class WatchReport:
                 "allowed": None if self.geofence.allowed is None else sorted(self.geofence.allowed),
                 "home_omitted": self.home_omitted,
             }
+        if self.peers is not None:
+            data["peers"] = [p.to_data() for p in self.peers]
         data["changes"] = [c.to_data() for c in self.changes]
         return data
 
@@ -58,10 +65,12 @@ def build_report(
     *,
     dmap: DERPMap | None = None,
     match: re.Pattern[str] | None = None,
+    exclude: re.Pattern[str] | None = None,
     geofence: Geofence | None = None,
+    peers: list[PeerPath] | None = None,
 ) -> WatchReport:
-    """Put the interval *before* to *after* together (*dmap* names a client's home region)."""
+    """Put the interval *before* to *after* together (*dmap* names a client's home region; *match* and
+    *exclude* filter the series as :func:`changes` does; *peers* come from the client's status)."""
     client = client_traffic(before, after, dmap) if is_tailscale_client(after) else None
-    return WatchReport(
-        target.description, after.taken - before.taken, changes(before, after, match=match), client, geofence
-    )
+    moved = changes(before, after, match=match, exclude=exclude)
+    return WatchReport(target.description, after.taken - before.taken, moved, client, geofence, peers)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from derptool.errors import ProtocolError
 
 Labels = tuple[tuple[str, str], ...]
@@ -50,8 +52,6 @@ class Snapshot:
 
 def parse_snapshot(text: str, *, taken: float, source: str = "scrape") -> Snapshot:
     """Parse Prometheus text exposition; :class:`ProtocolError` (naming *source*) when it is not that."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     series: dict[SeriesKey, Sample] = {}
     declared = set(_COUNTER_DECLARED.findall(text))
     try:
@@ -101,12 +101,17 @@ class SeriesChange:
 
 
 def changes(
-    before: Snapshot, after: Snapshot, *, match: re.Pattern[str] | None = None, only_changed: bool = True
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    match: re.Pattern[str] | None = None,
+    exclude: re.Pattern[str] | None = None,
+    only_changed: bool = True,
 ) -> list[SeriesChange]:
     """Series of *after* whose value differs from *before* (all of them unless *only_changed*), sorted.
 
-    *match* keeps series whose ``name{labels}`` text it finds (``re.search``). A series new in *after*
-    changed from nothing: its delta is its value.
+    *match* keeps series whose ``name{labels}`` text it finds (``re.search``), and *exclude* then drops
+    those whose text it finds. A series new in *after* changed from nothing: its delta is its value.
     """
     dt = after.taken - before.taken
     out: list[SeriesChange] = []
@@ -119,6 +124,8 @@ def changes(
             continue
         change = _change(name, labels, now, prev, dt)
         if match is not None and not match.search(change.selector):
+            continue
+        if exclude is not None and exclude.search(change.selector):
             continue
         out.append(change)
     return out

@@ -3,34 +3,37 @@
 A tailscaled serves its user metrics (the ``tailscaled_*`` series) on its LocalAPI at
 ``/localapi/v0/usermetrics``, with ``local-tailscaled.sock`` as the HTTP host, and to its own tailnet
 at ``http://100.100.100.100/metrics``. The same LocalAPI gives the DERP map the client uses
-(``/localapi/v0/derpmap``), which names the home region exactly as the client knows it.
+(``/localapi/v0/derpmap``), which names the home region exactly as the client knows it, and its status
+(``/localapi/v0/status``, what ``tailscale status --json`` prints), which says how each peer is reached.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from derptool.errors import InputError, NetworkError, UsageError
+from derptool.derpmap import DERPMap, parse_derpmap
+from derptool.errors import DerptoolError, InputError, NetworkError, ProtocolError, UsageError
 from derptool.net.deadline import Deadline
 from derptool.net.http import Request, decode_json_answer, get, peer_text
-from derptool.net.url import redact, show
+from derptool.net.url import looks_like_url, parse_url, redact, show
+from derptool.watch.localapi import localapi_get
 from derptool.watch.samples import Snapshot, parse_snapshot
-
-if TYPE_CHECKING:
-    from derptool.derpmap import DERPMap
+from derptool.watch.status import StatusSnapshot, parse_status
 
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_URL = "http://100.100.100.100/metrics"
-LOCALAPI_HOST = "local-tailscaled.sock"
 USERMETRICS_PATH = "/localapi/v0/usermetrics"
 DERPMAP_PATH = "/localapi/v0/derpmap"
-TIMEOUT = 10.0
-"""Whole-request deadline of one scrape or LocalAPI read (connect, headers and body), in seconds."""
+STATUS_PATH = "/localapi/v0/status"
+TIMEOUT = 5.0
+"""Total deadline of one request, in seconds (connect, headers and body)."""
 MAX_BYTES = 16 << 20
-"""Largest response read from a target (a scrape of many megabytes is not a metrics page)."""
+"""Largest response read from a target (a scrape of many megabytes is not a metrics page; a status that
+large would be a tailnet of some 10 000 peers)."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,6 @@ class Target:
         if socket:
             return cls(socket=socket)
         if url:
-            from derptool.net.url import looks_like_url, parse_url
-
             if not looks_like_url(url):
                 raise UsageError(f"{show(url)} is not an http(s) URL; for a tailscaled socket use --socket PATH")
             return cls(url=parse_url(url, "URL", example="http://127.0.0.1:9100/metrics").text, ca_file=ca_file)
@@ -71,8 +72,8 @@ def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
 
 
 def _verify(target: Target) -> Any:
-    if target.ca_file and not target.socket:
-        from derptool.net.dial import tls_context
+    if target.ca_file:
+        from derptool.net.dial import tls_context  # lazy: only --ca-file needs it (0.3 s of imports)
 
         try:
             return tls_context(verify=True, ca_file=target.ca_file)
@@ -81,10 +82,11 @@ def _verify(target: Target) -> Any:
     return True
 
 
-def _get(target: Target, path: str | None, timeout: float) -> str:
-    """One GET of *target* (its metrics, or *path* on its LocalAPI), whole by *timeout* seconds."""
-    url = f"http://{LOCALAPI_HOST}{path}" if target.socket else str(target.url)
-    req = Request(url, socket=target.socket, verify=_verify(target), max_bytes=MAX_BYTES, shown=target.description)
+def _get(target: Target, path: str, timeout: float) -> str:
+    """The body of *path* on a LocalAPI socket target, else of the target's URL, whole by *timeout* seconds."""
+    if target.socket:
+        return localapi_get(target.socket, path, timeout=timeout, max_bytes=MAX_BYTES).decode("utf-8", "replace")
+    req = Request(str(target.url), verify=_verify(target), max_bytes=MAX_BYTES, shown=target.description)
     try:
         answer = get(req, Deadline(timeout))
     except NetworkError as err:
@@ -106,9 +108,6 @@ def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
 
 def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | None:
     """The DERP map a tailscaled target uses (``None`` for a URL target, or when it cannot be had)."""
-    from derptool.derpmap import parse_derpmap
-    from derptool.errors import DerptoolError
-
     if not target.socket:
         return None
     try:
@@ -116,3 +115,17 @@ def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | Non
         return None if data is None else parse_derpmap(data, source=f"{target.description} DERP map")
     except (DerptoolError, ValueError):
         return None
+
+
+def client_status(target: Target, *, timeout: float = TIMEOUT) -> StatusSnapshot | None:
+    """The peers of a tailscaled target, from its LocalAPI status (``None`` for a URL target, which has
+    no LocalAPI). :class:`NetworkError` when it cannot be had, :class:`ProtocolError` when it is not a status."""
+    if not target.socket:
+        return None
+    body = _get(target, STATUS_PATH, timeout)
+    taken, wall = time.monotonic(), time.time()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise ProtocolError(f"{target.description}: its status is not JSON ({err})") from None
+    return parse_status(data, taken=taken, wall=wall, source=f"{target.description} status")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap
+from derptool.derpmap.geo import geo_for
 from derptool.watch.samples import Snapshot, counter_rate
 
 PREFIX = "tailscaled_"
@@ -121,8 +122,6 @@ def is_tailscale_client(snap: Snapshot) -> bool:
 
 def name_region(region_id: int, dmap: DERPMap | None) -> HomeRegion:
     """*region_id* with the code, name and geography *dmap* gives it."""
-    from derptool.derpmap.geo import geo_for
-
     region = None if dmap is None else dmap.regions.get(region_id)
     if region is None:
         return HomeRegion(region_id)
