@@ -150,7 +150,7 @@ def _fetch(req: Request, deadline: Deadline, cancel: threading.Event) -> Answer:
                 if len(body) > req.max_bytes:
                     raise NetworkError(f"{req.name}: the answer is larger than the {req.max_bytes} bytes allowed")
                 if cancel.is_set() or deadline.expired:
-                    raise NetworkError(f"{req.name}: timed out: no whole answer within {deadline.seconds:g} s")
+                    raise NetworkError(f"{req.name}: timed out: no complete answer within {deadline.seconds:g} s")
             return Answer(resp.status_code, resp.reason_phrase or "", bytes(body), headers)
     except httpx.InvalidURL as err:
         raise UsageError(f"{req.name} is not a usable URL: {_first_line(err)}") from None
@@ -179,7 +179,7 @@ def get(req: Request, deadline: Deadline) -> Answer:
     worker.join(max(0.0, deadline.left()))
     if worker.is_alive():
         cancel.set()
-        raise NetworkError(f"{req.name}: timed out: no whole answer within {deadline.seconds:g} s")
+        raise NetworkError(f"{req.name}: timed out: no complete answer within {deadline.seconds:g} s")
     if error:
         raise error[0]
     return result[0]
