@@ -156,8 +156,9 @@ DEADLINE = 10.0
 """Whole-request deadline for one query (connect, headers and body), in seconds."""
 
 
-def query_prometheus(url: str, query: PromQuery, *, timeout: float = DEADLINE) -> PromResult:
-    """Ask the Prometheus server at *url* for the sites' latencies (one request, done within *timeout* seconds).
+def query_prometheus(url: str, query: PromQuery, *, timeout: float | None = None) -> PromResult:
+    """Ask the Prometheus server at *url* for the sites' latencies (one request, done within *timeout* seconds,
+    default :data:`DEADLINE`).
 
     Raises :class:`NetworkError` (exit 3) when the server cannot be reached, fails, or has not answered in full
     by the deadline; :class:`InputError` when its answer is not usable; :class:`UsageError` for a malformed URL.
@@ -172,7 +173,7 @@ def query_prometheus(url: str, query: PromQuery, *, timeout: float = DEADLINE) -
     try:
         answer = get(
             Request(parsed.base + "/api/v1/query", params={"query": promql}, follow_redirects=True, shown=base),
-            Deadline(timeout),
+            Deadline(DEADLINE if timeout is None else timeout),
         )
     except NetworkError as err:
         raise NetworkError(f"cannot reach Prometheus at {err.message}") from None

@@ -85,9 +85,11 @@ def _check_host(host: str, where: str, text: str) -> str:
     if host.isascii():
         ascii_host = host
     else:
+        import idna  # lazy: only an internationalised host needs it (httpx's own IDNA 2008 codec)
+
         try:
-            ascii_host = host.encode("idna").decode("ascii")
-        except UnicodeError:
+            ascii_host = idna.encode(host.lower()).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
             raise _bad(where, text, "its host is not a valid internationalised domain name") from None
     name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
     if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
