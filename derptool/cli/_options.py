@@ -66,8 +66,13 @@ class Duration(ParamType):
             ) from None
 
 
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A plain decimal number (no ``_`` separators, no other digits than ASCII ones, no ``nan``/``inf``)."""
+
+
 class FiniteFloat(ParamType):
-    """Click's float type, refusing ``nan``, ``inf`` and numbers that overflow to it; keeps a range's bounds.
+    """Click's float type, refusing ``nan``, ``inf``, numbers that overflow to it and anything but plain decimal
+    digits (``1_0``, full-width digits); keeps a range's bounds.
 
     The CLI gives every float option this type (:func:`finite_float_params`), so no option can take a value
     that compares false with everything (``--max-increase nan`` would disable a gate) or overflows a sleep.
@@ -94,10 +99,8 @@ class FiniteFloat(ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, str):
-            try:
-                number = float(value.strip()) if value.strip().isascii() else math.nan
-            except ValueError:
-                number = math.nan
+            text = value.strip()
+            number = float(text) if _DECIMAL.fullmatch(text) else math.nan
             if not math.isfinite(number):
                 option = param.opts[0] if param is not None and param.opts else "value"
                 raise ClickUsageError(f"invalid value for {option}: {value!r} is not {self._allowed()}", ctx)

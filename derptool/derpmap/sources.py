@@ -153,8 +153,7 @@ def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
     """
     body_path, meta_path = _cache_paths()
     try:
-        if not os.path.lexists(meta_path) and not os.path.lexists(body_path):
-            os.stat(body_path.parent)  # an unreadable directory says so here; a missing one is no cache
+        if not _present(meta_path) and not _present(body_path):
             return None
         meta = _load_cache_meta(meta_path)
         if meta.get("url") != url:
@@ -184,6 +183,15 @@ def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
         _notify(notice, f"ignoring the cached DERP map in {body_path.parent}: {reason}")
         return None
     return _Cached(data, etag, fetched)
+
+
+def _present(path: Path) -> bool:
+    """Whether *path* exists (a dangling link counts); ``OSError`` when it cannot be known (permission denied)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
