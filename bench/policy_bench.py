@@ -1,13 +1,27 @@
-"""Benchmark: compile a policy for every node of a tailnet.
+"""Benchmark: packet filters for every node, derptool side by side with headscale's policy v2 engine.
 
-Run: python bench/policy_bench.py [--sizes 1000,3000,10000] [--groups 500] [--rules 1000]
+Run: python bench/policy_bench.py [--sizes 1000,3000,10000] [--large-sizes 1000,3000] [--repeat 3]
+                                  [--peers-sizes 500,1000] [--hspolicy PATH]
 
-1. A recorded 15-node tailnet (tests/data/tailscale-captures/grant.json) compiled by the real command
-   (``derptool policy compile --format json``, a new process, start-up included), side by side with the
-   start-up alone (``derptool --version``) as the anchor. Goal: < 0.3 s.
-2. Generated tailnets (users in groups, tagged servers, subnet routers, an exit node) with --groups groups
-   and --rules grants/ACLs/SSH rules, compiled for every node (packet filter, SSH policy, peers with their
-   AllowedIPs). Goal: 10 000 nodes < 30 s. Prints the scaling exponent b of t ~ n^b between the sizes.
+The anchor is ``hspolicy`` (tests/support/go/cmd/hspolicy: headscale v0.27.1's engine as a Go program,
+built by .ci/build-go-peers into tests/support/go/bin, or found on PATH), run on the same files in the
+same minute, interleaved, best of --repeat. Both are whole processes that read the policy and the tailnet,
+compile, and write every node's packet filter as JSON lines to /dev/null:
+``derptool policy compile POLICY -t TAILNET --format json-line --no-peers`` (validation included) and
+``hspolicy POLICY TAILNET``. Peak memory is each process's own maximum resident set (``wait4``).
+
+Cases:
+1. ``*`` -> ``*:*`` on generated tailnets of --sizes nodes.
+2. A large company's policy (~1.2 MB, generated: there is no real one of that size in the repository):
+   ~840 teams, each with a group of 8 people, a tag for its servers (owned by the group), a database host
+   alias, a subnet route with an auto-approver, ACLs from the team to its servers and databases and from
+   neighbouring teams to its web ports, SSH rules, and tests; company-wide rules for IT, monitoring
+   and the exit nodes. headscale v0.27.1 has no ``grants``, so the same access is written as ACLs; the
+   grants form (with its tests) is compiled by derptool alone (one line, no ratio). On tailnets of --large-sizes nodes.
+3. Output size: ``*`` -> ``*:*`` with peers (the n² part) at --peers-sizes, derptool alone.
+
+Targets: derptool's time <= 1.5 x headscale's + 0.5 s (interpreter start-up), peak memory < 1 GB at
+10 000 nodes, time at most linear in output size (the printed exponent of time against bytes <= 1).
 """
 
 from __future__ import annotations
@@ -15,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,135 +38,239 @@ import time
 from pathlib import Path
 from typing import Any
 
-from derptool.policy.engine import compile_policy
-from derptool.policy.engine.tailnet import from_topology
-
 ROOT = Path(__file__).resolve().parent.parent
-RECORDED = ROOT / "tests" / "data" / "tailscale-captures" / "grant.json"
+STAR = {"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}
 
 
-def generate(nodes: int, groups: int, rules: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A tailnet of *nodes* nodes and a policy with *groups* groups and *rules* rules."""
-    users = max(1, nodes * 7 // 10 // 2)  # ~70 % user devices, two per user
-    tags = max(1, groups // 2)
-    topo_users = [{"id": i + 1, "name": f"u{i}", "email": f"u{i}@example.com"} for i in range(users)]
-    topo_nodes: dict[str, Any] = {}
+# -- inputs ------------------------------------------------------------------------------------------
+
+
+def tailnet(nodes: int, teams: int = 0, per_team: int = 8) -> dict[str, Any]:
+    """A tailnet of *nodes* nodes: ~70 % people's devices (two each), the rest tagged servers of *teams*
+    teams (``tag:teamN-srv``), every 97th server a subnet router, the last two exit nodes."""
+    people = max(1, nodes * 7 // 10 // 2)
+    users = [{"id": i + 1, "name": f"u{i}", "email": f"u{i}@example.com"} for i in range(people)]
+    out: dict[str, Any] = {}
     for i in range(nodes):
-        v4 = f"100.{64 + (i >> 16) % 64}.{(i >> 8) & 255}.{i & 255}"
         entry: dict[str, Any] = {
             "hostname": f"n{i}",
-            "ipv4": v4,
+            "ipv4": f"100.{64 + (i >> 16) % 64}.{(i >> 8) & 255}.{i & 255}",
             "ipv6": f"fd7a:115c:a1e0::{i + 1:x}",
+            "tags": [],
             "routable_ips": [],
             "approved_routes": [],
         }
-        if i < users * 2:
-            entry["tags"] = []
+        if i < people * 2:
             entry["user"] = f"u{i // 2}"
         else:
-            entry["tags"] = [f"tag:svc{i % tags}"]
+            team = i % max(1, teams)
+            entry["tags"] = [f"tag:team{team}-srv" if teams else "tag:server"]
             if i % 97 == 0:
-                route = f"10.{(i >> 8) & 255}.{i & 255}.0/24"
-                entry["routable_ips"] = entry["approved_routes"] = [route]
-            if i == nodes - 1:
-                entry["routable_ips"] = entry["approved_routes"] = ["0.0.0.0/0", "::/0"]
-        topo_nodes[f"n{i}"] = entry
-    group_size = max(1, users // groups)
-    policy: dict[str, Any] = {
-        "groups": {
-            f"group:g{g}": [f"u{(g * group_size + k) % users}@example.com" for k in range(group_size)]
-            for g in range(groups)
-        },
-        "tagOwners": {f"tag:svc{t}": [] for t in range(tags)},
-        "grants": [],
+                entry["routable_ips"] = [f"10.{team // 250 % 250}.{team % 250}.0/24"]
+            if i >= nodes - 2:
+                entry["routable_ips"] = ["0.0.0.0/0", "::/0"]
+                entry["approved_routes"] = ["0.0.0.0/0", "::/0"]
+        out[f"n{i}"] = entry
+    return {"users": users, "nodes": out}
+
+
+def large_policy(teams: int = 840, people: int = 3500, per_team: int = 8) -> dict[str, Any]:
+    """A large company's policy (see the module doc), ACLs and grants."""
+    p: dict[str, Any] = {
+        "groups": {},
+        "tagOwners": {"tag:exit": ["group:it"], "tag:monitoring": ["group:it"]},
+        "hosts": {},
         "acls": [],
+        "grants": [],
         "ssh": [],
+        "tests": [],
+        "autoApprovers": {"routes": {}, "exitNode": ["tag:exit"]},
     }
-    for r in range(rules):
-        g, t = r % groups, (r * 7) % tags
-        kind = r % 10
-        if kind < 5:
-            policy["grants"].append({"src": [f"group:g{g}"], "dst": [f"tag:svc{t}"], "ip": ["tcp:443", "tcp:22"]})
-        elif kind < 8:
-            policy["acls"].append(
-                {"action": "accept", "src": [f"group:g{g}"], "dst": [f"tag:svc{t}:80,8080", f"10.{r % 256}.0.0/16:*"]}
+    p["groups"]["group:it"] = [f"u{k}@example.com" for k in range(12)]
+    for t in range(teams):
+        team = f"team{t}"
+        members = [f"u{(t * per_team + k) % people}@example.com" for k in range(per_team)]
+        net = f"10.{t // 250 % 250}.{t % 250}"
+        p["groups"][f"group:{team}"] = members
+        p["groups"][f"group:{team}-leads"] = members[:2]
+        p["tagOwners"][f"tag:{team}-srv"] = [f"group:{team}-leads", "group:it"]
+        p["hosts"][f"{team}-db"] = f"{net}.10"
+        p["hosts"][f"{team}-net"] = f"{net}.0/24"
+        p["autoApprovers"]["routes"][f"{net}.0/24"] = [f"tag:{team}-srv"]
+        p["acls"].append(
+            {
+                "action": "accept",
+                "src": [f"group:{team}"],
+                "dst": [f"tag:{team}-srv:22,443,8080-8090", f"{team}-db:5432"],
+            }
+        )
+        p["acls"].append({"action": "accept", "src": [f"group:{team}-leads"], "dst": [f"{team}-net:*"]})
+        p["acls"].append(
+            {
+                "action": "accept",
+                "src": [f"group:team{(t + 1) % teams}", f"group:team{(t + 7) % teams}"],
+                "proto": "tcp",
+                "dst": [f"tag:{team}-srv:443"],
+            }
+        )
+        p["grants"].append(
+            {"src": [f"tag:team{(t + 3) % teams}-srv"], "dst": [f"tag:{team}-srv"], "ip": ["tcp:9090", "udp:53"]}
+        )
+        p["ssh"].append(
+            {"action": "accept", "src": [f"group:{team}"], "dst": [f"tag:{team}-srv"], "users": ["autogroup:nonroot"]}
+        )
+        if t % 10 == 0:
+            p["ssh"].append(
+                {"action": "check", "src": [f"group:{team}-leads"], "dst": [f"tag:{team}-srv"], "users": ["root"]}
             )
-        else:
-            policy["ssh"].append(
-                {
-                    "action": "accept",
-                    "src": [f"group:g{g}"],
-                    "dst": [f"tag:svc{t}"],
-                    "users": ["root", "autogroup:nonroot"],
-                }
-            )
-    policy["grants"].append({"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["*"]})
-    return {"users": topo_users, "nodes": topo_nodes}, policy
+            p["tests"].append({"src": members[0], "accept": [f"tag:{team}-srv:443"], "deny": [f"tag:{team}-srv:3389"]})
+    p["acls"].append({"action": "accept", "src": ["group:it"], "dst": ["*:*"]})
+    p["acls"].append({"action": "accept", "src": ["tag:monitoring"], "dst": ["*:9100"]})
+    p["acls"].append({"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:internet:*"]})
+    p["ssh"].append({"action": "accept", "src": ["group:it"], "dst": ["autogroup:self"], "users": ["root"]})
+    return p
 
 
-def compile_all(topology: dict[str, Any], policy: dict[str, Any]) -> tuple[float, int]:
-    """Seconds to compile *policy* for every node; the number of filter rules handed out."""
+def as_acls(policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy with each ``ip`` grant written as the ACL that allows the same (headscale v0.27.1 has no
+    grants)."""
+    out = dict(policy)
+    acls = list(policy.get("acls", []))
+    for g in policy.get("grants", []):
+        for entry in g["ip"]:
+            proto, _, port = entry.rpartition(":")
+            acl: dict[str, Any] = {"action": "accept", "src": g["src"], "dst": [f"{d}:{port}" for d in g["dst"]]}
+            if proto:
+                acl["proto"] = proto
+            acls.append(acl)
+    out["acls"] = acls
+    out.pop("grants", None)
+    out.pop("tests", None)  # nor tests
+    return out
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, float]:
+    """(wall seconds, peak resident set in bytes, bytes written, CPU seconds) of one process writing to a
+    pipe. On a shared machine the CPU time (user + system) is the steadier figure."""
     start = time.perf_counter()
-    compiled = compile_policy(policy, from_topology(topology))
-    handed = 0
-    for node in compiled.tailnet.nodes:
-        handed += len(compiled.packet_filter(node))
-        compiled.ssh_rules(node)
-        compiled.peer_list(node)
-    return time.perf_counter() - start, handed
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    written = 0
+    while chunk := proc.stdout.read(1 << 20):
+        written += len(chunk)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.strip()[-500:]}")
+    return seconds, usage.ru_maxrss * 1024, written, usage.ru_utime + usage.ru_stime
 
 
-def run_cli(args: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "derptool", *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+def find_hspolicy(given: str | None) -> str:
+    for candidate in (given, str(ROOT / "tests/support/go/bin/hspolicy"), shutil.which("hspolicy")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise SystemExit("hspolicy not found: run .ci/build-go-peers (or pass --hspolicy PATH)")
 
 
-def recorded(repeat: int) -> None:
-    case = next(
-        c for c in json.loads(RECORDED.read_text())["cases"] if c["code"] == 200 and len(c["topology"]["nodes"]) == 15
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        pol, net = Path(tmp, "policy.json"), Path(tmp, "tailnet.json")
-        pol.write_text(json.dumps(case["policy"]))
-        net.write_text(json.dumps(case["topology"]))
-        cmd = ["policy", "compile", str(pol), "--tailnet", str(net), "--format", "json"]
-        full = min(run_cli(cmd) for _ in range(repeat))
-        bare = min(run_cli(["--version"]) for _ in range(repeat))
+def derptool_env() -> dict[str, str]:
+    """The environment with byte-code caching on, as an installed derptool runs."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def side_by_side(
+    label: str, policy: Path, net: Path, hspolicy: str, repeat: int, env: dict[str, str]
+) -> tuple[float, int, int, float]:
+    ours_cmd = [sys.executable, "-m", "derptool", "policy", "compile", str(policy), "-t", str(net)]
+    ours_cmd += ["--format", "json-line", "--no-peers"]
+    theirs_cmd = [hspolicy, str(policy), str(net)]
+    ours: list[tuple[float, int, int, float]] = []
+    theirs: list[tuple[float, int, int, float]] = []
+    for _ in range(repeat):  # interleaved: a drift in machine speed hits both
+        theirs.append(run(theirs_cmd))
+        ours.append(run(ours_cmd, env))
+    o = min(ours)
+    t = min(theirs)
+    o_cpu = min(r[3] for r in ours)
+    t_cpu = min(r[3] for r in theirs)
+    budget = 1.5 * t[0] + 0.5
+    cpu_budget = 1.5 * t_cpu + 0.5
     print(
-        f"recorded 15-node tailnet ({case['id']}): derptool policy compile {full:.3f} s, start-up alone "
-        f"(derptool --version) {bare:.3f} s; compile work {full - bare:.3f} s, ratio {full / bare:.2f}x "
-        f"[goal < 0.3 s: {'ok' if full < 0.3 else 'MISSED'}]"
+        f"{label}: derptool {o[0]:.3f} s wall {o_cpu:.3f} s CPU {o[1] / 2**20:.0f} MB ({o[2] / 2**20:.1f} MB out); "
+        f"headscale {t[0]:.3f} s wall {t_cpu:.3f} s CPU {t[1] / 2**20:.0f} MB; ratio wall {o[0] / t[0]:.2f}x "
+        f"CPU {o_cpu / t_cpu:.2f}x; target 1.5x+0.5 s: wall {'ok' if o[0] <= budget else 'MISSED'}, CPU "
+        f"{'ok' if o_cpu <= cpu_budget else 'MISSED'}; memory < 1 GB: {'ok' if o[1] < 2**30 else 'MISSED'}"
     )
+    return o
+
+
+def exponent(points: list[tuple[float, int]]) -> str:
+    (t1, b1), (t2, b2) = points[0], points[-1]
+    return f"{math.log(t2 / t1) / math.log(b2 / b1):.2f}" if b2 != b1 and t1 > 0 else "n/a"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1000,3000,10000")
-    parser.add_argument("--groups", type=int, default=500)
-    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--large-sizes", default="1000,3000")
+    parser.add_argument("--peers-sizes", default="500,1000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hspolicy")
     args = parser.parse_args()
-    recorded(args.repeat)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    times = []
-    for n in sizes:
-        topology, policy = generate(n, args.groups, args.rules)
-        seconds, handed = compile_all(topology, policy)
-        times.append(seconds)
+    hspolicy = find_hspolicy(args.hspolicy)
+    env = derptool_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        star = d / "star.json"
+        star.write_text(json.dumps(STAR))
+        run([sys.executable, "-m", "derptool", "--version"], env)  # byte-code caches written once
+        points = []
+        for n in [int(s) for s in args.sizes.split(",") if s]:
+            net = d / f"star{n}.json"
+            net.write_text(json.dumps(tailnet(n)))
+            o = side_by_side(f"* -> *:* {n} nodes", star, net, hspolicy, args.repeat, env)
+            points.append((o[0], o[2]))
+        if len(points) > 1:
+            print(f"* -> *:* time against output size: exponent {exponent(points)} (1.0 = linear)")
+        big = large_policy()
+        grants = d / "large-grants.json"
+        acls = d / "large-acls.json"
+        grants.write_text(json.dumps(big, indent=2))
+        acls.write_text(json.dumps(as_acls(big), indent=2))
         print(
-            f"generated tailnet: {n} nodes, {args.groups} groups, {args.rules} rules: compiled for every node in "
-            f"{seconds:.2f} s ({handed} filter rules handed out, {1e3 * seconds / n:.2f} ms per node)"
+            f"large policy: {grants.stat().st_size / 1e6:.2f} MB ({len(big['groups'])} groups, "
+            f"{len(big['hosts'])} hosts, {len(big['tagOwners'])} tags, {len(big['acls'])} ACLs, "
+            f"{len(big['grants'])} grants, {len(big['ssh'])} SSH rules, {len(big['tests'])} tests); as ACLs "
+            f"{acls.stat().st_size / 1e6:.2f} MB"
         )
-    for (n1, t1), (n2, t2) in zip(zip(sizes, times, strict=True), zip(sizes[1:], times[1:], strict=True), strict=False):
-        print(f"scaling {n1} -> {n2} nodes: exponent {math.log(t2 / t1) / math.log(n2 / n1):.2f} (1.0 = linear)")
-    if len(sizes) > 2:
-        print(
-            f"scaling {sizes[0]} -> {sizes[-1]} nodes: exponent "
-            f"{math.log(times[-1] / times[0]) / math.log(sizes[-1] / sizes[0]):.2f}"
-        )
-    if sizes[-1] >= 10000:
-        print(f"goal 10 000 nodes < 30 s: {'ok' if times[-1] < 30 else 'MISSED'}")
+        for n in [int(s) for s in args.large_sizes.split(",") if s]:
+            net = d / f"large{n}.json"
+            net.write_text(json.dumps(tailnet(n, teams=840)))
+            side_by_side(f"large policy (as ACLs) {n} nodes", acls, net, hspolicy, args.repeat, env)
+            cmd = [sys.executable, "-m", "derptool", "policy", "compile", str(grants), "-t", str(net)]
+            # --no-validate: the generated tests name people a small tailnet lacks (validation refuses them)
+            g = min(
+                run([*cmd, "--format", "json-line", "--no-peers", "--no-validate"], env) for _ in range(args.repeat)
+            )
+            print(f"large policy (grants) {n} nodes: derptool {g[0]:.3f} s {g[1] / 2**20:.0f} MB")
+        peers = []
+        for n in [int(s) for s in args.peers_sizes.split(",") if s]:
+            net = d / f"peers{n}.json"
+            net.write_text(json.dumps(tailnet(n)))
+            cmd = [sys.executable, "-m", "derptool", "policy", "compile", str(star), "-t", str(net)]
+            p = min(run([*cmd, "--format", "json-line"], env) for _ in range(args.repeat))
+            peers.append((p[0], p[2]))
+            print(
+                f"* -> *:* with peers {n} nodes: derptool {p[0]:.3f} s {p[1] / 2**20:.0f} MB, {p[2] / 2**20:.1f} MB out"
+            )
+        if len(peers) > 1:
+            print(f"with peers, time against output size: exponent {exponent(peers)} (1.0 = linear)")
 
 
 if __name__ == "__main__":

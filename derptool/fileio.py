@@ -242,6 +242,30 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
     return line, offset - (data.rfind(b"\n", 0, offset) + 1) + 1
 
 
+_STRING_OR_COMMENT = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKETS_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def _shallow(data: bytes, max_depth: int) -> bool:
+    """Whether *data* surely nests no deeper than *max_depth*, found at C speed: with strings and comments
+    gone, only brackets kept and every innermost ``[]`` pair removed once per level, nothing may be left
+    after *max_depth* rounds. False means "maybe deeper" (or unbalanced): the token scan decides."""
+    if b"\\" in data or b"//" in data or b"/*" in data or b"#" in data:
+        text = _STRING_OR_COMMENT.sub(b"", data)
+    else:  # no escapes, no comments: every other piece between quotes is a string
+        text = b"".join(data.split(b'"')[0::2])
+    brackets = text.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return False
+        brackets = shorter
+    return not brackets
+
+
 def check_document_limits(
     data: bytes,
     name: str,
@@ -257,7 +281,7 @@ def check_document_limits(
     Brackets and digits inside strings and comments do not count. The full scan runs only when a cheap count
     shows the limit could be passed, so ordinary files cost a few ``bytes.count`` calls.
     """
-    maybe_deep = data.count(b"[") + data.count(b"{") > max_depth
+    maybe_deep = data.count(b"[") + data.count(b"{") > max_depth and not _shallow(data, max_depth)
     maybe_long = max_number == MAX_NUMBER_CHARS and _LONG_DIGITS.search(data) is not None
     maybe_many = data.count(b",") > max_entries
     if not (maybe_deep or maybe_long or maybe_many or max_number != MAX_NUMBER_CHARS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -48,15 +49,48 @@ NodeOption = Annotated[
 ]
 
 
-def _load(policy: str, tailnet: str) -> tuple[PolicySource, Compiled]:
+def _load(
+    policy: str, tailnet: str, *, control_url: str | None = None, validate: bool = False
+) -> tuple[PolicySource, Compiled]:
+    """Read and compile; with *validate*, a policy ``derptool validate`` rejects is refused (exit 1)."""
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.policy.engine import compile_policy, load_tailnet
     from derptool.policy.engine.source import load_policy
 
     if policy == "-" and tailnet == "-":
         raise UsageError("only one of POLICY and --tailnet can be '-' (stdin)")
+    if control_url is not None:
+        from derptool.policy.engine.control import check_control_url
+
+        try:
+            control_url = check_control_url(control_url)
+        except ValueError as err:
+            raise UsageError(f"--control-url: {err}") from None
     source = load_policy(policy)
-    return source, compile_policy(source.data, load_tailnet(tailnet))
+    net = load_tailnet(tailnet)
+    if validate:
+        _refuse_invalid(source, net)
+    return source, compile_policy(source.data, net, control_url=control_url)
+
+
+def _refuse_invalid(source: PolicySource, net: Any) -> None:
+    """Exit 1 with validate's errors (``file:line:col: error: ...``) when the policy is invalid or a test
+    fails in *net*."""
+    from derptool.cli.validate import problems_text
+    from derptool.policy import validate_bytes
+    from derptool.policy.validate import count_tests
+
+    has_tests = count_tests(source.data) > 0
+    errors = [p.to_dict() for p in validate_bytes(source.src, source.file, net if has_tests else None)]
+    errors = [p for p in errors if p["severity"] == "error"]
+    if errors:
+        print(problems_text(errors), file=sys.stderr)
+        print(
+            f"derptool: error: {source.file} is not a valid policy ({len(errors)} error"
+            f"{'s' if len(errors) != 1 else ''}): nothing compiled; --no-validate compiles it anyway",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
 
 
 def _check_nodes(compiled: Compiled, names: list[str] | None) -> list[str] | None:
@@ -68,25 +102,101 @@ def _check_nodes(compiled: Compiled, names: list[str] | None) -> list[str] | Non
     return [compiled.node(n).name for n in names] if names else None
 
 
+class CompileFormat(StrEnum):
+    """Output formats of ``derptool policy compile``."""
+
+    table = "table"
+    json = "json"
+    json_line = "json-line"
+
+
+ControlUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--control-url",
+        metavar="URL",
+        help="Control server that SSH check actions point at (default: the tailnet file's control_url, else "
+        "https://login.tailscale.com).",
+    ),
+]
+
+
 @policy_app.command("compile")
 @handle_errors
 def compile_command(
-    policy: PolicyArg, tailnet: TailnetOption, node: NodeOption = None, fmt: FormatOption = Format.table
+    policy: PolicyArg,
+    tailnet: TailnetOption,
+    node: NodeOption = None,
+    fmt: Annotated[
+        CompileFormat,
+        typer.Option("--format", "-f", help="table (default), json (one document) or json-line (one node a line)."),
+    ] = CompileFormat.table,
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent --format json (slower on big tailnets).")] = False,
+    no_peers: Annotated[bool, typer.Option("--no-peers", help="Leave each node's peers out (the n² part).")] = False,
+    control_url: ControlUrlOption = None,
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="Compile even a policy that derptool validate rejects.")
+    ] = False,
 ) -> None:
     """Compile POLICY for a tailnet: each node's packet filter, SSH policy and peers, as Tailscale sends them.
 
-    JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes.
+    JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes (compact
+    unless --pretty); json-line: one {"node": NAME, ...} object per line, written as each node is computed.
+    A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate.
     """
-    _, compiled = _load(policy, tailnet)
+    from derptool.policy.engine.stream import encode, node_texts
+
+    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate)
     names = _check_nodes(compiled, node)
-    doc = compiled.to_json(names)
-    if fmt is Format.json:
-        typer.echo(to_json(doc))
-        return
-    typer.echo(compile_table(doc))
+    nodes = [compiled.node(n) for n in names] if names else None
+    texts = node_texts(compiled, nodes, peers=not no_peers)
+    out = _Chunks()
+    write = out.write
+    if fmt is CompileFormat.json_line:
+        for name, text in texts:
+            write(f'{{"node":{encode(name)},{text[1:]}\n')
+    elif fmt is CompileFormat.json and pretty:
+        write('{\n  "nodes": {')
+        count = 0
+        for name, text in texts:
+            body = json.dumps(json.loads(text), indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            write(f"{',' if count else ''}\n    {json.dumps(name, ensure_ascii=False)}: {body}")
+            count += 1
+        write("\n  }\n}\n" if count else "}\n}\n")
+    elif fmt is CompileFormat.json:
+        write('{"nodes":{')
+        for k, (name, text) in enumerate(texts):
+            write(f"{',' if k else ''}{encode(name)}:{text}")
+        write("}}\n")
+    else:
+        for k, (name, text) in enumerate(texts):
+            write(("\n\n" if k else "") + compile_table({"nodes": {name: json.loads(text)}}, peers=not no_peers))
+        write("\n")
+    out.flush()
 
 
-def compile_table(doc: dict[str, Any]) -> str:
+class _Chunks:
+    """Text written to stdout in chunks of about a megabyte (one system call each, not one per node)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write("".join(self.parts).encode("utf-8"))
+        sys.stdout.buffer.flush()
+        self.parts.clear()
+        self.size = 0
+
+
+def compile_table(doc: dict[str, Any], *, peers: bool = True) -> str:
     """One block per node: who may reach it on which ports, SSH rules, and the peers it sees."""
     blocks = []
     for name, node in doc["nodes"].items():
@@ -113,11 +223,12 @@ def compile_table(doc: dict[str, Any]) -> str:
                     for r in ssh
                 )
             )
-        peers = node["peers"]
-        routes = [f"{p['name']}: {', '.join(p['primary_routes'])}" for p in peers if p["primary_routes"]]
-        lines.append(f"peers ({len(peers)}): {', '.join(p['name'] for p in peers) or '(none)'}")
-        if routes:
-            lines.append("routes: " + "; ".join(routes))
+        if peers:
+            seen = node["peers"]
+            routes = [f"{p['name']}: {', '.join(p['primary_routes'])}" for p in seen if p["primary_routes"]]
+            lines.append(f"peers ({len(seen)}): {', '.join(p['name'] for p in seen) or '(none)'}")
+            if routes:
+                lines.append("routes: " + "; ".join(routes))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

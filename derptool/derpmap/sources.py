@@ -33,8 +33,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from derptool import __version__
 from derptool.derpmap import DERPMap, merge, parse_derpmap
+from derptool.derpmap.headscale import load_yaml
+from derptool.derpmap.overlay import policy_overlay
 from derptool.errors import DerptoolError, InputError, LimitError, MapError, NetworkError
+from derptool.fileio import MAX_FILE_BYTES, atomic_write, check_document_limits, read_file, room_for_depth, to_utf8
 
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
 MAX_MAP_BYTES = 4 * 1024 * 1024
@@ -113,7 +117,7 @@ def cache_dir() -> Path:
     env = os.environ.get("DERPTOOL_CACHE_DIR")
     if env:
         return Path(env)
-    import platformdirs
+    import platformdirs  # lazy: only the live map's cache needs it, and its import costs start-up time
 
     return Path(platformdirs.user_cache_dir("derptool", appauthor=False))
 
@@ -215,8 +219,6 @@ def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
 
 
 def _write_cache(url: str, data: bytes, etag: str | None) -> None:
-    from derptool.fileio import atomic_write
-
     body_path, meta_path = _cache_paths()
     meta = {"url": url, "etag": valid_etag(etag), "fetched": dt.datetime.now(dt.UTC).isoformat()}
     try:
@@ -234,7 +236,6 @@ def fetch_url(url: str, *, etag: str | None = None, where: str = "--map") -> tup
     Raises :class:`UsageError` for a malformed URL (named by *where*) and :class:`NetworkError` for transport
     failures, bad statuses, oversized bodies and answers not done by the deadline.
     """
-    from derptool import __version__
     from derptool.net.deadline import Deadline
     from derptool.net.http import Request, get
     from derptool.net.url import parse_url
@@ -306,8 +307,6 @@ def _notify(notice: Notice | None, message: str) -> None:
 
 
 def _decode_json(data: bytes, name: str) -> Any:
-    from derptool.fileio import check_document_limits, room_for_depth, to_utf8
-
     data = to_utf8(data)
     check_document_limits(data, name)
     try:
@@ -331,8 +330,6 @@ def decode_document(data: bytes, name: str) -> Any:
     HuJSON parser. UTF-16/32 text and byte-order marks are decoded first; documents past the limits of
     :mod:`derptool.fileio` (size, nesting depth, number length) raise :class:`LimitError`.
     """
-    from derptool.fileio import MAX_FILE_BYTES, check_document_limits, room_for_depth, to_utf8
-
     if len(data) > MAX_FILE_BYTES:
         raise LimitError(f"{name}: larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB derptool reads")
     try:
@@ -353,14 +350,12 @@ def _decode_checked(data: bytes, name: str) -> Any:
             return json.loads(data, parse_constant=_reject_constant)
         except ValueError:
             pass
-        from derptool import hujson
+        from derptool import hujson  # lazy: a costly import that plain JSON (most maps) never needs
 
         try:
             return hujson.loads(data)
         except hujson.HuJSONError as err:
             raise InputError(f"invalid HuJSON: {err.reason}", file=name, line=err.line, column=err.column) from None
-    from derptool.derpmap.headscale import load_yaml
-
     return load_yaml(data, name)
 
 
@@ -392,8 +387,6 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
             'sections) nor headscale DERP YAML (no "regions")'
         )
     if what == "policy":
-        from derptool.derpmap.overlay import policy_overlay
-
         overlay = policy_overlay(doc, source=name)
         if overlay is None:
             b = base()
@@ -429,7 +422,6 @@ def load_map(spec: str = "default", *, notice: Notice | None = None, require_liv
         url = parse_url(spec, "--map (or DERPTOOL_MAP)", example="https://example.com/derpmap.json")
         _, body, _ = fetch_url(url.text)
         return map_from_bytes(body, url.shown, "url", base=base)
-    from derptool.fileio import read_file
 
     if spec == "-":
         return map_from_bytes(read_file("-", raw=True).data, "<stdin>", "stdin", base=base)

@@ -21,6 +21,7 @@ from typing import Any
 
 from derptool.errors import NetworkError, UsageError
 from derptool.net.deadline import Deadline
+from derptool.net.describe import describe_error
 from derptool.net.url import redact
 
 
@@ -56,25 +57,17 @@ class Request:
 
 
 def describe(err: BaseException) -> str:
-    """A one-line reason for a failed request, without the URL (the caller names it)."""
+    """A one-line reason for a failed request, without the URL (the caller names it): the HTTP-level faults
+    here, the rest in :func:`derptool.net.describe.describe_error`'s words, the password always redacted."""
     import httpx
 
     if isinstance(err, httpx.DecodingError):
         return "the body is not what its headers say (its Content-Encoding does not decode)"
-    if isinstance(err, httpx.TimeoutException):
-        return "timed out"
     if isinstance(err, httpx.TooManyRedirects):
         return "too many redirects"
     if isinstance(err, httpx.RemoteProtocolError):
         return f"the server broke HTTP: {_first_line(err)}"
-    text = _first_line(err)
-    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
-        return "cannot resolve the host name (offline?)"
-    if "Connection refused" in text:
-        return "connection refused"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return text
+    return redact(describe_error(err))[:300]
 
 
 def peer_text(value: object, limit: int = 200) -> str:

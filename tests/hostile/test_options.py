@@ -1,9 +1,9 @@
-"""Hostile option values: every float option and every duration of every command, found by walking the CLI
-(a new option is covered the day it is added), and region selectors that select nothing."""
+"""Hostile command lines: unknown options, bad values and missing arguments are one usage line, exit 2."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +14,40 @@ from derptool.cli._app import COMMANDS, app
 from derptool.cli._options import Duration, FiniteFloat, parse_duration
 from derptool.errors import UsageError
 from tests.hostile.harness import assert_refused, run
+from tests.support.hostile import Files, run_one
 
 NOT_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e400", " nan ", "\uff11", "1_0"]
 """Values a float option must refuse: not finite, overflowing, or digits Python's float() alone would take."""
 BAD_DURATIONS = ["inf", "nan", "1e300", "9" * 400, "99999999999h", "-1s", "0", "0ms", "5 parsecs", "\uff15s", ""]
+
+
+USAGE = [
+    (["map", "--bogus"], "No such option: --bogus"),
+    (["map", "--format", "nope"], "'nope' is not one of"),
+    (["latency", "--timeout", "x"], "--timeout"),
+    (["nat", "--timeout", "x"], "--timeout"),
+    (["check", "--timeout", "x", "h"], "--timeout"),
+    (["fmt"], "Missing argument 'FILE'"),
+    (["validate"], "Missing argument 'FILE'"),
+    (["diff", "a"], "Missing argument 'NEW'"),
+    (["omit", "--region"], "requires an argument"),
+    (["region", "add"], "derptool region add: Missing option"),
+    (["region", "add", "--id", "x"], "derptool region add:"),
+    (["region", "nosuch"], "No such command"),
+    (["grants"], "derptool grants"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["--bogus"], "No such option"),
+    (["schema", "--out", "/dev/null"], "/dev/null"),
+]
+
+
+@pytest.mark.parametrize(("args", "mention"), USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_errors_are_one_line(workdir: Path, args: list[str], mention: str) -> None:
+    """Click's three-line block became one `derptool: error:` line, exit 2."""
+    run_one(args, Files(workdir), 2, mention)
+
+
+# -- every float option and duration, found by walking the CLI; selectors ------------------------------------------
 
 
 def _commands() -> Iterator[tuple[list[str], Any]]:

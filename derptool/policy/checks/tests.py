@@ -30,7 +30,7 @@ class PolicyTestChecks(ReferenceChecks):
                 else:
                     err = self.reference_error(src.strip())
                     if err:
-                        self.error((*path, "src" if "src" in test else "user"), f"test src: {err}")
+                        self.error((*path, "src" if "src" in test else "user"), f"{failed}test src: {err}")
             lists = [k for k in ("accept", "deny", "allow") if test.get(k)]
             if not lists:
                 self.error(path, failed + 'a test needs "accept" or "deny" destinations')
@@ -68,6 +68,10 @@ class PolicyTestChecks(ReferenceChecks):
             src = test.get("src", "")
             if isinstance(src, str) and src.strip() == "":
                 self.error((*path, "src") if "src" in test else path, "SSH test src must be specified")
+            elif isinstance(src, str):
+                err = self.reference_error(src.strip())
+                if err:  # Tailscale runs the test and fails it: the source stands for nothing
+                    self.error((*path, "src"), f"test(s) failed: SSH test src: {err}")
             for i, raw in strings(test.get("dst")):
                 item = raw.strip()
                 where = (*path, "dst", i)

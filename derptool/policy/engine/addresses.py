@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import functools
 import ipaddress
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -23,15 +24,40 @@ Range = tuple[int, int]
 
 
 def addr_int(text: str) -> int:
-    """The number of an IPv4 or IPv6 address (raises ``ValueError``)."""
+    """The number of an IPv4 or IPv6 address (raises ``ValueError``).
+
+    The C parser (``inet_pton``) reads the usual forms; anything it refuses (a zone, say) goes to
+    :mod:`ipaddress`, which decides.
+    """
+    try:
+        if ":" in text:
+            return V6 + int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, TypeError):
+        pass
     ip = ipaddress.ip_address(text)
     return int(ip) if ip.version == 4 else V6 + int(ip)
 
 
+def parse_addr(text: str) -> tuple[int, int, str]:
+    """``(version, number, canonical text)`` of an address (raises ``ValueError``), cheaply for the usual forms."""
+    try:
+        if ":" not in text:
+            packed = socket.inet_pton(socket.AF_INET, text)
+            return 4, int.from_bytes(packed, "big"), socket.inet_ntop(socket.AF_INET, packed)
+    except (OSError, TypeError):
+        pass
+    n = addr_int(text)
+    return (4, n, addr_text(n)) if n < V6 else (6, n, addr_text(n))
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def addr_text(n: int) -> str:
-    """The text of the address with number *n*."""
-    return str(ipaddress.IPv4Address(n)) if n < V6 else str(ipaddress.IPv6Address(n - V6))
+    """The text of the address with number *n* (RFC 5952 for IPv6, as Go and :mod:`ipaddress` write it)."""
+    if n < V6:
+        return socket.inet_ntop(socket.AF_INET, n.to_bytes(4, "big"))
+    text = socket.inet_ntop(socket.AF_INET6, (n - V6).to_bytes(16, "big"))
+    return text if "." not in text else str(ipaddress.IPv6Address(n - V6))
 
 
 def prefix_range(text: str) -> Range:

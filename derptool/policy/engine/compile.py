@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from derptool.policy.engine.aliases import Resolver
@@ -27,10 +28,14 @@ class Compiled:
     resolver: Resolver
     rules: RuleSet
     ssh: SSHCompiler
-    peers: PeerMap
     primaries: dict[str, int]
     control_url: str = DEFAULT_CONTROL_URL
     vias: list[ViaGrant] | None = None
+
+    @cached_property
+    def peers(self) -> PeerMap:
+        """Who sees whom (computed when first asked for: ``--no-peers`` never pays for it)."""
+        return PeerMap(self.rules)
 
     def node(self, name: str) -> Node:
         """The node called *name* (raises ``KeyError``)."""
@@ -65,12 +70,14 @@ class Compiled:
         return {"nodes": {n.name: self.node_json(n) for n in nodes}}
 
 
-def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: str = DEFAULT_CONTROL_URL) -> Compiled:
+def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: str | None = None) -> Compiled:
     """Compile canonical *policy* data for *tailnet*.
 
     Advertised routes that ``autoApprovers`` cover count as approved, as they are once the control plane
-    has seen them advertised.
+    has seen them advertised. SSH ``check`` actions point at *control_url*, else the tailnet's
+    ``control_url``, else Tailscale's (``https://login.tailscale.com``).
     """
+    control_url = control_url or tailnet.control_url or DEFAULT_CONTROL_URL
     tailnet = auto_approve(policy, tailnet)
     resolver = Resolver(policy, tailnet)
     rules = compile_rules(policy, tailnet, resolver)
@@ -80,7 +87,6 @@ def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: 
         resolver,
         rules,
         SSHCompiler(policy, tailnet, resolver),
-        PeerMap(rules),
         primary_routes(tailnet),
         control_url,
         via_grants(policy, resolver),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool._types import JsonPath
+from derptool.errors import LimitError
 from derptool.policy.engine.addresses import (
     INTERNET,
     V4_END,
@@ -38,6 +39,9 @@ from derptool.policy.engine.ports import ALL_PORTS, IPSpec, PortRange, parse_gra
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 WHOLE = (0, V6_END)
+MAX_DELIVERIES = 5_000_000
+"""The most ``DstPorts``/``CapGrant`` entries handed to nodes in all (a rule's entry times the nodes it
+reaches), so a policy on a huge tailnet stops with a clear error before it fills the memory."""
 COMPANION_CAPS = {
     "tailscale.com/cap/drive": "tailscale.com/cap/drive-sharer",
     "tailscale.com/cap/relay": "tailscale.com/cap/relay-target",
@@ -93,6 +97,12 @@ class Rule:
         if self.protos is not None:
             out["IPProto"] = list(self.protos)
         return out
+
+
+def rule_name(rule: Rule) -> str:
+    """``acls[3]`` style name of the first policy entry a rule came from."""
+    o = rule.origins[0] if rule.origins else ()
+    return f"{o[0]}[{o[1]}]" if len(o) > 1 else "the default allow-all rule"
 
 
 def _dst_text(d: tuple[int, int, int]) -> str:
@@ -205,6 +215,7 @@ class RuleSet:
         return sorted(out)
 
     def _distribute(self) -> None:
+        handed = 0
         for r_idx, rule in enumerate(self.rules):
             picked: dict[int, list[int]] = {}
             if rule.cap_grants is not None:
@@ -221,6 +232,12 @@ class RuleSet:
                         picked.setdefault(n, []).append(d_idx)
             for n, parts in picked.items():
                 self.per_node[n].append((r_idx, parts))
+                handed += len(parts)
+            if handed > MAX_DELIVERIES:
+                raise LimitError(
+                    f"the policy hands more than {MAX_DELIVERIES} packet-filter entries to the "
+                    f"{len(self.per_node)} nodes (at {rule_name(rule)}); compile a smaller tailnet"
+                )
 
     def for_node(self, node: Node) -> list[tuple[Rule, list[int]]]:
         """The rules *node* receives, each with the indexes of its ``DstPorts`` (or ``CapGrant``) kept."""

@@ -99,6 +99,7 @@ class PeerMap:
                 self.peers[i] |= d
             for j in _indexes(d):
                 self.peers[j] |= s
+        self.seen = list(self.peers)  # before each node is taken out of its own set: shared by many nodes
         for n in self.tailnet.nodes:
             self.peers[n.index] &= ~(1 << n.index)
 
@@ -233,16 +234,25 @@ def peers_for(
     node: Node, peer_map: PeerMap, primaries: Mapping[str, int], vias: list[ViaGrant] | None = None
 ) -> list[Peer]:
     """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
-    out = []
-    for p in peer_map.peers_of(node):
-        prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
-        usable = [r for r in prim if peer_map.can_access_route(node, r)]
-        exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
-        if vias:
-            usable = _via_filter(node, p, usable, vias)
-            exits = _via_filter(node, p, exits, vias)
-        out.append(Peer(p, list(p.addresses) + usable + exits, usable))
-    return out
+    return [peer_for(node, p, peer_map, primaries, vias) for p in peer_map.peers_of(node)]
+
+
+def routes_vary(peer: Node, primaries: Mapping[str, int]) -> bool:
+    """Whether what viewers see of *peer* depends on the viewer: it is primary for a route or an exit node."""
+    return bool(peer.exit_routes) or any(primaries.get(r) == peer.index for r in peer.subnet_routes)
+
+
+def peer_for(
+    node: Node, p: Node, peer_map: PeerMap, primaries: Mapping[str, int], vias: list[ViaGrant] | None = None
+) -> Peer:
+    """Peer *p* as *node* sees it: its addresses plus the primary and exit routes *node* may use."""
+    prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
+    usable = [r for r in prim if peer_map.can_access_route(node, r)]
+    exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
+    if vias:
+        usable = _via_filter(node, p, usable, vias)
+        exits = _via_filter(node, p, exits, vias)
+    return Peer(p, list(p.addresses) + usable + exits, usable)
 
 
 def _str_list(value: Any) -> list[str]:
@@ -286,7 +296,7 @@ def auto_approve(policy: Mapping[str, Any], tailnet: Tailnet) -> Tailnet:
             if ok:
                 approved.append(r)
         nodes.append(replace(n, approved_routes=tuple(approved)))
-    return Tailnet(list(tailnet.users), nodes)
+    return Tailnet(list(tailnet.users), nodes, control_url=tailnet.control_url)
 
 
-__all__ = ["Peer", "PeerMap", "auto_approve", "peers_for", "primary_routes"]
+__all__ = ["Peer", "PeerMap", "auto_approve", "peer_for", "peers_for", "primary_routes", "routes_vary"]

@@ -15,6 +15,7 @@ from typing import Any
 from derptool._types import JsonPath
 from derptool.policy.engine.addresses import IPSet, addr_text
 from derptool.policy.engine.aliases import SELF, Resolver
+from derptool.policy.engine.control import DEFAULT_CONTROL_URL, check_control_url
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 ACCEPT = {
@@ -23,7 +24,6 @@ ACCEPT = {
     "allowLocalPortForwarding": True,
     "allowRemotePortForwarding": True,
 }
-DEFAULT_CONTROL_URL = "https://login.tailscale.com"
 CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER"
 NONROOT = "autogroup:nonroot"
 
@@ -92,6 +92,13 @@ class SSHCompiler:
                 compiled = self._compile(i, rule)
                 if compiled is not None:
                     self.rules.append(compiled)
+        self._everyone = [k for k, c in enumerate(self.rules) if c.self_dst]
+        self._by_node: dict[int, list[int]] = {}
+        for k, c in enumerate(self.rules):
+            if c.self_dst:
+                continue
+            for idx in c.dst_nodes | (c.src_nodes if c.localparts else frozenset()):
+                self._by_node.setdefault(idx, []).append(k)
 
     def _compile(self, i: int, rule: Mapping[str, Any]) -> _Compiled | None:
         action = str(rule.get("action") or "").strip()
@@ -157,9 +164,9 @@ class SSHCompiler:
     def for_node(self, node: Node) -> list[SSHRule]:
         """The SSH rules *node* receives, check rules first."""
         out: list[SSHRule] = []
-        for c in self.rules:
-            if node.index in c.dst_nodes or c.self_dst or (c.localparts and node.index in c.src_nodes):
-                out.extend(self._node_rules(c, node))
+        mine = self._by_node.get(node.index, [])
+        for k in sorted({*mine, *self._everyone}) if self._everyone else mine:
+            out.extend(self._node_rules(self.rules[k], node))
         return [r for r in out if r.action == "check"] + [r for r in out if r.action != "check"]
 
     def _rule(self, c: _Compiled, nodes: list[Node], users: dict[str, str], *, per_tag: bool = False) -> SSHRule:
@@ -207,4 +214,11 @@ def ssh_policy_json(rules: list[SSHRule], control_url: str = DEFAULT_CONTROL_URL
     return {"rules": [r.to_json(control_url) for r in rules]}
 
 
-__all__ = ["DEFAULT_CONTROL_URL", "SSHCompiler", "SSHRule", "localpart_domain", "ssh_policy_json"]
+__all__ = [
+    "DEFAULT_CONTROL_URL",
+    "SSHCompiler",
+    "SSHRule",
+    "check_control_url",
+    "localpart_domain",
+    "ssh_policy_json",
+]

@@ -9,7 +9,8 @@ netmaps::
 
 A node may list ``primary_routes``: the subnet routes it is the elected (primary) router for; without
 it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
-to no user in policy terms. An untagged node without ``user`` belongs to the first user.
+to no user in policy terms. An untagged node without ``user`` belongs to the first user. Node names and
+addresses are unique; a file holds at most :data:`MAX_NODES` nodes.
 ``tailscale status --json`` output is read too (:func:`from_status`).
 """
 
@@ -20,14 +21,17 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from derptool._types import JsonPath
-from derptool.errors import InputError
+from derptool.errors import InputError, LimitError
 from derptool.fileio import read_file
-from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, prefix_range
+from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.control import check_control_url
 from derptool.policy.problems import locate
+
+MAX_NODES = 100_000
+"""The most nodes a tailnet file may hold (a large company's tailnet has tens of thousands)."""
 
 
 @dataclass(frozen=True)
@@ -81,18 +85,25 @@ class Node:
         return IPSet.of((n, n) for n in self.ips)
 
     def _served(self) -> list[str]:
+        if not self.approved_routes or not self.routable_ips:
+            return []
         advertised = {_canon(r) for r in self.routable_ips}
         return [r for r in (_canon(a) for a in self.approved_routes) if r in advertised]
 
-    @cached_property
+    def __post_init__(self) -> None:
+        served = self._served()
+        object.__setattr__(self, "_subnet_routes", [r for r in served if not is_exit_route(r)] if served else [])
+        object.__setattr__(self, "_exit_routes", [r for r in served if is_exit_route(r)] if served else [])
+
+    @property
     def subnet_routes(self) -> list[str]:
         """Approved and advertised routes that are not exit routes."""
-        return [r for r in self._served() if not is_exit_route(r)]
+        return self._subnet_routes  # type: ignore[attr-defined, no-any-return]
 
-    @cached_property
+    @property
     def exit_routes(self) -> list[str]:
         """Approved and advertised exit routes (``0.0.0.0/0``, ``::/0``)."""
-        return [r for r in self._served() if is_exit_route(r)]
+        return self._exit_routes  # type: ignore[attr-defined, no-any-return]
 
     @property
     def is_exit_node(self) -> bool:
@@ -122,6 +133,8 @@ class Tailnet:
     by_tag: dict[str, list[Node]] = field(default_factory=dict)
     by_user: dict[int, list[Node]] = field(default_factory=dict)
     by_ip: dict[int, Node] = field(default_factory=dict)
+    control_url: str | None = None
+    """The control server's URL when the tailnet file names one (SSH ``check`` actions point at it)."""
 
     def __post_init__(self) -> None:
         for n in self.nodes:
@@ -177,8 +190,10 @@ def _err(message: str, file: str, where: JsonPath, src: bytes | None) -> Tailnet
 
 
 def _strs(value: Any, what: str, fail: Any, where: JsonPath) -> tuple[str, ...]:
-    if value is None:
-        return ()
+    if not value:
+        if value is None or value == []:
+            return ()
+        raise fail(f"{what} must be a list of strings", where)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise fail(f"{what} must be a list of strings", where)
     return tuple(value)
@@ -192,9 +207,17 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
 
     if not isinstance(data, Mapping):
         raise fail('a tailnet is an object {"users": [...], "nodes": {...}}', ())
-    unknown = sorted(set(data) - {"users", "nodes"})
+    unknown = sorted(set(data) - {"users", "nodes", "control_url"})
     if unknown:
-        raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users" and "nodes")', (unknown[0],))
+        raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users", "nodes" and "control_url")', (unknown[0],))
+    control_url = data.get("control_url")
+    if control_url is not None:
+        if not isinstance(control_url, str):
+            raise fail('"control_url" must be a string (the control server\'s URL)', ("control_url",))
+        try:
+            control_url = check_control_url(control_url)
+        except ValueError as err:
+            raise fail(f"control_url: {err}", ("control_url",)) from None
     users: list[User] = []
     raw_users = data.get("users") or []
     if not isinstance(raw_users, list):
@@ -213,7 +236,16 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
     raw_nodes = data.get("nodes") or {}
     if not isinstance(raw_nodes, Mapping):
         raise fail('"nodes" must be an object of node name to node', ("nodes",))
+    if isinstance(raw_nodes, _Duplicated):
+        name = raw_nodes.duplicates[0]
+        raise fail(f'node {name!r} appears twice in "nodes": give each node its own name', ("nodes", name))
+    if len(raw_nodes) > MAX_NODES:
+        raise LimitError(
+            f"{len(raw_nodes)} nodes, more than the {MAX_NODES} derptool compiles for; split the tailnet file",
+            file=file,
+        )
     nodes: list[Node] = []
+    owner_of_ip: dict[int, str] = {}
     for index, (name, n) in enumerate(raw_nodes.items()):
         where: JsonPath = ("nodes", name)
         if not isinstance(n, Mapping):
@@ -223,20 +255,22 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
             if not t.startswith("tag:"):
                 raise fail(f"node {name!r}: tag {t!r} must start with 'tag:'", (*where, "tags"))
         ips: list[int] = []
-        addr: dict[str, str | None] = {}
+        addr: dict[str, str | None] = {"ipv4": None, "ipv6": None}
         for key, version in (("ipv4", 4), ("ipv6", 6)):
             value = n.get(key)
             if value is None:
-                addr[key] = None
                 continue
             try:
-                ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+                parsed = parse_addr(value) if isinstance(value, str) else None
             except ValueError:
-                ip = None
-            if ip is None or ip.version != version:
+                parsed = None
+            if parsed is None or parsed[0] != version:
                 raise fail(f"node {name!r}: {key} {value!r} is not an IPv{version} address", (*where, key))
-            addr[key] = str(ip)
-            ips.append(addr_int(str(ip)))
+            other = owner_of_ip.setdefault(parsed[1], name)
+            if other != name:
+                raise fail(f"node {name!r}: {key} {parsed[2]} is also the address of node {other!r}", (*where, key))
+            addr[key] = parsed[2]
+            ips.append(parsed[1])
         if not ips:
             raise fail(f'node {name!r} needs an "ipv4" or "ipv6" address', where)
         routes: dict[str, tuple[str, ...]] = {}
@@ -273,7 +307,7 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
                 else None,
             )
         )
-    return Tailnet(users, nodes)
+    return Tailnet(users, nodes, control_url=control_url)
 
 
 def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
@@ -351,18 +385,36 @@ def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
     return Tailnet(users, nodes)
 
 
+class _Duplicated(dict[str, Any]):
+    """A decoded JSON object whose members were not all unique (the last value of each is kept)."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    dup = _Duplicated(out)
+    seen: set[str] = set()
+    dup.duplicates = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return dup
+
+
 def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
     """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
     try:
-        data = json.loads(src)  # plain JSON (the usual case) without the HuJSON parser
+        data = json.loads(src, object_pairs_hook=_object)  # plain JSON (the usual case) without the HuJSON parser
     except ValueError:
         # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
-        from derptool.hujson import HuJSONError, loads
+        from derptool.hujson import HuJSONError, standardize
 
         try:
-            data = loads(src)
+            data = json.loads(standardize(src), object_pairs_hook=_object)
         except HuJSONError as err:
             raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
+        except ValueError as err:
+            raise TailnetError(f"not JSON: {err}", file=file) from None
     if isinstance(data, Mapping) and ("Peer" in data or "Self" in data):
         return from_status(data, file=file)
     if isinstance(data, Mapping) and "topology" in data and "nodes" not in data:
@@ -392,7 +444,11 @@ def to_topology(tailnet: Tailnet) -> dict[str, Any]:
         if n.primary_routes is not None:
             entry["primary_routes"] = list(n.primary_routes)
         nodes[n.name] = entry
-    return {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users], "nodes": nodes}
+    out: dict[str, Any] = {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users]}
+    out["nodes"] = nodes
+    if tailnet.control_url is not None:
+        out["control_url"] = tailnet.control_url
+    return out
 
 
 __all__ = [

@@ -87,6 +87,20 @@ class TestRunner:
         node = self.c.tailnet.node(src)
         return list(node.ips) if node is not None else None
 
+    def unknown_source(self, src: str) -> str | None:
+        """Why a test source names nothing in this tailnet (a user e-mail or a host name it does not
+        have), or None; Tailscale fails such a test. Groups, tags and autogroups are checked by validation."""
+        src = src.strip()
+        if _is_ip(src) or src in self.c.resolver.hosts or "/" in src:
+            return None
+        if src.startswith(("group:", "tag:", "autogroup:", "user:*@", "ipset:")) or src == "*":
+            return None
+        if "@" in src:
+            return None if self.c.tailnet.user(src) is not None else f"{src!r} is no user of this tailnet"
+        if self.c.tailnet.node(src) is None and self.c.tailnet.user(src) is None:
+            return f"{src!r} is no host, node or user of this tailnet"
+        return None
+
     def dest_ips(self, host: str) -> list[int] | None:
         """Addresses of a test destination host (None: nothing in this tailnet)."""
         if _is_ip(host):
@@ -139,6 +153,10 @@ class TestRunner:
             return
         if not src:
             report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the test has no src"))
+            return
+        unknown = self.unknown_source(src)
+        if unknown is not None:
+            report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: test src {unknown}"))
             return
         proto_text = t.get("proto") if isinstance(t.get("proto"), str) and t.get("proto") else "tcp"
         proto = protocol_number(str(proto_text)) or 6
@@ -211,6 +229,10 @@ class TestRunner:
         src = src.strip() if isinstance(src, str) else ""
         if not src:
             report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: the SSH test has no src"))
+            return
+        unknown = self.unknown_source(src)
+        if unknown is not None:
+            report.failures.append(TestFailure(path, f"{PREFIX}: {_p(path)}: SSH test src {unknown}"))
             return
         src_ips = self.source_ips(src)
         dsts = [d.strip() for d in _list(t.get("dst")) if isinstance(d, str)]
