@@ -43,7 +43,7 @@ def test_a_tailscaled_counter_that_is_not_finite_is_one_line(value: str) -> None
 
 def test_nan_in_other_series_is_shown_and_the_json_stays_json() -> None:
     """A NaN in a series that is not tailscaled's is a legitimate value (a summary with no observations)."""
-    text = b"# TYPE rpc_seconds summary\nrpc_seconds{quantile=\"0.5\"} NaN\nrpc_seconds_count 0\n"
+    text = b'# TYPE rpc_seconds summary\nrpc_seconds{quantile="0.5"} NaN\nrpc_seconds_count 0\n'
     with peer(answer(200, text)) as url:
         out = run(["watch", "--once", "-i", "0.05", "--format", "json", url + "/metrics"])
     assert out.code == 0, out.stderr
@@ -55,11 +55,11 @@ def test_nan_in_other_series_is_shown_and_the_json_stays_json() -> None:
     "text",
     [
         b"\x00\x01\x02",
-        b"# TYPE x counter\nx{a=\"\xff\"} 1\n",
-        b"x{a=\"unclosed} 1\n",
+        b'# TYPE x counter\nx{a="\xff"} 1\n',
+        b'x{a="unclosed} 1\n',
         b"x 1 2 3 4\n",
         b"x " + b"9" * 5000 + b"\n",
-        b"x{" + b"a=\"b\"," * 10000 + b"} 1\n",
+        b"x{" + b'a="b",' * 10000 + b"} 1\n",
     ],
 )
 def test_text_that_is_not_the_exposition_format_is_one_line(text: bytes) -> None:

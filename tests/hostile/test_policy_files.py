@@ -25,7 +25,7 @@ OVERFLOWS = ["1e400", "-1e400", "1E309", "123456789e999", "1" + "0" * 400 + ".5"
 @pytest.mark.parametrize("number", OVERFLOWS)
 def test_a_number_that_overflows_is_an_error_like_go(tmp_path: Path, number: str) -> None:
     policy = tmp_path / "p.hujson"
-    policy.write_text('{"derpMap": {"HomeParams": {"RegionScore": {"1": %s}}}}' % number)
+    policy.write_text(f'{{"derpMap": {{"HomeParams": {{"RegionScore": {{"1": {number}}}}}}}}}')
     out = run(["validate", str(policy)])
     assert out.code == 1 and "out of range for a float64" in out.stdout, out.stdout
     assert_refused(run(["map", "-m", str(policy)]), 2, "finite")
@@ -70,6 +70,9 @@ def test_a_policy_past_the_entry_limit_is_refused_at_once(tmp_path: Path, args: 
     assert policy.read_bytes() == before
 
 
+ENTRY = "import sys; from derptool.cli import main; sys.argv[0] = 'derptool'; main()"
+
+
 def test_the_bound_at_the_entry_limit(tmp_path: Path) -> None:
     """At the limit, ``validate`` of a hosts table stays within the documented bound (docs/input-surfaces.md:
     30 s and 500 MB on a slow shared machine): measured in a child process so its peak memory is its own."""
@@ -77,8 +80,13 @@ def test_the_bound_at_the_entry_limit(tmp_path: Path) -> None:
     policy.write_bytes(_members(MAX_ENTRIES - 1))
     begin = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from derptool.cli import main; sys.argv[0] = 'derptool'; main()"]
-        + ["validate", str(policy)],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from derptool.cli import main; sys.argv[0] = 'derptool'; main()",
+            "validate",
+            str(policy),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,9 +109,7 @@ def test_grants_refuses_a_destination_that_is_no_address(tmp_path: Path, dst: st
     assert_refused(run(["grants", "--src", "group:eng", "--via", "tag:exit", "--dst", dst]), 2, "--dst")
     policy = tmp_path / "p.hujson"
     policy.write_text(POLICY)
-    assert_refused(
-        run(["grants", "--src", "group:eng", "--via", "tag:exit", "--dst", dst, "--apply", str(policy)]), 2
-    )
+    assert_refused(run(["grants", "--src", "group:eng", "--via", "tag:exit", "--dst", dst, "--apply", str(policy)]), 2)
     assert policy.read_text() == POLICY
 
 
@@ -140,8 +146,16 @@ def test_fuzz_policy_bytes_give_problems_never_an_exception(data: bytes) -> None
 
 
 _member = st.sampled_from(
-    ['"acls": []', '"ACLS": []', '"hosts": {"a": "1e400"}', '"derpMap": {"Regions": {"1": null}}', '"x": 1e400']
-    + ['"randomizeClientPort": 1e999', '"tests": [{"src": 1e400}]', '"grants": [{"src": ["*"], "dst": ["1.2.3.4/99"]}]']
+    [
+        '"acls": []',
+        '"ACLS": []',
+        '"hosts": {"a": "1e400"}',
+        '"derpMap": {"Regions": {"1": null}}',
+        '"x": 1e400',
+        '"randomizeClientPort": 1e999',
+        '"tests": [{"src": 1e400}]',
+        '"grants": [{"src": ["*"], "dst": ["1.2.3.4/99"]}]',
+    ]
 )
 
 
