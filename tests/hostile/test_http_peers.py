@@ -105,3 +105,18 @@ def test_content_that_is_not_what_was_asked(
         ):
             line = assert_refused(run(args), code)
             assert "\x1b" not in line, "a peer's escape sequence reached the terminal"
+
+
+@pytest.mark.parametrize("behave", [MISBEHAVIOURS["drip-fed body"][0], MISBEHAVIOURS["drip-fed headers"][0]])
+def test_captive_portal_check_stops_a_drip_at_its_timeout(behave: Behaviour) -> None:
+    """``latency``'s captive-portal check: each endpoint's whole answer by the check's timeout."""
+    from derptool.derpmap import parse_derpmap
+    from derptool.net.captive import detect
+
+    node = {"Name": "1a", "RegionID": 1, "HostName": "derp.invalid", "IPv4": "127.0.0.1", "CanPort80": True}
+    dmap = parse_derpmap({"Regions": {"1": {"RegionID": 1, "RegionCode": "x", "RegionName": "X", "Nodes": [node]}}})
+    with peer(behave) as url:
+        begin = time.monotonic()
+        result = detect(dmap, port=int(url.rsplit(":", 1)[1]), timeout=DEADLINE)
+    assert time.monotonic() - begin < DEADLINE + 2
+    assert result.found is None and "no complete answer within" in result.checks[0].detail
