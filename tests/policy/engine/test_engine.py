@@ -176,7 +176,7 @@ def test_cli_compile_json_and_table(files: dict[str, Path]) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc["nodes"]) == {"laptop", "phone", "web", "router", "exit-eu", "exit-us"}
-    assert set(doc["nodes"]["web"]) == {"packet_filter_rules", "ssh_policy", "peers"}
+    assert set(doc["nodes"]["web"]) == {"packet_filter_rules", "ssh_policy", "peers", "cap_map"}
     one = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node", "web"])
     assert one.exit_code == 0 and one.stdout.startswith("== web") and "peers (1): laptop" in one.stdout
     bad = runner.invoke(app, ["policy", "compile", str(files["policy"]), "-t", str(files["tailnet"]), "--node", "nope"])
