@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ def findings(
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
     canonical, shape = check_shape(data, Policy)
-    out = list(shape.findings)
+    out = list(shape.findings) + list(overflowing_numbers(data))
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
     if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
@@ -61,6 +62,19 @@ def findings(
         for failure in report.failures:
             out.append(Finding(shape.original_path(failure.path), failure.message))
     return out
+
+
+def overflowing_numbers(data: Any) -> Iterator[Finding]:
+    """A finding for every number in *data* too large for a float64 (``1e400``): Go's decoder refuses them."""
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            yield Finding(path, "the number is out of range for a float64 (Go's JSON decoder refuses it)")
+        elif isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
 
 
 def count_tests(data: Any) -> int:
@@ -93,9 +107,22 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     for f in found:
         offset = value_offset(root, f.path, f.at_key)
         line, column = position(src, offset)
-        problems.append(Problem(file, line, column, f.path, f.message, f.severity))
+        message = f.message
+        if f.also is not None:
+            message += f" (the other is at line {position(src, value_offset(root, f.also, True))[0]})"
+        problems.append(Problem(file, line, column, f.path, message, f.severity))
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
+
+
+def error_messages(src: bytes) -> list[str]:
+    """The messages of *src*'s validation errors, without positions (no syntax tree is built): for comparing
+    a policy before and after an edit."""
+    try:
+        data = decode(src)
+    except HuJSONError as err:
+        return [err.reason]
+    return [f.message for f in findings(data) if f.severity == "error"]
 
 
 def validate_files(paths: Iterable[str | Path]) -> list[Problem]:
