@@ -1,18 +1,113 @@
-"""Text helpers every command shares: tables, JSON, yes/no, and the one unified-diff writer."""
+"""Text helpers every command shares: tables, JSON, yes/no, and the one unified-diff writer.
+
+Tables are drawn by rich (the one table library: watch's live view needs rich anyway, it measures wide
+characters and shortens a value with an ellipsis instead of wrapping it, and its table import costs about what
+tabulate's did). A table fits the output width: ``$COLUMNS`` when set, else the terminal's width, else
+:data:`DEFAULT_WIDTH`; the widest columns give way first. ``--wide`` (:data:`WideOption`) shows every value in
+full.
+"""
 
 from __future__ import annotations
 
 import difflib
+import io
 import json
+import os
+import shutil
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+from typer._click.globals import get_current_context
+
+DEFAULT_WIDTH = 100
+"""The width of a table when standard output is not a terminal and ``$COLUMNS`` is not set."""
+_WIDE = "derptool.wide"
+_GAP = 2  # spaces between two columns
+_ELLIPSIS = "…"
+
+
+def _set_wide(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[_WIDE] = True
+    return value
+
+
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        callback=_set_wide,
+        help="Show every table value in full (by default a table fits the terminal, or 100 columns when the "
+        "output is not a terminal, and long values end in an ellipsis).",
+    ),
+]
+
+
+def output_width() -> int | None:
+    """The width tables must fit: ``None`` under ``--wide``, else ``$COLUMNS``, the terminal's, or 100."""
+    ctx = get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(_WIDE):
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if sys.stdout.isatty():
+            return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return DEFAULT_WIDTH
+
+
+def fit_widths(natural: Sequence[int], floors: Sequence[int], width: int | None) -> list[int]:
+    """Column widths that fit *width* (with the gaps): the widest columns shrink first, none below its floor."""
+    widths = list(natural)
+    if width is None:
+        return widths
+    excess = sum(widths) + _GAP * (len(widths) - 1) - width
+    while excess > 0:
+        room = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not room:
+            break
+        widest = max(widths[i] for i in room)
+        tops = [i for i in room if widths[i] == widest]
+        below = max([widths[i] for i in room if widths[i] < widest] + [max(floors[i] for i in tops)])
+        step = min(widest - below, -(-excess // len(tops)))
+        for i in tops:
+            cut = min(step, widths[i] - floors[i], excess)
+            widths[i] -= cut
+            excess -= cut
+    return widths
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain-text table with aligned columns."""
-    from tabulate import tabulate  # lazy: tabulate is a heavy import, and --help and JSON output draw no table
+    """A plain-text table with aligned columns, fitted to :func:`output_width` (values cut with an ellipsis)."""
+    # lazy: rich's table is a heavy import, and --help and JSON output draw no table
+    from rich.box import Box
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Column, Table
+    from rich.text import Text
 
-    return tabulate(rows, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    natural = [max([cell_len(h), *(cell_len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    floors = [min(n, max(cell_len(h), 3)) for n, h in zip(natural, headers, strict=True)]
+    widths = fit_widths(natural, floors, output_width())
+    underline = Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
+    columns = [
+        Column(Text(h), width=w, no_wrap=True, overflow="ellipsis") for h, w in zip(headers, widths, strict=True)
+    ]
+    grid = Table(*columns, box=underline, show_edge=False, pad_edge=False, padding=(0, _GAP - 1, 0, 0))
+    for row in cells:
+        grid.add_row(*(Text(v) for v in row))
+    out = io.StringIO()
+    console = Console(
+        file=out, width=sum(widths) + _GAP * len(widths) + 1, color_system=None, highlight=False, emoji=False
+    )
+    console.print(grid)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def to_json(data: Any) -> str:

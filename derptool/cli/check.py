@@ -12,7 +12,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._options import CaFileOption, MapOption, parse_duration, timeout_option
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def check_command(
             "--count", metavar="N", show_default=False, help="With --every or --listen: stop after N runs.", min=1
         ),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake, per address family.
 

@@ -10,7 +10,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import UsageError
 
 
@@ -29,6 +29,7 @@ def diff_command(
     ],
     new: Annotated[str, typer.Argument(metavar="NEW", help="The new map: any --map value.")],
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
+    wide: WideOption = False,
 ) -> None:
     """Compare two DERP maps: regions and nodes added or removed, changed addresses, ports and flags.
 

@@ -11,7 +11,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._options import MapOption
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import InputError, UsageError
 
@@ -196,6 +196,7 @@ def impact_command(
         ),
     ] = False,
     html: HtmlOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Show what removing DERP regions costs each site: its home region before and after, and the added latency.
 

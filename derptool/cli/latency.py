@@ -17,7 +17,7 @@ from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
 from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
-from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import UsageError
@@ -122,6 +122,7 @@ def latency_command(
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
     html: HtmlOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 

@@ -14,7 +14,7 @@ from derptool.cli._apply import read_policy, require_apply, show_or_write
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
 from derptool.cli._options import MapOption, RegionOption
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def map_command(
         ),
     ] = MapOutputFormat.table,
     html: HtmlOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags.
 

@@ -12,7 +12,7 @@ from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
 from derptool.cli._options import MapOption, RegionOption, timeout_option
-from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def nat_command(
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
 

@@ -11,7 +11,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ def compile_command(
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Compile even a policy that derptool validate rejects.")
     ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Compile POLICY for a tailnet: each node's packet filter, SSH policy and peers, as Tailscale sends them.
 
@@ -282,6 +283,7 @@ def egress_command(
         ),
     ] = None,
     fmt: FormatOption = Format.table,
+    wide: WideOption = False,
 ) -> None:
     """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
     from derptool.policy.engine.egress import egress, via_violations  # heavy: imported at run time, not for --help
