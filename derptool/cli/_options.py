@@ -55,18 +55,43 @@ class Duration(ParamType):
             ) from None
 
 
-def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
-    """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
+def duration_option(
+    name: str, default_help: str, *, default: str, low: float = 0.1, high: float = 120.0, hidden: bool = False
+) -> Any:
+    """A ``name DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float); its
+    help shows the default as a duration (*default*, e.g. ``"5s"``), as every duration default is shown::
 
-    timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
+    timeout: Annotated[float, duration_option("--timeout", "Time for each step.", default="5s")] = 5.0
     """
-    names = ("--timeout", "-t") if short else ("--timeout",)
     return typer.Option(
-        *names,
+        name,
         click_type=Duration(low, high),
         metavar="DURATION",
-        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.",
+        show_default=False,
+        hidden=hidden,
+        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.  [default: {default}]",
     )
+
+
+def timeout_option(default_help: str, *, default: str, low: float = 0.1, high: float = 120.0) -> Any:
+    """A ``--timeout DURATION`` option (see :func:`duration_option`); it has no short name (``-t`` is
+    ``--tailnet``)."""
+    return duration_option("--timeout", default_help, default=default, low=low, high=high)
+
+
+def retired_short(short: str, meaning: str, instead: str) -> Any:
+    """A hidden short option this command once had and that now means *meaning* in every command: using it is
+    a one-line usage error naming the long option to give (*instead*)::
+
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None
+    """
+
+    def refuse(ctx: Any, param: Any, value: Any) -> Any:
+        if value is not None:
+            raise ClickUsageError(f"{short} means {meaning} in every command now: give {instead}", ctx)
+        return value
+
+    return typer.Option(short, hidden=True, callback=refuse)
 
 
 MapOption = Annotated[

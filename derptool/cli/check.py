@@ -11,7 +11,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption, MapOption, parse_duration, timeout_option
+from derptool.cli._options import CaFileOption, MapOption, parse_duration, retired_short, timeout_option
 from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import InputError, UsageError
 
@@ -59,7 +59,8 @@ def check_command(
         bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
     ] = False,
     ca_file: CaFileOption = None,
-    timeout: Annotated[float, timeout_option("Time to wait for each network step.", high=120)] = 5.0,
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.", default="5s", high=120)] = 5.0,
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
     relay: Annotated[
         bool,

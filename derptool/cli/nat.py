@@ -11,7 +11,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption, timeout_option
+from derptool.cli._options import MapOption, RegionOption, retired_short, timeout_option
 from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
@@ -32,7 +32,8 @@ def nat_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
     fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
-    timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", high=60)] = 3.0,
+    timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", default="3s", high=60)] = 3.0,
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None,
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,

@@ -26,18 +26,32 @@ if TYPE_CHECKING:
 class ProblemFormat(StrEnum):
     """Output formats of ``derptool validate``."""
 
-    text = "text"
+    table = "table"
     json = "json"
     github = "github"
+    text = "text"  # the old name of table, kept for scripts (not listed in --help)
 
 
 @app.command("validate")
 @handle_errors
 def validate_command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Policy files (HuJSON or JSON); '-' is stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH",
+            help="Policy files (HuJSON or JSON), directories (their *.hujson and *.json files, recursively), "
+            "globs ('policies/*.hujson'); '-' is stdin.",
+        ),
+    ],
     fmt: Annotated[
-        ProblemFormat, typer.Option("--format", "-f", help="text (file:line:col), json, or github (annotations).")
-    ] = ProblemFormat.text,
+        ProblemFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="[table|json|github]",
+            help="table (file:line:col lines), json, or github (annotations).",
+        ),
+    ] = ProblemFormat.table,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     tailnet: Annotated[
         str | None,
@@ -74,7 +88,7 @@ def validate_command(
     problems = []
     untested = 0
     sources: dict[str, bytes] = {}
-    inputs = InputFiles(files)
+    inputs = InputFiles(files, expand=True)
     base = None
     if geofence:
         from derptool.cli._errors import warn
@@ -97,7 +111,9 @@ def validate_command(
         typer.echo(
             problems_github(character_columns(data, sources)) if fmt is ProblemFormat.github else problems_text(data)
         )
-    if fmt is ProblemFormat.text and sources:  # no summary when no file could be read: the errors said it all
+    if (
+        fmt in (ProblemFormat.table, ProblemFormat.text) and sources
+    ):  # no summary when no file could be read: the errors said it all
         summary = problems_summary(data, len(sources))
         if unreadable:
             summary += f"; {unreadable} file{'s' if unreadable != 1 else ''} not read"

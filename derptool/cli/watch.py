@@ -14,7 +14,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption
+from derptool.cli._options import CaFileOption, Duration, duration_option
 from derptool.cli._output import to_json
 from derptool.errors import UsageError
 
@@ -318,9 +318,13 @@ def watch_command(
     socket: Annotated[
         str | None, typer.Option("--socket", metavar="PATH", help="A tailscaled's LocalAPI socket to scrape.")
     ] = None,
-    interval: Annotated[
-        float, typer.Option("--interval", "-i", min=0.05, metavar="SECONDS", help="Seconds between scrapes.")
+    every: Annotated[
+        float, duration_option("--every", "Time between scrapes.", default="2s", low=0.05, high=3600)
     ] = 2.0,
+    interval_alias: Annotated[
+        float | None,
+        typer.Option("--interval", "-i", click_type=Duration(0.05, 3600), hidden=True, help="Same as --every."),
+    ] = None,
     match: Annotated[
         str | None, typer.Option("--match", metavar="REGEX", help="Only series whose name{labels} matches.")
     ] = None,
@@ -334,7 +338,7 @@ def watch_command(
         ),
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Print one snapshot (two scrapes --interval apart) and exit.")
+        bool, typer.Option("--once", help="Print one snapshot (two scrapes --every apart) and exit.")
     ] = False,
     count: Annotated[
         int | None, typer.Option("--count", min=1, metavar="N", help="Stop the live view after N intervals.")
@@ -375,6 +379,8 @@ def watch_command(
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.watch import Target, WatchSession
+
+    interval = interval_alias if interval_alias is not None else every
 
     pattern, excluded = _compile(match, "--match"), _compile(exclude, "--exclude")
     target = Target.from_spec(url, socket, ca_file=ca_file)
