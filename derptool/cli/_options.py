@@ -108,12 +108,24 @@ MapOption = Annotated[
 ]
 
 
+def complete_region(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of a region selector, from the bundled snapshot: IDs, codes, countries, continents, ``eu``,
+    ``all``, ``unknown`` (after a comma, the last item of a list)."""
+    from derptool.derpmap.geo import selector_words  # lazy: only a completion request needs the map
+    from derptool.derpmap.sources import load_snapshot
+
+    done, comma, last = incomplete.rpartition(",")
+    words = selector_words(load_snapshot().derp_map)
+    return [(done + comma + word, what) for word, what in words if word.startswith(last.lower())]
+
+
 RegionOption = Annotated[
     list[str] | None,
     typer.Option(
         "--region",
         "-r",
         metavar="SEL",
+        autocompletion=complete_region,
         help="Only these regions: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
     ),
 ]

@@ -33,9 +33,9 @@ def diff_command(
 ) -> None:
     """Compare two DERP maps: regions and nodes added or removed, changed addresses, ports and flags.
 
-    Exit status: 0 when the maps are the same, 1 when they differ, 3 when 'default' was named and the live
-    map cannot be fetched (an older cached or bundled copy would not answer the question; name 'snapshot'
-    to compare with the bundled copy on purpose).
+    Exit status: 0 when the maps are the same, 1 when they differ, 2 a map that cannot be read, 3 when
+    'default' was named and the live map cannot be fetched (an older cached or bundled copy would not answer
+    the question; name 'snapshot' to compare with the bundled copy on purpose).
     Example: 'derptool diff saved-map.json default' (did the public map change since my allow-list?).
     """
     # heavy: imported when the command runs, so that --help stays fast

@@ -53,9 +53,10 @@ def fmt_command(
     """Format HuJSON (tailnet policy) files the way Tailscale's Go hujson.Format does.
 
     Prints the result unless --write, --check, --list or --diff is given. --minify and --standardize
-    replace formatting with hujsonfmt's -m and -s. Exit 0 on success (--list included); with --check,
-    1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax error
-    without --check.
+    replace formatting with hujsonfmt's -m and -s.
+
+    Exit status: 0 success (--list included); 1 with --check, a file would change or has a syntax error;
+    2 unreadable input, or a syntax error without --check.
     """
     from derptool.fileio import atomic_write  # lazy: fileio (hashlib) is not needed for --help
 

@@ -10,7 +10,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import MapOption
+from derptool.cli._options import MapOption, complete_region
 from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import InputError, UsageError
@@ -144,12 +144,19 @@ def impact_command(
             "--region",
             "-r",
             metavar="SEL",
+            autocompletion=complete_region,
             help="Regions the geofence removes, as for 'derptool omit' (repeatable, or comma-separated).",
         ),
     ] = None,
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", metavar="SEL", help="Keep only these regions and remove every other one."),
+        typer.Option(
+            "--keep",
+            "-k",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Keep only these regions and remove every other one.",
+        ),
     ] = None,
     prometheus: Annotated[
         str | None,

@@ -131,7 +131,8 @@ def latency_command(
     --format json-line prints one timestamped JSON object per line (one per round). --format html (or png)
     prints the world map coloured by latency; --html FILE writes that page (rewritten every round with --every).
 
-    Exit status: 0 when at least one region answered, 1 when none did.
+    Exit status: 0 when at least one region answered, 1 when none did, 2 a bad option or a --map that
+    cannot be read, 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels

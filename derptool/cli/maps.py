@@ -13,7 +13,7 @@ from derptool.cli._app import app
 from derptool.cli._apply import read_policy, require_apply, show_or_write
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption
+from derptool.cli._options import MapOption, RegionOption, complete_region
 from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 
@@ -71,6 +71,9 @@ def map_command(
     one that cannot be placed shows country 'unknown', with the reason below the table.
     The firewall formats list the relays of the map as given ('--map policy.hujson' applies a policy's
     geofence): 'derptool map --map policy.hujson --format nft | nft -f -'.
+
+    Exit status: 0 the map was shown; 2 a bad option or a --map that cannot be read; 3 a --map URL that
+    cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.geo import describe_regions
@@ -144,7 +147,11 @@ def omit_command(
     keep: Annotated[
         list[str] | None,
         typer.Option(
-            "--keep", "-k", metavar="SEL", help="Keep only these regions (allow-list) and omit every other one."
+            "--keep",
+            "-k",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Keep only these regions (allow-list) and omit every other one.",
         ),
     ] = None,
     map_spec: MapOption = "default",
@@ -192,6 +199,10 @@ def omit_command(
     'derptool omit --keep eu --apply policy.hujson' (edit the file in place; --diff to preview).
     With --apply, regions are selected from --map plus the regions the policy defines itself; existing null
     entries are kept unless --replace, and a region the policy defines is never replaced by null.
+
+    Exit status: 0 the fragment was printed or the file written; 1 --strict or --min-regions refused the
+    plan, --check found the policy out of step, or --diff shows a pending edit; 2 a bad option or input that
+    cannot be read; 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.sources import load_map

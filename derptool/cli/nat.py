@@ -44,7 +44,8 @@ def nat_command(
     Easy NAT (the same public address for every server) lets Tailscale connect peers directly; hard NAT
     (a new public port per destination) usually forces traffic through a DERP relay.
 
-    Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``.
+    Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``; 2 a bad
+    option or a --map that cannot be read; 3 a --map URL that cannot be fetched.
     """
     from derptool.net import natprobe  # heavy: imported when the command runs, so that --help stays fast
 

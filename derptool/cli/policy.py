@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 policy_app = typer.Typer(
     name="policy",
-    help="What a policy does in a tailnet: each node's packet filter, SSH policy and peers; who can reach what.",
+    help="What a policy does in a tailnet: each node's packet filter, SSH policy and peers; who can reach what."
+    "\n\nExit status: 0 done; 1 the check found a problem (an invalid policy, a denied or unwanted path: see "
+    "each command); 2 a bad option or a file that cannot be read.",
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
@@ -144,6 +146,9 @@ def compile_command(
     JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes (compact
     unless --pretty); json-line: one {"node": NAME, ...} object per line, written as each node is computed.
     A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate.
+
+    Exit status: 0 compiled; 1 the policy is not valid (unless --no-validate); 2 a bad option or a policy or
+    tailnet file that cannot be read.
     """
     from derptool.policy.engine.stream import encode, node_texts
 
@@ -252,7 +257,10 @@ def explain_command(
     proto: Annotated[str, typer.Option("--proto", "-p", metavar="P", help="Protocol name or number.")] = "tcp",
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Is SRC allowed to reach DST? Names the rules (file:line) that allow it. Exit 0 allowed, 1 denied."""
+    """Is SRC allowed to reach DST? Names the rules (file:line) that allow it.
+
+    Exit status: 0 allowed, 1 denied, 2 a bad option or a policy or tailnet file that cannot be read.
+    """
     from derptool.policy.engine.explain import explain  # heavy: imported at run time, not for --help
 
     source, compiled = _load(policy, tailnet)
@@ -285,7 +293,11 @@ def egress_command(
     fmt: FormatOption = Format.table,
     wide: WideOption = False,
 ) -> None:
-    """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
+    """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic).
+
+    Exit status: 0 listed; 1 with --require-via, a node may leave through an exit node without the tag;
+    2 a bad option or a policy or tailnet file that cannot be read.
+    """
     from derptool.policy.engine.egress import egress, via_violations  # heavy: imported at run time, not for --help
 
     if require_via is not None and not require_via.startswith("tag:"):

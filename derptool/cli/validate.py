@@ -75,7 +75,8 @@ def validate_command(
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
-    Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
+    Exit status: 0 valid; 1 a file has an error (or a warning with --strict); 2 a file cannot be read, or
+    a bad option.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.policy.validate import count_tests, decode, validate_bytes
@@ -172,7 +173,11 @@ def schema_command(
         bool, typer.Option("--check", help="Write nothing; exit 1 when the files in --out are missing or stale.")
     ] = False,
 ) -> None:
-    """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI."""
+    """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI.
+
+    Exit status: 0 written (or already current); 1 with --check, a schema file is missing or stale; 2 a
+    file or directory that cannot be read or written.
+    """
     # heavy (the schema needs pydantic): imported when the command runs, so that --help stays fast
     from derptool.fileio import atomic_write
     from derptool.policy.schema import schema_files

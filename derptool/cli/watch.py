@@ -14,7 +14,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption, Duration, duration_option
+from derptool.cli._options import CaFileOption, Duration, complete_region, duration_option
 from derptool.cli._output import to_json
 from derptool.errors import UsageError
 
@@ -346,7 +346,12 @@ def watch_command(
     fmt: Annotated[WatchFormat, typer.Option("--format", "-f", help="Output of --once.")] = WatchFormat.table,
     omitted: Annotated[
         list[str] | None,
-        typer.Option("--omitted", metavar="SEL", help="Exit 1 when the home DERP region is one of these (repeatable)."),
+        typer.Option(
+            "--omitted",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Exit 1 when the home DERP region is one of these (repeatable).",
+        ),
     ] = None,
     policy: Annotated[
         str | None,
@@ -376,6 +381,9 @@ def watch_command(
     http://100.100.100.100/metrics). Examples: 'derptool watch'; 'derptool watch --once --format json';
     'derptool watch --peer laptop'; 'derptool watch --omitted us' (exit 1 while the home region is in the
     US); 'derptool watch http://127.0.0.1:9100/metrics --match "^node_network" --exclude "lo"'.
+
+    Exit status: 0; 1 with --omitted or --policy, the home DERP region is one they remove; 2 a bad option
+    or input that cannot be read; 3 the target cannot be scraped.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.watch import Target, WatchSession
