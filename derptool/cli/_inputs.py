@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from typer._click.globals import get_current_context
+
 from derptool.cli._errors import report, warn
 from derptool.errors import DerptoolError, InputError
 
@@ -19,6 +21,17 @@ if TYPE_CHECKING:
     from derptool.fileio import FileSnapshot
 
 
+def load_cli_map(map_spec: str, *, require_live: bool = False) -> LoadedMap:
+    """Load the map *map_spec* names, notices on stderr; ``--refresh`` (when the command has it) retries the
+    live map now."""
+    from derptool.cli._options import REFRESH
+    from derptool.derpmap.sources import load_map  # lazy: the map sources are heavy
+
+    ctx = get_current_context(silent=True)
+    refresh = bool(ctx is not None and ctx.meta.get(REFRESH))
+    return load_map(map_spec, notice=warn, require_live=require_live, refresh=refresh)
+
+
 def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap, DERPMap]:
     """Load the map *map_spec* names and narrow it to the regions *selectors* match (all when none).
 
@@ -26,9 +39,8 @@ def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap
     """
     # lazy: the map sources and selectors are heavy, and every map command's --help imports this module
     from derptool.derpmap.geo import resolve
-    from derptool.derpmap.sources import load_map
 
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     dmap = loaded.derp_map
     if selectors:
         res = resolve(selectors, dmap)

@@ -119,6 +119,26 @@ def complete_region(incomplete: str) -> list[tuple[str, str]]:
     return [(done + comma + word, what) for word, what in words if word.startswith(last.lower())]
 
 
+REFRESH = "derptool.refresh"
+
+
+def _set_refresh(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[REFRESH] = True
+    return value
+
+
+RefreshOption = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        callback=_set_refresh,
+        help="Fetch the live default map now, even when a failed fetch in the last 5 minutes says to use the "
+        "cached or bundled copy.",
+    ),
+]
+
+
 RegionOption = Annotated[
     list[str] | None,
     typer.Option(

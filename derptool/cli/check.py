@@ -11,7 +11,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption, MapOption, parse_duration, retired_short, timeout_option
+from derptool.cli._options import CaFileOption, MapOption, RefreshOption, parse_duration, retired_short, timeout_option
 from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import InputError, UsageError
 
@@ -106,6 +106,7 @@ def check_command(
         ),
     ] = None,
     wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake, per address family.
 
@@ -126,10 +127,10 @@ def check_command(
         targets = [node]
     else:
         # heavy, and needed only when the target is a region selector
+        from derptool.cli._inputs import load_cli_map
         from derptool.derpmap.geo import resolve
-        from derptool.derpmap.sources import load_map
 
-        loaded = load_map(map_spec, notice=warn)
+        loaded = load_cli_map(map_spec)
         res = resolve([target], loaded.derp_map)
         for note in res.notes:
             warn(note)

@@ -16,7 +16,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
+from derptool.cli._options import CaFileOption, MapOption, RefreshOption, RegionOption, parse_duration
 from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
@@ -123,6 +123,7 @@ def latency_command(
     port_mapping: PortMappingOption = False,
     html: HtmlOption = None,
     wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 

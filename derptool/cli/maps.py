@@ -13,7 +13,7 @@ from derptool.cli._app import app
 from derptool.cli._apply import read_policy, require_apply, show_or_write
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption, complete_region
+from derptool.cli._options import MapOption, RefreshOption, RegionOption, complete_region
 from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 
@@ -64,6 +64,7 @@ def map_command(
     ] = MapOutputFormat.table,
     html: HtmlOption = None,
     wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags.
 
@@ -192,6 +193,7 @@ def omit_command(
         int | None,
         typer.Option("--min-regions", metavar="N", min=1, help="Exit 1 when fewer than N regions are left."),
     ] = None,
+    refresh: RefreshOption = False,
 ) -> None:
     """Print a policy-file derpMap fragment that removes the selected DERP regions, or patch it into a file.
 
@@ -205,7 +207,7 @@ def omit_command(
     cannot be read; 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.derpmap.sources import load_map
+    from derptool.cli._inputs import load_cli_map
     from derptool.edit.omit_plan import plan_omit, render_omit_headscale_yaml, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
@@ -217,7 +219,7 @@ def omit_command(
         check_policy(check, map_spec, strict=strict, min_regions=min_regions)
         return
     snap = read_policy(apply) if apply is not None else None
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     if apply is not None and snap is not None:
         from derptool.edit.omit import omit_policy  # the HuJSON editor: only --apply needs it
 
@@ -286,12 +288,12 @@ def gate(plan: OmitPlan, *, strict: bool, min_regions: int | None) -> None:
 def check_policy(path: Path, map_spec: str, *, strict: bool, min_regions: int | None) -> None:
     """``omit --check POLICY``: exit 0 when the policy is in step with its recorded selectors, else 1."""
     from derptool.cli._apply import read_policy
-    from derptool.derpmap.sources import load_map
+    from derptool.cli._inputs import load_cli_map
     from derptool.edit.geofence import check_geofence, describe_drift
     from derptool.errors import InputError
 
     snap = read_policy(path)
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     result = check_geofence(snap.data, loaded.derp_map, file=str(path))
     if result.recorded is None:
         raise InputError(

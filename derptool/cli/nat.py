@@ -11,7 +11,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption, retired_short, timeout_option
+from derptool.cli._options import MapOption, RefreshOption, RegionOption, retired_short, timeout_option
 from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
@@ -38,6 +38,7 @@ def nat_command(
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
     wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
 

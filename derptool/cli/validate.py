@@ -14,7 +14,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
 from derptool.cli._inputs import InputFiles
-from derptool.cli._options import MapOption
+from derptool.cli._options import MapOption, RefreshOption
 from derptool.cli._output import to_json
 from derptool.errors import InputError
 
@@ -72,6 +72,7 @@ def validate_command(
         ),
     ] = False,
     map_spec: MapOption = "default",
+    refresh: RefreshOption = False,
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
@@ -92,10 +93,9 @@ def validate_command(
     inputs = InputFiles(files, expand=True)
     base = None
     if geofence:
-        from derptool.cli._errors import warn
-        from derptool.derpmap.sources import load_map
+        from derptool.cli._inputs import load_cli_map
 
-        base = load_map(map_spec, notice=warn).derp_map
+        base = load_cli_map(map_spec).derp_map
     for name, snap in inputs:
         sources[name] = snap.data
         problems.extend(validate_bytes(snap.data, name, net))

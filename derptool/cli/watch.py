@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from derptool.cli._app import app
-from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption, Duration, complete_region, duration_option
+from derptool.cli._errors import handle_errors
+from derptool.cli._options import CaFileOption, Duration, RefreshOption, complete_region, duration_option
 from derptool.cli._output import to_json
 from derptool.errors import UsageError
 
@@ -46,11 +46,12 @@ def _compile(regex: str | None, option: str) -> re.Pattern[str] | None:
 def _naming_map(target: Target, map_spec: str | None) -> DERPMap | None:
     """The map that names regions: --map, else the client's own (LocalAPI), else the bundled snapshot."""
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.derpmap.sources import load_map, load_snapshot
+    from derptool.cli._inputs import load_cli_map
+    from derptool.derpmap.sources import load_snapshot
     from derptool.watch.scrape import client_derpmap
 
     if map_spec is not None:
-        return load_map(map_spec, notice=warn).derp_map
+        return load_cli_map(map_spec).derp_map
     own = client_derpmap(target)
     return own if own is not None else load_snapshot().derp_map
 
@@ -371,6 +372,7 @@ def watch_command(
         ),
     ] = None,
     ca_file: CaFileOption = None,
+    refresh: RefreshOption = False,
 ) -> None:
     """Scrape a Prometheus endpoint and show what changes: for a Tailscale client, traffic per path
     (DERP, direct, peer relay), the share relayed through DERP, drops, health and the home DERP region;
