@@ -190,7 +190,7 @@ def latency_command(
             for note in report.notes:
                 warn(note)
             if exporter is not None:
-                exporter.publish(with_labels(exposition(report), labels))
+                exporter.publish(with_labels(exposition(report), labels), problem=_unhealthy(report))
             if not emit_page(fmt.value, html, functools.partial(_latency_page, report, dmap)):
                 text = renderers[fmt](report)
                 if redraw:
@@ -211,6 +211,14 @@ def latency_command(
 
 
 _BAR_WIDTH = 24
+
+
+def _unhealthy(report: Report) -> str | None:
+    """What makes the exporter's /healthz answer 503 after this round: no probed region answered."""
+    probed = [r for r in report.regions if r.probed]
+    if any(r.latency_ms is not None for r in probed):
+        return None
+    return f"0 of {len(probed)} regions answered"
 
 
 def _latency_page(report: Report, dmap: DERPMap) -> Page:
@@ -244,10 +252,9 @@ def latency_table(report: Report) -> str:
         f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
         f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}"
     )
-    out.append(
-        f"PortMapping: {port_mapping_text(report.port_mapping)}"
-        + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else "")
-    )
+    out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}" + _captive_text(report))
+    if report.no_network:
+        out.append(_NO_NETWORK)
     probed = [r for r in report.regions if r.probed]
     if report.incremental:
         out.append(
@@ -282,6 +289,21 @@ def latency_table(report: Report) -> str:
     out.append("")
     out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
     return "\n".join(out)
+
+
+_NO_NETWORK = (
+    "No network: no DERP region answered over UDP or HTTPS (offline, or a firewall drops it all).\n"
+    "Try: check the connection; offline, --map snapshot uses the bundled map without fetching the live one."
+)
+
+
+def _captive_text(report: Report) -> str:
+    """netcheck's CaptivePortal field; with no network, an error page on port 80 is the gateway's, not a portal."""
+    if report.captive_portal is None:
+        return ""
+    if report.no_network and report.captive_portal and not report.login_portal:
+        return f"   CaptivePortal: no (HTTP {report.captive_status} on port 80: the gateway, not a login page)"
+    return f"   CaptivePortal: {yes_no(report.captive_portal)}"
 
 
 def _home_note(report: Report) -> str | None:

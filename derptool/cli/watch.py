@@ -16,7 +16,7 @@ from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
 from derptool.cli._options import CaFileOption, Duration, RefreshOption, complete_region, duration_option
 from derptool.cli._output import to_json
-from derptool.errors import UsageError
+from derptool.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -399,9 +399,12 @@ def watch_command(
     timeout = max(interval, 5.0)
     dmap = _naming_map(target, map_spec)
     fence = _geofence(omitted, policy, dmap)
-    session = WatchSession(
-        target, dmap=dmap, match=pattern, exclude=excluded, geofence=fence, peer=peer, timeout=timeout
-    )
+    try:
+        session = WatchSession(
+            target, dmap=dmap, match=pattern, exclude=excluded, geofence=fence, peer=peer, timeout=timeout
+        )
+    except NetworkError as err:
+        raise target.unreachable(err) from None
     if fence is not None and not any(name == "tailscaled_home_derp_region_id" for name, _ in session.previous.series):
         raise UsageError(
             f"{target.description} is not a Tailscale client (no tailscaled_home_derp_region_id): "

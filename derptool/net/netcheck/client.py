@@ -128,7 +128,7 @@ class Netcheck:
                     captive_task = loop.create_task(self._captive(previous_home))
             report = await measuring
             if captive_task is not None:
-                report.captive_portal = await captive_task
+                report.captive_portal, report.captive_status = await captive_task
             if portmap_task is not None:
                 report.port_mapping = await portmap_task
         finally:
@@ -142,11 +142,11 @@ class Netcheck:
         """:meth:`report` in a fresh event loop, for callers that are not async."""
         return asyncio.run(self.report(progress))
 
-    async def _captive(self, home: int | None) -> bool | None:
+    async def _captive(self, home: int | None) -> tuple[bool | None, int | None]:
         from derptool.net import captive
 
         found = await captive.detect_async(self.dmap, home, port=self.captive_port)
-        return found.found
+        return found.found, found.status
 
     def _remember(self, report: Report, now: float) -> None:
         measured = {r.id: r.latency_ms for r in report.regions if r.latency_ms is not None}
