@@ -172,7 +172,8 @@ def test_geofence_from_files(tmp_path: Path) -> None:
 
 
 def test_default_target_prefers_the_localapi_socket(tmp_path: Path) -> None:
-    assert default_target(str(tmp_path / "absent.sock")) == Target(url="http://100.100.100.100/metrics")
+    absent = str(tmp_path / "absent.sock")
+    assert default_target(absent) == Target(url="http://100.100.100.100/metrics", missing_socket=absent)
     sock = tmp_path / "tailscaled.sock"
     sock.touch()
     assert default_target(str(sock)) == Target(socket=str(sock))
