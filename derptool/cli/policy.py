@@ -62,7 +62,7 @@ def _load(
     if policy == "-" and tailnet == "-":
         raise UsageError("only one of POLICY and --tailnet can be '-' (stdin)")
     if control_url is not None:
-        from derptool.policy.engine.ssh import check_control_url
+        from derptool.policy.engine.control import check_control_url
 
         try:
             control_url = check_control_url(control_url)
@@ -268,13 +268,22 @@ def explain_command(
     if fmt is Format.json:
         typer.echo(to_json(answer.to_json(source)))
     else:
-        typer.echo(f"{src} -> {dst} ({proto}): {'allowed' if answer.allowed else 'denied'}")
+        state = "allowed" if answer.allowed else "denied"
+        if not answer.allowed and answer.depends_on:
+            state = "depends on posture attributes the tailnet file lacks: " + ", ".join(answer.depends_on)
+        typer.echo(f"{src} -> {dst} ({proto}): {state}")
         for pair in answer.pairs:
             if pair.allowed:
                 how = "allowed by " + ", ".join(source.where(r) for r in pair.rules)
+            elif pair.depends:
+                how = "allowed by " + "; ".join(
+                    f"{source.where(r)} if the source's {', '.join(a)} meet its posture" for r, a in pair.depends
+                )
             else:
                 how = "denied: no rule allows it"
             typer.echo(f"  {pair.src} -> {pair.dst}: {how}")
+            for r, caps in pair.caps:
+                typer.echo(f"    app capabilities from {source.where(r)}: {', '.join(caps)}")
     raise typer.Exit(0 if answer.allowed else 1)
 
 

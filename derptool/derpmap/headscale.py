@@ -18,6 +18,7 @@ from typing import Any
 
 from derptool.derpmap.model import DERPMap, DERPNode, DERPRegion
 from derptool.errors import InputError, LimitError, MapError
+from derptool.fileio import MAX_DEPTH
 
 
 def load_yaml(data: bytes, name: str) -> Any:
@@ -37,7 +38,7 @@ class _AliasRefused(Exception):
 @cache
 def _loader() -> type:
     """PyYAML's all-strings loader, refusing anchors and aliases before anything is expanded."""
-    import yaml
+    import yaml  # lazy, as below
 
     class NoAliasLoader(yaml.BaseLoader):
         def compose_node(self, parent: Any, index: Any) -> Any:
@@ -53,7 +54,7 @@ def _loader() -> type:
 
 
 def _load_yaml(data: bytes, name: str) -> Any:
-    import yaml
+    import yaml  # lazy: a costly import that maps in JSON (and the snapshot, for omit) never need
 
     try:
         return yaml.load(data, Loader=_loader())
@@ -76,8 +77,6 @@ def _load_yaml(data: bytes, name: str) -> Any:
 
 def _refuse_deep(doc: Any, name: str) -> None:
     """Block-style YAML nests without brackets, so the depth limit is checked on what was read (iteratively)."""
-    from derptool.fileio import MAX_DEPTH
-
     stack: list[tuple[Any, int]] = [(doc, 0)]
     while stack:
         value, depth = stack.pop()

@@ -72,7 +72,7 @@ class _Model:
     def model_validate(cls, data: Any) -> Self:
         """Validate plain data (any key case, tailcfg names) into this class; raises pydantic's
         ``ValidationError`` (see :func:`problems_from_validation`)."""
-        from derptool.derpmap import _validation
+        from derptool.derpmap import _validation  # lazy: it loads pydantic, which the trusted snapshot skips
 
         mirror = getattr(_validation, cls.__name__)
         return _from_validated(mirror.model_validate(data))  # type: ignore[no-any-return]
@@ -147,7 +147,7 @@ class DERPRegion(_Model):
     avoid: bool = field(default=False, metadata=_json("Avoid"))
     no_measure_no_home: bool = field(default=False, metadata=_json("NoMeasureNoHome"))
     nodes: list[DERPNode] = field(default_factory=list, metadata=_json("Nodes"))
-    coordinates_problem: str | None = field(default=None, compare=False, repr=False)
+    coordinates_problem: str | None = field(default=None, compare=False, repr=False, metadata={"internal": True})
     """Why Latitude/Longitude as given cannot place the region (then both read as 0); not part of the JSON."""
 
     @property
@@ -212,7 +212,7 @@ class DERPMap(_Model):
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         """Inside a pydantic model (the policy's ``derpMap``): validate with the mirror, give a dataclass."""
-        from pydantic_core import core_schema
+        from pydantic_core import core_schema  # lazy (as the mirror): only a policy model asks for this
 
         from derptool.derpmap._validation import DERPMap as Mirror
 
@@ -439,7 +439,7 @@ def parse_derpmap(data: Any, *, source: str = "DERP map") -> DERPMap:
     """
     if not isinstance(data, Mapping):
         raise MapError(f'{source}: a DERP map must be a JSON object with "Regions", got {_describe(data)}')
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # lazy: pydantic's import costs start-up time the snapshot skips
 
     try:
         dmap = DERPMap.model_validate(data)

@@ -42,8 +42,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from derptool import __version__
 from derptool.derpmap import DERPMap, merge, parse_derpmap
+from derptool.derpmap.headscale import load_yaml
+from derptool.derpmap.overlay import policy_overlay
 from derptool.errors import DerptoolError, InputError, LimitError, MapError, NetworkError
+from derptool.fileio import MAX_FILE_BYTES, atomic_write, check_document_limits, read_file, room_for_depth, to_utf8
+from derptool.net.describe import describe_error
 
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
 MAX_MAP_BYTES = 4 * 1024 * 1024
@@ -126,7 +131,7 @@ def cache_dir() -> Path:
     env = os.environ.get("DERPTOOL_CACHE_DIR")
     if env:
         return Path(env)
-    import platformdirs
+    import platformdirs  # lazy: only the live map's cache needs it, and its import costs start-up time
 
     return Path(platformdirs.user_cache_dir("derptool", appauthor=False))
 
@@ -177,8 +182,6 @@ def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
         fetched = dt.datetime.fromisoformat(fetched_text)
         if fetched.tzinfo is None:
             raise ValueError(f"its fetch time {fetched_text!r} has no time zone")
-        from derptool.fileio import read_file
-
         data = read_file(body_path, limit=MAX_MAP_BYTES, raw=True).data
     except (OSError, ValueError, DerptoolError) as err:
         reason = err.message if isinstance(err, DerptoolError) else str(err)
@@ -205,8 +208,6 @@ def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
 
 
 def _write_cache(url: str, data: bytes, etag: str | None) -> None:
-    from derptool.fileio import atomic_write
-
     body_path, meta_path = _cache_paths()
     meta = {"url": url, "etag": valid_etag(etag), "fetched": dt.datetime.now(dt.UTC).isoformat()}
     try:
@@ -225,9 +226,7 @@ def fetch_url(
     *answer_within* (seconds) bounds the time until the response headers arrive, name resolution included.
     Raises :class:`NetworkError` for transport failures, bad statuses and oversized bodies.
     """
-    import httpx
-
-    from derptool import __version__
+    import httpx  # lazy: its import costs start-up time that a map from a file or the snapshot never needs
 
     headers = {"User-Agent": f"derptool/{__version__}", "Accept": "application/json"}
     if valid_etag(etag):
@@ -259,18 +258,9 @@ def fetch_url(
         except httpx.TimeoutException:
             raise NetworkError(f"{url}: timed out") from None
         except httpx.HTTPError as err:
-            raise NetworkError(f"{url}: {_describe_http_error(err)}") from None
+            raise NetworkError(f"{url}: {describe_error(err)}") from None
 
     return _with_deadline(get, DEADLINE, url, answered=answered, answer_within=answer_within)
-
-
-def _describe_http_error(err: Exception) -> str:
-    text = str(err) or type(err).__name__
-    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
-        return "cannot resolve the host name (offline?)"
-    if "Connection refused" in text:
-        return "connection refused"
-    return text
 
 
 def _with_deadline(
@@ -429,8 +419,6 @@ def _notify(notice: Notice | None, message: str) -> None:
 
 
 def _decode_json(data: bytes, name: str) -> Any:
-    from derptool.fileio import check_document_limits, room_for_depth, to_utf8
-
     data = to_utf8(data)
     check_document_limits(data, name)
     try:
@@ -454,8 +442,6 @@ def decode_document(data: bytes, name: str) -> Any:
     HuJSON parser. UTF-16/32 text and byte-order marks are decoded first; documents past the limits of
     :mod:`derptool.fileio` (size, nesting depth, number length) raise :class:`LimitError`.
     """
-    from derptool.fileio import MAX_FILE_BYTES, check_document_limits, room_for_depth, to_utf8
-
     if len(data) > MAX_FILE_BYTES:
         raise LimitError(f"{name}: larger than the {MAX_FILE_BYTES // (1024 * 1024)} MiB derptool reads")
     try:
@@ -476,14 +462,12 @@ def _decode_checked(data: bytes, name: str) -> Any:
             return json.loads(data, parse_constant=_reject_constant)
         except ValueError:
             pass
-        from derptool import hujson
+        from derptool import hujson  # lazy: a costly import that plain JSON (most maps) never needs
 
         try:
             return hujson.loads(data)
         except hujson.HuJSONError as err:
             raise InputError(f"invalid HuJSON: {err.reason}", file=name, line=err.line, column=err.column) from None
-    from derptool.derpmap.headscale import load_yaml
-
     return load_yaml(data, name)
 
 
@@ -515,8 +499,6 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
             'sections) nor headscale DERP YAML (no "regions")'
         )
     if what == "policy":
-        from derptool.derpmap.overlay import policy_overlay
-
         overlay = policy_overlay(doc, source=name)
         if overlay is None:
             b = base()
@@ -551,8 +533,6 @@ def load_map(
     if lowered.startswith(("http://", "https://")):
         _, body, _ = fetch_url(spec)
         return map_from_bytes(body, spec, "url", base=base)
-    from derptool.fileio import read_file
-
     if spec == "-":
         return map_from_bytes(read_file("-", raw=True).data, "<stdin>", "stdin", base=base)
     snap = read_file(spec, raw=True)

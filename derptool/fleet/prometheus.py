@@ -133,7 +133,7 @@ def query_prometheus(url: str, query: PromQuery, *, timeout: float = 10.0) -> Pr
     Raises :class:`NetworkError` (exit 3) when the server cannot be reached or fails, :class:`InputError` when
     its answer is not usable, :class:`UsageError` for a URL that is not http(s).
     """
-    import httpx
+    import httpx  # lazy: a costly import that ``impact`` from report files never needs
 
     base = url.strip().rstrip("/")
     if not re.match(r"^https?://[^/]+", base):

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from derptool.hujson.ast import Array, Literal, Object, Value
 from derptool.hujson.errors import HuJSONError
 from derptool.hujson.parse import as_bytes, parse
 from derptool.hujson.standard import fast_loads, standardize_value
@@ -74,8 +75,6 @@ def loads(src: str | bytes) -> Any:
 
 def _loads_deep(v: Any) -> Any:
     """Decode a tree too deep for the stdlib decoder, iteratively."""
-    from derptool.hujson.ast import Array, Literal, Object, Value
-
     assert isinstance(v, Value)
     root: list[Any] = [None]
     # (value, container, key) work items: put the decoded value at container[key]

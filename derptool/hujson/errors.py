@@ -1,4 +1,4 @@
-"""The one error type of :mod:`derptool.hujson`."""
+"""The one error type of :mod:`derptool.hujson`, and the signal its fast paths give up with."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ def position(src: bytes, offset: int) -> tuple[int, int]:
     line = src.count(b"\n", 0, offset) + 1
     column = offset - (src.rfind(b"\n", 0, offset) + 1) + 1
     return line, column
+
+
+class GiveUp(Exception):
+    """A fast path cannot decide this text (it may be valid, laid out otherwise, or invalid): the caller
+    takes the full parser's path, which gives the answer or Go's exact error. Internal to the package:
+    no public function lets it out."""
 
 
 class HuJSONError(ValueError):

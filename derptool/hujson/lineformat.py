@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 
 from derptool.hujson.ast import Value
-from derptool.hujson.errors import HuJSONError
+from derptool.hujson.errors import GiveUp, HuJSONError
 from derptool.hujson.extra import (
     LEAD_NL,
     ONE_COMMENT,
@@ -89,10 +89,6 @@ Step = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 _DONE: Step = (b"", b"", b"", b"", b"", b"", b"", b"", b"")
 
 
-class _GiveUp(Exception):
-    """The document is not laid out in a way this pass handles (or is not valid)."""
-
-
 Subtree = Callable[[Value, int, bool], tuple[bool, bool]]
 """The tree formatter's layout of one composite as a value at a depth of a (standard or not) document;
 returns whether the composite alone is standard and whether a value inside it has a newline around it
@@ -117,7 +113,7 @@ def format_lines(b: bytes, format_subtree: Subtree, standard: bool = False, *, v
         b = b.replace(b"\r\n", b"\n").replace(b"\n\r", b"\n").replace(b"\r", b" ")
     try:
         out, nonstandard = _Pass(b, format_subtree, standard).run()
-    except (_GiveUp, HuJSONError):
+    except (GiveUp, HuJSONError):
         return None
     if not standard and not nonstandard:
         return format_lines(b, format_subtree, True, valid=valid)
@@ -260,7 +256,7 @@ class _Pass:
                 level += 1
                 pieces.append(opened)
             else:
-                raise _GiveUp
+                raise GiveUp
         pieces.append(closing)
         tree = parse_tree(b"".join(pieces))
         alone_standard, inner_newline = self.subtree(tree, depth, self.standard)
@@ -317,10 +313,10 @@ class _Pass:
         steps: list[Step] = _STEPS.findall(self.b)
         lead, closing, _, name, _, _, _, opening, _ = steps[0]
         if not opening or name:
-            raise _GiveUp  # a scalar document
+            raise GiveUp  # a scalar document
         ex, closing = steps[1][0], steps[1][1]
         if b"\n" not in ex or (closing and not ex.strip(_WS)):
-            raise _GiveUp  # an inline root: the tree formatter's business (small documents)
+            raise GiveUp  # an inline root: the tree formatter's business (small documents)
         if b"/" in lead:
             self.nonstandard = True
         before = format_extra_uncached(lead, 0, 0)
@@ -356,7 +352,7 @@ class _Pass:
             i += 1
             if closing:  # the composite ends
                 if (closing == b"}") is not is_obj:
-                    raise _GiveUp  # "]" closing an object or "}" an array: invalid
+                    raise GiveUp  # "]" closing an object or "}" an array: invalid
                 if n:
                     if last_comma:
                         self.nonstandard = True
@@ -368,7 +364,7 @@ class _Pass:
                 x = (extras.get((extra, d1, f)) or self.extra(extra, d1, f))[0]
                 if not stack:
                     if close_comma:
-                        raise _GiveUp  # a comma after the document: invalid
+                        raise GiveUp  # a comma after the document: invalid
                     append(x + closing)
                     break
                 inner = n
@@ -384,7 +380,7 @@ class _Pass:
                 extend((x, closing, close_comma))
                 continue
             if (n and not last_comma) or (not name) is is_obj or not (plain or text or opened):
-                raise _GiveUp  # not a member of this composite (invalid, or laid out in a way not handled)
+                raise GiveUp  # not a member of this composite (invalid, or laid out in a way not handled)
             r = extras.get((extra, d1, flags)) or self.extra(extra, d1, flags)
             n += 1
             flags = next_flags
@@ -433,10 +429,10 @@ class _Pass:
                 extend((r[0], v, last_comma))
         end = steps[i]
         if any(end[1:]):
-            raise _GiveUp  # more after the document: invalid
+            raise GiveUp  # more after the document: invalid
         rest = end[0]
         if _EXTRA_VALID.match(rest).end() != len(rest):  # type: ignore[union-attr]
-            raise _GiveUp  # a line comment at the very end, without its newline: invalid
+            raise GiveUp  # a line comment at the very end, without its newline: invalid
         if b"/" in rest:
             self.nonstandard = True
         append(rstrip_space(format_extra_uncached(rest, 0, 0)) + b"\n")

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from derptool.hujson.ast import Array, Literal, Object, ObjectMember, Value
+from derptool.hujson.errors import GiveUp
 from derptool.hujson.parse import _EXTRA_RE, parse_tree
-from derptool.hujson.standard import VALIDATOR, Unsure, checked_standardize, standardized_candidates
+from derptool.hujson.standard import VALIDATOR, checked_standardize, standardized_candidates
 
 # extra, then one token (a whole string or other literal, or one structural character)
 _TOKEN = rb"""("(?:[^"\\]++|\\(?s:.))*+"|[-+.A-Za-z0-9]++|[{}\[\],:])"""
@@ -44,10 +45,6 @@ class Unparsed(Literal):
         return "{" if self.raw[:1] == b"{" else "["
 
 
-class _Doubt(Exception):
-    """The shallow reader cannot go on; the caller uses the full parser."""
-
-
 def shallow_tree(b: bytes) -> Value | None:
     """The root of *b* with its composite members unbuilt, or ``None`` when *b* needs the full parser.
 
@@ -60,7 +57,7 @@ def shallow_tree(b: bytes) -> Value | None:
     for candidate in standardized_candidates(b, std):
         try:
             return _root(b, candidate.decode("latin-1"))  # one character per byte: offsets stay byte offsets
-        except _Doubt:
+        except GiveUp:
             pass
     return None
 
@@ -68,7 +65,7 @@ def shallow_tree(b: bytes) -> Value | None:
 def _root(b: bytes, std: str) -> Value:
     m = _PAIR.match(b, 0)
     if m is None:
-        raise _Doubt("no value")
+        raise GiveUp("no value")
     extra, tok = m.groups()
     start = m.start(2)
     if tok == b"{" or tok == b"[":
@@ -78,7 +75,7 @@ def _root(b: bytes, std: str) -> Value:
         root = _value(b, std, m, True)
         end = root.end_offset
     if std[end:].strip(" \t\r\n"):
-        raise _Doubt("more after the value")
+        raise GiveUp("more after the value")
     if end != len(b):
         root.after_extra = b[end:]
     return root
@@ -93,12 +90,12 @@ def _value(b: bytes, std: str, m: re.Match[bytes], check: bool = False, group: i
     if c == b"{" or c == b"[" or check:
         try:  # the C scanner itself: raw_decode's Python frame costs a microsecond a value
             end = (_CHECK if check else _SKIP)(std, start)[1]
-        except (StopIteration, ValueError, RecursionError, Unsure) as err:
-            raise _Doubt(repr(err)) from None
+        except (StopIteration, ValueError, RecursionError, GiveUp) as err:
+            raise GiveUp(repr(err)) from None
         if c == b"{" or c == b"[":
             return Value(Unparsed(b[start:end], b, std, start), extra, None, start, end)
         if end != m.end(group):
-            raise _Doubt("not a literal")
+            raise GiveUp("not a literal")
     return Value(Literal(tok), extra, None, start, m.end(group))
 
 
@@ -110,7 +107,7 @@ def open_value(v: Value) -> None:
 
 def _open(v: Value, check: bool) -> int:
     """Build one level of the :class:`Unparsed` *v*; returns where it ends. With *check*, every token
-    of that level is checked (:class:`_Doubt` if anything is wrong); otherwise the text was checked."""
+    of that level is checked (:class:`GiveUp` if anything is wrong); otherwise the text was checked."""
     t = v.value
     assert isinstance(t, Unparsed)
     b, std, pos = t.src, t.std, t.start + 1
@@ -124,7 +121,7 @@ def _open(v: Value, check: bool) -> int:
         if m is None:  # an array element, or the closing bracket
             m = match(b, pos)
             if m is None:
-                raise _Doubt("no token")
+                raise GiveUp("no token")
             extra, tok = m.groups()
             if tok == close:  # the composite is empty, or this follows a trailing comma
                 comp.after_extra = extra
@@ -133,12 +130,12 @@ def _open(v: Value, check: bool) -> int:
                 end = m.end()
                 break
             if is_obj or tok in (b",", b":", b"}", b"]"):
-                raise _Doubt("no value")
+                raise GiveUp("no value")
             last = _value(b, std, m, check)
             comp.elements.append(last)  # type: ignore[union-attr]
         else:
             if m.group(5) in (b",", b":", b"}", b"]"):
-                raise _Doubt("no value")
+                raise GiveUp("no value")
             name = _value(b, std, m, check)
             if m.group(3):
                 name.after_extra = m.group(3)
@@ -146,7 +143,7 @@ def _open(v: Value, check: bool) -> int:
             comp.members.append(ObjectMember(name, last))  # type: ignore[union-attr]
         m = match(b, last.end_offset)
         if m is None:
-            raise _Doubt("no token")
+            raise GiveUp("no token")
         after, tok = m.groups()
         pos = m.end()
         if tok == b",":
@@ -154,7 +151,7 @@ def _open(v: Value, check: bool) -> int:
                 last.after_extra = after
             continue
         if tok != close:
-            raise _Doubt("no comma")
+            raise GiveUp("no comma")
         comp.after_extra = after
         end = pos
         break

@@ -15,6 +15,7 @@ from itertools import compress, repeat
 from typing import Any
 
 from derptool.hujson.ast import Literal, Value
+from derptool.hujson.errors import GiveUp
 from derptool.hujson.parse import as_bytes, no_gc, parse_tree
 
 # A comment, matched whole (a match inside a string is sorted out by the caller).
@@ -39,14 +40,10 @@ _WSB = b" \t\r\n"
 _NO_VALUE_BEFORE = frozenset(b"[{,:")
 
 
-class Unsure(Exception):
-    """The fast path cannot decide; use the full parser."""
-
-
 def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
     """If *s* is inside a string (scanning from *safe*, outside strings), the end of that string; else -1.
 
-    Raises :class:`Unsure` when the string does not end.
+    Raises :class:`GiveUp` when the string does not end.
     """
     if b.find(b"\\", safe, s) < 0:
         if not b.count(b'"', safe, s) & 1:
@@ -60,7 +57,7 @@ def _string_end(b: bytes | bytearray, safe: int, s: int) -> int:
             return -1
     st = _STRING.match(b, q)
     if st is None:
-        raise Unsure("unterminated string")
+        raise GiveUp("unterminated string")
     return st.end()
 
 
@@ -88,7 +85,7 @@ def _blank_comments(b: bytes) -> bytes:
 
 def _blank_comments_exactly(b: bytes) -> bytes:
     """:func:`_blank_comments` by a scan that steps over strings: slower (Python work per comment), but
-    right where a string holds "//" or "/*" (a URL, a path). Raises :class:`Unsure` for a string that
+    right where a string holds "//" or "/*" (a URL, a path). Raises :class:`GiveUp` for a string that
     does not end."""
     out: list[bytes] = []
     pos = safe = 0
@@ -164,12 +161,12 @@ def fast_standardize(b: bytes, *, thorough: bool = True, positions: bool = True)
         if not thorough:
             return b
         return blank_other_trailing(b) or b
-    except Unsure:
+    except GiveUp:
         return None
 
 
 def _reject_constant_hook(name: str) -> Any:
-    raise Unsure(name)
+    raise GiveUp(name)
 
 
 # Reused decoders (``json.loads`` with options builds one per call): strict, no NaN/Infinity.
@@ -182,7 +179,7 @@ def _decode(std: bytes, decoder: json.JSONDecoder) -> tuple[bool, Any]:
     gc.disable()  # the decoder makes no cycles; collections during it only cost time
     try:
         return True, decoder.decode(std.decode("utf-8"))
-    except (ValueError, Unsure, RecursionError):
+    except (ValueError, GiveUp, RecursionError):
         return False, None
     finally:
         if enabled:
@@ -233,7 +230,7 @@ def standardized_candidates(b: bytes, std: bytes) -> Iterator[bytes]:
         return
     try:
         exact = _TRAILING_EOL.sub(b" ", _blank_comments_exactly(b))
-    except Unsure:
+    except GiveUp:
         return
     yield exact
     more = _other_trailing_or_none(exact)
@@ -244,7 +241,7 @@ def standardized_candidates(b: bytes, std: bytes) -> Iterator[bytes]:
 def _other_trailing_or_none(b: bytes) -> bytes | None:
     try:
         return blank_other_trailing(b)
-    except Unsure:
+    except GiveUp:
         return None
 
 

@@ -95,7 +95,7 @@ _NO_CACHE = "no-cache, no-store, must-revalidate, no-transform, max-age=0"
 
 
 async def _check(client: httpx.AsyncClient, e: Endpoint) -> Check:
-    import httpx
+    import httpx  # lazy, as below
 
     try:
         resp = await client.get(
@@ -113,7 +113,7 @@ async def detect_async(
     dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80, timeout: float = TIMEOUT
 ) -> CaptiveResult:
     """Check the map's endpoints at once; stop at the first that looks captive."""
-    import httpx
+    import httpx  # lazy: a costly import that netcheck's users (latency, impact) need only for this check
 
     targets = endpoints(dmap, preferred_region, port=port)
     if not targets:

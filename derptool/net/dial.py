@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from derptool.derpmap import is_ip
 from derptool.errors import InputError, ResolveError
-
-if TYPE_CHECKING:
-    import ssl
 
 PIN_PREFIX = "sha256-raw:"
 """A CertName with this prefix pins the certificate's SHA-256 (hex) instead of naming it."""
@@ -160,8 +158,6 @@ def tls_context(*, verify: bool = True, ca_file: str | None = None, check_hostna
     ``check_hostname=False`` verifies the chain but leaves the name to the caller (``check`` reports it on
     its own). Raises :class:`~derptool.errors.InputError` when *ca_file* cannot be used.
     """
-    import ssl
-
     ctx = ssl.create_default_context()
     if not verify:
         ctx.check_hostname = False

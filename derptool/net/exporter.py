@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from derptool.errors import UsageError
+from derptool.net.dial import split_host_port
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TARGET_LABELS = frozenset({"job", "instance"})
@@ -45,8 +46,6 @@ _METRIC_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     """``ADDR:PORT`` (``[v6]:PORT`` for IPv6; ``:PORT`` for every IPv4 address) as a (host, port) pair."""
-    from derptool.net.dial import split_host_port
-
     try:
         host, port = split_host_port(text.strip())
     except ValueError:

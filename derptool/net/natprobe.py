@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from derptool.derpmap import DERPMap, DERPNode, is_ip
 from derptool.errors import InputError, NetworkError, ProbeFailed, ResolveError, StunTimeout
 from derptool.net import captive, dial, nat, portmap
-from derptool.net.stunclient import BlockingStunClient, StunAnswer, describe_os_error, route_source
+from derptool.net.describe import describe_error
+from derptool.net.stunclient import BlockingStunClient, StunAnswer, route_source
 
 DEFAULT_TIMEOUT = 3.0
 RETRANSMIT_INTERVAL = 0.4
@@ -128,7 +129,7 @@ def _exchange(
             except OSError as err:  # no such address family on this machine, or the bind address is wrong
                 if bind_ip is not None or bind_port:
                     where = dial.join_host_port(bind_ip or ("0.0.0.0" if family == 4 else "::"), bind_port)
-                    raise InputError(f"cannot bind the STUN socket to {where}: {describe_os_error(err)}") from None
+                    raise InputError(f"cannot bind the STUN socket to {where}: {describe_error(err)}") from None
                 continue
             ip = bind_ip or next(
                 (ip for t in fam_targets if (ip := route_source(family, t.server.ip, t.server.port))), None

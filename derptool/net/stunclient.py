@@ -36,6 +36,7 @@ from types import TracebackType
 
 from derptool.errors import ProbeFailed, StunTimeout
 from derptool.net import stun
+from derptool.net.describe import describe_error
 from derptool.net.dial import join_host_port
 
 _LINUX = sys.platform.startswith("linux")
@@ -240,7 +241,7 @@ class StunSocket:
                 if self.recverr and attempt < 3 and err.errno in _ASYNC_ERRORS:
                     continue
                 self.forget(pending)
-                raise ProbeFailed(describe_os_error(err)) from None
+                raise ProbeFailed(describe_error(err)) from None
         raise AssertionError("unreachable")
 
     def forget(self, pending: Pending) -> None:
@@ -411,7 +412,7 @@ class BlockingStunClient:
             except ProbeFailed as err:
                 return err
             except OSError as err:
-                return ProbeFailed(describe_os_error(err))
+                return ProbeFailed(describe_error(err))
 
         async def every() -> list[StunAnswer | ProbeFailed]:
             deadline = self.loop.time() + timeout
@@ -446,17 +447,6 @@ def _ee_errno(anc: list[tuple[int, int, bytes]]) -> int:
         if (level, kind) in ((socket.IPPROTO_IP, _IP_RECVERR), (socket.IPPROTO_IPV6, _IPV6_RECVERR)) and len(data) >= 4:
             return int(struct.unpack_from("@I", data)[0])
     return 0
-
-
-def describe_os_error(err: OSError) -> str:
-    """A short lower-case reason for a socket error."""
-    if isinstance(err, socket.gaierror):
-        return err.strerror or str(err)
-    if err.errno == errno.ECONNREFUSED:
-        return "connection refused"
-    if err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-        return (os.strerror(err.errno) if err.errno else str(err)).lower()
-    return (err.strerror or str(err)).lower()
 
 
 def route_source(family: int, ip: str, port: int) -> str | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from typing import Any
 
 from tests.support import linkdelay
 from tests.support.netns import Lab
+from tests.support.prereq import go_peer, missing_go_peer
 
 BIN_DIR = Path(__file__).resolve().parent / "go" / "bin"
 BINARIES = ("headscale", "derper", "tailscaled", "tailscale")
@@ -170,12 +170,9 @@ def find_binaries() -> dict[str, str] | str:
     """Paths of the four binaries, or the reason they cannot be found."""
     found: dict[str, str] = {}
     for name in BINARIES:
-        local = BIN_DIR / name
-        path = str(local) if local.is_file() else shutil.which(name)
+        path = go_peer(name)
         if path is None:
-            return (
-                f"needs {name} (build with .ci/build-go-peers: tailscale v1.102.5 and headscale v0.27.1 into {BIN_DIR})"
-            )
+            return missing_go_peer(name) or name
         found[name] = path
     return found
 
@@ -188,7 +185,7 @@ def missing_requirements() -> str | None:
     if why is not None:
         return why
     if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the delayed link to region 4 is a TUN device)"
+        return "needs /dev/net/tun (the delayed link to region 4 is a TUN device; .ci/run creates it)"
     bins = find_binaries()
     return bins if isinstance(bins, str) else None
 

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 
 from derptool.derpmap import DERPMap
+from derptool.derpmap.geo import geo_for
+from derptool.net import captive, portmap
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, run
 from derptool.net.netcheck.home import HISTORY_S, HomeChooser
 from derptool.net.netcheck.plan import LastReport, make_plan
@@ -100,8 +102,6 @@ class Netcheck:
         loop = asyncio.get_running_loop()
         portmap_task = None
         if self.port_mapping:
-            from derptool.net import portmap
-
             portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
         previous_home = self.home.home
         measuring = loop.create_task(
@@ -143,8 +143,6 @@ class Netcheck:
         return asyncio.run(self.report(progress))
 
     async def _captive(self, home: int | None) -> tuple[bool | None, int | None]:
-        from derptool.net import captive
-
         found = await captive.detect_async(self.dmap, home, port=self.captive_port)
         return found.found, found.status
 
@@ -168,8 +166,6 @@ class Netcheck:
 
     def _carry_forward(self, report: Report) -> None:
         """Add the regions this incremental round did not probe, with their latest values (if any)."""
-        from derptool.derpmap.geo import geo_for
-
         probed = {r.id for r in report.regions}
         for region in self.dmap.region_list():
             if region.region_id in probed:

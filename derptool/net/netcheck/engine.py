@@ -9,13 +9,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPMap, DERPNode
+from derptool.derpmap.geo import geo_for
 from derptool.errors import InputError, ProbeFailed
 from derptool.net import dial
+from derptool.net.describe import describe_error
 from derptool.net.netcheck import https
 from derptool.net.netcheck.plan import Family, ProbePlan, RegionPlan, make_plan
 from derptool.net.netcheck.report import ProbeResult, RegionResult, Report, summarise
 from derptool.net.netcheck.stunphase import RegionProbes, StunPhase
-from derptool.net.stunclient import StunSocket, StunStats, describe_os_error, usable_families
+from derptool.net.stunclient import StunSocket, StunStats, usable_families
 
 if TYPE_CHECKING:
     import ssl
@@ -60,8 +62,6 @@ class _Runner:
         self.left = 0
         self.bind_ip = bind_ip
         self.bind_port = bind_port
-        from derptool.derpmap.geo import geo_for
-
         self.geo = geo_for
 
     def close(self) -> None:
@@ -78,7 +78,7 @@ class _Runner:
                 try:
                     got = StunSocket(family, self.loop, bind_ip=self.bind_ip, bind_port=self.bind_port)
                 except OSError as err:
-                    got = ProbeFailed(f"no IPv{family} socket: {describe_os_error(err)}")
+                    got = ProbeFailed(f"no IPv{family} socket: {describe_error(err)}")
             self.sockets[family] = got
         if isinstance(got, ProbeFailed):
             raise got
@@ -131,7 +131,7 @@ class _Runner:
         except TimeoutError:
             return None, f"HTTPS: no answer before the {self.timeout:.1f} s deadline"
         except Exception as err:
-            return None, f"HTTPS: {https.describe_error(err)}"
+            return None, f"HTTPS: {describe_error(err)}"
 
     # regions -----------------------------------------------------------------------------------
 

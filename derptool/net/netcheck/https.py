@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import ssl
 import time
-from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPNode
 from derptool.errors import ProbeFailed
-from derptool.net.dial import join_host_port, pinned_sha256, server_name
-from derptool.net.stunclient import describe_os_error
-
-if TYPE_CHECKING:
-    import ssl
-
-LATENCY_CHECK_PATH = "/derp/latency-check"
+from derptool.net import latencycheck
+from derptool.net.dial import pinned_sha256, server_name
 
 
 def needs_verification(node: DERPNode) -> bool:
@@ -27,63 +23,47 @@ async def latency_check(node: DERPNode, address: str, ctx: ssl.SSLContext) -> fl
     """Connect to *address* (TLS name: CertName, else HostName), then time the request; milliseconds.
 
     Raises :class:`ProbeFailed` for a status above 299 or an answer that is not HTTP, and the
-    ``ssl``/``OSError`` exceptions of the connection (see :func:`describe_error`).
+    ``ssl``/``OSError`` exceptions of the connection (:func:`~derptool.net.describe.describe_error`
+    says why in one line).
     """
     port = node.effective_derp_port
     pin = pinned_sha256(node.cert_name)
     writer: asyncio.StreamWriter | None = None
     try:
         reader, writer = await asyncio.open_connection(
-            address, port, ssl=ctx, server_hostname=server_name(node.tls_name, node.cert_name) or ""
+            address,
+            port,
+            ssl=ctx,
+            server_hostname=server_name(node.tls_name, node.cert_name) or "",
+            limit=latencycheck.MAX_HEADER_BYTES,
         )
         if pin is not None:
             _check_pin(writer, pin)
-        host_header = (
-            join_host_port(node.host_name, port)
-            if port != 443
-            else (f"[{node.host_name}]" if ":" in node.host_name else node.host_name)
-        )
-        request = (
-            f"GET {LATENCY_CHECK_PATH} HTTP/1.1\r\nHost: {host_header}\r\n"
-            "User-Agent: derptool\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        ).encode()
         started = time.perf_counter()
-        writer.write(request)
+        writer.write(latencycheck.request(node.host_name, port))
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = await _read_head(reader)
         elapsed = (time.perf_counter() - started) * 1000
     finally:
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 0.2)
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ProbeFailed(f"not an HTTP answer: {status_line[:60]!r}")
-    if int(parts[1]) > 299:
-        raise ProbeFailed(f"HTTP status {status_line.split(' ', 1)[1]}")
+    latencycheck.require_success(head)
     return elapsed
 
 
-def describe_error(err: Exception) -> str:
-    """A one-line reason for an exception raised by :func:`latency_check`."""
-    import ssl
-
-    if isinstance(err, ProbeFailed):
-        return str(err)
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"TLS verification failed: {err.verify_message}"
-    if isinstance(err, ssl.SSLError | asyncio.IncompleteReadError | asyncio.LimitOverrunError):
-        return f"{type(err).__name__}: {err}"
-    if isinstance(err, OSError):
-        return describe_os_error(err)
-    return f"{type(err).__name__}: {err}"
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    """The answer's header, or :class:`ProbeFailed` saying how it fell short."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as err:
+        raise ProbeFailed(f"connection closed after {len(err.partial)} bytes, before the end of the header") from None
+    except asyncio.LimitOverrunError:
+        raise ProbeFailed(f"no end of the header in the first {latencycheck.MAX_HEADER_BYTES} bytes") from None
 
 
 def _check_pin(writer: asyncio.StreamWriter, pin: str) -> None:
-    import hashlib
-
     sslobj = writer.get_extra_info("ssl_object")
     der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
     if der is None or hashlib.sha256(der).hexdigest() != pin:

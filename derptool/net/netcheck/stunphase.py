@@ -20,11 +20,12 @@ import socket
 from collections.abc import Callable
 from functools import partial
 
-from derptool.errors import ProbeFailed, StunTimeout
+from derptool.errors import ProbeFailed
 from derptool.net import dial
+from derptool.net.describe import describe_error
 from derptool.net.netcheck.plan import Family, Probe, RegionPlan
 from derptool.net.netcheck.report import ProbeResult
-from derptool.net.stunclient import Pending, StunAnswer, StunSocket, describe_os_error
+from derptool.net.stunclient import Pending, StunAnswer, StunSocket
 
 SEND_SLACK = 0.0005
 """A probe due within this many seconds is sent now rather than by another turn of the timer."""
@@ -163,7 +164,7 @@ class StunPhase:
         if err is None:
             self.send(fam, probe, task.result())
         else:
-            self.failed(fam, ProbeResult(probe, None, error=_describe(err)))
+            self.failed(fam, ProbeResult(probe, None, error=describe_error(err)))
 
     def send(self, fam: FamilyProbes, probe: Probe, ip: str) -> None:
         dest = dial.join_host_port(ip, probe.port)
@@ -174,7 +175,7 @@ class StunPhase:
             sock = self.sockets(probe.family)
             pending = sock.send(ip, probe.port)
         except (ProbeFailed, OSError) as err:
-            self.failed(fam, ProbeResult(probe, dest, error=_describe(err)))
+            self.failed(fam, ProbeResult(probe, dest, error=describe_error(err)))
             return
         fam.inflight[pending.txid] = (pending, sock, probe, dest)
         pending.future.add_done_callback(partial(self.answered, fam, pending.txid))
@@ -189,7 +190,7 @@ class StunPhase:
         sock.forget(pending)
         err = fut.exception()
         if err is not None:
-            self.failed(fam, ProbeResult(probe, dest, error=_describe(err)))
+            self.failed(fam, ProbeResult(probe, dest, error=describe_error(err)))
             return
         answer = fut.result()
         fam.results.append(ProbeResult(probe, dest, latency_ms=answer.rtt_ms, mapped=answer.mapped))
@@ -254,13 +255,3 @@ def _is_ip(host: str) -> bool:
             continue
         return True
     return False
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, StunTimeout):
-        return "no answer"
-    if isinstance(err, ProbeFailed):
-        return str(err)
-    if isinstance(err, OSError):
-        return describe_os_error(err)
-    return f"{type(err).__name__}: {err}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import RuleSet, compile_rules
+from derptool.policy.engine.nodeattrs import NodeAttrs
 from derptool.policy.engine.peers import Peer, PeerMap, ViaGrant, auto_approve, peers_for, primary_routes, via_grants
 from derptool.policy.engine.ssh import DEFAULT_CONTROL_URL, SSHCompiler, SSHRule, ssh_policy_json
 from derptool.policy.engine.tailnet import Node, Tailnet
@@ -31,6 +32,7 @@ class Compiled:
     primaries: dict[str, int]
     control_url: str = DEFAULT_CONTROL_URL
     vias: list[ViaGrant] | None = None
+    attrs: NodeAttrs | None = None
 
     @cached_property
     def peers(self) -> PeerMap:
@@ -57,11 +59,13 @@ class Compiled:
         return peers_for(node, self.peers, self.primaries, self.vias)
 
     def node_json(self, node: Node) -> dict[str, Any]:
-        """``{"packet_filter_rules", "ssh_policy", "peers"}`` of one node."""
+        """``{"packet_filter_rules", "ssh_policy", "peers", "cap_map"}`` of one node."""
+        attrs = self.attrs or NodeAttrs(self.policy, self.tailnet, self.resolver)
         return {
             "packet_filter_rules": self.packet_filter(node),
             "ssh_policy": ssh_policy_json(self.ssh_rules(node), self.control_url),
-            "peers": [p.to_json() for p in self.peer_list(node)],
+            "peers": [attrs.peer_view(p.to_json(), p.node, node) for p in self.peer_list(node)],
+            "cap_map": attrs.cap_map(node),
         }
 
     def to_json(self, names: list[str] | None = None) -> dict[str, Any]:
@@ -90,6 +94,7 @@ def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: 
         primary_routes(tailnet),
         control_url,
         via_grants(policy, resolver),
+        NodeAttrs(policy, tailnet, resolver),
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from derptool._types import JsonPath
 from derptool.policy.engine.addresses import IPSet, addr_text
 from derptool.policy.engine.aliases import SELF, Resolver
+from derptool.policy.engine.control import DEFAULT_CONTROL_URL, check_control_url
+from derptool.policy.engine.posture import PostureGate, required_postures
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 ACCEPT = {
@@ -23,36 +25,8 @@ ACCEPT = {
     "allowLocalPortForwarding": True,
     "allowRemotePortForwarding": True,
 }
-DEFAULT_CONTROL_URL = "https://login.tailscale.com"
 CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER"
 NONROOT = "autogroup:nonroot"
-
-
-def check_control_url(url: str) -> str:
-    """*url* as the base of SSH ``check`` actions (no trailing ``/``); raises ``ValueError`` with a message
-    that never repeats a password the URL may carry."""
-    from urllib.parse import urlsplit
-
-    if not url.strip():
-        raise ValueError("the control URL is empty; give e.g. https://headscale.example.com")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise ValueError("the control URL holds a space or control character")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError("the control URL is not a URL (bad host or port)") from None
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("the control URL must not carry a user name or password; give scheme://host[:port]")
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"the control URL {url!r} is not http:// or https://")
-    if not parts.hostname:
-        raise ValueError(f"the control URL {url!r} has no host")
-    if port == 0:
-        raise ValueError(f"the control URL {url!r} has port 0")
-    if parts.query or parts.fragment:
-        raise ValueError(f"the control URL {url!r} has a query or fragment; give scheme://host[:port][/path]")
-    return url.rstrip("/")
 
 
 def _strs(value: Any) -> list[str]:
@@ -112,6 +86,8 @@ class SSHCompiler:
     def __init__(self, policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolver | None = None) -> None:
         self.tailnet = tailnet
         self.resolver = resolver or Resolver(policy, tailnet)
+        self.policy = policy
+        self.gate = PostureGate(policy, tailnet)
         self.rules: list[_Compiled] = []
         raw = policy.get("ssh")
         for i, rule in enumerate(raw if isinstance(raw, list) else []):
@@ -153,6 +129,9 @@ class SSHCompiler:
         by_user: dict[int, list[Node]] = {}
         tagged: list[Node] = []
         src_nodes = self._nodes(srcs, src)
+        posture = required_postures(self.policy, rule)
+        if posture:
+            src_nodes = [n for n in src_nodes if self.gate.allows(n, posture)]
         for n in src_nodes:
             if n.tagged:
                 tagged.append(n)

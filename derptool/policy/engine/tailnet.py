@@ -3,9 +3,14 @@
 The canonical file (``--tailnet FILE``, JSON or HuJSON) is the ``topology`` object of Tailscale's recorded
 netmaps::
 
-    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com"}],
+    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com", "role": "admin"}],
      "nodes": {"web1": {"hostname": "web1", "user": "odin", "tags": [], "ipv4": "100.64.0.1",
-                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}}}
+                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": [],
+                        "posture": {"node:os": "linux", "node:tsVersion": "1.80.0"}}}}
+
+A user's ``role`` (optional) is one of Tailscale's roles (see :mod:`~derptool.policy.engine.roles`).
+A node's ``posture`` (optional) gives its device posture attributes: strings, numbers, booleans, or
+null for an attribute known to be unset; an attribute it does not list is unknown.
 
 A node may list ``primary_routes``: the subnet routes it is the elected (primary) router for; without
 it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
@@ -27,10 +32,23 @@ from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
 from derptool.fileio import read_file
 from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.control import check_control_url
+from derptool.policy.posture import Value, attribute_values
 from derptool.policy.problems import locate
 
 MAX_NODES = 100_000
 """The most nodes a tailnet file may hold (a large company's tailnet has tens of thousands)."""
+
+
+ROLES = ("owner", "admin", "member", "network-admin", "it-admin", "billing-admin", "auditor")
+"""Tailscale's user roles, as a tailnet file names them."""
+
+
+def role_error(value: object) -> str | None:
+    """What is wrong with a user's ``role`` value, or None."""
+    if value is None or (isinstance(value, str) and value in ROLES):
+        return None
+    return f"role {value!r} is not a Tailscale role (one of {', '.join(ROLES)})"
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,7 @@ class User:
     id: int
     name: str
     email: str
+    role: str | None = field(default=None, compare=False)
 
     @property
     def login(self) -> str:
@@ -62,6 +81,7 @@ class Node:
     index: int = 0
     ips: tuple[int, ...] = field(default=(), compare=False)
     primary_routes: tuple[str, ...] | None = None
+    posture: Mapping[str, Value | None] | None = field(default=None, compare=False)
 
     @property
     def tagged(self) -> bool:
@@ -211,8 +231,6 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         raise fail(f'unknown member "{unknown[0]}" (a tailnet has "users", "nodes" and "control_url")', (unknown[0],))
     control_url = data.get("control_url")
     if control_url is not None:
-        from derptool.policy.engine.ssh import check_control_url
-
         if not isinstance(control_url, str):
             raise fail('"control_url" must be a string (the control server\'s URL)', ("control_url",))
         try:
@@ -231,7 +249,10 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
             raise fail("user id must be an integer", ("users", i, "id"))
         if not isinstance(name, str) or not isinstance(email, str) or not (name or email):
             raise fail('a user needs a "name" or an "email" string', ("users", i))
-        users.append(User(uid, name, email))
+        rerr = role_error(u.get("role"))
+        if rerr is not None:
+            raise fail(f"user {name or email!r}: {rerr}", ("users", i, "role"))
+        users.append(User(uid, name, email, u.get("role")))
     by_name = {u.name: u for u in users if u.name}
     by_name.update({u.email: u for u in users if u.email})
     raw_nodes = data.get("nodes") or {}
@@ -291,6 +312,9 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         elif not tags and users:
             user = users[0]
         hostname = n.get("hostname", name)
+        posture = attribute_values(n["posture"]) if n.get("posture") is not None else None
+        if isinstance(posture, str):
+            raise fail(f"node {name!r}: posture: {posture}", (*where, "posture"))
         nodes.append(
             Node(
                 name=str(name),
@@ -306,6 +330,7 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
                 primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
                 if n.get("primary_routes") is not None
                 else None,
+                posture=posture,
             )
         )
     return Tailnet(users, nodes, control_url=control_url)
@@ -444,8 +469,13 @@ def to_topology(tailnet: Tailnet) -> dict[str, Any]:
         entry["approved_routes"] = list(n.approved_routes)
         if n.primary_routes is not None:
             entry["primary_routes"] = list(n.primary_routes)
+        if n.posture is not None:
+            entry["posture"] = dict(n.posture)
         nodes[n.name] = entry
-    out: dict[str, Any] = {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users]}
+    users = [
+        {"id": u.id, "name": u.name, "email": u.email} | ({"role": u.role} if u.role else {}) for u in tailnet.users
+    ]
+    out: dict[str, Any] = {"users": users}
     out["nodes"] = nodes
     if tailnet.control_url is not None:
         out["control_url"] = tailnet.control_url
