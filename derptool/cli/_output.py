@@ -1,16 +1,17 @@
 """Text helpers every command shares: tables, JSON, yes/no, and the one unified-diff writer.
 
-Tables are drawn by rich (the one table library: watch's live view needs rich anyway, it measures wide
-characters and shortens a value with an ellipsis instead of wrapping it, and its table import costs about what
-tabulate's did). A table fits the output width: ``$COLUMNS`` when set, else the terminal's width, else
-:data:`DEFAULT_WIDTH`; the widest columns give way first. ``--wide`` (:data:`WideOption`) shows every value in
+Tables use rich, the one table library (watch's live view needs rich anyway): its cell functions measure
+wide characters and cut a value to a width, ending it in an ellipsis instead of wrapping it. The layout is
+this module's: a table fits the output width (``$COLUMNS`` when set, else the terminal's width, else
+:data:`DEFAULT_WIDTH`) and the widest columns give way first, down to their header's width (rich's own Table
+shrinks every column alike, the narrow ID and latency columns too, and its import, which the console brings,
+costs start-up some 30 ms that ``rich.cells`` does not). ``--wide`` (:data:`WideOption`) shows every value in
 full.
 """
 
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import os
 import shutil
@@ -84,30 +85,32 @@ def fit_widths(natural: Sequence[int], floors: Sequence[int], width: int | None)
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain-text table with aligned columns, fitted to :func:`output_width` (values cut with an ellipsis)."""
-    # lazy: rich's table is a heavy import, and --help and JSON output draw no table
-    from rich.box import Box
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.table import Column, Table
-    from rich.text import Text
+    from rich.cells import cell_len  # lazy: --help and JSON output draw no table
 
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[_one_line(v) for v in row] for row in rows]
     natural = [max([cell_len(h), *(cell_len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     floors = [min(n, max(cell_len(h), 3)) for n, h in zip(natural, headers, strict=True)]
     widths = fit_widths(natural, floors, output_width())
-    underline = Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
-    columns = [
-        Column(Text(h), width=w, no_wrap=True, overflow="ellipsis") for h, w in zip(headers, widths, strict=True)
-    ]
-    grid = Table(*columns, box=underline, show_edge=False, pad_edge=False, padding=(0, _GAP - 1, 0, 0))
-    for row in cells:
-        grid.add_row(*(Text(v) for v in row))
-    out = io.StringIO()
-    console = Console(
-        file=out, width=sum(widths) + _GAP * len(widths) + 1, color_system=None, highlight=False, emoji=False
-    )
-    console.print(grid)
-    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+    lines = [_row(headers, widths), _row(["-" * w for w in widths], widths)]
+    lines += [_row(r, widths) for r in cells]
+    return "\n".join(lines)
+
+
+def _one_line(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else " " for c in text) if not text.isprintable() else text
+
+
+def _row(values: Sequence[str], widths: Sequence[int]) -> str:
+    """One line: each value padded (or cut, ending in an ellipsis) to its column's width, two spaces apart."""
+    from rich.cells import cell_len, set_cell_size
+
+    out = []
+    for value, width in zip(values, widths, strict=True):
+        if cell_len(value) > width:
+            value = set_cell_size(value, width - 1) + _ELLIPSIS if width > 0 else ""
+        out.append(set_cell_size(value, width))
+    return (" " * _GAP).join(out).rstrip()
 
 
 def to_json(data: Any) -> str:

@@ -136,14 +136,17 @@ def latency_command(
     cannot be read, 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
     from derptool.net.netcheck.client import Netcheck
-    from derptool.net.netcheck.prometheus import exposition
+
+    serving = listen is not None or bool(site_label) or site is not None or fmt is LatencyFormat.prometheus
+    if serving:  # the exporter (an HTTP server) only for Prometheus output: a plain run does not import it
+        from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
+        from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
     address = parse_listen(listen) if listen is not None else None
-    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS)
+    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS) if serving else {}
     if labels and address is None and fmt is not LatencyFormat.prometheus:
         warn("--site-label and --site label Prometheus series only (--listen, --format prometheus)")
     if count is not None and count < 1:

@@ -32,7 +32,8 @@ from derptool.net.netcheck.report import RegionResult, Report
 FULL_REPORT_INTERVAL = 300.0
 """At most this many seconds between full reports (netcheck's fullReportInterval)."""
 CAPTIVE_DELAY = 0.200
-"""Captive-portal detection starts only if the report is still running this long after its start."""
+"""Captive-portal detection starts only if the report is still running this long after its start and no
+region has answered over UDP yet (an answer over UDP means no portal is in the way)."""
 
 
 class Netcheck:
@@ -104,6 +105,14 @@ class Netcheck:
         if self.port_mapping:
             portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
         previous_home = self.home.home
+        udp_seen = False
+
+        def on_region(result: RegionResult) -> None:
+            nonlocal udp_seen
+            udp_seen = udp_seen or (result.method == "stun" and result.latency_ms is not None)
+            if progress is not None:
+                progress(result)
+
         measuring = loop.create_task(
             run(
                 self.dmap,
@@ -114,7 +123,7 @@ class Netcheck:
                 ipv4=self.ipv4,
                 ipv6=self.ipv6,
                 ca_file=self.ca_file,
-                progress=progress,
+                progress=on_region,
                 previous_preferred=previous_home,
                 bind_ip=self.bind_ip,
                 bind_port=self.bind_port,
@@ -124,7 +133,7 @@ class Netcheck:
         try:
             if self.captive_portal and not plan.incremental:
                 done, _ = await asyncio.wait([measuring], timeout=CAPTIVE_DELAY)
-                if not done or not measuring.result().udp:
+                if (not done and not udp_seen) or (done and not measuring.result().udp):
                     captive_task = loop.create_task(self._captive(previous_home))
             report = await measuring
             if captive_task is not None:
