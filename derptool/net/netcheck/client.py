@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 from derptool.derpmap import DERPMap
 from derptool.derpmap.geo import geo_for
-from derptool.net import captive, portmap
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, run
 from derptool.net.netcheck.home import HISTORY_S, HomeChooser
 from derptool.net.netcheck.plan import LastReport, make_plan
@@ -103,6 +102,8 @@ class Netcheck:
         loop = asyncio.get_running_loop()
         portmap_task = None
         if self.port_mapping:
+            from derptool.net import portmap  # lazy: only --port-mapping needs it (its import is start-up time)
+
             portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
         previous_home = self.home.home
         udp_seen = False
@@ -152,6 +153,8 @@ class Netcheck:
         return asyncio.run(self.report(progress))
 
     async def _captive(self, home: int | None) -> tuple[bool | None, int | None]:
+        from derptool.net import captive  # lazy: only a report without UDP needs it (start-up time)
+
         found = await captive.detect_async(self.dmap, home, port=self.captive_port)
         return found.found, found.status
 
