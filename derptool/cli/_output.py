@@ -96,6 +96,32 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def fit_list(prefix: str, items: Sequence[str], sep: str = ", ") -> str:
+    """*prefix* and *items* on one line that fits :func:`output_width`: the items that fit, then ``… (+N more)``."""
+    from rich.cells import cell_len  # lazy, as in table()
+
+    width = output_width()
+    line = prefix + sep.join(items)
+    if width is None or cell_len(line) <= width:
+        return line
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        more = f"{sep if shown else ''}… (+{len(items) - i - 1} more)"
+        if cell_len(prefix + sep.join([*shown, item]) + more) > width and shown:
+            break
+        shown.append(item)
+    rest = len(items) - len(shown)
+    line = prefix + sep.join(shown) + (f"{sep}… (+{rest} more)" if rest else "")
+    return line if cell_len(line) <= width else _cut(line, width)
+
+
+def _cut(text: str, width: int) -> str:
+    """*text* cut to *width* cells, ending in an ellipsis."""
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, width - 1).rstrip() + _ELLIPSIS if width > 0 else ""
+
+
 def _one_line(value: Any) -> str:
     text = "" if value is None else str(value)
     return "".join(c if c.isprintable() else " " for c in text) if not text.isprintable() else text
@@ -108,7 +134,7 @@ def _row(values: Sequence[str], widths: Sequence[int]) -> str:
     out = []
     for value, width in zip(values, widths, strict=True):
         if cell_len(value) > width:
-            value = set_cell_size(value, width - 1) + _ELLIPSIS if width > 0 else ""
+            value = _cut(value, width)
         out.append(set_cell_size(value, width))
     return (" " * _GAP).join(out).rstrip()
 

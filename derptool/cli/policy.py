@@ -11,7 +11,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
-from derptool.cli._output import WideOption, table, to_json
+from derptool.cli._output import WideOption, fit_list, table, to_json
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -232,9 +232,9 @@ def compile_table(doc: dict[str, Any], *, peers: bool = True) -> str:
         if peers:
             seen = node["peers"]
             routes = [f"{p['name']}: {', '.join(p['primary_routes'])}" for p in seen if p["primary_routes"]]
-            lines.append(f"peers ({len(seen)}): {', '.join(p['name'] for p in seen) or '(none)'}")
+            lines.append(fit_list(f"peers ({len(seen)}): ", [p["name"] for p in seen] or ["(none)"]))
             if routes:
-                lines.append("routes: " + "; ".join(routes))
+                lines.append(fit_list("routes: ", routes, "; "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
