@@ -256,7 +256,7 @@ def latency_table(report: Report) -> str:
         f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}"
     )
     out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}" + _captive_text(report))
-    if report.no_network:
+    if report.no_network and not report.login_portal:
         out.append(_NO_NETWORK)
     probed = [r for r in report.regions if r.probed]
     if report.incremental:
