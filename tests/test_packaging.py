@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import subprocess
 
 from tests.support.repo import REPO
 
@@ -24,11 +25,28 @@ def test_precommit_validate_hook_skips_schemas() -> None:
     assert not selected("package.json")
 
 
-def test_changelog_names_the_release_tag() -> None:
-    """There was no tag for `rev:`; the changelog names the one to make for this version."""
+def test_no_recipe_needs_a_tag() -> None:
+    """A clone has no tags and derptool is not on PyPI: every recipe installs a commit that exists here."""
+    readme = (REPO / "README.md").read_text()
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    hooks_doc = (REPO / ".pre-commit-hooks.yaml").read_text()
+    for text in (readme, hooks_doc):
+        assert not re.search(r"rev: v\d", text) and not re.search(r"derptool[^\s\"]*@v\d", text)
+    assert "example.invalid" not in readme + hooks_doc
+    revs = set(re.findall(r"\brev: ([0-9a-f]{40})\b", readme))
+    pins = set(re.findall(r"git\+https://[^\s\"@]+@([0-9a-f]{40})", readme))
+    assert len(revs) == 1 and revs == pins, "one commit for the pre-commit rev and the CI install"
+    (commit,) = revs
+    if (REPO / ".git").exists():  # the commit is in this repository's history, with the hooks the README uses
+        shown = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{commit}:.pre-commit-hooks.yaml"], capture_output=True, text=True
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "id: derptool-validate" in shown.stdout and "id: derptool-fmt" in shown.stdout
+    # The changelog's version headings name pyproject's version; the README says how a tag is made.
     version = importlib.metadata.version("derptool")
-    assert f"## v{version}" in (REPO / "CHANGELOG.md").read_text()
-    assert f"rev: v{version}" in (REPO / "README.md").read_text()
+    assert f"## v{version}" in changelog and "No release is tagged yet" in changelog
+    assert "## Releases" in readme and "git tag -a v" in readme
 
 
 def test_license_and_metadata() -> None:

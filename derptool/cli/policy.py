@@ -1,4 +1,4 @@
-"""``derptool policy``: what a policy does in a tailnet (compile, explain, egress)."""
+"""``derptool policy``: what a policy does in a tailnet (compile, explain, egress) and what a change does (diff)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from derptool.cli._app import app
-from derptool.cli._errors import handle_errors
+from derptool.cli._errors import handle_errors, warn
+from derptool.cli._options import MapOption, RefreshOption
 from derptool.cli._output import WideOption, fit_list, table, to_json
+from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -333,6 +335,182 @@ def egress_command(
     for n, x in bad:
         print(f"derptool: {n.name} may leave through exit node {x.name}, which lacks {require_via}", file=sys.stderr)
     raise typer.Exit(1 if bad else 0)
+
+
+class DiffFormat(StrEnum):
+    """Output formats of ``derptool policy diff``."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    github = "github"
+    html = "html"
+    png = "png"
+
+
+def _fail_on(value: str | None) -> set[str]:
+    from derptool.errors import UsageError
+    from derptool.policy.engine.diff import KINDS
+
+    kinds = {k.strip() for k in (value or "").split(",") if k.strip()}
+    unknown = sorted(kinds - set(KINDS))
+    if unknown or (value is not None and not kinds):
+        bad = unknown[0] if unknown else "(empty)"
+        raise UsageError(f"--fail-on {value!r}: unknown kind {bad!r}; use a comma list of {','.join(KINDS)}")
+    return kinds
+
+
+def _validated(src: bytes, name: str, side: str) -> list[str]:
+    from derptool.policy import validate_bytes
+
+    return [
+        f"{side} {p.file}:{p.line}:{p.column}: {p.message}" for p in validate_bytes(src, name) if p.severity == "error"
+    ]
+
+
+@policy_app.command("diff")
+@handle_errors
+def diff_command(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="OLD NEW | POLICY", help="Two policy files; with --git, the one file whose old version git has."
+        ),
+    ],
+    tailnet: TailnetOption,
+    git: Annotated[
+        str | None,
+        typer.Option("--git", metavar="REV", help="Read OLD from git at REV (e.g. origin/main), NEW from POLICY."),
+    ] = None,
+    fmt: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format", "-f", help="table (default), json, markdown, github, html or png (a page with the map)."
+        ),
+    ] = DiffFormat.table,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="KINDS",
+            help="Exit 1 when a named kind of change is present: gained,lost,ssh,egress,capabilities,derp,tests.",
+        ),
+    ] = None,
+    reports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reports",
+            metavar="DIR|FILE",
+            help="Latency reports (as for 'derptool impact'): the cost per site of a DERP change.",
+        ),
+    ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option("--prometheus", metavar="URL", help="Read the sites' latencies from this Prometheus server."),
+    ] = None,
+    map_spec: MapOption = "default",
+    html: HtmlOption = None,
+    refresh: RefreshOption = False,
+    wide: WideOption = False,
+) -> None:
+    """What changes from OLD to NEW on a tailnet, per device: access, SSH, egress, capabilities, DERP, tests.
+
+    Examples: 'derptool policy diff old.hujson policy.hujson -t tailnet.json';
+    'derptool policy diff --git origin/main policy.hujson -t tailnet.json --format markdown --fail-on lost,tests'.
+    Exit status: 0 ok (no --fail-on kind present); 1 an invalid policy or a --fail-on kind present;
+    2 bad options, an unreadable tailnet or git revision; 3 Prometheus unreachable.
+    """
+    from derptool.cli import _policydiff as out
+    from derptool.cli._policydiff import DERPMAP_KEY
+    from derptool.errors import UsageError
+    from derptool.fileio import read_file
+    from derptool.policy.engine import compile_policy, load_tailnet
+    from derptool.policy.engine.diff import diff_policies
+    from derptool.policy.engine.source import parse_policy
+    from derptool.policy.validate import decode
+    from derptool.report.policy_diff_page import policy_diff_page
+
+    kinds = _fail_on(fail_on)
+    check_page_options(fmt.value, html)
+    if git is not None and len(files) != 1:
+        raise UsageError("with --git REV give one POLICY file (its version at REV is OLD)")
+    if git is None and len(files) != 2:
+        raise UsageError("give OLD and NEW policy files (or --git REV POLICY)")
+    if "-" in files and tailnet == "-":
+        raise UsageError("only one of the policies and --tailnet can be '-' (stdin)")
+    if files.count("-") > 1:
+        raise UsageError("only one of OLD and NEW can be '-' (stdin)")
+    net = load_tailnet(tailnet)
+    if git is not None:
+        old_src, old_name = out.read_git(git, files[0])
+        new_name = files[0]
+        new_src = read_file(new_name).data
+    else:
+        old_name, new_name = files
+        old_src, new_src = read_file(old_name).data, read_file(new_name).data
+    problems = _validated(old_src, old_name, "OLD") + _validated(new_src, new_name, "NEW")
+    if problems:
+        for p in problems:
+            print(f"derptool: error: {p}", file=sys.stderr)
+        print(
+            f"derptool: error: {len(problems)} validation error(s); no diff (fix them, see 'derptool validate')",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    old_source, new_source = parse_policy(old_src, old_name), parse_policy(new_src, new_name)
+    old, new = compile_policy(old_source.data, net), compile_policy(new_source.data, net)
+    site_reports = _site_reports(reports, prometheus) if reports or prometheus else None
+
+    def base() -> Any:
+        from derptool.cli._inputs import load_cli_map
+
+        return load_cli_map(map_spec).derp_map
+
+    raw = tuple(decode(src) if DERPMAP_KEY.search(src) else {} for src in (old_src, new_src))
+    page = html is not None or fmt in (DiffFormat.html, DiffFormat.png)
+    diff = diff_policies(old, new, base_map=base, maps=site_reports is not None or page, raw=(raw[0], raw[1]))
+    if site_reports is not None and diff.derp.old_map is not None and diff.derp.new_map is not None:
+        from derptool.fleet import assess_change
+
+        diff.derp.impact = assess_change(site_reports, diff.derp.old_map, diff.derp.new_map)
+        for note in diff.derp.impact.notes:
+            warn(note)
+    maps = [m for m in (diff.derp.new_map, diff.derp.old_map) if m is not None]
+    if emit_page(fmt.value, html, lambda: policy_diff_page(diff.to_json(), maps=maps, old=old_name, new=new_name)):
+        pass
+    elif fmt is DiffFormat.json:
+        typer.echo(to_json(diff.to_json()))
+    else:
+        parts = out.sections(diff, out.Located(old_source, new_source), old, new)
+        if fmt is DiffFormat.markdown:
+            typer.echo(out.render_markdown(diff, parts, old_name, new_name))
+        elif fmt is DiffFormat.github:
+            typer.echo(out.render_github(diff, parts, new_name))
+        else:
+            typer.echo(out.render_table(diff, parts))
+    raise typer.Exit(1 if kinds & diff.present else 0)
+
+
+def _site_reports(paths: list[str] | None, prometheus: str | None) -> list[Any]:
+    from derptool.errors import InputError
+    from derptool.fleet.files import load_reports
+
+    loaded = load_reports(list(paths or []))
+    for problem in loaded.problems:
+        print(f"derptool: error: {problem}", file=sys.stderr)
+    for note in loaded.notes:
+        warn(note)
+    found = list(loaded.reports)
+    if prometheus is not None:
+        from derptool.fleet.prometheus import build_query, query_prometheus
+
+        result = query_prometheus(prometheus, build_query("instance", None, 0.9))
+        for note in result.notes:
+            warn(note)
+        found += [r for r in result.reports if r.site not in {x.site for x in found}]
+    if not found:
+        raise InputError("--reports/--prometheus: no usable latency report")
+    return found
 
 
 __all__ = ["compile_table", "policy_app"]
