@@ -70,6 +70,15 @@ def _policy_files(tmp_path: Path) -> tuple[str, str]:
     return str(tmp_path / "policy.json"), str(tmp_path / "tailnet.json")
 
 
+def _policy_diff(tmp_path: Path) -> list[str]:
+    old, tailnet = _policy_files(tmp_path)
+    new = tmp_path / "new.json"
+    data = json.loads(Path(old).read_text())
+    data["acls"] = [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}]
+    new.write_text(json.dumps(data))
+    return ["policy", "diff", old, str(new), "-t", tailnet, "--map", "snapshot"]
+
+
 Case = Callable[[Path, StunResponder], list[str]]
 CASES: dict[str, Case] = {
     "map": lambda tmp, r: ["map", "--map", "snapshot"],
@@ -79,6 +88,7 @@ CASES: dict[str, Case] = {
     "impact": lambda tmp, r: ["impact", "--keep", "us", "--map", "snapshot", *map(str, sorted(IMPACT.glob("*.json")))],
     "policy compile": lambda tmp, r: ["policy", "compile", *_flag_t(_policy_files(tmp))],
     "policy egress": lambda tmp, r: ["policy", "egress", *_flag_t(_policy_files(tmp))],
+    "policy diff": lambda tmp, r: _policy_diff(tmp),
     "check": lambda tmp, r: ["check", f"127.0.41.3:{free_udp_port('127.0.41.3')}", "--timeout", "500ms"],
 }
 
