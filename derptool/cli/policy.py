@@ -39,12 +39,22 @@ class Format(StrEnum):
 
 PolicyArg = Annotated[str, typer.Argument(metavar="POLICY", help="Policy file (HuJSON or JSON); '-' is stdin.")]
 TailnetOption = Annotated[
-    str,
+    list[str],
     typer.Option(
         "--tailnet",
         "-t",
         metavar="FILE",
-        help="Tailnet file (users and nodes, JSON or HuJSON) or `tailscale status --json` output.",
+        help="The tailnet: derptool's tailnet file, `tailscale status --json`, the API's device list, or "
+        "headscale's `nodes list` and `users list --output json` (give --tailnet twice, or a directory "
+        "holding both).",
+    ),
+]
+ControlOption = Annotated[
+    str,
+    typer.Option(
+        "--control",
+        metavar="NAME",
+        help="Whose control plane to imitate where they differ: tailscale (default) or headscale.",
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
@@ -54,14 +64,21 @@ NodeOption = Annotated[
 
 
 def _load(
-    policy: str, tailnet: str, *, control_url: str | None = None, validate: bool = False
+    policy: str,
+    tailnet: list[str],
+    *,
+    control_url: str | None = None,
+    validate: bool = False,
+    control: str = "tailscale",
 ) -> tuple[PolicySource, Compiled]:
     """Read and compile; with *validate*, a policy ``derptool validate`` rejects is refused (exit 1)."""
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.policy.engine import compile_policy, load_tailnet
+    from derptool.policy.engine import compile_policy, import_tailnet
+    from derptool.policy.engine.semantics import semantics_for
     from derptool.policy.engine.source import load_policy
 
-    if policy == "-" and tailnet == "-":
+    semantics = semantics_for(control)
+    if policy == "-" and "-" in tailnet:
         raise UsageError("only one of POLICY and --tailnet can be '-' (stdin)")
     if control_url is not None:
         from derptool.policy.engine.control import check_control_url
@@ -71,10 +88,13 @@ def _load(
         except ValueError as err:
             raise UsageError(f"--control-url: {err}") from None
     source = load_policy(policy)
-    net = load_tailnet(tailnet)
+    imported = import_tailnet(tailnet)
+    for note in imported.notes:
+        print(f"derptool: note: {note}", file=sys.stderr)
+    net = imported.tailnet
     if validate:
         _refuse_invalid(source, net)
-    return source, compile_policy(source.data, net, control_url=control_url)
+    return source, compile_policy(source.data, net, control_url=control_url, semantics=semantics)
 
 
 def _refuse_invalid(source: PolicySource, net: Any) -> None:
@@ -138,6 +158,7 @@ def compile_command(
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent --format json (slower on big tailnets).")] = False,
     no_peers: Annotated[bool, typer.Option("--no-peers", help="Leave each node's peers out (the n² part).")] = False,
     control_url: ControlUrlOption = None,
+    control: ControlOption = "tailscale",
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Compile even a policy that derptool validate rejects.")
     ] = False,
@@ -147,14 +168,15 @@ def compile_command(
 
     JSON: {"nodes": {NAME: {"packet_filter_rules", "ssh_policy", "peers"}}} in Tailscale's shapes (compact
     unless --pretty); json-line: one {"node": NAME, ...} object per line, written as each node is computed.
-    A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate.
+    A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate. --control headscale
+    compiles as headscale's policy engine does where it differs from Tailscale's.
 
     Exit status: 0 compiled; 1 the policy is not valid (unless --no-validate); 2 a bad option or a policy or
     tailnet file that cannot be read.
     """
     from derptool.policy.engine.stream import encode, node_texts
 
-    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate)
+    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate, control=control)
     names = _check_nodes(compiled, node)
     nodes = [compiled.node(n) for n in names] if names else None
     texts = node_texts(compiled, nodes, peers=not no_peers)
@@ -258,6 +280,7 @@ def explain_command(
     ],
     proto: Annotated[str, typer.Option("--proto", "-p", metavar="P", help="Protocol name or number.")] = "tcp",
     fmt: FormatOption = Format.table,
+    control: ControlOption = "tailscale",
 ) -> None:
     """Is SRC allowed to reach DST? Names the rules (file:line) that allow it.
 
@@ -265,7 +288,7 @@ def explain_command(
     """
     from derptool.policy.engine.explain import explain  # heavy: imported at run time, not for --help
 
-    source, compiled = _load(policy, tailnet)
+    source, compiled = _load(policy, tailnet, control=control)
     answer = explain(compiled, src, dst, proto)
     if fmt is Format.json:
         typer.echo(to_json(answer.to_json(source)))
@@ -302,6 +325,7 @@ def egress_command(
         ),
     ] = None,
     fmt: FormatOption = Format.table,
+    control: ControlOption = "tailscale",
     wide: WideOption = False,
 ) -> None:
     """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic).
@@ -313,7 +337,7 @@ def egress_command(
 
     if require_via is not None and not require_via.startswith("tag:"):
         raise UsageError(f"--require-via {require_via!r}: give a tag, e.g. tag:exit-eu")
-    _, compiled = _load(policy, tailnet)
+    _, compiled = _load(policy, tailnet, control=control)
     report = egress(compiled, _check_nodes(compiled, node))
     bad = via_violations(report, require_via) if require_via else []
     if fmt is Format.json:
@@ -424,7 +448,7 @@ def diff_command(
     from derptool.cli._policydiff import DERPMAP_KEY
     from derptool.errors import UsageError
     from derptool.fileio import read_file
-    from derptool.policy.engine import compile_policy, load_tailnet
+    from derptool.policy.engine import compile_policy, import_tailnet
     from derptool.policy.engine.diff import diff_policies
     from derptool.policy.engine.source import parse_policy
     from derptool.policy.validate import decode
@@ -436,11 +460,14 @@ def diff_command(
         raise UsageError("with --git REV give one POLICY file (its version at REV is OLD)")
     if git is None and len(files) != 2:
         raise UsageError("give OLD and NEW policy files (or --git REV POLICY)")
-    if "-" in files and tailnet == "-":
+    if "-" in files and "-" in tailnet:
         raise UsageError("only one of the policies and --tailnet can be '-' (stdin)")
     if files.count("-") > 1:
         raise UsageError("only one of OLD and NEW can be '-' (stdin)")
-    net = load_tailnet(tailnet)
+    imported = import_tailnet(tailnet)
+    for note in imported.notes:
+        print(f"derptool: note: {note}", file=sys.stderr)
+    net = imported.tailnet
     if git is not None:
         old_src, old_name = out.read_git(git, files[0])
         new_name = files[0]

@@ -16,22 +16,21 @@ A node may list ``primary_routes``: the subnet routes it is the elected (primary
 it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
 to no user in policy terms. An untagged node without ``user`` belongs to the first user. Node names and
 addresses are unique; a file holds at most :data:`MAX_NODES` nodes.
-``tailscale status --json`` output is read too (:func:`from_status`).
+Other sources (``tailscale status --json``, headscale's lists, the API's device list) are read by
+:mod:`derptool.policy.engine.importers`, which turns each into this form.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
-from derptool.fileio import read_file
-from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.addresses import IPSet, is_exit_route, parse_addr, prefix_range
 from derptool.policy.engine.control import check_control_url
 from derptool.policy.posture import Value, attribute_values
 from derptool.policy.problems import locate
@@ -336,81 +335,6 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
     return Tailnet(users, nodes, control_url=control_url)
 
 
-def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
-    """A :class:`Tailnet` from ``tailscale status --json`` output (Self and Peer entries, User map).
-
-    Routes a peer serves (``PrimaryRoutes`` and non-own ``AllowedIPs``) count as advertised and approved;
-    an ``ExitNodeOption`` peer is an approved exit node. Node names are the first label of ``DNSName``.
-    """
-    raw_users = data.get("User") or {}
-    users: list[User] = []
-    uid_map: dict[int, User] = {}
-    if isinstance(raw_users, Mapping):
-        for key, u in raw_users.items():
-            if not isinstance(u, Mapping):
-                continue
-            uid = int(u.get("ID", key))
-            login = str(u.get("LoginName") or "")
-            user = User(uid, login.split("@", 1)[0] or str(u.get("DisplayName") or uid), login)
-            users.append(user)
-            uid_map[uid] = user
-    entries: list[Mapping[str, Any]] = []
-    if isinstance(data.get("Self"), Mapping):
-        entries.append(data["Self"])
-    peers = data.get("Peer") or {}
-    if isinstance(peers, Mapping):
-        entries.extend(p for p in peers.values() if isinstance(p, Mapping))
-    if not entries:
-        raise TailnetError("not `tailscale status --json` output: no Self or Peer", file=file)
-    nodes: list[Node] = []
-    taken: set[str] = set()
-    for index, e in enumerate(entries):
-        dns = str(e.get("DNSName") or "")
-        name = dns.split(".", 1)[0] or str(e.get("HostName") or f"node{index}")
-        while name in taken:
-            name += "-"
-        taken.add(name)
-        v4 = v6 = None
-        ips: list[int] = []
-        for ip_text in e.get("TailscaleIPs") or []:
-            try:
-                ip = ipaddress.ip_address(ip_text)
-            except ValueError:
-                continue
-            if ip.version == 4 and v4 is None:
-                v4 = str(ip)
-            elif ip.version == 6 and v6 is None:
-                v6 = str(ip)
-            else:
-                continue
-            ips.append(addr_int(str(ip)))
-        own = {f"{v4}/32", f"{v6}/128"}
-        routes = [str(r) for r in (e.get("PrimaryRoutes") or [])]
-        routes += [str(r) for r in (e.get("AllowedIPs") or []) if str(r) not in own and str(r) not in routes]
-        if e.get("ExitNodeOption"):
-            routes += [r for r in ("0.0.0.0/0", "::/0") if r not in routes]
-        tags = tuple(str(t) for t in (e.get("Tags") or []))
-        owner = None if tags else uid_map.get(int(e.get("UserID") or 0))
-        if not ips:
-            continue
-        nodes.append(
-            Node(
-                name=name,
-                hostname=str(e.get("HostName") or name),
-                ipv4=v4,
-                ipv6=v6,
-                tags=tags,
-                user=owner,
-                routable_ips=tuple(routes),
-                approved_routes=tuple(routes),
-                index=len(nodes),
-                ips=tuple(ips),
-                primary_routes=tuple(str(r) for r in (e.get("PrimaryRoutes") or [])),
-            )
-        )
-    return Tailnet(users, nodes)
-
-
 class _Duplicated(dict[str, Any]):
     """A decoded JSON object whose members were not all unique (the last value of each is kept)."""
 
@@ -425,33 +349,6 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     dup.duplicates = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
     return dup
-
-
-def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
-    """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
-    try:
-        data = json.loads(src, object_pairs_hook=_object)  # plain JSON (the usual case) without the HuJSON parser
-    except ValueError:
-        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
-        from derptool.hujson import HuJSONError, standardize
-
-        try:
-            data = json.loads(standardize(src), object_pairs_hook=_object)
-        except HuJSONError as err:
-            raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
-        except ValueError as err:
-            raise TailnetError(f"not JSON: {err}", file=file) from None
-    if isinstance(data, Mapping) and ("Peer" in data or "Self" in data):
-        return from_status(data, file=file)
-    if isinstance(data, Mapping) and "topology" in data and "nodes" not in data:
-        return from_topology(data["topology"], file=file)  # a whole recording case: no positions
-    return from_topology(data, file=file, src=src)
-
-
-def load_tailnet(path: str) -> Tailnet:
-    """Read a tailnet file (``-`` is stdin)."""
-    snap = read_file(path)
-    return parse_tailnet(snap.data, str(path))
 
 
 def to_topology(tailnet: Tailnet) -> dict[str, Any]:
@@ -487,9 +384,6 @@ __all__ = [
     "Tailnet",
     "TailnetError",
     "User",
-    "from_status",
     "from_topology",
-    "load_tailnet",
-    "parse_tailnet",
     "to_topology",
 ]

@@ -15,7 +15,6 @@ from derptool.policy.engine import compile_policy, parse_tailnet
 from derptool.policy.engine.addresses import ALL_TAILNET, IPSet, range_text
 from derptool.policy.engine.egress import egress, via_violations
 from derptool.policy.engine.explain import explain
-from derptool.policy.engine.tailnet import from_status
 
 runner = CliRunner()
 
@@ -130,7 +129,7 @@ def test_tailscale_status_json_is_a_tailnet() -> None:
         },
         "User": {"10": {"ID": 10, "LoginName": "alice@example.com"}},
     }
-    tn = from_status(status)
+    tn = parse_tailnet(json.dumps(status).encode())
     assert [n.name for n in tn.nodes] == ["laptop", "gw"]
     gw = tn.by_name["gw"]
     assert gw.subnet_routes == ["10.9.0.0/16"] and gw.is_exit_node and gw.user is None
