@@ -296,7 +296,7 @@ def main() -> int:
             imports = []
             warm = (
                 "import derptool.cli, derptool.derpmap, derptool.hujson, derptool.derpmap.sources, "
-                "derptool.derpmap.geo, derptool.net.netcheck, derptool.cli.latency, tabulate"
+                "derptool.derpmap.geo, derptool.net.netcheck, derptool.cli.latency, rich.table"
             )
             for _ in range(max(3, cli_rounds) if cli_rounds else 0):
                 t0 = time.perf_counter()

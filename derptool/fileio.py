@@ -247,15 +247,51 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKETS_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
+_CHUNK = 1 << 20
+
+
+def _brackets(data: bytes) -> bytes:
+    """The brackets of *data* outside strings and comments, ``{}`` read as ``[]``.
+
+    The text is read in pieces of about :data:`_CHUNK` bytes cut after a line end (a string or a line comment
+    ends at one) and never inside a block comment, so the memory this takes is a few times a piece, not a few
+    times the file (a 10 MB policy has a million strings).
+    """
+    plain = not (b"\\" in data or b"//" in data or b"/*" in data or b"#" in data)
+    out = []
+    start = 0
+    while start < len(data):
+        end = _cut(data, start + _CHUNK)
+        while not plain and _open_comment(data, start, end):
+            close = data.find(b"*/", end)
+            end = len(data) if close < 0 else _cut(data, close + 2)
+        piece = data[start:end]
+        if plain and piece.count(b'"') % 2 == 0:  # no escapes, no comments: every other part is a string
+            text = b"".join(piece.split(b'"')[0::2])
+        else:
+            text = _STRING_OR_COMMENT.sub(b"", piece)
+        out.append(text.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS))
+        start = end
+    return b"".join(out)
+
+
+def _cut(data: bytes, at: int) -> int:
+    """The offset just after the first line end at or after *at* (the end of *data* when there is none)."""
+    nl = data.find(b"\n", at)
+    return len(data) if nl < 0 else nl + 1
+
+
+def _open_comment(data: bytes, start: int, end: int) -> bool:
+    """Whether a block comment may still be open at *end* (a ``/*`` after the last ``*/``; one inside a string
+    or a line comment only makes the piece longer)."""
+    return data.rfind(b"/*", start, end) > data.rfind(b"*/", start, end)
+
+
 def _shallow(data: bytes, max_depth: int) -> bool:
     """Whether *data* surely nests no deeper than *max_depth*, found at C speed: with strings and comments
     gone, only brackets kept and every innermost ``[]`` pair removed once per level, nothing may be left
     after *max_depth* rounds. False means "maybe deeper" (or unbalanced): the token scan decides."""
-    if b"\\" in data or b"//" in data or b"/*" in data or b"#" in data:
-        text = _STRING_OR_COMMENT.sub(b"", data)
-    else:  # no escapes, no comments: every other piece between quotes is a string
-        text = b"".join(data.split(b'"')[0::2])
-    brackets = text.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
+    brackets = _brackets(data)
     for _ in range(max_depth):
         if not brackets:
             return True

@@ -266,3 +266,22 @@ def test_encodings_are_named(tmp_path: Path, data: bytes, name: str) -> None:
     with pytest.raises(InputError, match=name):
         read_file(p)
     assert fileio.to_utf8(data).lstrip(b"{").startswith((b"}", b'"acls'))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_nesting_check_reads_brackets_in_pieces_alike(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces cut at line ends, never inside a block comment: the brackets are those of the whole text."""
+    from derptool import fileio
+
+    text = (
+        b'{\n "a": ["[{", /* a comment [[[\n that runs on {{ over lines */ 1],\n'
+        b' // a line comment ]]]\n "b": {"c": "x\\"]"}, # hash {\n "d": [[[], {}]]\n}\n'
+    ) * 5
+    plain = b'{\n "a": ["[{", 1],\n "b": {"c": "}"},\n "d": [[[], {}]]\n}\n' * 5
+    whole = {t: fileio._STRING_OR_COMMENT.sub(b"", t).translate(fileio._BRACKETS_AS_SQUARE, fileio._NOT_BRACKETS)
+             for t in (text, plain)}  # fmt: skip
+    monkeypatch.setattr(fileio, "_CHUNK", chunk)
+    for t in (text, plain):
+        assert fileio._brackets(t) == whole[t]
+    deep = b"[\n" * 60 + b"]\n" * 60
+    assert fileio._shallow(deep, 60) and not fileio._shallow(deep, 59)

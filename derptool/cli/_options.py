@@ -118,18 +118,43 @@ def finite_float_params(command: Any) -> None:
             param.type = FiniteFloat(param.type)
 
 
-def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:
-    """A ``--timeout DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float)::
+def duration_option(
+    name: str, default_help: str, *, default: str, low: float = 0.1, high: float = 120.0, hidden: bool = False
+) -> Any:
+    """A ``name DURATION`` option (``5s``, ``500ms``, plain seconds) whose value is seconds (float); its
+    help shows the default as a duration (*default*, e.g. ``"5s"``), as every duration default is shown::
 
-    timeout: Annotated[float, timeout_option("Time to wait for each network step.")] = 5.0
+    timeout: Annotated[float, duration_option("--timeout", "Time for each step.", default="5s")] = 5.0
     """
-    names = ("--timeout", "-t") if short else ("--timeout",)
     return typer.Option(
-        *names,
+        name,
         click_type=Duration(low, high),
         metavar="DURATION",
-        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.",
+        show_default=False,
+        hidden=hidden,
+        help=f"{default_help} A duration: 500ms, 5s, 2m, or plain seconds.  [default: {default}]",
     )
+
+
+def timeout_option(default_help: str, *, default: str, low: float = 0.1, high: float = 120.0) -> Any:
+    """A ``--timeout DURATION`` option (see :func:`duration_option`); it has no short name (``-t`` is
+    ``--tailnet``)."""
+    return duration_option("--timeout", default_help, default=default, low=low, high=high)
+
+
+def retired_short(short: str, meaning: str, instead: str) -> Any:
+    """A hidden short option this command once had and that now means *meaning* in every command: using it is
+    a one-line usage error naming the long option to give (*instead*)::
+
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None
+    """
+
+    def refuse(ctx: Any, param: Any, value: Any) -> Any:
+        if value is not None:
+            raise ClickUsageError(f"{short} means {meaning} in every command now: give {instead}", ctx)
+        return value
+
+    return typer.Option(short, hidden=True, callback=refuse)
 
 
 MapOption = Annotated[
@@ -146,12 +171,44 @@ MapOption = Annotated[
 ]
 
 
+def complete_region(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of a region selector, from the bundled snapshot: IDs, codes, countries, continents, ``eu``,
+    ``all``, ``unknown`` (after a comma, the last item of a list)."""
+    from derptool.derpmap.geo import selector_words  # lazy: only a completion request needs the map
+    from derptool.derpmap.sources import load_snapshot
+
+    done, comma, last = incomplete.rpartition(",")
+    words = selector_words(load_snapshot().derp_map)
+    return [(done + comma + word, what) for word, what in words if word.startswith(last.lower())]
+
+
+REFRESH = "derptool.refresh"
+
+
+def _set_refresh(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[REFRESH] = True
+    return value
+
+
+RefreshOption = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        callback=_set_refresh,
+        help="Fetch the live default map now, even when a failed fetch in the last 5 minutes says to use the "
+        "cached or bundled copy.",
+    ),
+]
+
+
 RegionOption = Annotated[
     list[str] | None,
     typer.Option(
         "--region",
         "-r",
         metavar="SEL",
+        autocompletion=complete_region,
         help="Only these regions: ID, code, ISO country, 'eu', continent name, 'all' (repeatable, or comma-separated).",
     ),
 ]

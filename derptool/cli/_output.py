@@ -1,19 +1,143 @@
-"""Text helpers every command shares: tables, JSON, yes/no, and the one unified-diff writer."""
+"""Text helpers every command shares: tables, JSON, yes/no, and the one unified-diff writer.
+
+Tables use rich, the one table library (watch's live view needs rich anyway): its cell functions measure
+wide characters and cut a value to a width, ending it in an ellipsis instead of wrapping it. The layout is
+this module's: a table fits the output width (``$COLUMNS`` when set, else the terminal's width, else
+:data:`DEFAULT_WIDTH`) and the widest columns give way first, down to their header's width (rich's own Table
+shrinks every column alike, the narrow ID and latency columns too, and its import, which the console brings,
+costs start-up some 30 ms that ``rich.cells`` does not). ``--wide`` (:data:`WideOption`) shows every value in
+full.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
 import math
+import os
+import shutil
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+from typer._click.globals import get_current_context
+
+DEFAULT_WIDTH = 100
+"""The width of a table when standard output is not a terminal and ``$COLUMNS`` is not set."""
+_WIDE = "derptool.wide"
+_GAP = 2  # spaces between two columns
+_ELLIPSIS = "…"
+
+
+def _set_wide(ctx: typer.Context, value: bool) -> bool:
+    if value:
+        ctx.meta[_WIDE] = True
+    return value
+
+
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        callback=_set_wide,
+        help="Show every table value in full (by default a table fits the terminal, or 100 columns when the "
+        "output is not a terminal, and long values end in an ellipsis).",
+    ),
+]
+
+
+def output_width() -> int | None:
+    """The width tables must fit: ``None`` under ``--wide``, else ``$COLUMNS``, the terminal's, or 100."""
+    ctx = get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(_WIDE):
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if sys.stdout.isatty():
+            return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return DEFAULT_WIDTH
+
+
+def fit_widths(natural: Sequence[int], floors: Sequence[int], width: int | None) -> list[int]:
+    """Column widths that fit *width* (with the gaps): the widest columns shrink first, none below its floor."""
+    widths = list(natural)
+    if width is None:
+        return widths
+    excess = sum(widths) + _GAP * (len(widths) - 1) - width
+    while excess > 0:
+        room = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not room:
+            break
+        widest = max(widths[i] for i in room)
+        tops = [i for i in room if widths[i] == widest]
+        below = max([widths[i] for i in room if widths[i] < widest] + [max(floors[i] for i in tops)])
+        step = min(widest - below, -(-excess // len(tops)))
+        for i in tops:
+            cut = min(step, widths[i] - floors[i], excess)
+            widths[i] -= cut
+            excess -= cut
+    return widths
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain-text table with aligned columns."""
-    from tabulate import tabulate  # lazy: tabulate is a heavy import, and --help and JSON output draw no table
+    """A plain-text table with aligned columns, fitted to :func:`output_width` (values cut with an ellipsis)."""
+    from rich.cells import cell_len  # lazy: --help and JSON output draw no table
 
-    return tabulate(rows, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    cells = [[_one_line(v) for v in row] for row in rows]
+    natural = [max([cell_len(h), *(cell_len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    floors = [min(n, max(cell_len(h), 3)) for n, h in zip(natural, headers, strict=True)]
+    widths = fit_widths(natural, floors, output_width())
+    lines = [_row(headers, widths), _row(["-" * w for w in widths], widths)]
+    lines += [_row(r, widths) for r in cells]
+    return "\n".join(lines)
+
+
+def fit_list(prefix: str, items: Sequence[str], sep: str = ", ") -> str:
+    """*prefix* and *items* on one line that fits :func:`output_width`: the items that fit, then ``… (+N more)``."""
+    from rich.cells import cell_len  # lazy, as in table()
+
+    width = output_width()
+    line = prefix + sep.join(items)
+    if width is None or cell_len(line) <= width:
+        return line
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        more = f"{sep if shown else ''}… (+{len(items) - i - 1} more)"
+        if cell_len(prefix + sep.join([*shown, item]) + more) > width and shown:
+            break
+        shown.append(item)
+    rest = len(items) - len(shown)
+    line = prefix + sep.join(shown) + (f"{sep}… (+{rest} more)" if rest else "")
+    return line if cell_len(line) <= width else _cut(line, width)
+
+
+def _cut(text: str, width: int) -> str:
+    """*text* cut to *width* cells, ending in an ellipsis."""
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, width - 1).rstrip() + _ELLIPSIS if width > 0 else ""
+
+
+def _one_line(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else " " for c in text) if not text.isprintable() else text
+
+
+def _row(values: Sequence[str], widths: Sequence[int]) -> str:
+    """One line: each value padded (or cut, ending in an ellipsis) to its column's width, two spaces apart."""
+    from rich.cells import cell_len, set_cell_size
+
+    out = []
+    for value, width in zip(values, widths, strict=True):
+        if cell_len(value) > width:
+            value = _cut(value, width)
+        out.append(set_cell_size(value, width))
+    return (" " * _GAP).join(out).rstrip()
 
 
 def to_json(data: Any) -> str:

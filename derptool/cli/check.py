@@ -11,8 +11,8 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption, MapOption, parse_duration, timeout_option
-from derptool.cli._output import table, to_json
+from derptool.cli._options import CaFileOption, MapOption, RefreshOption, parse_duration, retired_short, timeout_option
+from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def check_command(
         bool, typer.Option("--insecure", help="Do not verify the certificate chain (like InsecureForTests).")
     ] = False,
     ca_file: CaFileOption = None,
-    timeout: Annotated[float, timeout_option("Time to wait for each network step.", high=120)] = 5.0,
+    timeout: Annotated[float, timeout_option("Time to wait for each network step.", default="5s", high=120)] = 5.0,
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None,
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
     relay: Annotated[
         bool,
@@ -104,6 +105,8 @@ def check_command(
             "--count", metavar="N", show_default=False, help="With --every or --listen: stop after N runs.", min=1
         ),
     ] = None,
+    wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Check a DERP server: DNS, STUN, TLS certificate, HTTPS endpoints and the DERP handshake, per address family.
 
@@ -124,10 +127,10 @@ def check_command(
         targets = [node]
     else:
         # heavy, and needed only when the target is a region selector
+        from derptool.cli._inputs import load_cli_map
         from derptool.derpmap.geo import resolve
-        from derptool.derpmap.sources import load_map
 
-        loaded = load_map(map_spec, notice=warn)
+        loaded = load_cli_map(map_spec)
         res = resolve([target], loaded.derp_map)
         for note in res.notes:
             warn(note)

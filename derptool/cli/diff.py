@@ -10,7 +10,7 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._output import table, to_json
+from derptool.cli._output import WideOption, table, to_json
 from derptool.errors import UsageError
 
 
@@ -29,12 +29,13 @@ def diff_command(
     ],
     new: Annotated[str, typer.Argument(metavar="NEW", help="The new map: any --map value.")],
     fmt: Annotated[DiffFormat, typer.Option("--format", "-f", help="Output format.")] = DiffFormat.table,
+    wide: WideOption = False,
 ) -> None:
     """Compare two DERP maps: regions and nodes added or removed, changed addresses, ports and flags.
 
-    Exit status: 0 when the maps are the same, 1 when they differ, 3 when 'default' was named and the live
-    map cannot be fetched (an older cached or bundled copy would not answer the question; name 'snapshot'
-    to compare with the bundled copy on purpose).
+    Exit status: 0 when the maps are the same, 1 when they differ, 2 a map that cannot be read, 3 when
+    'default' was named and the live map cannot be fetched (an older cached or bundled copy would not answer
+    the question; name 'snapshot' to compare with the bundled copy on purpose).
     Example: 'derptool diff saved-map.json default' (did the public map change since my allow-list?).
     """
     # heavy: imported when the command runs, so that --help stays fast

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,8 +10,9 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, report
 from derptool.cli._inputs import InputFiles
+from derptool.cli._options import retired_short
 from derptool.cli._output import unified_diff
-from derptool.errors import InputError, UsageError
+from derptool.errors import UsageError
 
 if TYPE_CHECKING:
     from derptool import hujson
@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 @handle_errors
 def fmt_command(
     files: Annotated[
-        list[str], typer.Argument(metavar="FILE", help="HuJSON files, directories (*.hujson inside), '-' for stdin.")
+        list[str],
+        typer.Argument(
+            metavar="PATH",
+            help="HuJSON files, directories (their *.hujson and *.json files, recursively), globs "
+            "('policies/*.hujson'); '-' is stdin.",
+        ),
     ],
     write: Annotated[bool, typer.Option("--write", "-w", help="Rewrite files in place (atomic, mode kept).")] = False,
     check: Annotated[
@@ -33,8 +38,9 @@ def fmt_command(
     ] = False,
     diff: Annotated[bool, typer.Option("--diff", "-d", help="Print a unified diff instead of the text.")] = False,
     minify: Annotated[
-        bool, typer.Option("--minify", "-m", help="Minify instead: plain JSON, no whitespace (hujsonfmt -m).")
+        bool, typer.Option("--minify", help="Minify instead: plain JSON, no whitespace (hujsonfmt -m).")
     ] = False,
+    retired_m: Annotated[str | None, retired_short("-m", "--map", "--minify")] = None,
     standardize: Annotated[
         bool,
         typer.Option(
@@ -47,9 +53,10 @@ def fmt_command(
     """Format HuJSON (tailnet policy) files the way Tailscale's Go hujson.Format does.
 
     Prints the result unless --write, --check, --list or --diff is given. --minify and --standardize
-    replace formatting with hujsonfmt's -m and -s. Exit 0 on success (--list included); with --check,
-    1 when a file would change or has a syntax error; 2 for unreadable input, or a syntax error
-    without --check.
+    replace formatting with hujsonfmt's -m and -s.
+
+    Exit status: 0 success (--list included); 1 with --check, a file would change or has a syntax error;
+    2 unreadable input, or a syntax error without --check.
     """
     from derptool.fileio import atomic_write  # lazy: fileio (hashlib) is not needed for --help
 
@@ -63,7 +70,7 @@ def fmt_command(
         raise UsageError("--minify and --standardize cannot be used together")
     mode = "minimize" if minify else ("standardize" if standardize else "format")
     syntax = changed = 0
-    inputs = InputFiles(_expand(files))
+    inputs = InputFiles(files, expand=True)
     for name, snap in inputs:
         result = format_document(snap.data, name, mode)
         if result.error is not None:
@@ -86,21 +93,6 @@ def fmt_command(
         raise typer.Exit(2)
     if check and (changed or syntax):
         raise typer.Exit(1)
-
-
-def _expand(names: list[str]) -> list[str]:
-    """Files as given; a directory stands for the ``*.hujson`` files below it, sorted."""
-    out: list[str] = []
-    for name in names:
-        p = Path(name)
-        if name != "-" and p.is_dir():
-            try:
-                out += sorted(str(f) for f in p.rglob("*.hujson") if f.is_file())
-            except OSError as err:
-                raise InputError(f"{name}: cannot list the directory: {err.strerror or err}") from None
-        else:
-            out.append(name)
-    return out
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ def grants_command(
     """Grants that send internet traffic of --src only through exit nodes tagged --via (geofenced egress).
 
     Example: derptool grants --src group:staff-eu --via tag:exit-eu --apply policy.hujson
+
+    Exit status: 0 the fragment was printed or the file written; 1 the file changed on disk while it was
+    edited (nothing written); 2 a bad option or a policy file that cannot be read.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.edit.grants import apply_grants, plan_egress, render_egress_hujson, render_egress_json

@@ -10,8 +10,8 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import MapOption
-from derptool.cli._output import table, to_json
+from derptool.cli._options import MapOption, RefreshOption, complete_region
+from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import InputError, UsageError
 
@@ -144,12 +144,19 @@ def impact_command(
             "--region",
             "-r",
             metavar="SEL",
+            autocompletion=complete_region,
             help="Regions the geofence removes, as for 'derptool omit' (repeatable, or comma-separated).",
         ),
     ] = None,
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", "-k", metavar="SEL", help="Keep only these regions and remove every other one."),
+        typer.Option(
+            "--keep",
+            "-k",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Keep only these regions and remove every other one.",
+        ),
     ] = None,
     prometheus: Annotated[
         str | None,
@@ -196,6 +203,8 @@ def impact_command(
         ),
     ] = False,
     html: HtmlOption = None,
+    wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Show what removing DERP regions costs each site: its home region before and after, and the added latency.
 
@@ -205,7 +214,7 @@ def impact_command(
     Exit status: 0 ok; 1 a site is over --max-increase; 2 bad options or no usable report; 3 Prometheus unreachable.
     """
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.derpmap.sources import load_map
+    from derptool.cli._inputs import load_cli_map
     from derptool.edit.omit_plan import plan_omit
     from derptool.fleet import assess
 
@@ -221,7 +230,7 @@ def impact_command(
     if max_increase is not None and max_increase < 0:
         raise UsageError(f"--max-increase: {max_increase:g} is negative; give the largest allowed increase in ms")
     check_page_options(fmt.value, html)
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     plan = plan_omit(loaded.derp_map, omit=region, keep=keep, allow_empty=True)
     for note in plan.notes:
         warn(note)

@@ -16,8 +16,8 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import CaFileOption, MapOption, RegionOption, parse_duration
-from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._options import CaFileOption, MapOption, RefreshOption, RegionOption, parse_duration
+from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import UsageError
@@ -122,6 +122,8 @@ def latency_command(
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
     html: HtmlOption = None,
+    wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Measure the latency to each DERP region (STUN, HTTPS fallback) and show the nearest.
 
@@ -130,17 +132,21 @@ def latency_command(
     --format json-line prints one timestamped JSON object per line (one per round). --format html (or png)
     prints the world map coloured by latency; --html FILE writes that page (rewritten every round with --every).
 
-    Exit status: 0 when at least one region answered, 1 when none did.
+    Exit status: 0 when at least one region answered, 1 when none did, 2 a bad option or a --map that
+    cannot be read, 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
     from derptool.net.netcheck.client import Netcheck
-    from derptool.net.netcheck.prometheus import exposition
+
+    serving = listen is not None or bool(site_label) or site is not None or fmt is LatencyFormat.prometheus
+    if serving:  # the exporter (an HTTP server) only for Prometheus output: a plain run does not import it
+        from derptool.net.exporter import Exporter, constant_labels, parse_listen, with_labels
+        from derptool.net.netcheck.prometheus import exposition
 
     limit = parse_duration(timeout, "--timeout")
     interval = parse_duration(every, "--every") if every is not None else None
     address = parse_listen(listen) if listen is not None else None
-    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS)
+    labels = constant_labels(site_label or [], site=site, taken=_SERIES_LABELS) if serving else {}
     if labels and address is None and fmt is not LatencyFormat.prometheus:
         warn("--site-label and --site label Prometheus series only (--listen, --format prometheus)")
     if count is not None and count < 1:
@@ -187,7 +193,7 @@ def latency_command(
             for note in report.notes:
                 warn(note)
             if exporter is not None:
-                exporter.publish(with_labels(exposition(report), labels))
+                exporter.publish(with_labels(exposition(report), labels), problem=_unhealthy(report))
             if not emit_page(fmt.value, html, functools.partial(_latency_page, report, dmap)):
                 text = renderers[fmt](report)
                 if redraw:
@@ -208,6 +214,14 @@ def latency_command(
 
 
 _BAR_WIDTH = 24
+
+
+def _unhealthy(report: Report) -> str | None:
+    """What makes the exporter's /healthz answer 503 after this round: no probed region answered."""
+    probed = [r for r in report.regions if r.probed]
+    if any(r.latency_ms is not None for r in probed):
+        return None
+    return f"0 of {len(probed)} regions answered"
 
 
 def _latency_page(report: Report, dmap: DERPMap) -> Page:
@@ -241,10 +255,9 @@ def latency_table(report: Report) -> str:
         f"UDP: {yes_no(report.udp)}   IPv4: {v4}   IPv6: {v6}   "
         f"MappingVariesByDestIP: {yes_no(report.mapping_varies_by_dest_ip)}"
     )
-    out.append(
-        f"PortMapping: {port_mapping_text(report.port_mapping)}"
-        + (f"   CaptivePortal: {yes_no(report.captive_portal)}" if report.captive_portal is not None else "")
-    )
+    out.append(f"PortMapping: {port_mapping_text(report.port_mapping)}" + _captive_text(report))
+    if report.no_network and not report.login_portal:
+        out.append(_NO_NETWORK)
     probed = [r for r in report.regions if r.probed]
     if report.incremental:
         out.append(
@@ -279,6 +292,21 @@ def latency_table(report: Report) -> str:
     out.append("")
     out.append(table(rows, ["", "ID", "CODE", "NAME", "COUNTRY", "LATENCY", "VIA", "NODE", ""]))
     return "\n".join(out)
+
+
+_NO_NETWORK = (
+    "No network: no DERP region answered over UDP or HTTPS (offline, or a firewall drops it all).\n"
+    "Try: check the connection; offline, --map snapshot uses the bundled map without fetching the live one."
+)
+
+
+def _captive_text(report: Report) -> str:
+    """netcheck's CaptivePortal field; with no network, an error page on port 80 is the gateway's, not a portal."""
+    if report.captive_portal is None:
+        return ""
+    if report.no_network and report.captive_portal and not report.login_portal:
+        return f"   CaptivePortal: no (HTTP {report.captive_status} on port 80: the gateway, not a login page)"
+    return f"   CaptivePortal: {yes_no(report.captive_portal)}"
 
 
 def _home_note(report: Report) -> str | None:

@@ -13,8 +13,8 @@ from derptool.cli._app import app
 from derptool.cli._apply import read_policy, require_apply, show_or_write
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption
-from derptool.cli._output import table, to_json
+from derptool.cli._options import MapOption, RefreshOption, RegionOption, complete_region
+from derptool.cli._output import WideOption, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ def map_command(
         ),
     ] = MapOutputFormat.table,
     html: HtmlOption = None,
+    wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Show the DERP map: regions, their geography, nodes and flags.
 
@@ -70,6 +72,9 @@ def map_command(
     one that cannot be placed shows country 'unknown', with the reason below the table.
     The firewall formats list the relays of the map as given ('--map policy.hujson' applies a policy's
     geofence): 'derptool map --map policy.hujson --format nft | nft -f -'.
+
+    Exit status: 0 the map was shown; 2 a bad option or a --map that cannot be read; 3 a --map URL that
+    cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.geo import describe_regions
@@ -143,7 +148,11 @@ def omit_command(
     keep: Annotated[
         list[str] | None,
         typer.Option(
-            "--keep", "-k", metavar="SEL", help="Keep only these regions (allow-list) and omit every other one."
+            "--keep",
+            "-k",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Keep only these regions (allow-list) and omit every other one.",
         ),
     ] = None,
     map_spec: MapOption = "default",
@@ -184,6 +193,7 @@ def omit_command(
         int | None,
         typer.Option("--min-regions", metavar="N", min=1, help="Exit 1 when fewer than N regions are left."),
     ] = None,
+    refresh: RefreshOption = False,
 ) -> None:
     """Print a policy-file derpMap fragment that removes the selected DERP regions, or patch it into a file.
 
@@ -191,9 +201,13 @@ def omit_command(
     'derptool omit --keep eu --apply policy.hujson' (edit the file in place; --diff to preview).
     With --apply, regions are selected from --map plus the regions the policy defines itself; existing null
     entries are kept unless --replace, and a region the policy defines is never replaced by null.
+
+    Exit status: 0 the fragment was printed or the file written; 1 --strict or --min-regions refused the
+    plan, --check found the policy out of step, or --diff shows a pending edit; 2 a bad option or input that
+    cannot be read; 3 a --map URL that cannot be fetched.
     """
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.derpmap.sources import load_map
+    from derptool.cli._inputs import load_cli_map
     from derptool.edit.omit_plan import plan_omit, render_omit_headscale_yaml, render_omit_hujson, render_omit_json
 
     require_apply(apply, diff=diff, replace=replace)
@@ -205,7 +219,7 @@ def omit_command(
         check_policy(check, map_spec, strict=strict, min_regions=min_regions)
         return
     snap = read_policy(apply) if apply is not None else None
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     if apply is not None and snap is not None:
         from derptool.edit.omit import omit_policy  # the HuJSON editor: only --apply needs it
 
@@ -274,12 +288,12 @@ def gate(plan: OmitPlan, *, strict: bool, min_regions: int | None) -> None:
 def check_policy(path: Path, map_spec: str, *, strict: bool, min_regions: int | None) -> None:
     """``omit --check POLICY``: exit 0 when the policy is in step with its recorded selectors, else 1."""
     from derptool.cli._apply import read_policy
-    from derptool.derpmap.sources import load_map
+    from derptool.cli._inputs import load_cli_map
     from derptool.edit.geofence import check_geofence, describe_drift
     from derptool.errors import InputError
 
     snap = read_policy(path)
-    loaded = load_map(map_spec, notice=warn)
+    loaded = load_cli_map(map_spec)
     result = check_geofence(snap.data, loaded.derp_map, file=str(path))
     if result.recorded is None:
         raise InputError(

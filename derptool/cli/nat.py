@@ -11,8 +11,8 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._inputs import load_selected
-from derptool.cli._options import MapOption, RegionOption, timeout_option
-from derptool.cli._output import table, to_json, yes_no
+from derptool.cli._options import MapOption, RefreshOption, RegionOption, retired_short, timeout_option
+from derptool.cli._output import WideOption, table, to_json, yes_no
 from derptool.cli._probe import BindAddressOption, BindPortOption, PortMappingOption, parse_bind, port_mapping_text
 
 if TYPE_CHECKING:
@@ -32,17 +32,21 @@ def nat_command(
     map_spec: MapOption = "default",
     region: RegionOption = None,
     fmt: Annotated[NatFormat, typer.Option("--format", "-f", help="Output format.")] = NatFormat.table,
-    timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", high=60)] = 3.0,
+    timeout: Annotated[float, timeout_option("Time to wait for STUN answers.", default="3s", high=60)] = 3.0,
+    retired_t: Annotated[str | None, retired_short("-t", "--tailnet", "--timeout DURATION")] = None,
     bind_address: BindAddressOption = None,
     bind_port: BindPortOption = 0,
     port_mapping: PortMappingOption = False,
+    wide: WideOption = False,
+    refresh: RefreshOption = False,
 ) -> None:
     """Detect the NAT type by STUN to several DERP servers from one UDP socket.
 
     Easy NAT (the same public address for every server) lets Tailscale connect peers directly; hard NAT
     (a new public port per destination) usually forces traffic through a DERP relay.
 
-    Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``.
+    Exit status: 0 when a STUN server answered, 1 when none did (UDP blocked), as ``latency``; 2 a bad
+    option or a --map that cannot be read; 3 a --map URL that cannot be fetched.
     """
     from derptool.net import natprobe  # heavy: imported when the command runs, so that --help stays fast
 

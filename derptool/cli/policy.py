@@ -11,8 +11,8 @@ import typer
 
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import MapOption
-from derptool.cli._output import table, to_json
+from derptool.cli._options import MapOption, RefreshOption
+from derptool.cli._output import WideOption, fit_list, table, to_json
 from derptool.cli._report import HtmlOption, check_page_options, emit_page
 from derptool.errors import UsageError
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 policy_app = typer.Typer(
     name="policy",
-    help="What a policy does in a tailnet: each node's packet filter, SSH policy and peers; who can reach what.",
+    help="What a policy does in a tailnet: each node's packet filter, SSH policy and peers; who can reach what."
+    "\n\nExit status: 0 done; 1 the check found a problem (an invalid policy, a denied or unwanted path: see "
+    "each command); 2 a bad option or a file that cannot be read.",
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
@@ -160,6 +162,7 @@ def compile_command(
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="Compile even a policy that derptool validate rejects.")
     ] = False,
+    wide: WideOption = False,
 ) -> None:
     """Compile POLICY for a tailnet: each node's packet filter, SSH policy and peers, as Tailscale sends them.
 
@@ -167,6 +170,9 @@ def compile_command(
     unless --pretty); json-line: one {"node": NAME, ...} object per line, written as each node is computed.
     A policy that derptool validate rejects is not compiled (exit 1) unless --no-validate. --control headscale
     compiles as headscale's policy engine does where it differs from Tailscale's.
+
+    Exit status: 0 compiled; 1 the policy is not valid (unless --no-validate); 2 a bad option or a policy or
+    tailnet file that cannot be read.
     """
     from derptool.policy.engine.stream import encode, node_texts
 
@@ -250,9 +256,9 @@ def compile_table(doc: dict[str, Any], *, peers: bool = True) -> str:
         if peers:
             seen = node["peers"]
             routes = [f"{p['name']}: {', '.join(p['primary_routes'])}" for p in seen if p["primary_routes"]]
-            lines.append(f"peers ({len(seen)}): {', '.join(p['name'] for p in seen) or '(none)'}")
+            lines.append(fit_list(f"peers ({len(seen)}): ", [p["name"] for p in seen] or ["(none)"]))
             if routes:
-                lines.append("routes: " + "; ".join(routes))
+                lines.append(fit_list("routes: ", routes, "; "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -276,7 +282,10 @@ def explain_command(
     fmt: FormatOption = Format.table,
     control: ControlOption = "tailscale",
 ) -> None:
-    """Is SRC allowed to reach DST? Names the rules (file:line) that allow it. Exit 0 allowed, 1 denied."""
+    """Is SRC allowed to reach DST? Names the rules (file:line) that allow it.
+
+    Exit status: 0 allowed, 1 denied, 2 a bad option or a policy or tailnet file that cannot be read.
+    """
     from derptool.policy.engine.explain import explain  # heavy: imported at run time, not for --help
 
     source, compiled = _load(policy, tailnet, control=control)
@@ -317,8 +326,13 @@ def egress_command(
     ] = None,
     fmt: FormatOption = Format.table,
     control: ControlOption = "tailscale",
+    wide: WideOption = False,
 ) -> None:
-    """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic)."""
+    """Per node, the exit nodes and subnet routes its traffic may use (the geofence of internet traffic).
+
+    Exit status: 0 listed; 1 with --require-via, a node may leave through an exit node without the tag;
+    2 a bad option or a policy or tailnet file that cannot be read.
+    """
     from derptool.policy.engine.egress import egress, via_violations  # heavy: imported at run time, not for --help
 
     if require_via is not None and not require_via.startswith("tag:"):
@@ -420,6 +434,8 @@ def diff_command(
     ] = None,
     map_spec: MapOption = "default",
     html: HtmlOption = None,
+    refresh: RefreshOption = False,
+    wide: WideOption = False,
 ) -> None:
     """What changes from OLD to NEW on a tailnet, per device: access, SSH, egress, capabilities, DERP, tests.
 
@@ -473,9 +489,9 @@ def diff_command(
     site_reports = _site_reports(reports, prometheus) if reports or prometheus else None
 
     def base() -> Any:
-        from derptool.derpmap.sources import load_map
+        from derptool.cli._inputs import load_cli_map
 
-        return load_map(map_spec, notice=warn).derp_map
+        return load_cli_map(map_spec).derp_map
 
     raw = tuple(decode(src) if DERPMAP_KEY.search(src) else {} for src in (old_src, new_src))
     page = html is not None or fmt in (DiffFormat.html, DiffFormat.png)

@@ -16,7 +16,9 @@ from derptool.errors import UsageError
 
 region_app = typer.Typer(
     name="region",
-    help="Self-hosted DERP regions: write them into a policy file or headscale's DERP YAML.",
+    help="Self-hosted DERP regions: write them into a policy file or headscale's DERP YAML.\n\n"
+    "Exit status: 0 done; 1 the policy file changed on disk while it was edited; 2 a bad option or a file "
+    "that cannot be read.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -93,6 +95,9 @@ def add_command(
 
     Example: derptool region add --id 900 --code fra-home --name "Frankfurt (own)"
     --node derp1.example.com,ipv4=203.0.113.5 --apply policy.hujson
+
+    Exit status: 0 the fragment was printed or the file written; 1 the file changed on disk while it was
+    edited (nothing written); 2 a bad option or a policy file that cannot be read.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.derpmap.headscale import render_headscale_yaml

@@ -15,7 +15,7 @@ import typer
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors
 from derptool.cli._inputs import InputFiles
-from derptool.cli._options import MapOption
+from derptool.cli._options import MapOption, RefreshOption
 from derptool.cli._output import to_json
 from derptool.errors import InputError
 
@@ -27,18 +27,32 @@ if TYPE_CHECKING:
 class ProblemFormat(StrEnum):
     """Output formats of ``derptool validate``."""
 
-    text = "text"
+    table = "table"
     json = "json"
     github = "github"
+    text = "text"  # the old name of table, kept for scripts (not listed in --help)
 
 
 @app.command("validate")
 @handle_errors
 def validate_command(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Policy files (HuJSON or JSON); '-' is stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH",
+            help="Policy files (HuJSON or JSON), directories (their *.hujson and *.json files, recursively), "
+            "globs ('policies/*.hujson'); '-' is stdin.",
+        ),
+    ],
     fmt: Annotated[
-        ProblemFormat, typer.Option("--format", "-f", help="text (file:line:col), json, or github (annotations).")
-    ] = ProblemFormat.text,
+        ProblemFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="[table|json|github]",
+            help="table (file:line:col lines), json, or github (annotations).",
+        ),
+    ] = ProblemFormat.table,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     tailnet: Annotated[
         list[str] | None,
@@ -60,10 +74,12 @@ def validate_command(
         ),
     ] = False,
     map_spec: MapOption = "default",
+    refresh: RefreshOption = False,
 ) -> None:
     """Check tailnet policy files offline, with the rules and messages of Tailscale's control plane.
 
-    Exit 0 when valid, 1 when a file has an error (or a warning with --strict), 2 when a file cannot be read.
+    Exit status: 0 valid; 1 a file has an error (or a warning with --strict); 2 a file cannot be read, or
+    a bad option.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.policy.validate import count_tests, decode, validate_bytes
@@ -79,13 +95,12 @@ def validate_command(
     problems = []
     untested = 0
     sources: dict[str, bytes] = {}
-    inputs = InputFiles(files)
+    inputs = InputFiles(files, expand=True)
     base = None
     if geofence:
-        from derptool.cli._errors import warn
-        from derptool.derpmap.sources import load_map
+        from derptool.cli._inputs import load_cli_map
 
-        base = load_map(map_spec, notice=warn).derp_map
+        base = load_cli_map(map_spec).derp_map
     for name, snap in inputs:
         sources[name] = snap.data
         problems.extend(validate_bytes(snap.data, name, net))
@@ -102,7 +117,9 @@ def validate_command(
         typer.echo(
             problems_github(character_columns(data, sources)) if fmt is ProblemFormat.github else problems_text(data)
         )
-    if fmt is ProblemFormat.text and sources:  # no summary when no file could be read: the errors said it all
+    if (
+        fmt in (ProblemFormat.table, ProblemFormat.text) and sources
+    ):  # no summary when no file could be read: the errors said it all
         summary = problems_summary(data, len(sources))
         if unreadable:
             summary += f"; {unreadable} file{'s' if unreadable != 1 else ''} not read"
@@ -161,7 +178,11 @@ def schema_command(
         bool, typer.Option("--check", help="Write nothing; exit 1 when the files in --out are missing or stale.")
     ] = False,
 ) -> None:
-    """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI."""
+    """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI.
+
+    Exit status: 0 written (or already current); 1 with --check, a schema file is missing or stale; 2 a
+    file or directory that cannot be read or written.
+    """
     # heavy (the schema needs pydantic): imported when the command runs, so that --help stays fast
     from derptool.fileio import atomic_write, read_regular
     from derptool.policy.schema import schema_files

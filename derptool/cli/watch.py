@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from derptool.cli._app import app
-from derptool.cli._errors import handle_errors, warn
-from derptool.cli._options import CaFileOption
+from derptool.cli._errors import handle_errors
+from derptool.cli._options import CaFileOption, Duration, RefreshOption, complete_region, duration_option
 from derptool.cli._output import to_json
-from derptool.errors import UsageError
+from derptool.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,11 +46,12 @@ def _compile(regex: str | None, option: str) -> re.Pattern[str] | None:
 def _naming_map(target: Target, map_spec: str | None) -> DERPMap | None:
     """The map that names regions: --map, else the client's own (LocalAPI), else the bundled snapshot."""
     # heavy: imported when the command runs, so that --help stays fast
-    from derptool.derpmap.sources import load_map, load_snapshot
+    from derptool.cli._inputs import load_cli_map
+    from derptool.derpmap.sources import load_snapshot
     from derptool.watch.scrape import client_derpmap
 
     if map_spec is not None:
-        return load_map(map_spec, notice=warn).derp_map
+        return load_cli_map(map_spec).derp_map
     own = client_derpmap(target)
     return own if own is not None else load_snapshot().derp_map
 
@@ -318,10 +319,13 @@ def watch_command(
     socket: Annotated[
         str | None, typer.Option("--socket", metavar="PATH", help="A tailscaled's LocalAPI socket to scrape.")
     ] = None,
-    interval: Annotated[
-        float,
-        typer.Option("--interval", "-i", min=0.05, max=86400.0, metavar="SECONDS", help="Seconds between scrapes."),
+    every: Annotated[
+        float, duration_option("--every", "Time between scrapes.", default="2s", low=0.05, high=3600)
     ] = 2.0,
+    interval_alias: Annotated[
+        float | None,
+        typer.Option("--interval", "-i", click_type=Duration(0.05, 3600), hidden=True, help="Same as --every."),
+    ] = None,
     match: Annotated[
         str | None, typer.Option("--match", metavar="REGEX", help="Only series whose name{labels} matches.")
     ] = None,
@@ -335,7 +339,7 @@ def watch_command(
         ),
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once", help="Print one snapshot (two scrapes --interval apart) and exit.")
+        bool, typer.Option("--once", help="Print one snapshot (two scrapes --every apart) and exit.")
     ] = False,
     count: Annotated[
         int | None, typer.Option("--count", min=1, metavar="N", help="Stop the live view after N intervals.")
@@ -343,7 +347,12 @@ def watch_command(
     fmt: Annotated[WatchFormat, typer.Option("--format", "-f", help="Output of --once.")] = WatchFormat.table,
     omitted: Annotated[
         list[str] | None,
-        typer.Option("--omitted", metavar="SEL", help="Exit 1 when the home DERP region is one of these (repeatable)."),
+        typer.Option(
+            "--omitted",
+            metavar="SEL",
+            autocompletion=complete_region,
+            help="Exit 1 when the home DERP region is one of these (repeatable).",
+        ),
     ] = None,
     policy: Annotated[
         str | None,
@@ -363,6 +372,7 @@ def watch_command(
         ),
     ] = None,
     ca_file: CaFileOption = None,
+    refresh: RefreshOption = False,
 ) -> None:
     """Scrape a Prometheus endpoint and show what changes: for a Tailscale client, traffic per path
     (DERP, direct, peer relay), the share relayed through DERP, drops, health and the home DERP region;
@@ -373,9 +383,14 @@ def watch_command(
     http://100.100.100.100/metrics). Examples: 'derptool watch'; 'derptool watch --once --format json';
     'derptool watch --peer laptop'; 'derptool watch --omitted us' (exit 1 while the home region is in the
     US); 'derptool watch http://127.0.0.1:9100/metrics --match "^node_network" --exclude "lo"'.
+
+    Exit status: 0; 1 with --omitted or --policy, the home DERP region is one they remove; 2 a bad option
+    or input that cannot be read; 3 the target cannot be scraped.
     """
     # heavy: imported when the command runs, so that --help stays fast
     from derptool.watch import Target, WatchSession
+
+    interval = interval_alias if interval_alias is not None else every
 
     pattern, excluded = _compile(match, "--match"), _compile(exclude, "--exclude")
     target = Target.from_spec(url, socket, ca_file=ca_file)
@@ -384,9 +399,12 @@ def watch_command(
     timeout = max(interval, 5.0)
     dmap = _naming_map(target, map_spec)
     fence = _geofence(omitted, policy, dmap)
-    session = WatchSession(
-        target, dmap=dmap, match=pattern, exclude=excluded, geofence=fence, peer=peer, timeout=timeout
-    )
+    try:
+        session = WatchSession(
+            target, dmap=dmap, match=pattern, exclude=excluded, geofence=fence, peer=peer, timeout=timeout
+        )
+    except NetworkError as err:
+        raise target.unreachable(err) from None
     if fence is not None and not any(name == "tailscaled_home_derp_region_id" for name, _ in session.previous.series):
         raise UsageError(
             f"{target.description} is not a Tailscale client (no tailscaled_home_derp_region_id): "

@@ -197,6 +197,27 @@ def _candidates(dmap: DERPMap) -> list[str]:
     return sorted(set(words))
 
 
+def selector_words(dmap: DERPMap) -> list[tuple[str, str]]:
+    """Every selector word that names regions of *dmap*, with what it names: for shell completion.
+
+    ``all``, ``eu``, ``unknown``, the continents, and each region's ID, code and country, sorted by word.
+    """
+    words: dict[str, str] = {
+        "all": "every region",
+        "eu": "the member states of the European Union",
+        "unknown": "regions whose country is unknown",
+    }
+    for name, code in CONTINENTS.items():
+        words[name] = f"continent {CONTINENT_NAMES[code]}"
+    for r in dmap.region_list():
+        geo = geo_for(r)
+        words[str(r.region_id)] = f"region {r.region_code} ({r.region_name})"
+        words[r.region_code.lower()] = f"region {r.region_id} ({r.region_name})"
+        if geo.country:
+            words.setdefault(geo.country.lower(), f"country {geo.country_name}")
+    return sorted(words.items())
+
+
 def _no_match(selector: str, dmap: DERPMap, why: str) -> SelectorError:
     close = difflib.get_close_matches(selector.lower(), _candidates(dmap), n=4, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; run 'derptool map' to list the regions"

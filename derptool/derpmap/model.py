@@ -439,6 +439,11 @@ def parse_derpmap(data: Any, *, source: str = "DERP map") -> DERPMap:
     """
     if not isinstance(data, Mapping):
         raise MapError(f'{source}: a DERP map must be a JSON object with "Regions", got {_describe(data)}')
+    from derptool.derpmap._plain import read_plain  # the common case, without pydantic's import (~100 ms)
+
+    plain = read_plain(data)
+    if plain is not None and not any(p.severity == "error" for p in semantic_problems(plain)):
+        return plain
     from pydantic import ValidationError  # lazy: pydantic's import costs start-up time the snapshot skips
 
     try:

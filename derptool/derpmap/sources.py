@@ -14,7 +14,13 @@ a path, ``-`` (stdin), or an ``http(s)://`` URL
     the default map too; any other map is taken whole.
 
 Environment: ``DERPTOOL_DEFAULT_MAP_URL`` replaces the live URL, ``DERPTOOL_CACHE_DIR`` the cache directory
-(default: the platform's user cache directory, ``platformdirs.user_cache_dir("derptool")``).
+(default: the platform's user cache directory, ``platformdirs.user_cache_dir("derptool")``);
+``DERPTOOL_REFRESH=1`` tries the live map now even when a recent failure is remembered (as ``refresh=True``).
+
+Fast failure: with a fallback at hand, the live map's server must start answering (name resolution, connect,
+TLS, headers) within :data:`FALLBACK_ANSWER_DEADLINE`, so a network that silently drops packets costs that
+long, not :data:`DEADLINE`. A failure is remembered in the cache directory for :data:`FAILURE_MEMORY`
+seconds: runs in that time go straight to the cached or bundled map and say so.
 
 A cache that cannot be used (unreadable, bad meta data, an ETag that is not an HTTP header value, a map that
 does not parse) is ignored with one notice, and the fallback chain goes on. Every input is held to the limits
@@ -24,6 +30,7 @@ decoded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -43,10 +50,12 @@ from derptool.fileio import MAX_FILE_BYTES, atomic_write, check_document_limits,
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
 MAX_MAP_BYTES = 4 * 1024 * 1024
 """Refuse maps larger than this (the public map is about 25 KB)."""
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 5.0
 DEADLINE = 10.0
 """Overall limit for fetching the live map, name resolution included."""
+FALLBACK_ANSWER_DEADLINE = 2.5
+"""With the cached or bundled map to fall back on: how long the live map's server may take to start answering."""
+FAILURE_MEMORY = 300.0
+"""How long (seconds) a failed fetch of the live map is remembered: runs in that time do not try again."""
 
 Notice = Callable[[str], None]
 SourceKind = Literal["live", "cache", "snapshot", "file", "stdin", "url"]
@@ -229,12 +238,14 @@ def _write_cache(url: str, data: bytes, etag: str | None) -> None:
         pass  # a cache that cannot be written only costs a refetch
 
 
-def fetch_url(url: str, *, etag: str | None = None, where: str = "--map") -> tuple[int, bytes, str | None]:
+def fetch_url(
+    url: str, *, etag: str | None = None, where: str = "--map", answer_within: float | None = None
+) -> tuple[int, bytes, str | None]:
     """GET *url* by the whole-request :data:`DEADLINE`, with a size cap: ``(status, body, etag)``; 304 gives an
-    empty body.
+    empty body. *answer_within* (seconds) bounds the time until the answer begins, name resolution included.
 
     Raises :class:`UsageError` for a malformed URL (named by *where*) and :class:`NetworkError` for transport
-    failures, bad statuses, oversized bodies and answers not done by the deadline.
+    failures, bad statuses, oversized bodies and answers not begun or done in time.
     """
     from derptool.net.deadline import Deadline
     from derptool.net.http import Request, get
@@ -245,7 +256,10 @@ def fetch_url(url: str, *, etag: str | None = None, where: str = "--map") -> tup
     if valid_etag(etag):
         headers["If-None-Match"] = str(etag)
     answer = get(
-        Request(parsed.text, headers=headers, follow_redirects=True, max_bytes=MAX_MAP_BYTES), Deadline(DEADLINE)
+        Request(
+            parsed.text, headers=headers, follow_redirects=True, max_bytes=MAX_MAP_BYTES, answer_within=answer_within
+        ),
+        Deadline(DEADLINE),
     )
     if answer.status == 304:
         return 304, b"", answer.headers.get("etag", etag)
@@ -254,11 +268,13 @@ def fetch_url(url: str, *, etag: str | None = None, where: str = "--map") -> tup
     return 200, answer.body, answer.headers.get("etag")
 
 
-def load_default(*, notice: Notice | None = None, require_live: bool = False) -> LoadedMap:
+def load_default(*, notice: Notice | None = None, require_live: bool = False, refresh: bool = False) -> LoadedMap:
     """The live map, else the cached copy, else the bundled snapshot (with a notice saying which and why).
 
-    With *require_live*, a failure to fetch the live map raises :class:`NetworkError` (exit 3) instead of
-    falling back: for callers whose answer is wrong with an old map (``derptool diff saved.json default``).
+    A failure to fetch is remembered for :data:`FAILURE_MEMORY` seconds; until then the live map is not tried
+    again unless *refresh* (or ``DERPTOOL_REFRESH=1``). With *require_live*, the live map is always tried and a
+    failure raises :class:`NetworkError` (exit 3) instead of falling back: for callers whose answer is wrong
+    with an old map (``derptool diff saved.json default``).
     """
     url = default_map_url()
     if url != DEFAULT_MAP_URL:
@@ -266,22 +282,41 @@ def load_default(*, notice: Notice | None = None, require_live: bool = False) ->
 
         parse_url(url, "DERPTOOL_DEFAULT_MAP_URL")  # a malformed setting is a usage error, not a fallback
     cached = _read_cache(url, notice)
+    refresh = refresh or os.environ.get("DERPTOOL_REFRESH", "") not in ("", "0")
+    failed = None if (require_live or refresh) else recent_failure(url)
+    if failed is not None:
+        return _fall_back(cached, notice, _remembered(failed))
     try:
-        status, body, etag = fetch_url(url, etag=cached.etag if cached else None, where="DERPTOOL_DEFAULT_MAP_URL")
+        status, body, etag = fetch_url(
+            url,
+            etag=cached.etag if cached else None,
+            where="DERPTOOL_DEFAULT_MAP_URL",
+            answer_within=None if require_live else FALLBACK_ANSWER_DEADLINE,
+        )
         if status == 304 and cached is not None:
             dmap = parse_derpmap(_decode_json(cached.data, "cached map"), source="cached map")
             _write_cache(url, cached.data, etag)
+            _forget_failure()
             return LoadedMap(dmap, f"live map from {url} (not modified since the cached copy)", "live")
         dmap = parse_derpmap(_decode_json(body, url), source=url)
         _write_cache(url, body, etag)
+        _forget_failure()
         return LoadedMap(dmap, f"live map from {url}", "live")
     except DerptoolError as err:
         reason = err.message
+        network = isinstance(err, NetworkError)  # a map that does not parse is not remembered: the server answered
     if require_live:
         raise NetworkError(
             f"cannot fetch the live DERP map ({reason}); an older copy would not answer the "
             "question: compare with 'snapshot' or a saved file to work offline"
         )
+    if network:
+        _remember_failure(url, reason)
+    return _fall_back(cached, notice, f"cannot fetch the live DERP map ({reason})")
+
+
+def _fall_back(cached: _Cached | None, notice: Notice | None, why: str) -> LoadedMap:
+    """The cached copy, else the bundled snapshot, with one notice: *why*, then which map is used."""
     if cached is not None:
         try:
             dmap = parse_derpmap(_decode_json(cached.data, "cached map"), source="cached map")
@@ -289,13 +324,68 @@ def load_default(*, notice: Notice | None = None, require_live: bool = False) ->
             _notify(notice, f"ignoring the cached DERP map in {cache_dir()}: {err}")
         else:
             desc = f"cached map of {cached.fetched.date().isoformat()} ({_age(cached.fetched)})"
-            _notify(notice, f"cannot fetch the live DERP map ({reason}); using the {desc}")
+            _notify(notice, f"{why}; using the {desc}")
             return LoadedMap(dmap, desc, "cache")
     snap = load_snapshot()
-    _notify(
-        notice, f"cannot fetch the live DERP map ({reason}); using the {snap.description} ({_age(snapshot_date())})"
-    )
+    _notify(notice, f"{why}; using the {snap.description} ({_age(snapshot_date())})")
     return snap
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A remembered failure to fetch the live map: when, and why."""
+
+    at: dt.datetime
+    reason: str
+
+
+def _failure_path() -> Path:
+    return cache_dir() / "derpmap-default.failed.json"
+
+
+def recent_failure(url: str, *, now: dt.datetime | None = None) -> Failure | None:
+    """The failure to fetch *url* remembered in the cache, when it is less than :data:`FAILURE_MEMORY` old.
+
+    A record that cannot be read (missing, not a regular file, bad JSON, a time in the future) counts as none.
+    """
+    path = _failure_path()
+    try:
+        if not path.is_file():  # not a FIFO or a device: opening one could block
+            return None
+        meta = _load_cache_meta(path)
+        at = dt.datetime.fromisoformat(str(meta["failed"]))
+        reason = meta.get("reason")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if meta.get("url") != url or at.tzinfo is None or not isinstance(reason, str):
+        return None
+    age = ((now or dt.datetime.now(dt.UTC)) - at).total_seconds()
+    return Failure(at, reason[:300]) if 0 <= age < FAILURE_MEMORY else None
+
+
+def _remembered(failed: Failure) -> str:
+    age = max(0, int((dt.datetime.now(dt.UTC) - failed.at).total_seconds()))
+    wait = max(1, int(FAILURE_MEMORY) - age)
+    return (
+        f"the live DERP map could not be fetched {age} s ago ({failed.reason}); not trying again for {wait} s "
+        "(--refresh or DERPTOOL_REFRESH=1 tries now)"
+    )
+
+
+def _remember_failure(url: str, reason: str) -> None:
+    from derptool.fileio import atomic_write
+
+    record = {"url": url, "failed": dt.datetime.now(dt.UTC).isoformat(), "reason": reason}
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        atomic_write(_failure_path(), json.dumps(record).encode())
+    except (OSError, DerptoolError):
+        pass  # not remembering only costs the next run a try
+
+
+def _forget_failure() -> None:
+    with contextlib.suppress(OSError):
+        _failure_path().unlink(missing_ok=True)
 
 
 def _notify(notice: Notice | None, message: str) -> None:
@@ -400,7 +490,9 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
     return LoadedMap(dmap, name, kind)
 
 
-def load_map(spec: str = "default", *, notice: Notice | None = None, require_live: bool = False) -> LoadedMap:
+def load_map(
+    spec: str = "default", *, notice: Notice | None = None, require_live: bool = False, refresh: bool = False
+) -> LoadedMap:
     """Load the map *spec* names (see the module docstring).
 
     Raises :class:`InputError` (exit 2) for unreadable or invalid input and :class:`NetworkError` (exit 3)
@@ -410,10 +502,10 @@ def load_map(spec: str = "default", *, notice: Notice | None = None, require_liv
     lowered = spec.lower()
 
     def base() -> LoadedMap:
-        return load_default(notice=notice)
+        return load_default(notice=notice, refresh=refresh)
 
     if lowered == "default":
-        return load_default(notice=notice, require_live=require_live)
+        return load_default(notice=notice, require_live=require_live, refresh=refresh)
     if lowered == "snapshot":
         return load_snapshot()
     from derptool.net.url import looks_like_url, parse_url

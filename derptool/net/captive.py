@@ -47,6 +47,8 @@ class Check:
     endpoint: Endpoint
     captive: bool | None
     detail: str
+    status: int | None = None
+    """The HTTP status that came back (None when the request failed)."""
 
 
 @dataclass
@@ -55,6 +57,11 @@ class CaptiveResult:
 
     found: bool | None
     checks: list[Check] = field(default_factory=list)
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status of the first answer that looked captive (None when none did)."""
+        return next((c.status for c in self.checks if c.captive), None)
 
 
 def endpoints(dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80) -> list[Endpoint]:
@@ -99,7 +106,7 @@ async def _check(client: httpx.AsyncClient, e: Endpoint) -> Check:
     except httpx.HTTPError as err:
         return Check(e, None, f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
     captive, why = looks_captive(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, e.host)
-    return Check(e, captive, why)
+    return Check(e, captive, why, resp.status_code)
 
 
 async def _check_by(client: httpx.AsyncClient, e: Endpoint, seconds: float) -> Check:

@@ -6,7 +6,8 @@ the text of each round; the :class:`Exporter` answers from a thread of its own:
 ==============  ===========================================================================================
 ``/metrics``    the latest text (``Content-Type: text/plain; version=0.0.4``, gzip when asked); 503 before
 ``/``           the first round
-``/healthz``    200 once a round has been published, 503 before and once the last round is stale (older
+``/healthz``    200 once a round has been published, 503 before, when the last round was published with a
+                problem (``unhealthy: 0 of 30 regions answered``) and once the last round is stale (older
                 than three intervals and five minutes: the loop hangs); a one-line body for the log
 anything else   404
 ==============  ===========================================================================================
@@ -202,6 +203,7 @@ class Exporter:
         self._lock = threading.Lock()
         self._latest: tuple[bytes, bytes] | None = None
         self._published = 0.0
+        self._problem: str | None = None
         self._rounds = 0
         self.stale_after = 3 * every + 300 if every is not None else None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -223,11 +225,13 @@ class Exporter:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
-    def publish(self, text: str | bytes) -> None:
-        """Serve *text* (one round's exposition) from now on."""
+    def publish(self, text: str | bytes, *, problem: str | None = None) -> None:
+        """Serve *text* (one round's exposition) from now on; *problem* (one line) makes ``/healthz`` answer 503
+        ``unhealthy: <problem>`` until a round without one is published."""
         data = text.encode() if isinstance(text, str) else text
         packed = (data, gzip.compress(data, compresslevel=6, mtime=0))
         with self._lock:
+            self._problem = problem
             self._latest = packed
             self._published = time.monotonic()
             self._rounds += 1
@@ -240,12 +244,14 @@ class Exporter:
     def health(self) -> tuple[bool, str]:
         """Whether the exporter is healthy, and a line saying why."""
         with self._lock:
-            rounds, published = self._rounds, self._published
+            rounds, published, problem = self._rounds, self._published, self._problem
         if rounds == 0:
             return False, "starting: no round has finished yet"
         age = time.monotonic() - published
         if self.stale_after is not None and age > self.stale_after:
             return False, f"stale: the last round finished {age:.0f} s ago (limit {self.stale_after:.0f} s)"
+        if problem is not None:
+            return False, f"unhealthy: {problem}"
         return True, f"ok: {rounds} round(s), the last finished {age:.0f} s ago"
 
     def close(self) -> None:

@@ -48,6 +48,9 @@ class Request:
     """``True``, ``False`` or an ``ssl.SSLContext``."""
     follow_redirects: bool = False
     max_bytes: int = 16 << 20
+    answer_within: float | None = None
+    """Seconds within which the answer must begin (headers in, name resolution and connecting included);
+    set where a fallback is at hand, so a network that drops packets costs little. ``None``: the deadline only."""
     shown: str = ""
     """How messages name the target (default: the URL with its password redacted)."""
 
@@ -114,11 +117,12 @@ def _first_line(err: BaseException) -> str:
     return redact(line)[:300]
 
 
-def _fetch(req: Request, deadline: Deadline, cancel: threading.Event) -> Answer:
+def _fetch(req: Request, deadline: Deadline, cancel: threading.Event, answered: threading.Event) -> Answer:
     import httpx
 
     per_read = max(0.05, deadline.left())
-    timeout = httpx.Timeout(per_read)
+    connect = per_read if req.answer_within is None else min(per_read, req.answer_within)
+    timeout = httpx.Timeout(per_read, connect=connect)
     transport = httpx.HTTPTransport(uds=req.socket, verify=req.verify) if req.socket else None
     try:
         with (
@@ -131,6 +135,7 @@ def _fetch(req: Request, deadline: Deadline, cancel: threading.Event) -> Answer:
             ) as client,
             client.stream("GET", req.url, params=req.params) as resp,
         ):
+            answered.set()
             headers = {k.lower(): v for k, v in resp.headers.items()}
             declared = headers.get("content-length", "")
             if declared.isascii() and declared.isdigit() and int(declared) > req.max_bytes:
@@ -160,15 +165,21 @@ def get(req: Request, deadline: Deadline) -> Answer:
     result: list[Answer] = []
     error: list[BaseException] = []
     cancel = threading.Event()
+    answered = threading.Event()
 
     def run() -> None:
         try:
-            result.append(_fetch(req, deadline, cancel))
+            result.append(_fetch(req, deadline, cancel, answered))
         except BaseException as err:  # handed to the caller's thread
             error.append(err)
 
     worker = threading.Thread(target=run, name="derptool-http", daemon=True)
     worker.start()
+    if req.answer_within is not None and req.answer_within < deadline.left():
+        worker.join(req.answer_within)
+        if worker.is_alive() and not answered.is_set():
+            cancel.set()
+            raise NetworkError(f"{req.name}: no answer within {req.answer_within:g} s")
     worker.join(max(0.0, deadline.left()))
     if worker.is_alive():
         cancel.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Literal
@@ -60,23 +61,26 @@ IP_PROTOCOL_NAMES = {
 """Protocol names a grant ``ip`` entry takes (Tailscale's ``ipproto`` names, any case), with their numbers."""
 
 
+_PREFIX_KINDS: dict[str, Kind] = {
+    "tag": "tag",
+    "group": "group",
+    "autogroup": "autogroup",
+    "ipset": "ipset",
+    "svc": "service",
+    "user": "userpattern",
+    "posture": "posture",
+}
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def kind(selector: str) -> Kind:
-    """Classify a src/dst selector (already stripped of surrounding spaces)."""
+    """Classify a src/dst selector (already stripped of surrounding spaces); cached, as a policy names the same
+    groups, tags and hosts in many rules."""
     if selector == "*":
         return "wildcard"
     prefix, sep, _ = selector.partition(":")
-    if sep:
-        known: dict[str, Kind] = {
-            "tag": "tag",
-            "group": "group",
-            "autogroup": "autogroup",
-            "ipset": "ipset",
-            "svc": "service",
-            "user": "userpattern",
-            "posture": "posture",
-        }
-        if prefix in known:
-            return known[prefix]
+    if sep and prefix in _PREFIX_KINDS:
+        return _PREFIX_KINDS[prefix]
     if "@" in selector:
         return "user"
     if is_address(selector):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from derptool._types import JsonPath
 from derptool.fileio import read_file
 from derptool.hujson import HuJSONError, parse, position, standardize
+from derptool.hujson.parse import no_gc
 from derptool.policy.checks import check_policy
 from derptool.policy.models import Policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
@@ -90,16 +91,17 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     A HuJSON syntax error is one problem at its position (nothing else can be checked then). With
     *tailnet* the policy's tests are run against it (see :func:`findings`).
     """
-    try:
-        data = decode(src)
-    except HuJSONError as err:
-        return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
-    lines = None
-    if tailnet is not None:
-        from derptool.policy.engine.source import parse_policy  # lazy: as in findings
+    with no_gc():  # decoded policies hold no cycles: collections while building them only cost time
+        try:
+            data = decode(src)
+        except HuJSONError as err:
+            return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
+        lines = None
+        if tailnet is not None:
+            from derptool.policy.engine.source import parse_policy  # lazy: as in findings
 
-        lines = parse_policy(src, file).lines
-    found = findings(data, tailnet, lines, file)
+            lines = parse_policy(src, file).lines
+        found = findings(data, tailnet, lines, file)
     if not found:
         return []
     root = parse(src)

@@ -44,6 +44,19 @@ class Target:
     socket: str | None = None
     ca_file: str | None = None
     """Also trust the CA certificates in this PEM file (for an https URL)."""
+    missing_socket: str | None = None
+    """The LocalAPI socket tried first and not found, when this target is the default's fallback URL."""
+
+    def unreachable(self, err: NetworkError) -> NetworkError:
+        """*err* (a failed scrape) as the user should read it: for the default target whose socket is missing,
+        the socket tried and what to give instead."""
+        if self.missing_socket is None:
+            return err
+        return NetworkError(
+            f"no tailscaled LocalAPI socket at {self.missing_socket}, and {self.url} did not answer with metrics "
+            f"({err.message.removeprefix(f'{self.url}: ')}): give --socket PATH (tailscaled's --socket) or the "
+            "metrics URL to watch"
+        )
 
     @property
     def description(self) -> str:
@@ -68,7 +81,7 @@ def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
     """The local tailscaled: its LocalAPI socket when it exists, else ``http://100.100.100.100/metrics``."""
     if Path(socket_path).exists():
         return Target(socket=socket_path)
-    return Target(url=DEFAULT_URL)
+    return Target(url=DEFAULT_URL, missing_socket=socket_path)
 
 
 def _verify(target: Target) -> Any:

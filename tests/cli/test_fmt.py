@@ -152,14 +152,15 @@ def test_console_script(files: dict[str, Path]) -> None:
     assert proc.returncode == 0 and proc.stdout == PRETTY
 
 
-def test_directory_means_hujson_files_below(files: dict[str, Path]) -> None:
+def test_directory_means_hujson_and_json_files_below(files: dict[str, Path]) -> None:
     sub = files["ugly"].parent / "sub"
     sub.mkdir()
     (sub / "deep.hujson").write_text(UGLY)
-    (sub / "ignored.json").write_text(UGLY)
+    (sub / "plain.json").write_text(UGLY)
+    (sub / "notes.txt").write_text(UGLY)
     result = runner.invoke(app, ["fmt", "--check", str(files["ugly"].parent)])
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == [str(sub / "deep.hujson"), str(files["ugly"])]
+    assert result.stdout.splitlines() == [str(sub / "deep.hujson"), str(sub / "plain.json"), str(files["ugly"])]
     assert "syntax.hujson:3:25" in result.stderr
 
 
@@ -178,14 +179,14 @@ def test_list_and_write_refused(files: dict[str, Path]) -> None:
 
 
 def test_minify_and_standardize(files: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["fmt", "-m", str(files["ugly"])])
+    result = runner.invoke(app, ["fmt", "--minify", str(files["ugly"])])
     assert result.exit_code == 0
     assert result.stdout == hujson.minimize(UGLY).decode() == '{"groups":{"group:a":["x@example.com"]},"acls":[]}'
     result = runner.invoke(app, ["fmt", "--standardize", str(files["ugly"])])
     assert result.exit_code == 0
     assert result.stdout == hujson.standardize(UGLY).decode()
     assert len(result.stdout) == len(UGLY) and "//" not in result.stdout
-    result = runner.invoke(app, ["fmt", "-m", "-s", str(files["ugly"])])
+    result = runner.invoke(app, ["fmt", "--minify", "-s", str(files["ugly"])])
     assert result.exit_code == 2 and "--minify and --standardize" in result.stderr
 
 
@@ -195,13 +196,13 @@ def test_minify_with_write_check_and_list(files: dict[str, Path]) -> None:
     assert result.exit_code == 0 and result.stdout == f"{path}\n"  # has a trailing comma: differs
     result = runner.invoke(app, ["fmt", "--minify", "--check", str(path)])
     assert result.exit_code == 1
-    result = runner.invoke(app, ["fmt", "-m", "-w", str(path)])
+    result = runner.invoke(app, ["fmt", "--minify", "-w", str(path)])
     assert result.exit_code == 0 and path.read_bytes() == hujson.minimize(PRETTY)
-    result = runner.invoke(app, ["fmt", "-m", "--check", str(path)])
+    result = runner.invoke(app, ["fmt", "--minify", "--check", str(path)])
     assert result.exit_code == 0 and result.stdout == ""
 
 
 def test_minify_syntax_error(files: dict[str, Path]) -> None:
-    result = runner.invoke(app, ["fmt", "-m", str(files["syntax"])])
+    result = runner.invoke(app, ["fmt", "--minify", str(files["syntax"])])
     assert result.exit_code == 2
     assert "syntax.hujson:3:25: invalid character" in result.stderr

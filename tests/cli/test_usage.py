@@ -27,7 +27,7 @@ def test_help_has_no_python_placeholders(command: str) -> None:
 
 
 def test_usage_shows_variadic_arguments() -> None:
-    assert "Usage: derptool fmt [OPTIONS] FILE..." in runner.invoke(app, ["fmt", "--help"]).stdout
+    assert "Usage: derptool fmt [OPTIONS] PATH..." in runner.invoke(app, ["fmt", "--help"]).stdout
     assert "Usage: derptool diff [OPTIONS] OLD NEW" in runner.invoke(app, ["diff", "--help"]).stdout
 
 

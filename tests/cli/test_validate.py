@@ -127,7 +127,9 @@ def test_unreadable_file_exits_2_after_checking_the_others(files: dict[str, Path
     assert result.exit_code == 2
     assert f"derptool: error: {tmp_path / 'missing.hujson'}: no such file" in result.stderr
     assert 'action="deny" is not supported' in result.stdout
-    assert runner.invoke(app, ["validate", str(tmp_path)]).exit_code == 2  # a directory
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["validate", str(tmp_path / "empty")])  # a directory without policy files
+    assert empty.exit_code == 2 and "no *.hujson or *.json files in it" in empty.stderr
 
 
 def test_stdin() -> None:

@@ -115,8 +115,8 @@ def _cases(
         for iname in inputs:
             if iname in ("bom", "utf16") and cname in MAP_READERS:
                 continue  # a --map file in UTF-16 or with a BOM is decoded (tests/hostile/test_map_files.py)
-            if iname == "directory" and cname.startswith("fmt"):
-                continue  # fmt takes directories: the *.hujson files below them
+            if iname == "directory" and cname.startswith(("fmt", "validate")):
+                continue  # fmt and validate take directories: the policy files below them (tests/cli/test_paths)
             out.append(pytest.param(mk, iname, id=f"{cname}:{iname}"))
     return out
 

@@ -27,8 +27,8 @@ USAGE = [
     (["latency", "--timeout", "x"], "--timeout"),
     (["nat", "--timeout", "x"], "--timeout"),
     (["check", "--timeout", "x", "h"], "--timeout"),
-    (["fmt"], "Missing argument 'FILE'"),
-    (["validate"], "Missing argument 'FILE'"),
+    (["fmt"], "Missing argument 'PATH'"),
+    (["validate"], "Missing argument 'PATH'"),
     (["diff", "a"], "Missing argument 'NEW'"),
     (["omit", "--region"], "requires an argument"),
     (["region", "add"], "derptool region add: Missing option"),
@@ -77,7 +77,7 @@ STRING_DURATIONS = [(["latency"], "--every"), (["latency"], "--timeout"), (["che
 
 
 def test_the_walk_finds_the_options_it_must() -> None:
-    assert (["watch"], "--interval") in FLOAT_OPTIONS
+    assert (["watch"], "--every") in DURATION_OPTIONS
     assert (["impact"], "--max-increase") in FLOAT_OPTIONS
     assert (["check"], "--timeout") in DURATION_OPTIONS
     assert len(FLOAT_OPTIONS) >= 5

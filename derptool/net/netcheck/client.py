@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 from derptool.derpmap import DERPMap
 from derptool.derpmap.geo import geo_for
-from derptool.net import captive, portmap
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, run
 from derptool.net.netcheck.home import HISTORY_S, HomeChooser
 from derptool.net.netcheck.plan import LastReport, make_plan
@@ -32,7 +31,8 @@ from derptool.net.netcheck.report import RegionResult, Report
 FULL_REPORT_INTERVAL = 300.0
 """At most this many seconds between full reports (netcheck's fullReportInterval)."""
 CAPTIVE_DELAY = 0.200
-"""Captive-portal detection starts only if the report is still running this long after its start."""
+"""Captive-portal detection starts only if the report is still running this long after its start and no
+region has answered over UDP yet (an answer over UDP means no portal is in the way)."""
 
 
 class Netcheck:
@@ -102,8 +102,18 @@ class Netcheck:
         loop = asyncio.get_running_loop()
         portmap_task = None
         if self.port_mapping:
+            from derptool.net import portmap  # lazy: only --port-mapping needs it (its import is start-up time)
+
             portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
         previous_home = self.home.home
+        udp_seen = False
+
+        def on_region(result: RegionResult) -> None:
+            nonlocal udp_seen
+            udp_seen = udp_seen or (result.method == "stun" and result.latency_ms is not None)
+            if progress is not None:
+                progress(result)
+
         measuring = loop.create_task(
             run(
                 self.dmap,
@@ -114,7 +124,7 @@ class Netcheck:
                 ipv4=self.ipv4,
                 ipv6=self.ipv6,
                 ca_file=self.ca_file,
-                progress=progress,
+                progress=on_region,
                 previous_preferred=previous_home,
                 bind_ip=self.bind_ip,
                 bind_port=self.bind_port,
@@ -124,11 +134,11 @@ class Netcheck:
         try:
             if self.captive_portal and not plan.incremental:
                 done, _ = await asyncio.wait([measuring], timeout=CAPTIVE_DELAY)
-                if not done or not measuring.result().udp:
+                if (not done and not udp_seen) or (done and not measuring.result().udp):
                     captive_task = loop.create_task(self._captive(previous_home))
             report = await measuring
             if captive_task is not None:
-                report.captive_portal = await captive_task
+                report.captive_portal, report.captive_status = await captive_task
             if portmap_task is not None:
                 report.port_mapping = await portmap_task
         finally:
@@ -142,9 +152,11 @@ class Netcheck:
         """:meth:`report` in a fresh event loop, for callers that are not async."""
         return asyncio.run(self.report(progress))
 
-    async def _captive(self, home: int | None) -> bool | None:
+    async def _captive(self, home: int | None) -> tuple[bool | None, int | None]:
+        from derptool.net import captive  # lazy: only a report without UDP needs it (start-up time)
+
         found = await captive.detect_async(self.dmap, home, port=self.captive_port)
-        return found.found
+        return found.found, found.status
 
     def _remember(self, report: Report, now: float) -> None:
         measured = {r.id: r.latency_ms for r in report.regions if r.latency_ms is not None}

@@ -104,6 +104,21 @@ class Report:
     """Which port-mapping protocols the gateway answered; None when not checked."""
     captive_portal: bool | None = None
     """Whether a captive portal answered instead of a DERP node; None when not checked (as netcheck)."""
+    captive_status: int | None = None
+    """The HTTP status of the answer that looked captive (a login page redirects or answers 200 or 511)."""
+
+    @property
+    def no_network(self) -> bool:
+        """Nothing answered: no probed region over UDP or HTTPS, no public address learned (offline, or all
+        of it blocked)."""
+        probed = [r for r in self.regions if r.probed]
+        return bool(probed) and not self.udp and all(r.latency_ms is None for r in probed)
+
+    @property
+    def login_portal(self) -> bool:
+        """A captive answer that looks like a login page (a redirect, 200 or 511), not a gateway's error page."""
+        status = self.captive_status
+        return bool(self.captive_portal) and status is not None and (status in (200, 511) or 300 <= status < 400)
 
     def __repr__(self) -> str:
         # short on purpose: asyncio may repr a finished task's result (with thousands of probes) on exit

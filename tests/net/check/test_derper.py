@@ -168,7 +168,7 @@ def test_different_servers_behind_one_name_are_a_load_balancer(
 
 
 def test_one_family_down_is_reported_on_its_own(bed: DerperBed, loner: Derper, tmp_path: Path) -> None:
-    code, data = run_check(bed, write_map(tmp_path, node(loner, "900a", ipv6="::1")), "-t", "2")
+    code, data = run_check(bed, write_map(tmp_path, node(loner, "900a", ipv6="::1")), "--timeout", "2")
     assert code == 1
     v4, v6 = data["nodes"]
     assert v4["ok"] and v4["family"] == 4
@@ -198,13 +198,16 @@ def test_mesh_of_a_region_is_probed_both_ways(
     assert probe["received"] == probe["sent"] == 5 and probe["rtt_ms"] > 0
     assert probe["server_keys"] == sorted([a.node_key, b.node_key])
     # a node outside the mesh in the same region: each node relays, but nothing crosses between them
-    code, data = run_check(bed, write_map(tmp_path, node(a, "900a"), node(loner, "900c")), "--relay", "-t", "1.5")
+    code, data = run_check(
+        bed, write_map(tmp_path, node(a, "900a"), node(loner, "900c")), "--relay", "--timeout", "1.5"
+    )
     assert code == 1
     assert all(n["ok"] for n in data["nodes"])
     (probe,) = data["mesh"]
     assert not probe["ok"] and "through the mesh" in probe["error"]
     text = runner.invoke(
-        app, ["check", "900", "--map", str(tmp_path / "map.json"), "--ca-file", bed.ca_file, "--relay", "-t", "1.5"]
+        app,
+        ["check", "900", "--map", str(tmp_path / "map.json"), "--ca-file", bed.ca_file, "--relay", "--timeout", "1.5"],
     ).stdout
     assert "mesh (a packet sent via one node reaches a client on the other):" in text
     assert "1 mesh probe(s) failed" in text
@@ -212,7 +215,7 @@ def test_mesh_of_a_region_is_probed_both_ways(
 
 def test_verify_clients_is_not_a_generic_failure(bed: DerperBed, verifying: Derper, tmp_path: Path) -> None:
     map_file = write_map(tmp_path, node(verifying, "900v"))
-    code, data = run_check(bed, map_file, "--relay", "-t", "1.5")
+    code, data = run_check(bed, map_file, "--relay", "--timeout", "1.5")
     got = steps(data["nodes"][0])
     assert code == 0, data
     assert got["derp"]["status"] == "pass" and got["derp"]["verify_clients"] is True

@@ -186,6 +186,7 @@ def test_cli_table_shows_port_mapping_and_incremental_rounds(responder: StunResp
             "1s",
             "--ipv4",
             "--no-ipv6",
+            "--wide",
         ],
     )
     assert result.exit_code == 0, result.output
