@@ -130,9 +130,10 @@ def _miniupnpd(lab: netns.Lab, tmp: Path, *, natpmp: bool, upnp: bool) -> subpro
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # listening on 5351 (NAT-PMP/PCP) or 1900 (SSDP) once ready
+    wanted = [port for port, on in ((":5351 ", natpmp), (":1900 ", upnp)) if on]
+    while time.monotonic() < deadline:  # ready once listening on 5351 (NAT-PMP/PCP) and 1900 (SSDP) as enabled
         listening = lab.run("router", "ss", "-lun", check=False).stdout
-        if (":5351 " in listening) if natpmp else (":1900 " in listening):
+        if all(port in listening for port in wanted):
             return proc
         time.sleep(0.05)
     raise RuntimeError("miniupnpd did not start")
@@ -140,7 +141,7 @@ def _miniupnpd(lab: netns.Lab, tmp: Path, *, natpmp: bool, upnp: bool) -> subpro
 
 def _probe_from_client(lab: netns.Lab) -> dict[str, object]:
     code = (
-        "import json; from derptool.net.portmap import probe; r = probe(); "
+        "import json; from derptool.net.portmap import probe; r = probe(timeout=1.0); "
         "print(json.dumps({**r.to_data(), 'protocols': r.protocols, "
         "'servers': [d.server for d in r.upnp_devices]}))"
     )
