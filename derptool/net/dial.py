@@ -170,7 +170,10 @@ def tls_context(*, verify: bool = True, ca_file: str | None = None, check_hostna
     if ca_file:
         from derptool.fileio import read_file
 
-        pem = read_file(ca_file, limit=MAX_CA_FILE_BYTES, raw=True).data
+        try:
+            pem = read_file(ca_file, limit=MAX_CA_FILE_BYTES, raw=True).data
+        except InputError as err:
+            raise type(err)(f"cannot use CA file {err.message}") from None
         try:
             ctx.load_verify_locations(cadata=pem.decode("ascii"))
         except (UnicodeError, ValueError, ssl.SSLError) as err:
