@@ -205,7 +205,7 @@ def to_utf8(data: bytes) -> bytes:
 # -- nesting and number limits ---------------------------------------------------------------------
 
 _TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*|[\[\]{}]|-?[0-9][0-9.eE+-]*')
-_LONG_DIGITS = re.compile(rb"[0-9.eE+-]{%d,}" % (MAX_NUMBER_CHARS + 1))
+_NUMBER_CHARS_AS_ZERO = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
 def _line_col(data: bytes, offset: int) -> tuple[int, int]:
@@ -215,6 +215,7 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
 
 _STRING_OR_COMMENT = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
 _BRACKETS_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
@@ -223,10 +224,13 @@ def _shallow(data: bytes, max_depth: int) -> bool:
     gone, only brackets kept and every innermost ``[]`` pair removed once per level, nothing may be left
     after *max_depth* rounds. False means "maybe deeper" (or unbalanced): the token scan decides."""
     if b"\\" in data or b"//" in data or b"/*" in data or b"#" in data:
-        text = _STRING_OR_COMMENT.sub(b"", data)
-    else:  # no escapes, no comments: every other piece between quotes is a string
-        text = b"".join(data.split(b'"')[0::2])
-    brackets = text.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
+        brackets = _STRING_OR_COMMENT.sub(b"", data).translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
+    else:  # no escapes, no comments: quotes alternate between opening and closing a string
+        # Of brackets and quotes only, a left-to-right removal of "" pairs leaves no quote exactly when every
+        # string holds no bracket (a string with one keeps its opening quote): then what is left is outside.
+        brackets = data.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS_OR_QUOTES).replace(b'""', b"")
+        if b'"' in brackets:
+            brackets = b"".join(data.split(b'"')[0::2]).translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
     for _ in range(max_depth):
         if not brackets:
             return True
@@ -247,7 +251,7 @@ def check_document_limits(
     shows the limit could be passed, so ordinary files cost a few ``bytes.count`` calls.
     """
     maybe_deep = data.count(b"[") + data.count(b"{") > max_depth and not _shallow(data, max_depth)
-    maybe_long = max_number == MAX_NUMBER_CHARS and _LONG_DIGITS.search(data) is not None
+    maybe_long = max_number == MAX_NUMBER_CHARS and b"0" * (max_number + 1) in data.translate(_NUMBER_CHARS_AS_ZERO)
     if not (maybe_deep or maybe_long or max_number != MAX_NUMBER_CHARS):
         return
     depth = 0

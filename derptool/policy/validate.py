@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from derptool._types import JsonPath
 from derptool.fileio import read_file
-from derptool.hujson import HuJSONError, parse, position, standardize
 from derptool.policy.checks import check_policy
-from derptool.policy.models import Policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
-from derptool.policy.shape import DictWithDuplicates, check_shape
+from derptool.policy.shape import DictWithDuplicates, check_shape, policy_spec
 
 if TYPE_CHECKING:
     from derptool.policy.engine.tailnet import Tailnet
@@ -29,6 +27,13 @@ def _reject_constant(name: str) -> Any:
 
 def decode(src: bytes) -> Any:
     """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
+    try:  # plain JSON (most policies that tools write) needs no HuJSON pass
+        return json.loads(src.decode("utf-8"), object_pairs_hook=DictWithDuplicates, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        pass  # comments, trailing commas, or an error that HuJSON's parser describes
+    # lazy: the HuJSON package costs more start-up than validating a plain JSON policy
+    from derptool.hujson import parse, standardize
+
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
         return json.loads(
@@ -48,7 +53,7 @@ def findings(
     an error starting with ``test(s) failed``. Without it only the tests that fail whatever the tailnet
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
-    canonical, shape = check_shape(data, Policy)
+    canonical, shape = check_shape(data, policy_spec())
     out = list(shape.findings)
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
@@ -78,7 +83,11 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     """
     try:
         data = decode(src)
-    except HuJSONError as err:
+    except ValueError as err:
+        from derptool.hujson import HuJSONError  # lazy: as in decode (which loaded it to raise one)
+
+        if not isinstance(err, HuJSONError):
+            raise
         return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
     lines = None
     if tailnet is not None:
@@ -88,6 +97,8 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     found = findings(data, tailnet, lines, file)
     if not found:
         return []
+    from derptool.hujson import parse, position  # lazy: as in decode, needed only to place problems
+
     root = parse(src)
     problems = []
     for f in found:
