@@ -7,7 +7,7 @@ grants and ssh rules with comments (a line comment before many rules, same-line 
 a block comment at the top) and an existing ``derpMap`` (null regions with comments and a custom region).
 Both commands then run the way a user runs them, each in its own child process
 (``python -m derptool ...``, best of ``--repeat``), one after the other, so the time ratio compares like
-with like on the same machine in the same run. Goal (issue 11): ``omit --apply`` <= 2x ``validate``.
+with like on the same machine in the same run. Goal: ``omit --apply`` <= 2x ``validate``.
 
 Memory: the peak resident set of each child (``ru_maxrss`` from ``os.wait4``) includes the interpreter
 and its imports, which do not grow with the file, so the figure compared with the file size is the
@@ -50,7 +50,12 @@ def generate(target_bytes: int) -> bytes:
         "\t},",
         "",
     ]
-    groups, hosts, owners, acls, grants, ssh = [], [], [], [], [], []
+    groups: list[str] = []
+    hosts: list[str] = []
+    owners: list[str] = []
+    acls: list[str] = []
+    grants: list[str] = []
+    ssh: list[str] = []
     size = sum(len(x) + 1 for x in head)
     i = 0
     while size < target_bytes:

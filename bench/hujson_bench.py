@@ -10,7 +10,7 @@ a validity check), ``parse`` with the whole tree built, ``standardize``, ``minim
 policy (written one member per line, as policies are); the tree path, which formats documents laid out
 otherwise, is timed beside it. Then the cost exponent from 10 KB to
 10 MB (least squares on log size vs log time; 1.0 is linear) and the peak memory (tracemalloc) of a
-full tree and of ``format`` relative to the file size. Goals (issue 13): ``loads`` <= 2x
+full tree and of ``format`` relative to the file size. Goals: ``loads`` <= 2x
 ``json.loads``, parse+pack >= 30 MB/s, ``format`` and ``patch`` >= 15 MB/s, exponent ~1, memory
 <= 10x file size. Every figure is printed, met or not.
 """

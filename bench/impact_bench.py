@@ -1,4 +1,4 @@
-"""``derptool impact`` at fleet scale (issue 16), figures from one run.
+"""``derptool impact`` at fleet scale, figures from one run.
 
 1. Files: 1 000 site reports of 30 regions each (``derptool latency --format json`` shape), read and assessed by
    the library, as a ratio to reading the same files with ``json.load`` (goal: < 1 s in all).
@@ -46,7 +46,7 @@ def _write_reports(folder: Path, sites: int, rng: random.Random) -> None:
             }
             for r in regions
         ]
-        rows.sort(key=lambda r: r["latency_ms"])
+        rows.sort(key=lambda r: float(r["latency_ms"] or 0))
         report = {
             "map_source": "bench",
             "preferred_region": rows[0]["id"],
@@ -87,8 +87,7 @@ def _files(sites: int, rounds: int) -> None:
 
 
 def _prometheus(rounds: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from support import prometheus as prom
+    from tests.support import prometheus as prom
 
     why = prom.missing()
     if why:

@@ -12,7 +12,7 @@ applied to the answer it used (from the responder's log), regions unanswered by 
 the same preferred region (and the right one, the fastest), each one's wall time and how far it ran beyond
 the slowest region's delay, derptool's wall time as a ratio of Go's, and how both overheads grow with the map.
 
-Goals (issue 14): per-region latencies within 1 ms and the same preferred region at 30 and 1 000 regions;
+Goals: per-region latencies within 1 ms and the same preferred region at 30 and 1 000 regions;
 derptool's wall time no worse than Go's + 100 ms, and at most 300 ms beyond the slowest region.
 The raw |diff| also holds the responder's run-to-run
 variation (the two clients time different answers), so "within 1 ms" is judged on each client's error

@@ -2,7 +2,7 @@
 
 Every command runs in a fresh interpreter, interleaved round by round so machine load hits all alike; the
 figure is the median CPU time (user + system, from ``wait4``) of each, divided by the floor's median. CPU time
-rather than wall time, so that other work on the machine does not blur the ratios. Goals (issue 11): every ``--help``
+rather than wall time, so that other work on the machine does not blur the ratios. Goals: every ``--help``
 <= 1.5x, ``omit --region us --map snapshot`` <= 2.5x.
 
     python bench/startup_bench.py [--rounds 15]

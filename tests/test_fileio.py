@@ -1,6 +1,7 @@
-"""fileio: reading limits and the identity-keeping atomic write (issue 17, items 1, 2, 3, 4, 7, 10).
+"""fileio: reading limits and the identity-keeping atomic write.
 
-Each test names the item of issue 17 it covers; every one of them failed before the fix.
+Each test names the promise it checks: symlinks, concurrent edits, kept metadata and kinds, full disks, size,
+depth and number limits, encodings.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import pytest
 from derptool import fileio
 from derptool.errors import ConcurrentChangeError, InputError, LimitError
 from derptool.fileio import atomic_write, check_document_limits, read_file
+from tests.support.prereq import missing_root, needs
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root (chown to another user, tmpfs mount)")
+needs_root = needs(missing_root("chown to another user, tmpfs mount"))
 
 
 def test_symlink_is_written_through_and_kept(tmp_path: Path) -> None:
-    """Item 1: a symlinked policy stays a symlink; the file it points to gets the new content."""
+    """A symlinked policy stays a symlink; the file it points to gets the new content."""
     real = tmp_path / "real" / "policy.hujson"
     real.parent.mkdir()
     real.write_bytes(b"{}\n")
@@ -47,7 +48,7 @@ def test_dangling_symlink_is_refused(tmp_path: Path) -> None:
 
 
 def test_change_during_the_write_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Item 2: an edit that lands while the temporary file is written is not overwritten.
+    """An edit that lands while the temporary file is written is not overwritten.
 
     The old code compared the content only before writing the temporary file, so this edit was lost.
     """
@@ -69,7 +70,7 @@ def test_change_during_the_write_is_detected(tmp_path: Path, monkeypatch: pytest
 
 
 def test_change_just_before_the_rename_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Item 2: the last look at the file (its identity) is taken immediately before the rename."""
+    """The last look at the file (its identity) is taken immediately before the rename."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     snap = read_file(p)
@@ -87,7 +88,7 @@ def test_change_just_before_the_rename_is_detected(tmp_path: Path, monkeypatch: 
 
 
 def test_mode_and_xattrs_are_kept(tmp_path: Path) -> None:
-    """Item 3: mode and extended attributes survive the rewrite."""
+    """Mode and extended attributes survive the rewrite."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     p.chmod(0o640)
@@ -103,7 +104,7 @@ def test_mode_and_xattrs_are_kept(tmp_path: Path) -> None:
 
 @needs_root
 def test_owner_and_group_are_kept_as_root(tmp_path: Path) -> None:
-    """Item 3: as root, a 0600 file owned by another user stays theirs."""
+    """As root, a 0600 file owned by another user stays theirs."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     p.chmod(0o600)
@@ -114,7 +115,7 @@ def test_owner_and_group_are_kept_as_root(tmp_path: Path) -> None:
 
 
 def test_hard_linked_file_is_refused_unless_forced(tmp_path: Path) -> None:
-    """Item 3: a rewrite would split a hard link; refuse unless forced."""
+    """A rewrite would split a hard link; refuse unless forced."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     other = tmp_path / "other-name.hujson"
@@ -128,7 +129,7 @@ def test_hard_linked_file_is_refused_unless_forced(tmp_path: Path) -> None:
 
 
 def test_fifo_is_refused_and_stays_a_fifo(tmp_path: Path) -> None:
-    """Item 3: a FIFO is not replaced by a regular file."""
+    """A FIFO is not replaced by a regular file."""
     fifo = tmp_path / "policy.hujson"
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="FIFO"):
@@ -137,7 +138,7 @@ def test_fifo_is_refused_and_stays_a_fifo(tmp_path: Path) -> None:
 
 
 def test_read_only_file_is_refused_even_for_root(tmp_path: Path) -> None:
-    """Item 3: a 0444 file is not rewritten (root's write access does not count)."""
+    """A 0444 file is not rewritten (root's write access does not count)."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     p.chmod(0o444)
@@ -147,7 +148,7 @@ def test_read_only_file_is_refused_even_for_root(tmp_path: Path) -> None:
 
 
 def test_stale_temporary_file_is_named_and_cleaned(tmp_path: Path) -> None:
-    """Item 3: a temporary file a killed run left behind is obviously derptool's and goes on the next write."""
+    """A temporary file a killed run left behind is obviously derptool's and goes on the next write."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(b"{}\n")
     proc = subprocess.Popen(["true"])
@@ -179,7 +180,7 @@ def tiny_filesystem(tmp_path: Path, size: str = "64k") -> Iterator[Path]:
 
 @needs_root
 def test_disk_full_is_one_error_and_keeps_the_original(tmp_path: Path) -> None:
-    """Item 4: ENOSPC while writing is an InputError (exit 2); the original and the directory stay as they were."""
+    """ENOSPC while writing is an InputError (exit 2); the original and the directory stay as they were."""
     with tiny_filesystem(tmp_path) as mnt:
         p = mnt / "policy.hujson"
         p.write_bytes(b"{}\n")
@@ -191,13 +192,13 @@ def test_disk_full_is_one_error_and_keeps_the_original(tmp_path: Path) -> None:
 
 
 def test_missing_directory_is_an_input_error(tmp_path: Path) -> None:
-    """Item 4: no OSError leaks out of fileio."""
+    """No OSError leaks out of fileio."""
     with pytest.raises(InputError, match="cannot write"):
         atomic_write(tmp_path / "no" / "such" / "dir" / "f.json", b"{}")
 
 
 def test_size_cap_stops_reading(tmp_path: Path) -> None:
-    """Item 7: a huge (sparse) file is refused by its size; /dev/zero after reading the cap."""
+    """A huge (sparse) file is refused by its size; /dev/zero after reading the cap."""
     huge = tmp_path / "huge.json"
     with open(huge, "wb") as fh:
         fh.truncate(fileio.MAX_FILE_BYTES + 1)
@@ -230,7 +231,7 @@ def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
     ],
 )
 def test_depth_limit_like_go(doc: bytes, where: str) -> None:
-    """Item 7: nesting deeper than 10 000 (Go's encoding/json) is refused with a location."""
+    """Nesting deeper than 10 000 (Go's encoding/json) is refused with a location."""
     with pytest.raises(LimitError, match="10000 levels") as info:
         check_document_limits(doc, "f.json")
     assert str(info.value).startswith(f"f.json:{where}:")
@@ -275,7 +276,7 @@ def test_quick_nesting_check_agrees_with_a_plain_scan(doc: bytes) -> None:
 
 
 def test_number_length_limit() -> None:
-    """Item 7: a 5 000-digit number is one located error, not a ValueError from int()."""
+    """A 5 000-digit number is one located error, not a ValueError from int()."""
     with pytest.raises(LimitError, match="5000 characters") as info:
         check_document_limits(b'{\n  "n": ' + b"9" * 5000 + b"}", "n.json")
     assert str(info.value).startswith("n.json:2:8:")
@@ -292,7 +293,7 @@ def test_number_length_limit() -> None:
     ],
 )
 def test_encodings_are_named(tmp_path: Path, data: bytes, name: str) -> None:
-    """Item 10: a BOM or UTF-16/32 text is named, not reported as a syntax error at 1:1."""
+    """A BOM or UTF-16/32 text is named, not reported as a syntax error at 1:1."""
     p = tmp_path / "policy.hujson"
     p.write_bytes(data)
     with pytest.raises(InputError, match=name):

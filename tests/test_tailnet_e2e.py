@@ -24,6 +24,7 @@ Needs root and the binaries of ``.ci/build-go-peers``; skips saying which is mis
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -36,12 +37,9 @@ from typing import Any
 import pytest
 
 from tests.support import tailnet as tn
+from tests.support.prereq import needs
 
-pytestmark = pytest.mark.root
-
-_why = tn.missing_requirements()
-if _why is not None:
-    pytest.skip(f"tailnet end-to-end: {_why}", allow_module_level=True)
+pytestmark = [pytest.mark.root, needs(tn.missing_requirements())]
 
 ECHO_PORT = 7777
 ECHO_BYTES = 100_096
@@ -104,7 +102,7 @@ def echo(net: tn.Tailnet, src: tn.Client, dst: tn.Client, size: int = ECHO_BYTES
     deadline = time.monotonic() + 20
     try:
         while got < len(payload) and time.monotonic() < deadline:
-            chunk = stdout.read1(65536)
+            chunk = os.read(stdout.fileno(), 65536)
             if not chunk:
                 break
             got += len(chunk)
@@ -165,18 +163,19 @@ def verdicts(net: tn.Tailnet, selector: str) -> list[dict[str, Any]]:
 def watched_interval(net: tn.Tailnet) -> dict[str, Any]:
     """One ``WATCH_S`` interval during which client1 echoes through client2, watched from every side:
     ``derptool watch --once --format json`` on both clients and on both derpers' metrics."""
-    jobs: dict[str, Callable[[], Any]] = {
-        c.name: (
-            lambda c=c: net.derptool(
-                "watch", "--socket", str(c.socket), "--once", "--format", "json", "-i", str(WATCH_S)
-            )
+
+    def on_client(c: tn.Client) -> Callable[[], Any]:
+        return lambda: net.derptool(
+            "watch", "--socket", str(c.socket), "--once", "--format", "json", "-i", str(WATCH_S)
         )
-        for c in net.clients
-    }
+
+    def on_derper(r: tn.Region) -> Callable[[], Any]:
+        match = r"^derp_(packets_received|bytes_received)$"
+        return lambda: net.derper_watch(r, "--once", "--format", "json", "-i", str(WATCH_S), "--match", match)
+
+    jobs: dict[str, Callable[[], Any]] = {c.name: on_client(c) for c in net.clients}
     for r in tn.REGIONS:
-        jobs[r.code] = lambda r=r: net.derper_watch(
-            r, "--once", "--format", "json", "-i", str(WATCH_S), "--match", r"^derp_(packets_received|bytes_received)$"
-        )
+        jobs[r.code] = on_derper(r)
 
     stop = threading.Event()
 
@@ -288,7 +287,7 @@ def collect(net: tn.Tailnet) -> dict[str, Any]:
     ev["before"] = watched_interval(net)
 
     def received(r: tn.Region) -> float:
-        return sum(c["delta"] for c in ev["before"][r.code]["changes"] if c["name"] == "derp_bytes_received")
+        return float(sum(c["delta"] for c in ev["before"][r.code]["changes"] if c["name"] == "derp_bytes_received"))
 
     omitted = max(tn.REGIONS, key=received)
     kept = next(r for r in tn.REGIONS if r is not omitted)

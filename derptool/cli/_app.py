@@ -25,7 +25,7 @@ from derptool import __version__
 
 # Every command: its name, the module of derptool.cli that defines it, and its one-line help for
 # ``derptool --help``. A command's module is imported only when that command runs (or shows its help), so
-# start-up pays for one command, not all. tests/test_cli_lazy.py keeps this table true to the modules.
+# start-up pays for one command, not all. tests/cli/test_lazy.py keeps this table true to the modules.
 COMMANDS: dict[str, tuple[str, str]] = {
     "map": ("maps", "Show the DERP map: regions, their geography, nodes and flags."),
     "latency": ("latency", "Measure the latency to each DERP region, like tailscale netcheck."),

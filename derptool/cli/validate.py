@@ -40,13 +40,14 @@ def validate_command(
     ] = ProblemFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     tailnet: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--tailnet",
             "-t",
             metavar="FILE",
-            help="Also run the policy's tests and sshTests against this tailnet (users and nodes, or "
-            "`tailscale status --json` output). Without it only tests that can never pass are reported.",
+            help="Also run the policy's tests and sshTests against this tailnet (derptool's tailnet file, "
+            "`tailscale status --json`, the API's device list, or headscale's nodes and users lists: give "
+            "--tailnet twice or a directory). Without it only tests that can never pass are reported.",
         ),
     ] = None,
     geofence: Annotated[
@@ -67,10 +68,13 @@ def validate_command(
     from derptool.policy.validate import count_tests, decode, validate_bytes
 
     net = None
-    if tailnet is not None:
-        from derptool.policy.engine import load_tailnet  # heavy, and needed only with --tailnet
+    if tailnet:
+        from derptool.policy.engine import import_tailnet  # heavy, and needed only with --tailnet
 
-        net = load_tailnet(tailnet)
+        imported = import_tailnet(tailnet)
+        for note in imported.notes:
+            print(f"derptool: note: {note}", file=sys.stderr)
+        net = imported.tailnet
     problems = []
     untested = 0
     sources: dict[str, bytes] = {}

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from derptool.derpmap.limits import MAX_REGION_ID, coordinate_problem, is_ip, is_valid_hostname
 
@@ -155,7 +156,7 @@ class DERPRegion(_Model):
     )
     nodes: list[DERPNode] = Field(default_factory=list, alias="Nodes", description="The region's servers.")
 
-    coordinates_problem: str | None = Field(None, exclude=True)
+    coordinates_problem: SkipJsonSchema[str | None] = Field(None, exclude=True)
     """Why Latitude/Longitude cannot place the region (set by ``_keys`` only; the JSON cannot set it)."""
 
     @model_validator(mode="before")

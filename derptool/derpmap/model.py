@@ -147,7 +147,7 @@ class DERPRegion(_Model):
     avoid: bool = field(default=False, metadata=_json("Avoid"))
     no_measure_no_home: bool = field(default=False, metadata=_json("NoMeasureNoHome"))
     nodes: list[DERPNode] = field(default_factory=list, metadata=_json("Nodes"))
-    coordinates_problem: str | None = field(default=None, compare=False, repr=False)
+    coordinates_problem: str | None = field(default=None, compare=False, repr=False, metadata={"internal": True})
     """Why Latitude/Longitude as given cannot place the region (then both read as 0); not part of the JSON."""
 
     @property

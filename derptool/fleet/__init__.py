@@ -7,7 +7,7 @@
 * :mod:`.suggest`: the regions a jurisdiction should keep so that no site's increase exceeds a budget.
 """
 
-from derptool.fleet.impact import Home, Impact, SiteImpact, assess, home_region
+from derptool.fleet.impact import Home, Impact, SiteImpact, assess, assess_change, home_region
 from derptool.fleet.reports import SiteReport, parse_report, site_name
 from derptool.fleet.suggest import Suggestion, suggest
 
@@ -18,6 +18,7 @@ __all__ = [
     "SiteReport",
     "Suggestion",
     "assess",
+    "assess_change",
     "home_region",
     "parse_report",
     "site_name",

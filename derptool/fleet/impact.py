@@ -163,3 +163,23 @@ def assess(reports: Iterable[SiteReport], dmap: DERPMap, omitted: Iterable[int])
         sites.append(SiteImpact(report.site, before, after, report.source))
     sites.sort(key=_order)
     return Impact(removed, sites, notes)
+
+
+def assess_change(reports: Iterable[SiteReport], old: DERPMap, new: DERPMap) -> Impact:
+    """Each site's home under the map *old* and then under *new* (e.g. two versions of a policy's derpMap).
+
+    ``omitted`` lists the regions of *old* that *new* lacks. A region only *new* has was never measured by
+    the sites, so it cannot become a home here.
+    """
+    removed = sorted(set(old.regions) - {rid for rid, r in new.regions.items() if r is not None})
+    sites: list[SiteImpact] = []
+    notes: list[str] = []
+    for report in reports:
+        before = home_region(report.latencies_ms, old, previous=report.preferred)
+        if before is None:
+            notes.append(f"site {report.site} ({report.source}) left out: no region it measured may be home")
+            continue
+        after = home_region(report.latencies_ms, new, previous=before.region)
+        sites.append(SiteImpact(report.site, before, after, report.source))
+    sites.sort(key=_order)
+    return Impact(removed, sites, notes)

@@ -29,7 +29,7 @@ bytes, and a composite has a trailing comma exactly when its last value's ``afte
 iterative: nesting depth is limited by memory only.
 
 Every output is byte-identical to Tailscale's Go library (the pinned module; checked by
-tests/test_hujson_go.py against the Go code itself): parse errors (message, line, column, offset),
+tests/hujson/test_go_differential.py against the Go code itself): parse errors (message, line, column, offset),
 ``standardize``, ``minimize``, ``format`` and ``patch``, quirks included. Departures, on purpose:
 
 - Byte functions raise :class:`HuJSONError` instead of returning the input together with an error.

@@ -22,7 +22,10 @@ from derptool.policy.selectors import IP_PROTOCOL_NAMES
 from derptool.policy.shape import POLICY_SPEC_FILE, model_spec, spec_data
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_BASE = "https://github.com/derptool/derptool/schemas/"
+PROJECT_URL = "https://github.com/derptool/derptool"
+SCHEMA_BASE = "https://raw.githubusercontent.com/derptool/derptool/main/schemas/"
+"""Where each schema's ``$id`` points: the committed ``schemas/`` folder of the repository's main branch,
+served as the file itself (``derptool schema --out DIR`` writes the same files from an installed copy)."""
 
 
 def _schema(model: type[BaseModel], *, title: str, description: str, file: str) -> dict[str, Any]:

@@ -103,7 +103,9 @@ def model_spec(model: type[Any]) -> Spec:
     members: dict[str, tuple[str, Spec]] = {}
     hints = typing.get_type_hints(model)
     if dataclasses.is_dataclass(model):
-        aliases = {f.name: f.metadata.get("alias", f.name) for f in dataclasses.fields(model)}
+        aliases = {
+            f.name: f.metadata.get("alias", f.name) for f in dataclasses.fields(model) if not f.metadata.get("internal")
+        }
     else:
         aliases = {name: info.alias or name for name, info in model.model_fields.items()}
     for name, alias in aliases.items():

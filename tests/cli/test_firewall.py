@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,12 @@ from derptool.cli import app
 from derptool.derpmap import parse_derpmap
 from derptool.derpmap.firewall import allow_list, render_cidr
 from tests.support.netns import Lab, missing_requirements
+from tests.support.prereq import missing_command, need, needs
 
 runner = CliRunner()
 SNAPSHOT = Path(__file__).resolve().parents[2] / "derptool" / "data" / "derpmap-snapshot.json"
 _why_not = missing_requirements()
-needs_netns = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
+needs_netns = needs(_why_not)
 
 
 def _node(name: str, rid: int, **extra: Any) -> dict[str, Any]:
@@ -142,20 +141,14 @@ def test_the_nft_chain_accepts_exactly_the_listed_endpoints(tmp_path: Path) -> N
 
 
 def _iptables_missing() -> str | None:
-    if shutil.which("iptables-restore") is None or shutil.which("ip6tables-restore") is None:
-        return "needs iptables-restore (Debian package iptables; .ci/run installs it)"
-    return None
+    return missing_command("iptables-restore")
 
 
 @needs_netns
 @pytest.mark.parametrize(("fmt", "tool", "lister"), [("iptables", "iptables-restore", "iptables"),
                                                      ("ip6tables", "ip6tables-restore", "ip6tables")])  # fmt: skip
 def test_iptables_output_passes_iptables_restore(tmp_path: Path, fmt: str, tool: str, lister: str) -> None:
-    why = _iptables_missing()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+    need(_iptables_missing())
     rules = _render(fmt, "snapshot", tmp_path)
     family = 4 if fmt == "iptables" else 6
     endpoints = [e for e in allow_list(parse_derpmap(json.loads(SNAPSHOT.read_text()))).endpoints if e.family == family]

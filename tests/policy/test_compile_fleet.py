@@ -96,7 +96,7 @@ def test_no_peers_leaves_the_peers_out(files: dict[str, Path]) -> None:
     result = compile_cli(files, "--format", "json-line", "--no-peers")
     want = expected(files)["nodes"]
     for line in map(json.loads, result.stdout.splitlines()):
-        assert set(line) == {"node", "packet_filter_rules", "ssh_policy"}
+        assert set(line) == {"node", "packet_filter_rules", "ssh_policy", "cap_map"}
         assert line["packet_filter_rules"] == want[line["node"]]["packet_filter_rules"]
     table = compile_cli(files, "--no-peers", "--node", "n6")
     assert table.exit_code == 0 and "== n6" in table.stdout and "peers (" not in table.stdout

@@ -36,6 +36,8 @@ from pathlib import Path
 import trustme
 from nacl.public import PrivateKey
 
+from tests.support.ports import free_port
+
 GO_BIN = Path(__file__).resolve().parent / "go" / "bin"
 SKIP_REASON = (
     "needs Tailscale's derper (Go): run .ci/build-go-peers, or "
@@ -50,14 +52,6 @@ def find_derper() -> str | None:
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
     return shutil.which("derper")
-
-
-def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port the kernel just handed out on *host* (free for a moment: derper binds it next)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

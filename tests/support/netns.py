@@ -25,12 +25,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Literal
+
+from tests.support.prereq import first_missing, missing_command, missing_root
 
 CLIENT_V4 = "10.77.0.2"
 CLIENT_V6 = "fd77::2"
@@ -44,12 +45,7 @@ _counter = itertools.count()
 
 def missing_requirements() -> str | None:
     """Why namespace tests cannot run here, or None when they can."""
-    if os.geteuid() != 0:
-        return "needs root (creates network namespaces)"
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            return f"needs the {tool!r} command"
-    return None
+    return first_missing(missing_root("creates network namespaces"), missing_command("ip"), missing_command("nft"))
 
 
 def remove_stale() -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -20,20 +18,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.ports import free_port
+from tests.support.prereq import first_missing, missing_command
+
 
 def missing() -> str | None:
     """Why a Prometheus test cannot run here, or None when it can."""
-    for tool in ("prometheus", "promtool"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed (Debian package 'prometheus'; .ci/run installs it)"
-    return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return first_missing(missing_command("prometheus"), missing_command("promtool"))
 
 
 @dataclass

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +40,7 @@ from typing import Any
 
 from tests.support import linkdelay
 from tests.support.netns import Lab
+from tests.support.prereq import go_peer, missing_go_peer
 
 BIN_DIR = Path(__file__).resolve().parent / "go" / "bin"
 BINARIES = ("headscale", "derper", "tailscaled", "tailscale")
@@ -94,6 +95,9 @@ class Tailnet:
     headscale_config: Path = Path()
     derpers: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     """The derper process of each region ID."""
+    headscale_proc: subprocess.Popen[str] | None = None
+    policy_file: Path | None = None
+    """headscale's policy file (``policy.path``), when the tailnet was started with a policy."""
     startup_s: float = 0.0
 
     # -- running commands -------------------------------------------------------------------------
@@ -155,6 +159,17 @@ class Tailnet:
                         return int(expr["counter"]["packets"])
         raise AssertionError("no counter in the hub's forward chain")
 
+    def set_policy(self, text: str) -> None:
+        """Write headscale's policy file and make headscale reload it (SIGHUP), as an admin would."""
+        if self.policy_file is None or self.headscale_proc is None:
+            raise RuntimeError("the tailnet was started without a policy file")
+        self.policy_file.write_text(text)
+        self.headscale_proc.send_signal(signal.SIGHUP)
+
+    def netmap(self, client: Client) -> dict[str, Any]:
+        """*client*'s current network map as its LocalAPI gives it (``tailscale debug netmap``)."""
+        return json.loads(self.tailscale(client, "debug", "netmap").stdout)  # type: ignore[no-any-return]
+
     def stop_derper(self, region: Region) -> None:
         """Stop *region*'s derper (SIGTERM, then wait for it to exit)."""
         proc = self.derpers[region.id]
@@ -170,12 +185,9 @@ def find_binaries() -> dict[str, str] | str:
     """Paths of the four binaries, or the reason they cannot be found."""
     found: dict[str, str] = {}
     for name in BINARIES:
-        local = BIN_DIR / name
-        path = str(local) if local.is_file() else shutil.which(name)
+        path = go_peer(name)
         if path is None:
-            return (
-                f"needs {name} (build with .ci/build-go-peers: tailscale v1.102.5 and headscale v0.27.1 into {BIN_DIR})"
-            )
+            return missing_go_peer(name) or name
         found[name] = path
     return found
 
@@ -188,7 +200,7 @@ def missing_requirements() -> str | None:
     if why is not None:
         return why
     if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (the delayed link to region 4 is a TUN device)"
+        return "needs /dev/net/tun (the delayed link to region 4 is a TUN device; .ci/run creates it)"
     bins = find_binaries()
     return bins if isinstance(bins, str) else None
 
@@ -229,7 +241,7 @@ def derp_map_data() -> dict[str, Any]:
     }
 
 
-def _headscale_config(work: Path, paths: Sequence[Path]) -> str:
+def _headscale_config(work: Path, paths: Sequence[Path], policy: Path | None = None) -> str:
     lines = [
         f"server_url: {CONTROL_URL}",
         f"listen_addr: {HEADSCALE}:8080",
@@ -262,7 +274,7 @@ def _headscale_config(work: Path, paths: Sequence[Path]) -> str:
         "  format: text",
         "policy:",
         "  mode: file",
-        '  path: ""',
+        f'  path: "{policy or ""}"',
         "dns:",
         "  magic_dns: false",
         "  base_domain: tailnet.test",
@@ -292,8 +304,11 @@ def _log(work: Path, name: str) -> Any:
     return open(work / f"{name}.log", "w")  # the process writes it; closed when the test process ends
 
 
-def start(workdir: Path, *, clients: int = 2) -> Tailnet:
-    """Bring the tailnet up (see the module docstring) and return it once every client is Running."""
+def start(workdir: Path, *, clients: int = 2, users: Sequence[str] = ("tester",), policy: str | None = None) -> Tailnet:
+    """Bring the tailnet up (see the module docstring) and return it once every client is Running.
+
+    Client *i* (from 1) belongs to ``users[(i - 1) % len(users)]``; with *policy*, headscale reads its
+    policy from a file holding that text (:meth:`Tailnet.set_policy` changes it)."""
     import trustme
 
     begin = time.monotonic()
@@ -302,7 +317,10 @@ def start(workdir: Path, *, clients: int = 2) -> Tailnet:
         raise RuntimeError(bins)
     net = Tailnet(workdir, bins)
     try:
-        _start(net, clients, trustme.CA())
+        if policy is not None:
+            net.policy_file = workdir / "policy.hujson"
+            net.policy_file.write_text(policy)
+        _start(net, clients, trustme.CA(), tuple(users))
     except BaseException:
         net.close()
         raise
@@ -310,7 +328,7 @@ def start(workdir: Path, *, clients: int = 2) -> Tailnet:
     return net
 
 
-def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
+def _start(net: Tailnet, n_clients: int, ca: Any, users: tuple[str, ...] = ("tester",)) -> None:
     work, lab = net.workdir, net.lab
     env = {**os.environ, "TS_NO_LOGS_NO_SUPPORT": "true"}
     # The hub: headscale and the derpers on addresses of its loopback interface.
@@ -378,8 +396,8 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
     net.full_map.write_text(written.stdout)
     net.omit_map.write_text("regions: {}\n")
     net.headscale_config = work / "headscale.yaml"
-    net.headscale_config.write_text(_headscale_config(work, [net.full_map, net.omit_map]))
-    lab.popen(
+    net.headscale_config.write_text(_headscale_config(work, [net.full_map, net.omit_map], net.policy_file))
+    net.headscale_proc = lab.popen(
         "hub",
         [net.bins["headscale"], "-c", str(net.headscale_config), "serve"],
         stdout=_log(work, "headscale"),
@@ -411,13 +429,11 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
 
     wait_for("headscale's unix socket", (work / "headscale.sock").exists, timeout=20)
     wait_for("headscale to answer", lambda: _try(lambda: net.headscale("users", "list")), timeout=20)
-    net.headscale("users", "create", "tester")
-    users = json.loads(net.headscale("users", "list", "-o", "json"))
-    user_id = str(users[0]["id"])
-    key_out = json.loads(
-        net.headscale("preauthkeys", "create", "--user", user_id, "--reusable", "--expiration", "1h", "-o", "json")
-    )
-    authkey = key_out["key"]
+    for name in users:
+        net.headscale("users", "create", name)
+    ids = {u["name"]: str(u["id"]) for u in json.loads(net.headscale("users", "list", "-o", "json"))}
+    create_key = ("preauthkeys", "create", "--reusable", "--expiration", "1h", "-o", "json", "--user")
+    keys = [json.loads(net.headscale(*create_key, ids[name]))["key"] for name in users]
     for c in net.clients:
         wait_for(f"{c.name}'s LocalAPI socket", c.socket.exists, timeout=20)
     ups = [
@@ -431,7 +447,7 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
                 "--login-server",
                 CONTROL_URL,
                 "--authkey",
-                authkey,
+                keys[k % len(keys)],
                 "--hostname",
                 c.name,
                 "--accept-dns=false",
@@ -441,7 +457,7 @@ def _start(net: Tailnet, n_clients: int, ca: Any) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        for c in net.clients
+        for k, c in enumerate(net.clients)
     ]
     for c, proc in zip(net.clients, ups, strict=True):
         out, _ = proc.communicate(timeout=45)

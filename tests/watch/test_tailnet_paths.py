@@ -19,7 +19,6 @@ Needs root and the binaries of ``.ci/build-go-peers``; skips saying which is mis
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -29,14 +28,9 @@ import pytest
 
 from derptool.watch import PeerPath, Target, WatchSession
 from tests.support import tailnet as tn
+from tests.support.prereq import needs
 
-pytestmark = pytest.mark.root
-
-_why = tn.missing_requirements()
-if _why is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"peer paths on a real tailnet: {_why}", pytrace=False)
-    pytest.skip(f"peer paths on a real tailnet: {_why}", allow_module_level=True)
+pytestmark = [pytest.mark.root, needs(tn.missing_requirements())]
 
 ECHO_PORT = 7777
 DIRECT_TIMEOUT = 60.0

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from derptool._types import JsonPath
 from derptool.policy import selectors as sel
 from derptool.policy._go import quote
 from derptool.policy.checks._base import mapping, strings
 from derptool.policy.checks.references import ReferenceChecks
+from derptool.policy.posture import PostureSyntaxError, parse_condition
 from derptool.policy.problems import Finding
-
-_POSTURE_CONDITION = re.compile(
-    r"^\s*[A-Za-z][\w-]*:[\w.\-]+\s*"
-    r"(?:(?:==|!=|<=|>=|<|>)\s*(?:'[^']*'|\"[^\"]*\"|[\w.\-]+)"
-    r"|(?:NOT\s+)?IN\s*\[\s*(?:(?:'[^']*'|\"[^\"]*\"|[\w.\-]+)\s*,?\s*)*\]"
-    r"|IS\s+SET|NOT\s+SET)?\s*$",
-    re.IGNORECASE,
-)
 
 
 class DefinitionChecks(ReferenceChecks):
@@ -85,11 +76,11 @@ class DefinitionChecks(ReferenceChecks):
             if not name.startswith("posture:") or name == "posture:":
                 self.error_key(("postures", name), f'postures[{quote(name)}]: posture names must start with "posture:"')
             for i, cond in strings(conditions):
-                if not _POSTURE_CONDITION.match(cond):
+                try:
+                    parse_condition(cond)
+                except PostureSyntaxError as err:
                     self.error(
-                        ("postures", name, i),
-                        f"postures[{quote(name)}]: invalid condition {quote(cond)}: "
-                        "expected <namespace>:<attribute> [<operator> <value>]",
+                        ("postures", name, i), f"postures[{quote(name)}]: invalid condition {quote(cond)}: {err}"
                     )
         self.check_src_posture(("defaultSrcPosture",), self.data.get("defaultSrcPosture"))
 

@@ -20,6 +20,7 @@ from derptool.policy.engine.addresses import (
     Range,
     parse_range,
 )
+from derptool.policy.engine.roles import ROLE_GROUPS, role_nodes
 from derptool.policy.engine.tailnet import Node, Tailnet, User
 
 WILDCARD = "*"
@@ -86,6 +87,8 @@ class Resolver:
             out = [n for n in tn.nodes if not n.tagged]
         elif selector == "autogroup:tagged":
             out = [n for n in tn.nodes if n.tagged]
+        elif selector in ROLE_GROUPS:
+            out = role_nodes(tn, selector)
         elif selector.startswith(("group:", "user:*@")) or "@" in selector:
             out = [n for u in self.users_of(selector) for n in tn.by_user.get(u.id, [])]
             out.sort(key=lambda n: n.index)
@@ -132,8 +135,10 @@ class Resolver:
             return ALL_V4.union(ALL_V6)
         if s == SELF:
             return None
+        if s in ROLE_GROUPS:
+            return _node_set(role_nodes(self.tailnet, s))
         if s.startswith("autogroup:") and s not in ("autogroup:member", "autogroup:members", "autogroup:tagged"):
-            return EMPTY  # roles (admin, owner, ...) and shared devices are not in the tailnet file
+            return EMPTY  # shared devices are not in the tailnet file
         if s.startswith(("tag:", "group:", "user:*@", "autogroup:")) or "@" in s:
             return _node_set(self.nodes(s))
         if s.startswith("ipset:"):
@@ -183,6 +188,7 @@ def _by_nodes(s: str) -> bool:
     return (
         s.startswith(("tag:", "group:", "user:*@"))
         or s in ("autogroup:member", "autogroup:members", "autogroup:tagged")
+        or s in ROLE_GROUPS
         or ("@" in s and not s.startswith(("autogroup:", "ipset:")))
     )
 

@@ -14,7 +14,10 @@ from typing import Any
 
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import RuleSet, compile_rules
+from derptool.policy.engine.nodeattrs import NodeAttrs
 from derptool.policy.engine.peers import Peer, PeerMap, ViaGrant, auto_approve, peers_for, primary_routes, via_grants
+from derptool.policy.engine.peracl import AclPeerMap, AclRuleSet, AclSSHCompiler, with_user_aliases
+from derptool.policy.engine.semantics import TAILSCALE, Semantics
 from derptool.policy.engine.ssh import DEFAULT_CONTROL_URL, SSHCompiler, SSHRule, ssh_policy_json
 from derptool.policy.engine.tailnet import Node, Tailnet
 
@@ -31,11 +34,13 @@ class Compiled:
     primaries: dict[str, int]
     control_url: str = DEFAULT_CONTROL_URL
     vias: list[ViaGrant] | None = None
+    attrs: NodeAttrs | None = None
+    semantics: Semantics = TAILSCALE
 
     @cached_property
     def peers(self) -> PeerMap:
         """Who sees whom (computed when first asked for: ``--no-peers`` never pays for it)."""
-        return PeerMap(self.rules)
+        return AclPeerMap(self.rules) if self.semantics.one_rule_per_acl else PeerMap(self.rules)
 
     def node(self, name: str) -> Node:
         """The node called *name* (raises ``KeyError``)."""
@@ -57,11 +62,13 @@ class Compiled:
         return peers_for(node, self.peers, self.primaries, self.vias)
 
     def node_json(self, node: Node) -> dict[str, Any]:
-        """``{"packet_filter_rules", "ssh_policy", "peers"}`` of one node."""
+        """``{"packet_filter_rules", "ssh_policy", "peers", "cap_map"}`` of one node."""
+        attrs = self.attrs or NodeAttrs(self.policy, self.tailnet, self.resolver)
         return {
             "packet_filter_rules": self.packet_filter(node),
             "ssh_policy": ssh_policy_json(self.ssh_rules(node), self.control_url),
-            "peers": [p.to_json() for p in self.peer_list(node)],
+            "peers": [attrs.peer_view(p.to_json(), p.node, node) for p in self.peer_list(node)],
+            "cap_map": attrs.cap_map(node),
         }
 
     def to_json(self, names: list[str] | None = None) -> dict[str, Any]:
@@ -70,26 +77,42 @@ class Compiled:
         return {"nodes": {n.name: self.node_json(n) for n in nodes}}
 
 
-def compile_policy(policy: Mapping[str, Any], tailnet: Tailnet, *, control_url: str | None = None) -> Compiled:
+def compile_policy(
+    policy: Mapping[str, Any],
+    tailnet: Tailnet,
+    *,
+    control_url: str | None = None,
+    semantics: Semantics = TAILSCALE,
+) -> Compiled:
     """Compile canonical *policy* data for *tailnet*.
 
     Advertised routes that ``autoApprovers`` cover count as approved, as they are once the control plane
     has seen them advertised. SSH ``check`` actions point at *control_url*, else the tailnet's
-    ``control_url``, else Tailscale's (``https://login.tailscale.com``).
+    ``control_url``, else Tailscale's (``https://login.tailscale.com``). *semantics* says whose control
+    plane to imitate where they differ (:mod:`.semantics`: Tailscale's, or headscale's).
     """
     control_url = control_url or tailnet.control_url or DEFAULT_CONTROL_URL
     tailnet = auto_approve(policy, tailnet)
-    resolver = Resolver(policy, tailnet)
-    rules = compile_rules(policy, tailnet, resolver)
+    if semantics.one_rule_per_acl:
+        tailnet = with_user_aliases(tailnet) if semantics.user_at_suffix else tailnet
+        resolver = Resolver(policy, tailnet)
+        rules: RuleSet = AclRuleSet(policy, tailnet, resolver, semantics)
+        ssh: SSHCompiler = AclSSHCompiler(policy, tailnet, resolver, semantics)
+    else:
+        resolver = Resolver(policy, tailnet)
+        rules = compile_rules(policy, tailnet, resolver)
+        ssh = SSHCompiler(policy, tailnet, resolver)
     return Compiled(
         policy,
         tailnet,
         resolver,
         rules,
-        SSHCompiler(policy, tailnet, resolver),
+        ssh,
         primary_routes(tailnet),
         control_url,
         via_grants(policy, resolver),
+        NodeAttrs(policy, tailnet, resolver),
+        semantics,
     )
 
 

@@ -36,6 +36,7 @@ from derptool.policy.engine.addresses import (
 )
 from derptool.policy.engine.aliases import DANGER_ALL, INTERNET_GROUP, SELF, WILDCARD, Resolver, node_set
 from derptool.policy.engine.ports import ALL_PORTS, IPSpec, PortRange, parse_grant_ip, parse_proto, split_destination
+from derptool.policy.engine.posture import PostureGate, required_postures
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 WHOLE = (0, V6_END)
@@ -132,6 +133,7 @@ class _Grant:
     via: list[str]
     origin: JsonPath
     dst_origins: list[JsonPath]
+    posture: tuple[str, ...] = ()  # srcPosture (or defaultSrcPosture): the sources must satisfy one
 
 
 def _strs(value: Any) -> list[str]:
@@ -162,6 +164,7 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
                 _strs(g.get("via")),
                 ("grants", i),
                 [("grants", i, "dst", j) for j in range(len(dsts))],
+                required_postures(policy, g),
             )
         )
     acls = policy.get("acls")
@@ -180,7 +183,18 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
         if any(not host.startswith("autogroup:") for _, host, _ in parsed):
             parsed = [p for p in parsed if p[1] != SELF] + [p for p in parsed if p[1] == SELF]
         for j, host, ports in parsed:
-            out.append(_Grant(srcs, [host], [IPSpec(protos, ports)], None, [], ("acls", i), [("acls", i, dst_key, j)]))
+            out.append(
+                _Grant(
+                    srcs,
+                    [host],
+                    [IPSpec(protos, ports)],
+                    None,
+                    [],
+                    ("acls", i),
+                    [("acls", i, dst_key, j)],
+                    required_postures(policy, a),
+                )
+            )
     return out
 
 
@@ -274,19 +288,28 @@ def _reduce_cap(grant: CapGrant, node: Node, tailnet: Tailnet) -> CapGrant:
 class Compiler:
     """Compiles the grants and ACLs of one policy for one tailnet."""
 
-    def __init__(self, policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        policy: Mapping[str, Any],
+        tailnet: Tailnet,
+        resolver: Resolver | None = None,
+        gate: PostureGate | None = None,
+    ) -> None:
         self.policy = policy
         self.tailnet = tailnet
         self.resolver = resolver or Resolver(policy, tailnet)
+        self.gate = gate or PostureGate(policy, tailnet)
         self._routes = tailnet.subnet_routes
 
-    def src_strings(self, srcs: list[str]) -> tuple[list[str], IPSet]:
+    def src_strings(self, srcs: list[str], posture: tuple[str, ...] = ()) -> tuple[list[str], IPSet]:
         """``SrcIPs`` of a rule and the set they cover (empty list: nothing resolves).
 
         Tailscale lists what each source stands for without merging: every node address on its own,
         prefixes as written, ``*`` as the tailnet's ranges plus every approved subnet route.
         """
         parts = [it for it in (self.resolver.items(s) for s in srcs if s != SELF) if it is not None]
+        if posture:
+            parts = [self.gate.narrow(it, posture) for it in parts]
         merged = IPSet.of(r for it in parts for r in it)
         if not merged:
             return [], merged
@@ -294,7 +317,7 @@ class Compiler:
             return ["*"], merged
         out: list[str] = []
         seen: set[str] = set()
-        extra = self._routes if WILDCARD in srcs else []
+        extra = self._routes if WILDCARD in srcs and not posture else []
         for text in [range_text(a, b) for it in parts for a, b in it] + extra:
             if text not in seen:
                 seen.add(text)
@@ -337,7 +360,7 @@ class Compiler:
         if g.via:
             return self._via(g)
         out: list[Rule] = []
-        src_ips, src_set = self.src_strings(g.srcs)
+        src_ips, src_set = self.src_strings(g.srcs, g.posture)
         others = [(d, o) for d, o in zip(g.dsts, g.dst_origins, strict=True) if d != SELF]
         selfs = [o for d, o in zip(g.dsts, g.dst_origins, strict=True) if d == SELF]
         if src_ips and others:
@@ -370,7 +393,7 @@ class Compiler:
             dst_strings = [t for s in dst_sets for t in s.strings()]
             if WILDCARD in dsts:
                 dst_strings += [r for r in self._routes if r not in dst_strings]
-            src_only = self.resolver.resolve_all([s for s in g.srcs if s != SELF])
+            src_only = self.gate.narrow_set(self.resolver.resolve_all([s for s in g.srcs if s != SELF]), g.posture)
             dst_all = IPSet().union(*dst_sets)
             for _, companion in companions:
                 out.append(
@@ -390,7 +413,9 @@ class Compiler:
         out: list[Rule] = []
         for uid in sorted(self.tailnet.by_user):
             own = self.tailnet.by_user[uid]
-            members = [n for n in own if any(s.contains(ip) for s in sets for ip in n.ips)]
+            members = [
+                n for n in own if any(s.contains(ip) for s in sets for ip in n.ips) and self.gate.allows(n, g.posture)
+            ]
             if not members:
                 continue
             src = node_set(members)
@@ -420,11 +445,11 @@ class Compiler:
         if not g.specs:
             return []
         sets = [s for s in (self.resolver.resolve(x) for x in g.srcs if x != SELF) if s is not None]
-        merged = IPSet().union(*sets) if sets else IPSet()
+        merged = self.gate.narrow_set(IPSet().union(*sets) if sets else IPSet(), g.posture)
         if not merged:
             return []
         src_ips = merged.strings()
-        if WILDCARD in g.srcs:
+        if WILDCARD in g.srcs and not g.posture:
             src_ips += [r for r in self._routes if r not in src_ips]
         routers = [n for n in self.tailnet.nodes if any(n.has_tag(t) for t in g.via)]
         entries: list[tuple[int, int, str, frozenset[int], JsonPath]] = []
@@ -480,9 +505,11 @@ def merge_rules(rules: list[Rule]) -> list[Rule]:
     return out
 
 
-def compile_rules(policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolver | None = None) -> RuleSet:
-    """The rule set of *policy* on *tailnet*, ready to hand to nodes."""
-    return RuleSet(Compiler(policy, tailnet, resolver).compile(), tailnet)
+def compile_rules(
+    policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolver | None = None, gate: PostureGate | None = None
+) -> RuleSet:
+    """The rule set of *policy* on *tailnet*, ready to hand to nodes (*gate*: how postures are decided)."""
+    return RuleSet(Compiler(policy, tailnet, resolver, gate).compile(), tailnet)
 
 
 __all__ = [

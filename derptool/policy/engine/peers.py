@@ -21,6 +21,7 @@ from typing import Any
 from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, V6_END, IPSet, prefix_range
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import Rule, RuleSet, policy_grants
+from derptool.policy.engine.ha import standby_routes, via_primaries
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 Range = tuple[int, int]
@@ -234,7 +235,19 @@ def peers_for(
     node: Node, peer_map: PeerMap, primaries: Mapping[str, int], vias: list[ViaGrant] | None = None
 ) -> list[Peer]:
     """The peers *node* sees with their ``AllowedIPs`` and ``PrimaryRoutes``."""
+    primaries = viewer_primaries(node, peer_map.tailnet, primaries, vias)
     return [peer_for(node, p, peer_map, primaries, vias) for p in peer_map.peers_of(node)]
+
+
+def viewer_primaries(
+    node: Node, tailnet: Tailnet, primaries: Mapping[str, int], vias: list[ViaGrant] | None
+) -> Mapping[str, int]:
+    """Each route's primary as *node* sees it: via grants steering it elect among their tagged routers."""
+    if not vias:
+        return primaries
+    mine = [g for g in vias if any(g.src.contains(ip) for ip in node.ips)]
+    plain = [d for g in mine if not g.via for d in g.dsts]
+    return via_primaries(node, tailnet, primaries, [(g.via, g.dsts) for g in mine if g.via], plain)
 
 
 def routes_vary(peer: Node, primaries: Mapping[str, int]) -> bool:
@@ -247,7 +260,8 @@ def peer_for(
 ) -> Peer:
     """Peer *p* as *node* sees it: its addresses plus the primary and exit routes *node* may use."""
     prim = [r for r in p.subnet_routes if primaries.get(r) == p.index]
-    usable = [r for r in prim if peer_map.can_access_route(node, r)]
+    standby = standby_routes(node, p, primaries)
+    usable = [r for r in prim if r in standby or peer_map.can_access_route(node, r)]
     exits = [r for r in p.exit_routes if peer_map.can_access_route(node, r)]
     if vias:
         usable = _via_filter(node, p, usable, vias)

@@ -16,6 +16,7 @@ from derptool._types import JsonPath
 from derptool.policy.engine.addresses import IPSet, addr_text
 from derptool.policy.engine.aliases import SELF, Resolver
 from derptool.policy.engine.control import DEFAULT_CONTROL_URL, check_control_url
+from derptool.policy.engine.posture import PostureGate, required_postures
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 ACCEPT = {
@@ -85,6 +86,8 @@ class SSHCompiler:
     def __init__(self, policy: Mapping[str, Any], tailnet: Tailnet, resolver: Resolver | None = None) -> None:
         self.tailnet = tailnet
         self.resolver = resolver or Resolver(policy, tailnet)
+        self.policy = policy
+        self.gate = PostureGate(policy, tailnet)
         self.rules: list[_Compiled] = []
         raw = policy.get("ssh")
         for i, rule in enumerate(raw if isinstance(raw, list) else []):
@@ -126,6 +129,9 @@ class SSHCompiler:
         by_user: dict[int, list[Node]] = {}
         tagged: list[Node] = []
         src_nodes = self._nodes(srcs, src)
+        posture = required_postures(self.policy, rule)
+        if posture:
+            src_nodes = [n for n in src_nodes if self.gate.allows(n, posture)]
         for n in src_nodes:
             if n.tagged:
                 tagged.append(n)

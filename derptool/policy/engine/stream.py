@@ -2,7 +2,8 @@
 
 :func:`node_texts` yields ``(name, JSON text)`` per node as it is computed, so a caller can write it and
 forget it: memory holds the compiled policy and one node's answer, never the whole output. The text is
-what :meth:`~derptool.policy.engine.compile.Compiled.node_json` gives, encoded by the C encoder, with the
+what :meth:`~derptool.policy.engine.compile.Compiled.node_json` gives (``cap_map`` last), encoded by the C
+encoder, with the
 parts many nodes share encoded once:
 
 - a packet filter is encoded once per distinct list of (rule, kept entries) and reused by every node
@@ -19,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from derptool.policy.engine.compile import Compiled
-from derptool.policy.engine.peers import Peer, peer_for, routes_vary
+from derptool.policy.engine.nodeattrs import NodeAttrs
+from derptool.policy.engine.peers import Peer, peer_for, routes_vary, viewer_primaries
 from derptool.policy.engine.ssh import ssh_policy_json
 from derptool.policy.engine.tailnet import Node
 
@@ -44,9 +46,12 @@ class _PeerLists:
     def __init__(self, compiled: Compiled) -> None:
         self.c = compiled
         self.pm = compiled.peers
+        self.attrs = compiled.attrs or NodeAttrs(compiled.policy, compiled.tailnet, compiled.resolver)
         nodes = compiled.tailnet.nodes
         self.static: list[str | None] = [
-            None if routes_vary(n, compiled.primaries) else _ENCODE(Peer(n, list(n.addresses), []).to_json())
+            None
+            if routes_vary(n, compiled.primaries) or (compiled.vias and n.subnet_routes)
+            else _ENCODE(self.attrs.peer_view(Peer(n, list(n.addresses), []).to_json(), n, None))
             for n in nodes
         ]
         self.lists: dict[int, tuple[list[int], str, list[int]]] = {}
@@ -55,6 +60,8 @@ class _PeerLists:
     def text(self, node: Node) -> str:
         seen = self.pm.seen[node.index]
         cached = self.lists.get(seen)
+        if not self.attrs.sees_v4(node):
+            return self._one(node, _indexes(seen))
         if cached is None:
             order = _indexes(seen)
             if any(self.static[i] is None for i in order) or self.bytes > CACHE_BYTES:
@@ -81,16 +88,17 @@ class _PeerLists:
 
     def _one(self, node: Node, order: list[int]) -> str:
         nodes = self.c.tailnet.nodes
+        primaries = viewer_primaries(node, self.c.tailnet, self.c.primaries, self.c.vias)
+        v4 = self.attrs.sees_v4(node)
         parts = []
         for i in order:
             if i == node.index:
                 continue
-            fixed = self.static[i]
-            parts.append(
-                fixed
-                if fixed is not None
-                else _ENCODE(peer_for(node, nodes[i], self.pm, self.c.primaries, self.c.vias).to_json())
-            )
+            fixed = self.static[i] if v4 else None
+            if fixed is None:
+                peer = peer_for(node, nodes[i], self.pm, primaries, self.c.vias)
+                fixed = _ENCODE(self.attrs.peer_view(peer.to_json(), nodes[i], node))
+            parts.append(fixed)
         return "[" + ",".join(parts) + "]"
 
 
@@ -103,6 +111,7 @@ def node_texts(
     filters: dict[tuple[tuple[int, tuple[int, ...]], ...], str] = {}
     size = 0
     lists = _PeerLists(compiled) if peers else None
+    attrs = compiled.attrs or NodeAttrs(compiled.policy, compiled.tailnet, compiled.resolver)
     for node in compiled.tailnet.nodes if nodes is None else nodes:
         handed = rules.per_node[node.index]
         if any(rules.rules[r].cap_grants is not None for r, _ in handed):
@@ -121,7 +130,7 @@ def node_texts(
         text = f'{{"packet_filter_rules":{filter_text},"ssh_policy":{ssh_text}'
         if lists is not None:
             text += f',"peers":{lists.text(node)}'
-        yield node.name, text + "}"
+        yield node.name, text + f',"cap_map":{_ENCODE(attrs.cap_map(node))}}}'
 
 
 def encode(value: Any) -> str:

@@ -3,35 +3,51 @@
 The canonical file (``--tailnet FILE``, JSON or HuJSON) is the ``topology`` object of Tailscale's recorded
 netmaps::
 
-    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com"}],
+    {"users": [{"id": 1, "name": "odin", "email": "odin@example.com", "role": "admin"}],
      "nodes": {"web1": {"hostname": "web1", "user": "odin", "tags": [], "ipv4": "100.64.0.1",
-                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": []}}}
+                        "ipv6": "fd7a:115c:a1e0::1", "routable_ips": [], "approved_routes": [],
+                        "posture": {"node:os": "linux", "node:tsVersion": "1.80.0"}}}}
+
+A user's ``role`` (optional) is one of Tailscale's roles (see :mod:`~derptool.policy.engine.roles`).
+A node's ``posture`` (optional) gives its device posture attributes: strings, numbers, booleans, or
+null for an attribute known to be unset; an attribute it does not list is unknown.
 
 A node may list ``primary_routes``: the subnet routes it is the elected (primary) router for; without
 it the first node in the file serving a route is its primary. A node with tags is *tagged* and belongs
 to no user in policy terms. An untagged node without ``user`` belongs to the first user. Node names and
 addresses are unique; a file holds at most :data:`MAX_NODES` nodes.
-``tailscale status --json`` output is read too (:func:`from_status`).
+Other sources (``tailscale status --json``, headscale's lists, the API's device list) are read by
+:mod:`derptool.policy.engine.importers`, which turns each into this form.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool._types import JsonPath
 from derptool.errors import InputError, LimitError
-from derptool.fileio import read_file
-from derptool.policy.engine.addresses import IPSet, addr_int, is_exit_route, parse_addr, prefix_range
+from derptool.policy.engine.addresses import IPSet, is_exit_route, parse_addr, prefix_range
 from derptool.policy.engine.control import check_control_url
+from derptool.policy.posture import Value, attribute_values
 from derptool.policy.problems import locate
 
 MAX_NODES = 100_000
 """The most nodes a tailnet file may hold (a large company's tailnet has tens of thousands)."""
+
+
+ROLES = ("owner", "admin", "member", "network-admin", "it-admin", "billing-admin", "auditor")
+"""Tailscale's user roles, as a tailnet file names them."""
+
+
+def role_error(value: object) -> str | None:
+    """What is wrong with a user's ``role`` value, or None."""
+    if value is None or (isinstance(value, str) and value in ROLES):
+        return None
+    return f"role {value!r} is not a Tailscale role (one of {', '.join(ROLES)})"
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class User:
     id: int
     name: str
     email: str
+    role: str | None = field(default=None, compare=False)
 
     @property
     def login(self) -> str:
@@ -63,6 +80,7 @@ class Node:
     index: int = 0
     ips: tuple[int, ...] = field(default=(), compare=False)
     primary_routes: tuple[str, ...] | None = None
+    posture: Mapping[str, Value | None] | None = field(default=None, compare=False)
 
     @property
     def tagged(self) -> bool:
@@ -230,7 +248,10 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
             raise fail("user id must be an integer", ("users", i, "id"))
         if not isinstance(name, str) or not isinstance(email, str) or not (name or email):
             raise fail('a user needs a "name" or an "email" string', ("users", i))
-        users.append(User(uid, name, email))
+        rerr = role_error(u.get("role"))
+        if rerr is not None:
+            raise fail(f"user {name or email!r}: {rerr}", ("users", i, "role"))
+        users.append(User(uid, name, email, u.get("role")))
     by_name = {u.name: u for u in users if u.name}
     by_name.update({u.email: u for u in users if u.email})
     raw_nodes = data.get("nodes") or {}
@@ -290,6 +311,9 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
         elif not tags and users:
             user = users[0]
         hostname = n.get("hostname", name)
+        posture = attribute_values(n["posture"]) if n.get("posture") is not None else None
+        if isinstance(posture, str):
+            raise fail(f"node {name!r}: posture: {posture}", (*where, "posture"))
         nodes.append(
             Node(
                 name=str(name),
@@ -305,84 +329,10 @@ def from_topology(data: Any, *, file: str = "<tailnet>", src: bytes | None = Non
                 primary_routes=tuple(_canon(r) for r in routes["primary_routes"])
                 if n.get("primary_routes") is not None
                 else None,
+                posture=posture,
             )
         )
     return Tailnet(users, nodes, control_url=control_url)
-
-
-def from_status(data: Mapping[str, Any], *, file: str = "<status>") -> Tailnet:
-    """A :class:`Tailnet` from ``tailscale status --json`` output (Self and Peer entries, User map).
-
-    Routes a peer serves (``PrimaryRoutes`` and non-own ``AllowedIPs``) count as advertised and approved;
-    an ``ExitNodeOption`` peer is an approved exit node. Node names are the first label of ``DNSName``.
-    """
-    raw_users = data.get("User") or {}
-    users: list[User] = []
-    uid_map: dict[int, User] = {}
-    if isinstance(raw_users, Mapping):
-        for key, u in raw_users.items():
-            if not isinstance(u, Mapping):
-                continue
-            uid = int(u.get("ID", key))
-            login = str(u.get("LoginName") or "")
-            user = User(uid, login.split("@", 1)[0] or str(u.get("DisplayName") or uid), login)
-            users.append(user)
-            uid_map[uid] = user
-    entries: list[Mapping[str, Any]] = []
-    if isinstance(data.get("Self"), Mapping):
-        entries.append(data["Self"])
-    peers = data.get("Peer") or {}
-    if isinstance(peers, Mapping):
-        entries.extend(p for p in peers.values() if isinstance(p, Mapping))
-    if not entries:
-        raise TailnetError("not `tailscale status --json` output: no Self or Peer", file=file)
-    nodes: list[Node] = []
-    taken: set[str] = set()
-    for index, e in enumerate(entries):
-        dns = str(e.get("DNSName") or "")
-        name = dns.split(".", 1)[0] or str(e.get("HostName") or f"node{index}")
-        while name in taken:
-            name += "-"
-        taken.add(name)
-        v4 = v6 = None
-        ips: list[int] = []
-        for ip_text in e.get("TailscaleIPs") or []:
-            try:
-                ip = ipaddress.ip_address(ip_text)
-            except ValueError:
-                continue
-            if ip.version == 4 and v4 is None:
-                v4 = str(ip)
-            elif ip.version == 6 and v6 is None:
-                v6 = str(ip)
-            else:
-                continue
-            ips.append(addr_int(str(ip)))
-        own = {f"{v4}/32", f"{v6}/128"}
-        routes = [str(r) for r in (e.get("PrimaryRoutes") or [])]
-        routes += [str(r) for r in (e.get("AllowedIPs") or []) if str(r) not in own and str(r) not in routes]
-        if e.get("ExitNodeOption"):
-            routes += [r for r in ("0.0.0.0/0", "::/0") if r not in routes]
-        tags = tuple(str(t) for t in (e.get("Tags") or []))
-        owner = None if tags else uid_map.get(int(e.get("UserID") or 0))
-        if not ips:
-            continue
-        nodes.append(
-            Node(
-                name=name,
-                hostname=str(e.get("HostName") or name),
-                ipv4=v4,
-                ipv6=v6,
-                tags=tags,
-                user=owner,
-                routable_ips=tuple(routes),
-                approved_routes=tuple(routes),
-                index=len(nodes),
-                ips=tuple(ips),
-                primary_routes=tuple(str(r) for r in (e.get("PrimaryRoutes") or [])),
-            )
-        )
-    return Tailnet(users, nodes)
 
 
 class _Duplicated(dict[str, Any]):
@@ -401,33 +351,6 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dup
 
 
-def parse_tailnet(src: bytes, file: str = "<tailnet>") -> Tailnet:
-    """A tailnet from the bytes of a tailnet file or of ``tailscale status --json`` output."""
-    try:
-        data = json.loads(src, object_pairs_hook=_object)  # plain JSON (the usual case) without the HuJSON parser
-    except ValueError:
-        # lazy: importing hujson costs more start-up than the whole engine, and plain JSON needs none
-        from derptool.hujson import HuJSONError, standardize
-
-        try:
-            data = json.loads(standardize(src), object_pairs_hook=_object)
-        except HuJSONError as err:
-            raise TailnetError(err.reason, file=file, line=err.line, column=err.column) from None
-        except ValueError as err:
-            raise TailnetError(f"not JSON: {err}", file=file) from None
-    if isinstance(data, Mapping) and ("Peer" in data or "Self" in data):
-        return from_status(data, file=file)
-    if isinstance(data, Mapping) and "topology" in data and "nodes" not in data:
-        return from_topology(data["topology"], file=file)  # a whole recording case: no positions
-    return from_topology(data, file=file, src=src)
-
-
-def load_tailnet(path: str) -> Tailnet:
-    """Read a tailnet file (``-`` is stdin)."""
-    snap = read_file(path)
-    return parse_tailnet(snap.data, str(path))
-
-
 def to_topology(tailnet: Tailnet) -> dict[str, Any]:
     """The canonical tailnet-file data of *tailnet*."""
     nodes: dict[str, Any] = {}
@@ -443,8 +366,13 @@ def to_topology(tailnet: Tailnet) -> dict[str, Any]:
         entry["approved_routes"] = list(n.approved_routes)
         if n.primary_routes is not None:
             entry["primary_routes"] = list(n.primary_routes)
+        if n.posture is not None:
+            entry["posture"] = dict(n.posture)
         nodes[n.name] = entry
-    out: dict[str, Any] = {"users": [{"id": u.id, "name": u.name, "email": u.email} for u in tailnet.users]}
+    users = [
+        {"id": u.id, "name": u.name, "email": u.email} | ({"role": u.role} if u.role else {}) for u in tailnet.users
+    ]
+    out: dict[str, Any] = {"users": users}
     out["nodes"] = nodes
     if tailnet.control_url is not None:
         out["control_url"] = tailnet.control_url
@@ -456,9 +384,6 @@ __all__ = [
     "Tailnet",
     "TailnetError",
     "User",
-    "from_status",
     "from_topology",
-    "load_tailnet",
-    "parse_tailnet",
     "to_topology",
 ]
