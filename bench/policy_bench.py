@@ -1,7 +1,7 @@
 """Benchmark: packet filters for every node, derptool side by side with headscale's policy v2 engine.
 
 Run: python bench/policy_bench.py [--sizes 1000,3000,10000] [--large-sizes 794,2372] [--repeat 3]
-                                  [--peers-sizes 500,1000] [--hspolicy PATH]
+                                  [--validate-size 10000] [--peers-sizes 500,1000] [--hspolicy PATH]
 
 The anchor is ``hspolicy`` (tests/support/go/cmd/hspolicy: headscale v0.27.1's engine as a Go program,
 built by .ci/build-go-peers into tests/support/go/bin, or found on PATH), run on the same files in the
@@ -22,7 +22,9 @@ Cases:
    the tags have no owners (headscale resolves every tag's owners again for each tag a rule names), and the
    headscale form leaves out the SSH rule to ``autogroup:self`` (headscale then compiles the whole policy
    again for every node).
-3. Output size: ``*`` -> ``*:*`` with peers (the n² part) at --peers-sizes, derptool alone.
+3. ``derptool validate POLICY --tailnet`` of the grants form (its tests run) on --validate-size nodes,
+   derptool alone (target: under 10 s).
+4. Output size: ``*`` -> ``*:*`` with peers (the n² part) at --peers-sizes, derptool alone.
 
 Targets: derptool's time <= 1.5 x headscale's + 0.5 s (interpreter start-up), peak memory < 1 GB at
 10 000 nodes, time at most linear in output size (the printed exponent of time against bytes <= 1).
@@ -90,7 +92,8 @@ def large_policy(teams: int = 840, people: int = 3500, per_team: int = 8) -> dic
         "tests": [],
         "autoApprovers": {"routes": {}, "exitNode": ["tag:exit"]},
     }
-    p["groups"]["group:it"] = [f"u{k}@example.com" for k in range(12)]
+    # people 1, 9, 17, ...: no test names one of them as its source (a test source is a team's first member)
+    p["groups"]["group:it"] = [f"u{8 * k + 1}@example.com" for k in range(12)]
     for t in range(teams):
         team = f"team{t}"
         members = [f"u{(t * per_team + k) % people}@example.com" for k in range(per_team)]
@@ -229,6 +232,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,3000,10000")
     parser.add_argument("--large-sizes", default="794,2372")
     parser.add_argument("--peers-sizes", default="500,1000")
+    parser.add_argument("--validate-size", type=int, default=10000, help="0: no validate --tailnet case")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hspolicy")
     args = parser.parse_args()
@@ -268,6 +272,16 @@ def main() -> None:
                 run([*cmd, "--format", "json-line", "--no-peers", "--no-validate"], env) for _ in range(args.repeat)
             )
             print(f"large policy (grants) {n} nodes: derptool {g[0]:.3f} s {g[1] / 2**20:.0f} MB")
+        if args.validate_size:
+            n = args.validate_size
+            net = d / f"large{n}.json"
+            net.write_text(json.dumps(tailnet(n, teams=840)))
+            cmd = [sys.executable, "-m", "derptool", "validate", str(grants), "--tailnet", str(net)]
+            v = min(run(cmd, env) for _ in range(args.repeat))
+            print(
+                f"validate --tailnet (grants form, {len(big['tests'])} tests) {n} nodes: derptool {v[0]:.3f} s wall "
+                f"{v[3]:.3f} s CPU {v[1] / 2**20:.0f} MB; target < 10 s: {'ok' if v[0] < 10 else 'MISSED'}"
+            )
         peers = []
         for n in [int(s) for s in args.peers_sizes.split(",") if s]:
             net = d / f"peers{n}.json"
