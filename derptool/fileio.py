@@ -38,6 +38,10 @@ MAX_DEPTH = 10_000
 """Deepest nesting of arrays and objects accepted, as Go's ``encoding/json``."""
 MAX_NUMBER_CHARS = 4_300
 """Longest number literal accepted: Python's limit for converting digits to an ``int``."""
+MAX_ENTRIES = 100_000
+"""Most object members plus array elements in one document (counted as the commas between them, so a
+trailing comma counts too): past it, checks and edits would take minutes (docs/input-surfaces.md has the time
+and memory bound at the limit), so the document is refused at once instead."""
 STALE_TMP_SECONDS = 3600
 """A temporary file of a process that is gone, or older than this, is removed by the next write."""
 
@@ -136,6 +140,31 @@ def read_file(path: str | Path, *, limit: int = MAX_FILE_BYTES, raw: bool = Fals
     return snap
 
 
+def read_regular(path: str | Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of *path* when it is a regular file of at most *limit* bytes, else :class:`InputError`.
+
+    For files derptool finds rather than the user names (the cache): a FIFO, device or socket is refused
+    without blocking (the file is opened non-blocking and checked before any read).
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise _os_error(p, err) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{p}: not a regular file (a FIFO, device, socket or directory); not read")
+        if st.st_size > limit:
+            raise LimitError(f"{p}: {st.st_size} bytes, larger than the {_mib(limit)} derptool reads")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return _read_capped(fh, str(p), limit)
+    except OSError as err:
+        raise _os_error(p, err) from None
+    finally:
+        os.close(fd)
+
+
 # -- encoding --------------------------------------------------------------------------------------
 
 _BOMS = (
@@ -204,7 +233,7 @@ def to_utf8(data: bytes) -> bytes:
 
 # -- nesting and number limits ---------------------------------------------------------------------
 
-_TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*|[\[\]{}]|-?[0-9][0-9.eE+-]*')
+_TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*|[\[\]{},]|-?[0-9][0-9.eE+-]*')
 _NUMBER_CHARS_AS_ZERO = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
@@ -242,23 +271,43 @@ def _shallow(data: bytes, max_depth: int) -> bool:
 
 
 def check_document_limits(
-    data: bytes, name: str, *, max_depth: int = MAX_DEPTH, max_number: int = MAX_NUMBER_CHARS
+    data: bytes,
+    name: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_number: int = MAX_NUMBER_CHARS,
+    max_entries: int = MAX_ENTRIES,
 ) -> None:
     """Raise :class:`LimitError` (``name:line:col: ...``) when *data* (JSON, HuJSON or YAML flow style) nests
-    arrays and objects deeper than *max_depth* or holds a number longer than *max_number* characters.
+    arrays and objects deeper than *max_depth*, holds a number longer than *max_number* characters, or more than
+    *max_entries* object members and array elements (:data:`MAX_ENTRIES`).
 
     Brackets and digits inside strings and comments do not count. The full scan runs only when a cheap count
     shows the limit could be passed, so ordinary files cost a few ``bytes.count`` calls.
     """
     maybe_deep = data.count(b"[") + data.count(b"{") > max_depth and not _shallow(data, max_depth)
     maybe_long = max_number == MAX_NUMBER_CHARS and b"0" * (max_number + 1) in data.translate(_NUMBER_CHARS_AS_ZERO)
-    if not (maybe_deep or maybe_long or max_number != MAX_NUMBER_CHARS):
+    maybe_many = data.count(b",") > max_entries
+    if not (maybe_deep or maybe_long or maybe_many or max_number != MAX_NUMBER_CHARS):
         return
     depth = 0
+    entries = 0
     for m in _TOKEN.finditer(data):
         tok = m.group()
         first = tok[:1]
-        if first in (b"[", b"{"):
+        if first == b",":
+            entries += 1
+            if entries > max_entries:
+                line, col = _line_col(data, m.start())
+                raise LimitError(
+                    f"more than the {max_entries} object members and array elements derptool reads in one "
+                    "document (checks and edits of more would take minutes); split the file, or is it the "
+                    "right file?",
+                    file=name,
+                    line=line,
+                    column=col,
+                )
+        elif first in (b"[", b"{"):
             depth += 1
             if depth > max_depth:
                 line, col = _line_col(data, m.start())

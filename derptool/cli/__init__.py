@@ -10,16 +10,33 @@ its function, so that its ``--help`` stays fast. The shared glue: :mod:`._app` (
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING, Any
 
-from derptool.cli._app import app
+from derptool.cli._interrupt import install as _install_interrupt
+
+if TYPE_CHECKING:
+    from derptool.cli._app import app
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the interrupt handler first, then the heavy imports, then the app."""
+    _install_interrupt()
+    import os
+
     # The CLI uses no pydantic plugins; not scanning installed packages for them saves ~30 ms per run.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    from derptool.cli._app import app
+
     app(prog_name="derptool")
+
+
+def __getattr__(name: str) -> Any:
+    # ``app`` loads Typer: imported on first use, so that main() can install its handler before that.
+    if name == "app":
+        from derptool.cli._app import app
+
+        return app
+    raise AttributeError(name)
 
 
 __all__ = ["app", "main"]

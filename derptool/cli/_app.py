@@ -22,6 +22,7 @@ from typer._click.shell_completion import CompletionItem
 from typer.core import TyperArgument, TyperGroup
 
 from derptool import __version__
+from derptool.cli._options import finite_float_params
 
 # Every command: its name, the module of derptool.cli that defines it, and its one-line help for
 # ``derptool --help``. A command's module is imported only when that command runs (or shows its help), so
@@ -172,6 +173,7 @@ def _plain_arguments(command: Any) -> None:
     usage errors with their full path."""
     if type(command) is TyperGroup:
         command.__class__ = _SubGroup
+    finite_float_params(command)
     for param in getattr(command, "params", []):
         if type(param) is TyperArgument:
             param.__class__ = _PlainArgument

@@ -53,10 +53,13 @@ def show_or_write(path: Path, snap: FileSnapshot, result: ApplyResult, *, diff: 
     """Warn the result's notes, then print a diff (``diff``) or write the file back atomically.
 
     *snap* is the file as read for the edit: the write is refused (exit 1) when the file changed on disk
-    since.
+    since, and (exit 2) when the edit would add a validation error.
     """
+    from derptool.edit.document import refuse_new_errors  # lazy: the validator is heavy
     from derptool.fileio import atomic_write  # lazy: fileio (hashlib) is not needed for --help
 
+    if result.changed:
+        refuse_new_errors(snap.data, result.new_bytes, str(path))
     for note in result.notes:
         warn(note)
     if diff:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from derptool.cli._interrupt import running
 from derptool.errors import DerptoolError, InputError, LimitError
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with running():
+                return func(*args, **kwargs)
         except DerptoolError as err:
             raise fail(err) from None
         except ValueError as err:

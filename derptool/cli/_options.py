@@ -5,6 +5,7 @@ A duration is ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds, and arrives in
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -13,6 +14,9 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer._click.types import ParamType
 
 from derptool.errors import DerptoolError, UsageError
+
+MAX_DURATION = 30 * 86400.0
+"""Longest duration any option accepts when it names no bound of its own: 30 days."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -23,13 +27,20 @@ def parse_duration(
 ) -> float:
     """Seconds from ``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds (``5``, ``0.5``); :class:`UsageError`
     (one line naming *option*) when it is not a positive duration or lies outside ``[low, high]`` seconds."""
-    m = _DURATION.match(text)
+    m = _DURATION.match(text) if text.isascii() else None
     value = float(m.group(1)) * _UNIT[m.group(2)] if m else 0.0
-    if not m or value <= 0:
+    if not m or not value > 0:
         raise UsageError(f"{option}: {text!r} is not a positive duration (examples: 500ms, 5s, 2m, or seconds: 5)")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise UsageError(f"{option}: {text} is outside {low:g}s..{high:g}s")
+    lo, hi = 0.0 if low is None else low, MAX_DURATION if high is None else high
+    if not lo <= value <= hi:
+        raise UsageError(f"{option}: {text} is outside {_span(lo)}..{_span(hi)}")
     return value
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} days"
+    return f"{seconds:g}s"
 
 
 class Duration(ParamType):
@@ -53,6 +64,58 @@ class Duration(ParamType):
             raise ClickUsageError(
                 f"invalid value for {option}: {err.message.removeprefix(option + ': ')}", ctx
             ) from None
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A plain decimal number (no ``_`` separators, no other digits than ASCII ones, no ``nan``/``inf``)."""
+
+
+class FiniteFloat(ParamType):
+    """Click's float type, refusing ``nan``, ``inf``, numbers that overflow to it and anything but plain decimal
+    digits (``1_0``, full-width digits); keeps a range's bounds.
+
+    The CLI gives every float option this type (:func:`finite_float_params`), so no option can take a value
+    that compares false with everything (``--max-increase nan`` would disable a gate) or overflows a sleep.
+    """
+
+    name = "float"
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str | None:
+        got: str | None = self.wrapped.get_metavar(param, ctx)
+        return got
+
+    def _allowed(self) -> str:
+        low, high = getattr(self.wrapped, "min", None), getattr(self.wrapped, "max", None)
+        if low is not None and high is not None:
+            return f"a number from {low:g} to {high:g}"
+        if low is not None:
+            return f"a finite number of at least {low:g}"
+        if high is not None:
+            return f"a finite number of at most {high:g}"
+        return "a finite number"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            number = float(text) if _DECIMAL.fullmatch(text) else math.nan
+            if not math.isfinite(number):
+                option = param.opts[0] if param is not None and param.opts else "value"
+                raise ClickUsageError(f"invalid value for {option}: {value!r} is not {self._allowed()}", ctx)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ClickUsageError(f"{value!r} is not {self._allowed()}", ctx)
+        return self.wrapped.convert(value, param, ctx)
+
+
+def finite_float_params(command: Any) -> None:
+    """Give every float option and argument of *command* the :class:`FiniteFloat` type (idempotent)."""
+    from typer._click.types import FloatParamType
+
+    for param in getattr(command, "params", []):
+        if isinstance(param.type, FloatParamType):
+            param.type = FiniteFloat(param.type)
 
 
 def timeout_option(default_help: str, *, low: float = 0.1, high: float = 120.0, short: bool = True) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,21 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def to_json(data: Any) -> str:
-    """Indented JSON text (UTF-8 kept as is), ending without a newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """Indented JSON text (UTF-8 kept as is), ending without a newline.
+
+    A NaN or infinite number (a peer's metric can be one) is written as ``null``: the output is always JSON.
+    """
+    return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def yes_no(value: bool | None) -> str:

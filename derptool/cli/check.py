@@ -175,13 +175,20 @@ def check_command(
 
 def _read_mesh_key(path: Path) -> str:
     """The mesh key in *path*: 64 hex digits (whitespace trimmed), as derper reads --mesh-psk-file."""
+    from derptool.fileio import read_file
+
+    data = read_file(path, limit=MESH_KEY_MAX_BYTES, raw=True).data
     try:
-        key = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeError) as err:
-        raise InputError(f"{path}: cannot read the mesh key: {getattr(err, 'strerror', None) or err}") from None
+        key = data.decode("ascii").strip()
+    except UnicodeError:
+        key = ""
     if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         raise InputError(f"{path}: a mesh key is 64 lower-case hex digits (derper's --mesh-psk-file)")
     return key
+
+
+MESH_KEY_MAX_BYTES = 4096
+"""Largest mesh key file read: the key is 64 hex digits."""
 
 
 def check_text(report: CheckReport) -> str:

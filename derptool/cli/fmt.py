@@ -12,7 +12,7 @@ from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, report
 from derptool.cli._inputs import InputFiles
 from derptool.cli._output import unified_diff
-from derptool.errors import UsageError
+from derptool.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from derptool import hujson
@@ -94,7 +94,10 @@ def _expand(names: list[str]) -> list[str]:
     for name in names:
         p = Path(name)
         if name != "-" and p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*.hujson") if f.is_file())
+            try:
+                out += sorted(str(f) for f in p.rglob("*.hujson") if f.is_file())
+            except OSError as err:
+                raise InputError(f"{name}: cannot list the directory: {err.strerror or err}") from None
         else:
             out.append(name)
     return out

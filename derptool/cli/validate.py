@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -162,14 +163,14 @@ def schema_command(
 ) -> None:
     """Write policy.schema.json and derpmap.schema.json (JSON Schema 2020-12) for editors and CI."""
     # heavy (the schema needs pydantic): imported when the command runs, so that --help stays fast
-    from derptool.fileio import atomic_write
+    from derptool.fileio import atomic_write, read_regular
     from derptool.policy.schema import schema_files
 
     stale = []
     for name, text in schema_files().items():
         target = out / name
         try:
-            current = target.read_text(encoding="utf-8") if target.exists() else None
+            current = read_regular(target).decode("utf-8", "replace") if os.path.lexists(target) else None
         except OSError as err:
             raise InputError(f"{target}: cannot read: {err.strerror or err}") from None
         if current == text:

@@ -319,7 +319,8 @@ def watch_command(
         str | None, typer.Option("--socket", metavar="PATH", help="A tailscaled's LocalAPI socket to scrape.")
     ] = None,
     interval: Annotated[
-        float, typer.Option("--interval", "-i", min=0.05, metavar="SECONDS", help="Seconds between scrapes.")
+        float,
+        typer.Option("--interval", "-i", min=0.05, max=86400.0, metavar="SECONDS", help="Seconds between scrapes."),
     ] = 2.0,
     match: Annotated[
         str | None, typer.Option("--match", metavar="REGEX", help="Only series whose name{labels} matches.")

@@ -24,12 +24,27 @@ def _canonical_keys(data: Any, model: type[BaseModel]) -> Any:
         return data
     by_lower = {(f.alias or name).lower(): (f.alias or name) for name, f in model.model_fields.items()}
     out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for key, value in data.items():
         if not isinstance(key, str):
             out[key] = value
             continue
-        out[by_lower.get(key.lower(), key)] = value
+        name = by_lower.get(key.lower(), key)
+        if name in spelled and spelled[name] != key:
+            raise ValueError(f'keys "{spelled[name]}" and "{key}" differ only in case; keep one of them')
+        spelled[name] = key
+        out[name] = value
     return out
+
+
+def _float(v: Any) -> Any:
+    """An int as a float (a JSON number without a fraction); anything else, or an int too large, as is."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            return v
+    return v
 
 
 def _region_key(key: Any) -> Any:
@@ -49,6 +64,7 @@ class _Model(BaseModel):
         defer_build=True,
         populate_by_name=True,
         strict=True,
+        allow_inf_nan=False,
         extra="ignore",
         frozen=False,
         validate_assignment=False,
@@ -221,10 +237,7 @@ class DERPHomeParams(_Model):
         if isinstance(data, dict) and isinstance(data.get("RegionScore"), Mapping):
             data = {
                 **data,
-                "RegionScore": {
-                    _region_key(k): float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                    for k, v in data["RegionScore"].items()
-                },
+                "RegionScore": {_region_key(k): _float(v) for k, v in data["RegionScore"].items()},
             }
         return data
 

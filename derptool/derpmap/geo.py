@@ -219,7 +219,11 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
                 f"region selector {raw!r}: unknown prefix {kind!r}; use one of {', '.join(p + ':' for p in _PREFIXES)}"
             )
         if kind == "id":
-            if not value.isdigit() or int(value) not in dmap.regions or dmap.regions[int(value)] is None:
+            if (
+                not (value.isascii() and value.isdigit())
+                or int(value) not in dmap.regions
+                or dmap.regions[int(value)] is None
+            ):
                 raise _no_match(raw, dmap, "names no region ID of this map")
             return [int(value)], None
         if kind == "code":
@@ -243,7 +247,7 @@ def resolve_one(selector: str, dmap: DERPMap) -> tuple[list[int], str | None]:
         return [r.region_id for r in regions], None
     if word == "unknown" and word not in by_code:
         return [r.region_id for r in regions if geo_for(r).country is None], None
-    if word.isdigit():
+    if word.isascii() and word.isdigit():
         rid = int(word)
         if rid not in dmap.regions or dmap.regions[rid] is None:
             raise _no_match(raw, dmap, "names no region ID of this map")
@@ -281,7 +285,7 @@ def is_geographic(selector: str, dmap: DERPMap) -> bool:
     kind, _, _ = word.partition(":")
     if ":" in word:
         return kind in ("country", "continent")
-    if word in ("all", "unknown") or word.isdigit():
+    if word in ("all", "unknown") or (word.isascii() and word.isdigit()):
         return False
     return word not in {r.region_code.lower() for r in dmap.region_list()}
 
@@ -294,6 +298,11 @@ def resolve(selectors: list[str], dmap: DERPMap) -> Resolution:
     out = Resolution()
     seen: set[int] = set()
     for selector in selectors:
+        if "," in selector and not selector.replace(",", "").strip():
+            raise SelectorError(
+                f"region selector {selector!r} names no region (only commas); give an ID, code, country, "
+                "continent, 'eu' or 'all'"
+            )
         for part in (p for p in selector.split(",") if p.strip()) if "," in selector else [selector]:
             ids, note = resolve_one(part, dmap)
             out.geographic = out.geographic or is_geographic(part, dmap)

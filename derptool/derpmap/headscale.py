@@ -71,8 +71,8 @@ def _load_yaml(data: bytes, name: str) -> Any:
         mark = err.problem_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
         raise InputError(f"{where}: invalid YAML: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{name}: invalid YAML: {err}") from None
+    except yaml.YAMLError as err:  # a reader error (a byte YAML refuses): PyYAML's text spans lines
+        raise InputError(f"{name}: invalid YAML: {' '.join(str(err).split())}") from None
 
 
 def _refuse_deep(doc: Any, name: str) -> None:

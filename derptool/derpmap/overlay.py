@@ -19,17 +19,24 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from derptool.derpmap.model import DERPMap, parse_derpmap
+from derptool.errors import MapError
 
 K = TypeVar("K")
 
 
 def named(data: Mapping[Any, Any], name: str) -> tuple[str, Any] | None:
-    """``(name as written, value)`` of the first member of *data* named *name* in any letter case."""
+    """``(name as written, value)`` of the member of *data* named *name* in any letter case.
+
+    Two members that differ only in case raise :class:`MapError`: the file means two things.
+    """
     want = name.lower()
-    for key, value in data.items():
-        if str(key).lower() == want:
-            return str(key), value
-    return None
+    found = [(str(key), value) for key, value in data.items() if str(key).lower() == want]
+    if len(found) > 1:
+        raise MapError(
+            f'keys "{found[0][0]}" and "{found[1][0]}" differ only in case: Go reads both into one field and keeps '
+            "the later, so the file says two things; keep one of them"
+        )
+    return found[0] if found else None
 
 
 def derpmap_member(policy: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -78,7 +85,10 @@ def policy_overlay(policy: Mapping[str, Any], *, source: str) -> DERPMap | None:
     *policy* is the decoded policy (or any mapping that holds its ``derpMap`` member). Raises
     :class:`~derptool.errors.MapError` for an invalid map, naming ``SOURCE: <derpMap as written>``.
     """
-    found = derpmap_member(policy)
+    try:
+        found = derpmap_member(policy)
+    except MapError as err:
+        raise MapError(f"{source}: {err.message}") from None
     if found is None or found[1] is None:
         return None
     name, value = found

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -40,7 +39,6 @@ from derptool.derpmap.headscale import load_yaml
 from derptool.derpmap.overlay import policy_overlay
 from derptool.errors import DerptoolError, InputError, LimitError, MapError, NetworkError
 from derptool.fileio import MAX_FILE_BYTES, atomic_write, check_document_limits, read_file, room_for_depth, to_utf8
-from derptool.net.describe import describe_error
 
 DEFAULT_MAP_URL = "https://login.tailscale.com/derpmap/default"
 MAX_MAP_BYTES = 4 * 1024 * 1024
@@ -152,11 +150,15 @@ def valid_etag(value: object) -> str | None:
 
 
 def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
-    """The cached copy of *url*, or None (with one notice when a cache exists but cannot be used)."""
+    """The cached copy of *url*, or None (with one notice when a cache exists but cannot be used).
+
+    Only regular files are read (a FIFO or device named like a cache file is ignored, never waited on), each
+    at most :data:`MAX_MAP_BYTES`; an unreadable cache directory is ignored with one notice.
+    """
     body_path, meta_path = _cache_paths()
-    if not meta_path.exists() and not body_path.exists():
-        return None
     try:
+        if not _present(meta_path) and not _present(body_path):
+            return None
         meta = _load_cache_meta(meta_path)
         if meta.get("url") != url:
             return None
@@ -170,22 +172,43 @@ def _read_cache(url: str, notice: Notice | None = None) -> _Cached | None:
         fetched = dt.datetime.fromisoformat(fetched_text)
         if fetched.tzinfo is None:
             raise ValueError(f"its fetch time {fetched_text!r} has no time zone")
-        data = read_file(body_path, limit=MAX_MAP_BYTES, raw=True).data
-    except (OSError, ValueError, DerptoolError) as err:
-        reason = err.message if isinstance(err, DerptoolError) else str(err)
+        from derptool.fileio import read_regular
+
+        data = read_regular(body_path, limit=MAX_MAP_BYTES)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, OverflowError, DerptoolError) as err:
+        if isinstance(err, DerptoolError):
+            reason = err.message
+        elif isinstance(err, OSError):
+            reason = err.strerror or str(err)
+        else:
+            reason = str(err)
         _notify(notice, f"ignoring the cached DERP map in {body_path.parent}: {reason}")
         return None
     return _Cached(data, etag, fetched)
 
 
-def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
+def _present(path: Path) -> bool:
+    """Whether *path* exists (a dangling link counts); ``OSError`` when it cannot be known (permission denied)."""
     try:
-        with open(meta_path, "rb") as fh:
-            raw = fh.read(_CACHE_META_MAX + 1)
+        os.lstat(path)
     except FileNotFoundError:
-        raise ValueError("its meta data file is missing") from None
-    if len(raw) > _CACHE_META_MAX:
-        raise ValueError("its meta data file is too large")
+        return False
+    return True
+
+
+def _load_cache_meta(meta_path: Path) -> dict[str, Any]:
+    from derptool.fileio import read_regular
+
+    try:
+        raw = read_regular(meta_path, limit=_CACHE_META_MAX)
+    except LimitError:
+        raise ValueError("its meta data file is too large") from None
+    except InputError as err:
+        if "no such file" in err.message:
+            raise ValueError("its meta data file is missing") from None
+        raise
     try:
         meta = json.loads(raw)
     except (ValueError, RecursionError):
@@ -206,66 +229,29 @@ def _write_cache(url: str, data: bytes, etag: str | None) -> None:
         pass  # a cache that cannot be written only costs a refetch
 
 
-def fetch_url(url: str, *, etag: str | None = None) -> tuple[int, bytes, str | None]:
-    """GET *url* with timeouts and a size cap: ``(status, body, etag)``; 304 gives an empty body.
+def fetch_url(url: str, *, etag: str | None = None, where: str = "--map") -> tuple[int, bytes, str | None]:
+    """GET *url* by the whole-request :data:`DEADLINE`, with a size cap: ``(status, body, etag)``; 304 gives an
+    empty body.
 
-    Raises :class:`NetworkError` for transport failures, bad statuses and oversized bodies.
+    Raises :class:`UsageError` for a malformed URL (named by *where*) and :class:`NetworkError` for transport
+    failures, bad statuses, oversized bodies and answers not done by the deadline.
     """
-    import httpx  # lazy: its import costs start-up time that a map from a file or the snapshot never needs
+    from derptool.net.deadline import Deadline
+    from derptool.net.http import Request, get
+    from derptool.net.url import parse_url
 
+    parsed = parse_url(url, where)
     headers = {"User-Agent": f"derptool/{__version__}", "Accept": "application/json"}
     if valid_etag(etag):
         headers["If-None-Match"] = str(etag)
-    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-
-    def get() -> tuple[int, bytes, str | None]:
-        try:
-            with (
-                httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client,
-                client.stream("GET", url) as resp,
-            ):
-                if resp.status_code == 304:
-                    return 304, b"", resp.headers.get("ETag", etag)
-                if resp.status_code != 200:
-                    raise NetworkError(f"{url}: HTTP {resp.status_code} {resp.reason_phrase}".rstrip())
-                declared = resp.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > MAX_MAP_BYTES:
-                    raise NetworkError(f"{url}: map is {int(declared)} bytes, more than the {MAX_MAP_BYTES} allowed")
-                body = bytearray()
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_MAP_BYTES:
-                        raise NetworkError(f"{url}: map is larger than the {MAX_MAP_BYTES} bytes allowed")
-                return 200, bytes(body), resp.headers.get("ETag")
-        except httpx.TimeoutException:
-            raise NetworkError(f"{url}: timed out") from None
-        except httpx.HTTPError as err:
-            raise NetworkError(f"{url}: {describe_error(err)}") from None
-
-    return _with_deadline(get, DEADLINE, url)
-
-
-def _with_deadline(
-    fn: Callable[[], tuple[int, bytes, str | None]], seconds: float, url: str
-) -> tuple[int, bytes, str | None]:
-    """Run *fn* in a daemon thread and give up after *seconds* (name resolution has no timeout of its own)."""
-    result: list[tuple[int, bytes, str | None]] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as err:  # handed to the caller's thread
-            error.append(err)
-
-    worker = threading.Thread(target=run, name="derptool-fetch", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise NetworkError(f"{url}: no answer within {seconds:g} s")
-    if error:
-        raise error[0]
-    return result[0]
+    answer = get(
+        Request(parsed.text, headers=headers, follow_redirects=True, max_bytes=MAX_MAP_BYTES), Deadline(DEADLINE)
+    )
+    if answer.status == 304:
+        return 304, b"", answer.headers.get("etag", etag)
+    if answer.status != 200:
+        raise NetworkError(f"{parsed.shown}: HTTP {answer.status} {answer.reason}".rstrip())
+    return 200, answer.body, answer.headers.get("etag")
 
 
 def load_default(*, notice: Notice | None = None, require_live: bool = False) -> LoadedMap:
@@ -275,9 +261,13 @@ def load_default(*, notice: Notice | None = None, require_live: bool = False) ->
     falling back: for callers whose answer is wrong with an old map (``derptool diff saved.json default``).
     """
     url = default_map_url()
+    if url != DEFAULT_MAP_URL:
+        from derptool.net.url import parse_url
+
+        parse_url(url, "DERPTOOL_DEFAULT_MAP_URL")  # a malformed setting is a usage error, not a fallback
     cached = _read_cache(url, notice)
     try:
-        status, body, etag = fetch_url(url, etag=cached.etag if cached else None)
+        status, body, etag = fetch_url(url, etag=cached.etag if cached else None, where="DERPTOOL_DEFAULT_MAP_URL")
         if status == 304 and cached is not None:
             dmap = parse_derpmap(_decode_json(cached.data, "cached map"), source="cached map")
             _write_cache(url, cached.data, etag)
@@ -426,9 +416,13 @@ def load_map(spec: str = "default", *, notice: Notice | None = None, require_liv
         return load_default(notice=notice, require_live=require_live)
     if lowered == "snapshot":
         return load_snapshot()
-    if lowered.startswith(("http://", "https://")):
-        _, body, _ = fetch_url(spec)
-        return map_from_bytes(body, spec, "url", base=base)
+    from derptool.net.url import looks_like_url, parse_url
+
+    if looks_like_url(spec):
+        url = parse_url(spec, "--map (or DERPTOOL_MAP)", example="https://example.com/derpmap.json")
+        _, body, _ = fetch_url(url.text)
+        return map_from_bytes(body, url.shown, "url", base=base)
+
     if spec == "-":
         return map_from_bytes(read_file("-", raw=True).data, "<stdin>", "stdin", base=base)
     snap = read_file(spec, raw=True)

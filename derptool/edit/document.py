@@ -326,6 +326,32 @@ class Document:
         return ApplyResult(out, True, summary, kept)
 
 
+def refuse_new_errors(before: bytes, after: bytes, file: str) -> None:
+    """Raise :class:`ApplyError` when *after* (an edit of *before*) has a validation error *before* had not.
+
+    Every ``--apply`` edit is checked this way before anything is shown or written (``cli._apply``): derptool
+    never writes a policy its own
+    ``validate`` (and so Tailscale) would refuse because of the edit. Errors the file already had are its own.
+    """
+    from collections import Counter
+
+    from derptool.policy.validate import error_messages
+
+    def errors(src: bytes) -> Counter[str]:
+        return Counter(error_messages(src))
+
+    found = errors(after)
+    new = found - errors(before) if found else found
+    if new:
+        first = next(iter(new))
+        more = sum(new.values()) - 1
+        raise ApplyError(
+            f"{file}: the edit would make the policy invalid ({first}"
+            + (f"; and {more} more" if more else "")
+            + "); nothing was written"
+        )
+
+
 # -- opening: the top-level members, each value kept as raw bytes until an edit needs its tree --------------
 
 _WS = re.compile(rb"[ \t\r\n]*+")

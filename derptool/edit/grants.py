@@ -8,6 +8,7 @@ sources reach the internet only through exit nodes tagged ``tag:exit-eu``. Tags 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from derptool.errors import ApplyError, UsageError
 from derptool.policy.selectors import check_tag_name, is_address, kind, parse_proto_port_range
 
 INTERNET = "autogroup:internet"
+_NUMERIC = re.compile(r"[0-9.]+|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*")
+"""What can only be meant as an address (a host alias name has letters and no colon)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ def plan_egress(
             raise UsageError(f"--dst {d}: {err}")
         if ":" in d and kind(d) == "host" and not is_address(d):
             raise UsageError(f"--dst {d}: a destination is a selector or CIDR without a port; use --ip for ports")
+        if kind(d) == "host" and (_NUMERIC.fullmatch(d) or "/" in d):
+            raise UsageError(f"--dst {d}: not a valid IP address or CIDR prefix (examples: 10.0.0.0/8, fd7a::/48)")
     for c in caps:
         parsed = parse_proto_port_range(c)
         if isinstance(parsed, str):

@@ -24,6 +24,10 @@ class LoadedReports:
     notes: list[str] = field(default_factory=list)
 
 
+MAX_DIRECTORY_FILES = 10_000
+"""Most report files read from one directory argument."""
+
+
 def expand(paths: Iterable[str]) -> tuple[list[str], list[str]]:
     """The report files *paths* name (directories replaced by their files), and problems with the paths."""
     files: list[str] = []
@@ -31,7 +35,14 @@ def expand(paths: Iterable[str]) -> tuple[list[str], list[str]]:
     for path in paths:
         p = Path(path)
         if path != "-" and p.is_dir():
-            inside = sorted(str(c) for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+            try:
+                inside = sorted(str(c) for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+            except OSError as err:
+                problems.append(f"{path}: cannot list the directory: {err.strerror or err}")
+                continue
+            if len(inside) > MAX_DIRECTORY_FILES:
+                problems.append(f"{path}: holds {len(inside)} files, more than the {MAX_DIRECTORY_FILES} read")
+                continue
             if not inside:
                 problems.append(f"{path}: directory holds no report files")
             files.extend(inside)

@@ -16,6 +16,7 @@ from typing import Any
 from derptool.errors import InputError, NetworkError, UsageError
 from derptool.fleet.reports import SiteReport
 from derptool.net.exporter import check_label_name
+from derptool.net.http import decode_json_answer, peer_text
 
 METRIC = "derptool_region_latency_seconds"
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
@@ -72,6 +73,30 @@ def build_query(site_label: str = "instance", window: str | None = None, quantil
     return query
 
 
+MAX_REGION_ID = 2**31 - 1
+"""The largest region ID read from a label (Go's int32 range, as region IDs are everywhere else)."""
+_ASCII_ID = re.compile(r"[0-9]{1,10}")
+
+
+def region_id_label(value: object) -> int | None:
+    """A ``region_id`` label as a region ID: ASCII digits only (no sign, no full-width digits), 1..2**31-1."""
+    if not isinstance(value, str) or not _ASCII_ID.fullmatch(value):
+        return None
+    rid = int(value)
+    return rid if 0 < rid <= MAX_REGION_ID else None
+
+
+def sample_value(value: object) -> float | None:
+    """The number of a ``[timestamp, "value"]`` pair; None for any other shape, and for NaN or +-Inf."""
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str) or len(value[1]) > 64:
+        return None
+    try:
+        number = float(value[1])
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 @dataclass
 class PromResult:
     """Reports built from a query's answer, and remarks about series that could not be used."""
@@ -88,28 +113,25 @@ def reports_from_response(body: Any, query: PromQuery, url: str) -> PromResult:
     if not isinstance(body, dict) or "status" not in body:
         raise InputError(f"{url} does not answer like Prometheus' HTTP API (no 'status' in its JSON)")
     if body["status"] != "success":
-        raise InputError(f"Prometheus at {url} refused the query: {body.get('error', 'no reason given')}")
+        raise InputError(f"Prometheus at {url} refused the query: {peer_text(body.get('error', 'no reason given'))}")
     data = body.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
         raise InputError(f"Prometheus at {url} answered with an unexpected shape (expected an instant vector)")
     by_site: dict[str, dict[int, float]] = {}
     unlabelled = bad = 0
     for series in data["result"]:
-        labels = series.get("metric", {}) if isinstance(series, dict) else {}
-        value = series.get("value") if isinstance(series, dict) else None
+        labels = series.get("metric") if isinstance(series, dict) else None
+        labels = labels if isinstance(labels, dict) else {}
         site = labels.get(query.site_label)
-        rid = labels.get("region_id", "")
-        try:
-            seconds = float(value[1]) if isinstance(value, list) and len(value) == 2 else math.nan
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not site:
+        if not isinstance(site, str) or not site:
             unlabelled += 1
             continue
-        if not rid.isdigit() or int(rid) <= 0 or not math.isfinite(seconds) or seconds < 0:
+        rid = region_id_label(labels.get("region_id"))
+        seconds = sample_value(series.get("value") if isinstance(series, dict) else None)
+        if rid is None or seconds is None or seconds < 0:
             bad += 1
             continue
-        by_site.setdefault(site, {})[int(rid)] = seconds * 1000.0
+        by_site.setdefault(site, {})[rid] = seconds * 1000.0
     out = PromResult()
     if unlabelled:
         out.notes.append(
@@ -117,7 +139,10 @@ def reports_from_response(body: Any, query: PromQuery, url: str) -> PromResult:
             "(choose the label that names a site with --site-label)"
         )
     if bad:
-        out.notes.append(f"{bad} series of {METRIC} have no usable region_id or value; left out")
+        out.notes.append(
+            f"{bad} series of {METRIC} have no usable region_id (ASCII digits, 1..{MAX_REGION_ID}) "
+            "or value (a finite number of seconds, not NaN or Inf); left out"
+        )
     if not by_site:
         raise InputError(
             f"Prometheus at {url} has no {METRIC} series with a {query.site_label!r} label ({query.describe()}); "
@@ -127,30 +152,37 @@ def reports_from_response(body: Any, query: PromQuery, url: str) -> PromResult:
     return out
 
 
-def query_prometheus(url: str, query: PromQuery, *, timeout: float = 10.0) -> PromResult:
-    """Ask the Prometheus server at *url* for the sites' latencies (one request).
+DEADLINE = 10.0
+"""Whole-request deadline for one query (connect, headers and body), in seconds."""
 
-    Raises :class:`NetworkError` (exit 3) when the server cannot be reached or fails, :class:`InputError` when
-    its answer is not usable, :class:`UsageError` for a URL that is not http(s).
+
+def query_prometheus(url: str, query: PromQuery, *, timeout: float | None = None) -> PromResult:
+    """Ask the Prometheus server at *url* for the sites' latencies (one request, done within *timeout* seconds,
+    default :data:`DEADLINE`).
+
+    Raises :class:`NetworkError` (exit 3) when the server cannot be reached, fails, or has not answered in full
+    by the deadline; :class:`InputError` when its answer is not usable; :class:`UsageError` for a malformed URL.
     """
-    import httpx  # lazy: a costly import that ``impact`` from report files never needs
+    from derptool.net.deadline import Deadline
+    from derptool.net.http import Request, get
+    from derptool.net.url import parse_url
 
-    base = url.strip().rstrip("/")
-    if not re.match(r"^https?://[^/]+", base):
-        raise UsageError(f"--prometheus: {url!r} is not an http(s) URL (example: http://127.0.0.1:9090)")
-    endpoint = base + "/api/v1/query"
+    parsed = parse_url(url, "--prometheus", example="http://127.0.0.1:9090")
+    base = parsed.shown.rstrip("/")
+    promql = query.promql()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
-            resp = client.get(endpoint, params={"query": query.promql()})
-    except httpx.TransportError as err:
-        raise NetworkError(f"cannot reach Prometheus at {base}: {err or type(err).__name__}") from None
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if resp.status_code >= 500:
+        answer = get(
+            Request(parsed.base + "/api/v1/query", params={"query": promql}, follow_redirects=True, shown=base),
+            Deadline(DEADLINE if timeout is None else timeout),
+        )
+    except NetworkError as err:
+        raise NetworkError(f"cannot reach Prometheus at {err.message}") from None
+    body = decode_json_answer(answer.body)
+    if answer.status >= 500:
         reason = body.get("error") if isinstance(body, dict) else None
-        raise NetworkError(f"Prometheus at {base} failed: HTTP {resp.status_code}" + (f": {reason}" if reason else ""))
+        raise NetworkError(
+            f"Prometheus at {base} failed: HTTP {answer.status}" + (f": {peer_text(reason)}" if reason else "")
+        )
     if body is None:
-        raise InputError(f"{base} does not answer like Prometheus' HTTP API (HTTP {resp.status_code}, not JSON)")
+        raise InputError(f"{base} does not answer like Prometheus' HTTP API (HTTP {answer.status}, not JSON)")
     return reports_from_response(body, query, base)

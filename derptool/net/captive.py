@@ -102,6 +102,15 @@ async def _check(client: httpx.AsyncClient, e: Endpoint) -> Check:
     return Check(e, captive, why)
 
 
+async def _check_by(client: httpx.AsyncClient, e: Endpoint, seconds: float) -> Check:
+    """:func:`_check`, whole by *seconds*: a server that drips its answer is abandoned then (httpx's own
+    timeout bounds each read, not the request)."""
+    try:
+        return await asyncio.wait_for(_check(client, e), seconds)
+    except TimeoutError:
+        return Check(e, None, f"no complete answer within {seconds:g} s")
+
+
 async def detect_async(
     dmap: DERPMap, preferred_region: int | None = None, *, port: int = 80, timeout: float = TIMEOUT
 ) -> CaptiveResult:
@@ -113,7 +122,7 @@ async def detect_async(
         return CaptiveResult(None)
     checks: list[Check] = []
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        tasks = {asyncio.ensure_future(_check(client, e)) for e in targets}
+        tasks = {asyncio.ensure_future(_check_by(client, e, timeout)) for e in targets}
         try:
             while tasks:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -152,6 +152,10 @@ def server_name(tls_name: str, cert_name: str = "") -> str | None:
     return None if pinned_sha256(cert_name) is not None else tls_name
 
 
+MAX_CA_FILE_BYTES = 4 * 1024 * 1024
+"""Largest CA file read (a system bundle is about 200 KB)."""
+
+
 def tls_context(*, verify: bool = True, ca_file: str | None = None, check_hostname: bool = True) -> ssl.SSLContext:
     """A TLS client context: the system CAs plus *ca_file*, or (``verify=False``) no verification at all.
 
@@ -164,9 +168,13 @@ def tls_context(*, verify: bool = True, ca_file: str | None = None, check_hostna
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     if ca_file:
+        from derptool.fileio import read_file
+
+        pem = read_file(ca_file, limit=MAX_CA_FILE_BYTES, raw=True).data
         try:
-            ctx.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as err:
-            raise InputError(f"cannot use CA file {ca_file}: {err}") from None
+            ctx.load_verify_locations(cadata=pem.decode("ascii"))
+        except (UnicodeError, ValueError, ssl.SSLError) as err:
+            why = "not ASCII PEM text" if isinstance(err, UnicodeError) else getattr(err, "reason", None) or err
+            raise InputError(f"cannot use CA file {ca_file}: {why}") from None
     ctx.check_hostname = check_hostname
     return ctx

@@ -57,6 +57,8 @@ class Finding:
     message: str
     severity: Severity = "error"
     at_key: bool = False
+    also: JsonPath | None = None
+    """Another key the finding is about (its line is added to the message): the first of two keys."""
 
 
 def value_offset(root: Any, path: JsonPath, at_key: bool) -> int:

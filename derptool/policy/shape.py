@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -44,6 +45,10 @@ class Spec:
     nullable_items: bool = False
     members: dict[str, tuple[str, Spec]] = field(default_factory=dict)  # lower name -> (name, spec)
     names: frozenset[str] = frozenset()
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+"""What Go's strconv.Atoi reads: ASCII digits with an optional sign (no spaces, underscores, other digits)."""
 
 
 class DictWithDuplicates(dict[str, Any]):
@@ -245,6 +250,8 @@ class ShapeChecker:
             ckey: Any = key
             if spec.int_keys:
                 try:
+                    if not _GO_INT.fullmatch(key):
+                        raise ValueError(key)
                     ckey = int(key, 10)
                 except ValueError:
                     self.findings.append(
@@ -273,7 +280,17 @@ class ShapeChecker:
                     self.findings.append(Finding((*path, key), f'json: unknown field "{key}"', at_key=True))
                     continue
                 name, member = found
-            if name in seen:
+            if name in seen and seen[name] != key:
+                self.findings.append(
+                    Finding(
+                        (*path, key),
+                        f'keys "{seen[name]}" and "{key}" differ only in case: Go reads both into one field and '
+                        "keeps the later, so the file says two things; keep one of them",
+                        at_key=True,
+                        also=(*path, seen[name]),
+                    )
+                )
+            elif name in seen:
                 self.findings.append(
                     Finding(
                         (*path, key),

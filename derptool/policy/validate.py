@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from derptool.policy.problems import Finding, Problem, json_pointer, locate, val
 from derptool.policy.shape import DictWithDuplicates, check_shape, policy_spec
 
 if TYPE_CHECKING:
+    from derptool.hujson import HuJSONError
     from derptool.policy.engine.tailnet import Tailnet
 
 
@@ -44,6 +46,16 @@ def decode(src: bytes) -> Any:
         raise
 
 
+def _syntax_error(err: ValueError) -> HuJSONError:
+    """*err* when it is the ``HuJSONError`` :func:`decode` raises for a syntax error; anything else is raised
+    again."""
+    from derptool.hujson import HuJSONError  # lazy: as in decode (which loaded it to raise one)
+
+    if not isinstance(err, HuJSONError):
+        raise err
+    return err
+
+
 def findings(
     data: Any, tailnet: Tailnet | None = None, lines: dict[JsonPath, int] | None = None, file: str | None = None
 ) -> list[Finding]:
@@ -54,7 +66,7 @@ def findings(
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
     canonical, shape = check_shape(data, policy_spec())
-    out = list(shape.findings)
+    out = list(shape.findings) + list(overflowing_numbers(data))
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
     if tailnet is not None and not any(f.severity == "error" for f in out) and isinstance(canonical, dict):
@@ -66,6 +78,19 @@ def findings(
         for failure in report.failures:
             out.append(Finding(shape.original_path(failure.path), failure.message))
     return out
+
+
+def overflowing_numbers(data: Any) -> Iterator[Finding]:
+    """A finding for every number in *data* too large for a float64 (``1e400``): Go's decoder refuses them."""
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            yield Finding(path, "the number is out of range for a float64 (Go's JSON decoder refuses it)")
+        elif isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
 
 
 def count_tests(data: Any) -> int:
@@ -84,11 +109,8 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     try:
         data = decode(src)
     except ValueError as err:
-        from derptool.hujson import HuJSONError  # lazy: as in decode (which loaded it to raise one)
-
-        if not isinstance(err, HuJSONError):
-            raise
-        return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
+        syntax = _syntax_error(err)
+        return [Problem(file, syntax.line or 1, syntax.column or 1, (), syntax.reason)]
     lines = None
     if tailnet is not None:
         from derptool.policy.engine.source import parse_policy  # lazy: as in findings
@@ -104,9 +126,22 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     for f in found:
         offset = value_offset(root, f.path, f.at_key)
         line, column = position(src, offset)
-        problems.append(Problem(file, line, column, f.path, f.message, f.severity))
+        message = f.message
+        if f.also is not None:
+            message += f" (the other is at line {position(src, value_offset(root, f.also, True))[0]})"
+        problems.append(Problem(file, line, column, f.path, message, f.severity))
     problems.sort(key=lambda p: (p.line, p.column))
     return problems
+
+
+def error_messages(src: bytes) -> list[str]:
+    """The messages of *src*'s validation errors, without positions (no syntax tree is built): for comparing
+    a policy before and after an edit."""
+    try:
+        data = decode(src)
+    except ValueError as err:
+        return [_syntax_error(err).reason]
+    return [f.message for f in findings(data) if f.severity == "error"]
 
 
 def validate_files(paths: Iterable[str | Path]) -> list[Problem]:

@@ -9,9 +9,9 @@ it passes, as is an answer past the size cap.
 from __future__ import annotations
 
 import socket
-import time
 
 from derptool.errors import NetworkError, ProtocolError
+from derptool.net.deadline import Deadline
 
 HOST = "local-tailscaled.sock"
 _CHUNK = 65536
@@ -24,7 +24,7 @@ def localapi_get(socket_path: str, path: str, *, timeout: float, max_bytes: int)
     seconds or is larger than *max_bytes*; :class:`ProtocolError` when the answer is not HTTP.
     """
     where = f"tailscaled LocalAPI {socket_path}"
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     raw = bytearray()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -32,7 +32,7 @@ def localapi_get(socket_path: str, path: str, *, timeout: float, max_bytes: int)
             sock.connect(socket_path)
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {HOST}\r\nAccept: */*\r\n\r\n".encode("ascii"))
             while True:
-                left = deadline - time.monotonic()
+                left = deadline.left()
                 if left <= 0:
                     raise NetworkError(f"{where}: no complete answer to {path} within {timeout:g} s")
                 sock.settimeout(left)
@@ -53,7 +53,7 @@ def _body(raw: bytes, where: str, path: str) -> bytes:
     head, sep, body = raw.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
     parts = status_line.split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isascii() and parts[1].isdigit()):
         raise ProtocolError(f"{where}: the answer to {path} is not HTTP ({status_line[:60]!r})")
     status = int(parts[1])
     if status != 200:

@@ -13,16 +13,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from derptool.derpmap import DERPMap, parse_derpmap
 from derptool.errors import DerptoolError, InputError, NetworkError, ProtocolError, UsageError
+from derptool.net.deadline import Deadline
+from derptool.net.http import Request, decode_json_answer, get, peer_text
+from derptool.net.url import looks_like_url, parse_url, redact, show
 from derptool.watch.localapi import localapi_get
 from derptool.watch.samples import Snapshot, parse_snapshot
 from derptool.watch.status import StatusSnapshot, parse_status
-
-if TYPE_CHECKING:
-    import httpx
 
 DEFAULT_SOCKET = "/var/run/tailscale/tailscaled.sock"
 DEFAULT_URL = "http://100.100.100.100/metrics"
@@ -48,7 +48,7 @@ class Target:
     @property
     def description(self) -> str:
         """How the target is named to the user."""
-        return f"tailscaled LocalAPI {self.socket}" if self.socket else str(self.url)
+        return f"tailscaled LocalAPI {self.socket}" if self.socket else redact(str(self.url))
 
     @classmethod
     def from_spec(cls, url: str | None, socket: str | None = None, *, ca_file: str | None = None) -> Target:
@@ -58,9 +58,9 @@ class Target:
         if socket:
             return cls(socket=socket)
         if url:
-            if not url.lower().startswith(("http://", "https://")):
-                raise UsageError(f"{url!r} is not an http(s) URL; for a tailscaled socket use --socket PATH")
-            return cls(url=url, ca_file=ca_file)
+            if not looks_like_url(url):
+                raise UsageError(f"{show(url)} is not an http(s) URL; for a tailscaled socket use --socket PATH")
+            return cls(url=parse_url(url, "URL", example="http://127.0.0.1:9100/metrics").text, ca_file=ca_file)
         return default_target()
 
 
@@ -71,45 +71,33 @@ def default_target(socket_path: str = DEFAULT_SOCKET) -> Target:
     return Target(url=DEFAULT_URL)
 
 
-def _client(target: Target, timeout: float) -> httpx.Client:
-    import httpx  # lazy: only URL targets need httpx (70 ms of imports); a LocalAPI socket never does
-
+def _verify(target: Target) -> Any:
     if target.ca_file:
         from derptool.net.dial import tls_context  # lazy: only --ca-file needs it (0.3 s of imports)
 
         try:
-            verify = tls_context(verify=True, ca_file=target.ca_file)
+            return tls_context(verify=True, ca_file=target.ca_file)
         except (OSError, ValueError) as err:
             raise InputError(f"--ca-file {target.ca_file}: cannot load CA certificates: {err}") from None
-        return httpx.Client(timeout=timeout, follow_redirects=False, verify=verify)
-    return httpx.Client(timeout=timeout, follow_redirects=False)
+    return True
 
 
 def _get(target: Target, path: str, timeout: float) -> str:
-    """The body of *path* on a LocalAPI socket target, else of the target's URL."""
+    """The body of *path* on a LocalAPI socket target, else of the target's URL, whole by *timeout* seconds."""
     if target.socket:
         return localapi_get(target.socket, path, timeout=timeout, max_bytes=MAX_BYTES).decode("utf-8", "replace")
-    import httpx  # lazy: see _client
-
-    deadline = time.monotonic() + timeout
+    req = Request(str(target.url), verify=_verify(target), max_bytes=MAX_BYTES, shown=target.description)
     try:
-        with _client(target, timeout) as client, client.stream("GET", str(target.url)) as resp:
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise NetworkError(f"{target.description}: response larger than {MAX_BYTES >> 20} MiB")
-                if time.monotonic() > deadline:  # a drip-fed body: each read waits at most `timeout`
-                    raise NetworkError(f"{target.description}: no complete answer within {timeout:g} s")
-            if resp.status_code != 200:
-                text = body.decode("utf-8", "replace").strip().splitlines()
-                why = f": {text[0][:200]}" if text else ""
-                raise NetworkError(f"{target.description}: HTTP {resp.status_code}{why}")
-            return body.decode("utf-8", "replace")
-    except httpx.HTTPError as err:
-        raise NetworkError(f"{target.description}: cannot scrape: {err or type(err).__name__}") from None
-    except OSError as err:  # a socket path that is not a socket, permission denied
-        raise NetworkError(f"{target.description}: cannot scrape: {err.strerror or err}") from None
+        answer = get(req, Deadline(timeout))
+    except NetworkError as err:
+        raise NetworkError(
+            f"{target.description}: cannot scrape: {err.message.removeprefix(req.name + ': ')}"
+        ) from None
+    if answer.status != 200:
+        text = answer.body.decode("utf-8", "replace")
+        why = f": {peer_text(text)}" if text.strip() else ""
+        raise NetworkError(f"{target.description}: HTTP {answer.status}{why}")
+    return answer.body.decode("utf-8", "replace")
 
 
 def scrape(target: Target, *, timeout: float = TIMEOUT) -> Snapshot:
@@ -123,8 +111,8 @@ def client_derpmap(target: Target, *, timeout: float = TIMEOUT) -> DERPMap | Non
     if not target.socket:
         return None
     try:
-        data = json.loads(_get(target, DERPMAP_PATH, timeout))
-        return parse_derpmap(data, source=f"{target.description} DERP map")
+        data = decode_json_answer(_get(target, DERPMAP_PATH, timeout).encode())
+        return None if data is None else parse_derpmap(data, source=f"{target.description} DERP map")
     except (DerptoolError, ValueError):
         return None
 

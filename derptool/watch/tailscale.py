@@ -11,11 +11,13 @@ The series (tailscale v1.102, ``wgengine/magicsock``, ``util/usermetric``, ``hea
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap
 from derptool.derpmap.geo import geo_for
+from derptool.errors import ProtocolError
 from derptool.watch.samples import Snapshot, counter_rate
 
 PREFIX = "tailscaled_"
@@ -133,8 +135,31 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
+def home_region_id(value: float) -> int:
+    """The home region gauge as a region ID: a whole number 1..2**31-1; :class:`ProtocolError` otherwise (a
+    NaN, an infinity, a negative or fractional value is a broken exporter, not a region)."""
+    if not math.isfinite(value) or value != int(value) or not 0 < value <= 2**31 - 1:
+        raise ProtocolError(f"{HOME_REGION} is {value:g}, not a DERP region ID: the metrics are not tailscaled's")
+    return int(value)
+
+
+def _refuse_non_finite(snap: Snapshot) -> None:
+    for (name, labels), sample in snap.series.items():
+        if name.startswith(PREFIX) and not math.isfinite(sample.value):
+            inner = ",".join(f'{k}="{v}"' for k, v in labels)
+            raise ProtocolError(
+                f"{name}{{{inner}}} is {sample.value}: tailscaled's counters and gauges are finite numbers"
+            )
+
+
 def client_traffic(before: Snapshot, after: Snapshot, dmap: DERPMap | None = None) -> ClientTraffic:
-    """Read the interval from *before* to *after* (scrapes of one tailscaled) as :class:`ClientTraffic`."""
+    """Read the interval from *before* to *after* (scrapes of one tailscaled) as :class:`ClientTraffic`.
+
+    :class:`ProtocolError` when a ``tailscaled_`` sample is NaN or infinite, or the home region gauge is not a
+    region ID: no traffic share or geofence verdict is computed from such numbers.
+    """
+    _refuse_non_finite(before)
+    _refuse_non_finite(after)
     paths = []
     for path in PATHS:
         label = (("path", path),)
@@ -157,5 +182,5 @@ def client_traffic(before: Snapshot, after: Snapshot, dmap: DERPMap | None = Non
             drops.append(Drop(direction, reason, value, counter_rate(before, after, name, labels)))
     health = {dict(labels).get("type", ""): value for labels, value in sorted(after.with_name(HEALTH).items())}
     home_id = after.value(HOME_REGION)
-    home = name_region(int(home_id), dmap) if home_id else None
+    home = name_region(home_region_id(home_id), dmap) if home_id else None
     return ClientTraffic(paths, _share(derp.bytes_per_s, moved), _share(derp.bytes_total, total), drops, health, home)

@@ -103,9 +103,11 @@ def test_apply_merges_and_is_idempotent(tmp_path: Path) -> None:
     assert "already up to date" in second.stdout and policy.read_bytes() == src
 
 
-def test_apply_notes_undefined_group(tmp_path: Path) -> None:
+def test_apply_refuses_a_grant_naming_an_undefined_group(tmp_path: Path) -> None:
+    """Tailscale refuses a policy whose grant names a group it does not define: so does the edit."""
     policy = tmp_path / "p.hujson"
     policy.write_text("{}\n")
     result = runner.invoke(app, ["grants", "--src", "group:nobody", "--via", "tag:e", "--apply", str(policy)])
-    assert result.exit_code == 0
-    assert "group:nobody not defined" in result.stderr
+    assert result.exit_code == 2
+    assert 'group not found: "group:nobody"' in result.stderr and "nothing was written" in result.stderr
+    assert policy.read_text() == "{}\n"

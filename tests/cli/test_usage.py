@@ -73,7 +73,7 @@ def test_completion_is_enabled_and_lists_commands_without_importing_them() -> No
         "import sys; from derptool.cli import main; sys.argv = ['derptool']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('LOADED', sorted(m for m in sys.modules if m.startswith('derptool.cli.') and m not in "
-        "('derptool.cli._app',)))"
+        "('derptool.cli._app', 'derptool.cli._interrupt', 'derptool.cli._options')))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
     assert "validate" in out

@@ -115,7 +115,7 @@ def stalling_server() -> Iterator[str]:
 
 
 def test_a_stalling_server_times_out(stalling_server: str, monkeypatch: pytest.MonkeyPatch, notices: list[str]) -> None:
-    monkeypatch.setattr(sources, "READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(sources, "DEADLINE", 0.5)
     monkeypatch.setenv("DERPTOOL_DEFAULT_MAP_URL", stalling_server)
     loaded = load_map("default", notice=notices.append)
     assert loaded.kind == "snapshot"

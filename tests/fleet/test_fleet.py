@@ -311,7 +311,8 @@ def test_reports_from_a_vector() -> None:
     assert result.notes == [
         "1 series of derptool_region_latency_seconds have no 'instance' label; left out "
         "(choose the label that names a site with --site-label)",
-        "1 series of derptool_region_latency_seconds have no usable region_id or value; left out",
+        "1 series of derptool_region_latency_seconds have no usable region_id (ASCII digits, 1..2147483647) "
+        "or value (a finite number of seconds, not NaN or Inf); left out",
     ]
 
 

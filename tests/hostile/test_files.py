@@ -198,3 +198,46 @@ def test_symlinked_policy_is_written_through(workdir: Path, name: str) -> None:
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and os.readlink(link) == "real.hujson"
     assert real.read_bytes() != POLICY.replace(b"\t", b"  ")
+
+
+# -- key files, CA files and stdin: the same size-capped reader as every other file -----------------------------
+
+KEY_FILE_COMMANDS = {
+    "check --mesh-key-file": lambda p: ["check", "--mesh-key-file", p, "derp.invalid"],
+    "check --ca-file": lambda p: ["check", "--ca-file", p, "derp.invalid"],
+    "latency --ca-file": lambda p: ["latency", "--ca-file", p, "-m", "snapshot", "-r", "nyc"],
+    "watch --ca-file": lambda p: ["watch", "--once", "--ca-file", p, "https://127.0.0.1:9/metrics"],
+}
+
+
+@pytest.mark.parametrize("mkargs", list(KEY_FILE_COMMANDS.values()), ids=list(KEY_FILE_COMMANDS))
+@pytest.mark.parametrize(
+    ("source", "mention"),
+    [("/dev/zero", "larger than"), ("missing", "no such file"), ("adir", "is a directory")],
+)
+def test_key_and_ca_files_are_read_through_the_capped_reader(
+    workdir: Path, mkargs: Callable[[str], list[str]], source: str, mention: str
+) -> None:
+    """``check --mesh-key-file /dev/zero`` read until MemoryError."""
+    path = source if source.startswith("/") else str(workdir / source)
+    result = runner.invoke(app, mkargs(path))
+    errors = [line for line in result.stderr.splitlines() if line.startswith("derptool: error:")]
+    assert result.exit_code == 2, result.stderr
+    assert len(errors) == 1 and mention in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "data", "mention"),
+    [
+        (["validate", "-"], b" " * (16 * 1024 * 1024 + 1), "larger than"),
+        (["map", "-m", "-"], b'{"Regions": {' + b'"1": null,' * 100_001 + b"}}", "object members"),
+        (["fmt", "-"], b"[" * 10_001 + b"]" * 10_001, "nested deeper"),
+    ],
+    ids=["over 16 MiB", "past the entry limit", "past the depth limit"],
+)
+def test_stdin_is_held_to_the_file_limits(args: list[str], data: bytes, mention: str) -> None:
+    result = runner.invoke(app, args, input=data)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("derptool: error:")]
+    assert result.exit_code == 2, result.stderr
+    assert len(errors) == 1 and mention in errors[0], result.stderr

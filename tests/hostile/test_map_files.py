@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from typer.testing import CliRunner
 
 from derptool.cli import app
 from derptool.derpmap import sources
-from derptool.derpmap.sources import load_map
-from derptool.errors import LimitError, MapError, NetworkError
+from derptool.derpmap.sources import load_map, load_snapshot, map_from_bytes
+from derptool.errors import InputError, LimitError, MapError, NetworkError
 
 
 def small_map(code: str = "own") -> dict[str, Any]:
@@ -137,3 +139,67 @@ def test_diff_against_default_offline_exits_3(tmp_path: Path) -> None:
     assert "'snapshot'" in lines[0]
     offline = runner.invoke(app, ["diff", "snapshot", "snapshot"])
     assert offline.exit_code == 0 and "bundled snapshot" in offline.stdout
+
+
+# -- fuzzing: DERP map JSON and headscale YAML give a map or one InputError, nothing else -----------------------
+
+_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_scalar = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+_json = st.recursive(
+    _scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=15,
+)
+_node = st.fixed_dictionaries(
+    {},
+    optional={
+        "Name": _scalar,
+        "RegionID": _scalar,
+        "HostName": st.sampled_from(["derp.example.com", "", "a b", "1.2.3.4", "-x"]) | _scalar,
+        "IPv4": st.sampled_from(["1.2.3.4", "300.1.1.1", "::1", "none"]) | _scalar,
+        "STUNPort": st.integers(-70000, 70000) | _scalar,
+        "DERPPort": st.integers(-70000, 70000) | _scalar,
+    },
+)
+_region = st.fixed_dictionaries(
+    {},
+    optional={
+        "RegionID": st.integers(-5, 2**40) | _scalar,
+        "RegionCode": _scalar,
+        "RegionName": _scalar,
+        "Latitude": st.floats() | _scalar,
+        "Nodes": st.lists(_node, max_size=3) | _scalar,
+    },
+)
+_map = st.fixed_dictionaries(
+    {"Regions": st.dictionaries(st.sampled_from(["1", "900", "０", "-1", "1_0", "x", ""]), _region | st.none())},
+    optional={"HomeParams": _json, "OmitDefaultRegions": _scalar},
+)
+
+
+def _decodes_or_input_error(data: bytes) -> None:
+    try:
+        map_from_bytes(data, "fuzz", "file", base=load_snapshot)
+    except InputError as err:
+        assert "\n" not in str(err)
+
+
+@_FUZZ
+@given(_map | _json)
+def test_fuzz_derp_map_json(doc: object) -> None:
+    _decodes_or_input_error(json.dumps(doc).encode())
+
+
+@_FUZZ
+@given(_map)
+def test_fuzz_headscale_yaml(doc: dict[str, object]) -> None:
+    import yaml
+
+    lowered = {"regions": {k: v for k, v in doc["Regions"].items()}}  # type: ignore[attr-defined]
+    _decodes_or_input_error(yaml.safe_dump(lowered).encode())
+
+
+@_FUZZ
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_fuzz_any_bytes_as_a_map(data: bytes) -> None:
+    _decodes_or_input_error(data)

@@ -120,8 +120,13 @@ def test_duplicate_keys_are_warnings_at_the_last_key() -> None:
     assert [(p.severity, p.message, p.line, p.column) for p in probs] == [
         ("warning", 'duplicate key "a": only the last value counts', 2, 2)
     ]
-    probs = run('{"acls": [], "ACLS": []}')
-    assert probs[0].message == 'duplicate key "ACLS" (same as "acls"): only the last value counts'
+
+
+def test_keys_differing_only_in_case_are_errors_naming_both_lines() -> None:
+    probs = run('{"acls": [],\n "ACLS": []}')
+    assert [(p.severity, p.line) for p in probs] == [("error", 2)]
+    assert probs[0].message.startswith('keys "acls" and "ACLS" differ only in case')
+    assert probs[0].message.endswith("(the other is at line 1)")
 
 
 def test_problems_are_sorted_and_all_reported() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterable
 
 from derptool.derpmap import DEFAULT_DERP_PORT, DEFAULT_STUN_PORT, DERPMap, is_ip, is_valid_hostname
 from derptool.errors import InputError
 from derptool.net.check.report import NodeTarget
 from derptool.net.dial import split_host_port
+from derptool.net.url import parse_url, show
 
 
 def parse_target(text: str, *, stun_port: int | None = None, derp_port: int | None = None) -> NodeTarget | None:
@@ -20,16 +20,11 @@ def parse_target(text: str, *, stun_port: int | None = None, derp_port: int | No
     text = text.strip()
     url_port: int | None = None
     if "://" in text:
-        url = urllib.parse.urlsplit(text)
-        if url.scheme.lower() != "https":
-            raise InputError(f"{text!r}: only https:// URLs point at a DERP server")
-        try:
-            host, url_port = url.hostname or "", url.port
-        except ValueError as err:
-            raise InputError(f"{text!r}: {err}") from None
-        if not host:
-            raise InputError(f"{text!r}: the URL has no host")
+        url = parse_url(text, "check", schemes=("https",), example="https://derp.example.com")
+        host, url_port = url.host, url.port
     else:
+        if any(not c.isprintable() or c.isspace() for c in text):
+            raise InputError(f"{show(text)}: a host holds no control characters or spaces")
         if text.startswith("[") and "]" not in text:
             raise InputError(f"{text!r}: an IPv6 address opened with [ must be closed with ] (write [::1]:443)")
         try:
@@ -39,7 +34,7 @@ def parse_target(text: str, *, stun_port: int | None = None, derp_port: int | No
         if not is_ip(host) and "." not in host and host.lower() != "localhost":
             return None
     if not is_valid_hostname(host):
-        raise InputError(f"{text!r} is not a valid host name or IP address")
+        raise InputError(f"{show(text)} is not a valid host name or IP address")
     if url_port is not None and not 0 < url_port < 65536:
         raise InputError(f"{text!r}: port {url_port} is out of range")
     return NodeTarget(

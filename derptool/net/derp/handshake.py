@@ -110,6 +110,8 @@ def parse_server_info(private: NodePrivate, server_key: NodePublic, payload: byt
         data = json.loads(private.open_from(server_key, payload))
     except ValueError as err:
         raise DerpError(f"server info: {err}") from None
+    except RecursionError:  # a server that seals JSON nested thousands deep
+        raise DerpError("server info: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise DerpError("server info is not a JSON object")
 

@@ -33,6 +33,7 @@ from derptool.policy.engine.addresses import (
     prefix_text_full,
     range_prefixes,
     range_text,
+    src_ips_set,
 )
 from derptool.policy.engine.aliases import DANGER_ALL, INTERNET_GROUP, SELF, WILDCARD, Resolver, node_set
 from derptool.policy.engine.ports import ALL_PORTS, IPSpec, PortRange, parse_grant_ip, parse_proto, split_destination
@@ -76,14 +77,26 @@ class CapGrant:
 
 @dataclass
 class Rule:
-    """A compiled filter rule (``tailcfg.FilterRule``) with where it came from."""
+    """A compiled filter rule (``tailcfg.FilterRule``) with where it came from.
 
-    src_ips: list[str]
-    src: IPSet
+    Its source set is read from its ``SrcIPs`` and never given beside them, so what the engine answers
+    from the set (explain, the policy's tests, peers, egress) is what the packet filter says.
+    """
+
+    src_ips: tuple[str, ...]
     protos: list[int] | None
     dst_ports: list[DstPort] = field(default_factory=list)
     cap_grants: list[CapGrant] | None = None
     origins: list[JsonPath] = field(default_factory=list)
+    _src: tuple[tuple[str, ...], IPSet] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def src(self) -> IPSet:
+        """The addresses ``src_ips`` stand for (``*``: every address), read once."""
+        read = self._src
+        if read is None or read[0] is not self.src_ips:
+            read = self._src = (self.src_ips, src_ips_set(self.src_ips))
+        return read[1]
 
     def to_json(
         self, dst_ports: list[DstPort] | None = None, cap_grants: list[CapGrant] | None = None
@@ -301,30 +314,24 @@ class Compiler:
         self.gate = gate or PostureGate(policy, tailnet)
         self._routes = tailnet.subnet_routes
 
-    def src_strings(self, srcs: list[str], posture: tuple[str, ...] = ()) -> tuple[list[str], IPSet]:
-        """``SrcIPs`` of a rule and the set they cover (empty list: nothing resolves).
+    def src_strings(self, srcs: list[str], posture: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """``SrcIPs`` of a rule (empty: nothing resolves).
 
         Tailscale lists what each source stands for without merging: every node address on its own,
-        prefixes as written, ``*`` as the tailnet's ranges plus every approved subnet route.
+        prefixes as written, ``*`` as the tailnet's ranges plus every approved subnet route,
+        ``autogroup:danger-all`` as ``*``. A posture keeps the addresses of the satisfying devices only.
         """
         parts = [it for it in (self.resolver.items(s) for s in srcs if s != SELF) if it is not None]
         if posture:
             parts = [self.gate.narrow(it, posture) for it in parts]
-        merged = IPSet.of(r for it in parts for r in it)
-        if not merged:
-            return [], merged
-        if DANGER_ALL in srcs:
-            return ["*"], merged
-        out: list[str] = []
-        seen: set[str] = set()
-        extra = self._routes if WILDCARD in srcs and not posture else []
-        for text in [range_text(a, b) for it in parts for a, b in it] + extra:
-            if text not in seen:
-                seen.add(text)
-                out.append(text)
-        if extra:
-            merged = merged.union(IPSet.parse(extra))
-        return out, merged
+        if not any(parts):
+            return ()
+        if DANGER_ALL in srcs and not posture:
+            return ("*",)
+        out = dict.fromkeys(range_text(a, b) for it in parts for a, b in it)
+        if WILDCARD in srcs and not posture:
+            out.update(dict.fromkeys(self._routes))
+        return tuple(out)
 
     def dst_items(self, dst: str) -> list[tuple[int, int, int]] | None:
         """Destination prefixes ``(lo, hi, length)`` of a selector, unmerged; None when unresolvable."""
@@ -360,21 +367,21 @@ class Compiler:
         if g.via:
             return self._via(g)
         out: list[Rule] = []
-        src_ips, src_set = self.src_strings(g.srcs, g.posture)
+        src_ips = self.src_strings(g.srcs, g.posture)
         others = [(d, o) for d, o in zip(g.dsts, g.dst_origins, strict=True) if d != SELF]
         selfs = [o for d, o in zip(g.dsts, g.dst_origins, strict=True) if d == SELF]
         if src_ips and others:
             for spec in g.specs:
                 ports = [p for d, o in others for p in self.dst_ports(d, spec, o)]
                 if ports:
-                    out.append(Rule(src_ips, src_set, spec.protos, ports, origins=[g.origin]))
+                    out.append(Rule(src_ips, spec.protos, ports, origins=[g.origin]))
         if g.app and others:
-            out.extend(self._app(g, [d for d, _ in others], src_ips, src_set))
+            out.extend(self._app(g, [d for d, _ in others], src_ips))
         if selfs:
             out.extend(self._self(g, selfs[0]))
         return out
 
-    def _app(self, g: _Grant, dsts: list[str], src_ips: list[str], src_set: IPSet) -> list[Rule]:
+    def _app(self, g: _Grant, dsts: list[str], src_ips: tuple[str, ...]) -> list[Rule]:
         assert g.app is not None
         grants: list[CapGrant] = []
         dst_sets: list[IPSet] = []
@@ -387,19 +394,17 @@ class Compiler:
             grants.append(CapGrant(tuple(items), g.app))
         if not grants:
             return []
-        out = [Rule(list(src_ips), src_set, None, cap_grants=grants, origins=[g.origin])]
+        out = [Rule(src_ips, None, cap_grants=grants, origins=[g.origin])]
         companions = [(c, COMPANION_CAPS[c]) for c in sorted(g.app) if c in COMPANION_CAPS]
         if companions:
             dst_strings = [t for s in dst_sets for t in s.strings()]
             if WILDCARD in dsts:
                 dst_strings += [r for r in self._routes if r not in dst_strings]
             src_only = self.gate.narrow_set(self.resolver.resolve_all([s for s in g.srcs if s != SELF]), g.posture)
-            dst_all = IPSet().union(*dst_sets)
             for _, companion in companions:
                 out.append(
                     Rule(
-                        dst_strings,
-                        dst_all,
+                        tuple(dst_strings),
                         None,
                         cap_grants=[CapGrant(tuple(_prefix_dsts(src_only)), {companion: None})],
                         origins=[g.origin],
@@ -419,20 +424,19 @@ class Compiler:
             if not members:
                 continue
             src = node_set(members)
-            src_ips = [_addr(ip) for ip in sorted(ip for n in members for ip in n.ips)]
+            src_ips = tuple(_addr(ip) for ip in sorted(ip for n in members for ip in n.ips))
             for spec in g.specs:
                 ports = [DstPort(_addr(ip), p, ip, ip, origin) for n in own for p in spec.ports for ip in n.ips]
-                out.append(Rule(src_ips, src, spec.protos, ports, origins=[g.origin]))
+                out.append(Rule(src_ips, spec.protos, ports, origins=[g.origin]))
             if g.app:
                 grants = [CapGrant(tuple((ip, ip, 128 if ip >= V6 else 32) for ip in n.ips), g.app) for n in own]
-                out.append(Rule(src_ips, src, None, cap_grants=grants, origins=[g.origin]))
+                out.append(Rule(src_ips, None, cap_grants=grants, origins=[g.origin]))
                 for c in sorted(g.app):
                     if c in COMPANION_CAPS:
-                        dst_strings = [_addr(ip) for n in own for ip in n.ips]
+                        dst_strings = tuple(_addr(ip) for n in own for ip in n.ips)
                         out.append(
                             Rule(
                                 dst_strings,
-                                node_set(own),
                                 None,
                                 cap_grants=[CapGrant(tuple(_prefix_dsts(src)), {COMPANION_CAPS[c]: None})],
                                 origins=[g.origin],
@@ -448,9 +452,9 @@ class Compiler:
         merged = self.gate.narrow_set(IPSet().union(*sets) if sets else IPSet(), g.posture)
         if not merged:
             return []
-        src_ips = merged.strings()
+        src_ips = dict.fromkeys(merged.strings())
         if WILDCARD in g.srcs and not g.posture:
-            src_ips += [r for r in self._routes if r not in src_ips]
+            src_ips.update(dict.fromkeys(self._routes))
         routers = [n for n in self.tailnet.nodes if any(n.has_tag(t) for t in g.via)]
         entries: list[tuple[int, int, str, frozenset[int], JsonPath]] = []
         for d, origin in zip(g.dsts, g.dst_origins, strict=True):
@@ -477,7 +481,7 @@ class Compiler:
                 DstPort(text, p, lo, hi, origin, only) for lo, hi, text, only, origin in entries for p in spec.ports
             ]
             if ports:
-                out.append(Rule(src_ips, merged, spec.protos, ports, origins=[g.origin]))
+                out.append(Rule(tuple(src_ips), spec.protos, ports, origins=[g.origin]))
         return out
 
 
@@ -499,7 +503,7 @@ def merge_rules(rules: list[Rule]) -> list[Rule]:
             first.dst_ports.extend(rule.dst_ports)
             first.origins.extend(o for o in rule.origins if o not in first.origins)
             continue
-        merged = Rule(rule.src_ips, rule.src, rule.protos, list(rule.dst_ports), origins=list(rule.origins))
+        merged = Rule(rule.src_ips, rule.protos, list(rule.dst_ports), origins=list(rule.origins))
         by_key[key] = merged
         out.append(merged)
     return out

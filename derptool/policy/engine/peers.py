@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, V6_END, IPSet, prefix_range
+from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, IPSet, prefix_range
 from derptool.policy.engine.aliases import Resolver
 from derptool.policy.engine.filter import Rule, RuleSet, policy_grants
 from derptool.policy.engine.ha import standby_routes, via_primaries
@@ -144,7 +144,7 @@ def _match(rule: Rule) -> _Match | None:
     for g in rule.cap_grants or []:
         dst.extend((lo, hi) for lo, hi, _ in g.dsts)
     dset = IPSet.of(dst)
-    src = IPSet.of([(0, V6_END)]) if "*" in rule.src_ips else rule.src
+    src = rule.src
     internet = bool(dset.ranges) and (
         dset.covers(*ALL_V4.ranges[0]) or dset.covers(*ALL_V6.ranges[0]) or INTERNET.subset_of(dset)
     )

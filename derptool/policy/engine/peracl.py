@@ -125,8 +125,10 @@ class AclRuleSet(RuleSet):
         uses_self = _uses_self(self.acls or [], policy.get("ssh"))
         self._memo: dict[tuple[int, int | None], int | None] = {}
         if self.acls is None:
-            star = ["*"] if sem.allow_all_literal else IPSet.parse(sem.wildcard_prefixes or ()).prefix_strings_full()
-            self.rules.append(Rule(star, IPSet.of([(0, V6_END)]), None, [DstPort("*", ALL_PORTS, 0, V6_END, ())]))
+            star: tuple[str, ...] = ("*",)
+            if not sem.allow_all_literal:
+                star = tuple(IPSet.parse(sem.wildcard_prefixes or ()).prefix_strings_full())
+            self.rules.append(Rule(star, None, [DstPort("*", ALL_PORTS, 0, V6_END, ())]))
             shared = [0]
         else:
             shared = [r for r in (self._rule(i, None) for i in range(len(self.acls))) if r is not None]
@@ -181,7 +183,7 @@ class AclRuleSet(RuleSet):
                 for p in port_ranges
                 for ip in n.ips
             ]
-            return Rule([t for *_, t in _prefixes(own_src)], own_src, protos, ports, origins=[origin])
+            return Rule(tuple(t for *_, t in _prefixes(own_src)), protos, ports, origins=[origin])
         ports = []
         for host, port_ranges in dsts:
             if host == SELF:
@@ -193,7 +195,7 @@ class AclRuleSet(RuleSet):
                 ports.extend(DstPort(text, p, lo, hi, origin) for p in port_ranges)
         if not ports:
             return None
-        return Rule([t for *_, t in _prefixes(src)], src, protos, ports, origins=[origin])
+        return Rule(tuple(t for *_, t in _prefixes(src)), protos, ports, origins=[origin])
 
     def _reduce(self, rule: Rule, node: Node) -> list[int]:
         """Indexes of the rule's destinations *node* receives."""
@@ -236,7 +238,7 @@ class _Reach:
     """The sources and destinations of one rule, as headscale's matchers test them."""
 
     def __init__(self, rule: Rule) -> None:
-        self.src = IPSet.of([(0, V6_END)]) if "*" in rule.src_ips else rule.src
+        self.src = rule.src
         self.dst = IPSet.of((d.lo, d.hi) for d in rule.dst_ports)
         self.internet = self.dst == INTERNET or self.dst.covers(*ALL_V4.ranges[0]) or self.dst.covers(*ALL_V6.ranges[0])
 

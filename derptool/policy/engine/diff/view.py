@@ -14,15 +14,12 @@ from dataclasses import replace
 from typing import Any, NamedTuple, Protocol
 
 from derptool._types import JsonPath
-from derptool.policy.engine.addresses import V6_END, IPSet, addr_int
+from derptool.policy.engine.addresses import IPSet, addr_int
 from derptool.policy.engine.compile import Compiled
-from derptool.policy.engine.filter import Rule
 from derptool.policy.engine.peers import PeerMap, peers_for
 from derptool.policy.engine.ports import DEFAULT_PROTOS
 from derptool.policy.engine.tailnet import Node, Tailnet
 from derptool.policy.engine.tests import run_tests
-
-EVERYTHING = IPSet(((0, V6_END),))
 
 
 class FilterEntry(NamedTuple):
@@ -129,7 +126,6 @@ class EngineView:
         self.compiled = compiled
         self.keys = keys or Keys()
         self._rule_keys: dict[int, int] = {}
-        self._src: dict[int, IPSet] = {}
         self._ips: dict[str, int] = {}
         self._routers: _Routers | None = None
 
@@ -138,26 +134,13 @@ class EngineView:
         """The compiled tailnet."""
         return self.compiled.tailnet
 
-    def _rule_src(self, rule: Rule) -> IPSet:
-        """The rule's ``SrcIPs`` as sent: the engine's set of them, plus any prefix or range it lists beside
-        (a ``via`` grant's routes are only in the strings); single addresses are always in the set."""
-        found = self._src.get(id(rule))
-        if found is None:
-            if "*" in rule.src_ips:
-                found = EVERYTHING
-            else:
-                extra = IPSet.parse(t for t in rule.src_ips if "/" in t or "-" in t)
-                found = rule.src if extra.subset_of(rule.src) else rule.src.union(extra)
-            self._src[id(rule)] = found
-        return found
-
     def filter(self, node: Node) -> list[FilterEntry]:
         """The node's ``DstPorts`` entries, default protocols spelled out."""
         out = []
         for rule, parts in self.compiled.rules.for_node(node):
             if rule.cap_grants is not None:
                 continue
-            src = self._rule_src(rule)
+            src = rule.src
             protos = tuple(rule.protos) if rule.protos is not None else DEFAULT_PROTOS
             for i in parts:
                 d = rule.dst_ports[i]
@@ -186,7 +169,7 @@ class EngineView:
         for rule, parts in self.compiled.rules.for_node(node):
             if rule.cap_grants is None:
                 continue
-            src = self._rule_src(rule)
+            src = rule.src
             origin = rule.origins[0][:2] if rule.origins else ()
             for i in parts:
                 g = rule.cap_grants[i]
