@@ -234,7 +234,7 @@ def to_utf8(data: bytes) -> bytes:
 # -- nesting and number limits ---------------------------------------------------------------------
 
 _TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*|[\[\]{},]|-?[0-9][0-9.eE+-]*')
-_LONG_DIGITS = re.compile(rb"[0-9.eE+-]{%d,}" % (MAX_NUMBER_CHARS + 1))
+_NUMBER_CHARS_AS_ZERO = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
 def _line_col(data: bytes, offset: int) -> tuple[int, int]:
@@ -318,7 +318,7 @@ def check_document_limits(
     shows the limit could be passed, so ordinary files cost a few ``bytes.count`` calls.
     """
     maybe_deep = data.count(b"[") + data.count(b"{") > max_depth and not _shallow(data, max_depth)
-    maybe_long = max_number == MAX_NUMBER_CHARS and _LONG_DIGITS.search(data) is not None
+    maybe_long = max_number == MAX_NUMBER_CHARS and b"0" * (max_number + 1) in data.translate(_NUMBER_CHARS_AS_ZERO)
     maybe_many = data.count(b",") > max_entries
     if not (maybe_deep or maybe_long or maybe_many or max_number != MAX_NUMBER_CHARS):
         return

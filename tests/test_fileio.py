@@ -242,6 +242,39 @@ def test_depth_at_the_limit_and_brackets_in_strings_pass() -> None:
     check_document_limits(b'["' + b"[" * 20_000 + b'"]', "ok.json")
 
 
+def _depth(doc: bytes) -> int:
+    """The deepest nesting of *doc* outside strings, by a plain scan (no escapes or comments in these docs)."""
+    depth = deepest = 0
+    in_string = False
+    for b in doc:
+        if b == ord('"'):
+            in_string = not in_string
+        elif not in_string and b in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif not in_string and b in b"]}":
+            depth -= 1
+    return deepest
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'{"a": ["b", "c"], "d": {"e": "f"}}',
+        b'{"a": "[[[", "b": [["]]"]]}',  # brackets inside strings, among bracket-free strings
+        b'["x", "y"]' * 3 + b'[["[", "]"], [[[]]]]',
+        b'{"k": [' + b'"s", ' * 50 + b'[[["deep"]]]]}',
+        b'["{", [["}"]], "", [[]], ""]',
+    ],
+)
+def test_quick_nesting_check_agrees_with_a_plain_scan(doc: bytes) -> None:
+    """The C-speed nesting check answers "shallow" exactly when a plain scan finds the nesting within the
+    limit, whether or not strings hold brackets."""
+    deepest = _depth(doc)
+    for limit in range(max(1, deepest - 2), deepest + 3):
+        assert fileio._shallow(doc, limit) == (deepest <= limit), (doc, limit)
+
+
 def test_number_length_limit() -> None:
     """A 5 000-digit number is one located error, not a ValueError from int()."""
     with pytest.raises(LimitError, match="5000 characters") as info:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from derptool._gc import collector_paused
 from derptool.cli._app import app
 from derptool.cli._errors import handle_errors, warn
 from derptool.cli._options import MapOption, RefreshOption
@@ -87,14 +88,15 @@ def _load(
             control_url = check_control_url(control_url)
         except ValueError as err:
             raise UsageError(f"--control-url: {err}") from None
-    source = load_policy(policy)
-    imported = import_tailnet(tailnet)
-    for note in imported.notes:
-        print(f"derptool: note: {note}", file=sys.stderr)
-    net = imported.tailnet
-    if validate:
-        _refuse_invalid(source, net)
-    return source, compile_policy(source.data, net, control_url=control_url, semantics=semantics)
+    with collector_paused():
+        source = load_policy(policy)
+        imported = import_tailnet(tailnet)
+        for note in imported.notes:
+            print(f"derptool: note: {note}", file=sys.stderr)
+        net = imported.tailnet
+        if validate:
+            _refuse_invalid(source, net)
+        return source, compile_policy(source.data, net, control_url=control_url, semantics=semantics)
 
 
 def _refuse_invalid(source: PolicySource, net: Any) -> None:
@@ -176,33 +178,34 @@ def compile_command(
     """
     from derptool.policy.engine.stream import encode, node_texts
 
-    _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate, control=control)
-    names = _check_nodes(compiled, node)
-    nodes = [compiled.node(n) for n in names] if names else None
-    texts = node_texts(compiled, nodes, peers=not no_peers)
-    out = _Chunks()
-    write = out.write
-    if fmt is CompileFormat.json_line:
-        for name, text in texts:
-            write(f'{{"node":{encode(name)},{text[1:]}\n')
-    elif fmt is CompileFormat.json and pretty:
-        write('{\n  "nodes": {')
-        count = 0
-        for name, text in texts:
-            body = json.dumps(json.loads(text), indent=2, ensure_ascii=False).replace("\n", "\n    ")
-            write(f"{',' if count else ''}\n    {json.dumps(name, ensure_ascii=False)}: {body}")
-            count += 1
-        write("\n  }\n}\n" if count else "}\n}\n")
-    elif fmt is CompileFormat.json:
-        write('{"nodes":{')
-        for k, (name, text) in enumerate(texts):
-            write(f"{',' if k else ''}{encode(name)}:{text}")
-        write("}}\n")
-    else:
-        for k, (name, text) in enumerate(texts):
-            write(("\n\n" if k else "") + compile_table({"nodes": {name: json.loads(text)}}, peers=not no_peers))
-        write("\n")
-    out.flush()
+    with collector_paused():
+        _, compiled = _load(policy, tailnet, control_url=control_url, validate=not no_validate, control=control)
+        names = _check_nodes(compiled, node)
+        nodes = [compiled.node(n) for n in names] if names else None
+        texts = node_texts(compiled, nodes, peers=not no_peers)
+        out = _Chunks()
+        write = out.write
+        if fmt is CompileFormat.json_line:
+            for name, text in texts:
+                write(f'{{"node":{encode(name)},{text[1:]}\n')
+        elif fmt is CompileFormat.json and pretty:
+            write('{\n  "nodes": {')
+            count = 0
+            for name, text in texts:
+                body = json.dumps(json.loads(text), indent=2, ensure_ascii=False).replace("\n", "\n    ")
+                write(f"{',' if count else ''}\n    {json.dumps(name, ensure_ascii=False)}: {body}")
+                count += 1
+            write("\n  }\n}\n" if count else "}\n}\n")
+        elif fmt is CompileFormat.json:
+            write('{"nodes":{')
+            for k, (name, text) in enumerate(texts):
+                write(f"{',' if k else ''}{encode(name)}:{text}")
+            write("}}\n")
+        else:
+            for k, (name, text) in enumerate(texts):
+                write(("\n\n" if k else "") + compile_table({"nodes": {name: json.loads(text)}}, peers=not no_peers))
+            write("\n")
+        out.flush()
 
 
 class _Chunks:

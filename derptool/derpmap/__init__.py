@@ -18,10 +18,10 @@ from derptool.derpmap.model import (
     is_ip,
     is_valid_hostname,
     merge,
-    parse_derpmap,
     problems_from_validation,
     semantic_problems,
 )
+from derptool.derpmap.parse import parse_derpmap
 
 __all__ = [
     "CUSTOM_REGION_IDS",

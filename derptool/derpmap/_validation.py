@@ -1,6 +1,6 @@
 """Validation of untrusted DERP maps: pydantic mirrors of the dataclasses in :mod:`derptool.derpmap.model`.
 
-Imported on first use (by :func:`~derptool.derpmap.model.parse_derpmap`, ``model_validate`` and the policy
+Imported on first use (by :func:`~derptool.derpmap.parse.parse_derpmap`, ``model_validate`` and the policy
 model), so commands that only read the bundled snapshot never import pydantic. The classes carry the same
 names, docstrings, field names, aliases and descriptions as the dataclasses: error locations
 (``Regions["1"].Nodes[0].IPv4``) and the published JSON Schemas come from them. A test keeps both in step.

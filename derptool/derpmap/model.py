@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from derptool.derpmap.limits import MAX_REGION_ID, ip_literal, is_ip, is_valid_hostname
-from derptool.errors import MapError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -45,7 +44,6 @@ __all__ = [
     "is_ip",
     "is_valid_hostname",
     "merge",
-    "parse_derpmap",
     "problems_from_validation",
     "semantic_problems",
 ]
@@ -430,37 +428,6 @@ def semantic_problems(dmap: DERPMap) -> list[MapProblem]:
             else:
                 names[node.name] = rid
     return out
-
-
-def parse_derpmap(data: Any, *, source: str = "DERP map") -> DERPMap:
-    """Validate plain data (decoded JSON/YAML) as a :class:`DERPMap`, raising :class:`MapError` on any problem.
-
-    The message names the first problem with its path, and how many more there are.
-    """
-    if not isinstance(data, Mapping):
-        raise MapError(f'{source}: a DERP map must be a JSON object with "Regions", got {_describe(data)}')
-    from derptool.derpmap._plain import read_plain  # the common case, without pydantic's import (~100 ms)
-
-    plain = read_plain(data)
-    if plain is not None and not any(p.severity == "error" for p in semantic_problems(plain)):
-        return plain
-    from pydantic import ValidationError  # lazy: pydantic's import costs start-up time the snapshot skips
-
-    try:
-        dmap = DERPMap.model_validate(data)
-    except ValidationError as err:
-        problems = problems_from_validation(err)
-    else:
-        problems = [p for p in semantic_problems(dmap) if p.severity == "error"]
-        if not problems:
-            return dmap
-    first = problems[0]
-    where = format_location(first.path)
-    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-    raise MapError(f"{source}: {where + ': ' if where else ''}{first.message}{more}")
-
-
-# -- merging -------------------------------------------------------------------------------------
 
 
 def merge(base: DERPMap, overlay: DERPMap) -> DERPMap:

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from derptool.derpmap.model import DERPMap, parse_derpmap
+from derptool.derpmap.model import DERPMap
+from derptool.derpmap.parse import parse_derpmap
 from derptool.errors import MapError
 
 K = TypeVar("K")

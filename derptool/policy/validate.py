@@ -8,16 +8,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from derptool._gc import collector_paused
 from derptool._types import JsonPath
 from derptool.fileio import read_file
-from derptool.hujson import HuJSONError, parse, position, standardize
-from derptool.hujson.parse import no_gc
 from derptool.policy.checks import check_policy
-from derptool.policy.models import Policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
-from derptool.policy.shape import DictWithDuplicates, check_shape
+from derptool.policy.shape import DictWithDuplicates, check_shape, policy_spec
 
 if TYPE_CHECKING:
+    from derptool.hujson import HuJSONError
     from derptool.policy.engine.tailnet import Tailnet
 
 
@@ -31,6 +30,13 @@ def _reject_constant(name: str) -> Any:
 
 def decode(src: bytes) -> Any:
     """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
+    try:  # plain JSON (most policies that tools write) needs no HuJSON pass
+        return json.loads(src.decode("utf-8"), object_pairs_hook=DictWithDuplicates, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        pass  # comments, trailing commas, or an error that HuJSON's parser describes
+    # lazy: the HuJSON package costs more start-up than validating a plain JSON policy
+    from derptool.hujson import parse, standardize
+
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
         return json.loads(
@@ -39,6 +45,16 @@ def decode(src: bytes) -> Any:
     except (ValueError, RecursionError):  # pragma: no cover - standardize accepted it, so this is unexpected
         parse(src)
         raise
+
+
+def _syntax_error(err: ValueError) -> HuJSONError:
+    """*err* when it is the ``HuJSONError`` :func:`decode` raises for a syntax error; anything else is raised
+    again."""
+    from derptool.hujson import HuJSONError  # lazy: as in decode (which loaded it to raise one)
+
+    if not isinstance(err, HuJSONError):
+        raise err
+    return err
 
 
 def findings(
@@ -50,7 +66,7 @@ def findings(
     an error starting with ``test(s) failed``. Without it only the tests that fail whatever the tailnet
     are reported (a destination that is not one host and one port, a test without source or checks).
     """
-    canonical, shape = check_shape(data, Policy)
+    canonical, shape = check_shape(data, policy_spec())
     out = list(shape.findings) + list(overflowing_numbers(data))
     for f in check_policy(canonical):
         out.append(Finding(shape.original_path(f.path), f.message, f.severity, f.at_key))
@@ -91,11 +107,12 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
     A HuJSON syntax error is one problem at its position (nothing else can be checked then). With
     *tailnet* the policy's tests are run against it (see :func:`findings`).
     """
-    with no_gc():  # decoded policies hold no cycles: collections while building them only cost time
+    with collector_paused():  # decoded policies hold no cycles: collections while building them only cost time
         try:
             data = decode(src)
-        except HuJSONError as err:
-            return [Problem(file, err.line or 1, err.column or 1, (), err.reason)]
+        except ValueError as err:
+            syntax = _syntax_error(err)
+            return [Problem(file, syntax.line or 1, syntax.column or 1, (), syntax.reason)]
         lines = None
         if tailnet is not None:
             from derptool.policy.engine.source import parse_policy  # lazy: as in findings
@@ -104,6 +121,8 @@ def validate_bytes(src: bytes, file: str = "<policy>", tailnet: Tailnet | None =
         found = findings(data, tailnet, lines, file)
     if not found:
         return []
+    from derptool.hujson import parse, position  # lazy: as in decode, needed only to place problems
+
     root = parse(src)
     problems = []
     for f in found:
@@ -122,8 +141,8 @@ def error_messages(src: bytes) -> list[str]:
     a policy before and after an edit."""
     try:
         data = decode(src)
-    except HuJSONError as err:
-        return [err.reason]
+    except ValueError as err:
+        return [_syntax_error(err).reason]
     return [f.message for f in findings(data) if f.severity == "error"]
 
 

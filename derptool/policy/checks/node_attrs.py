@@ -6,19 +6,24 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from derptool._types import JsonPath
 from derptool.policy import selectors as sel
 from derptool.policy._go import quote
 from derptool.policy.checks._base import items, mapping, strings
 from derptool.policy.checks.grants import capability_error
 from derptool.policy.checks.references import ReferenceChecks
-from derptool.policy.models import AppConnector
-from derptool.policy.shape import ShapeChecker, model_spec
+from derptool.policy.shape import ShapeChecker, Spec, model_spec
 
 RESERVED_POOLS = (ipaddress.ip_network("100.100.100.0/24"), ipaddress.ip_network("100.115.92.0/23"))
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def _app_connector_spec() -> Spec:
+    """The shape of one app connector's parameters."""
+    # lazy: the pydantic models cost more start-up than validating a whole policy; only app connectors need one
+    from derptool.policy.models import AppConnector
+
+    return model_spec(AppConnector)
 
 
 class NodeAttrChecks(ReferenceChecks):
@@ -55,15 +60,15 @@ class NodeAttrChecks(ReferenceChecks):
                         self.error_key((*path, "app", name), err)
                     if name == "tailscale.com/app-connectors":
                         for j, conn in items(params):
-                            self.check_shape((*path, "app", name, j), conn, AppConnector)
+                            self.check_shape((*path, "app", name, j), conn, _app_connector_spec())
                             for k, tag in strings(conn.get("connectors")):
                                 if tag not in self.tags:
                                     self.error((*path, "app", name, j, "connectors", k), f"tag not found: {quote(tag)}")
 
-    def check_shape(self, path: JsonPath, value: Any, model: type[BaseModel]) -> None:
+    def check_shape(self, path: JsonPath, value: Any, spec: Spec) -> None:
         """Shape-check a free-form value that has a known structure (e.g. app connector parameters)."""
         checker = ShapeChecker()
-        checker.walk(value, model_spec(model), path, path)
+        checker.walk(value, spec, path, path)
         self.findings.extend(checker.findings)
 
     def check_auto_approvers(self) -> None:

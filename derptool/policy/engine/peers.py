@@ -195,6 +195,12 @@ class ViaGrant:
 
 def via_grants(policy: Mapping[str, Any], resolver: Resolver) -> list[ViaGrant]:
     """Every grant and ACL entry as :class:`ViaGrant` values, when the policy has any ``via`` grant."""
+    raw = policy.get("grants")
+    if not any(
+        isinstance(g, Mapping) and isinstance(g.get("via"), list) and any(isinstance(v, str) for v in g["via"])
+        for g in (raw if isinstance(raw, list) else [])
+    ):
+        return []  # only grants have via: the ACLs need not be read a second time
     grants = policy_grants(policy)
     if not any(g.via for g in grants):
         return []

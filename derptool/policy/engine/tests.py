@@ -20,6 +20,7 @@ from typing import Any
 from derptool._types import JsonPath
 from derptool.policy.engine.addresses import addr_int, addr_text
 from derptool.policy.engine.compile import Compiled
+from derptool.policy.engine.filter import DstPort, Rule
 from derptool.policy.engine.ports import proto_allows
 from derptool.policy.engine.ssh import SSHRule
 from derptool.policy.engine.tailnet import Node
@@ -70,6 +71,9 @@ class TestRunner:
         self.c = compiled
         self.lines = lines or {}
         self.file = file
+        self._singles: dict[int, list[tuple[int, Rule, DstPort]]] | None = None
+        self._wide: list[tuple[int, Rule, DstPort]] = []
+        self._at: dict[int, list[tuple[Rule, DstPort]]] = {}
 
     # -- sources and destinations -----------------------------------------------------------------
 
@@ -120,15 +124,35 @@ class TestRunner:
 
     def allowing_rule(self, src_ip: int, dst_ip: int, proto: int, port: int) -> JsonPath | None:
         """The policy entry of the first rule that accepts the packet, or None."""
-        for rule in self.c.rules.rules:
-            if rule.cap_grants is not None or not rule.src.contains(src_ip):
-                continue
-            if not proto_allows(rule.protos, proto):
-                continue
-            for d in rule.dst_ports:
-                if d.lo <= dst_ip <= d.hi and d.ports[0] <= port <= d.ports[1]:
-                    return d.origin
+        for rule, d in self._destinations(dst_ip):
+            if d.ports[0] <= port <= d.ports[1] and proto_allows(rule.protos, proto) and rule.src.contains(src_ip):
+                return d.origin
         return None
+
+    def _destinations(self, dst_ip: int) -> list[tuple[Rule, DstPort]]:
+        """Every ``DstPorts`` entry whose addresses hold *dst_ip*, with its rule, in rule order: the entries
+        of single addresses come from an index, the few wider ones from a scan (a test costs what reaches
+        its destination, not every rule of the policy)."""
+        found = self._at.get(dst_ip)
+        if found is not None:
+            return found
+        if self._singles is None:
+            self._singles = {}
+            k = 0
+            for rule in self.c.rules.rules:
+                if rule.cap_grants is not None:
+                    continue
+                for d in rule.dst_ports:
+                    if d.lo == d.hi:
+                        self._singles.setdefault(d.lo, []).append((k, rule, d))
+                    else:
+                        self._wide.append((k, rule, d))
+                    k += 1
+        hits = [e for e in self._wide if e[2].lo <= dst_ip <= e[2].hi] + self._singles.get(dst_ip, [])
+        hits.sort(key=lambda e: e[0])
+        found = [(rule, d) for _, rule, d in hits]
+        self._at[dst_ip] = found
+        return found
 
     def run(self) -> TestReport:
         """Run ``tests`` and ``sshTests``."""
