@@ -244,6 +244,7 @@ def _line_col(data: bytes, offset: int) -> tuple[int, int]:
 
 _STRING_OR_COMMENT = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|//[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/)?|#[^\n]*')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
 _BRACKETS_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
@@ -266,12 +267,18 @@ def _brackets(data: bytes) -> bytes:
             close = data.find(b"*/", end)
             end = len(data) if close < 0 else _cut(data, close + 2)
         piece = data[start:end]
-        if plain and piece.count(b'"') % 2 == 0:  # no escapes, no comments: every other part is a string
+        start = end
+        if plain and piece.count(b'"') % 2 == 0:  # no escapes, no comments: quotes open and close strings in turn
+            # Of brackets and quotes only, removing "" pairs left to right leaves no quote exactly when no string
+            # holds a bracket (such a string keeps its opening quote): what is left is then outside strings.
+            kept = piece.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS_OR_QUOTES).replace(b'""', b"")
+            if b'"' not in kept:
+                out.append(kept)
+                continue
             text = b"".join(piece.split(b'"')[0::2])
         else:
             text = _STRING_OR_COMMENT.sub(b"", piece)
         out.append(text.translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS))
-        start = end
     return b"".join(out)
 
 
