@@ -220,7 +220,7 @@ def run(
             )
     mapping = None
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending_map = pool.submit(portmap.probe) if port_mapping else None
+        pending_map = pool.submit(portmap.probe, timeout=portmap.REPORT_WINDOW) if port_mapping else None
         observations, locals_, note = _exchange(targets, timeout, bind_ip=bind_ip, bind_port=bind_port)
         if pending_map is not None:
             mapping = pending_map.result()

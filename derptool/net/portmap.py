@@ -39,6 +39,10 @@ SSDP_GROUP = "239.255.255.250"
 PROBE_TIMEOUT = 0.250
 UPNP_LINGER = 0.050
 """After the first answer, how long to wait for more UPnP answers (seconds)."""
+REPORT_WINDOW = 1.0
+"""Seconds a report's port-mapping probe (latency, nat) listens beside the STUN probes. A router answers
+NAT-PMP at once but PCP and the SSDP search later (miniupnpd took over 250 ms, netcheck's own window, on an
+idle machine); the probe stops once all three have answered, so only a router that lacks one costs it all."""
 
 PMP_VERSION = 0
 PMP_OP_PUBLIC_ADDRESS = 0

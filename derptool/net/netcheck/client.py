@@ -104,7 +104,8 @@ class Netcheck:
         if self.port_mapping:
             from derptool.net import portmap  # lazy: only --port-mapping needs it (its import is start-up time)
 
-            portmap_task = loop.create_task(asyncio.to_thread(portmap.probe))
+            window = min(portmap.REPORT_WINDOW, self.timeout)
+            portmap_task = loop.create_task(asyncio.to_thread(portmap.probe, timeout=window))
         previous_home = self.home.home
         udp_seen = False
 
