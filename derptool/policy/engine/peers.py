@@ -34,7 +34,8 @@ def _bits(indexes: Iterable[int]) -> int:
     return mask
 
 
-def _indexes(mask: int) -> list[int]:
+def bit_indexes(mask: int) -> list[int]:
+    """The positions of the set bits of *mask*, lowest first (node indexes of a node set)."""
     out = []
     while mask:
         low = mask & -mask
@@ -96,9 +97,9 @@ class PeerMap:
             if s and d:
                 pairs.setdefault((s, d), None)
         for s, d in pairs:
-            for i in _indexes(s):
+            for i in bit_indexes(s):
                 self.peers[i] |= d
-            for j in _indexes(d):
+            for j in bit_indexes(d):
                 self.peers[j] |= s
         self.seen = list(self.peers)  # before each node is taken out of its own set: shared by many nodes
         for n in self.tailnet.nodes:
@@ -106,7 +107,7 @@ class PeerMap:
 
     def peers_of(self, node: Node) -> list[Node]:
         """The nodes *node* sees, in tailnet order."""
-        return [self.tailnet.nodes[i] for i in _indexes(self.peers[node.index])]
+        return [self.tailnet.nodes[i] for i in bit_indexes(self.peers[node.index])]
 
     def can_access_route(self, viewer: Node, route: str) -> bool:
         """Whether a rule lets *viewer* (or the subnets it serves) reach into *route*, or the reverse."""
@@ -319,4 +320,4 @@ def auto_approve(policy: Mapping[str, Any], tailnet: Tailnet) -> Tailnet:
     return Tailnet(list(tailnet.users), nodes, control_url=tailnet.control_url)
 
 
-__all__ = ["Peer", "PeerMap", "auto_approve", "peer_for", "peers_for", "primary_routes", "routes_vary"]
+__all__ = ["Peer", "PeerMap", "auto_approve", "bit_indexes", "peer_for", "peers_for", "primary_routes", "routes_vary"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.nodeattrs import NodeAttrs
-from derptool.policy.engine.peers import Peer, peer_for, routes_vary, viewer_primaries
+from derptool.policy.engine.peers import Peer, bit_indexes, peer_for, routes_vary, viewer_primaries
 from derptool.policy.engine.ssh import ssh_policy_json
 from derptool.policy.engine.tailnet import Node
 
@@ -29,15 +29,6 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 CACHE_BYTES = 64 << 20
 """How much encoded text the shared-part caches may hold in all."""
 NO_SSH = '{"rules":[]}'
-
-
-def _indexes(mask: int) -> list[int]:
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
 
 
 class _PeerLists:
@@ -61,9 +52,9 @@ class _PeerLists:
         seen = self.pm.seen[node.index]
         cached = self.lists.get(seen)
         if not self.attrs.sees_v4(node):
-            return self._one(node, _indexes(seen))
+            return self._one(node, bit_indexes(seen))
         if cached is None:
-            order = _indexes(seen)
+            order = bit_indexes(seen)
             if any(self.static[i] is None for i in order) or self.bytes > CACHE_BYTES:
                 return self._one(node, order)
             parts = [self.static[i] or "" for i in order]
