@@ -27,7 +27,36 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from derptool.cli._app import app
 
-    app(prog_name="derptool")
+    try:
+        app(prog_name="derptool")
+    except SystemExit as done:
+        _leave(done)
+        raise
+
+
+def _leave(done: SystemExit) -> None:
+    """End the process at once when a worker thread (a DNS lookup, an HTTP fetch given up on) is still alive.
+
+    Python's teardown with a daemon thread inside httpx or ssl can crash the process (SIGSEGV) after the
+    command has already printed its result: an interrupt or a deadline must still end with the documented
+    code. Files were already closed and temporaries removed while the command unwound.
+    """
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is None or threading.active_count() <= 1:
+        return
+    code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    import contextlib
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code or 0)
 
 
 def __getattr__(name: str) -> Any:

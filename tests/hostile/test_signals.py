@@ -80,3 +80,24 @@ def test_an_interrupt_during_an_edit_leaves_the_file_and_no_temporary(tmp_path: 
     _assert_interrupted(done)
     assert policy.read_bytes() == before
     assert [p.name for p in Path(tmp_path).iterdir()] == ["p.hujson"]
+
+
+def test_a_worker_thread_still_running_at_exit_does_not_change_the_exit_code() -> None:
+    """A fetch given up on leaves its thread inside httpx; the process still ends at once with the command's code.
+
+    Python's own teardown would wait for the stuck thread (here one that sleeps 30 s), or crash beside it.
+    """
+    code = (
+        "import sys, threading, time\n"
+        "import derptool.cli as c, derptool.cli._app as a\n"
+        "def busy():\n    while True: [str(i) for i in range(1000)]\n"
+        "def app(**kw):\n"
+        "    threading.Thread(target=busy, daemon=True).start()\n"
+        "    threading.Thread(target=time.sleep, args=(30,)).start()\n"
+        "    print('result'); raise SystemExit(3)\n"
+        "a.app = app; sys.argv = ['derptool']; c.main()"
+    )
+    started = time.monotonic()
+    done = _run(code, delay=None)
+    assert (done.returncode, done.stdout) == (3, "result\n"), done
+    assert time.monotonic() - started < 15, "the exit waited for the stuck thread"
