@@ -13,9 +13,9 @@ Both commands run as new processes with JSON output, interleaved, best of --repe
 and the same work in this process (no start-up): compile = read the tailnet, compile NEW, every node's JSON
 document; diff = read the tailnet, validate and compile both, compare, the JSON document.
 
-Goal: diff / compile <= 2.0 at every size. On a loaded machine the process times drift; the in-process ratio
-is the steadier figure (CPU time of this process; start-up and imports cost the same few hundred ms at every
-size).
+Goal: diff / compile <= 2.0 at every size, both ratios. On a loaded machine the process times drift; the
+in-process ratio is the steadier figure (CPU time of this process; start-up and imports cost the same few
+hundred ms at every size).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main() -> None:
             f"{n} nodes ({rows} access and SSH rows): processes: compile {min(compile_s):.2f} s, diff "
             f"{min(diff_s):.2f} s, ratio {ratio:.2f}; in process: compile {min(work_c):.2f} s, diff "
             f"{min(work_d):.2f} s (comparison {min(compare):.2f} s), ratio {inner:.2f} "
-            f"[goal <= 2.0: {'ok' if inner <= 2.0 else 'MISSED'}]"
+            f"[goal <= 2.0: {'ok' if max(ratio, inner) <= 2.0 else 'MISSED'}]"
         )
 
 

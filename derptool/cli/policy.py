@@ -20,6 +20,7 @@ from derptool.errors import UsageError
 if TYPE_CHECKING:
     from derptool.policy.engine.compile import Compiled
     from derptool.policy.engine.source import PolicySource
+    from derptool.report.page import Page
 
 policy_app = typer.Typer(
     name="policy",
@@ -455,7 +456,6 @@ def diff_command(
     from derptool.policy.engine.diff import diff_policies
     from derptool.policy.engine.source import parse_policy
     from derptool.policy.validate import decode
-    from derptool.report.policy_diff_page import policy_diff_page
 
     kinds = _fail_on(fail_on)
     check_page_options(fmt.value, html)
@@ -506,7 +506,13 @@ def diff_command(
         for note in diff.derp.impact.notes:
             warn(note)
     maps = [m for m in (diff.derp.new_map, diff.derp.old_map) if m is not None]
-    if emit_page(fmt.value, html, lambda: policy_diff_page(diff.to_json(), maps=maps, old=old_name, new=new_name)):
+
+    def page_of_diff() -> Page:
+        from derptool.report.policy_diff_page import policy_diff_page  # lazy: the page draws with shapely
+
+        return policy_diff_page(diff.to_json(), maps=maps, old=old_name, new=new_name)
+
+    if emit_page(fmt.value, html, page_of_diff):
         pass
     elif fmt is DiffFormat.json:
         typer.echo(to_json(diff.to_json()))

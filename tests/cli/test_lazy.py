@@ -65,3 +65,16 @@ def test_unknown_command_is_one_usage_error() -> None:
     result = runner.invoke(app, ["nosuch"])
     assert result.exit_code == 2
     assert "No such command 'nosuch'" in result.output
+
+
+def test_a_text_or_json_policy_diff_draws_nothing() -> None:
+    """The page modules (and the country shapes under them) load only for --format html/png or --html."""
+    args = ["policy", "diff", "examples/policies/general.hujson", "examples/policies/eu-only-derp.hujson"]
+    args += ["-t", "examples/tailnet.json", "-m", "snapshot"]
+    for fmt in ("json", "table"):
+        done = subprocess.run(
+            [sys.executable, "-m", "derptool", *args, "--format", fmt], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and "derp" in done.stdout.lower(), done  # the diff ran, its DERP part too
+        loaded = _loaded_after([*args, "--format", fmt])
+        assert not {m for m in loaded if m.startswith(("derptool.report", "derptool.derpmap.countries"))}, fmt
