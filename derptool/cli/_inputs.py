@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob as globmod
 import os
 import re
 from pathlib import Path
@@ -72,7 +71,9 @@ def expand_paths(names: list[str], empty: Callable[[str], None]) -> list[str]:
         if path.is_dir():
             found = _policy_files(path)
         else:
-            matches = sorted(globmod.glob(name, recursive=True))
+            import glob  # lazy: only a pattern needs it
+
+            matches = sorted(glob.glob(name, recursive=True))
             if not matches:
                 out.append(name)  # reading it says it does not exist
                 continue

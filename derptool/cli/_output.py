@@ -15,6 +15,7 @@ import difflib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,27 @@ DEFAULT_WIDTH = 100
 _WIDE = "derptool.wide"
 _GAP = 2  # spaces between two columns
 _ELLIPSIS = "…"
+_ONE_CELL_EACH = re.compile("[\x20-\x7e\xa0-\xac\xae-\u02ff\u0370-\u0482\u2500-\u25fc\u2800-\u28ff]*")
+"""Text of only these characters (the ranges rich itself measures as one cell each: Latin, Greek, Cyrillic,
+box drawing and blocks, Braille) is as wide as it is long, measured without importing rich."""
+
+
+def cell_len(text: str) -> int:
+    """How many terminal cells *text* takes (rich's measure; without rich for the common one-cell text)."""
+    if _ONE_CELL_EACH.fullmatch(text):
+        return len(text)
+    from rich.cells import cell_len as measure  # lazy: some 3 ms of start-up, for wide or zero-width text only
+
+    return measure(text)
+
+
+def set_cell_size(text: str, width: int) -> str:
+    """*text* padded with spaces, or cut, to exactly *width* cells (as rich's function of the same name)."""
+    if _ONE_CELL_EACH.fullmatch(text):
+        return text[:width].ljust(width)
+    from rich.cells import set_cell_size as fit  # lazy, as in cell_len()
+
+    return fit(text, width)
 
 
 def _set_wide(ctx: typer.Context, value: bool) -> bool:
@@ -86,8 +108,6 @@ def fit_widths(natural: Sequence[int], floors: Sequence[int], width: int | None)
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain-text table with aligned columns, fitted to :func:`output_width` (values cut with an ellipsis)."""
-    from rich.cells import cell_len  # lazy: --help and JSON output draw no table
-
     cells = [[_one_line(v) for v in row] for row in rows]
     natural = [max([cell_len(h), *(cell_len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     floors = [min(n, max(cell_len(h), 3)) for n, h in zip(natural, headers, strict=True)]
@@ -99,8 +119,6 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 def fit_list(prefix: str, items: Sequence[str], sep: str = ", ") -> str:
     """*prefix* and *items* on one line that fits :func:`output_width`: the items that fit, then ``… (+N more)``."""
-    from rich.cells import cell_len  # lazy, as in table()
-
     width = output_width()
     line = prefix + sep.join(items)
     if width is None or cell_len(line) <= width:
@@ -118,8 +136,6 @@ def fit_list(prefix: str, items: Sequence[str], sep: str = ", ") -> str:
 
 def _cut(text: str, width: int) -> str:
     """*text* cut to *width* cells, ending in an ellipsis."""
-    from rich.cells import set_cell_size
-
     return set_cell_size(text, width - 1).rstrip() + _ELLIPSIS if width > 0 else ""
 
 
@@ -130,8 +146,6 @@ def _one_line(value: Any) -> str:
 
 def _row(values: Sequence[str], widths: Sequence[int]) -> str:
     """One line: each value padded (or cut, ending in an ellipsis) to its column's width, two spaces apart."""
-    from rich.cells import cell_len, set_cell_size
-
     out = []
     for value, width in zip(values, widths, strict=True):
         if cell_len(value) > width:

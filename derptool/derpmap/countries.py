@@ -19,12 +19,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import shapely
 from shapely.geometry import Point, Polygon
 from shapely.strtree import STRtree
+
+from derptool._bundled import data_text
 
 COAST_KM = 25.0
 """How far outside every shape a point may be and still take the nearest country (a coastal city)."""
@@ -69,7 +70,7 @@ def _rings(coordinates: Sequence[Sequence[Sequence[float]]]) -> tuple[Ring, ...]
 @cache
 def load_countries() -> tuple[Country, ...]:
     """Every country of the shipped shapes, sorted by code; loaded once per process."""
-    text = resources.files("derptool.data").joinpath("countries.geojson").read_text(encoding="utf-8")
+    text = data_text("countries.geojson")
     doc: dict[str, Any] = json.loads(text)
     out = []
     for feature in doc["features"]:

@@ -8,7 +8,7 @@ against an outage or a legal order in that place.
 from __future__ import annotations
 
 from derptool.derpmap import DERPMap
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 
 
 def single_points(dmap: DERPMap) -> list[str]:

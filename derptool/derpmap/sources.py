@@ -36,14 +36,12 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from derptool import __version__
+from derptool._bundled import data_bytes, data_text
 from derptool.derpmap import DERPMap, merge, parse_derpmap
-from derptool.derpmap.headscale import load_yaml
-from derptool.derpmap.overlay import policy_overlay
 from derptool.errors import DerptoolError, InputError, LimitError, MapError, NetworkError
 from derptool.fileio import MAX_FILE_BYTES, atomic_write, check_document_limits, read_file, room_for_depth, to_utf8
 
@@ -97,13 +95,13 @@ class LoadedMap:
 
 def snapshot_date() -> dt.date:
     """The day the bundled snapshot was captured."""
-    meta = json.loads(resources.files("derptool.data").joinpath("snapshot-meta.json").read_text("utf-8"))
+    meta = json.loads(data_text("snapshot-meta.json"))
     return dt.date.fromisoformat(meta["captured"])
 
 
 def load_snapshot() -> LoadedMap:
     """The bundled snapshot of the public DERP map."""
-    raw = resources.files("derptool.data").joinpath("derpmap-snapshot.json").read_bytes()
+    raw = data_bytes("derpmap-snapshot.json")
     dmap = DERPMap.from_trusted(json.loads(raw))  # shipped and tested valid: no validation at run time
     return LoadedMap(dmap, f"bundled snapshot of {snapshot_date().isoformat()}", "snapshot")
 
@@ -446,6 +444,8 @@ def _decode_checked(data: bytes, name: str) -> Any:
             return hujson.loads(data)
         except hujson.HuJSONError as err:
             raise InputError(f"invalid HuJSON: {err.reason}", file=name, line=err.line, column=err.column) from None
+    from derptool.derpmap.headscale import load_yaml  # lazy: JSON maps (most) never need it (start-up time)
+
     return load_yaml(data, name)
 
 
@@ -477,6 +477,8 @@ def map_from_bytes(data: bytes, name: str, kind: SourceKind, *, base: Callable[[
             'sections) nor headscale DERP YAML (no "regions")'
         )
     if what == "policy":
+        from derptool.derpmap.overlay import policy_overlay  # lazy, as load_yaml above
+
         overlay = policy_overlay(doc, source=name)
         if overlay is None:
             b = base()

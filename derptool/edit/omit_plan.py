@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap, DERPRegion
-from derptool.derpmap.geo import geo_for, resolve
+from derptool.derpmap.geo import resolve
+from derptool.derpmap.geography import geo_for
 from derptool.derpmap.headscale import render_headscale_yaml
 from derptool.derpmap.resilience import single_points
 from derptool.errors import UsageError

@@ -18,9 +18,9 @@ import functools
 import ipaddress
 import json
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
+from derptool._bundled import data_bytes
 from derptool._types import JsonPath
 from derptool.derpmap import CUSTOM_REGION_IDS, MAX_REGION_ID, is_valid_hostname
 from derptool.derpmap.overlay import named, overlay_entries
@@ -30,7 +30,7 @@ from derptool.policy.problems import Finding
 @functools.cache
 def default_region_ids() -> frozenset[int]:
     """Region IDs of the bundled DERP map snapshot."""
-    text = resources.files("derptool.data").joinpath("derpmap-snapshot.json").read_text(encoding="utf-8")
+    text = data_bytes("derpmap-snapshot.json")
     return frozenset(int(k) for k in json.loads(text).get("Regions", {}))
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from derptool._bundled import data_bytes
 from derptool._types import JsonPath
 from derptool.policy.problems import Finding
 
@@ -148,13 +149,13 @@ def spec_from_data(data: Mapping[str, Any]) -> Spec:
 
 
 POLICY_SPEC_FILE = Path(__file__).resolve().parent.parent / "data" / "policy-shape.json"
-"""The committed :class:`Spec` of a whole policy (read as a plain file: ``importlib.resources`` costs start-up)."""
+"""Where ``python -m derptool.policy.schema`` writes the committed :class:`Spec` (a checkout's file)."""
 
 
 @functools.cache
 def policy_spec() -> Spec:
     """The :class:`Spec` of a whole policy file, read from the committed data (see the module docstring)."""
-    return spec_from_data(json.loads(POLICY_SPEC_FILE.read_text(encoding="utf-8")))
+    return spec_from_data(json.loads(data_bytes("policy-shape.json")))
 
 
 def _kind_of(value: Any) -> str:

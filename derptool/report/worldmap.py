@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.countries import load_countries
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.report.svg import FONT, MAP_HEIGHT, MAP_WIDTH, el, latency_colour, latency_legend, project, ring_path
 from derptool.report.svg import text as svg_text
 from derptool.report.svg import title as svg_title

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from derptool.derpmap import DERPMap
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.errors import ProtocolError
 from derptool.watch.samples import Snapshot, counter_rate
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from derptool import hujson
 from derptool.cli import app
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.derpmap.sources import load_snapshot
 
 runner = CliRunner()
@@ -174,7 +174,8 @@ def test_derptool_map_environment_variable_names_the_map(tmp_path: Path) -> None
 def test_map_table_shows_continent_selector_names_not_codes() -> None:
     """The CONTINENT column showed ``NA`` for North America, but the selector ``na`` is
     Namibia; it shows ``north-america``, and every name it shows selects that region again."""
-    from derptool.derpmap.geo import CONTINENTS, resolve
+    from derptool.derpmap.geo import resolve
+    from derptool.derpmap.geography import CONTINENTS
 
     result = runner.invoke(app, ["map", "--map", "snapshot"])
     assert result.exit_code == 0

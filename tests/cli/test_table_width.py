@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from typer.testing import CliRunner
 
@@ -143,3 +145,22 @@ def test_widest_columns_give_way_first() -> None:
     assert fit_widths([3, 4, 40, 60], [2, 4, 4, 4], 60) == [3, 4, 23, 24]
     assert fit_widths([3, 4, 40, 60], [2, 4, 4, 4], None) == [3, 4, 40, 60]
     assert fit_widths([5, 5], [5, 5], 4) == [5, 5]  # never below a column's floor
+
+
+_ALPHABET = st.one_of(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),  # the common case: measured without rich
+    st.sampled_from("é€ÿ\xad\u0300\u2026█▊│─—中文한🙂\u200b\u2028"),  # wide, zero-width and near the edges
+    st.characters(codec="utf-8"),  # any character a file can hold
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(_ALPHABET, max_size=30), st.integers(min_value=0, max_value=40))
+def test_cell_measures_agree_with_rich(text: str, width: int) -> None:
+    """The rich-free measure of one-cell text gives what rich gives, and so does the cut to a width."""
+    import rich.cells
+
+    from derptool.cli import _output
+
+    assert _output.cell_len(text) == rich.cells.cell_len(text)
+    assert _output.set_cell_size(text, width) == rich.cells.set_cell_size(text, width)

@@ -9,7 +9,7 @@ import pytest
 
 from derptool.derpmap import parse_derpmap, semantic_problems
 from derptool.derpmap.countries import COAST_KM, country_at, load_countries
-from derptool.derpmap.geo import geo_for, place
+from derptool.derpmap.geography import geo_for, place
 
 # (latitude, longitude, expected ISO code): cities where DERP relays or data centres are, checked by hand.
 LAND = [

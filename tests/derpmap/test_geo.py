@@ -7,7 +7,8 @@ import json
 import pytest
 
 from derptool.derpmap import DERPMap, merge, parse_derpmap
-from derptool.derpmap.geo import CONTINENTS, describe_regions, eu_members, geo_for, resolve
+from derptool.derpmap.geo import describe_regions, resolve
+from derptool.derpmap.geography import CONTINENTS, eu_members, geo_for
 from derptool.errors import SelectorError
 from tests.support.repo import SNAPSHOT
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from derptool.derpmap import DERPMap
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.net.netcheck.engine import DEFAULT_TIMEOUT, run
 from derptool.net.netcheck.home import HISTORY_S, HomeChooser
 from derptool.net.netcheck.plan import LastReport, make_plan

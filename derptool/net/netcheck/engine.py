@@ -9,11 +9,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from derptool.derpmap import DERPMap, DERPNode
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.errors import InputError, ProbeFailed
 from derptool.net import dial
 from derptool.net.describe import describe_error
-from derptool.net.netcheck import https
 from derptool.net.netcheck.plan import Family, ProbePlan, RegionPlan, make_plan
 from derptool.net.netcheck.report import ProbeResult, RegionResult, Report, summarise
 from derptool.net.netcheck.stunphase import RegionProbes, StunPhase
@@ -115,6 +114,8 @@ class _Runner:
 
     async def _https_region(self, node: DERPNode) -> tuple[float | None, str | None]:
         """The HTTPS latency of *node* within the overall deadline, or why there is none."""
+        from derptool.net.netcheck import https  # lazy: needed only where STUN gets no answer (start-up time)
+
         try:
             async with asyncio.timeout_at(self.deadline):
                 if node.ipv4 not in ("", "none"):

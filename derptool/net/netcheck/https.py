@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ssl
 import time
 
@@ -66,5 +65,7 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes:
 def _check_pin(writer: asyncio.StreamWriter, pin: str) -> None:
     sslobj = writer.get_extra_info("ssl_object")
     der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+    import hashlib  # lazy: only a pinned certificate needs it
+
     if der is None or hashlib.sha256(der).hexdigest() != pin:
         raise ProbeFailed("TLS certificate does not match the sha256-raw pin in CertName")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from derptool.derpmap import DERPMap, DERPRegion
 from derptool.derpmap.diff import diff_maps
-from derptool.derpmap.geo import geo_for
+from derptool.derpmap.geography import geo_for
 from derptool.derpmap.model import merge
 from derptool.derpmap.overlay import derpmap_member, policy_overlay
 
