@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -52,7 +51,6 @@ class FileSnapshot:
 
     path: Path
     data: bytes
-    sha256: str
     mode: int | None
     identity: tuple[int, int, int, int, int] | None = None
     """``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` when read (None for stdin)."""
@@ -108,7 +106,7 @@ def read_file(path: str | Path, *, limit: int = MAX_FILE_BYTES, raw: bool = Fals
     """
     if str(path) == "-":
         data = _read_capped(sys.stdin.buffer, "<stdin>", limit)
-        snap = FileSnapshot(Path("-"), data, hashlib.sha256(data).hexdigest(), None)
+        snap = FileSnapshot(Path("-"), data, None)
         name = "<stdin>"
     else:
         p = Path(path)
@@ -127,7 +125,6 @@ def read_file(path: str | Path, *, limit: int = MAX_FILE_BYTES, raw: bool = Fals
         snap = FileSnapshot(
             p,
             data,
-            hashlib.sha256(data).hexdigest(),
             stat.S_IMODE(st.st_mode),
             _identity(st) if stat.S_ISREG(st.st_mode) else None,
         )
@@ -481,7 +478,7 @@ def _recheck_content(target: Path, display: Path, expect: FileSnapshot) -> tuple
             current = _read_capped(fh, str(target), max(MAX_FILE_BYTES, len(expect.data)))
     except (OSError, InputError):
         raise _changed(display) from None
-    if hashlib.sha256(current).hexdigest() != expect.sha256:
+    if current != expect.data:
         raise _changed(display)
     return _identity(st)
 

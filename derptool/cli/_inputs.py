@@ -36,12 +36,12 @@ def load_selected(map_spec: str, selectors: list[str] | None) -> tuple[LoadedMap
 
     Notices (fallback source, ambiguous selectors) go to stderr.
     """
-    # lazy: the map sources and selectors are heavy, and every map command's --help imports this module
-    from derptool.derpmap.geo import resolve
-
     loaded = load_cli_map(map_spec)
     dmap = loaded.derp_map
     if selectors:
+        # lazy: the selectors are heavy, and every map command's --help imports this module
+        from derptool.derpmap.geo import resolve
+
         res = resolve(selectors, dmap)
         for note in res.notes:
             warn(note)

@@ -510,12 +510,13 @@ def load_map(
         return load_default(notice=notice, require_live=require_live, refresh=refresh)
     if lowered == "snapshot":
         return load_snapshot()
-    from derptool.net.url import looks_like_url, parse_url
+    if "://" in spec:  # a file name may hold it too: looks_like_url decides (its module loads only here)
+        from derptool.net.url import looks_like_url, parse_url
 
-    if looks_like_url(spec):
-        url = parse_url(spec, "--map (or DERPTOOL_MAP)", example="https://example.com/derpmap.json")
-        _, body, _ = fetch_url(url.text)
-        return map_from_bytes(body, url.shown, "url", base=base)
+        if looks_like_url(spec):
+            url = parse_url(spec, "--map (or DERPTOOL_MAP)", example="https://example.com/derpmap.json")
+            _, body, _ = fetch_url(url.text)
+            return map_from_bytes(body, url.shown, "url", base=base)
 
     if spec == "-":
         return map_from_bytes(read_file("-", raw=True).data, "<stdin>", "stdin", base=base)
