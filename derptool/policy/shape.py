@@ -55,17 +55,24 @@ _GO_INT = re.compile(r"[+-]?[0-9]+")
 class DictWithDuplicates(dict[str, Any]):
     """A decoded JSON object that remembers keys given more than once (the last value is kept)."""
 
+    __slots__ = ("duplicates",)
     duplicates: list[str]
 
     def __init__(self, pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         self.duplicates = []
-        if len(self) != len(pairs):
-            seen: set[str] = set()
-            for key, _ in pairs:
-                if key in seen and key not in self.duplicates:
-                    self.duplicates.append(key)
-                seen.add(key)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key not in self.duplicates:
+                self.duplicates.append(key)
+            seen.add(key)
+
+
+def object_from_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A decoded JSON object (``json.loads``' ``object_pairs_hook``): a plain dict, or a
+    :class:`DictWithDuplicates` when a key is given more than once (most objects pay nothing for the check)."""
+    out = dict(pairs)
+    return out if len(out) == len(pairs) else DictWithDuplicates(pairs)
 
 
 _SCALARS = {str: ("str", "string"), bool: ("bool", "bool"), int: ("int", "int"), float: ("float", "float64")}
@@ -185,6 +192,21 @@ class _Invalid:
 INVALID: Any = _Invalid()
 
 
+def _same_or(value: list[Any], walked: list[Any]) -> list[Any]:
+    """*value* itself when walking changed none of its items (canonical data shares what needs no change, so
+    a large policy is not held twice), else *walked*."""
+    return value if all(w is v for w, v in zip(walked, value, strict=True)) else walked
+
+
+def _same_dict(value: dict[Any, Any], out: dict[Any, Any]) -> bool:
+    """True when *out* has exactly *value*'s keys, in order, each with the identical value."""
+    if len(out) != len(value):
+        return False
+    return all(k1 is k2 or k1 == k2 for k1, k2 in zip(value, out, strict=True)) and all(
+        out[k] is v for k, v in value.items()
+    )
+
+
 class ShapeChecker:
     """Walks data against a :class:`Spec`; collects findings and key renames."""
 
@@ -227,7 +249,10 @@ class ShapeChecker:
             if isinstance(value, list):
                 assert spec.item is not None
                 item = spec.item
-                return [self.walk(v, item, (*path, i), (*cpath, i)) for i, v in enumerate(value)]
+                if item.kind == "str" and all(type(v) is str for v in value):
+                    return value  # already canonical
+                walked = [self.walk(v, item, (*path, i), (*cpath, i)) for i, v in enumerate(value)]
+                return _same_or(value, walked)
         elif kind == "dict":
             if isinstance(value, Mapping):
                 return self._dict(value, spec, path, cpath)
@@ -266,7 +291,7 @@ class ShapeChecker:
                 out[ckey] = None
                 continue
             out[ckey] = self.walk(v, item, (*path, key), (*cpath, ckey))
-        return out
+        return value if isinstance(value, dict) and _same_dict(value, out) else out
 
     def _model(self, value: Mapping[str, Any], spec: Spec, path: JsonPath, cpath: JsonPath) -> dict[str, Any]:
         self._duplicates(value, path)
@@ -307,7 +332,7 @@ class ShapeChecker:
                 out.pop(name, None)
                 continue
             out[name] = self.walk(v, member, (*path, key), (*cpath, name))
-        return out
+        return value if isinstance(value, dict) and _same_dict(value, out) else out
 
     def original_path(self, cpath: JsonPath) -> JsonPath:
         """Map a path in the canonical data to the keys the file uses."""

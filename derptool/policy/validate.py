@@ -13,7 +13,7 @@ from derptool._types import JsonPath
 from derptool.fileio import read_file
 from derptool.policy.checks import check_policy
 from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
-from derptool.policy.shape import DictWithDuplicates, check_shape, policy_spec
+from derptool.policy.shape import check_shape, object_from_pairs, policy_spec
 
 if TYPE_CHECKING:
     from derptool.hujson import HuJSONError
@@ -31,7 +31,7 @@ def _reject_constant(name: str) -> Any:
 def decode(src: bytes) -> Any:
     """HuJSON *src* to plain data whose objects remember duplicate keys; raises ``HuJSONError``."""
     try:  # plain JSON (most policies that tools write) needs no HuJSON pass
-        return json.loads(src.decode("utf-8"), object_pairs_hook=DictWithDuplicates, parse_constant=_reject_constant)
+        return json.loads(src.decode("utf-8"), object_pairs_hook=object_from_pairs, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         pass  # comments, trailing commas, or an error that HuJSON's parser describes
     # lazy: the HuJSON package costs more start-up than validating a plain JSON policy
@@ -40,7 +40,7 @@ def decode(src: bytes) -> Any:
     std = standardize(src)  # raises HuJSONError with Go's message and position
     try:
         return json.loads(
-            std.decode("utf-8", "replace"), object_pairs_hook=DictWithDuplicates, parse_constant=_reject_constant
+            std.decode("utf-8", "replace"), object_pairs_hook=object_from_pairs, parse_constant=_reject_constant
         )
     except (ValueError, RecursionError):  # pragma: no cover - standardize accepted it, so this is unexpected
         parse(src)
