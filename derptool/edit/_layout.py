@@ -17,12 +17,11 @@ by hand keeps its own spacing while a formatted file stays formatted (``derptool
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from derptool import hujson
-from derptool._types import JsonPath
+from derptool._types import JsonPath, json_pointer
 from derptool.hujson import Array, Literal, Object, Value, find, parse
 
 
@@ -40,11 +39,6 @@ def raw(node: Value) -> bytes | None:
     """The raw bytes of a composite not parsed yet (held as a literal), else ``None``."""
     t = node.value
     return t.raw if isinstance(t, Literal) and t.raw[:1] in (b"{", b"[") else None
-
-
-def pointer(path: Sequence[str | int]) -> str:
-    """The JSON Pointer of *path*."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def formatted_value(text: bytes, unit: bytes, depth: int) -> bytes:
@@ -194,7 +188,7 @@ def reflow(root: Value, paths: list[JsonPath], tidy: Tidy, unit: bytes) -> None:
     done: set[str] = set()
     for path in paths:
         for depth in range(len(path) + 1):
-            ptr = pointer(path[:depth])
+            ptr = json_pointer(path[:depth])
             node = find(root, ptr)
             if node is None or not isinstance(node.value, Object | Array):
                 break
@@ -280,7 +274,7 @@ def lay_out_new(root: Value, new: list[New], unit: bytes, inline: set[str], clos
     for n in new:
         by_parent.setdefault(n.parent, []).append(n)
     for parent_path, items in by_parent.items():
-        parent = pointer(parent_path)
+        parent = json_pointer(parent_path)
         target = find(root, parent)
         if target is None or not isinstance(target.value, Object | Array):
             continue

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from derptool import hujson
-from derptool._types import JsonPath
+from derptool._types import JsonPath, json_pointer
 from derptool.edit._layout import (
     New,
     Tidy,
@@ -54,7 +54,6 @@ from derptool.edit._layout import (
     reflow,
     would_expand,
 )
-from derptool.edit._layout import pointer as pointer
 from derptool.edit._layout import raw as _raw
 from derptool.errors import ApplyError, InputError
 from derptool.hujson import Array, Literal, Object, ObjectMember, Value, find, parse
@@ -214,19 +213,19 @@ class Document:
         self._note(path[:-1])
         if "\n" in value or (value[:1] in "{[" and would_expand(value.encode())):
             value = formatted_value(value.encode(), self.indent.encode(), len(path)).decode()
-        existing = None if path[-1] == "-" else find(self._root, pointer(path))
+        existing = None if path[-1] == "-" else find(self._root, json_pointer(path))
         if existing is not None:
             # Replace the value in place: the comments and spacing around it stay the member's own (a patch
             # "add" would replace them with the new value's).
             existing.value = parse(value.encode()).value
             self._replaced += 1
             return
-        parts = [f'{{"op": "add", "path": {json.dumps(pointer(path), ensure_ascii=False)},']
+        parts = [f'{{"op": "add", "path": {json.dumps(json_pointer(path), ensure_ascii=False)},']
         parts += [f"// {c}" for c in lead]
         parts.append(f'"value": {value},' + (f" // {trail}" if trail else ""))
         parts.append("}")
         self._ops.append("\n".join(parts))
-        if path[-1] == "-" or find(self._root, pointer(path)) is None:
+        if path[-1] == "-" or find(self._root, json_pointer(path)) is None:
             key = None if path[-1] == "-" else str(path[-1])
             self._new.append(New(path[:-1], key, bool(lead or trail or "//" in value)))
 
@@ -261,15 +260,15 @@ class Document:
         if self._finished:
             raise RuntimeError("the document is finished")
         self._note(tuple(path)[:-1])
-        self._ops.append(f'{{"op": "remove", "path": {json.dumps(pointer(path), ensure_ascii=False)}}}')
+        self._ops.append(f'{{"op": "remove", "path": {json.dumps(json_pointer(path), ensure_ascii=False)}}}')
 
     def _note(self, parent: JsonPath) -> None:
         """Before an edit under *parent*: parse the members on the way and read the layout of the composites
         there, as it was before any edit (the layout steps of :meth:`finish` compare with it)."""
         self._materialize(parent)
         self._paths.append(parent)
-        self._parents.add(pointer(parent))
-        fresh = {pointer(parent[:depth]) for depth in range(len(parent) + 1)} - self._read
+        self._parents.add(json_pointer(parent))
+        fresh = {json_pointer(parent[:depth]) for depth in range(len(parent) + 1)} - self._read
         self._before.note(self._root, fresh)
         self._read |= fresh
 
@@ -298,7 +297,9 @@ class Document:
         if not self._ops and not self._replaced:
             return ApplyResult(self._src, False, unchanged, kept)
         before = self._before
-        inline = {pointer(n.parent[:depth]) for n in self._new for depth in range(len(n.parent) + 1)} - before.expanded
+        inline = {
+            json_pointer(n.parent[:depth]) for n in self._new for depth in range(len(n.parent) + 1)
+        } - before.expanded
         paths = list(dict.fromkeys(self._paths))
         try:
             if self._ops:

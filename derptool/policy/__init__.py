@@ -12,8 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from derptool._types import json_pointer
     from derptool.policy.models import Policy
-    from derptool.policy.problems import Problem, Severity, json_pointer
+    from derptool.policy.problems import Problem, Severity
     from derptool.policy.schema import derpmap_json_schema, policy_json_schema
     from derptool.policy.validate import validate_bytes, validate_files
 
@@ -21,7 +22,7 @@ _HOMES = {
     "Policy": "derptool.policy.models",
     "Problem": "derptool.policy.problems",
     "Severity": "derptool.policy.problems",
-    "json_pointer": "derptool.policy.problems",
+    "json_pointer": "derptool._types",
     "derpmap_json_schema": "derptool.policy.schema",
     "policy_json_schema": "derptool.policy.schema",
     "validate_bytes": "derptool.policy.validate",

@@ -6,14 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from derptool._types import JsonPath
+from derptool._types import JsonPath, json_pointer
 
 Severity = Literal["error", "warning"]
-
-
-def json_pointer(path: JsonPath) -> str:
-    """RFC 6901 JSON Pointer for *path* (``("acls", 0, "src")`` → ``/acls/0/src``)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 @dataclass(frozen=True, order=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from derptool._gc import collector_paused
-from derptool._types import JsonPath
+from derptool._types import JsonPath, json_pointer
 from derptool.fileio import read_file
 from derptool.policy.checks import check_policy
-from derptool.policy.problems import Finding, Problem, json_pointer, locate, value_offset
+from derptool.policy.problems import Finding, Problem, locate, value_offset
 from derptool.policy.shape import check_shape, object_from_pairs, policy_spec
 
 if TYPE_CHECKING:
