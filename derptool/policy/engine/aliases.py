@@ -29,7 +29,8 @@ INTERNET_GROUP = "autogroup:internet"
 DANGER_ALL = "autogroup:danger-all"
 
 
-def _str_list(value: Any) -> list[str]:
+def str_list(value: Any) -> list[str]:
+    """The strings of a policy list (each trimmed; anything else in it, or a value that is no list, dropped)."""
     return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
@@ -41,7 +42,7 @@ class Resolver:
         self.tailnet = tailnet
         groups = policy.get("groups")
         self.groups: dict[str, list[str]] = (
-            {k: _str_list(v) for k, v in groups.items()} if isinstance(groups, Mapping) else {}
+            {k: str_list(v) for k, v in groups.items()} if isinstance(groups, Mapping) else {}
         )
         hosts = policy.get("hosts")
         self.hosts: dict[str, str] = (
@@ -49,7 +50,7 @@ class Resolver:
         )
         ipsets = policy.get("ipsets")
         self.ipsets: dict[str, list[str]] = (
-            {k: _str_list(v) for k, v in ipsets.items()} if isinstance(ipsets, Mapping) else {}
+            {k: str_list(v) for k, v in ipsets.items()} if isinstance(ipsets, Mapping) else {}
         )
         self._cache: dict[str, IPSet | None] = {}
         self._items: dict[str, list[Range] | None] = {}

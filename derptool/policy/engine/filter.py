@@ -35,7 +35,7 @@ from derptool.policy.engine.addresses import (
     range_text,
     src_ips_set,
 )
-from derptool.policy.engine.aliases import DANGER_ALL, INTERNET_GROUP, SELF, WILDCARD, Resolver, node_set
+from derptool.policy.engine.aliases import DANGER_ALL, INTERNET_GROUP, SELF, WILDCARD, Resolver, node_set, str_list
 from derptool.policy.engine.ports import ALL_PORTS, IPSpec, PortRange, parse_grant_ip, parse_proto, split_destination
 from derptool.policy.engine.posture import PostureGate, required_postures
 from derptool.policy.engine.tailnet import Node, Tailnet
@@ -149,10 +149,6 @@ class _Grant:
     posture: tuple[str, ...] = ()  # srcPosture (or defaultSrcPosture): the sources must satisfy one
 
 
-def _strs(value: Any) -> list[str]:
-    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
     """Grants, then ACLs (one grant per destination), in Tailscale's order.
 
@@ -165,16 +161,16 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
     for i, g in enumerate(grants if isinstance(grants, list) else []):
         if not isinstance(g, Mapping):
             continue
-        specs = [s for s in (parse_grant_ip(e) for e in _strs(g.get("ip"))) if s is not None]
+        specs = [s for s in (parse_grant_ip(e) for e in str_list(g.get("ip"))) if s is not None]
         app = g.get("app") if isinstance(g.get("app"), Mapping) and g.get("app") else None
-        dsts = _strs(g.get("dst"))
+        dsts = str_list(g.get("dst"))
         out.append(
             _Grant(
-                _strs(g.get("src")),
+                str_list(g.get("src")),
                 dsts,
                 specs,
                 app,
-                _strs(g.get("via")),
+                str_list(g.get("via")),
                 ("grants", i),
                 [("grants", i, "dst", j) for j in range(len(dsts))],
                 required_postures(policy, g),
@@ -186,10 +182,10 @@ def policy_grants(policy: Mapping[str, Any]) -> list[_Grant]:
             continue
         src_key = "src" if "src" in a else "users"
         dst_key = "dst" if "dst" in a else "ports"
-        srcs = _strs(a.get(src_key))
+        srcs = str_list(a.get(src_key))
         protos = parse_proto(a.get("proto") if isinstance(a.get("proto"), str) else None)
         parsed = []
-        for j, entry in enumerate(_strs(a.get(dst_key))):
+        for j, entry in enumerate(str_list(a.get(dst_key))):
             split = split_destination(entry)
             if split is not None:
                 parsed.append((j, split[0], split[1]))

@@ -22,17 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from derptool.policy.engine.addresses import is_exit_route
-from derptool.policy.engine.aliases import WILDCARD, Resolver
+from derptool.policy.engine.aliases import WILDCARD, Resolver, str_list
 from derptool.policy.engine.roles import role_caps
 from derptool.policy.engine.tailnet import Node, Tailnet
 
 SUGGEST_EXIT_NODE = "suggest-exit-node"
 DISABLE_IPV4 = "disable-ipv4"
 RANDOMIZE_CLIENT_PORT = "randomize-client-port"
-
-
-def _strs(value: Any) -> list[str]:
-    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 class NodeAttrs:
@@ -48,8 +44,8 @@ class NodeAttrs:
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, Mapping):
                 continue
-            targets = self._targets(_strs(entry.get("target")), resolver)
-            attrs = _strs(entry.get("attr"))
+            targets = self._targets(str_list(entry.get("target")), resolver)
+            attrs = str_list(entry.get("attr"))
             raw_app = entry.get("app")
             app: Mapping[str, Any] = raw_app if isinstance(raw_app, Mapping) else {}
             for idx in targets:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from derptool.policy.engine.addresses import ALL_V4, ALL_V6, INTERNET, IPSet, prefix_range
-from derptool.policy.engine.aliases import Resolver
+from derptool.policy.engine.aliases import Resolver, str_list
 from derptool.policy.engine.filter import Rule, RuleSet, policy_grants
 from derptool.policy.engine.ha import standby_routes, via_primaries
 from derptool.policy.engine.tailnet import Node, Tailnet
@@ -276,10 +276,6 @@ def peer_for(
     return Peer(p, list(p.addresses) + usable + exits, usable)
 
 
-def _str_list(value: Any) -> list[str]:
-    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
 def auto_approve(policy: Mapping[str, Any], tailnet: Tailnet) -> Tailnet:
     """The tailnet as it is after its advertised routes are first seen: ``autoApprovers`` approve them.
 
@@ -297,8 +293,8 @@ def auto_approve(policy: Mapping[str, Any], tailnet: Tailnet) -> Tailnet:
             covered = IPSet.parse([str(prefix)])
         except ValueError:
             continue
-        approvers.append((covered, resolver.resolve_all(_str_list(who))))
-    exit_set = resolver.resolve_all(_str_list(aa.get("exitNode")))
+        approvers.append((covered, resolver.resolve_all(str_list(who))))
+    exit_set = resolver.resolve_all(str_list(aa.get("exitNode")))
     nodes = []
     for n in tailnet.nodes:
         approved = list(n.approved_routes)

@@ -26,7 +26,7 @@ from derptool.policy.engine.addresses import (
     prefix_text_full,
     range_prefixes,
 )
-from derptool.policy.engine.aliases import SELF, WILDCARD, Resolver
+from derptool.policy.engine.aliases import SELF, WILDCARD, Resolver, str_list
 from derptool.policy.engine.filter import DstPort, Rule, RuleSet
 from derptool.policy.engine.peers import PeerMap
 from derptool.policy.engine.ports import ALL_PORTS, parse_proto, split_destination
@@ -37,10 +37,6 @@ from derptool.policy.engine.tailnet import Node, Tailnet
 NONROOT = "autogroup:nonroot"
 MAX_SSH_PRINCIPALS = 65_536
 """The most source addresses one SSH rule lists (every address of its sources, one by one)."""
-
-
-def _strs(value: Any) -> list[str]:
-    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _prefixes(ips: IPSet) -> list[tuple[int, int, str]]:
@@ -99,14 +95,14 @@ def protocols(proto: Any, sem: Semantics) -> list[int] | None:
 def _uses_self(acls: list[Mapping[str, Any]], ssh: Any) -> bool:
     """Whether ``autogroup:self`` appears in any ACL or SSH rule (headscale then compiles per node)."""
     for a in acls:
-        if SELF in _strs(a.get("src", a.get("users"))):
+        if SELF in str_list(a.get("src", a.get("users"))):
             return True
-        for d in _strs(a.get("dst", a.get("ports"))):
+        for d in str_list(a.get("dst", a.get("ports"))):
             split = split_destination(d)
             if split is not None and split[0] == SELF:
                 return True
     rules = [r for r in ssh if isinstance(r, Mapping)] if isinstance(ssh, list) else []
-    return any(SELF in _strs(r.get("src")) or SELF in _strs(r.get("dst")) for r in rules)
+    return any(SELF in str_list(r.get("src")) or SELF in str_list(r.get("dst")) for r in rules)
 
 
 class AclRuleSet(RuleSet):
@@ -162,12 +158,12 @@ class AclRuleSet(RuleSet):
         acl = (self.acls or [])[i]
         if acl.get("action") != "accept":
             return None
-        srcs = [s for s in (self.ar.resolve(x) for x in _strs(acl.get("src", acl.get("users")))) if s is not None]
+        srcs = [s for s in (self.ar.resolve(x) for x in str_list(acl.get("src", acl.get("users")))) if s is not None]
         src = IPSet().union(*srcs) if srcs else IPSet()
         if not src:
             return None
         protos = protocols(acl.get("proto"), self.sem)
-        dsts = [d for d in (split_destination(e) for e in _strs(acl.get("dst", acl.get("ports")))) if d is not None]
+        dsts = [d for d in (split_destination(e) for e in str_list(acl.get("dst", acl.get("ports")))) if d is not None]
         origin = ("acls", i)
         if uid is not None:
             selfs = [d for d in dsts if d[0] == SELF]
@@ -310,11 +306,11 @@ class AclSSHCompiler(SSHCompiler):
             action = rule.get("action")
             if action not in ("accept", "check"):
                 continue
-            srcs = [s for s in (self.ar.resolve(x) for x in _strs(rule.get("src"))) if s is not None]
+            srcs = [s for s in (self.ar.resolve(x) for x in str_list(rule.get("src"))) if s is not None]
             src = IPSet().union(*srcs) if srcs else IPSet()
             if not src:
                 continue
-            users = _strs(rule.get("users"))
+            users = str_list(rule.get("users"))
             user_map: dict[str, str] = {}
             if NONROOT in users:
                 user_map.update({"*": "=", "root": ""})
@@ -324,7 +320,7 @@ class AclSSHCompiler(SSHCompiler):
                 if u not in ("root", NONROOT):
                     user_map[u] = u
             session = _duration_ns(rule.get("checkPeriod")) if action == "check" else 0
-            dsts = _strs(rule.get("dst"))
+            dsts = str_list(rule.get("dst"))
             if SELF in dsts and not node.tagged and node.user is not None:
                 same = [n for n in self.tailnet.by_user.get(node.user.id, []) if not n.tagged]
                 members = [n for n in same if any(src.contains(ip) for ip in n.ips)]

@@ -14,7 +14,7 @@ from typing import Any
 
 from derptool._types import JsonPath
 from derptool.policy.engine.addresses import IPSet, addr_text
-from derptool.policy.engine.aliases import SELF, Resolver
+from derptool.policy.engine.aliases import SELF, Resolver, str_list
 from derptool.policy.engine.control import DEFAULT_CONTROL_URL, check_control_url
 from derptool.policy.engine.posture import PostureGate, required_postures
 from derptool.policy.engine.tailnet import Node, Tailnet
@@ -27,10 +27,6 @@ ACCEPT = {
 }
 CHECK_PATH = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER"
 NONROOT = "autogroup:nonroot"
-
-
-def _strs(value: Any) -> list[str]:
-    return [v.strip() for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def localpart_domain(user: str) -> str | None:
@@ -107,11 +103,11 @@ class SSHCompiler:
         action = str(rule.get("action") or "").strip()
         if action not in ("accept", "check"):
             return None
-        srcs = _strs(rule.get("src"))
+        srcs = str_list(rule.get("src"))
         src = self.resolver.resolve_all(srcs)
         if not src:
             return None
-        users = _strs(rule.get("users"))
+        users = str_list(rule.get("users"))
         user_map: dict[str, str] = {}
         if NONROOT in users:
             user_map["*"] = "="
@@ -137,10 +133,10 @@ class SSHCompiler:
                 tagged.append(n)
             elif n.user is not None:
                 by_user.setdefault(n.user.id, []).append(n)
-        dsts = _strs(rule.get("dst"))
+        dsts = str_list(rule.get("dst"))
         others = [d for d in dsts if d != SELF]
         dst = self.resolver.resolve_all(others) if others else None
-        env = _strs(rule.get("acceptEnv")) or None
+        env = str_list(rule.get("acceptEnv")) or None
         dst_nodes = frozenset(n.index for n in self._nodes(others, dst)) if dst is not None else frozenset()
         return _Compiled(
             ("ssh", i),
