@@ -70,16 +70,30 @@ class PeerMap:
 
     def _nodes_in(self, ips: IPSet) -> int:
         """Nodes with an address in *ips* or a subnet route overlapping it."""
+        return self.addressed(ips) | self.routed(ips)
+
+    def addressed(self, ips: IPSet) -> int:
+        """Nodes with an address in *ips*."""
         mask = 0
         for lo, hi in ips.ranges:
             a = bisect.bisect_left(self._keys, lo)
             b = bisect.bisect_right(self._keys, hi)
             for k in range(a, b):
                 mask |= 1 << self._ips[k][1]
+        return mask
+
+    def routed(self, ips: IPSet) -> int:
+        """Nodes with a subnet route overlapping *ips*."""
+        mask = 0
         for idx, routes in self._routes.items():
             if any(ips.overlaps(lo, hi) for lo, hi in routes):
                 mask |= 1 << idx
         return mask
+
+    @property
+    def exit_nodes(self) -> int:
+        """The exit nodes."""
+        return self._exits
 
     def _compute(self) -> None:
         pairs: dict[tuple[int, int], None] = {}

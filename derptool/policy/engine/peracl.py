@@ -10,6 +10,7 @@ receives the destinations that hold one of its addresses or overlap a route it s
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +29,7 @@ from derptool.policy.engine.addresses import (
 )
 from derptool.policy.engine.aliases import SELF, WILDCARD, Resolver, str_list
 from derptool.policy.engine.filter import DstPort, Rule, RuleSet
-from derptool.policy.engine.peers import PeerMap
+from derptool.policy.engine.peers import PeerMap, bit_indexes
 from derptool.policy.engine.ports import ALL_PORTS, parse_proto, split_destination
 from derptool.policy.engine.semantics import Semantics
 from derptool.policy.engine.ssh import SSHCompiler, SSHRule
@@ -132,6 +133,10 @@ class AclRuleSet(RuleSet):
         """Whether each node has rules of its own (``autogroup:self``) rather than the shared ones."""
         self.unreduced: list[list[int]] = []
         """Per node, the indexes of the rules compiled for it before they are reduced to its destinations."""
+        self._addresses = sorted((ip, n.index) for n in tailnet.nodes for ip in n.ips)
+        self._address_keys = [ip for ip, _ in self._addresses]
+        self._routes = {n.index: ranges for n in tailnet.nodes if (ranges := self._route_ranges(n))}
+        self._received: dict[int, dict[int, list[int]]] = {}
         for node in tailnet.nodes:
             own = shared
             if uses_self:  # per node: each ACL's autogroup:self rule for the node's user, then its other rule
@@ -139,7 +144,7 @@ class AclRuleSet(RuleSet):
                 owners = (uid, None) if uid is not None else (None,)
                 own = [r for i in range(len(self.acls or [])) for u in owners if (r := self._rule(i, u)) is not None]
             self.unreduced.append(own)
-            self.per_node[node.index] = [(r, parts) for r in own if (parts := self._reduce(self.rules[r], node))]
+            self.per_node[node.index] = [(r, parts) for r in own if (parts := self._receivers(r).get(node.index))]
 
     def _rule(self, i: int, uid: int | None) -> int | None:
         """The index of ACL *i*'s rule: its ``autogroup:self`` part for user *uid*, or (None) its other
@@ -193,15 +198,27 @@ class AclRuleSet(RuleSet):
             return None
         return Rule(tuple(t for *_, t in _prefixes(src)), protos, ports, origins=[origin])
 
-    def _reduce(self, rule: Rule, node: Node) -> list[int]:
-        """Indexes of the rule's destinations *node* receives."""
-        routes = [prefix_range(r) for r in (node.routable_ips if self.sem.advertised_routes_receive else ())]
-        routes += [prefix_range(r) for r in node.subnet_routes]
-        keep = []
-        for k, d in enumerate(rule.dst_ports):
-            if any(d.lo <= ip <= d.hi for ip in node.ips) or any(lo <= d.hi and d.lo <= hi for lo, hi in routes):
-                keep.append(k)
-        return keep
+    def _route_ranges(self, node: Node) -> list[tuple[int, int]]:
+        """The ranges of the routes *node* receives rules for (headscale: advertised ones too)."""
+        routes = list(node.routable_ips) if self.sem.advertised_routes_receive else []
+        return [prefix_range(r) for r in (*routes, *node.subnet_routes)]
+
+    def _receivers(self, r: int) -> dict[int, list[int]]:
+        """For rule *r*: each node that receives part of it, and the indexes of the destinations it receives
+        (those holding one of its addresses or overlapping one of its routes). Found by binary search over the
+        sorted addresses, once per rule, not by testing every node against every rule."""
+        found = self._received.get(r)
+        if found is None:
+            found = {}
+            for k, d in enumerate(self.rules[r].dst_ports):
+                lo = bisect.bisect_left(self._address_keys, d.lo)
+                hi = bisect.bisect_right(self._address_keys, d.hi)
+                hit = {self._addresses[a][1] for a in range(lo, hi)}
+                hit.update(i for i, ranges in self._routes.items() if any(a <= d.hi and d.lo <= b for a, b in ranges))
+                for i in hit:
+                    found.setdefault(i, []).append(k)
+            self._received[r] = found
+        return found
 
 
 class AclPeerMap(PeerMap):
@@ -213,20 +230,32 @@ class AclPeerMap(PeerMap):
         super().__init__(rules)  # the route matches that AllowedIPs are computed from
         assert isinstance(rules, AclRuleSet)
         nodes = self.tailnet.nodes
-        reach = [_Reach(r) for r in rules.rules]
-        matchers = [[reach[r] for r in own] for own in rules.unreduced]
+        # Node sets as bit masks, per rule: who it lets in (an address in its sources) and whom it reaches
+        # (an address or a subnet route in its destinations, every exit node for a rule to the internet).
+        # A pairwise test of every two nodes would be O(n^2) calls at 10 000 nodes.
+        froms: list[int] = []
+        tos: list[int] = []
+        for reach in (_Reach(r) for r in rules.rules):
+            froms.append(self.addressed(reach.src))
+            tos.append(self.addressed(reach.dst) | self.routed(reach.dst) | (self.exit_nodes if reach.internet else 0))
         self.peers = [0] * len(nodes)
-        for i, a in enumerate(nodes):
-            for j in range(i + 1, len(nodes)):
-                b = nodes[j]
-                if rules.per_node_self:
-                    if matchers[i] and _can_access(matchers[i], a, b):
-                        self.peers[i] |= 1 << j
-                    if matchers[j] and _can_access(matchers[j], b, a):
-                        self.peers[j] |= 1 << i
-                elif _can_access(matchers[i], a, b) or _can_access(matchers[i], b, a):
-                    self.peers[i] |= 1 << j
-                    self.peers[j] |= 1 << i
+        if rules.per_node_self:  # each node sees whom its own rules let it reach
+            for node, own in zip(nodes, rules.unreduced, strict=True):
+                bit = 1 << node.index
+                for r in own:
+                    if froms[r] & bit:
+                        self.peers[node.index] |= tos[r]
+        else:  # a pair are peers when a rule lets either reach the other
+            shared = rules.unreduced[0] if rules.unreduced else []
+            for r in dict.fromkeys(shared):
+                if not froms[r] or not tos[r]:
+                    continue
+                for i in bit_indexes(froms[r]):
+                    self.peers[i] |= tos[r]
+                for j in bit_indexes(tos[r]):
+                    self.peers[j] |= froms[r]
+        for node in nodes:
+            self.peers[node.index] &= ~(1 << node.index)
         self.seen = [p | (1 << k) for k, p in enumerate(self.peers)]
 
 
@@ -237,19 +266,6 @@ class _Reach:
         self.src = rule.src
         self.dst = IPSet.of((d.lo, d.hi) for d in rule.dst_ports)
         self.internet = self.dst == INTERNET or self.dst.covers(*ALL_V4.ranges[0]) or self.dst.covers(*ALL_V6.ranges[0])
-
-
-def _can_access(matchers: list[_Reach], a: Node, b: Node) -> bool:
-    for m in matchers:
-        if not any(m.src.contains(ip) for ip in a.ips):
-            continue
-        if any(m.dst.contains(ip) for ip in b.ips):
-            return True
-        if any(m.dst.overlaps(*prefix_range(r)) for r in b.subnet_routes):
-            return True
-        if m.internet and b.is_exit_node:
-            return True
-    return False
 
 
 class _HeadscaleSSHRule(SSHRule):
