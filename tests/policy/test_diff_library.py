@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from derptool.policy.engine import compile_policy, parse_tailnet
+from derptool.policy.engine import compile_policy
 from derptool.policy.engine.diff import PolicyDiff, diff_policies
 from derptool.policy.engine.diff.view import EngineView
+from tests.policy.diff_tailnet import NET
 
-NET = parse_tailnet(
-    json.dumps(
-        {
-            "users": [
-                {"id": 1, "name": "alice", "email": "alice@example.com"},
-                {"id": 2, "name": "bob", "email": "bob@example.com"},
-            ],
-            "nodes": {
-                "laptop": {"user": "alice", "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
-                "phone": {"user": "bob", "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2"},
-                "web": {"tags": ["tag:web"], "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3"},
-                "router": {
-                    "tags": ["tag:router"],
-                    "ipv4": "100.64.0.4",
-                    "ipv6": "fd7a:115c:a1e0::4",
-                    "routable_ips": ["10.1.0.0/16"],
-                    "approved_routes": ["10.1.0.0/16"],
-                },
-                "exit": {
-                    "tags": ["tag:exit"],
-                    "ipv4": "100.64.0.5",
-                    "ipv6": "fd7a:115c:a1e0::5",
-                    "routable_ips": ["0.0.0.0/0", "::/0"],
-                    "approved_routes": ["0.0.0.0/0", "::/0"],
-                },
-            },
-        }
-    ).encode()
-)
 BASE: dict[str, Any] = {
     "tagOwners": {"tag:web": [], "tag:router": [], "tag:exit": []},
     "acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:web:443"]}],

@@ -13,39 +13,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derptool.policy.engine import compile_policy, parse_tailnet
+from derptool.policy.engine import compile_policy
 from derptool.policy.engine.compile import Compiled
 from derptool.policy.engine.diff import AccessRow, PolicyDiff, diff_policies
+from tests.policy.diff_tailnet import NET
 from tests.policy.recorded_access import _explode, _pieces, _port_sets, cut, span, union
 
-TAILNET = json.dumps(
-    {
-        "users": [
-            {"id": 1, "name": "alice", "email": "alice@example.com"},
-            {"id": 2, "name": "bob", "email": "bob@example.com"},
-        ],
-        "nodes": {
-            "laptop": {"user": "alice", "ipv4": "100.64.0.1", "ipv6": "fd7a:115c:a1e0::1"},
-            "phone": {"user": "bob", "ipv4": "100.64.0.2", "ipv6": "fd7a:115c:a1e0::2"},
-            "web": {"tags": ["tag:web"], "ipv4": "100.64.0.3", "ipv6": "fd7a:115c:a1e0::3"},
-            "router": {
-                "tags": ["tag:router"],
-                "ipv4": "100.64.0.4",
-                "ipv6": "fd7a:115c:a1e0::4",
-                "routable_ips": ["10.1.0.0/16", "10.2.0.0/24"],
-                "approved_routes": ["10.1.0.0/16"],
-            },
-            "exit": {
-                "tags": ["tag:exit"],
-                "ipv4": "100.64.0.5",
-                "ipv6": "fd7a:115c:a1e0::5",
-                "routable_ips": ["0.0.0.0/0", "::/0"],
-                "approved_routes": ["0.0.0.0/0", "::/0"],
-            },
-        },
-    }
-).encode()
-NET = parse_tailnet(TAILNET)
 SOURCES = ["*", "group:dev", "alice@example.com", "tag:web", "autogroup:member", "10.1.2.0/24", "tag:router"]
 DESTS = [
     "*:*",
