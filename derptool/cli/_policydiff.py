@@ -233,6 +233,11 @@ class Section:
     notes: Sequence[tuple[str, int | None, str]]  # (level, line of NEW, message)
 
 
+def _note(gained: bool, line: int | None, message: str) -> tuple[str, int | None, str]:
+    """A github annotation: a notice for what a change gives, a warning for what it takes."""
+    return ("notice" if gained else "warning", line, message)
+
+
 def sections(diff: PolicyDiff, where: Located, old: Compiled, new: Compiled) -> list[Section]:
     """Every kind of change as a titled table, grouped for people."""
     nodes = {n.name for n in new.tailnet.nodes}
@@ -248,11 +253,7 @@ def sections(diff: PolicyDiff, where: Located, old: Compiled, new: Compiled) -> 
             table_rows.append([src, dst, g.protos, g.ports, where.where(origin, gained=gained)])
             verb = "may now reach" if gained else "may no longer reach"
             notes.append(
-                (
-                    "notice" if gained else "warning",
-                    where.new_line(origin, gained=gained),
-                    f"{src} {verb} {dst} ({g.protos} {g.ports})",
-                )
+                _note(gained, where.new_line(origin, gained=gained), f"{src} {verb} {dst} ({g.protos} {g.ports})")
             )
         title = f"Access {'gained' if gained else 'lost'} ({len(rows)} rows)"
         out.append(Section(title, ["from", "to", "proto", "ports", "rule"], table_rows, notes))
@@ -267,9 +268,7 @@ def sections(diff: PolicyDiff, where: Located, old: Compiled, new: Compiled) -> 
             namer = Namer(new if gained else old)
             rows_e = [[namer.describe(srcs, nodes), via, route] for (via, route), srcs in sorted(by.items())]
             verb = "may now send" if gained else "may no longer send"
-            notes_e = [
-                ("notice" if gained else "warning", None, f"{r[0]} {verb} {r[2]} through {r[1]}") for r in rows_e
-            ]
+            notes_e = [_note(gained, None, f"{r[0]} {verb} {r[2]} through {r[1]}") for r in rows_e]
             title = f"Egress {'gained' if gained else 'lost'} ({len(e_rows)} rows)"
             out.append(Section(title, ["from", "via", "route"], rows_e, notes_e))
     for gained, c_rows in ((True, diff.caps_gained), (False, diff.caps_lost)):
@@ -279,10 +278,7 @@ def sections(diff: PolicyDiff, where: Located, old: Compiled, new: Compiled) -> 
                 byc.setdefault((c.capability, c.value, c.dst), []).append(c.src)
             namer = Namer(new if gained else old)
             rows_c = [[namer.describe(s, nodes), dst, cap, value] for (cap, value, dst), s in sorted(byc.items())]
-            notes_c = [
-                ("notice" if gained else "warning", None, f"{r[0]} {'gains' if gained else 'loses'} {r[2]} on {r[1]}")
-                for r in rows_c
-            ]
+            notes_c = [_note(gained, None, f"{r[0]} {'gains' if gained else 'loses'} {r[2]} on {r[1]}") for r in rows_c]
             title = f"Capabilities {'gained' if gained else 'lost'} ({len(c_rows)} rows)"
             out.append(Section(title, ["from", "on", "capability", "value"], rows_c, notes_c))
     d = diff.derp
@@ -351,11 +347,7 @@ def _ssh_section(
         table_rows.append([s, d, login, action, where.where(origin, gained=gained)])
         verb = "may now" if gained else "may no longer"
         notes.append(
-            (
-                "notice" if gained else "warning",
-                where.new_line(origin, gained=gained),
-                f"{s} {verb} ssh to {d} as {login} ({action})",
-            )
+            _note(gained, where.new_line(origin, gained=gained), f"{s} {verb} ssh to {d} as {login} ({action})")
         )
     title = f"SSH {'gained' if gained else 'lost'} ({len(rows)} rows)"
     return Section(title, ["from", "to", "user", "action", "rule"], table_rows, notes)
